@@ -1,0 +1,40 @@
+# secrets-flow operator recipes. Each runs `node --import tsx scripts/...` (npx would add ~0.5 s).
+# `just` itself comes from the rust-just npm package: after `npm ci`, run ./node_modules/.bin/just
+# or put node_modules/.bin on PATH.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+tsx := "node --import tsx"
+secrets_file := env_var_or_default("SECRETS_FILE", "secrets/bootstrap.sops.yaml")
+
+# List the recipes
+default:
+    @just --list
+
+# Create the bootstrap Kubernetes Secrets from the SOPS file (one server-side kubectl apply)
+create-secrets *ARGS:
+    {{tsx}} scripts/create-bootstrap-secrets.ts --secrets-file {{secrets_file}} {{ARGS}}
+
+# Show what create-secrets would apply (fingerprints only; works without an age key)
+create-secrets-dry-run *ARGS:
+    {{tsx}} scripts/create-bootstrap-secrets.ts --secrets-file {{secrets_file}} --dry-run {{ARGS}}
+
+# Print the decrypted SOPS file (sops binary when installed, else the built-in decryptor)
+sops-decrypt FILE=secrets_file *ARGS:
+    {{tsx}} scripts/sops.ts decrypt {{FILE}} {{ARGS}}
+
+# Run a command with the SOPS file's top-level keys in its environment, like `sops exec-env`
+sops-exec-env COMMAND FILE=secrets_file:
+    {{tsx}} scripts/sops.ts exec-env {{FILE}} {{quote(COMMAND)}}
+
+# Run the whole test suite
+test *ARGS:
+    ./node_modules/.bin/vitest run {{ARGS}}
+
+# Type-check and lint
+check:
+    npm run check
+
+# Benchmarks (figures and ratios; never part of the tests)
+bench:
+    {{tsx}} bench/run.ts

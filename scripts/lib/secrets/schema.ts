@@ -1,0 +1,337 @@
+/**
+ * The one table of every bootstrap secret (secrets/bootstrap.sops.yaml).
+ *
+ * Validation, generation (`secrets init`), the Kubernetes manifests, the Bifrost env files and the
+ * "What Lives Where" docs all derive from SECRET_SCHEMA and CONSUMERS below; nothing else lists keys.
+ */
+
+/** Everything that reads a bootstrap secret, and where it lives. */
+export const CONSUMERS = {
+  'infisical-secrets': {
+    kind: 'k8s-secret',
+    namespace: 'infisical',
+    title: 'k8s Secret infisical-secrets (ns infisical)',
+  },
+  'cloudflare-api-token': {
+    kind: 'k8s-secret',
+    namespace: 'cert-manager',
+    title: 'k8s Secret cloudflare-api-token (ns cert-manager)',
+  },
+  'infisical-service-token': {
+    kind: 'k8s-secret',
+    namespace: 'infisical',
+    title: 'k8s Secret infisical-service-token (ns infisical)',
+  },
+  'bifrost-secrets-env': { kind: 'env-file', path: '.secrets.env', title: 'Bifrost .secrets.env' },
+  'bifrost-dot-env': { kind: 'env-file', path: '.env', title: 'Bifrost .env (compose interpolation)' },
+  provisioning: { kind: 'operator', title: 'operator provisioning (Hetzner, Proxmox, Authentik stacks)' },
+} as const satisfies Record<string, ConsumerInfo>;
+
+export type ConsumerId = keyof typeof CONSUMERS;
+
+export type ConsumerInfo =
+  | { kind: 'k8s-secret'; namespace: string; title: string }
+  | { kind: 'env-file'; path: string; title: string }
+  | { kind: 'operator'; title: string };
+
+/** One place a secret is read: the consumer, the name it has there, and whether the consumer needs it. */
+export interface SecretUse {
+  consumer: ConsumerId;
+  as: string;
+  required: boolean;
+  /** A value derived from the secret rather than the secret itself (e.g. a connection string). */
+  derive?: (value: string) => string;
+}
+
+/** How `secrets init` makes a value; `manual` ones come from elsewhere (a provider console, NetBird's UI). */
+export type Generator =
+  | { kind: 'hex'; bytes: number }
+  | { kind: 'base64'; bytes: number }
+  | { kind: 'random-chars'; length: number }
+  | { kind: 'manual'; howTo: string };
+
+export interface FormatCheck {
+  test: (value: string) => boolean;
+  /** What a valid value looks like, shown when the check fails. Never includes the value. */
+  expected: string;
+}
+
+export type Rotation =
+  | { kind: 'free' }
+  | { kind: 'disruptive'; effect: string }
+  | { kind: 'never'; reason: string };
+
+export interface SecretSpec {
+  key: string;
+  description: string;
+  uses: SecretUse[];
+  generate: Generator;
+  format?: FormatCheck;
+  rotation: Rotation;
+  /** The deployment phase in which the operator sets it (design page "What Lives Where"). */
+  setDuring: string;
+}
+
+/** `openssl rand -hex N` and friends; the generator itself lives with `secrets init`. */
+export function describeGenerator(g: Generator): string {
+  switch (g.kind) {
+    case 'hex':
+      return `openssl rand -hex ${g.bytes}`;
+    case 'base64':
+      return `openssl rand -base64 ${g.bytes}`;
+    case 'random-chars':
+      return `${g.length} random characters`;
+    case 'manual':
+      return `set by hand: ${g.howTo}`;
+  }
+}
+
+const hexOf = (bytes: number): FormatCheck => ({
+  test: (v) => new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`).test(v),
+  expected: `${bytes * 2} hex characters (openssl rand -hex ${bytes})`,
+});
+
+const base64Of = (bytes: number): FormatCheck => ({
+  test: (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === bytes,
+  expected: `base64 of exactly ${bytes} bytes (openssl rand -base64 ${bytes})`,
+});
+
+const atLeast = (n: number, what = 'characters'): FormatCheck => ({
+  test: (v) => [...v].length >= n,
+  expected: `at least ${n} ${what}`,
+});
+
+/** The URL a derived Infisical DB connection uses; the password is URL-encoded (the original was not). */
+export function infisicalDbConnectionUri(password: string): string {
+  return `postgresql://infisical:${encodeURIComponent(password)}@postgresql:5432/infisical`;
+}
+
+const PHASE_0 = 'Phase 0';
+const AFTER_NETBIRD_LOGIN = 'After first NetBird login';
+
+export const SECRET_SCHEMA = [
+  {
+    key: 'HCLOUD_TOKEN',
+    description: 'Hetzner Cloud API token (creates the Bifrost VPS)',
+    uses: [{ consumer: 'provisioning', as: 'HCLOUD_TOKEN', required: true }],
+    generate: { kind: 'manual', howTo: 'Hetzner Cloud console → Security → API tokens (read & write)' },
+    format: {
+      test: (v) => /^[A-Za-z0-9]{64}$/.test(v),
+      expected: '64 letters and digits (a Hetzner Cloud API token)',
+    },
+    rotation: { kind: 'free' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'PROXMOX_PASSWORD',
+    description: 'Proxmox root password (provisions the cluster VMs)',
+    uses: [{ consumer: 'provisioning', as: 'PROXMOX_PASSWORD', required: true }],
+    generate: { kind: 'manual', howTo: 'the root password of the Proxmox host' },
+    rotation: { kind: 'free' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'CLOUDFLARE_API_TOKEN',
+    description: 'Cloudflare zone-edit API token (ACME DNS challenges)',
+    uses: [
+      { consumer: 'cloudflare-api-token', as: 'CLOUDFLARE_API_TOKEN', required: true },
+      // Traefik's Cloudflare DNS provider reads this name.
+      { consumer: 'bifrost-secrets-env', as: 'CF_DNS_API_TOKEN', required: true },
+      { consumer: 'provisioning', as: 'CLOUDFLARE_API_TOKEN', required: true },
+    ],
+    generate: { kind: 'manual', howTo: 'Cloudflare dashboard → My Profile → API Tokens (Zone:DNS:Edit)' },
+    format: {
+      test: (v) => /^[A-Za-z0-9_-]{32,}$/.test(v),
+      expected: 'at least 32 letters, digits, "-" or "_" (a Cloudflare API token)',
+    },
+    rotation: { kind: 'free' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'AUTHENTIK_TOKEN',
+    description: 'Authentik bootstrap API token (also minted as netbird-mgmt-token)',
+    uses: [
+      // Authentik reads AUTHENTIK_BOOTSTRAP_TOKEN on the worker, which creates akadmin's token.
+      { consumer: 'bifrost-secrets-env', as: 'AUTHENTIK_BOOTSTRAP_TOKEN', required: true },
+      { consumer: 'provisioning', as: 'AUTHENTIK_TOKEN', required: true },
+    ],
+    generate: { kind: 'random-chars', length: 60 },
+    format: {
+      test: (v) => /^[A-Za-z0-9]{32,255}$/.test(v),
+      expected: '32 to 255 letters and digits (60 random characters)',
+    },
+    rotation: { kind: 'free' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'AUTHENTIK_SECRET_KEY',
+    description: 'Authentik (Django) secret key',
+    uses: [{ consumer: 'bifrost-dot-env', as: 'AUTHENTIK_SECRET_KEY', required: true }],
+    generate: { kind: 'base64', bytes: 48 },
+    // Django warns about secret keys shorter than 50 characters.
+    format: atLeast(50),
+    rotation: { kind: 'disruptive', effect: 'signs every Authentik user out' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'AUTHENTIK_POSTGRESQL_PASSWORD',
+    description: "Password of Authentik's PostgreSQL database",
+    uses: [{ consumer: 'bifrost-dot-env', as: 'AUTHENTIK_POSTGRESQL_PASSWORD', required: true }],
+    generate: { kind: 'hex', bytes: 16 },
+    format: atLeast(16),
+    rotation: { kind: 'disruptive', effect: 'the database role password must be changed to match first' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'AUTHENTIK_GITHUB_SECRET',
+    description: 'GitHub OAuth app client secret (Authentik GitHub source)',
+    uses: [{ consumer: 'provisioning', as: 'AUTHENTIK_GITHUB_SECRET', required: true }],
+    generate: { kind: 'manual', howTo: 'GitHub → Settings → Developer settings → OAuth Apps → client secret' },
+    format: hexOf(20),
+    rotation: { kind: 'free' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'NB_DATA_STORE_KEY',
+    description: "NetBird store encryption key (encrypts NetBird's SQLite database)",
+    uses: [{ consumer: 'bifrost-secrets-env', as: 'NB_DATA_STORE_KEY', required: true }],
+    generate: { kind: 'base64', bytes: 32 },
+    format: base64Of(32),
+    rotation: { kind: 'never', reason: 'the NetBird database is encrypted with it; a new key loses every peer' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'NB_RELAY_SECRET',
+    description: 'NetBird relay shared secret',
+    uses: [{ consumer: 'bifrost-secrets-env', as: 'NB_RELAY_SECRET', required: true }],
+    generate: { kind: 'base64', bytes: 32 },
+    format: atLeast(32),
+    rotation: { kind: 'disruptive', effect: 'every NetBird peer disconnects and reconnects' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'NB_PROXY_TOKEN',
+    description: 'NetBird personal access token for netbird-proxy',
+    uses: [{ consumer: 'bifrost-secrets-env', as: 'NB_PROXY_TOKEN', required: false }],
+    generate: { kind: 'manual', howTo: 'NetBird UI → Settings → Access Tokens (after the first login)' },
+    format: {
+      test: (v) => /^nbp_[A-Za-z0-9]{36}$/.test(v),
+      expected: '"nbp_" followed by 36 letters and digits (a NetBird personal access token)',
+    },
+    rotation: { kind: 'free' },
+    setDuring: AFTER_NETBIRD_LOGIN,
+  },
+  {
+    key: 'NB_BIFROST_SETUP_KEY',
+    description: "NetBird setup key for Bifrost's own agent",
+    uses: [
+      { consumer: 'bifrost-secrets-env', as: 'NB_BIFROST_SETUP_KEY', required: false },
+      // Compose interpolates ${NB_BIFROST_SETUP_KEY} from .env; optional because it exists only after
+      // the first NetBird login (the original made it required and broke first deploys).
+      { consumer: 'bifrost-dot-env', as: 'NB_BIFROST_SETUP_KEY', required: false },
+    ],
+    generate: { kind: 'manual', howTo: 'NetBird UI → Setup Keys (after the first login)' },
+    format: {
+      test: (v) => /^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$/.test(v),
+      expected: 'a UUID such as 1B2C3D4E-0000-4000-8000-000000000000 (a NetBird setup key)',
+    },
+    rotation: { kind: 'free' },
+    setDuring: AFTER_NETBIRD_LOGIN,
+  },
+  {
+    key: 'INFISICAL_DB_PASSWORD',
+    description: "Password of Infisical's PostgreSQL database",
+    uses: [
+      { consumer: 'infisical-secrets', as: 'DB_PASSWORD', required: true },
+      {
+        consumer: 'infisical-secrets',
+        as: 'DB_CONNECTION_URI',
+        required: true,
+        derive: infisicalDbConnectionUri,
+      },
+    ],
+    generate: { kind: 'hex', bytes: 16 },
+    format: atLeast(16),
+    rotation: { kind: 'disruptive', effect: 'the database role password must be changed to match first' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'INFISICAL_ENCRYPTION_KEY',
+    description: 'Infisical encryption key (encrypts stored secrets)',
+    uses: [{ consumer: 'infisical-secrets', as: 'ENCRYPTION_KEY', required: true }],
+    generate: { kind: 'hex', bytes: 16 },
+    // Infisical requires a 16-byte key written as 32 hex characters.
+    format: hexOf(16),
+    rotation: { kind: 'never', reason: "Infisical's stored secrets are encrypted with it" },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'INFISICAL_AUTH_SECRET',
+    description: 'Infisical session signing secret',
+    uses: [{ consumer: 'infisical-secrets', as: 'AUTH_SECRET', required: true }],
+    generate: { kind: 'hex', bytes: 24 },
+    format: atLeast(32),
+    rotation: { kind: 'disruptive', effect: 'signs every Infisical user out' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'REDIS_PASSWORD',
+    description: "Password of Infisical's Redis",
+    uses: [{ consumer: 'infisical-secrets', as: 'REDIS_PASSWORD', required: true }],
+    generate: { kind: 'hex', bytes: 16 },
+    format: atLeast(16),
+    rotation: { kind: 'free' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'INFISICAL_SERVICE_TOKEN',
+    description: 'Infisical service token that every InfisicalSecret references',
+    uses: [{ consumer: 'infisical-service-token', as: 'infisicalToken', required: false }],
+    generate: { kind: 'manual', howTo: 'Infisical UI → project homelab-prod → Access Control → Service Tokens' },
+    format: {
+      test: (v) => /^st\.[A-Za-z0-9._-]+$/.test(v),
+      expected: 'an Infisical service token starting with "st."',
+    },
+    rotation: { kind: 'free' },
+    setDuring: 'Phase 2 (after Infisical is up)',
+  },
+] as const satisfies readonly SecretSpec[];
+
+export type SecretKey = (typeof SECRET_SCHEMA)[number]['key'];
+
+export const SECRET_KEYS: readonly SecretKey[] = SECRET_SCHEMA.map((s) => s.key);
+
+const byKey = new Map<string, SecretSpec>(SECRET_SCHEMA.map((s) => [s.key, s]));
+
+export function specOf(key: string): SecretSpec | undefined {
+  return byKey.get(key);
+}
+
+/** The keys a set of consumers reads, split into required and optional. */
+export function keysFor(consumers: readonly ConsumerId[]): { required: SecretKey[]; optional: SecretKey[] } {
+  const required: SecretKey[] = [];
+  const optional: SecretKey[] = [];
+  for (const spec of SECRET_SCHEMA) {
+    const uses = (spec.uses as readonly SecretUse[]).filter((u) => consumers.includes(u.consumer));
+    if (uses.length === 0) continue;
+    (uses.some((u) => u.required) ? required : optional).push(spec.key);
+  }
+  return { required, optional };
+}
+
+/** What a consumer receives: its own names, in schema order, with derived values computed. */
+export function valuesFor(
+  consumer: ConsumerId,
+  values: Readonly<Record<string, string | undefined>>,
+): { name: string; key: SecretKey; value: string }[] {
+  const out: { name: string; key: SecretKey; value: string }[] = [];
+  for (const spec of SECRET_SCHEMA) {
+    const value = values[spec.key];
+    if (value === undefined || value === '') continue;
+    for (const use of spec.uses as readonly SecretUse[]) {
+      if (use.consumer !== consumer) continue;
+      out.push({ name: use.as, key: spec.key, value: use.derive ? use.derive(value) : value });
+    }
+  }
+  return out;
+}

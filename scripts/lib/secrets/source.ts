@@ -1,0 +1,150 @@
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { InputError } from '../errors.ts';
+import type { Executor } from '../exec/executor.ts';
+import { SECRET_KEYS } from './schema.ts';
+
+export const DEFAULT_SECRETS_FILE = 'secrets/bootstrap.sops.yaml';
+
+export type SourceKind = 'environment' | 'sops-binary' | 'native' | 'key-names-only';
+
+/**
+ * Where the values came from. `key-names-only` is the keyless dry run: SOPS keeps key names in
+ * plaintext, so presence can be checked without any age key (as CI does, holding no secrets).
+ */
+export interface LoadedSecrets {
+  kind: SourceKind;
+  file?: string;
+  /** Schema keys only; never any other variable of the environment or key of the file. */
+  values: Record<string, string>;
+  /** Keys present in the source (for key-names-only, the values above are empty). */
+  present: string[];
+  describe: string;
+}
+
+export interface LoadOptions {
+  secretsFile: string;
+  fromEnv: boolean;
+  /** Keys whose presence in the environment means it already holds the secrets (sops exec-env). */
+  required: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  /** Falls back to key names when no age identity exists at all (dry runs only). */
+  allowKeyless?: boolean;
+  executor: Executor;
+}
+
+/**
+ * In this order: the process environment when it already holds the required keys (or --from-env);
+ * else the `sops` binary when on PATH (SOPS overrides); else the native decryptor.
+ */
+export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
+  const env = opts.env ?? process.env;
+  const fromEnv = pickSchemaKeys(env);
+  const envHasAll = opts.required.length > 0 && opts.required.every((k) => fromEnv[k]);
+  if (opts.fromEnv || envHasAll) {
+    return {
+      kind: 'environment',
+      values: fromEnv,
+      present: Object.keys(fromEnv),
+      describe: 'the process environment',
+    };
+  }
+
+  const file = opts.secretsFile;
+  if (!existsSync(file)) {
+    throw new InputError(
+      `secrets file ${file} not found`,
+      'create it (see README "Operator guide"), pass --secrets-file FILE, or run under `sops exec-env` / with --from-env',
+    );
+  }
+
+  const sops = findSopsBinary(env);
+  if (opts.allowKeyless && !(await anyAgeIdentity(env))) {
+    return keyNamesOnly(file);
+  }
+  if (sops) return decryptWithSopsBinary(sops, file, opts.executor);
+
+  const { decryptSopsFile, execEnvPairs } = await import('./sops/index.ts');
+  const decrypted = await decryptSopsFile(file, { env });
+  const values = pickSchemaKeys(execEnvPairs(decrypted.documents[0] ?? {}, file));
+  return { kind: 'native', file, values, present: Object.keys(values), describe: `${file} (native SOPS decryptor)` };
+}
+
+function pickSchemaKeys(source: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of SECRET_KEYS) {
+    const value = source[key];
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+/** `SOPS` if set, else the first executable `sops` on PATH; found without spawning a process. */
+export function findSopsBinary(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.SOPS) return env.SOPS;
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, 'sops');
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  return undefined;
+}
+
+async function anyAgeIdentity(env: NodeJS.ProcessEnv): Promise<boolean> {
+  const { findAgeIdentities } = await import('./sops/index.ts');
+  const found = await findAgeIdentities(env);
+  return found.identities.length > 0;
+}
+
+async function keyNamesOnly(file: string): Promise<LoadedSecrets> {
+  const { readPlainKeyNames } = await import('./sops/index.ts');
+  const names = readPlainKeyNames(readFileSync(file, 'utf8'), { path: file });
+  const present = SECRET_KEYS.filter((k) => names.includes(k));
+  return {
+    kind: 'key-names-only',
+    file,
+    values: {},
+    present,
+    describe: `${file} (key names only: no age key available, values not decrypted)`,
+  };
+}
+
+// sops's documented exit codes for decryption failures (cmd/sops/codes).
+const SOPS_EXIT_MEANING: Record<number, string> = {
+  51: 'the MAC does not match: the file was changed outside sops',
+  128: 'no key could decrypt the data key',
+  25: 'a value does not decrypt',
+};
+
+async function decryptWithSopsBinary(
+  sops: string,
+  file: string,
+  executor: Executor,
+): Promise<LoadedSecrets> {
+  // Only the file name is on argv; the plaintext comes back on stdout and stays in memory.
+  const result = await executor.run({ argv: [sops, '--decrypt', '--output-type', 'json', file] });
+  if (result.spawnError) {
+    throw new InputError(`cannot run sops (${sops}): ${result.spawnError}`, 'fix SOPS or PATH, or unset SOPS');
+  }
+  if (result.exitCode !== 0) {
+    const meaning = SOPS_EXIT_MEANING[result.exitCode] ?? `sops exited with code ${result.exitCode}`;
+    throw new InputError(
+      `cannot decrypt ${file} with ${sops}: ${meaning}\n${result.stderr.trim()}`,
+      'check the age key (SOPS_AGE_KEY_FILE or ~/.config/sops/age/keys.txt) and that the file is intact (git diff)',
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(result.stdout);
+  } catch {
+    throw new InputError(`sops printed something that is not JSON for ${file}`, 'check the sops version (3.x)');
+  }
+  const { execEnvPairs } = await import('./sops/index.ts');
+  const values = pickSchemaKeys(execEnvPairs(doc, file));
+  return { kind: 'sops-binary', file, values, present: Object.keys(values), describe: `${file} (via ${sops})` };
+}

@@ -1,0 +1,60 @@
+import { CONSUMERS, type ConsumerId, keysFor, type SecretUse, specOf } from './schema.ts';
+
+export interface SecretProblem {
+  key: string;
+  kind: 'missing' | 'malformed';
+  /** Says what is wrong and what a valid value looks like; never holds the value. */
+  detail: string;
+}
+
+// Values travel through env files, YAML and process environments: a control character there is a
+// copy-paste slip (most often a trailing newline) and breaks a consumer far from here.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Every missing or malformed key the given consumers need, all at once, in schema order. */
+export function findProblems(
+  values: Readonly<Record<string, string | undefined>>,
+  consumers: readonly ConsumerId[],
+  opts: { presenceOnly?: boolean } = {},
+): SecretProblem[] {
+  const { required, optional } = keysFor(consumers);
+  const problems: SecretProblem[] = [];
+  for (const key of [...required, ...optional]) {
+    const spec = specOf(key);
+    if (!spec) continue;
+    const value = values[key];
+    if (value === undefined || value === '') {
+      if (required.includes(key)) {
+        const readers = (spec.uses as readonly SecretUse[])
+          .filter((u) => u.required && consumers.includes(u.consumer))
+          .map((u) => CONSUMERS[u.consumer].title);
+        problems.push({ key, kind: 'missing', detail: `missing (needed by ${[...new Set(readers)].join(', ')})` });
+      }
+      continue;
+    }
+    if (opts.presenceOnly) continue;
+    const shape = shapeProblem(value);
+    if (shape) {
+      problems.push({ key, kind: 'malformed', detail: shape });
+      continue;
+    }
+    if (spec.format && !spec.format.test(value)) {
+      problems.push({
+        key,
+        kind: 'malformed',
+        detail: `malformed: expected ${spec.format.expected}; got ${[...value].length} characters`,
+      });
+    }
+  }
+  return problems;
+}
+
+function shapeProblem(value: string): string | undefined {
+  if (/^\s|\s$/.test(value)) return 'malformed: starts or ends with white space (a copy-paste slip?)';
+  if (CONTROL.test(value)) return 'malformed: contains a control character such as a newline or tab';
+  return undefined;
+}
+
+export function formatProblems(problems: readonly SecretProblem[]): string {
+  return problems.map((p) => `  - ${p.key}: ${p.detail}`).join('\n');
+}

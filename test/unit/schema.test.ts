@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CONSUMERS,
+  describeGenerator,
+  infisicalDbConnectionUri,
+  keysFor,
+  SECRET_KEYS,
+  SECRET_SCHEMA,
+  specOf,
+  valuesFor,
+} from '../../scripts/lib/secrets/schema.ts';
+
+// Every key the design page names (secrets-flow-page.md "Bootstrap Secrets"), plus the optional service token.
+const DESIGN_PAGE_KEYS = [
+  'HCLOUD_TOKEN',
+  'PROXMOX_PASSWORD',
+  'CLOUDFLARE_API_TOKEN',
+  'AUTHENTIK_TOKEN',
+  'AUTHENTIK_SECRET_KEY',
+  'AUTHENTIK_POSTGRESQL_PASSWORD',
+  'AUTHENTIK_GITHUB_SECRET',
+  'NB_DATA_STORE_KEY',
+  'NB_RELAY_SECRET',
+  'NB_PROXY_TOKEN',
+  'NB_BIFROST_SETUP_KEY',
+  'INFISICAL_DB_PASSWORD',
+  'INFISICAL_ENCRYPTION_KEY',
+  'INFISICAL_AUTH_SECRET',
+  'REDIS_PASSWORD',
+];
+
+describe('secret schema', () => {
+  it('holds exactly the design page keys plus INFISICAL_SERVICE_TOKEN, once each', () => {
+    expect([...SECRET_KEYS].sort()).toEqual([...DESIGN_PAGE_KEYS, 'INFISICAL_SERVICE_TOKEN'].sort());
+    expect(new Set(SECRET_KEYS).size).toBe(SECRET_KEYS.length);
+  });
+
+  it('every use names a known consumer', () => {
+    for (const spec of SECRET_SCHEMA) {
+      expect(spec.uses.length, spec.key).toBeGreaterThan(0);
+      for (const use of spec.uses) expect(Object.keys(CONSUMERS), spec.key).toContain(use.consumer);
+    }
+  });
+
+  it('records the renames of the Bifrost .secrets.env', () => {
+    const env = { CLOUDFLARE_API_TOKEN: 'cf', AUTHENTIK_TOKEN: 'ak', NB_RELAY_SECRET: 'relay' };
+    const names = valuesFor('bifrost-secrets-env', env).map((e) => [e.name, e.value]);
+    expect(names).toEqual([
+      ['CF_DNS_API_TOKEN', 'cf'],
+      ['AUTHENTIK_BOOTSTRAP_TOKEN', 'ak'],
+      ['NB_RELAY_SECRET', 'relay'],
+    ]);
+  });
+
+  it('says which keys each consumer requires, and keeps the later-phase NetBird keys optional', () => {
+    const secretsEnv = keysFor(['bifrost-secrets-env']);
+    expect(secretsEnv.required).toEqual([
+      'CLOUDFLARE_API_TOKEN',
+      'AUTHENTIK_TOKEN',
+      'NB_DATA_STORE_KEY',
+      'NB_RELAY_SECRET',
+    ]);
+    expect(secretsEnv.optional).toEqual(['NB_PROXY_TOKEN', 'NB_BIFROST_SETUP_KEY']);
+    // The original made NB_BIFROST_SETUP_KEY required in .env and broke every first deploy.
+    expect(keysFor(['bifrost-dot-env']).optional).toEqual(['NB_BIFROST_SETUP_KEY']);
+    const k8s = keysFor(['infisical-secrets', 'cloudflare-api-token', 'infisical-service-token']);
+    expect(k8s.required.sort()).toEqual(
+      [
+        'CLOUDFLARE_API_TOKEN',
+        'INFISICAL_AUTH_SECRET',
+        'INFISICAL_DB_PASSWORD',
+        'INFISICAL_ENCRYPTION_KEY',
+        'REDIS_PASSWORD',
+      ].sort(),
+    );
+    expect(k8s.optional).toEqual(['INFISICAL_SERVICE_TOKEN']);
+  });
+
+  it('derives DB_CONNECTION_URI with the password URL-encoded', () => {
+    const entries = valuesFor('infisical-secrets', { INFISICAL_DB_PASSWORD: 'p@ss/w:rd?#&' });
+    expect(entries.map((e) => e.name)).toEqual(['DB_PASSWORD', 'DB_CONNECTION_URI']);
+    expect(entries[1]?.value).toBe('postgresql://infisical:p%40ss%2Fw%3Ard%3F%23%26@postgresql:5432/infisical');
+    expect(new URL(infisicalDbConnectionUri('a b%c')).password).toBe('a%20b%25c');
+  });
+
+  it('marks NB_DATA_STORE_KEY as never rotated and NB_RELAY_SECRET as disruptive', () => {
+    expect(specOf('NB_DATA_STORE_KEY')?.rotation.kind).toBe('never');
+    expect(specOf('NB_RELAY_SECRET')?.rotation.kind).toBe('disruptive');
+    expect(specOf('CLOUDFLARE_API_TOKEN')?.rotation.kind).toBe('free');
+  });
+
+  it('describes generators the way the design page does', () => {
+    expect(describeGenerator(specOf('AUTHENTIK_SECRET_KEY')!.generate)).toBe('openssl rand -base64 48');
+    expect(describeGenerator(specOf('NB_DATA_STORE_KEY')!.generate)).toBe('openssl rand -base64 32');
+    expect(describeGenerator(specOf('INFISICAL_ENCRYPTION_KEY')!.generate)).toBe('openssl rand -hex 16');
+    expect(describeGenerator(specOf('AUTHENTIK_TOKEN')!.generate)).toBe('60 random characters');
+    expect(describeGenerator(specOf('HCLOUD_TOKEN')!.generate)).toMatch(/^set by hand: /);
+  });
+
+  it('format checks accept what the generators make and reject other shapes', () => {
+    const ok: Record<string, string> = {
+      NB_DATA_STORE_KEY: Buffer.alloc(32, 7).toString('base64'),
+      INFISICAL_ENCRYPTION_KEY: 'a'.repeat(32),
+      AUTHENTIK_SECRET_KEY: Buffer.alloc(48, 1).toString('base64'),
+      NB_PROXY_TOKEN: `nbp_${'A1'.repeat(18)}`,
+      NB_BIFROST_SETUP_KEY: '1B2C3D4E-0000-4000-8000-000000000000',
+      HCLOUD_TOKEN: 'x'.repeat(64),
+    };
+    const bad: Record<string, string> = {
+      NB_DATA_STORE_KEY: Buffer.alloc(16, 7).toString('base64'),
+      INFISICAL_ENCRYPTION_KEY: 'g'.repeat(32),
+      AUTHENTIK_SECRET_KEY: 'short',
+      NB_PROXY_TOKEN: 'nbp_short',
+      NB_BIFROST_SETUP_KEY: 'not-a-uuid',
+      HCLOUD_TOKEN: 'x'.repeat(63),
+    };
+    for (const [key, value] of Object.entries(ok)) expect(specOf(key)?.format?.test(value), key).toBe(true);
+    for (const [key, value] of Object.entries(bad)) expect(specOf(key)?.format?.test(value), key).toBe(false);
+  });
+});
