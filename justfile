@@ -38,3 +38,7 @@ check:
 # Benchmarks (figures and ratios; never part of the tests)
 bench:
     {{tsx}} bench/run.ts
+
+# The bootstrap flow on a built-in sandbox (temporary directory, fake Kubernetes API server)
+demo *ARGS:
+    {{tsx}} scripts/demo.ts {{ARGS}}

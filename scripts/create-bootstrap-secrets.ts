@@ -2,18 +2,24 @@
  * create-bootstrap-secrets: the bootstrap tier's Kubernetes Secrets (design page "Bootstrap Secrets"),
  * from secrets/bootstrap.sops.yaml, in one server-side `kubectl apply` with the manifests on stdin.
  */
-import { EXIT, InputError, WorkError } from './lib/errors.ts';
-import { LocalExecutor } from './lib/exec/local.ts';
-import { formatCommand } from './lib/exec/executor.ts';
+
 import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { EXIT, InputError, WorkError } from './lib/errors.ts';
+import { formatCommand } from './lib/exec/executor.ts';
+import { LocalExecutor } from './lib/exec/local.ts';
+import { kubectlApply, kubectlBinary } from './lib/kube/kubectl.ts';
+import {
+  bootstrapManifests,
+  planBootstrapSecrets,
+  type SecretEntry,
+  toYamlStream,
+} from './lib/kube/manifests.ts';
+import { describeKubeTarget, resolveKubeTarget } from './lib/kube/target.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret, fingerprint, redactor } from './lib/redact.ts';
-import { keysFor, type ConsumerId } from './lib/secrets/schema.ts';
-import { DEFAULT_SECRETS_FILE, loadSecrets, type LoadedSecrets } from './lib/secrets/source.ts';
+import { type ConsumerId, keysFor } from './lib/secrets/schema.ts';
+import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from './lib/secrets/source.ts';
 import { findProblems, formatProblems } from './lib/secrets/validate.ts';
-import { kubectlApply, kubectlBinary } from './lib/kube/kubectl.ts';
-import { bootstrapManifests, planBootstrapSecrets, type SecretEntry, toYamlStream } from './lib/kube/manifests.ts';
-import { describeKubeTarget, resolveKubeTarget } from './lib/kube/target.ts';
 
 const USAGE = 'node --import tsx scripts/create-bootstrap-secrets.ts';
 
@@ -64,14 +70,17 @@ export async function main(argv: string[], out: Output): Promise<number> {
     out.data(HELP);
     return EXIT.ok;
   }
-  if (positionals.length > 0) throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${USAGE} --help`);
+  if (positionals.length > 0)
+    throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${USAGE} --help`);
   const started = performance.now();
   const dryRun = Boolean(flags['dry-run']);
   const secretsFile = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
   const executor = new LocalExecutor();
 
   const target = resolveKubeTarget({ kubeconfig: flags.kubeconfig, context: flags.context });
-  out.info(`${out.color.bold('target')}  ${describeKubeTarget(target)}${dryRun ? out.color.cyan('  [dry run]') : ''}`);
+  out.info(
+    `${out.color.bold('target')}  ${describeKubeTarget(target)}${dryRun ? out.color.cyan('  [dry run]') : ''}`,
+  );
 
   const { required } = keysFor(K8S_CONSUMERS);
   const loaded = await loadSecrets({
@@ -96,7 +105,9 @@ export async function main(argv: string[], out: Output): Promise<number> {
   }
 
   const planned = planBootstrapSecrets(
-    loaded.kind === 'key-names-only' ? Object.fromEntries(loaded.present.map((k) => [k, `<${k}>`])) : loaded.values,
+    loaded.kind === 'key-names-only'
+      ? Object.fromEntries(loaded.present.map((k) => [k, `<${k}>`]))
+      : loaded.values,
   );
   for (const secret of planned) {
     out.info(`${out.color.bold('secret')}  ${secret.namespace}/${secret.name}`);
@@ -123,7 +134,9 @@ export async function main(argv: string[], out: Output): Promise<number> {
     keys: s.entries.map((e) => ({
       name: e.name,
       from: e.key,
-      ...(loaded.kind === 'key-names-only' ? {} : { length: [...e.value].length, fingerprint: fingerprint(e.value) }),
+      ...(loaded.kind === 'key-names-only'
+        ? {}
+        : { length: [...e.value].length, fingerprint: fingerprint(e.value) }),
     })),
   }));
   const summary = {

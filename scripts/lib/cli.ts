@@ -1,4 +1,4 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { EXIT, exitCodeOf, InputError } from './errors.ts';
 import { createOutput, type Output } from './output.ts';
 import { redactor } from './redact.ts';
@@ -28,7 +28,10 @@ export function parseCli<const O extends Options>(argv: string[], options: O, us
  * Runs a command's main function and turns any failure into a redacted `error:`/`hint:` pair and the
  * conventional exit code. Nothing thrown here reaches the terminal unredacted.
  */
-export async function runMain(main: (out: Output) => Promise<number | undefined>, argv = process.argv): Promise<void> {
+export async function runMain(
+  main: (out: Output) => Promise<number | undefined>,
+  argv = process.argv,
+): Promise<void> {
   const json = argv.includes('--json');
   const out = createOutput({ json, verbose: argv.includes('--verbose') || argv.includes('-v') });
   try {

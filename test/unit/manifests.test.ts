@@ -1,7 +1,7 @@
-import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { bootstrapManifests, planBootstrapSecrets, toYamlStream } from '../../scripts/lib/kube/manifests.ts';
+import { parseAllDocuments } from 'yaml';
 import { applyArgv } from '../../scripts/lib/kube/kubectl.ts';
+import { bootstrapManifests, planBootstrapSecrets, toYamlStream } from '../../scripts/lib/kube/manifests.ts';
 
 const values = {
   INFISICAL_DB_PASSWORD: `pw"with'quotes\\and: colons # and $dollars`,
@@ -20,7 +20,7 @@ describe('bootstrap manifests', () => {
       'Secret/infisical/infisical-secrets',
       'Secret/cert-manager/cloudflare-api-token',
     ]);
-    const infisical = manifests[2]!;
+    const infisical = manifests[2] as (typeof manifests)[number];
     expect(infisical.metadata.annotations).toEqual({ 'argocd.argoproj.io/sync-options': 'Prune=false' });
     expect(infisical.stringData).toBeUndefined();
     const decoded = Object.fromEntries(

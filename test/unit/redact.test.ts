@@ -6,7 +6,12 @@ describe('Redactor', () => {
     const r = new Redactor();
     const value = 'p@ss "word"/&';
     r.register(value, 'DB_PASSWORD');
-    const forms = [value, Buffer.from(value).toString('base64'), encodeURIComponent(value), JSON.stringify(value)];
+    const forms = [
+      value,
+      Buffer.from(value).toString('base64'),
+      encodeURIComponent(value),
+      JSON.stringify(value),
+    ];
     for (const form of forms) {
       const out = r.redact(`before ${form} after`);
       expect(out).toContain('[REDACTED:DB_PASSWORD]');

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CONSUMERS,
   describeGenerator,
+  type Generator,
   infisicalDbConnectionUri,
   keysFor,
   SECRET_KEYS,
@@ -79,7 +80,9 @@ describe('secret schema', () => {
   it('derives DB_CONNECTION_URI with the password URL-encoded', () => {
     const entries = valuesFor('infisical-secrets', { INFISICAL_DB_PASSWORD: 'p@ss/w:rd?#&' });
     expect(entries.map((e) => e.name)).toEqual(['DB_PASSWORD', 'DB_CONNECTION_URI']);
-    expect(entries[1]?.value).toBe('postgresql://infisical:p%40ss%2Fw%3Ard%3F%23%26@postgresql:5432/infisical');
+    expect(entries[1]?.value).toBe(
+      'postgresql://infisical:p%40ss%2Fw%3Ard%3F%23%26@postgresql:5432/infisical',
+    );
     expect(new URL(infisicalDbConnectionUri('a b%c')).password).toBe('a%20b%25c');
   });
 
@@ -90,11 +93,17 @@ describe('secret schema', () => {
   });
 
   it('describes generators the way the design page does', () => {
-    expect(describeGenerator(specOf('AUTHENTIK_SECRET_KEY')!.generate)).toBe('openssl rand -base64 48');
-    expect(describeGenerator(specOf('NB_DATA_STORE_KEY')!.generate)).toBe('openssl rand -base64 32');
-    expect(describeGenerator(specOf('INFISICAL_ENCRYPTION_KEY')!.generate)).toBe('openssl rand -hex 16');
-    expect(describeGenerator(specOf('AUTHENTIK_TOKEN')!.generate)).toBe('60 random characters');
-    expect(describeGenerator(specOf('HCLOUD_TOKEN')!.generate)).toMatch(/^set by hand: /);
+    expect(describeGenerator(specOf('AUTHENTIK_SECRET_KEY')?.generate as Generator)).toBe(
+      'openssl rand -base64 48',
+    );
+    expect(describeGenerator(specOf('NB_DATA_STORE_KEY')?.generate as Generator)).toBe(
+      'openssl rand -base64 32',
+    );
+    expect(describeGenerator(specOf('INFISICAL_ENCRYPTION_KEY')?.generate as Generator)).toBe(
+      'openssl rand -hex 16',
+    );
+    expect(describeGenerator(specOf('AUTHENTIK_TOKEN')?.generate as Generator)).toBe('60 random characters');
+    expect(describeGenerator(specOf('HCLOUD_TOKEN')?.generate as Generator)).toMatch(/^set by hand: /);
   });
 
   it('format checks accept what the generators make and reject other shapes', () => {

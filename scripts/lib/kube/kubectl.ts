@@ -23,7 +23,15 @@ export function applyArgv(opts: KubectlOptions & { dryRun: boolean }): string[] 
   if (opts.kubeconfig) argv.push('--kubeconfig', opts.kubeconfig);
   if (opts.context) argv.push('--context', opts.context);
   if (opts.dryRun) return [...argv, 'apply', '--dry-run=client', '-f', '-'];
-  return [...argv, 'apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '--force-conflicts', '-f', '-'];
+  return [
+    ...argv,
+    'apply',
+    '--server-side',
+    `--field-manager=${FIELD_MANAGER}`,
+    '--force-conflicts',
+    '-f',
+    '-',
+  ];
 }
 
 export async function kubectlApply(
@@ -39,7 +47,10 @@ export async function kubectlApply(
     );
   }
   if (result.timedOut) {
-    throw new WorkError(`${opts.kubectl} apply did not finish within 120 s`, 'check that the cluster is reachable');
+    throw new WorkError(
+      `${opts.kubectl} apply did not finish within 120 s`,
+      'check that the cluster is reachable',
+    );
   }
   return { argv, result };
 }

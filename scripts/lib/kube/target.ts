@@ -23,7 +23,11 @@ interface KubeconfigDoc {
  * (--kubeconfig, else every file in KUBECONFIG, else ~/.kube/config; the first current-context wins).
  * Reading the files ourselves saves a `kubectl config` process per run.
  */
-export function resolveKubeTarget(opts: { kubeconfig?: string; context?: string; env?: NodeJS.ProcessEnv }): KubeTarget {
+export function resolveKubeTarget(opts: {
+  kubeconfig?: string;
+  context?: string;
+  env?: NodeJS.ProcessEnv;
+}): KubeTarget {
   const env = opts.env ?? process.env;
   const files = opts.kubeconfig
     ? [opts.kubeconfig]
@@ -46,6 +50,7 @@ export function resolveKubeTarget(opts: { kubeconfig?: string; context?: string;
 }
 
 export function describeKubeTarget(t: KubeTarget): string {
-  if (!t.context) return `no current context (kubeconfig: ${t.files.join(', ')}); kubectl will use its default`;
+  if (!t.context)
+    return `no current context (kubeconfig: ${t.files.join(', ')}); kubectl will use its default`;
   return `context "${t.context}"${t.server ? ` (${t.server})` : ''}`;
 }

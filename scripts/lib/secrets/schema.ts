@@ -186,7 +186,10 @@ export const SECRET_SCHEMA = [
     key: 'AUTHENTIK_GITHUB_SECRET',
     description: 'GitHub OAuth app client secret (Authentik GitHub source)',
     uses: [{ consumer: 'provisioning', as: 'AUTHENTIK_GITHUB_SECRET', required: true }],
-    generate: { kind: 'manual', howTo: 'GitHub → Settings → Developer settings → OAuth Apps → client secret' },
+    generate: {
+      kind: 'manual',
+      howTo: 'GitHub → Settings → Developer settings → OAuth Apps → client secret',
+    },
     format: hexOf(20),
     rotation: { kind: 'free' },
     setDuring: PHASE_0,
@@ -197,7 +200,10 @@ export const SECRET_SCHEMA = [
     uses: [{ consumer: 'bifrost-secrets-env', as: 'NB_DATA_STORE_KEY', required: true }],
     generate: { kind: 'base64', bytes: 32 },
     format: base64Of(32),
-    rotation: { kind: 'never', reason: 'the NetBird database is encrypted with it; a new key loses every peer' },
+    rotation: {
+      kind: 'never',
+      reason: 'the NetBird database is encrypted with it; a new key loses every peer',
+    },
     setDuring: PHASE_0,
   },
   {
@@ -287,7 +293,10 @@ export const SECRET_SCHEMA = [
     key: 'INFISICAL_SERVICE_TOKEN',
     description: 'Infisical service token that every InfisicalSecret references',
     uses: [{ consumer: 'infisical-service-token', as: 'infisicalToken', required: false }],
-    generate: { kind: 'manual', howTo: 'Infisical UI → project homelab-prod → Access Control → Service Tokens' },
+    generate: {
+      kind: 'manual',
+      howTo: 'Infisical UI → project homelab-prod → Access Control → Service Tokens',
+    },
     format: {
       test: (v) => /^st\.[A-Za-z0-9._-]+$/.test(v),
       expected: 'an Infisical service token starting with "st."',

@@ -67,7 +67,13 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
   const { decryptSopsFile, execEnvPairs } = await import('./sops/index.ts');
   const decrypted = await decryptSopsFile(file, { env });
   const values = pickSchemaKeys(execEnvPairs(decrypted.documents[0] ?? {}, file));
-  return { kind: 'native', file, values, present: Object.keys(values), describe: `${file} (native SOPS decryptor)` };
+  return {
+    kind: 'native',
+    file,
+    values,
+    present: Object.keys(values),
+    describe: `${file} (native SOPS decryptor)`,
+  };
 }
 
 function pickSchemaKeys(source: Readonly<Record<string, string | undefined>>): Record<string, string> {
@@ -121,15 +127,14 @@ const SOPS_EXIT_MEANING: Record<number, string> = {
   25: 'a value does not decrypt',
 };
 
-async function decryptWithSopsBinary(
-  sops: string,
-  file: string,
-  executor: Executor,
-): Promise<LoadedSecrets> {
+async function decryptWithSopsBinary(sops: string, file: string, executor: Executor): Promise<LoadedSecrets> {
   // Only the file name is on argv; the plaintext comes back on stdout and stays in memory.
   const result = await executor.run({ argv: [sops, '--decrypt', '--output-type', 'json', file] });
   if (result.spawnError) {
-    throw new InputError(`cannot run sops (${sops}): ${result.spawnError}`, 'fix SOPS or PATH, or unset SOPS');
+    throw new InputError(
+      `cannot run sops (${sops}): ${result.spawnError}`,
+      'fix SOPS or PATH, or unset SOPS',
+    );
   }
   if (result.exitCode !== 0) {
     const meaning = SOPS_EXIT_MEANING[result.exitCode] ?? `sops exited with code ${result.exitCode}`;
@@ -142,9 +147,18 @@ async function decryptWithSopsBinary(
   try {
     doc = JSON.parse(result.stdout);
   } catch {
-    throw new InputError(`sops printed something that is not JSON for ${file}`, 'check the sops version (3.x)');
+    throw new InputError(
+      `sops printed something that is not JSON for ${file}`,
+      'check the sops version (3.x)',
+    );
   }
   const { execEnvPairs } = await import('./sops/index.ts');
   const values = pickSchemaKeys(execEnvPairs(doc, file));
-  return { kind: 'sops-binary', file, values, present: Object.keys(values), describe: `${file} (via ${sops})` };
+  return {
+    kind: 'sops-binary',
+    file,
+    values,
+    present: Object.keys(values),
+    describe: `${file} (via ${sops})`,
+  };
 }

@@ -9,7 +9,8 @@ export interface SecretProblem {
 
 // Values travel through env files, YAML and process environments: a control character there is a
 // copy-paste slip (most often a trailing newline) and breaks a consumer far from here.
-const CONTROL = /[\u0000-\u001f\u007f]/;
+const hasControlCharacter = (v: string) =>
+  [...v].some((ch) => (ch.codePointAt(0) ?? 0) < 0x20 || ch === '\u007f');
 
 /** Every missing or malformed key the given consumers need, all at once, in schema order. */
 export function findProblems(
@@ -28,7 +29,11 @@ export function findProblems(
         const readers = (spec.uses as readonly SecretUse[])
           .filter((u) => u.required && consumers.includes(u.consumer))
           .map((u) => CONSUMERS[u.consumer].title);
-        problems.push({ key, kind: 'missing', detail: `missing (needed by ${[...new Set(readers)].join(', ')})` });
+        problems.push({
+          key,
+          kind: 'missing',
+          detail: `missing (needed by ${[...new Set(readers)].join(', ')})`,
+        });
       }
       continue;
     }
@@ -51,7 +56,7 @@ export function findProblems(
 
 function shapeProblem(value: string): string | undefined {
   if (/^\s|\s$/.test(value)) return 'malformed: starts or ends with white space (a copy-paste slip?)';
-  if (CONTROL.test(value)) return 'malformed: contains a control character such as a newline or tab';
+  if (hasControlCharacter(value)) return 'malformed: contains a control character such as a newline or tab';
   return undefined;
 }
 

@@ -1,0 +1,114 @@
+/**
+ * Benchmarks for the bootstrap tier (issue "create-bootstrap-secrets"). Prints figures and their ratio
+ * to the goal; never asserts. Goals on these 2-core machines:
+ *   - cold start of `create-bootstrap-secrets --dry-run`: median < 600 ms, peak memory < 150 MB
+ *   - native decrypt of a 50-key SOPS file, in-process: median < 50 ms
+ *   - kubectl processes per real run: 1 (the original bash script spawned 4)
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { decryptSopsText, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
+import { canaryValues } from '../test/helpers/bootstrap-fixture.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+};
+
+function report(
+  name: string,
+  value: number,
+  unit: string,
+  goal: number,
+  better: 'lower' | 'equal' = 'lower',
+) {
+  const ratio = value / goal;
+  const verdict =
+    better === 'equal'
+      ? value === goal
+        ? 'meets goal'
+        : 'MISSES goal'
+      : ratio <= 1
+        ? 'meets goal'
+        : 'MISSES goal';
+  console.log(
+    `${name.padEnd(52)} ${value.toFixed(unit === 'ms' ? 1 : 0).padStart(8)} ${unit.padEnd(5)} goal ${String(goal).padStart(4)} ${unit.padEnd(5)} ratio ${ratio.toFixed(2)}  ${verdict}`,
+  );
+}
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), 'sf-bench-'));
+  const identity = await generateIdentity();
+  const recipient = await identityToRecipient(identity);
+  const keyFile = join(dir, 'keys.txt');
+  writeFileSync(keyFile, `${identity}\n`, { mode: 0o600 });
+  const secretsFile = join(dir, 'bootstrap.sops.yaml');
+  writeFileSync(secretsFile, await encryptSops(canaryValues(), { recipients: [recipient], format: 'yaml' }));
+  const env = {
+    ...process.env,
+    SOPS_AGE_KEY_FILE: keyFile,
+    KUBECTL: join(ROOT, 'test/fakes/kubectl'),
+    NO_COLOR: '1',
+  };
+  console.log(`secrets-flow bench: ${RUNS} runs each, node ${process.version}\n`);
+
+  // 1. Cold start of the dry run, as an operator types it.
+  const rssFile = join(dir, 'rss');
+  const times: number[] = [];
+  const script = join(ROOT, 'scripts/create-bootstrap-secrets.ts');
+  const args = [
+    '--import',
+    join(ROOT, 'bench/rss-probe.mjs'),
+    '--import',
+    'tsx',
+    script,
+    '--dry-run',
+    '--secrets-file',
+    secretsFile,
+  ];
+  execFileSync(process.execPath, args, { env, cwd: ROOT, stdio: 'ignore' }); // warm tsx's transform cache
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    execFileSync(process.execPath, args, {
+      env: { ...env, BENCH_RSS_FILE: rssFile },
+      cwd: ROOT,
+      stdio: 'ignore',
+    });
+    times.push(performance.now() - t0);
+  }
+  const rssMb = Math.max(...readFileSync(rssFile, 'utf8').trim().split('\n').map(Number)) / 1024;
+  report('create-bootstrap-secrets --dry-run, cold start median', median(times), 'ms', 600);
+  report('create-bootstrap-secrets --dry-run, peak RSS', rssMb, 'MB', 150);
+
+  // 2. Native decrypt of a 50-key file, in-process (module load excluded).
+  const fifty: Record<string, string> = {};
+  for (let i = 0; i < 50; i++) fifty[`KEY_${String(i).padStart(2, '0')}`] = `value-${i}-${'x'.repeat(40)}`;
+  const fiftyText = await encryptSops(fifty, { recipients: [recipient], format: 'yaml' });
+  const opts = { path: 'fifty.sops.yaml', env: { SOPS_AGE_KEY_FILE: keyFile } };
+  await decryptSopsText(fiftyText, opts);
+  const dtimes: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    await decryptSopsText(fiftyText, opts);
+    dtimes.push(performance.now() - t0);
+  }
+  report('native decrypt, 50-key YAML, in-process median', median(dtimes), 'ms', 50);
+
+  // 3. kubectl processes per real run.
+  const log = join(dir, 'kubectl-log');
+  execFileSync(process.execPath, ['--import', 'tsx', script, '--secrets-file', secretsFile], {
+    env: { ...env, FAKE_KUBECTL_LOG: log },
+    cwd: ROOT,
+    stdio: 'ignore',
+  });
+  report('kubectl processes per real run (original: 4)', readdirSync(log).length, 'proc', 1, 'equal');
+}
+
+await main();

@@ -1,0 +1,219 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Decrypter } from 'age-encryption';
+
+/**
+ * Where sops looks for age identities (`age/keysource.go`: loadIdentities), in its order. sops
+ * ≥ 3.11 loads every source and uses them together, reporting the problems only when no identity
+ * decrypts the data key; this does the same.
+ */
+export interface IdentitySearch {
+  identities: string[];
+  /** Every place looked at and what was found there, for error messages. No key material. */
+  searched: string[];
+  /** What could not be used (unreadable file, SSH or plugin key, …), also without key material. */
+  problems: string[];
+}
+
+const NOT_NATIVE = 'not supported natively; install the sops binary to use it';
+const KEY_CMD_TIMEOUT_MS = 60_000;
+
+function count(n: number): string {
+  return n === 1 ? '1 identity' : `${n} identities`;
+}
+
+function isValidIdentity(identity: string): boolean {
+  try {
+    new Decrypter().addIdentity(identity);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A keys file: one identity per line; empty lines and lines starting with `#` skipped; only a
+ * trailing `\r` removed. `SOPS_AGE_KEY` (sops ≥ 3.13) may also hold several keys on one line.
+ */
+function parseIdentities(
+  text: string,
+  label: string,
+  splitOnSpaces = false,
+): { identities: string[]; problems: string[] } {
+  const identities: string[] = [];
+  const problems: string[] = [];
+  const start = text.trimStart();
+  if (start.startsWith('-----BEGIN AGE ENCRYPTED FILE-----') || start.startsWith('age-encryption.org/')) {
+    return { identities, problems: [`${label} is a passphrase-encrypted keys file: ${NOT_NATIVE}`] };
+  }
+  if (/^-----BEGIN [A-Z ]*PRIVATE KEY-----/m.test(text)) {
+    return { identities, problems: [`${label} holds an SSH private key: ${NOT_NATIVE}`] };
+  }
+  text.split('\n').forEach((rawLine, index) => {
+    const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
+    if (line === '' || line.startsWith('#')) return;
+    for (const token of splitOnSpaces ? line.split(/\s+/).filter(Boolean) : [line]) {
+      if (token.startsWith('AGE-PLUGIN-'))
+        problems.push(`${label} line ${index + 1} is a plugin identity: ${NOT_NATIVE}`);
+      else if (isValidIdentity(token)) identities.push(token);
+      else problems.push(`${label} line ${index + 1} is not an age identity`);
+    }
+  });
+  return { identities, problems };
+}
+
+/** Go `os.UserConfigDir()` + `sops/age/keys.txt`, from `env` only (tests pass an isolated env). */
+export function defaultKeysFile(
+  env: NodeJS.ProcessEnv,
+  platform: NodeJS.Platform = process.platform,
+): string | undefined {
+  if (platform === 'win32') return env.APPDATA ? join(env.APPDATA, 'sops', 'age', 'keys.txt') : undefined;
+  // sops ≥ 3.8.1 honours XDG_CONFIG_HOME on macOS too.
+  if (env.XDG_CONFIG_HOME) return join(env.XDG_CONFIG_HOME, 'sops', 'age', 'keys.txt');
+  if (!env.HOME) return undefined;
+  if (platform === 'darwin')
+    return join(env.HOME, 'Library', 'Application Support', 'sops', 'age', 'keys.txt');
+  return join(env.HOME, '.config', 'sops', 'age', 'keys.txt');
+}
+
+/** google/shlex as sops uses it: words split on blanks, '…' literal, "…" and \ escapes, # comments. */
+export function shlexSplit(command: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < command.length; i++) {
+    const ch = command.charAt(i);
+    const escaped = ch === '\\' && i + 1 < command.length;
+    if (quote === "'") {
+      if (ch === "'") quote = undefined;
+      else word += ch;
+    } else if (quote === '"') {
+      if (ch === '"') quote = undefined;
+      else word += escaped ? command.charAt(++i) : ch;
+    } else if (/\s/.test(ch)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else if (ch === '#' && !inWord) {
+      break;
+    } else {
+      inWord = true;
+      if (ch === "'" || ch === '"') quote = ch;
+      else word += escaped ? command.charAt(++i) : ch;
+    }
+  }
+  if (quote) throw new Error('unclosed quote');
+  if (inWord) words.push(word);
+  return words;
+}
+
+function runKeyCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ stdout: string; failure?: string }> {
+  const [file = '', ...args] = argv;
+  return new Promise((resolve) => {
+    // No shell, like sops; stdin closed, stderr kept out of our output (it may say anything).
+    const child = execFile(
+      file,
+      args,
+      { env, timeout: KEY_CMD_TIMEOUT_MS, maxBuffer: 1 << 20 },
+      (err, stdout) => {
+        if (!err) return resolve({ stdout });
+        const code = (err as NodeJS.ErrnoException).code;
+        const failure =
+          typeof code === 'string'
+            ? `cannot run it (${code})`
+            : err.killed
+              ? `did not finish within ${KEY_CMD_TIMEOUT_MS / 1000} s`
+              : `exited with code ${code ?? 'unknown'}`;
+        resolve({ stdout: '', failure });
+      },
+    );
+    child.stdin?.end();
+  });
+}
+
+async function fromFile(
+  path: string,
+  label: string,
+  search: IdentitySearch,
+  mustExist: boolean,
+): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    search.searched.push(`${label}: ${code === 'ENOENT' ? 'not found' : `cannot read (${code})`}`);
+    if (mustExist || code !== 'ENOENT') search.problems.push(`${label} cannot be read (${code})`);
+    return;
+  }
+  const found = parseIdentities(text, label);
+  search.identities.push(...found.identities);
+  search.problems.push(...found.problems);
+  search.searched.push(`${label}: ${count(found.identities.length)}`);
+}
+
+/**
+ * Loads every identity sops would. `recipient`, when given, is passed to `SOPS_AGE_KEY_CMD` as
+ * `SOPS_AGE_RECIPIENT` (sops ≥ 3.12 runs the command once per age recipient it tries).
+ */
+export async function loadAgeIdentities(env: NodeJS.ProcessEnv, recipient?: string): Promise<IdentitySearch> {
+  const search: IdentitySearch = { identities: [], searched: [], problems: [] };
+  for (const name of ['SOPS_AGE_SSH_PRIVATE_KEY_FILE', 'SOPS_AGE_SSH_PRIVATE_KEY_CMD']) {
+    if (env[name]) search.problems.push(`${name} is set, but SSH identities are ${NOT_NATIVE}`);
+  }
+
+  if (env.SOPS_AGE_KEY) {
+    const found = parseIdentities(env.SOPS_AGE_KEY, 'SOPS_AGE_KEY', true);
+    search.identities.push(...found.identities);
+    search.problems.push(...found.problems);
+    search.searched.push(`SOPS_AGE_KEY: ${count(found.identities.length)}`);
+  } else {
+    search.searched.push('SOPS_AGE_KEY: not set');
+  }
+
+  if (env.SOPS_AGE_KEY_FILE) {
+    await fromFile(env.SOPS_AGE_KEY_FILE, `SOPS_AGE_KEY_FILE=${env.SOPS_AGE_KEY_FILE}`, search, true);
+  } else {
+    search.searched.push('SOPS_AGE_KEY_FILE: not set');
+  }
+
+  const keyCmd = env.SOPS_AGE_KEY_CMD;
+  if (keyCmd) {
+    const label = `SOPS_AGE_KEY_CMD (${keyCmd})`;
+    let argv: string[] = [];
+    try {
+      argv = shlexSplit(keyCmd);
+    } catch {
+      search.problems.push(`${label} has an unclosed quote`);
+    }
+    if (argv.length > 0) {
+      const result = await runKeyCommand(argv, recipient ? { ...env, SOPS_AGE_RECIPIENT: recipient } : env);
+      if (result.failure) search.problems.push(`${label} ${result.failure}`);
+      const found = parseIdentities(result.stdout, label);
+      search.identities.push(...found.identities);
+      search.problems.push(...found.problems);
+      search.searched.push(`${label}: ${result.failure ? result.failure : count(found.identities.length)}`);
+    } else {
+      search.searched.push(`${label}: no command to run`);
+    }
+  } else {
+    search.searched.push('SOPS_AGE_KEY_CMD: not set');
+  }
+
+  const defaultFile = defaultKeysFile(env);
+  if (defaultFile) await fromFile(defaultFile, defaultFile, search, false);
+  else search.searched.push('default keys file: HOME (or XDG_CONFIG_HOME) is not set');
+
+  search.identities = [...new Set(search.identities)];
+  return search;
+}
+
+/** Every age identity sops would load from `env`, where it looked, and what it could not use. */
+export function findAgeIdentities(env: NodeJS.ProcessEnv = process.env): Promise<IdentitySearch> {
+  return loadAgeIdentities(env);
+}

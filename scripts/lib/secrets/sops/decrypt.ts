@@ -1,0 +1,185 @@
+import { readFile } from 'node:fs/promises';
+import { InputError } from '../../errors.ts';
+import { CipherError, decryptValue } from './cipher.ts';
+import { recoverDataKey } from './data-key.ts';
+import { rememberBranch } from './exec-env.ts';
+import { GoTime } from './go-values.ts';
+import { MacHasher, macBytes } from './mac.ts';
+import { parseMetadata, type SopsMetadata } from './metadata.ts';
+import { compileRules } from './rules.ts';
+import { formatForPath, parseStore, type SopsFormat } from './stores.ts';
+import {
+  aadOf,
+  type Branch,
+  Comment,
+  type LeafPlace,
+  type Scalar,
+  toPlain,
+  topLevelKeys,
+  walkBranch,
+} from './tree.ts';
+
+export interface DecryptedFile {
+  path: string;
+  format: SopsFormat;
+  sopsVersion: string | null;
+  /** One per branch (YAML document); plain objects in file key order, metadata removed. */
+  documents: unknown[];
+  macVerified: true;
+}
+
+export interface DecryptOptions {
+  path: string;
+  env?: NodeJS.ProcessEnv;
+  format?: SopsFormat;
+  /** Use exactly these age identities instead of looking for them as sops does. */
+  identities?: string[];
+}
+
+/** The decrypted tree as sops holds it, for writers that must keep key order and types. */
+export interface DecryptedTree {
+  format: SopsFormat;
+  metadata: SopsMetadata;
+  branches: Branch[];
+  /** The MAC recomputed over the plaintext (it equals the stored one, or decryption failed). */
+  mac: string;
+}
+
+const RESTORE =
+  'restore the file from version control (git diff shows what changed) or re-encrypt it with sops';
+
+function kindOf(value: Exclude<Scalar, null>): string {
+  if (value instanceof GoTime) return 'timestamp';
+  if (typeof value === 'bigint') return 'integer';
+  if (typeof value === 'number') return 'float';
+  return typeof value;
+}
+
+function formatOf(path: string, format: SopsFormat | undefined): SopsFormat {
+  if (format) return format;
+  if (path.endsWith('.ini')) {
+    throw new InputError(
+      `${path}: INI files are not supported natively`,
+      'install the sops binary for this file',
+    );
+  }
+  return formatForPath(path);
+}
+
+/** Decrypts every value and checks the MAC, failing closed on anything sops would refuse. */
+export async function decryptToTree(text: string, opts: DecryptOptions): Promise<DecryptedTree> {
+  const file = opts.path;
+  const format = formatOf(file, opts.format);
+  const parsed = parseStore(text, format, file);
+  const metadata = parseMetadata(parsed.metadata, file);
+  const shouldEncrypt = compileRules(metadata.rules, file);
+  const key = await recoverDataKey(metadata, file, {
+    env: opts.env ?? process.env,
+    identities: opts.identities,
+  });
+  const hasher = new MacHasher(metadata.macOnlyEncrypted);
+
+  const decryptLeaf = (leaf: Exclude<Scalar, null> | Comment, place: LeafPlace): Scalar | Comment => {
+    // Comments are neither hashed nor part of the documents, so they are left as they are.
+    if (leaf instanceof Comment) return leaf;
+    if (!shouldEncrypt(place, false)) {
+      hasher.add(macBytes(leaf), false);
+      return leaf;
+    }
+    const where = `${file}: the value at key path ${place.where}`;
+    if (typeof leaf !== 'string') {
+      throw new InputError(`${where} should be encrypted but is a plain ${kindOf(leaf)}`, RESTORE);
+    }
+    try {
+      const plain = decryptValue(key, leaf, aadOf(place.path));
+      hasher.add(plain.mac, true);
+      return plain.value;
+    } catch (err) {
+      if (!(err instanceof CipherError)) throw err;
+      if (err.reason === 'auth') {
+        throw new InputError(`${where} does not decrypt (tampered with, or moved from another key)`, RESTORE);
+      }
+      throw new InputError(`${where} ${err.message}`, RESTORE);
+    }
+  };
+  const branches = parsed.branches.map((branch) => walkBranch(branch, decryptLeaf));
+  const mac = hasher.hex();
+  verifyMac(metadata, key, mac, file);
+  return { format, metadata, branches, mac };
+}
+
+/** `common.DecryptTree`'s check, with sops's own wording where it has one. */
+function verifyMac(metadata: SopsMetadata, key: Uint8Array, computed: string, file: string): void {
+  if (!metadata.mac) {
+    throw new InputError(
+      `${file}: File has no MAC (sops.mac is missing): the file was modified outside sops`,
+      RESTORE,
+    );
+  }
+  let stored: unknown;
+  try {
+    stored = decryptValue(key, metadata.mac, metadata.macAad).value;
+  } catch {
+    throw new InputError(
+      `${file}: the MAC does not decrypt: sops.mac or sops.lastmodified was modified outside sops`,
+      RESTORE,
+    );
+  }
+  if (stored !== computed) {
+    throw new InputError(
+      `${file}: MAC mismatch: the file was modified outside sops (a value or the order of values changed)`,
+      `${RESTORE}; if the sops binary decrypts this very file, the native reader typed a value differently: use sops`,
+    );
+  }
+}
+
+export async function decryptSopsText(text: string, opts: DecryptOptions): Promise<DecryptedFile> {
+  const tree = await decryptToTree(text, opts);
+  const documents = tree.branches.map((branch) => {
+    const doc = toPlain(branch);
+    rememberBranch(doc, branch);
+    return doc;
+  });
+  return {
+    path: opts.path,
+    format: tree.format,
+    sopsVersion: tree.metadata.version,
+    documents,
+    macVerified: true,
+  };
+}
+
+export async function readSopsFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`${path} does not exist`, 'check the path');
+    if (code === 'EISDIR') throw new InputError(`${path} is a directory, not a SOPS file`, 'check the path');
+    throw new InputError(
+      `cannot read ${path} (${code ?? 'unknown error'})`,
+      'check the path and its permissions',
+    );
+  }
+}
+
+export async function decryptSopsFile(
+  path: string,
+  opts: { env?: NodeJS.ProcessEnv; format?: SopsFormat } = {},
+): Promise<DecryptedFile> {
+  return decryptSopsText(await readSopsFile(path), { ...opts, path });
+}
+
+/** Top-level key names of the first document, read without any key: SOPS keeps keys in plaintext. */
+export function readPlainKeyNames(text: string, opts: { path: string; format?: SopsFormat }): string[] {
+  const parsed = parseStore(text, formatOf(opts.path, opts.format), opts.path);
+  const metadata = parsed.metadata;
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
+    throw new InputError(
+      `${opts.path} is not a SOPS file: it has no sops metadata`,
+      'encrypt it with sops first',
+    );
+  }
+  const [first] = parsed.branches;
+  return first ? topLevelKeys(first) : [];
+}

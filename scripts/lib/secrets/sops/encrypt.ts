@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import { armor, Encrypter } from 'age-encryption';
+import { InputError } from '../../errors.ts';
+import { encryptValue } from './cipher.ts';
+import { flattenMetadata } from './dotenv-store.ts';
+import { emitDotenv, emitJson, emitYaml } from './emit.ts';
+import { MacHasher, macBytes } from './mac.ts';
+import { compileRules, type RuleSet, ruleField } from './rules.ts';
+import type { SopsFormat } from './stores.ts';
+import { aadOf, Branch, Comment, fromPlain, walkBranch } from './tree.ts';
+
+/** The sops release whose file layout this writes (3.9: empty key lists present, quoted lastmodified). */
+const WRITTEN_SOPS_VERSION = '3.9.4';
+
+export interface EncryptOptions {
+  /** age recipients (`age1…`, `age1pq1…`); each gets the data key. */
+  recipients: string[];
+  format: SopsFormat;
+  /** At most one rule; `unencrypted_suffix: _unencrypted` when none is given, as sops does. */
+  rules?: RuleSet;
+  macOnlyEncrypted?: boolean;
+  /** The `lastmodified` time (tests pin it). */
+  now?: Date;
+}
+
+function checkShape(docs: Record<string, unknown>[], format: SopsFormat): void {
+  if (docs.length === 0) throw new InputError('encryptSops needs at least one document');
+  if (format !== 'yaml' && docs.length > 1)
+    throw new InputError(`a ${format} file holds one document, not ${docs.length}`);
+  for (const doc of docs) {
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+      throw new InputError('each document must be a plain object');
+    if (Object.hasOwn(doc, 'sops'))
+      throw new InputError('the top-level key "sops" is reserved for the metadata');
+  }
+  const [doc = {}] = docs;
+  if (format === 'binary' && (Object.keys(doc).join() !== 'data' || typeof doc.data !== 'string')) {
+    throw new InputError('a binary file is written from exactly { data: string }');
+  }
+  if (format === 'dotenv') {
+    for (const [key, value] of Object.entries(doc)) {
+      if (
+        key === '' ||
+        key.includes('=') ||
+        key.includes('\n') ||
+        key.startsWith('#') ||
+        key.startsWith('sops_')
+      ) {
+        throw new InputError(`the key "${key}" cannot be written to a dotenv file`);
+      }
+      if (typeof value !== 'string')
+        throw new InputError(`dotenv values are strings; the value of ${key} is not`);
+    }
+  }
+}
+
+async function ageEntries(
+  recipients: string[],
+  dataKey: Uint8Array,
+): Promise<{ recipient: string; enc: string }[]> {
+  if (recipients.length === 0) throw new InputError('encryptSops needs at least one age recipient');
+  return Promise.all(
+    recipients.map(async (recipient) => {
+      const encrypter = new Encrypter();
+      try {
+        encrypter.addRecipient(recipient);
+      } catch {
+        throw new InputError(`"${recipient}" is not an age recipient (age1… or age1pq1…)`);
+      }
+      return { recipient, enc: armor.encode(await encrypter.encrypt(dataKey)) };
+    }),
+  );
+}
+
+/**
+ * A SOPS file the sops binary can read: a random data key given to every age recipient, each
+ * value AES-256-GCM encrypted under its key path (or left plain by the rule), and the MAC.
+ */
+export async function encryptSops(
+  documentsOrObject: Record<string, unknown> | Record<string, unknown>[],
+  opts: EncryptOptions,
+): Promise<string> {
+  const docs = Array.isArray(documentsOrObject) ? documentsOrObject : [documentsOrObject];
+  checkShape(docs, opts.format);
+  const rules = opts.rules ?? {};
+  const shouldEncrypt = compileRules(rules, 'encryptSops');
+  const macOnlyEncrypted = opts.macOnlyEncrypted ?? false;
+  const dataKey = randomBytes(32);
+  const hasher = new MacHasher(macOnlyEncrypted);
+
+  const branches = docs.map((doc) =>
+    walkBranch(fromPlain(doc, '') as Branch, (leaf, place) => {
+      if (leaf instanceof Comment) return leaf;
+      const encrypted = shouldEncrypt(place, false);
+      hasher.add(macBytes(leaf), encrypted);
+      return encrypted ? encryptValue(dataKey, leaf, aadOf(place.path)) : leaf;
+    }),
+  );
+
+  const lastModified = (opts.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+  const [ruleName, ruleValue] = ruleField(rules);
+  // sops 3.9 wrote every key type, empty ones as [] in YAML and null in JSON.
+  const empty = opts.format === 'yaml' ? [] : null;
+  const metadata: Record<string, unknown> = {
+    kms: empty,
+    gcp_kms: empty,
+    azure_kv: empty,
+    hc_vault: empty,
+    age: await ageEntries(opts.recipients, dataKey),
+    lastmodified: lastModified,
+    mac: encryptValue(dataKey, hasher.hex(), lastModified),
+    pgp: empty,
+    [ruleName]: ruleValue,
+    ...(macOnlyEncrypted ? { mac_only_encrypted: true } : {}),
+    version: WRITTEN_SOPS_VERSION,
+  };
+
+  switch (opts.format) {
+    case 'yaml': {
+      const withMetadata = branches.map(
+        (b) => new Branch([...b.items, { key: 'sops', value: fromPlain(metadata, 'sops') }]),
+      );
+      return emitYaml(withMetadata);
+    }
+    case 'json':
+    case 'binary': {
+      const [branch = new Branch()] = branches;
+      const out = new Branch([...branch.items, { key: 'sops', value: fromPlain(metadata, 'sops') }]);
+      return emitJson(out, opts.format === 'binary' ? '\t' : '    ');
+    }
+    case 'dotenv': {
+      const [branch = new Branch()] = branches;
+      const lines = flattenMetadata(metadata).map(([k, v]) => `${k}=${v.replaceAll('\n', '\\n')}\n`);
+      return emitDotenv(branch, 'encryptSops') + lines.join('');
+    }
+  }
+}

@@ -1,0 +1,133 @@
+import { InputError } from '../../errors.ts';
+import { fitsInt64 } from './go-values.ts';
+import { Branch, type ListValue, type Pair, type Value } from './tree.ts';
+
+/**
+ * An order-preserving JSON reader, like sops's streaming JSON store: `JSON.parse` would move
+ * integer-like keys (`"1"`) to the front and merge duplicate keys, and both change the MAC walk.
+ * Numbers follow sops ≥ 3.13.2: an integer literal that fits int64 is an int, anything else a
+ * float (earlier versions read every number as a float; both hash integral values the same).
+ */
+class JsonReader {
+  private pos = 0;
+
+  constructor(
+    private readonly text: string,
+    private readonly file: string,
+  ) {}
+
+  private fail(what: string): never {
+    const before = this.text.slice(0, this.pos);
+    const line = before.split('\n').length;
+    const column = this.pos - before.lastIndexOf('\n');
+    throw new InputError(`${this.file} is not valid JSON: ${what} at line ${line}, column ${column}`);
+  }
+
+  private skipSpace(): void {
+    while (/[ \t\r\n]/.test(this.text[this.pos] ?? '')) this.pos++;
+  }
+
+  private expect(ch: string): void {
+    this.skipSpace();
+    if (this.text[this.pos] !== ch) this.fail(`expected '${ch}'`);
+    this.pos++;
+  }
+
+  document(): Branch {
+    this.skipSpace();
+    if (this.text[this.pos] !== '{') this.fail('the top level must be an object');
+    const branch = this.value() as Branch;
+    this.skipSpace();
+    if (this.pos < this.text.length) this.fail('unexpected text after the object');
+    return branch;
+  }
+
+  private value(): Value {
+    this.skipSpace();
+    const ch = this.text[this.pos];
+    if (ch === '{') return this.object();
+    if (ch === '[') return this.array();
+    if (ch === '"') return this.string();
+    for (const [word, value] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
+      if (this.text.startsWith(word, this.pos)) {
+        this.pos += word.length;
+        return value;
+      }
+    }
+    return this.number();
+  }
+
+  private object(): Branch {
+    this.pos++;
+    const items: Pair[] = [];
+    this.skipSpace();
+    if (this.text[this.pos] === '}') {
+      this.pos++;
+      return new Branch(items);
+    }
+    for (;;) {
+      this.skipSpace();
+      if (this.text[this.pos] !== '"') this.fail('expected a string key');
+      const key = this.string();
+      this.expect(':');
+      items.push({ key, value: this.value() });
+      this.skipSpace();
+      const next = this.text[this.pos++];
+      if (next === '}') return new Branch(items);
+      if (next !== ',') this.fail("expected ',' or '}'");
+    }
+  }
+
+  private array(): ListValue {
+    this.pos++;
+    const items: ListValue = [];
+    this.skipSpace();
+    if (this.text[this.pos] === ']') {
+      this.pos++;
+      return items;
+    }
+    for (;;) {
+      items.push(this.value());
+      this.skipSpace();
+      const next = this.text[this.pos++];
+      if (next === ']') return items;
+      if (next !== ',') this.fail("expected ',' or ']'");
+    }
+  }
+
+  private string(): string {
+    const start = this.pos;
+    const end = /"(?:[^"\\]|\\.)*"/y;
+    end.lastIndex = start;
+    if (!end.test(this.text)) this.fail('an unterminated string');
+    this.pos = end.lastIndex;
+    try {
+      // JSON.parse checks the escapes and control characters of this one string.
+      return JSON.parse(this.text.slice(start, this.pos)) as string;
+    } catch {
+      this.pos = start;
+      return this.fail('a malformed string');
+    }
+  }
+
+  private number(): Value {
+    const re = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+    re.lastIndex = this.pos;
+    const m = re.exec(this.text);
+    if (!m) this.fail('an unexpected character');
+    this.pos = re.lastIndex;
+    const literal = m[0];
+    if (m[1] === undefined && m[2] === undefined && fitsInt64(BigInt(literal))) return BigInt(literal);
+    const value = Number(literal);
+    if (!Number.isFinite(value)) this.fail('a number outside the float64 range');
+    return value;
+  }
+}
+
+export function parseJsonBranch(text: string, file: string): Branch {
+  return new JsonReader(text, file).document();
+}

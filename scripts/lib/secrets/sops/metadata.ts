@@ -1,0 +1,126 @@
+import { InputError } from '../../errors.ts';
+import { parseRfc3339 } from './go-values.ts';
+import { RULE_FIELDS, type RuleSet } from './rules.ts';
+
+export interface AgeEntry {
+  recipient: string;
+  enc: string;
+}
+
+/** What decryption needs from the `sops` block (`stores/stores.go`: Metadata.ToInternal). */
+export interface SopsMetadata {
+  version: string | null;
+  /** The AAD of the MAC: `lastmodified` parsed and printed again as RFC 3339. */
+  macAad: string;
+  mac: string;
+  macOnlyEncrypted: boolean;
+  rules: RuleSet;
+  ageEntries: AgeEntry[];
+}
+
+// Every key type sops knows, by its metadata name.
+const KEY_TYPES = ['age', 'pgp', 'kms', 'gcp_kms', 'azure_kv', 'hc_vault', 'hckms'] as const;
+
+const INSTALL_SOPS = 'install the sops binary (https://github.com/getsops/sops) and use it for this file';
+
+type Raw = Record<string, unknown>;
+
+function isRecord(v: unknown): v is Raw {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** A key list: YAML writes `[]`, JSON `null`; every scalar in a dotenv or failsafe YAML is text. */
+function listOf(v: unknown): unknown[] {
+  if (Array.isArray(v)) return v;
+  if (v === undefined || v === null || v === '' || v === '~' || v === 'null') return [];
+  return [v];
+}
+
+function text(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return null;
+}
+
+function usedKeyTypes(group: Raw): string[] {
+  return KEY_TYPES.filter((t) => listOf(group[t]).length > 0);
+}
+
+/** The single key group sops would use: top-level key lists win over `key_groups` (internalKeygroups). */
+function keyGroup(raw: Raw, file: string): Raw {
+  if (usedKeyTypes(raw).length > 0) return raw;
+  const groups = listOf(raw.key_groups).filter(isRecord);
+  if (groups.length > 1) {
+    throw new InputError(
+      `${file} splits its data key over ${groups.length} key groups (Shamir secret sharing), which the native decryptor does not support`,
+      INSTALL_SOPS,
+    );
+  }
+  const [group] = groups;
+  if (!group) throw new InputError(`${file}: the sops metadata lists no keys at all`, INSTALL_SOPS);
+  return group;
+}
+
+function ageEntries(group: Raw, file: string): AgeEntry[] {
+  const entries = listOf(group.age).map((e, i) => {
+    const recipient = isRecord(e) ? text(e.recipient) : null;
+    const enc = isRecord(e) ? text(e.enc) : null;
+    if (recipient === null || enc === null) {
+      throw new InputError(`${file}: sops.age[${i}] needs a recipient and an enc`);
+    }
+    return { recipient, enc };
+  });
+  if (entries.length === 0) {
+    const others = usedKeyTypes(group).join(', ');
+    throw new InputError(
+      `${file} is encrypted only to ${others} keys; the native decryptor supports age keys only`,
+      INSTALL_SOPS,
+    );
+  }
+  return entries;
+}
+
+function parseBoolField(v: unknown, name: string, file: string): boolean {
+  if (v === undefined || v === null || v === false || v === 'false' || v === '') return false;
+  if (v === true || v === 'true') return true;
+  throw new InputError(`${file}: sops.${name} must be true or false`);
+}
+
+function rulesOf(raw: Raw, file: string): RuleSet {
+  const rules: RuleSet = {};
+  for (const [name, field] of Object.entries(RULE_FIELDS) as [keyof RuleSet, string][]) {
+    const value = raw[field];
+    if (value === undefined || value === null || value === '') continue;
+    const s = text(value);
+    if (s === null) throw new InputError(`${file}: sops.${field} must be a string`);
+    rules[name] = s;
+  }
+  return rules;
+}
+
+/** Validates the raw `sops` block of a file; the errors say which field is wrong, never a value. */
+export function parseMetadata(raw: unknown, file: string): SopsMetadata {
+  if (raw === undefined) {
+    throw new InputError(
+      `${file} is not a SOPS file: it has no sops metadata`,
+      'encrypt it with sops first, or check that this is the right file',
+    );
+  }
+  if (!isRecord(raw)) throw new InputError(`${file}: the sops metadata is not a map`);
+  const lastModified = text(raw.lastmodified);
+  const parsed = lastModified === null ? undefined : parseRfc3339(lastModified);
+  if (!parsed) {
+    throw new InputError(
+      `${file}: sops.lastmodified is missing or not an RFC 3339 time`,
+      'restore the file from version control; it was edited outside sops',
+    );
+  }
+  return {
+    version: text(raw.version),
+    macAad: parsed.seconds,
+    mac: text(raw.mac) ?? '',
+    macOnlyEncrypted: parseBoolField(raw.mac_only_encrypted, 'mac_only_encrypted', file),
+    rules: rulesOf(raw, file),
+    ageEntries: ageEntries(keyGroup(raw, file), file),
+  };
+}

@@ -1,0 +1,153 @@
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  Scalar,
+  type YAMLError,
+  type Node as YamlNode,
+} from 'yaml';
+import { InputError } from '../../errors.ts';
+import { resolvePlain } from './go-yaml-resolve.ts';
+import type { ParsedStore } from './stores.ts';
+import { Branch, Comment, type ListValue, type Pair, type Value } from './tree.ts';
+
+const STR_TAGS = new Set(['tag:yaml.org,2002:str', '!']);
+// Aliases are expanded as sops does; the cap stops a "billion laughs" file from eating memory.
+const MAX_EXPANDED_NODES = 1_000_000;
+
+/** Where a parse error is, by line and column only: the text there may be a secret. */
+function locate(text: string, err: YAMLError): string {
+  const offset = err.pos[0];
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  const column = offset - before.lastIndexOf('\n');
+  return `${err.code} at line ${line}, column ${column}`;
+}
+
+class Converter {
+  private expanded = 0;
+
+  constructor(
+    private readonly doc: Document,
+    private readonly file: string,
+  ) {}
+
+  private fail(message: string, where: string): never {
+    throw new InputError(
+      `${this.file}: ${message} at ${where || 'the top level'}`,
+      'install the sops binary for this file',
+    );
+  }
+
+  private comments(out: { push(...c: Comment[]): unknown }, text: string | null | undefined): void {
+    out.push(...commentLines(text));
+  }
+
+  private deref(node: unknown, where: string): unknown {
+    if (++this.expanded > MAX_EXPANDED_NODES) this.fail('too many nodes after expanding aliases', where);
+    if (!isAlias(node)) return node;
+    const target = node.resolve(this.doc);
+    if (!target) this.fail(`alias *${node.source} has no anchor`, where);
+    return target;
+  }
+
+  value(raw: unknown, where: string): Value {
+    const node = this.deref(raw, where);
+    if (node === null || node === undefined) return null;
+    if (isMap(node)) return this.map(node as YamlNode, where);
+    if (isSeq(node)) {
+      const out: ListValue = [];
+      this.comments(out, node.commentBefore);
+      node.items.forEach((item, i) => {
+        const itemNode = this.deref(item, where);
+        if (isScalar(itemNode)) {
+          this.comments(out, itemNode.commentBefore);
+          this.comments(out, itemNode.comment);
+        }
+        out.push(this.value(item, `${where}[${i}]`));
+      });
+      this.comments(out, node.comment);
+      return out;
+    }
+    if (isScalar(node)) return this.scalar(node, where);
+    return this.fail('an unsupported YAML node', where);
+  }
+
+  private scalar(node: Scalar, where: string): Value {
+    const text = String(node.value);
+    if (node.tag && !STR_TAGS.has(node.tag))
+      this.fail(`the YAML tag ${node.tag} is not supported natively`, where);
+    if (node.tag || node.type !== Scalar.PLAIN) return text;
+    const resolved = resolvePlain(text);
+    if (resolved.kind === 'uint64')
+      this.fail('an integer above int64, which sops cannot process either,', where);
+    return resolved.value;
+  }
+
+  map(node: YamlNode, where: string): Branch {
+    if (!isMap(node)) return this.fail('a document that is not a mapping', where);
+    const items: (Pair | Comment)[] = [];
+    this.comments(items, node.commentBefore);
+    for (const pair of node.items) {
+      const keyNode = pair.key;
+      if (!isScalar(keyNode)) this.fail('a key that is not a string', where);
+      const key = String(keyNode.value);
+      // The metadata is read separately; sops drops it from every document.
+      if (where === '' && key === 'sops') continue;
+      const keyWhere = where ? `${where}:${key}` : key;
+      if (!keyNode.tag && keyNode.type === Scalar.PLAIN) {
+        if (key === '<<') this.fail('a YAML merge key (<<), which sops does not merge,', where);
+        const { kind } = resolvePlain(key);
+        if (kind !== 'str')
+          this.fail(`the key ${key}, which YAML reads as ${kind}, not a string (quote it),`, where);
+      }
+      this.comments(items, keyNode.commentBefore);
+      const valueNode = this.deref(pair.value, keyWhere);
+      if (isScalar(valueNode)) {
+        this.comments(items, valueNode.commentBefore);
+        this.comments(items, valueNode.comment);
+      }
+      items.push({ key, value: this.value(pair.value, keyWhere) });
+    }
+    this.comments(items, node.comment);
+    return new Branch(items);
+  }
+}
+
+/**
+ * sops's YAML store: one branch per document, the `sops` key removed from each, metadata from
+ * the first document. Metadata comes back with every scalar as its text (failsafe schema), the
+ * way sops's struct decoding reads it (`lastmodified` may even be unquoted).
+ */
+export function parseYaml(text: string, file: string): ParsedStore {
+  const docs = parseAllDocuments(text, { schema: 'failsafe', uniqueKeys: true, prettyErrors: false });
+  const branches: Branch[] = [];
+  let metadata: unknown;
+  docs.forEach((doc, index) => {
+    const [error] = doc.errors;
+    if (error) throw new InputError(`${file} is not valid YAML: ${locate(text, error)}`);
+    const contents = doc.contents;
+    const isEmpty =
+      contents === null || (isScalar(contents) && contents.type === Scalar.PLAIN && contents.value === '');
+    const branch = isEmpty ? new Branch() : new Converter(doc, file).map(contents as YamlNode, '');
+    if (index === 0 && isMap(contents)) {
+      const sops = contents.items.find((p) => isScalar(p.key) && p.key.value === 'sops');
+      if (sops) metadata = (sops.value as YamlNode | null)?.toJSON() ?? null;
+    }
+    branches.push(
+      new Branch([...commentLines(doc.commentBefore), ...branch.items, ...commentLines(doc.comment)]),
+    );
+  });
+  return { branches, metadata };
+}
+
+/** A comment block as sops items: one per line, the text after `#`, empty lines dropped. */
+function commentLines(text: string | null | undefined): Comment[] {
+  return (text ?? '')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => new Comment(l));
+}

@@ -1,0 +1,156 @@
+/**
+ * `sops decrypt` and `sops exec-env` without the sops binary, for age-encrypted files.
+ * Run: node --import tsx scripts/sops.ts --help
+ */
+import { parseArgs } from 'node:util';
+import chalk from 'chalk';
+import { EXIT, exitCodeOf, InputError, WorkError } from './lib/errors.ts';
+import { redactor } from './lib/redact.ts';
+import { decryptToTree, readSopsFile } from './lib/secrets/sops/decrypt.ts';
+import { emitDotenv, emitJson, emitYaml } from './lib/secrets/sops/emit.ts';
+import { runWithEnv } from './lib/secrets/sops/exec-env.ts';
+import { decryptSopsFile, execEnvPairs, type SopsFormat } from './lib/secrets/sops/index.ts';
+
+const FORMATS: readonly SopsFormat[] = ['yaml', 'json', 'dotenv', 'binary'];
+
+const HELP = `Usage: node --import tsx scripts/sops.ts <command> [options]
+
+Decrypts SOPS files encrypted with age, without the sops binary. The MAC is always checked.
+
+Commands:
+  decrypt FILE        print the plaintext, metadata removed, key order kept
+  exec-env FILE CMD   run CMD in /bin/sh with the file's top-level values as environment variables
+
+Age keys are found as sops finds them: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, then
+$XDG_CONFIG_HOME/sops/age/keys.txt or ~/.config/sops/age/keys.txt.
+
+Options:
+  -h, --help          show this help (also after a command)
+
+Exit codes: 0 done, 1 failed while working, 2 bad input (missing file, no matching key, MAC mismatch,
+tampered value). exec-env exits with the command's own exit code.`;
+
+const DECRYPT_HELP = `Usage: node --import tsx scripts/sops.ts decrypt FILE [--output-type TYPE] [--input-type TYPE]
+
+Prints the decrypted FILE on stdout like \`sops decrypt\`, with the sops metadata removed and the
+key order kept. Comments are not printed.
+
+Options:
+  --input-type TYPE   yaml, json, dotenv or binary (default: from the extension; unknown = binary)
+  --output-type TYPE  yaml, json, dotenv or binary (default: the input type; binary prints the raw data)
+  -h, --help          show this help`;
+
+const EXEC_ENV_HELP = `Usage: node --import tsx scripts/sops.ts exec-env FILE COMMAND
+
+Like \`sops exec-env\` (3.11 and later): decrypts FILE, then runs \`/bin/sh -c COMMAND\` with the
+current environment plus every top-level value of the first document as a variable (strings as
+they are; numbers and booleans as text; null as <nil>). A nested map or list refuses the file.
+The values reach the command only through its environment, and the exit code is the command's.
+
+Options:
+  -h, --help          show this help`;
+
+function formatOption(value: string | undefined, name: string): SopsFormat | undefined {
+  if (value === undefined) return undefined;
+  if (!(FORMATS as readonly string[]).includes(value)) {
+    throw new InputError(
+      `--${name} must be one of ${FORMATS.join(', ')}, not "${value}"`,
+      'see decrypt --help',
+    );
+  }
+  return value as SopsFormat;
+}
+
+/** parseArgs, with its usage errors turned into exit code 2. */
+function parseUsage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new InputError((err as Error).message, 'see --help');
+  }
+}
+
+const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
+
+async function decrypt(args: string[]): Promise<number> {
+  const { values, positionals } = parseUsage(() =>
+    parseArgs({
+      args,
+      options: { ...HELP_OPTION, 'output-type': { type: 'string' }, 'input-type': { type: 'string' } },
+      allowPositionals: true,
+    }),
+  );
+  if (values.help) {
+    process.stdout.write(`${DECRYPT_HELP}\n`);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) throw new InputError('decrypt takes exactly one FILE', 'see decrypt --help');
+  const [file = ''] = positionals;
+  const inputType = formatOption(values['input-type'], 'input-type');
+  const outputType = formatOption(values['output-type'], 'output-type');
+  // The tree (not the plain documents) keeps integer-like keys in order and floats as floats.
+  const tree = await decryptToTree(await readSopsFile(file), { path: file, format: inputType });
+  const type = outputType ?? tree.format;
+  const [first] = tree.branches;
+  if (type !== 'yaml' && (tree.branches.length !== 1 || !first)) {
+    throw new InputError(
+      `${file} has ${tree.branches.length} YAML documents; ${type} holds one`,
+      'use --output-type yaml',
+    );
+  }
+  if (type === 'yaml') process.stdout.write(emitYaml(tree.branches));
+  else if (type === 'json' && first) process.stdout.write(emitJson(first));
+  else if (type === 'dotenv' && first) process.stdout.write(emitDotenv(first, file));
+  else {
+    const data = first?.pairs().find((p) => p.key === 'data')?.value;
+    if (typeof data !== 'string') {
+      throw new InputError(
+        `${file} has no top-level string "data" to print as binary`,
+        'use --output-type yaml or json',
+      );
+    }
+    process.stdout.write(data);
+  }
+  return EXIT.ok;
+}
+
+async function execEnv(args: string[]): Promise<number> {
+  const { values, positionals } = parseUsage(() =>
+    parseArgs({ args, options: HELP_OPTION, allowPositionals: true }),
+  );
+  if (values.help) {
+    process.stdout.write(`${EXEC_ENV_HELP}\n`);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 2)
+    throw new InputError('exec-env takes FILE and COMMAND', 'see exec-env --help');
+  const [file = '', command = ''] = positionals;
+  const decrypted = await decryptSopsFile(file);
+  const vars = execEnvPairs(decrypted.documents[0] ?? {}, file);
+  redactor.registerAll(vars);
+  return runWithEnv(command, vars);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === '--help' || command === '-h') {
+    process.stdout.write(`${HELP}\n`);
+    return EXIT.ok;
+  }
+  if (command === 'decrypt') return decrypt(rest);
+  if (command === 'exec-env') return execEnv(rest);
+  throw new InputError(
+    command ? `unknown command "${command}"` : 'no command given',
+    'commands: decrypt, exec-env (see --help)',
+  );
+}
+
+function report(err: unknown): number {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`${chalk.red('error:')} ${redactor.redact(message)}\n`);
+  const hint = err instanceof InputError || err instanceof WorkError ? err.hint : undefined;
+  if (hint) process.stderr.write(`${chalk.yellow('hint:')} ${redactor.redact(hint)}\n`);
+  return exitCodeOf(err);
+}
+
+process.exitCode = await main(process.argv.slice(2)).catch(report);

@@ -1,0 +1,386 @@
+/**
+ * create-bootstrap-secrets end to end, as operators and CI run it: the real script in its own process,
+ * a fake kubectl that records argv and stdin, canary values in a SOPS file made with a fresh age key.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { type BootstrapFixture, findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
+import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+
+const FAKE_KUBECTL = resolve(PROJECT_ROOT, 'test/fakes/kubectl');
+const SCRIPT = 'create-bootstrap-secrets.ts';
+
+interface KubectlCall {
+  argv: string[];
+  stdin: string;
+}
+
+function envFor(f: BootstrapFixture, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: f.binDir,
+    HOME: f.home,
+    TMPDIR: f.tmp,
+    KUBECTL: FAKE_KUBECTL,
+    FAKE_KUBECTL_LOG: join(f.dir, 'kubectl-log'),
+    SOPS_AGE_KEY_FILE: f.keyFile,
+    NO_COLOR: '1',
+    ...extra,
+  };
+}
+
+function kubectlCalls(f: BootstrapFixture): KubectlCall[] {
+  const dir = join(f.dir, 'kubectl-log');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as KubectlCall);
+}
+
+function expectNoLeaks(f: BootstrapFixture, ...texts: string[]) {
+  for (const text of texts) expect(findLeaks(text, f.values)).toEqual([]);
+  // Nothing may be left in TMPDIR or HOME by the run, except tsx's cache of compiled project sources,
+  // which must hold no canary either.
+  expect(readdirSync(f.tmp).filter((name) => !name.startsWith('tsx-'))).toEqual([]);
+  expect(readdirSync(f.home)).toEqual([]);
+  for (const file of readdirSync(f.tmp, { recursive: true, withFileTypes: true })) {
+    if (file.isFile())
+      expect(findLeaks(readFileSync(join(file.parentPath, file.name), 'utf8'), f.values)).toEqual([]);
+  }
+}
+
+describe('create-bootstrap-secrets with a recording kubectl', () => {
+  it('applies both Secrets in one server-side kubectl call, values only on stdin', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
+    expect(run.stderr).toBe('');
+    expect(run.exitCode).toBe(0);
+    const calls = kubectlCalls(f);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.argv).toEqual([
+      'apply',
+      '--server-side',
+      '--field-manager=secrets-flow',
+      '--force-conflicts',
+      '-f',
+      '-',
+    ]);
+    const docs = parseAllDocuments(calls[0]?.stdin ?? '').map((d) => d.toJS());
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      'Namespace/cert-manager',
+      'Namespace/infisical',
+      'Secret/infisical-secrets',
+      'Secret/cloudflare-api-token',
+      'Secret/infisical-service-token',
+    ]);
+    const decode = (d: { data: Record<string, string> }) =>
+      Object.fromEntries(
+        Object.entries(d.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+      );
+    expect(decode(docs[2])).toEqual({
+      DB_PASSWORD: f.values.INFISICAL_DB_PASSWORD,
+      DB_CONNECTION_URI: `postgresql://infisical:${encodeURIComponent(f.values.INFISICAL_DB_PASSWORD ?? '')}@postgresql:5432/infisical`,
+      ENCRYPTION_KEY: f.values.INFISICAL_ENCRYPTION_KEY,
+      AUTH_SECRET: f.values.INFISICAL_AUTH_SECRET,
+      REDIS_PASSWORD: f.values.REDIS_PASSWORD,
+    });
+    expect(decode(docs[3])).toEqual({ CLOUDFLARE_API_TOKEN: f.values.CLOUDFLARE_API_TOKEN });
+    expect(decode(docs[4])).toEqual({ infisicalToken: f.values.INFISICAL_SERVICE_TOKEN });
+    for (const d of docs.slice(2)) {
+      expect(d.metadata.annotations['argocd.argoproj.io/sync-options']).toBe('Prune=false');
+      expect(d.stringData).toBeUndefined();
+    }
+    expect(run.stdout).toContain('source  ');
+    expect(run.stdout).toMatch(/secret\/infisical-secrets serverside-applied/);
+    expectNoLeaks(f, run.stdout, run.stderr, calls.map((c) => c.argv.join(' ')).join('\n'));
+  });
+
+  it('prints the target context before anything is applied, and passes --context/--kubeconfig through', async () => {
+    const f = await makeBootstrapFixture();
+    const kubeconfig = join(f.dir, 'kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      'current-context: lab\ncontexts: [{name: lab, context: {cluster: c}}, {name: prod, context: {cluster: p}}]\nclusters: [{name: c, cluster: {server: "https://lab:6443"}}, {name: p, cluster: {server: "https://prod:6443"}}]\n',
+    );
+    const run = await runScript(
+      SCRIPT,
+      ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig, '--context', 'prod'],
+      envFor(f),
+    );
+    expect(run.exitCode).toBe(0);
+    const lines = run.stdout.split('\n');
+    expect(lines[0]).toBe('target  context "prod" (https://prod:6443)');
+    expect(lines.findIndex((l) => l.includes('serverside-applied'))).toBeGreaterThan(0);
+    expect(kubectlCalls(f)[0]?.argv.slice(0, 4)).toEqual(['--kubeconfig', kubeconfig, '--context', 'prod']);
+  });
+
+  it('leaves out infisical-service-token when INFISICAL_SERVICE_TOKEN is absent', async () => {
+    const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--json'], envFor(f));
+    expect(run.exitCode).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.objects.map((o: { name: string }) => o.name)).toEqual([
+      'infisical-secrets',
+      'cloudflare-api-token',
+    ]);
+    expect(kubectlCalls(f)[0]?.stdin).not.toContain('infisical-service-token');
+  });
+
+  it('--json prints one parsable result with fingerprints, narration on stderr', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--json'], envFor(f));
+    expect(run.exitCode).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result).toMatchObject({ ok: true, dryRun: false, source: { kind: 'native' } });
+    const cf = result.objects.find((o: { name: string }) => o.name === 'cloudflare-api-token');
+    expect(cf.keys[0]).toMatchObject({
+      name: 'CLOUDFLARE_API_TOKEN',
+      from: 'CLOUDFLARE_API_TOKEN',
+      length: f.values.CLOUDFLARE_API_TOKEN?.length,
+    });
+    expect(cf.keys[0].fingerprint).toMatch(/^sha256:[0-9a-f]{8}$/);
+    expect(run.stderr).toContain('target');
+    expectNoLeaks(f, run.stdout, run.stderr);
+  });
+
+  it('--from-env takes the values from the environment (as under sops exec-env)', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await runScript(
+      SCRIPT,
+      ['--from-env', '--json'],
+      envFor(f, { ...f.values, SOPS_AGE_KEY_FILE: '/nonexistent' }),
+    );
+    expect(run.stderr).not.toContain('error');
+    expect(run.exitCode).toBe(0);
+    expect(JSON.parse(run.stdout).source.kind).toBe('environment');
+    expect(kubectlCalls(f)).toHaveLength(1);
+  });
+
+  it('uses the environment without --from-env when it already holds the required keys', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await runScript(
+      SCRIPT,
+      ['--secrets-file', '/nonexistent.yaml', '--json'],
+      envFor(f, f.values),
+    );
+    expect(run.exitCode).toBe(0);
+    expect(JSON.parse(run.stdout).source.kind).toBe('environment');
+  });
+
+  it('prefers the sops binary when one is on PATH (SOPS overrides), passing only the file name', async () => {
+    const f = await makeBootstrapFixture();
+    const fakeSops = join(f.binDir, 'sops');
+    const argvLog = join(f.dir, 'sops-argv');
+    // Prints the plaintext as `sops --decrypt --output-type json` would, recording its argv.
+    writeFileSync(
+      fakeSops,
+      `#!/usr/bin/env node\nrequire('fs').writeFileSync(${JSON.stringify(argvLog)}, JSON.stringify(process.argv.slice(2)));\nprocess.stdout.write(${JSON.stringify(JSON.stringify(f.values))});\n`,
+      { mode: 0o755 },
+    );
+    writeFileSync(join(f.dir, 'package.json'), '{"type":"commonjs"}');
+    const run = await runScript(
+      SCRIPT,
+      ['--secrets-file', f.secretsFile, '--json'],
+      envFor(f, { SOPS_AGE_KEY_FILE: '' }),
+    );
+    expect(run.stderr).not.toContain('error');
+    expect(run.exitCode).toBe(0);
+    expect(JSON.parse(run.stdout).source.kind).toBe('sops-binary');
+    expect(JSON.parse(readFileSync(argvLog, 'utf8'))).toEqual([
+      '--decrypt',
+      '--output-type',
+      'json',
+      f.secretsFile,
+    ]);
+  });
+
+  it('turns a sops binary failure into exit 2 with the reason, and applies nothing', async () => {
+    const f = await makeBootstrapFixture();
+    writeFileSync(
+      join(f.binDir, 'sops'),
+      '#!/bin/sh\necho "MAC mismatch. File has ABC, computed DEF" >&2\nexit 51\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('the MAC does not match');
+    expect(kubectlCalls(f)).toEqual([]);
+  });
+});
+
+describe('create-bootstrap-secrets --dry-run', () => {
+  it('prints fingerprints, applies nothing, and hands the preview to kubectl --dry-run=client', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run'], envFor(f));
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toMatch(
+      /DB_PASSWORD: DB_PASSWORD \(\d+ chars, sha256:[0-9a-f]{8}\) from INFISICAL_DB_PASSWORD/,
+    );
+    expect(run.stdout).toContain('dry run passed');
+    const calls = kubectlCalls(f);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.argv).toEqual(['apply', '--dry-run=client', '-f', '-']);
+    expect(calls[0]?.stdin).not.toMatch(/^data:/m);
+    expectNoLeaks(f, run.stdout, run.stderr, calls[0]?.stdin ?? '', calls[0]?.argv.join(' ') ?? '');
+  });
+
+  it('works with no age key at all (CI): checks key names and renders placeholders', async () => {
+    const f = await makeBootstrapFixture();
+    const env = envFor(f);
+    delete (env as Record<string, string | undefined>).SOPS_AGE_KEY_FILE;
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run', '--json'], env);
+    expect(run.stderr).not.toContain('error');
+    expect(run.exitCode).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.source.kind).toBe('key-names-only');
+    expect(result.objects[0].keys[0]).toEqual({ name: 'DB_PASSWORD', from: 'INFISICAL_DB_PASSWORD' });
+    const stdin = kubectlCalls(f)[0]?.stdin ?? '';
+    const secret = parseAllDocuments(stdin)
+      .map((d) => d.toJS())
+      .find((d) => d.metadata.name === 'infisical-secrets');
+    expect(secret.stringData.DB_PASSWORD).toBe('DB_PASSWORD <from INFISICAL_DB_PASSWORD: not decrypted>');
+    expectNoLeaks(f, run.stdout, run.stderr, stdin);
+  });
+
+  it('still reports missing keys without an age key', async () => {
+    const f = await makeBootstrapFixture({ omit: ['REDIS_PASSWORD', 'CLOUDFLARE_API_TOKEN'] });
+    const env = envFor(f);
+    delete (env as Record<string, string | undefined>).SOPS_AGE_KEY_FILE;
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run'], env);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('CLOUDFLARE_API_TOKEN: missing');
+    expect(run.stderr).toContain('REDIS_PASSWORD: missing');
+    expect(kubectlCalls(f)).toEqual([]);
+  });
+});
+
+describe('create-bootstrap-secrets refuses bad input with exit 2 and applies nothing', () => {
+  async function refuses(
+    f: BootstrapFixture,
+    args: string[],
+    env: Record<string, string>,
+    expected: RegExp,
+  ): Promise<string> {
+    const run = await runScript(SCRIPT, args, env);
+    expect(run.stderr).toMatch(expected);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toMatch(/^hint: /m);
+    expect(kubectlCalls(f)).toEqual([]);
+    expectNoLeaks(f, run.stdout, run.stderr);
+    return run.stderr;
+  }
+
+  it('a missing file', async () => {
+    const f = await makeBootstrapFixture();
+    await refuses(
+      f,
+      ['--secrets-file', join(f.dir, 'nope.sops.yaml')],
+      envFor(f),
+      /nope\.sops\.yaml not found/,
+    );
+  });
+
+  it('a file that is not SOPS', async () => {
+    const f = await makeBootstrapFixture();
+    const plain = join(f.dir, 'plain.yaml');
+    writeFileSync(plain, 'REDIS_PASSWORD: hello\n');
+    await refuses(f, ['--secrets-file', plain], envFor(f), /not a SOPS file|no sops metadata/i);
+  });
+
+  it('no matching age key, saying where keys were searched', async () => {
+    const f = await makeBootstrapFixture();
+    const other = await makeBootstrapFixture();
+    const stderr = await refuses(
+      f,
+      ['--secrets-file', f.secretsFile],
+      envFor(f, { SOPS_AGE_KEY_FILE: other.keyFile }),
+      /age/i,
+    );
+    expect(stderr).toContain(other.keyFile);
+  });
+
+  it('a tampered file (MAC mismatch)', async () => {
+    const f = await makeBootstrapFixture();
+    const text = readFileSync(f.secretsFile, 'utf8');
+    // Swap two encrypted values between keys of the same length class: the AAD or MAC must catch it.
+    const lines = text.split('\n');
+    const a = lines.findIndex((l) => l.startsWith('REDIS_PASSWORD:'));
+    const b = lines.findIndex((l) => l.startsWith('INFISICAL_AUTH_SECRET:'));
+    const [ka, va] = [lines[a]?.split(': ')[0], lines[a]?.slice(lines[a].indexOf(': '))];
+    const [kb, vb] = [lines[b]?.split(': ')[0], lines[b]?.slice(lines[b].indexOf(': '))];
+    lines[a] = `${ka}${vb}`;
+    lines[b] = `${kb}${va}`;
+    writeFileSync(f.secretsFile, lines.join('\n'));
+    await refuses(f, ['--secrets-file', f.secretsFile], envFor(f), /REDIS_PASSWORD|INFISICAL_AUTH_SECRET/);
+  });
+
+  it('missing keys, all listed together', async () => {
+    const f = await makeBootstrapFixture({ omit: ['REDIS_PASSWORD', 'INFISICAL_DB_PASSWORD'] });
+    const stderr = await refuses(f, ['--secrets-file', f.secretsFile], envFor(f), /REDIS_PASSWORD: missing/);
+    expect(stderr).toContain('INFISICAL_DB_PASSWORD: missing');
+  });
+
+  it('malformed values, all listed together', async () => {
+    const f = await makeBootstrapFixture({
+      values: {
+        INFISICAL_ENCRYPTION_KEY: 'CANARY-not-hex',
+        REDIS_PASSWORD: 'CANARY-redis-trailing-newline\n',
+      },
+    });
+    const stderr = await refuses(
+      f,
+      ['--secrets-file', f.secretsFile],
+      envFor(f),
+      /INFISICAL_ENCRYPTION_KEY: malformed: expected 32 hex characters/,
+    );
+    expect(stderr).toContain('REDIS_PASSWORD: malformed');
+  });
+
+  it('an unknown option', async () => {
+    const f = await makeBootstrapFixture();
+    await refuses(f, ['--secrets-file', f.secretsFile, '--frobnicate'], envFor(f), /frobnicate/);
+  });
+});
+
+describe('create-bootstrap-secrets when kubectl fails', () => {
+  it('exits 1 and passes kubectl stderr through the redactor', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await runScript(
+      SCRIPT,
+      ['--secrets-file', f.secretsFile],
+      envFor(f, { FAKE_KUBECTL_FAIL: '1' }),
+    );
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toContain('kubectl apply failed');
+    // The fake echoed the whole manifest (base64 values included) back on stderr.
+    expect(run.stderr).toContain('[REDACTED:');
+    expectNoLeaks(f, run.stdout, run.stderr);
+  });
+
+  it('exits 1 with a hint when kubectl cannot be found', async () => {
+    const f = await makeBootstrapFixture();
+    mkdirSync(join(f.dir, 'empty'));
+    const run = await runScript(
+      SCRIPT,
+      ['--secrets-file', f.secretsFile],
+      envFor(f, { KUBECTL: join(f.dir, 'empty', 'kubectl') }),
+    );
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toMatch(/cannot run .*kubectl/);
+    expect(run.stderr).toMatch(/hint: install kubectl/);
+  });
+});
+
+describe('create-bootstrap-secrets --help', () => {
+  it('documents every option and exits 0', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await runScript(SCRIPT, ['--help'], envFor(f));
+    expect(run.exitCode).toBe(0);
+    for (const flag of ['--secrets-file', '--from-env', '--dry-run', '--context', '--kubeconfig', '--json']) {
+      expect(run.stdout).toContain(flag);
+    }
+  });
+});

@@ -1,0 +1,40 @@
+/**
+ * Test tiers that need something from outside the project (a Debian package, ../shared) skip with a
+ * printed reason on a developer's machine and fail under CI, where .ci/run installs everything.
+ */
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { PROJECT_ROOT } from './run-cli.ts';
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // keep looking
+    }
+  }
+  return undefined;
+}
+
+function missing(what: string, purpose: string): undefined {
+  const reason = `${what} is missing: skipping ${purpose}`;
+  if (process.env.CI) throw new Error(`${reason} (required under CI; .ci/run installs it)`);
+  console.warn(`SKIP: ${reason}`);
+  return undefined;
+}
+
+/** The absolute path of a tool on PATH; a skip (or, under CI, a failure) when absent. */
+export function requireTool(name: string, purpose: string): string | undefined {
+  return onPath(name) ?? missing(`${name} (not on PATH)`, purpose);
+}
+
+/** `../shared` beside the checkout: the vectors and references that come from other repositories. */
+export const SHARED_DIR = resolve(PROJECT_ROOT, '..', 'shared');
+
+export function requireShared(sub: string, purpose: string): string | undefined {
+  const dir = join(SHARED_DIR, sub);
+  return existsSync(dir) ? dir : missing(`${dir} (a user's clone has no ../shared)`, purpose);
+}

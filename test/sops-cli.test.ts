@@ -1,0 +1,146 @@
+/** scripts/sops.ts as an operator runs it: a real `node --import tsx` process per case. */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYamlText } from 'yaml';
+import {
+  BINARY_DOC,
+  FLAT_DOC,
+  isolatedEnv,
+  makeSopsFixtures,
+  NESTED_DOC,
+  projectRoot,
+  type SopsFixtures,
+  secretStrings,
+} from './fixtures/make-sops-fixtures.ts';
+
+let fx: SopsFixtures;
+beforeAll(async () => {
+  fx = await makeSopsFixtures();
+});
+
+/** Runs the CLI with only the given environment (never the real HOME or SOPS_* variables). */
+function sops(
+  args: string[],
+  env: NodeJS.ProcessEnv = isolatedEnv(fx.dir, { SOPS_AGE_KEY_FILE: fx.key.keysFile }),
+) {
+  return execa('node', ['--import', 'tsx', join(projectRoot, 'scripts', 'sops.ts'), ...args], {
+    cwd: projectRoot,
+    env,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+  });
+}
+
+const allSecrets = () => [...secretStrings(NESTED_DOC), ...secretStrings(FLAT_DOC)];
+
+function expectCleanError(stderr: string, pattern: RegExp): void {
+  expect(stderr).toMatch(/^error: /m);
+  expect(stderr).toMatch(/^hint: /m);
+  expect(stderr).toMatch(pattern);
+  for (const secret of allSecrets()) expect(stderr).not.toContain(secret);
+}
+
+describe('scripts/sops.ts', () => {
+  it('prints help for the script and each command', async () => {
+    const [main, decrypt, execEnv] = await Promise.all([
+      sops(['--help']),
+      sops(['decrypt', '--help']),
+      sops(['exec-env', '-h']),
+    ]);
+    expect(main.exitCode).toBe(0);
+    expect(main.stdout).toMatch(/^Usage: .*sops\.ts <command>/);
+    expect(decrypt.stdout).toMatch(/--output-type TYPE/);
+    expect(execEnv.stdout).toMatch(/sops exec-env/);
+  });
+
+  it('decrypt prints YAML with the metadata removed and the key order kept', async () => {
+    const result = await sops(['decrypt', fx.files.nested]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(parseYamlText(result.stdout)).toEqual(NESTED_DOC);
+    const topKeys = result.stdout.match(/^[^\s#][^:]*(?=:)/gm)?.map((k) => k.replace(/^"|"$/g, ''));
+    expect(topKeys).toEqual(Object.keys(NESTED_DOC));
+    expect(result.stdout).not.toMatch(/^sops:/m);
+  });
+
+  it('decrypt --output-type json and dotenv', async () => {
+    const json = await sops(['decrypt', fx.files.nested, '--output-type', 'json']);
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(NESTED_DOC);
+    const env = await sops(['decrypt', fx.files.dotenv]);
+    expect(env.exitCode).toBe(0);
+    const lines = env.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`API_TOKEN=${fx.plain.dotenv[0]?.API_TOKEN}`);
+    expect(lines).toContain('NEWLINES=canary-n4 line one\\nline two\\n');
+    expect(env.stdout).not.toContain('sops_');
+    const flat = await sops(['decrypt', fx.files.flat, '--output-type', 'dotenv']);
+    expect(flat.stdout).toContain('PORT=8080\nRATIO=1.5\nDEBUG=false\n');
+  });
+
+  it('decrypt of a binary file prints the raw data', async () => {
+    const result = await sops(['decrypt', fx.files.binary]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe(BINARY_DOC.data.trimEnd());
+  });
+
+  it('exec-env runs the command with the values in its environment and returns its exit code', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'sops-exec-')), 'env.json');
+    const script = `require("fs").writeFileSync(process.argv[1], JSON.stringify(process.env))`;
+    const result = await sops(['exec-env', fx.files.flat, `node -e '${script}' ${out}; exit 7`]);
+    expect(result.exitCode).toBe(7);
+    const seen = JSON.parse(readFileSync(out, 'utf8')) as Record<string, string>;
+    for (const [key, value] of Object.entries(FLAT_DOC)) expect(seen[key], key).toBe(String(value));
+    expect(seen.SOPS_AGE_KEY_FILE).toBe(fx.key.keysFile);
+    // Values reach the child through its environment only: nothing on the command line.
+    expect(result.stdout).toBe('');
+  });
+
+  it('exec-env refuses a nested value before running anything (exit 2)', async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), 'sops-exec-')), 'ran');
+    const result = await sops(['exec-env', fx.files.nested, `touch ${marker}`]);
+    expect(result.exitCode).toBe(2);
+    expectCleanError(result.stderr, /cannot use complex value in environment; offending key nested/);
+    expect(() => readFileSync(marker)).toThrow();
+  });
+
+  it('bad input exits 2 with error and hint on stderr, never a value', async () => {
+    const tampered = join(fx.dir, 'tampered.sops.yaml');
+    writeFileSync(
+      tampered,
+      readFileSync(fx.files.nested, 'utf8').replace(
+        'note_unencrypted: canary-visible-note',
+        'note_unencrypted: edited',
+      ),
+    );
+    const cases: [string[], RegExp, NodeJS.ProcessEnv?][] = [
+      [['decrypt', join(fx.dir, 'missing.yaml')], /missing.yaml does not exist/],
+      [['decrypt', tampered], /MAC mismatch: the file was modified outside sops/],
+      [
+        ['decrypt', fx.files.nested],
+        /no age identity decrypts the data key[\s\S]*SOPS_AGE_KEY_FILE: not set/,
+        isolatedEnv(fx.dir),
+      ],
+      [
+        ['decrypt', fx.files.nested, '--output-type', 'dotenv'],
+        /cannot use complex value in dotenv file; offending key nested/,
+      ],
+      [['decrypt', fx.files.nested, '--output-type', 'toml'], /--output-type must be one of/],
+      [['decrypt'], /decrypt takes exactly one FILE/],
+      [['decrypt', fx.files.nested, '--bogus'], /Unknown option '--bogus'/],
+      [['exec-env', fx.files.flat], /exec-env takes FILE and COMMAND/],
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [[], /no command given/],
+    ];
+    const results = await Promise.all(cases.map(([args, , env]) => sops(args, env)));
+    results.forEach((result, i) => {
+      const [args, pattern] = cases[i] as [string[], RegExp];
+      expect(result.exitCode, args.join(' ')).toBe(2);
+      expect(result.stdout, args.join(' ')).toBe('');
+      expectCleanError(result.stderr, pattern);
+    });
+  });
+});
