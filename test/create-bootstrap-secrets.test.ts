@@ -34,8 +34,12 @@ function kubectlCalls(f: BootstrapFixture): KubectlCall[] {
   const dir = join(f.dir, 'kubectl-log');
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
+    .filter((name) => name.endsWith('.argv'))
     .sort()
-    .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as KubectlCall);
+    .map((name) => ({
+      argv: readFileSync(join(dir, name), 'utf8').replace(/\n$/, '').split('\n'),
+      stdin: readFileSync(join(dir, name.replace(/\.argv$/, '.stdin')), 'utf8'),
+    }));
 }
 
 function expectNoLeaks(f: BootstrapFixture, ...texts: string[]) {
