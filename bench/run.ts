@@ -108,7 +108,13 @@ async function main() {
     cwd: ROOT,
     stdio: 'ignore',
   });
-  report('kubectl processes per real run (original: 4)', readdirSync(log).filter((n) => n.endsWith('.argv')).length, 'proc', 1, 'equal');
+  report(
+    'kubectl processes per real run (original: 4)',
+    readdirSync(log).filter((n) => n.endsWith('.argv')).length,
+    'proc',
+    1,
+    'equal',
+  );
 }
 
 await main();

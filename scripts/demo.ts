@@ -4,12 +4,13 @@
  * Kubernetes API server, and create-bootstrap-secrets run against it twice (the second run changes nothing).
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT } from './lib/errors.ts';
+import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret, redactor } from './lib/redact.ts';
@@ -25,18 +26,6 @@ Runs the bootstrap flow on a built-in sandbox: a new age key, a SOPS file encryp
 Kubernetes API server on 127.0.0.1, and create-bootstrap-secrets against it with the real kubectl (a dry
 run against the fake kubectl when kubectl is not installed), twice. Nothing outside a temporary
 directory is touched; --keep leaves that directory in place for a look.`;
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return join(dir, name);
-    } catch {
-      // keep looking
-    }
-  }
-  return undefined;
-}
 
 /** Runs a project script as an operator would, its output indented under the current step. */
 function runStep(out: Output, script: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -2,9 +2,8 @@
  * `sops decrypt` and `sops exec-env` without the sops binary, for age-encrypted files.
  * Run: node --import tsx scripts/sops.ts --help
  */
-import { parseArgs } from 'node:util';
-import chalk from 'chalk';
-import { EXIT, exitCodeOf, InputError, WorkError } from './lib/errors.ts';
+import { parseCli, runMain } from './lib/cli.ts';
+import { EXIT, InputError } from './lib/errors.ts';
 import { redactor } from './lib/redact.ts';
 import { decryptToTree, readSopsFile } from './lib/secrets/sops/decrypt.ts';
 import { emitDotenv, emitJson, emitYaml } from './lib/secrets/sops/emit.ts';
@@ -61,24 +60,13 @@ function formatOption(value: string | undefined, name: string): SopsFormat | und
   return value as SopsFormat;
 }
 
-/** parseArgs, with its usage errors turned into exit code 2. */
-function parseUsage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new InputError((err as Error).message, 'see --help');
-  }
-}
-
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
 
 async function decrypt(args: string[]): Promise<number> {
-  const { values, positionals } = parseUsage(() =>
-    parseArgs({
-      args,
-      options: { ...HELP_OPTION, 'output-type': { type: 'string' }, 'input-type': { type: 'string' } },
-      allowPositionals: true,
-    }),
+  const { values, positionals } = parseCli(
+    args,
+    { ...HELP_OPTION, 'output-type': { type: 'string' }, 'input-type': { type: 'string' } },
+    'scripts/sops.ts decrypt',
   );
   if (values.help) {
     process.stdout.write(`${DECRYPT_HELP}\n`);
@@ -115,9 +103,7 @@ async function decrypt(args: string[]): Promise<number> {
 }
 
 async function execEnv(args: string[]): Promise<number> {
-  const { values, positionals } = parseUsage(() =>
-    parseArgs({ args, options: HELP_OPTION, allowPositionals: true }),
-  );
+  const { values, positionals } = parseCli(args, HELP_OPTION, 'scripts/sops.ts exec-env');
   if (values.help) {
     process.stdout.write(`${EXEC_ENV_HELP}\n`);
     return EXIT.ok;
@@ -145,12 +131,6 @@ async function main(argv: string[]): Promise<number> {
   );
 }
 
-function report(err: unknown): number {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`${chalk.red('error:')} ${redactor.redact(message)}\n`);
-  const hint = err instanceof InputError || err instanceof WorkError ? err.hint : undefined;
-  if (hint) process.stderr.write(`${chalk.yellow('hint:')} ${redactor.redact(hint)}\n`);
-  return exitCodeOf(err);
-}
-
-process.exitCode = await main(process.argv.slice(2)).catch(report);
+// The plaintext goes to stdout untouched (that is what decrypt is for); errors go through runMain's
+// redacted error path with the conventional exit codes.
+await runMain(() => main(process.argv.slice(2)));

@@ -2,22 +2,10 @@
  * Test tiers that need something from outside the project (a Debian package, ../shared) skip with a
  * printed reason on a developer's machine and fail under CI, where .ci/run installs everything.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { findOnPath } from '../../scripts/lib/exec/which.ts';
 import { PROJECT_ROOT } from './run-cli.ts';
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return join(dir, name);
-    } catch {
-      // keep looking
-    }
-  }
-  return undefined;
-}
 
 function missing(what: string, purpose: string): undefined {
   const reason = `${what} is missing: skipping ${purpose}`;
@@ -28,7 +16,7 @@ function missing(what: string, purpose: string): undefined {
 
 /** The absolute path of a tool on PATH; a skip (or, under CI, a failure) when absent. */
 export function requireTool(name: string, purpose: string): string | undefined {
-  return onPath(name) ?? missing(`${name} (not on PATH)`, purpose);
+  return findOnPath(name) ?? missing(`${name} (not on PATH)`, purpose);
 }
 
 /** `../shared` beside the checkout: the vectors and references that come from other repositories. */

@@ -1,7 +1,7 @@
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { InputError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
+import { findOnPath } from '../exec/which.ts';
 import { SECRET_KEYS } from './schema.ts';
 
 export const DEFAULT_SECRETS_FILE = 'secrets/bootstrap.sops.yaml';
@@ -85,20 +85,9 @@ function pickSchemaKeys(source: Readonly<Record<string, string | undefined>>): R
   return out;
 }
 
-/** `SOPS` if set, else the first executable `sops` on PATH; found without spawning a process. */
+/** `SOPS` if set, else the first executable `sops` on PATH. */
 export function findSopsBinary(env: NodeJS.ProcessEnv): string | undefined {
-  if (env.SOPS) return env.SOPS;
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, 'sops');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here; keep looking
-    }
-  }
-  return undefined;
+  return env.SOPS || findOnPath('sops', env);
 }
 
 async function anyAgeIdentity(env: NodeJS.ProcessEnv): Promise<boolean> {
