@@ -64,7 +64,11 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
   }
   if (sops) return decryptWithSopsBinary(sops, file, opts.executor);
 
-  const { decryptSopsFile, execEnvPairs } = await import('./sops/index.ts');
+  // Loaded on demand: the decryptor and age cost start-up time that the environment source never needs.
+  const [{ decryptSopsFile }, { execEnvPairs }] = await Promise.all([
+    import('./sops/decrypt.ts'),
+    import('./sops/exec-env.ts'),
+  ]);
   const decrypted = await decryptSopsFile(file, { env });
   const values = pickSchemaKeys(execEnvPairs(decrypted.documents[0] ?? {}, file));
   return {
@@ -91,13 +95,13 @@ export function findSopsBinary(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 async function anyAgeIdentity(env: NodeJS.ProcessEnv): Promise<boolean> {
-  const { findAgeIdentities } = await import('./sops/index.ts');
+  const { findAgeIdentities } = await import('./sops/age-keys.ts');
   const found = await findAgeIdentities(env);
   return found.identities.length > 0;
 }
 
 async function keyNamesOnly(file: string): Promise<LoadedSecrets> {
-  const { readPlainKeyNames } = await import('./sops/index.ts');
+  const { readPlainKeyNames } = await import('./sops/decrypt.ts');
   const names = readPlainKeyNames(readFileSync(file, 'utf8'), { path: file });
   const present = SECRET_KEYS.filter((k) => names.includes(k));
   return {
@@ -141,7 +145,7 @@ async function decryptWithSopsBinary(sops: string, file: string, executor: Execu
       'check the sops version (3.x)',
     );
   }
-  const { execEnvPairs } = await import('./sops/index.ts');
+  const { execEnvPairs } = await import('./sops/exec-env.ts');
   const values = pickSchemaKeys(execEnvPairs(doc, file));
   return {
     kind: 'sops-binary',
