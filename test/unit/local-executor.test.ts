@@ -47,3 +47,35 @@ describe('shellQuote', () => {
     expect(r.stdout).toBe(odd);
   });
 });
+
+describe('LocalExecutor files', () => {
+  it('writes atomically with the mode from creation, reads back, stats, and reports missing files', async () => {
+    const { mkdtempSync, readdirSync, statSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'le-'));
+    const path = join(dir, '.secrets.env');
+    const oldUmask = process.umask(0);
+    try {
+      await local.files.writeFileAtomic(path, 'A=1\n', 0o600);
+      await local.files.writeFileAtomic(path, 'A=2\n', 0o600);
+    } finally {
+      process.umask(oldUmask);
+    }
+    expect(await local.files.readFile(path)).toBe('A=2\n');
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect((await local.files.stat(path))?.mode).toBe(0o600);
+    expect(readdirSync(dir)).toEqual(['.secrets.env']);
+    expect(await local.files.readFile(join(dir, 'nope'))).toBeUndefined();
+    expect(await local.files.stat(join(dir, 'nope'))).toBeUndefined();
+  });
+
+  it('streams output as it arrives', async () => {
+    const chunks: string[] = [];
+    await local.run({
+      argv: ['/bin/sh', '-c', 'echo a; echo b >&2'],
+      onOutput: (c, s) => chunks.push(`${s}:${c}`),
+    });
+    expect(chunks.sort()).toEqual(['stderr:b\n', 'stdout:a\n']);
+  });
+});

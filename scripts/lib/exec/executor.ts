@@ -7,10 +7,15 @@ export interface Command {
   argv: readonly string[];
   /** Written to the process's stdin, then closed. */
   input?: string;
-  /** Extra environment variables for this process only. */
+  /**
+   * Extra environment variables for this process only. Never a secret: over SSH they travel on the
+   * remote command line (`env K=V cmd`).
+   */
   env?: Readonly<Record<string, string>>;
   /** Wall-clock deadline; the process is killed when it passes. */
   timeoutMs?: number;
+  /** Streams output as it arrives (the result still carries all of it). */
+  onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
 }
 
 export interface CommandResult {
@@ -22,10 +27,30 @@ export interface CommandResult {
   spawnError?: string;
 }
 
+export interface FileStat {
+  size: number;
+  mode: number;
+  mtimeMs: number;
+}
+
+/** Files on the machine the executor runs commands on (local disk, or SFTP over the same connection). */
+export interface FileOps {
+  /** undefined when the file does not exist. */
+  readFile(path: string): Promise<string | undefined>;
+  /**
+   * Atomic: a temporary file in the same directory, created with `mode` from the start (never chmod
+   * afterwards, so a secret is never readable by others even for a moment), then renamed over `path`.
+   */
+  writeFileAtomic(path: string, content: string, mode: number): Promise<void>;
+  stat(path: string): Promise<FileStat | undefined>;
+}
+
 export interface Executor {
-  /** Where commands run, for messages: "local", "ssh root@host", "dry run". */
+  /** Where commands run, for messages: "local", "ssh deploy@host:22", "dry run". */
   readonly where: string;
   run(cmd: Command): Promise<CommandResult>;
+  readonly files: FileOps;
+  close(): Promise<void>;
 }
 
 /** POSIX shell quoting, for showing a command to a person (and later for the SSH executor). */

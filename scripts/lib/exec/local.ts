@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
-import type { Command, CommandResult, Executor } from './executor.ts';
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Command, CommandResult, Executor, FileOps, FileStat } from './executor.ts';
 
 /**
  * Runs commands on this machine: argv arrays, never a shell, stdin written then closed.
@@ -9,6 +12,9 @@ import type { Command, CommandResult, Executor } from './executor.ts';
  */
 export class LocalExecutor implements Executor {
   readonly where = 'local';
+  readonly files: FileOps = localFiles;
+
+  async close(): Promise<void> {}
 
   run(cmd: Command): Promise<CommandResult> {
     const [file, ...args] = cmd.argv;
@@ -37,8 +43,14 @@ export class LocalExecutor implements Executor {
         clearTimeout(deadline);
         resolve(result);
       };
-      child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-      child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout.push(chunk);
+        cmd.onOutput?.(chunk.toString('utf8'), 'stdout');
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr.push(chunk);
+        cmd.onOutput?.(chunk.toString('utf8'), 'stderr');
+      });
       child.on('error', (err: NodeJS.ErrnoException) => {
         // A program that cannot be started never emits 'close'; its pipes would keep the process alive.
         child.stdin.destroy();
@@ -61,3 +73,40 @@ export class LocalExecutor implements Executor {
     });
   }
 }
+
+const localFiles: FileOps = {
+  async readFile(path: string): Promise<string | undefined> {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  },
+
+  async writeFileAtomic(path: string, content: string, mode: number): Promise<void> {
+    const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+    // 'wx' with the mode: the file is born with its final permissions (umask can only remove bits).
+    const handle = await open(temp, 'wx', mode);
+    try {
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+      await handle.close();
+      await rename(temp, path);
+    } catch (err) {
+      await handle.close().catch(() => {});
+      await unlink(temp).catch(() => {});
+      throw err;
+    }
+  },
+
+  async stat(path: string): Promise<FileStat | undefined> {
+    try {
+      const s = await stat(path);
+      return { size: s.size, mode: s.mode & 0o7777, mtimeMs: s.mtimeMs };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  },
+};
