@@ -74,7 +74,7 @@ export class LocalExecutor implements Executor {
   }
 }
 
-const localFiles: FileOps = {
+export const localFiles: FileOps = {
   async readFile(path: string): Promise<string | undefined> {
     try {
       return await readFile(path, 'utf8');

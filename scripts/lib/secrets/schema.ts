@@ -344,3 +344,14 @@ export function valuesFor(
   }
   return out;
 }
+
+/** The names a consumer knows, with whether it requires each (e.g. .secrets.env: CF_DNS_API_TOKEN, …). */
+export function namesFor(consumer: ConsumerId): { name: string; key: SecretKey; required: boolean }[] {
+  const out: { name: string; key: SecretKey; required: boolean }[] = [];
+  for (const spec of SECRET_SCHEMA) {
+    for (const use of spec.uses as readonly SecretUse[]) {
+      if (use.consumer === consumer && !use.derive) out.push({ name: use.as, key: spec.key, required: use.required });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,161 @@
+/**
+ * The Bifrost service plan as data: every step of the bootstrap, what it waits for, its deadline, the
+ * optional secret that gates it, and which secrets each service receives. The engine walks this table;
+ * nothing else encodes the order.
+ */
+
+/** Keys of .secrets.env that are not in the SOPS file: the engine itself writes them on the host. */
+export const NB_IDP_MGMT_TOKEN = 'NB_IDP_MGMT_TOKEN';
+
+export interface Gate {
+  /** A .secrets.env key; without a value the step is skipped (and the run still succeeds). */
+  key: string;
+  /** One-time setup guidance shown when skipped (design page / original bootstrap.sh). */
+  guidance: string[];
+}
+
+interface StepBase {
+  id: string;
+  /** Step ids that must be done first. */
+  after: string[];
+  /** Wall-clock deadline for the step (health, command, or retries), in seconds. */
+  deadlineSec: number;
+  gate?: Gate;
+}
+
+export type PlanStep =
+  /** `COMPOSE up -d --no-deps SERVICE`, then wait until healthy. */
+  | (StepBase & { kind: 'service'; service: string })
+  /** `COMPOSE run --rm --no-deps SERVICE ARGS…`: a one-off command that must exit 0. */
+  | (StepBase & { kind: 'run'; service: string; args: string[] })
+  /** Mint netbird-mgmt-token with `ak shell` and store it as NB_IDP_MGMT_TOKEN. */
+  | (StepBase & { kind: 'token'; container: string })
+  /** Render netbird/config.yaml from its template. */
+  | (StepBase & { kind: 'render'; template: string; output: string });
+
+const PROXY_GUIDANCE = [
+  'netbird-proxy needs a NetBird personal access token (one-time setup):',
+  '  1. log in to the NetBird UI',
+  '  2. Settings → Access Tokens → create a personal access token',
+  '  3. add it as NB_PROXY_TOKEN: sops secrets/bootstrap.sops.yaml',
+  '  4. run again: just bifrost-up',
+];
+
+const AGENT_GUIDANCE = [
+  "netbird-agent needs a setup key; until it runs, the cluster's services are unreachable from the internet (one-time setup):",
+  '  1. log in to the NetBird UI',
+  '  2. Setup Keys → create a reusable setup key for bifrost',
+  '  3. add it as NB_BIFROST_SETUP_KEY: sops secrets/bootstrap.sops.yaml',
+  '  4. run again: just bifrost-up',
+];
+
+export const BIFROST_PLAN: readonly PlanStep[] = [
+  { id: 'traefik', kind: 'service', service: 'traefik', after: [], deadlineSec: 60 },
+  { id: 'authentik-postgres', kind: 'service', service: 'authentik-postgres', after: [], deadlineSec: 120 },
+  {
+    id: 'authentik-migrate',
+    kind: 'run',
+    service: 'authentik-server',
+    args: ['migrate'],
+    after: ['authentik-postgres'],
+    deadlineSec: 600,
+  },
+  {
+    id: 'authentik-server',
+    kind: 'service',
+    service: 'authentik-server',
+    after: ['authentik-migrate'],
+    deadlineSec: 300,
+  },
+  {
+    id: 'authentik-worker',
+    kind: 'service',
+    service: 'authentik-worker',
+    after: ['authentik-migrate'],
+    deadlineSec: 300,
+  },
+  // The worker creates akadmin from its blueprints: waiting for the server alone raced it (original §2).
+  {
+    id: 'netbird-mgmt-token',
+    kind: 'token',
+    container: 'authentik-server',
+    after: ['authentik-server', 'authentik-worker'],
+    deadlineSec: 180,
+  },
+  {
+    id: 'netbird-config',
+    kind: 'render',
+    template: 'netbird/config.yaml.tmpl',
+    output: 'netbird/config.yaml',
+    after: ['netbird-mgmt-token'],
+    deadlineSec: 30,
+  },
+  {
+    id: 'netbird-server',
+    kind: 'service',
+    service: 'netbird-server',
+    after: ['netbird-config'],
+    deadlineSec: 120,
+  },
+  {
+    id: 'netbird-dashboard',
+    kind: 'service',
+    service: 'netbird-dashboard',
+    after: ['netbird-server'],
+    deadlineSec: 60,
+  },
+  {
+    id: 'netbird-proxy',
+    kind: 'service',
+    service: 'netbird-proxy',
+    after: ['netbird-server'],
+    deadlineSec: 60,
+    gate: { key: 'NB_PROXY_TOKEN', guidance: PROXY_GUIDANCE },
+  },
+  {
+    id: 'netbird-agent',
+    kind: 'service',
+    service: 'netbird-agent',
+    after: ['netbird-server'],
+    deadlineSec: 60,
+    gate: { key: 'NB_BIFROST_SETUP_KEY', guidance: AGENT_GUIDANCE },
+  },
+];
+
+/**
+ * Which .secrets.env values each service receives, and under which name, rendered into env/<file>.env.
+ * A service sees only what it reads, so changing one secret recreates only the services that use it.
+ */
+export const SERVICE_SECRET_FILES: readonly {
+  file: string;
+  services: string[];
+  entries: { name: string; from: string }[];
+}[] = [
+  {
+    file: 'env/traefik.env',
+    services: ['traefik'],
+    entries: [{ name: 'CF_DNS_API_TOKEN', from: 'CF_DNS_API_TOKEN' }],
+  },
+  {
+    file: 'env/authentik.env',
+    services: ['authentik-server', 'authentik-worker'],
+    entries: [{ name: 'AUTHENTIK_BOOTSTRAP_TOKEN', from: 'AUTHENTIK_BOOTSTRAP_TOKEN' }],
+  },
+  {
+    file: 'env/netbird-proxy.env',
+    services: ['netbird-proxy'],
+    entries: [{ name: 'NB_PROXY_TOKEN', from: 'NB_PROXY_TOKEN' }],
+  },
+  {
+    file: 'env/netbird-agent.env',
+    services: ['netbird-agent'],
+    entries: [{ name: 'NB_SETUP_KEY', from: 'NB_BIFROST_SETUP_KEY' }],
+  },
+];
+
+/** Placeholders the NetBird template may use, all read from .secrets.env. */
+export const CONFIG_PLACEHOLDERS = ['NB_RELAY_SECRET', 'NB_DATA_STORE_KEY', NB_IDP_MGMT_TOKEN] as const;
+
+export function stepById(id: string): PlanStep | undefined {
+  return BIFROST_PLAN.find((s) => s.id === id);
+}
