@@ -6,7 +6,7 @@ import { InputError } from '../errors.ts';
  * would otherwise interpret (`$` interpolation, ` #` comments, quotes, spaces); a value no quoting can
  * carry (a newline, or a single quote next to those characters) is refused.
  */
-const BARE = /^[A-Za-z0-9_\-.,:/@+=%^~!*?[\]{}()<>|&;]*$/;
+const BARE = /^(?!')[^\s#$"'\\`]*(?:'[^\s#$"'\\`]*)*$/;
 
 export function quoteEnvValue(key: string, value: string): string {
   if (BARE.test(value)) return value;

@@ -350,7 +350,8 @@ export function namesFor(consumer: ConsumerId): { name: string; key: SecretKey; 
   const out: { name: string; key: SecretKey; required: boolean }[] = [];
   for (const spec of SECRET_SCHEMA) {
     for (const use of spec.uses as readonly SecretUse[]) {
-      if (use.consumer === consumer && !use.derive) out.push({ name: use.as, key: spec.key, required: use.required });
+      if (use.consumer === consumer && !use.derive)
+        out.push({ name: use.as, key: spec.key, required: use.required });
     }
   }
   return out;

@@ -1,0 +1,105 @@
+/**
+ * The bundle directory on the host, read and written through the executor's file operations (local
+ * disk or SFTP): the compose file, the env files, the rendered files and the engine's own state.
+ */
+import { createHash } from 'node:crypto';
+import { parse } from 'yaml';
+import { InputError } from '../errors.ts';
+import type { FileOps } from '../exec/executor.ts';
+
+/** The engine's memory between runs: a hash of each service's inputs when it was last started. */
+export const STATE_FILE = '.bifrost-state.json';
+
+export interface BundleState {
+  services: Record<string, { inputs: string }>;
+}
+
+interface ComposeService {
+  env_file?: string | string[];
+  volumes?: (string | { type?: string; source?: string })[];
+}
+
+export class Bundle {
+  private compose?: Record<string, ComposeService>;
+
+  constructor(
+    readonly files: FileOps,
+    readonly dir: string,
+  ) {}
+
+  path(rel: string): string {
+    return `${this.dir}/${rel}`;
+  }
+
+  read(rel: string): Promise<string | undefined> {
+    return this.files.readFile(this.path(rel));
+  }
+
+  /** Writes (0600, atomically) only when the content differs; says whether it wrote. */
+  async writeIfChanged(rel: string, content: string): Promise<boolean> {
+    if ((await this.read(rel)) === content) return false;
+    await this.files.writeFileAtomic(this.path(rel), content, 0o600);
+    return true;
+  }
+
+  async services(): Promise<Record<string, ComposeService>> {
+    if (this.compose) return this.compose;
+    const text = await this.read('docker-compose.yml');
+    if (text === undefined) {
+      throw new InputError(
+        `${this.path('docker-compose.yml')} not found`,
+        'upload the bundle first (provision-bifrost)',
+      );
+    }
+    const doc = parse(text, { merge: true }) as { services?: Record<string, ComposeService> };
+    this.compose = doc.services ?? {};
+    return this.compose;
+  }
+
+  /**
+   * The files a service reads at start: its env files and the files bind-mounted from the bundle.
+   * compose does not notice a changed bind-mounted file, so the engine tracks these itself.
+   */
+  async inputsOf(service: string): Promise<string[]> {
+    const def = (await this.services())[service] ?? {};
+    const envFiles = def.env_file === undefined ? [] : ([] as string[]).concat(def.env_file);
+    const mounts = (def.volumes ?? [])
+      .map((v) => (typeof v === 'string' ? v.split(':')[0] : v.type === 'bind' ? v.source : undefined))
+      .filter((src): src is string => Boolean(src?.startsWith('./')))
+      .map((src) => src.slice(2));
+    return [...envFiles, ...mounts];
+  }
+
+  /** A digest of the service's inputs as they are now (a directory mount counts by its path only). */
+  async inputsHash(service: string): Promise<string> {
+    const h = createHash('sha256');
+    for (const rel of await this.inputsOf(service)) {
+      const content = await this.read(rel).catch(() => undefined);
+      h.update(`${rel}\0${content ?? '<none>'}\0`);
+    }
+    return h.digest('hex');
+  }
+
+  async loadState(): Promise<BundleState> {
+    const text = await this.read(STATE_FILE);
+    try {
+      return text ? (JSON.parse(text) as BundleState) : { services: {} };
+    } catch {
+      return { services: {} };
+    }
+  }
+
+  private saving: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Saves are queued and each serialises the state when its turn comes: steps finishing at the same
+   * time cannot overwrite a newer state with an older one.
+   */
+  saveState(state: BundleState): Promise<void> {
+    const next = this.saving.then(() =>
+      this.writeIfChanged(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`),
+    );
+    this.saving = next.catch(() => {});
+    return next.then(() => {});
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The Docker CLI subset of DESIGN.md, as argv builders and output parsers. Only these forms are used,
+ * so any Docker-compatible CLI works: Docker with the compose plugin, docker-compose v1, the simulator.
+ */
+import type { Executor } from '../exec/executor.ts';
+
+export interface DockerCli {
+  /** The docker binary (`--docker`, $DOCKER, or `docker`). */
+  docker: string;
+  /** The compose command as argv: ['docker', 'compose'] or ['docker-compose']. */
+  compose: string[];
+  /** The bundle directory on the host. */
+  dir: string;
+}
+
+export function composeArgv(cli: DockerCli, ...args: string[]): string[] {
+  return [...cli.compose, '-f', `${cli.dir}/docker-compose.yml`, '--project-directory', cli.dir, ...args];
+}
+
+export function composeVersionArgv(cli: DockerCli): string[] {
+  return [...cli.compose, 'version'];
+}
+
+export function upArgv(
+  cli: DockerCli,
+  services: readonly string[],
+  opts: { forceRecreate: boolean },
+): string[] {
+  return composeArgv(
+    cli,
+    'up',
+    '-d',
+    '--no-deps',
+    ...(opts.forceRecreate ? ['--force-recreate'] : []),
+    ...services,
+  );
+}
+
+export function runArgv(cli: DockerCli, service: string, args: readonly string[]): string[] {
+  return composeArgv(cli, 'run', '--rm', '--no-deps', service, ...args);
+}
+
+export function execArgv(cli: DockerCli, container: string, command: readonly string[]): string[] {
+  return [cli.docker, 'exec', '-i', container, ...command];
+}
+
+export function logsArgv(cli: DockerCli, container: string, tail: number): string[] {
+  return [cli.docker, 'logs', '--tail', String(tail), container];
+}
+
+export interface ContainerState {
+  id: string;
+  status: string;
+  /** Health status, or 'none' for a container without a healthcheck. */
+  health: 'starting' | 'healthy' | 'unhealthy' | 'none';
+  startedAt?: string;
+  /** The last health-check outputs, newest last. */
+  healthLog: string[];
+}
+
+interface InspectEntry {
+  Id?: string;
+  Name?: string;
+  State?: {
+    Status?: string;
+    StartedAt?: string;
+    Health?: { Status?: string; Log?: { Output?: string }[] };
+  };
+}
+
+/**
+ * `docker inspect NAME…` for several containers in one call. A missing container makes docker exit 1
+ * while the JSON still lists the others, so the exit code alone says nothing: parse what came back.
+ */
+export async function inspectContainers(
+  executor: Executor,
+  cli: DockerCli,
+  names: readonly string[],
+): Promise<Map<string, ContainerState>> {
+  const result = await executor.run({ argv: [cli.docker, 'inspect', ...names], timeoutMs: 30_000 });
+  const states = new Map<string, ContainerState>();
+  let entries: InspectEntry[] = [];
+  try {
+    entries = JSON.parse(result.stdout || '[]') as InspectEntry[];
+  } catch {
+    if (result.exitCode === 0) throw new Error(`docker inspect printed something that is not JSON`);
+  }
+  if (result.exitCode !== 0 && entries.length === 0 && !/No such (object|container)/i.test(result.stderr)) {
+    throw new Error(`docker inspect failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  }
+  for (const e of entries) {
+    const name = (e.Name ?? '').replace(/^\//, '');
+    const health = e.State?.Health?.Status;
+    states.set(name, {
+      id: e.Id ?? '',
+      status: e.State?.Status ?? 'unknown',
+      health: health === 'starting' || health === 'healthy' || health === 'unhealthy' ? health : 'none',
+      startedAt: e.State?.StartedAt,
+      healthLog: (e.State?.Health?.Log ?? []).map((l) => (l.Output ?? '').trim()).filter(Boolean),
+    });
+  }
+  return states;
+}
+
+/** Ready: running, and healthy when it has a healthcheck. */
+export function isReady(s: ContainerState | undefined): boolean {
+  return s !== undefined && s.status === 'running' && (s.health === 'healthy' || s.health === 'none');
+}

@@ -1,0 +1,450 @@
+/**
+ * The Bifrost bootstrap engine: pre-flight, then the plan's steps, each started as soon as what it
+ * waits for is done (independent steps run in parallel), health watched with wall-clock deadlines.
+ * Every command goes through one Executor (local, SSH, or the simulator).
+ */
+import { InputError, WorkError } from '../errors.ts';
+import type { Executor } from '../exec/executor.ts';
+import { formatCommand } from '../exec/executor.ts';
+import type { Output } from '../output.ts';
+import { describeSecret, redactor } from '../redact.ts';
+import { namesFor } from '../secrets/schema.ts';
+import { Bundle, type BundleState } from './bundle.ts';
+import {
+  composeVersionArgv,
+  type DockerCli,
+  execArgv,
+  inspectContainers,
+  logsArgv,
+  runArgv,
+  upArgv,
+} from './docker.ts';
+import { formatEnvFile, parseEnvFile, upsertEnvLine } from './env-file.ts';
+import { DeadlineError, HealthWatcher, StoppedError } from './health.ts';
+import {
+  BIFROST_PLAN,
+  CONFIG_PLACEHOLDERS,
+  NB_IDP_MGMT_TOKEN,
+  type PlanStep,
+  SERVICE_SECRET_FILES,
+} from './plan.ts';
+import { renderYamlTemplate } from './template.ts';
+import { AK_SHELL_SCRIPT, findTokenLine } from './token.ts';
+import { UpBatcher } from './up-batcher.ts';
+
+export interface EngineOptions {
+  executor: Executor;
+  cli: DockerCli;
+  out: Output;
+  plan?: readonly PlanStep[];
+  /** Pause between health polls; each poll is one `docker inspect` of every container waited on. */
+  pollPauseMs?: number;
+  /** Multiplies every deadline and backoff (the sandbox and tests run on a shortened timeline). */
+  timeScale?: number;
+  cloudInitTimeoutSec?: number;
+}
+
+export type StepStatus = 'done' | 'skipped' | 'failed' | 'not run';
+
+export interface StepResult {
+  id: string;
+  status: StepStatus;
+  seconds?: number;
+  detail: string;
+}
+
+export interface EngineResult {
+  ok: boolean;
+  seconds: number;
+  steps: StepResult[];
+  failure?: { step: string; message: string; hint?: string };
+}
+
+const SECRETS_ENV = '.secrets.env';
+const DOT_ENV = '.env';
+
+class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function runBifrostBootstrap(opts: EngineOptions): Promise<EngineResult> {
+  const engine = new Engine(opts);
+  return engine.run();
+}
+
+class Engine {
+  private readonly plan: readonly PlanStep[];
+  private readonly bundle: Bundle;
+  private readonly scale: number;
+  private readonly watcher: HealthWatcher;
+  private readonly ups: UpBatcher;
+  private secrets = new Map<string, string>();
+  private state: BundleState = { services: {} };
+  private containers = new Map<string, { id: string }>();
+  private readonly results = new Map<string, StepResult>();
+  private readonly t0 = Date.now();
+  private aborted = false;
+
+  constructor(private readonly opts: EngineOptions) {
+    this.plan = opts.plan ?? BIFROST_PLAN;
+    this.bundle = new Bundle(opts.executor.files, opts.cli.dir);
+    this.scale = opts.timeScale ?? 1;
+    this.watcher = new HealthWatcher(opts.executor, opts.cli, opts.pollPauseMs ?? 50);
+    this.ups = new UpBatcher((services, forceRecreate) =>
+      this.run$(upArgv(opts.cli, services, { forceRecreate }), { timeoutMs: 300_000 }),
+    );
+  }
+
+  private get out(): Output {
+    return this.opts.out;
+  }
+
+  private run$(argv: string[], extra: { input?: string; timeoutMs?: number } = {}) {
+    this.out.detail(`$ ${formatCommand(argv)}${extra.input ? ' (script on stdin)' : ''}`);
+    return this.opts.executor.run({ argv, ...extra });
+  }
+
+  async run(): Promise<EngineResult> {
+    await this.preflight();
+    await this.renderServiceEnvFiles();
+    this.state = await this.bundle.loadState();
+    const services = this.plan.flatMap((s) => (s.kind === 'service' ? [s.service] : []));
+    for (const [name, s] of await inspectContainers(this.opts.executor, this.opts.cli, services)) {
+      this.containers.set(name, { id: s.id });
+    }
+    await this.schedule();
+    const steps = this.plan.map(
+      (s) => this.results.get(s.id) ?? { id: s.id, status: 'not run' as const, detail: '' },
+    );
+    const failed = steps.find((s) => s.status === 'failed');
+    return {
+      ok: !failed,
+      seconds: (Date.now() - this.t0) / 1000,
+      steps,
+      failure: failed
+        ? { step: failed.id, message: failed.detail, hint: this.failureHints.get(failed.id) }
+        : undefined,
+    };
+  }
+
+  private readonly failureHints = new Map<string, string>();
+
+  // ---- pre-flight -------------------------------------------------------------------------------
+
+  private async preflight(): Promise<void> {
+    const { executor, cli } = this.opts;
+    const version = await this.run$(composeVersionArgv(cli), { timeoutMs: 30_000 });
+    if (version.exitCode !== 0 || version.spawnError) {
+      throw new WorkError(
+        `docker compose is not available on ${executor.where} (${formatCommand(composeVersionArgv(cli))} failed: ${(version.spawnError ?? version.stderr).trim()})`,
+        'install Docker with the compose plugin, or pass --compose docker-compose for v1; on a new VPS see /var/log/cloud-init-output.log',
+      );
+    }
+    const timeoutSec = this.opts.cloudInitTimeoutSec ?? 600;
+    const ci = await this.run$(['cloud-init', 'status', '--wait'], { timeoutMs: timeoutSec * 1000 });
+    if (ci.spawnError || ci.exitCode === 127) {
+      this.out.info('pre-flight: no cloud-init; assuming a pre-provisioned host');
+    } else if (ci.timedOut) {
+      throw new WorkError(
+        `cloud-init did not finish within ${timeoutSec} s`,
+        'see /var/log/cloud-init-output.log on the host, then run again',
+      );
+    } else if (ci.exitCode !== 0) {
+      this.out.warn(`cloud-init status exited ${ci.exitCode} (normal on pre-provisioned servers)`);
+    } else {
+      this.out.info('pre-flight: cloud-init done');
+    }
+    await this.readSecrets();
+  }
+
+  private async readSecrets(): Promise<void> {
+    const missing: string[] = [];
+    const files: [string, 'bifrost-secrets-env' | 'bifrost-dot-env'][] = [
+      [SECRETS_ENV, 'bifrost-secrets-env'],
+      [DOT_ENV, 'bifrost-dot-env'],
+    ];
+    for (const [file, consumer] of files) {
+      const text = await this.bundle.read(file);
+      if (text === undefined) {
+        missing.push(`${file}: the file is missing`);
+        continue;
+      }
+      const values = parseEnvFile(text);
+      for (const v of values.values()) redactor.register(v);
+      if (file === SECRETS_ENV) this.secrets = values;
+      for (const { name, required } of namesFor(consumer)) {
+        const value = values.get(name);
+        if (value) this.out.info(`pre-flight: ✓ ${file} ${describeSecret(name, value)}`);
+        else if (required) missing.push(`${file}: ${name} is missing`);
+        else this.out.info(`pre-flight: - ${file} ${name} not set (optional)`);
+      }
+    }
+    const token = this.secrets.get(NB_IDP_MGMT_TOKEN);
+    if (token) redactor.register(token, NB_IDP_MGMT_TOKEN);
+    if (missing.length > 0) {
+      throw new InputError(
+        `required secrets are missing in ${this.opts.cli.dir}:\n${missing.map((m) => `  - ${m}`).join('\n')}`,
+        'render and upload them with provision-bifrost (just bifrost-up), then run again',
+      );
+    }
+  }
+
+  /** Each service's own env file, holding only the secrets it reads (plan.ts). */
+  private async renderServiceEnvFiles(): Promise<void> {
+    for (const f of SERVICE_SECRET_FILES) {
+      const entries = f.entries.flatMap((e) => {
+        const value = this.secrets.get(e.from);
+        return value ? [{ name: e.name, value }] : [];
+      });
+      const header = `Rendered by bifrost-bootstrap from .secrets.env for ${f.services.join(', ')}; do not edit.`;
+      if (await this.bundle.writeIfChanged(f.file, formatEnvFile(entries, header))) {
+        this.out.detail(`rendered ${f.file}`);
+      }
+    }
+  }
+
+  // ---- scheduling -------------------------------------------------------------------------------
+
+  /** Starts every step whose prerequisites are done; stops starting new ones after a failure. */
+  private async schedule(): Promise<void> {
+    const pending = new Map(this.plan.map((s) => [s.id, s]));
+    const running = new Map<string, Promise<void>>();
+    const done = (id: string) =>
+      this.results.get(id)?.status === 'done' || this.results.get(id)?.status === 'skipped';
+    while (pending.size > 0 || running.size > 0) {
+      if (!this.aborted) {
+        for (const step of [...pending.values()]) {
+          if (!step.after.every(done)) continue;
+          pending.delete(step.id);
+          running.set(
+            step.id,
+            this.runStep(step).finally(() => running.delete(step.id)),
+          );
+        }
+      }
+      if (running.size === 0) break;
+      await Promise.race(running.values());
+    }
+    this.watcher.stop();
+  }
+
+  private async runStep(step: PlanStep): Promise<void> {
+    const started = Date.now();
+    const record = (status: StepStatus, detail: string) =>
+      this.results.set(step.id, { id: step.id, status, seconds: (Date.now() - started) / 1000, detail });
+    if (step.gate && !this.secrets.get(step.gate.key)) {
+      record('skipped', `${step.gate.key} not set`);
+      this.out.info(this.out.color.yellow(`skip   ${step.id}: ${step.gate.key} is not set`));
+      for (const line of step.gate.guidance) this.out.info(`         ${line}`);
+      return;
+    }
+    try {
+      const detail = await this.execute(step);
+      record('done', detail);
+      this.out.info(
+        `${this.out.color.green('done')}   ${step.id}: ${detail} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      );
+    } catch (err) {
+      if (err instanceof StoppedError) {
+        record('not run', err.message);
+        return;
+      }
+      const e = err as Error & { hint?: string };
+      record('failed', e.message);
+      this.failureHints.set(step.id, e.hint ?? '');
+      this.aborted = true;
+      this.watcher.stop();
+      this.out.info(this.out.color.red(`FAILED ${step.id}: ${e.message}`));
+    }
+  }
+
+  private execute(step: PlanStep): Promise<string> {
+    switch (step.kind) {
+      case 'service':
+        return this.startService(step.service, step.deadlineSec);
+      case 'run':
+        return this.runOnce(step.service, step.args, step.deadlineSec);
+      case 'token':
+        return this.mintToken(step.container, step.deadlineSec);
+      case 'render':
+        return this.renderConfig(step.template, step.output);
+    }
+  }
+
+  // ---- steps ------------------------------------------------------------------------------------
+
+  private async startService(service: string, deadlineSec: number): Promise<string> {
+    const inputs = await this.bundle.inputsHash(service);
+    const exists = this.containers.has(service);
+    // A container started from inputs other than today's must be recreated: compose would keep it.
+    const recreate = exists && this.state.services[service]?.inputs !== inputs;
+    this.out.info(`start  ${service}${recreate ? ' (recreate: its config or env file changed)' : ''}`);
+    const up = await this.ups.request(service, recreate);
+    if (up.exitCode !== 0) {
+      throw new StepFailure(
+        `compose up ${service} failed (exit ${up.exitCode}): ${tail(up.stderr || up.stdout)}`,
+        'fix the cause shown, then run again: steps already done are kept',
+      );
+    }
+    const waitStart = Date.now();
+    try {
+      await this.watcher.waitReady(service, deadlineSec * 1000 * this.scale);
+    } catch (err) {
+      if (err instanceof DeadlineError) throw await this.deadlineFailure(service, deadlineSec, err);
+      throw err;
+    }
+    this.state.services[service] = { inputs };
+    await this.bundle.saveState(this.state);
+    const waited = ((Date.now() - waitStart) / 1000).toFixed(1);
+    return `${recreate ? 'recreated, ' : ''}healthy after ${waited} s`;
+  }
+
+  private async deadlineFailure(
+    service: string,
+    deadlineSec: number,
+    err: DeadlineError,
+  ): Promise<StepFailure> {
+    const logs = await this.run$(logsArgv(this.opts.cli, service, 30), { timeoutMs: 30_000 });
+    const state = err.last;
+    const lines = [
+      `${service} did not become healthy within ${deadlineSec * this.scale} s (state: ${state ? `${state.status}, health ${state.health}` : 'no container'})`,
+      'last log lines:',
+      ...(logs.stdout + logs.stderr)
+        .trim()
+        .split('\n')
+        .map((l) => `  | ${l}`),
+    ];
+    if (state?.healthLog.length)
+      lines.push('health-check log:', ...state.healthLog.slice(-5).map((l) => `  | ${l}`));
+    return new StepFailure(
+      lines.join('\n'),
+      `look at the logs above (docker logs ${service}); once fixed, run again: healthy services are kept`,
+    );
+  }
+
+  private async runOnce(service: string, args: readonly string[], deadlineSec: number): Promise<string> {
+    this.out.info(`run    ${service} ${args.join(' ')}`);
+    const r = await this.run$(runArgv(this.opts.cli, service, args), {
+      timeoutMs: deadlineSec * 1000 * this.scale,
+    });
+    if (r.timedOut)
+      throw new StepFailure(
+        `${service} ${args.join(' ')} ran longer than ${deadlineSec * this.scale} s`,
+        'check the database, then run again',
+      );
+    if (r.exitCode !== 0) {
+      throw new StepFailure(
+        `${service} ${args.join(' ')} failed (exit ${r.exitCode}): ${tail(r.stderr || r.stdout)}`,
+        'fix the cause shown, then run again',
+      );
+    }
+    return 'completed';
+  }
+
+  private async mintToken(container: string, deadlineSec: number): Promise<string> {
+    if (this.secrets.get(NB_IDP_MGMT_TOKEN)) return `${NB_IDP_MGMT_TOKEN} already set in .secrets.env; kept`;
+    const deadline = Date.now() + deadlineSec * 1000 * this.scale;
+    let delay = 1000 * this.scale;
+    let attempt = 0;
+    let lastError = '';
+    for (;;) {
+      attempt += 1;
+      const r = await this.run$(execArgv(this.opts.cli, container, ['ak', 'shell']), {
+        input: AK_SHELL_SCRIPT,
+        timeoutMs: 120_000,
+      });
+      const token = r.exitCode === 0 ? findTokenLine(r.stdout) : undefined;
+      if (token) {
+        redactor.register(token, NB_IDP_MGMT_TOKEN);
+        const current = (await this.bundle.read(SECRETS_ENV)) ?? '';
+        await this.bundle.writeIfChanged(SECRETS_ENV, upsertEnvLine(current, NB_IDP_MGMT_TOKEN, token));
+        this.secrets.set(NB_IDP_MGMT_TOKEN, token);
+        return `netbird-mgmt-token minted on attempt ${attempt}; ${describeSecret(NB_IDP_MGMT_TOKEN, token)} written to .secrets.env`;
+      }
+      lastError = tail(r.exitCode === 0 ? `no TOKEN: line in the output\n${r.stdout}` : r.stderr || r.stdout);
+      if (Date.now() + delay > deadline) break;
+      this.out.info(
+        `wait   netbird-mgmt-token: attempt ${attempt} failed (${lastError.split('\n')[0]}); retrying in ${(delay / 1000).toFixed(1)} s`,
+      );
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 10_000 * this.scale);
+    }
+    throw new StepFailure(
+      `could not mint netbird-mgmt-token in ${deadlineSec * this.scale} s (${attempt} attempts); last error: ${lastError}`,
+      'check that akadmin exists (docker logs authentik-worker) and that env/authentik.env holds AUTHENTIK_BOOTSTRAP_TOKEN, then run again',
+    );
+  }
+
+  private async renderConfig(template: string, output: string): Promise<string> {
+    const text = await this.bundle.read(template);
+    if (text === undefined)
+      throw new StepFailure(`${template} is missing from the bundle`, 'upload the bundle again');
+    const values = Object.fromEntries(CONFIG_PLACEHOLDERS.map((k) => [k, this.secrets.get(k)]));
+    let rendered: string;
+    try {
+      rendered = renderYamlTemplate(text, values, { allowed: CONFIG_PLACEHOLDERS, file: template });
+    } catch (err) {
+      throw new StepFailure((err as Error).message, (err as InputError).hint ?? 'fix the template');
+    }
+    const changed = await this.bundle.writeIfChanged(output, rendered);
+    return changed ? `${output} rendered` : `${output} unchanged`;
+  }
+}
+
+function tail(text: string, lines = 8): string {
+  return text.trim().split('\n').slice(-lines).join('\n');
+}
+
+/** The status table printed at the end of a run. */
+export function formatStatusTable(result: EngineResult): string {
+  const rows = result.steps.map((s) => [
+    s.id,
+    s.status,
+    s.seconds === undefined ? '' : `${s.seconds.toFixed(1)} s`,
+    s.detail.split('\n')[0] ?? '',
+  ]);
+  const header = ['step', 'status', 'time', 'detail'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] ?? 0) : c)).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** What a run would do, step by step, for --dry-run: the commands, nothing executed. */
+export function describePlan(cli: DockerCli, gated: (key: string) => boolean, plan = BIFROST_PLAN): string[] {
+  const lines = [
+    `pre-flight: ${formatCommand(composeVersionArgv(cli))}`,
+    'pre-flight: cloud-init status --wait (when cloud-init exists)',
+    `pre-flight: read ${cli.dir}/${SECRETS_ENV} and ${cli.dir}/${DOT_ENV}; render ${SERVICE_SECRET_FILES.map((f) => f.file).join(', ')}`,
+  ];
+  for (const step of plan) {
+    const after = step.after.length ? ` (after ${step.after.join(', ')})` : '';
+    if (step.gate && !gated(step.gate.key)) {
+      lines.push(`${step.id}${after}: skipped, ${step.gate.key} is not set`);
+      continue;
+    }
+    switch (step.kind) {
+      case 'service':
+        lines.push(
+          `${step.id}${after}: ${formatCommand(upArgv(cli, [step.service], { forceRecreate: false }))} [--force-recreate when its inputs changed]; wait healthy ≤ ${step.deadlineSec} s`,
+        );
+        break;
+      case 'run':
+        lines.push(`${step.id}${after}: ${formatCommand(runArgv(cli, step.service, step.args))}`);
+        break;
+      case 'token':
+        lines.push(
+          `${step.id}${after}: ${formatCommand(execArgv(cli, step.container, ['ak', 'shell']))} < script; retry ≤ ${step.deadlineSec} s; upsert ${NB_IDP_MGMT_TOKEN} in ${SECRETS_ENV}`,
+        );
+        break;
+      case 'render':
+        lines.push(`${step.id}${after}: render ${step.template} → ${step.output} (0600, only when changed)`);
+        break;
+    }
+  }
+  return lines;
+}

@@ -1,0 +1,289 @@
+/**
+ * A fast stand-in for the Docker CLI subset the Bifrost engine uses (DESIGN.md), with scripted health
+ * timelines. It is an Executor: the engine runs against it exactly as against a host, and every call
+ * (argv and stdin) is recorded for tests to inspect. The bundle directory is real and local.
+ *
+ * It follows compose's own rules where the engine depends on them: `up -d` leaves an up-to-date
+ * container alone and recreates one whose env files changed, but not one whose bind-mounted file
+ * changed (which is why the engine passes --force-recreate then); missing env files and required
+ * ${VAR:?} values fail like compose does.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { parseEnvFile } from '../bifrost/env-file.ts';
+import type { Command, CommandResult, Executor } from '../exec/executor.ts';
+import { localFiles } from '../exec/local.ts';
+
+export interface ServiceTimeline {
+  /** Milliseconds from container start until its healthcheck passes; undefined: never healthy. */
+  healthyAfterMs?: number;
+  logs?: string[];
+}
+
+export interface SimulatorOptions {
+  /** The bundle directory (docker-compose.yml and its files). */
+  dir: string;
+  timeline: Readonly<Record<string, ServiceTimeline>>;
+  /** How long `run --rm … migrate` takes. */
+  migrateMs?: number;
+  /** What every CLI call costs, like a real docker CLI process (~100 ms). */
+  callLatencyMs?: number;
+  /** `ak shell` fails this many times ("akadmin does not exist yet") before it succeeds. */
+  tokenFailures?: number;
+  /** Log noise Authentik prints around the TOKEN line. */
+  tokenNoise?: string[];
+  /** Whether `cloud-init` exists on the simulated host. */
+  cloudInit?: boolean;
+}
+
+export interface RecordedCall {
+  argv: string[];
+  input: string;
+  startedAt: number;
+  endedAt: number;
+}
+
+interface Container {
+  id: string;
+  service: string;
+  startedAt: number;
+  /** Environment as the container received it (env files and interpolation at creation). */
+  env: Record<string, string>;
+  /** compose's config hash: what compose compares to decide on a recreate during `up -d`. */
+  configHash: string;
+}
+
+interface ServiceDef {
+  env_file?: string[] | string;
+  environment?: Record<string, string> | string[];
+  volumes?: string[];
+}
+
+const ok = (stdout = '', stderr = ''): CommandResult => ({ exitCode: 0, stdout, stderr, timedOut: false });
+const fail = (stderr: string, exitCode = 1, stdout = ''): CommandResult => ({
+  exitCode,
+  stdout,
+  stderr,
+  timedOut: false,
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class DockerSimulator implements Executor {
+  readonly where = 'docker simulator';
+  readonly files = localFiles;
+  readonly calls: RecordedCall[] = [];
+  readonly containers = new Map<string, Container>();
+  /** How many times each service's container was created (1 = started once, 2 = recreated once). */
+  readonly creations = new Map<string, number>();
+  private tokenAttempts = 0;
+  private readonly t0 = Date.now();
+
+  constructor(readonly opts: SimulatorOptions) {}
+
+  async close(): Promise<void> {}
+
+  /** Milliseconds since the simulator was made; the clock of every recorded call. */
+  now(): number {
+    return Date.now() - this.t0;
+  }
+
+  async run(cmd: Command): Promise<CommandResult> {
+    const startedAt = this.now();
+    if (this.opts.callLatencyMs) await sleep(this.opts.callLatencyMs);
+    const result = await this.dispatch([...cmd.argv], cmd.input ?? '');
+    this.calls.push({ argv: [...cmd.argv], input: cmd.input ?? '', startedAt, endedAt: this.now() });
+    if (result.stdout) cmd.onOutput?.(result.stdout, 'stdout');
+    if (result.stderr) cmd.onOutput?.(result.stderr, 'stderr');
+    return result;
+  }
+
+  private async dispatch(argv: string[], input: string): Promise<CommandResult> {
+    const [bin = '', sub, ...rest] = argv;
+    if (bin === 'cloud-init') {
+      return this.opts.cloudInit
+        ? ok('status: done\n')
+        : { ...fail('', 127), spawnError: 'cloud-init: not found' };
+    }
+    if (bin.endsWith('docker-compose')) return this.compose([sub ?? '', ...rest]);
+    if (sub === 'compose') return this.compose(rest);
+    if (sub === 'inspect') return this.inspect(rest);
+    if (sub === 'exec') return this.exec(rest, input);
+    if (sub === 'logs') return this.logs(rest);
+    if (sub === 'version') return ok('Docker version 28.2.2 (simulator)\n');
+    return fail(`simulator: unsupported command: ${argv.join(' ')}\n`, 125);
+  }
+
+  private async compose(args: string[]): Promise<CommandResult> {
+    // -f FILE --project-directory DIR SUBCOMMAND …
+    const rest = [...args];
+    while (rest[0]?.startsWith('-'))
+      rest.splice(0, rest[0] === '-f' || rest[0] === '--project-directory' ? 2 : 1);
+    const [sub, ...more] = rest;
+    if (sub === 'version') return ok('Docker Compose version v2.29.0 (simulator)\n');
+    const services = this.services();
+    if (sub === 'up') {
+      const flags = more.filter((a) => a.startsWith('-'));
+      const names = more.filter((a) => !a.startsWith('-'));
+      for (const name of names) {
+        const def = services[name];
+        if (!def) return fail(`no such service: ${name}\n`);
+        const problem = this.missingInputs(def);
+        if (problem) return fail(problem);
+      }
+      for (const name of names)
+        this.up(name, services[name] as ServiceDef, flags.includes('--force-recreate'));
+      return ok('', names.map((n) => ` Container ${n}  Started\n`).join(''));
+    }
+    if (sub === 'run') {
+      const names = more.filter((a) => !a.startsWith('-'));
+      if (names[0] !== 'authentik-server' || names[1] !== 'migrate')
+        return fail(`simulator: unsupported run ${names}\n`);
+      await sleep(this.opts.migrateMs ?? 0);
+      return ok('Operations to perform: migrate\nNo migrations to apply.\n');
+    }
+    return fail(`simulator: unsupported compose command ${sub}\n`, 125);
+  }
+
+  private services(): Record<string, ServiceDef> {
+    const doc = parse(readFileSync(join(this.opts.dir, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+      services: Record<string, ServiceDef>;
+    };
+    return doc.services;
+  }
+
+  private envFiles(def: ServiceDef): string[] {
+    return def.env_file === undefined ? [] : Array.isArray(def.env_file) ? def.env_file : [def.env_file];
+  }
+
+  private readDotEnv(): Map<string, string> {
+    try {
+      return parseEnvFile(readFileSync(join(this.opts.dir, '.env'), 'utf8'));
+    } catch {
+      return new Map();
+    }
+  }
+
+  /** compose refuses to start a service whose env file is missing or whose ${VAR:?} has no value. */
+  private missingInputs(def: ServiceDef): string | undefined {
+    for (const file of this.envFiles(def)) {
+      try {
+        readFileSync(join(this.opts.dir, file));
+      } catch {
+        return `Couldn't find env file: ${join(this.opts.dir, file)}\n`;
+      }
+    }
+    const dotEnv = this.readDotEnv();
+    for (const m of JSON.stringify(def.environment ?? {}).matchAll(/\$\{([A-Z0-9_]+):\?/g)) {
+      if (!dotEnv.get(m[1] as string)) return `required variable ${m[1]} is missing a value\n`;
+    }
+    return undefined;
+  }
+
+  private resolvedEnv(def: ServiceDef): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const file of this.envFiles(def)) {
+      for (const [k, v] of parseEnvFile(readFileSync(join(this.opts.dir, file), 'utf8'))) env[k] = v;
+    }
+    const dotEnv = this.readDotEnv();
+    for (const [k, v] of Object.entries(def.environment ?? {})) {
+      env[k] = String(v).replace(
+        /\$\{([A-Z0-9_]+)(?::\?[^}]*)?\}/g,
+        (_m, name: string) => dotEnv.get(name) ?? '',
+      );
+    }
+    return env;
+  }
+
+  private up(service: string, def: ServiceDef, force: boolean): void {
+    const env = this.resolvedEnv(def);
+    const configHash = createHash('sha256')
+      .update(JSON.stringify([def, env]))
+      .digest('hex');
+    const existing = this.containers.get(service);
+    if (existing && !force && existing.configHash === configHash) return;
+    this.containers.set(service, {
+      id: randomBytes(32).toString('hex'),
+      service,
+      startedAt: this.now(),
+      env,
+      configHash,
+    });
+    this.creations.set(service, (this.creations.get(service) ?? 0) + 1);
+  }
+
+  private health(c: Container): 'starting' | 'healthy' | 'unhealthy' {
+    const after = this.opts.timeline[c.service]?.healthyAfterMs;
+    const age = this.now() - c.startedAt;
+    if (after === undefined) return age > 50 ? 'unhealthy' : 'starting';
+    return age >= after ? 'healthy' : 'starting';
+  }
+
+  private inspect(names: string[]): CommandResult {
+    const found: unknown[] = [];
+    const missing: string[] = [];
+    for (const name of names) {
+      const c = this.containers.get(name);
+      if (!c) {
+        missing.push(name);
+        continue;
+      }
+      const health = this.health(c);
+      found.push({
+        Id: c.id,
+        Name: `/${name}`,
+        State: {
+          Status: 'running',
+          Running: true,
+          StartedAt: new Date(this.t0 + c.startedAt).toISOString(),
+          Health: {
+            Status: health,
+            FailingStreak: health === 'unhealthy' ? 3 : 0,
+            Log: [
+              {
+                ExitCode: health === 'healthy' ? 0 : 1,
+                Output: health === 'healthy' ? 'ok' : 'connection refused',
+              },
+            ],
+          },
+        },
+      });
+    }
+    const stdout = `${JSON.stringify(found, null, 4)}\n`;
+    return missing.length > 0
+      ? fail(missing.map((n) => `Error: No such object: ${n}\n`).join(''), 1, stdout)
+      : ok(stdout);
+  }
+
+  private exec(args: string[], input: string): CommandResult {
+    const rest = args.filter((a) => a !== '-i');
+    const [name = '', ...command] = rest;
+    const c = this.containers.get(name);
+    if (!c) return fail(`Error response from daemon: No such container: ${name}\n`);
+    if (command.join(' ') !== 'ak shell')
+      return fail(`simulator: unsupported exec ${command.join(' ')}\n`, 126);
+    // Django's shell executes what arrives on stdin.
+    if (!input.includes('netbird-mgmt-token') || !input.includes('AUTHENTIK_BOOTSTRAP_TOKEN')) {
+      return fail('NameError: unexpected script\n');
+    }
+    this.tokenAttempts += 1;
+    const noise = (this.opts.tokenNoise ?? ['{"event": "Loaded config", "level": "info"}']).join('\n');
+    const worker = this.containers.get('authentik-worker');
+    const akadmin = worker !== undefined && this.health(worker) === 'healthy';
+    if (this.tokenAttempts <= (this.opts.tokenFailures ?? 0) || !akadmin) {
+      return fail('ERROR: user akadmin does not exist yet\n', 1, `${noise}\n`);
+    }
+    const key = c.env.AUTHENTIK_BOOTSTRAP_TOKEN;
+    if (!key) return fail('ERROR: AUTHENTIK_BOOTSTRAP_TOKEN is not set in the container\n', 3);
+    return ok(`${noise}\nTOKEN:${key}\n${noise}\n`, 'created new token\n');
+  }
+
+  private logs(args: string[]): CommandResult {
+    const name = args[args.length - 1] ?? '';
+    const lines = this.opts.timeline[name]?.logs ?? [`${name}: starting`];
+    return this.containers.has(name)
+      ? ok(`${lines.join('\n')}\n`)
+      : fail(`Error: No such container: ${name}\n`);
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The Bifrost engine against the docker simulator: order and parallelism, deadlines with logs, token
+ * retries, gating, convergent re-runs, a changed secret recreating only its service, awkward values,
+ * and no secret in any argv, stdin or output.
+ */
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
+import { type EngineResult, runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
+import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import { DockerSimulator, type SimulatorOptions } from '../scripts/lib/sandbox/docker-simulator.ts';
+import {
+  bifrostSecrets,
+  capturedOutput,
+  envText,
+  makeBundle,
+  referenceTimeline,
+} from './helpers/bifrost-fixture.ts';
+
+const MS = 10; // one "second" of the reference timeline
+
+function setup(opts: { values?: ReturnType<typeof bifrostSecrets>; sim?: Partial<SimulatorOptions> } = {}) {
+  const bundle = makeBundle(opts.values);
+  const sim = new DockerSimulator({ dir: bundle.dir, ...referenceTimeline(MS), ...opts.sim });
+  const cli: DockerCli = { docker: 'docker', compose: ['docker', 'compose'], dir: bundle.dir };
+  return { bundle, sim, cli };
+}
+
+async function run(s: ReturnType<typeof setup>, timeScale = 0.05): Promise<EngineResult & { log: string }> {
+  const { out, text } = capturedOutput();
+  const result = await runBifrostBootstrap({ executor: s.sim, cli: s.cli, out, timeScale, pollPauseMs: 5 });
+  return { ...result, log: text() };
+}
+
+const upCalls = (sim: DockerSimulator) =>
+  sim.calls
+    .filter((c) => c.argv.includes('up'))
+    .map((c) => ({
+      ...c,
+      services: c.argv.slice(c.argv.indexOf('up') + 1).filter((a) => !a.startsWith('-')),
+    }));
+const firstCall = (sim: DockerSimulator, pred: (argv: string[]) => boolean) =>
+  sim.calls.find((c) => pred(c.argv));
+/** The value, or a test failure naming what was missing. */
+function must<T>(v: T | undefined, what = 'value'): T {
+  if (v === undefined) throw new Error(`missing ${what}`);
+  return v;
+}
+const status = (r: EngineResult, id: string) => r.steps.find((s) => s.id === id)?.status;
+
+function allSecretValues(values: ReturnType<typeof bifrostSecrets>): string[] {
+  return [...Object.values(values.secretsEnv), ...Object.values(values.dotEnv)].filter((v): v is string =>
+    Boolean(v),
+  );
+}
+
+describe('bifrost engine on the simulator', () => {
+  it('starts every step once its prerequisites are done, independent ones in parallel', async () => {
+    const s = setup();
+    const r = await run(s);
+    expect(r.failure).toBeUndefined();
+    expect(r.ok).toBe(true);
+    expect(r.steps.every((x) => x.status === 'done')).toBe(true);
+    const ups = upCalls(s.sim);
+    const upAt = (svc: string) => ups.find((u) => u.services.includes(svc))?.startedAt ?? Number.NaN;
+    const healthyAt = (svc: string) =>
+      (ups.find((u) => u.services.includes(svc))?.endedAt ?? 0) +
+      must((referenceTimeline(MS).timeline as Record<string, { healthyAfterMs: number }>)[svc], svc)
+        .healthyAfterMs;
+    // traefik and postgres start together (one compose call), before anything is healthy.
+    expect(ups[0]?.services.sort()).toEqual(['authentik-postgres', 'traefik']);
+    expect(ups.find((u) => u.services.includes('authentik-server'))?.services.sort()).toEqual([
+      'authentik-server',
+      'authentik-worker',
+    ]);
+    const migrate = firstCall(s.sim, (a) => a.includes('run') && a.includes('migrate'));
+    expect(migrate?.argv.slice(-5)).toEqual(['run', '--rm', '--no-deps', 'authentik-server', 'migrate']);
+    expect(must(migrate, 'migrate').startedAt).toBeGreaterThanOrEqual(healthyAt('authentik-postgres'));
+    expect(upAt('authentik-server')).toBeGreaterThanOrEqual(must(migrate, 'migrate').endedAt);
+    expect(upAt('authentik-worker')).toBeGreaterThanOrEqual(must(migrate, 'migrate').endedAt);
+    // The token waits for the worker too (it creates akadmin): the original raced it.
+    const token = firstCall(s.sim, (a) => a.includes('exec'));
+    expect(token?.argv).toEqual(['docker', 'exec', '-i', 'authentik-server', 'ak', 'shell']);
+    expect(must(token, 'token').startedAt).toBeGreaterThanOrEqual(healthyAt('authentik-server'));
+    expect(must(token, 'token').startedAt).toBeGreaterThanOrEqual(healthyAt('authentik-worker'));
+    expect(upAt('netbird-server')).toBeGreaterThanOrEqual(must(token, 'token').endedAt);
+    for (const svc of ['netbird-dashboard', 'netbird-proxy', 'netbird-agent']) {
+      expect(upAt(svc)).toBeGreaterThanOrEqual(healthyAt('netbird-server'));
+    }
+    // The three NetBird followers start together.
+    const followers = ['netbird-dashboard', 'netbird-proxy', 'netbird-agent'].map(upAt);
+    expect(Math.max(...followers) - Math.min(...followers)).toBeLessThan(30);
+    // Every up is `up -d --no-deps`: the plan, not compose's depends_on, decides the order.
+    for (const u of ups) expect(u.argv).toEqual(expect.arrayContaining(['up', '-d', '--no-deps']));
+    expect(r.log).toContain('netbird-mgmt-token minted on attempt 1');
+  });
+
+  it('writes NB_IDP_MGMT_TOKEN as exactly one 0600 line and renders config.yaml with the values', async () => {
+    const s = setup();
+    await run(s);
+    const secretsEnv = readFileSync(join(s.bundle.dir, '.secrets.env'), 'utf8');
+    expect(secretsEnv.match(/^NB_IDP_MGMT_TOKEN=/gm)).toHaveLength(1);
+    expect(parseEnvFile(secretsEnv).get('NB_IDP_MGMT_TOKEN')).toBe(
+      s.bundle.secretsEnv.AUTHENTIK_BOOTSTRAP_TOKEN,
+    );
+    expect(statSync(join(s.bundle.dir, '.secrets.env')).mode & 0o777).toBe(0o600);
+    const configPath = join(s.bundle.dir, 'netbird/config.yaml');
+    expect(statSync(configPath).mode & 0o777).toBe(0o600);
+    const config = parse(readFileSync(configPath, 'utf8'));
+    expect(config.server.authSecret).toBe(s.bundle.secretsEnv.NB_RELAY_SECRET);
+    expect(config.server.store.encryptionKey).toBe(s.bundle.secretsEnv.NB_DATA_STORE_KEY);
+    expect(config.server.idp.authentik.managementToken).toBe(s.bundle.secretsEnv.AUTHENTIK_BOOTSTRAP_TOKEN);
+    // The template stays, so the next run renders again.
+    expect(readFileSync(join(s.bundle.dir, 'netbird/config.yaml.tmpl'), 'utf8')).toContain(
+      '${NB_RELAY_SECRET}',
+    );
+    // Each service got only its own secrets.
+    const envOf = (f: string) =>
+      Object.fromEntries(parseEnvFile(readFileSync(join(s.bundle.dir, 'env', f), 'utf8')));
+    expect(envOf('traefik.env')).toEqual({ CF_DNS_API_TOKEN: s.bundle.secretsEnv.CF_DNS_API_TOKEN });
+    expect(envOf('authentik.env')).toEqual({
+      AUTHENTIK_BOOTSTRAP_TOKEN: s.bundle.secretsEnv.AUTHENTIK_BOOTSTRAP_TOKEN,
+    });
+    expect(envOf('netbird-agent.env')).toEqual({ NB_SETUP_KEY: s.bundle.secretsEnv.NB_BIFROST_SETUP_KEY });
+    expect(s.sim.containers.get('netbird-agent')?.env.NB_SETUP_KEY).toBe(
+      s.bundle.secretsEnv.NB_BIFROST_SETUP_KEY,
+    );
+  });
+
+  it('a re-run changes nothing: no recreate, no token call, no file rewritten', async () => {
+    const s = setup();
+    await run(s);
+    const files = ['.secrets.env', 'netbird/config.yaml', 'env/traefik.env', '.bifrost-state.json'].map((f) =>
+      join(s.bundle.dir, f),
+    );
+    const before = files.map((f) => [readFileSync(f, 'utf8'), statSync(f).mtimeMs]);
+    const creations = new Map(s.sim.creations);
+    const callsBefore = s.sim.calls.length;
+    const r = await run(s);
+    expect(r.ok).toBe(true);
+    expect(s.sim.creations).toEqual(creations);
+    const rerunCalls = s.sim.calls.slice(callsBefore);
+    expect(rerunCalls.some((c) => c.argv.includes('exec'))).toBe(false);
+    expect(rerunCalls.some((c) => c.argv.includes('--force-recreate'))).toBe(false);
+    expect(files.map((f) => [readFileSync(f, 'utf8'), statSync(f).mtimeMs])).toEqual(before);
+    expect(r.steps.find((x) => x.id === 'netbird-mgmt-token')?.detail).toMatch(/already set/);
+    expect(r.steps.find((x) => x.id === 'netbird-config')?.detail).toMatch(/unchanged/);
+  });
+
+  it('a changed NB_RELAY_SECRET recreates netbird-server only', async () => {
+    const s = setup();
+    await run(s);
+    const creations = new Map(s.sim.creations);
+    const text = readFileSync(join(s.bundle.dir, '.secrets.env'), 'utf8');
+    writeFileSync(
+      join(s.bundle.dir, '.secrets.env'),
+      text.replace(/^NB_RELAY_SECRET=.*$/m, 'NB_RELAY_SECRET="CANARY-relay-rotated"'),
+    );
+    const callsBefore = s.sim.calls.length;
+    const r = await run(s);
+    expect(r.ok).toBe(true);
+    const expected = new Map(creations);
+    expected.set('netbird-server', (creations.get('netbird-server') ?? 0) + 1);
+    expect(s.sim.creations).toEqual(expected);
+    const forced = upCalls(s.sim).filter(
+      (c) =>
+        c.startedAt >= must(s.sim.calls[callsBefore], 'call').startedAt &&
+        c.argv.includes('--force-recreate'),
+    );
+    expect(forced.map((c) => c.services)).toEqual([['netbird-server']]);
+    expect(parse(readFileSync(join(s.bundle.dir, 'netbird/config.yaml'), 'utf8')).server.authSecret).toBe(
+      'CANARY-relay-rotated',
+    );
+    expect(r.log).toContain('netbird-server (recreate');
+  });
+
+  it('a service that never becomes healthy fails at its deadline with its logs and health-check output', async () => {
+    const timeline = {
+      ...referenceTimeline(MS).timeline,
+      'netbird-dashboard': { logs: ['nginx: [emerg] bind() failed'] },
+    };
+    const s = setup({ sim: { timeline } });
+    const r = await run(s, 0.01);
+    expect(r.ok).toBe(false);
+    expect(r.failure?.step).toBe('netbird-dashboard');
+    expect(r.failure?.message).toMatch(/did not become healthy within 0\.6 s/);
+    expect(r.failure?.message).toContain('nginx: [emerg] bind() failed');
+    expect(r.failure?.message).toContain('health-check log:');
+    expect(r.failure?.hint).toMatch(/docker logs netbird-dashboard/);
+    expect(status(r, 'netbird-dashboard')).toBe('failed');
+    expect(firstCall(s.sim, (a) => a.includes('logs'))?.argv).toEqual([
+      'docker',
+      'logs',
+      '--tail',
+      '30',
+      'netbird-dashboard',
+    ]);
+  });
+
+  it('retries the token with backoff until akadmin exists', async () => {
+    const s = setup({ sim: { tokenFailures: 2 } });
+    const r = await run(s, 0.01);
+    expect(r.ok).toBe(true);
+    expect(s.sim.calls.filter((c) => c.argv.includes('exec'))).toHaveLength(3);
+    expect(r.log).toMatch(/attempt 1 failed \(ERROR: user akadmin does not exist yet\); retrying/);
+    expect(r.log).toContain('minted on attempt 3');
+  });
+
+  it('gives up on the token at its deadline with the last error', async () => {
+    const s = setup({ sim: { tokenFailures: 10_000 } });
+    const r = await run(s, 0.01);
+    expect(r.ok).toBe(false);
+    expect(r.failure?.step).toBe('netbird-mgmt-token');
+    expect(r.failure?.message).toMatch(
+      /could not mint netbird-mgmt-token in 1\.8 s \(\d+ attempts\); last error: ERROR: user akadmin/,
+    );
+    expect(s.sim.calls.filter((c) => c.argv.includes('exec')).length).toBeGreaterThan(2);
+    expect(status(r, 'netbird-server')).toBe('not run');
+    expect(readFileSync(join(s.bundle.dir, '.secrets.env'), 'utf8')).not.toContain('NB_IDP_MGMT_TOKEN');
+  });
+
+  it('skips gated services with setup guidance and still succeeds', async () => {
+    const s = setup({
+      values: bifrostSecrets({ NB_PROXY_TOKEN: undefined, NB_BIFROST_SETUP_KEY: undefined }),
+    });
+    const r = await run(s);
+    expect(r.ok).toBe(true);
+    expect(status(r, 'netbird-proxy')).toBe('skipped');
+    expect(status(r, 'netbird-agent')).toBe('skipped');
+    expect(upCalls(s.sim).flatMap((u) => u.services)).not.toContain('netbird-proxy');
+    expect(r.log).toContain('Settings → Access Tokens');
+    expect(r.log).toContain('Setup Keys');
+    expect(status(r, 'netbird-dashboard')).toBe('done');
+  });
+
+  it('refuses to start when required secrets are missing, listing them all', async () => {
+    const s = setup({
+      values: bifrostSecrets({ NB_DATA_STORE_KEY: undefined, CF_DNS_API_TOKEN: undefined }),
+    });
+    await expect(run(s)).rejects.toThrow(/CF_DNS_API_TOKEN is missing[\s\S]*NB_DATA_STORE_KEY is missing/);
+    expect(upCalls(s.sim)).toEqual([]);
+  });
+
+  it('carries values with every awkward character into config.yaml and the env files intact', async () => {
+    const awkward = `a&b|c\\d/e"f$g h#i'j\`k\nl: m`;
+    const values = bifrostSecrets({
+      NB_RELAY_SECRET: `relay-${awkward}`,
+      NB_DATA_STORE_KEY: `store-${awkward}`,
+      CF_DNS_API_TOKEN: 'cf-a&b|c\\d/e"f$g h#i',
+    });
+    const s = setup({ values });
+    const r = await run(s);
+    expect(r.failure).toBeUndefined();
+    const config = parse(readFileSync(join(s.bundle.dir, 'netbird/config.yaml'), 'utf8'));
+    expect(config.server.authSecret).toBe(`relay-${awkward}`);
+    expect(config.server.store.encryptionKey).toBe(`store-${awkward}`);
+    expect(s.sim.containers.get('traefik')?.env.CF_DNS_API_TOKEN).toBe('cf-a&b|c\\d/e"f$g h#i');
+  });
+
+  it('puts no secret in any argv or stdin, and none in the output', async () => {
+    const values = bifrostSecrets();
+    const s = setup({ values });
+    const r = await run(s);
+    expect(r.ok).toBe(true);
+    const secrets = allSecretValues(values);
+    for (const call of s.sim.calls) {
+      for (const secret of secrets) {
+        expect(call.argv.join(' ')).not.toContain(secret);
+        expect(call.input).not.toContain(secret);
+      }
+    }
+    for (const secret of secrets) expect(r.log).not.toContain(secret);
+    expect(r.log).toMatch(/AUTHENTIK_BOOTSTRAP_TOKEN \(\d+ chars, sha256:[0-9a-f]{8}\)/);
+  });
+});
+
+describe('envText helper', () => {
+  it('round-trips through the engine parser', () => {
+    const v = { A: 'x"y\\z\nw' };
+    expect(Object.fromEntries(parseEnvFile(envText(v)))).toEqual(v);
+  });
+});

@@ -1,0 +1,465 @@
+/**
+ * The SSH executor against a real OpenSSH sshd (test/harness/sshd.ts): commands, stdin, argv quoting,
+ * env, streaming, deadlines, SFTP files, and every host-key and connection failure an operator meets.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFile, mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InputError, WorkError } from '../scripts/lib/errors.ts';
+import { fingerprint } from '../scripts/lib/exec/known-hosts.ts';
+import { connectSsh, type SshExecutor, type SshOptions } from '../scripts/lib/exec/ssh.ts';
+import { findSshd, regenerateHostKey, type SshdServer, startSshd } from './harness/sshd.ts';
+
+const sshd = findSshd('the SSH executor tests (apt-get install openssh-server)');
+
+/** Connection options for the harness server, with overrides. */
+function optionsFor(server: SshdServer, extra: Partial<SshOptions> = {}): SshOptions {
+  return {
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    identity: server.identity,
+    knownHosts: server.knownHosts,
+    ...extra,
+  };
+}
+
+/** The rejection of a promise, for assertions on its class, message and hint. */
+async function failure(p: Promise<unknown>): Promise<Error & { hint?: string; exitCode?: number }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { hint?: string };
+  }
+  throw new Error('expected a failure');
+}
+
+const localDirs: string[] = [];
+async function localTemp(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ssh-test-'));
+  localDirs.push(dir);
+  return dir;
+}
+
+afterAll(() => {
+  for (const d of localDirs) rmSync(d, { recursive: true, force: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
+  let server: SshdServer;
+  let ssh: SshExecutor;
+  /** A fresh directory on the "remote" side, owned by the login user. */
+  let remoteDir: string;
+
+  beforeAll(async () => {
+    server = await startSshd(sshd as string);
+    ssh = await connectSsh(optionsFor(server));
+    remoteDir = (await ssh.run({ argv: ['mktemp', '-d'] })).stdout.trim();
+  });
+
+  afterAll(async () => {
+    await ssh?.run({ argv: ['rm', '-rf', remoteDir] }).catch(() => {});
+    await ssh?.close();
+    await server?.stop();
+  });
+
+  describe('run', () => {
+    it('returns exit codes, stdout and stderr separately', async () => {
+      expect(ssh.where).toBe(`ssh ${server.user}@127.0.0.1:${server.port}`);
+      expect(await ssh.run({ argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] })).toEqual({
+        exitCode: 3,
+        stdout: 'out\n',
+        stderr: 'err\n',
+        timedOut: false,
+      });
+      expect((await ssh.run({ argv: ['true'] })).exitCode).toBe(0);
+      const missing = await ssh.run({ argv: ['/nonexistent/program'] });
+      expect(missing.exitCode).toBe(127);
+      expect(missing.stderr).toMatch(/not found/);
+      // A signal death reads as 128+n, as a shell reports it.
+      expect((await ssh.run({ argv: ['sh', '-c', 'kill -TERM $$'] })).exitCode).toBe(128 + 15);
+    });
+
+    it('delivers stdin byte for byte: quotes, $, backslashes, newlines, UTF-8, and 1 MB', async () => {
+      const awkward = `it's "quoted" $HOME \`id\` \\n \\\\ back\\slash\r\nline2\n\ttab é ✓ 🔑\n$(rm -rf /)\n`;
+      expect((await ssh.run({ argv: ['cat'], input: awkward })).stdout).toBe(awkward);
+      const big = `${awkward}${'x'.repeat(64)}\n`.repeat(Math.ceil(1_048_576 / (awkward.length + 65)));
+      const r = await ssh.run({ argv: ['cat'], input: big });
+      expect(r.stdout.length).toBe(big.length);
+      expect(r.stdout === big).toBe(true);
+      // And a command that never reads stdin is not an error.
+      expect((await ssh.run({ argv: ['true'], input: big })).exitCode).toBe(0);
+    });
+
+    it('passes argv through the remote shell intact', async () => {
+      const args = [
+        `it's`,
+        '"dq"',
+        '$HOME',
+        '`id`',
+        '$(id)',
+        'a\\b',
+        ';|&<>()',
+        '*',
+        '~',
+        ' lead and trail ',
+        'tab\there',
+        'new\nline',
+        '',
+        '-n',
+        '--',
+        'héllo ✓',
+        "'",
+        '#not a comment',
+        'a=b',
+      ];
+      const r = await ssh.run({ argv: ['sh', '-c', `printf '%s\\n' "$@"`, 'sh', ...args] });
+      expect(r.stdout).toBe(args.map((a) => `${a}\n`).join(''));
+    });
+
+    it('puts env on the remote command line as env K=V, values intact', async () => {
+      const r = await ssh.run({
+        argv: ['sh', '-c', 'printf "%s|%s|%s" "$A" "$B" "$C"'],
+        env: { A: `x y'z $HOME "q"`, B: '', C: 'multi\nline' },
+      });
+      expect(r.stdout).toBe(`x y'z $HOME "q"||multi\nline`);
+      await expect(ssh.run({ argv: ['true'], env: { 'BAD NAME': 'x' } })).rejects.toThrow(/variable name/);
+    });
+
+    it('streams output as it arrives', async () => {
+      const chunks: { text: string; stream: string; at: number }[] = [];
+      const start = Date.now();
+      const r = await ssh.run({
+        argv: ['sh', '-c', 'echo one; sleep 0.4; echo two >&2; sleep 0.4; echo three'],
+        onOutput: (text, stream) => chunks.push({ text, stream, at: Date.now() - start }),
+      });
+      const end = Date.now() - start;
+      expect(chunks.map((c) => `${c.stream}:${c.text}`)).toEqual([
+        'stdout:one\n',
+        'stderr:two\n',
+        'stdout:three\n',
+      ]);
+      // "one" arrived while the command was still running, not at its end.
+      expect(chunks[0]?.at).toBeLessThan(end - 500);
+      expect(r.stdout).toBe('one\nthree\n');
+    });
+
+    it('kills a command at its deadline, remote process included', async () => {
+      const marker = `${remoteDir}/late`;
+      const start = Date.now();
+      const r = await ssh.run({ argv: ['sh', '-c', `sleep 1; touch ${marker}`], timeoutMs: 300 });
+      expect(Date.now() - start).toBeLessThan(1000);
+      expect(r).toMatchObject({ timedOut: true, exitCode: 128 + 9 });
+      await new Promise((res) => setTimeout(res, 1500));
+      // Had only the channel been closed, sh would have lived on and created the marker.
+      expect(await ssh.files.stat(marker)).toBeUndefined();
+    });
+
+    it('runs commands concurrently on the one connection', async () => {
+      const runs = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => ssh.run({ argv: ['sh', '-c', `sleep 0.2; echo ${i}`] })),
+      );
+      expect(runs.map((r) => r.stdout)).toEqual(Array.from({ length: 8 }, (_, i) => `${i}\n`));
+    });
+
+    it('measures the round trip of a trivial command on the open connection', async () => {
+      const times: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        const t = performance.now();
+        await ssh.run({ argv: ['true'] });
+        times.push(performance.now() - t);
+      }
+      times.sort((a, b) => a - b);
+      const median = times[25] ?? 0;
+      const p90 = times[45] ?? 0;
+      console.log(
+        `ssh exec round trip: median ${median.toFixed(1)} ms, p90 ${p90.toFixed(1)} ms (goal < 15 ms)`,
+      );
+      expect(median).toBeGreaterThan(0);
+    });
+  });
+
+  describe('files over SFTP', () => {
+    it('reads, writes atomically with the mode, stats, and reports missing files', async () => {
+      const path = `${remoteDir}/.secrets.env`;
+      expect(await ssh.files.readFile(path)).toBeUndefined();
+      expect(await ssh.files.stat(path)).toBeUndefined();
+      const before = Date.now();
+      await ssh.files.writeFileAtomic(path, 'A=1\nB=é ✓\n', 0o600);
+      expect(await ssh.files.readFile(path)).toBe('A=1\nB=é ✓\n');
+      const st = await ssh.files.stat(path);
+      expect(st?.mode).toBe(0o600);
+      expect(st?.size).toBe(Buffer.byteLength('A=1\nB=é ✓\n'));
+      expect(Math.abs((st?.mtimeMs ?? 0) - before)).toBeLessThan(60_000);
+      // Overwrite: new content, new mode, and no temporary file left behind.
+      await ssh.files.writeFileAtomic(path, 'A=2\n', 0o640);
+      expect(await ssh.files.readFile(path)).toBe('A=2\n');
+      expect((await ssh.files.stat(path))?.mode).toBe(0o640);
+      expect((await ssh.run({ argv: ['ls', '-A', remoteDir] })).stdout).toBe('.secrets.env\n');
+      // The server's own view agrees (sshd's SFTP runs with umask 000 here, so the mode came from us).
+      expect((await ssh.run({ argv: ['stat', '-c', '%a', path] })).stdout).toBe('640\n');
+      // Empty content is a file too.
+      await ssh.files.writeFileAtomic(`${remoteDir}/empty`, '', 0o600);
+      expect(await ssh.files.readFile(`${remoteDir}/empty`)).toBe('');
+      await ssh.run({ argv: ['rm', '-f', path, `${remoteDir}/empty`] });
+    });
+
+    it('never lets the temporary file be readable by others, even with umask 000 on the server', async () => {
+      // A watcher on the server reports the mode of every temporary file it sees while a large write is
+      // in flight. Opening with the default 0666 and chmod-ing later would show up here as 666.
+      const dir = `${remoteDir}/watch`;
+      await ssh.run({ argv: ['mkdir', dir] });
+      let ready: () => void = () => {};
+      const started = new Promise<void>((res) => {
+        ready = res;
+      });
+      const watcher = ssh.run({
+        argv: [
+          'sh',
+          '-c',
+          'echo ready; while [ ! -e "$1/stop" ]; do for f in "$1"/.*.tmp; do [ -e "$f" ] && stat -c %a "$f"; done; done',
+          'sh',
+          dir,
+        ],
+        timeoutMs: 20_000,
+        onOutput: (text) => {
+          if (text.includes('ready')) ready();
+        },
+      });
+      await started;
+      await ssh.files.writeFileAtomic(`${dir}/big.env`, 'S=secret\n'.repeat(1_000_000), 0o600);
+      await ssh.run({ argv: ['touch', `${dir}/stop`] });
+      const seen = (await watcher).stdout.split('\n').filter((l) => l && l !== 'ready');
+      console.log(`temporary file observed ${seen.length} times, modes: ${[...new Set(seen)].join(', ')}`);
+      expect(seen.length).toBeGreaterThan(0);
+      expect(new Set(seen)).toEqual(new Set(['600']));
+      expect((await ssh.files.stat(`${dir}/big.env`))?.mode).toBe(0o600);
+    });
+
+    it('removes the temporary file when the rename fails, and says which file', async () => {
+      const target = `${remoteDir}/is-a-dir`;
+      await ssh.run({ argv: ['mkdir', '-p', `${target}/inner`] });
+      const err = await failure(ssh.files.writeFileAtomic(target, 'x', 0o600));
+      expect(err).toBeInstanceOf(WorkError);
+      expect(err.message).toContain(target);
+      expect((await ssh.run({ argv: ['ls', '-A', remoteDir] })).stdout).not.toMatch(/\.tmp/);
+      const missingDir = await failure(ssh.files.writeFileAtomic(`${remoteDir}/no/such/dir/f`, 'x', 0o600));
+      expect(missingDir).toBeInstanceOf(WorkError);
+    });
+  });
+
+  describe('host keys', () => {
+    it('refuses an unknown host, naming it and its SHA256 fingerprint, with the --accept-new hint', async () => {
+      const dir = await localTemp();
+      const knownHosts = join(dir, 'known_hosts');
+      writeFileSync(knownHosts, `# nothing yet\n`);
+      const err = await failure(connectSsh(optionsFor(server, { knownHosts })));
+      expect(err).toBeInstanceOf(InputError);
+      expect(err.exitCode).toBe(2);
+      const fp = fingerprint(server.hostKeyPub.split(' ')[1] ?? '');
+      const keygenFp = execFileSync('ssh-keygen', ['-lf', join(server.dir, 'host_ed25519.pub')], {
+        encoding: 'utf8',
+      }).split(' ')[1];
+      expect(fp).toBe(keygenFp);
+      expect(err.message).toContain(`[127.0.0.1]:${server.port}`);
+      expect(err.message).toContain(fp);
+      expect(err.hint).toContain('--accept-new');
+      expect(readFileSync(knownHosts, 'utf8')).toBe('# nothing yet\n');
+    });
+
+    it('records an unknown host with acceptNew as ssh does, and knows it next time', async () => {
+      const dir = await localTemp();
+      const knownHosts = join(dir, 'new', '.ssh', 'known_hosts');
+      const first = await connectSsh(optionsFor(server, { knownHosts, acceptNew: true }));
+      expect(first.hostKey).toMatchObject({ type: 'ssh-ed25519', added: true });
+      await first.close();
+      const [type, key] = server.hostKeyPub.split(' ');
+      expect(readFileSync(knownHosts, 'utf8')).toBe(`[127.0.0.1]:${server.port} ${type} ${key}\n`);
+      expect(statSync(knownHosts).mode & 0o777).toBe(0o600);
+      expect(statSync(join(dir, 'new', '.ssh')).mode & 0o777).toBe(0o700);
+
+      const second = await connectSsh(optionsFor(server, { knownHosts }));
+      expect(second.hostKey.added).toBe(false);
+      expect((await second.run({ argv: ['echo', 'ok'] })).stdout).toBe('ok\n');
+      await second.close();
+
+      // OpenSSH's own client accepts the file we wrote, with strict checking.
+      const out = execFileSync(
+        'ssh',
+        [
+          ...[
+            '-p',
+            String(server.port),
+            '-i',
+            server.identity,
+            '-o',
+            'IdentitiesOnly=yes',
+            '-o',
+            'BatchMode=yes',
+          ],
+          ...['-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-F', '/dev/null'],
+          `${server.user}@127.0.0.1`,
+          'echo via-openssh',
+        ],
+        { encoding: 'utf8', stdio: 'pipe' },
+      );
+      expect(out).toBe('via-openssh\n');
+    });
+
+    it('reads hashed entries (ssh-keygen -H) and can write hashed ones', async () => {
+      const dir = await localTemp();
+      const knownHosts = join(dir, 'known_hosts');
+      copyFileSync(server.knownHosts, knownHosts);
+      execFileSync('ssh-keygen', ['-q', '-H', '-f', knownHosts], { stdio: 'pipe' });
+      expect(readFileSync(knownHosts, 'utf8')).toMatch(/^\|1\|/);
+      const viaHashed = await connectSsh(optionsFor(server, { knownHosts }));
+      expect(viaHashed.hostKey.added).toBe(false);
+      await viaHashed.close();
+
+      const fresh = join(dir, 'fresh');
+      await (
+        await connectSsh(optionsFor(server, { knownHosts: fresh, acceptNew: true, hashKnownHosts: true }))
+      ).close();
+      expect(readFileSync(fresh, 'utf8')).toMatch(/^\|1\|\S+ ssh-ed25519 \S+\n$/);
+      await (await connectSsh(optionsFor(server, { knownHosts: fresh }))).close();
+    });
+
+    it('refuses a key marked @revoked', async () => {
+      const dir = await localTemp();
+      const knownHosts = join(dir, 'known_hosts');
+      copyFileSync(server.knownHosts, knownHosts);
+      const [type, key] = server.hostKeyPub.split(' ');
+      await appendFile(knownHosts, `@revoked * ${type} ${key}\n`);
+      const err = await failure(connectSsh(optionsFor(server, { knownHosts, acceptNew: true })));
+      expect(err).toBeInstanceOf(InputError);
+      expect(err.message).toMatch(/@revoked.*line 2/);
+    });
+  });
+
+  describe('connection and login failures', () => {
+    it('says "connection refused" fast for a closed port', async () => {
+      const port = await freePort();
+      const start = Date.now();
+      const err = await failure(connectSsh(optionsFor(server, { port })));
+      expect(Date.now() - start).toBeLessThan(2000);
+      expect(err).toBeInstanceOf(WorkError);
+      expect(err.message).toBe(`ssh ${server.user}@127.0.0.1:${port}: connection refused`);
+      expect(err.hint).toMatch(/sshd/);
+    });
+
+    it('gives up at the connect deadline when the server never speaks', async () => {
+      const silent = createServer(() => {});
+      await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
+      const addr = silent.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      try {
+        const start = Date.now();
+        const err = await failure(connectSsh(optionsFor(server, { port, connectTimeoutMs: 300 })));
+        expect(Date.now() - start).toBeLessThan(2000);
+        expect(err).toBeInstanceOf(WorkError);
+        expect(err.message).toMatch(/no SSH login within 0.3 s/);
+      } finally {
+        silent.close();
+      }
+    });
+
+    it('reports a key the server does not accept, and a missing identity file', async () => {
+      const dir = await localTemp();
+      const stranger = join(dir, 'stranger');
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger], { stdio: 'pipe' });
+      const denied = await failure(connectSsh(optionsFor(server, { identity: stranger })));
+      expect(denied).toBeInstanceOf(InputError);
+      expect(denied.message).toMatch(/authentication failed \(tried the key .*stranger\)/);
+
+      const missing = await failure(connectSsh(optionsFor(server, { identity: join(dir, 'nope') })));
+      expect(missing).toBeInstanceOf(InputError);
+      expect(missing.message).toContain(join(dir, 'nope'));
+
+      const pub = await failure(connectSsh(optionsFor(server, { identity: `${stranger}.pub` })));
+      expect(pub).toBeInstanceOf(InputError);
+      expect(pub.message).toMatch(/public key/);
+    });
+
+    it('fails clearly without any credentials', async () => {
+      const saved = process.env.SSH_AUTH_SOCK;
+      delete process.env.SSH_AUTH_SOCK;
+      try {
+        const err = await failure(connectSsh(optionsFor(server, { identity: undefined })));
+        expect(err).toBeInstanceOf(InputError);
+        expect(err.message).toMatch(/no SSH credentials/);
+      } finally {
+        if (saved !== undefined) process.env.SSH_AUTH_SOCK = saved;
+      }
+    });
+
+    it('uses an encrypted key with its passphrase and never repeats the passphrase', async () => {
+      const dir = await localTemp();
+      const locked = join(dir, 'locked');
+      const passphrase = 'pass-phrase-canary-7f3a';
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-f', locked], { stdio: 'pipe' });
+      await appendFile(server.authorizedKeys, readFileSync(`${locked}.pub`));
+      const ok = await connectSsh(optionsFor(server, { identity: locked, passphrase }));
+      expect((await ok.run({ argv: ['echo', 'in'] })).stdout).toBe('in\n');
+      await ok.close();
+      for (const attempt of [undefined, 'wrong']) {
+        const err = await failure(connectSsh(optionsFor(server, { identity: locked, passphrase: attempt })));
+        expect(err).toBeInstanceOf(InputError);
+        expect(err.message).toMatch(/passphrase/);
+        expect(`${err.message} ${err.hint}`).not.toContain(passphrase);
+      }
+    });
+
+    it('refuses to run once closed', async () => {
+      const conn = await connectSsh(optionsFor(server));
+      await conn.close();
+      await conn.close(); // twice is harmless
+      await expect(conn.run({ argv: ['true'] })).rejects.toBeInstanceOf(WorkError);
+    });
+  });
+});
+
+// Its own server: regenerating the host key restarts sshd, which the tests above must not see.
+describe.skipIf(!sshd)('a changed host key', () => {
+  let server: SshdServer;
+  beforeAll(async () => {
+    server = await startSshd(sshd as string);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('is refused even with acceptNew, with both fingerprints, the file and line, and ssh-keygen -R', async () => {
+    const dir = await localTemp();
+    const knownHosts = join(dir, 'known_hosts');
+    writeFileSync(knownHosts, `# first line\n${readFileSync(server.knownHosts, 'utf8')}`);
+    await (await connectSsh(optionsFor(server, { knownHosts }))).close();
+    const oldFp = fingerprint(server.hostKeyPub.split(' ')[1] ?? '');
+
+    await regenerateHostKey(server);
+    const newFp = fingerprint(server.hostKeyPub.split(' ')[1] ?? '');
+    expect(newFp).not.toBe(oldFp);
+    const before = readFileSync(knownHosts, 'utf8');
+    const err = await failure(connectSsh(optionsFor(server, { knownHosts, acceptNew: true })));
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.message).toMatch(/HOST KEY CHANGED/);
+    expect(err.message).toContain(oldFp);
+    expect(err.message).toContain(newFp);
+    expect(err.message).toContain(`${knownHosts} line 2`);
+    expect(err.hint).toContain(`ssh-keygen -R '[127.0.0.1]:${server.port}'`);
+    expect(readFileSync(knownHosts, 'utf8')).toBe(before);
+    expect(existsSync(`${knownHosts}.old`)).toBe(false);
+  });
+});
