@@ -589,7 +589,7 @@ forever
 
 const PG_ISREADY_SH = `#!/bin/sh
 # pg_isready stand-in: exit codes as the real one (0 accepting, 2 no response).
-if wget -q -T 2 -O /dev/null http://127.0.0.1:5432/ping 2>/dev/null; then
+if timeout 3 wget -q -O /dev/null http://127.0.0.1:5432/ping 2>/dev/null; then
   echo "/var/run/postgresql:5432 - accepting connections"; exit 0
 fi
 echo "/var/run/postgresql:5432 - no response"; exit 2
@@ -616,7 +616,7 @@ require_config() {
 }
 db_check() { # 0 connected, 1 authentication failed, 2 unreachable
   h=$(printf '%s:%s' "\${AUTHENTIK_POSTGRESQL__USER:-authentik}" "$AUTHENTIK_POSTGRESQL__PASSWORD" | sha)
-  out=$(wget -q -T 2 -O /dev/null "http://\${AUTHENTIK_POSTGRESQL__HOST:-localhost}:5432/auth/$h" 2>&1) && return 0
+  out=$(timeout 3 wget -q -O /dev/null "http://\${AUTHENTIK_POSTGRESQL__HOST:-localhost}:5432/auth/$h" 2>&1) && return 0
   case "$out" in *404*) return 1 ;; esac
   return 2
 }

@@ -1,0 +1,183 @@
+/**
+ * bifrost-bootstrap as operators run it: usage errors, --dry-run locally and over a real loopback sshd,
+ * host-key refusal, and the pre-flight failures (no compose, missing secrets) with their exit codes.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
+import { runScript } from './helpers/run-cli.ts';
+
+const SCRIPT = 'bifrost-bootstrap.ts';
+const baseEnv = () => ({
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  HOME: mkdtempSync(join(tmpdir(), 'sf-home-')),
+  NO_COLOR: '1',
+});
+
+/** A docker CLI whose `compose version` answers as given; anything else fails loudly. */
+function fakeDocker(composeWorks: boolean): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sf-docker-'));
+  const bin = join(dir, 'docker');
+  writeFileSync(
+    bin,
+    `#!/bin/sh\nif [ "$1 $2" = "compose version" ]; then ${composeWorks ? 'echo "Docker Compose version v2"; exit 0' : 'echo "docker: unknown command: compose" >&2; exit 1'}; fi\necho "unexpected: $*" >&2\nexit 99\n`,
+    { mode: 0o755 },
+  );
+  return bin;
+}
+
+describe('bifrost-bootstrap CLI', () => {
+  it('--help documents the options', async () => {
+    const r = await runScript(SCRIPT, ['--help'], baseEnv());
+    expect(r.exitCode).toBe(0);
+    for (const flag of [
+      '--local',
+      '--host',
+      '--known-hosts',
+      '--dir',
+      '--docker',
+      '--compose',
+      '--dry-run',
+      '--json',
+    ]) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+
+  it('needs exactly one of --local and --host (exit 2)', async () => {
+    for (const args of [[], ['--local', '--host', 'h']]) {
+      const r = await runScript(SCRIPT, args, baseEnv());
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(/--local or --host/);
+    }
+  });
+
+  it('--dry-run prints every step and runs nothing; gated steps say why they would be skipped', async () => {
+    const b = makeBundle(bifrostSecrets({ NB_PROXY_TOKEN: undefined }));
+    const r = await runScript(
+      SCRIPT,
+      ['--local', '--dir', b.dir, '--dry-run', '--docker', '/nonexistent/docker'],
+      baseEnv(),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(
+      `docker compose -f ${b.dir}/docker-compose.yml --project-directory ${b.dir} up -d --no-deps traefik`,
+    );
+    expect(r.stdout).toContain('authentik-migrate (after authentik-postgres)');
+    expect(r.stdout).toContain('/nonexistent/docker exec -i authentik-server ak shell');
+    expect(r.stdout).toContain('netbird-proxy (after netbird-server): skipped, NB_PROXY_TOKEN is not set');
+    expect(r.stdout).toMatch(/netbird-agent \(after netbird-server\): .*up -d --no-deps netbird-agent/);
+  });
+
+  it('exits 1 with a hint when compose is not available', async () => {
+    const b = makeBundle();
+    const r = await runScript(
+      SCRIPT,
+      ['--local', '--dir', b.dir, '--docker', 'unused', '--compose', `${fakeDocker(false)} compose`],
+      baseEnv(),
+    );
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/docker compose is not available/);
+    expect(r.stderr).toMatch(/hint: install Docker with the compose plugin/);
+  });
+
+  it('exits 2 listing every missing secret, before starting anything', async () => {
+    const b = makeBundle(bifrostSecrets({ CF_DNS_API_TOKEN: undefined, NB_RELAY_SECRET: undefined }));
+    rmSync(join(b.dir, '.env'));
+    const r = await runScript(
+      SCRIPT,
+      ['--local', '--dir', b.dir, '--compose', `${fakeDocker(true)} compose`],
+      baseEnv(),
+    );
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('.secrets.env: CF_DNS_API_TOKEN is missing');
+    expect(r.stderr).toContain('.secrets.env: NB_RELAY_SECRET is missing');
+    expect(r.stderr).toContain('.env: the file is missing');
+    expect(r.stderr).toMatch(/hint: .*provision-bifrost/);
+    expect(r.stdout).not.toContain('unexpected');
+  });
+});
+
+const sshd = findSshd('bifrost-bootstrap over SSH');
+
+describe.skipIf(!sshd)('bifrost-bootstrap over SSH to a loopback sshd', () => {
+  let server: SshdServer;
+  beforeAll(async () => {
+    server = await startSshd(sshd as string);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  /** The bundle must be readable by the test user sshd logs in as. */
+  function bundleFor(user: string) {
+    const b = makeBundle(bifrostSecrets({ NB_BIFROST_SETUP_KEY: undefined }));
+    if (process.getuid?.() === 0) {
+      const parent = dirname(b.dir);
+      execFileSync('chown', ['-R', user, parent]);
+      chmodSync(parent, 0o700);
+    }
+    return b;
+  }
+
+  it('--dry-run reads the bundle over SFTP and prints the plan', async () => {
+    const b = bundleFor(server.user);
+    const r = await runScript(
+      SCRIPT,
+      [
+        '--host',
+        server.host,
+        '--port',
+        String(server.port),
+        '--user',
+        server.user,
+        '--identity',
+        server.identity,
+        '--known-hosts',
+        server.knownHosts,
+        '--dir',
+        b.dir,
+        '--dry-run',
+      ],
+      baseEnv(),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`on ssh ${server.user}@127.0.0.1:${server.port}`);
+    expect(r.stdout).toContain(
+      'netbird-agent (after netbird-server): skipped, NB_BIFROST_SETUP_KEY is not set',
+    );
+  });
+
+  it('refuses an unknown host key (exit 2) with its fingerprint and the --accept-new hint', async () => {
+    const b = bundleFor(server.user);
+    const empty = join(mkdtempSync(join(tmpdir(), 'sf-kh-')), 'known_hosts');
+    const r = await runScript(
+      SCRIPT,
+      [
+        '--host',
+        server.host,
+        '--port',
+        String(server.port),
+        '--user',
+        server.user,
+        '--identity',
+        server.identity,
+        '--known-hosts',
+        empty,
+        '--dir',
+        b.dir,
+        '--dry-run',
+      ],
+      baseEnv(),
+    );
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/SHA256:[A-Za-z0-9+/]{43}/);
+    expect(r.stderr).toMatch(/--accept-new/);
+  });
+});
