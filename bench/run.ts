@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { decryptSopsText, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { canaryValues } from '../test/helpers/bootstrap-fixture.ts';
+import { benchBifrost } from './bifrost.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
@@ -118,3 +119,4 @@ async function main() {
 }
 
 await main();
+await benchBifrost();

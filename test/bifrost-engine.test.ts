@@ -30,7 +30,13 @@ function setup(opts: { values?: ReturnType<typeof bifrostSecrets>; sim?: Partial
 
 async function run(s: ReturnType<typeof setup>, timeScale = 0.05): Promise<EngineResult & { log: string }> {
   const { out, text } = capturedOutput();
-  const result = await runBifrostBootstrap({ executor: s.sim, cli: s.cli, out, timeScale, pollPauseMs: 5 });
+  const result = await runBifrostBootstrap({
+    executor: s.sim,
+    cli: s.cli,
+    out,
+    timeScale,
+    pollIntervalMs: 5,
+  });
   return { ...result, log: text() };
 }
 

@@ -83,7 +83,7 @@ export async function prepareBundleCopy(
         doc.setIn(['services', name, 'healthcheck', 'interval'], `${opts.healthcheckIntervalSeconds}s`);
       }
     }
-    await writeFile(composeFile, doc.toString());
+    await writeFile(composeFile, doc.toString({ flowCollectionPadding: false, lineWidth: 0 }));
   }
   return { dir, composeFile };
 }

@@ -10,7 +10,7 @@
  *
  * No registry is reachable, so every image is built from the machine's static busybox: `docker import` of a
  * rootfs, then one `docker build` per image that adds small shell scripts answering the commands the
- * compose file's healthchecks and the bootstrap engine run (see STANDIN_SCRIPTS).
+ * compose file's healthchecks and the bootstrap engine run (see STANDINS).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +24,7 @@ import { parse as parseYaml } from 'yaml';
 import { findOnPath } from '../../scripts/lib/exec/which.ts';
 
 export interface DockerEngine {
-  /** `unix:///tmp/sf-docker-…/docker.sock` */
+  /** `unix:///tmp/sf-dockerd-…/docker.sock` */
   dockerHost: string;
   /** DOCKER_HOST (and DOCKER_CONFIG, so ~/.docker is never read or written) for child processes. */
   env: Record<string, string>;
@@ -163,7 +163,7 @@ function pidsMentioning(root: string): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    if (pid !== process.pid && cmdline(pid).includes(root)) pids.push(pid);
+    if (pid !== process.pid && cmdline(pid).includes(`${root}/`)) pids.push(pid);
   }
   return pids;
 }
@@ -301,10 +301,12 @@ function finalCleanup(state: EngineState): string[] {
   const problems: string[] = [];
   for (const pid of pidsMentioning(state.root)) signal(pid, 'SIGKILL');
   killCgroupProcs(state.cgroupParent);
-  // Lazy unmount: dockerd unmounts on a clean exit; these only remain after a kill.
+  // Left even after a clean exit: exec/netns/default, the bind mount of our netns that dockerd makes for
+  // network_mode: host (it would keep the namespace alive after `ip netns del`); after a kill, also the
+  // overlay and the data-root mounts. -n: do not let libmount create /run/mount/utab on the host.
   for (const mp of mountsUnder(state.root)) {
     try {
-      execFileSync('umount', ['-l', mp], { stdio: 'ignore' });
+      execFileSync('umount', ['-n', '-l', mp], { stdio: 'ignore' });
     } catch {
       problems.push(`could not unmount ${mp}`);
     }
@@ -383,7 +385,7 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
     .slice(0, 16);
   const netns = `sfd-${label}-${process.pid}-${randomBytes(2).toString('hex')}`;
   // Short path: unix socket paths (containerd's, under exec-root) are limited to 108 bytes.
-  const root = await mkdtemp(join(tmpdir(), 'sf-docker-'));
+  const root = await mkdtemp(join(tmpdir(), 'sf-dockerd-'));
   const state: EngineState = {
     root,
     netns,
@@ -490,7 +492,7 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
       [dockerdPid, 'dockerd', 20_000],
       [containerdPid, 'containerd', 10_000],
     ] as const) {
-      if (!pid || !alive(pid) || !cmdline(pid).includes(root)) continue;
+      if (!pid || !alive(pid) || !cmdline(pid).includes(`${root}/`)) continue;
       signal(pid, 'SIGTERM');
       if (!(await waitGone(pid, grace))) {
         problems.push(`${what} (pid ${pid}) ignored SIGTERM for ${grace / 1000} s; killed`);

@@ -10,15 +10,7 @@ import type { Output } from '../output.ts';
 import { describeSecret, redactor } from '../redact.ts';
 import { namesFor } from '../secrets/schema.ts';
 import { Bundle, type BundleState } from './bundle.ts';
-import {
-  composeVersionArgv,
-  type DockerCli,
-  execArgv,
-  inspectContainers,
-  logsArgv,
-  runArgv,
-  upArgv,
-} from './docker.ts';
+import { composeVersionArgv, type DockerCli, execArgv, logsArgv, runArgv, upArgv } from './docker.ts';
 import { formatEnvFile, parseEnvFile, upsertEnvLine } from './env-file.ts';
 import { DeadlineError, HealthWatcher, StoppedError } from './health.ts';
 import {
@@ -37,8 +29,8 @@ export interface EngineOptions {
   cli: DockerCli;
   out: Output;
   plan?: readonly PlanStep[];
-  /** Pause between health polls; each poll is one `docker inspect` of every container waited on. */
-  pollPauseMs?: number;
+  /** A health poll (one `docker inspect` of every container waited on) starts this often. */
+  pollIntervalMs?: number;
   /** Multiplies every deadline and backoff (the sandbox and tests run on a shortened timeline). */
   timeScale?: number;
   cloudInitTimeoutSec?: number;
@@ -85,7 +77,6 @@ class Engine {
   private readonly ups: UpBatcher;
   private secrets = new Map<string, string>();
   private state: BundleState = { services: {} };
-  private containers = new Map<string, { id: string }>();
   private readonly results = new Map<string, StepResult>();
   private readonly t0 = Date.now();
   private aborted = false;
@@ -94,7 +85,7 @@ class Engine {
     this.plan = opts.plan ?? BIFROST_PLAN;
     this.bundle = new Bundle(opts.executor.files, opts.cli.dir);
     this.scale = opts.timeScale ?? 1;
-    this.watcher = new HealthWatcher(opts.executor, opts.cli, opts.pollPauseMs ?? 50);
+    this.watcher = new HealthWatcher(opts.executor, opts.cli, opts.pollIntervalMs ?? 50);
     this.ups = new UpBatcher((services, forceRecreate) =>
       this.run$(upArgv(opts.cli, services, { forceRecreate }), { timeoutMs: 300_000 }),
     );
@@ -111,13 +102,8 @@ class Engine {
 
   async run(): Promise<EngineResult> {
     await this.preflight();
-    await this.renderServiceEnvFiles();
-    this.state = await this.bundle.loadState();
-    const services = this.plan.flatMap((s) => (s.kind === 'service' ? [s.service] : []));
-    for (const [name, s] of await inspectContainers(this.opts.executor, this.opts.cli, services)) {
-      this.containers.set(name, { id: s.id });
-    }
     await this.schedule();
+    await Promise.all(this.saves);
     const steps = this.plan.map(
       (s) => this.results.get(s.id) ?? { id: s.id, status: 'not run' as const, detail: '' },
     );
@@ -133,20 +119,29 @@ class Engine {
   }
 
   private readonly failureHints = new Map<string, string>();
+  private readonly saves: Promise<void>[] = [];
 
   // ---- pre-flight -------------------------------------------------------------------------------
 
   private async preflight(): Promise<void> {
     const { executor, cli } = this.opts;
-    const version = await this.run$(composeVersionArgv(cli), { timeoutMs: 30_000 });
+    const timeoutSec = this.opts.cloudInitTimeoutSec ?? 600;
+    // Independent checks, run together: each is a process (or an SSH round trip) of its own.
+    // Rendering the per-service env files is derived state only, so it overlaps the checks too.
+    const [version, ci] = await Promise.all([
+      this.run$(composeVersionArgv(cli), { timeoutMs: 30_000 }),
+      this.run$(['cloud-init', 'status', '--wait'], { timeoutMs: timeoutSec * 1000 }),
+      this.readSecrets().then(async () => {
+        if (this.missing.length > 0) return;
+        [this.state] = await Promise.all([this.bundle.loadState(), this.renderServiceEnvFiles()]);
+      }),
+    ]);
     if (version.exitCode !== 0 || version.spawnError) {
       throw new WorkError(
         `docker compose is not available on ${executor.where} (${formatCommand(composeVersionArgv(cli))} failed: ${(version.spawnError ?? version.stderr).trim()})`,
         'install Docker with the compose plugin, or pass --compose docker-compose for v1; on a new VPS see /var/log/cloud-init-output.log',
       );
     }
-    const timeoutSec = this.opts.cloudInitTimeoutSec ?? 600;
-    const ci = await this.run$(['cloud-init', 'status', '--wait'], { timeoutMs: timeoutSec * 1000 });
     if (ci.spawnError || ci.exitCode === 127) {
       this.out.info('pre-flight: no cloud-init; assuming a pre-provisioned host');
     } else if (ci.timedOut) {
@@ -159,11 +154,19 @@ class Engine {
     } else {
       this.out.info('pre-flight: cloud-init done');
     }
-    await this.readSecrets();
+    if (this.missing.length > 0) {
+      throw new InputError(
+        `required secrets are missing in ${this.opts.cli.dir}:\n${this.missing.map((m) => `  - ${m}`).join('\n')}`,
+        'render and upload them with provision-bifrost (just bifrost-up), then run again',
+      );
+    }
   }
 
+  private missing: string[] = [];
+
+  /** Reads .secrets.env and .env, reporting each key by length; missing ones are collected. */
   private async readSecrets(): Promise<void> {
-    const missing: string[] = [];
+    const missing = this.missing;
     const files: [string, 'bifrost-secrets-env' | 'bifrost-dot-env'][] = [
       [SECRETS_ENV, 'bifrost-secrets-env'],
       [DOT_ENV, 'bifrost-dot-env'],
@@ -186,26 +189,22 @@ class Engine {
     }
     const token = this.secrets.get(NB_IDP_MGMT_TOKEN);
     if (token) redactor.register(token, NB_IDP_MGMT_TOKEN);
-    if (missing.length > 0) {
-      throw new InputError(
-        `required secrets are missing in ${this.opts.cli.dir}:\n${missing.map((m) => `  - ${m}`).join('\n')}`,
-        'render and upload them with provision-bifrost (just bifrost-up), then run again',
-      );
-    }
   }
 
   /** Each service's own env file, holding only the secrets it reads (plan.ts). */
   private async renderServiceEnvFiles(): Promise<void> {
-    for (const f of SERVICE_SECRET_FILES) {
-      const entries = f.entries.flatMap((e) => {
-        const value = this.secrets.get(e.from);
-        return value ? [{ name: e.name, value }] : [];
-      });
-      const header = `Rendered by bifrost-bootstrap from .secrets.env for ${f.services.join(', ')}; do not edit.`;
-      if (await this.bundle.writeIfChanged(f.file, formatEnvFile(entries, header))) {
-        this.out.detail(`rendered ${f.file}`);
-      }
-    }
+    await Promise.all(
+      SERVICE_SECRET_FILES.map(async (f) => {
+        const entries = f.entries.flatMap((e) => {
+          const value = this.secrets.get(e.from);
+          return value ? [{ name: e.name, value }] : [];
+        });
+        const header = `Rendered by bifrost-bootstrap from .secrets.env for ${f.services.join(', ')}; do not edit.`;
+        if (await this.bundle.writeIfChanged(f.file, formatEnvFile(entries, header))) {
+          this.out.detail(`rendered ${f.file}`);
+        }
+      }),
+    );
   }
 
   // ---- scheduling -------------------------------------------------------------------------------
@@ -218,8 +217,9 @@ class Engine {
       this.results.get(id)?.status === 'done' || this.results.get(id)?.status === 'skipped';
     while (pending.size > 0 || running.size > 0) {
       if (!this.aborted) {
-        for (const step of [...pending.values()]) {
-          if (!step.after.every(done)) continue;
+        const ready = [...pending.values()].filter((step) => step.after.every(done));
+        this.ups.expect(ready.filter((s) => s.kind === 'service' && !this.gatedOut(s)).length);
+        for (const step of ready) {
           pending.delete(step.id);
           running.set(
             step.id,
@@ -233,11 +233,15 @@ class Engine {
     this.watcher.stop();
   }
 
+  private gatedOut(step: PlanStep): boolean {
+    return step.gate !== undefined && !this.secrets.get(step.gate.key);
+  }
+
   private async runStep(step: PlanStep): Promise<void> {
     const started = Date.now();
     const record = (status: StepStatus, detail: string) =>
       this.results.set(step.id, { id: step.id, status, seconds: (Date.now() - started) / 1000, detail });
-    if (step.gate && !this.secrets.get(step.gate.key)) {
+    if (step.gate && this.gatedOut(step)) {
       record('skipped', `${step.gate.key} not set`);
       this.out.info(this.out.color.yellow(`skip   ${step.id}: ${step.gate.key} is not set`));
       for (const line of step.gate.guidance) this.out.info(`         ${line}`);
@@ -279,11 +283,20 @@ class Engine {
   // ---- steps ------------------------------------------------------------------------------------
 
   private async startService(service: string, deadlineSec: number): Promise<string> {
-    const inputs = await this.bundle.inputsHash(service);
-    const exists = this.containers.has(service);
+    let inputs: string;
+    try {
+      inputs = await this.bundle.inputsHash(service);
+    } catch (err) {
+      this.ups.withdraw();
+      throw err;
+    }
+    const recorded = this.state.services[service]?.inputs;
     // A container started from inputs other than today's must be recreated: compose would keep it.
-    const recreate = exists && this.state.services[service]?.inputs !== inputs;
-    this.out.info(`start  ${service}${recreate ? ' (recreate: its config or env file changed)' : ''}`);
+    // Without a record (first run, or a host bootstrapped by other means) recreating is the safe
+    // choice, and for a container that does not exist yet --force-recreate just creates it.
+    const recreate = recorded !== inputs;
+    const why = recorded === undefined ? '' : recreate ? ' (recreate: its config or env file changed)' : '';
+    this.out.info(`start  ${service}${why}`);
     const up = await this.ups.request(service, recreate);
     if (up.exitCode !== 0) {
       throw new StepFailure(
@@ -299,9 +312,10 @@ class Engine {
       throw err;
     }
     this.state.services[service] = { inputs };
-    await this.bundle.saveState(this.state);
+    // Saved in the background (saves are queued): dependents need not wait for the disk.
+    this.saves.push(this.bundle.saveState(this.state));
     const waited = ((Date.now() - waitStart) / 1000).toFixed(1);
-    return `${recreate ? 'recreated, ' : ''}healthy after ${waited} s`;
+    return `${recorded !== undefined && recreate ? 'recreated, ' : ''}healthy after ${waited} s`;
   }
 
   private async deadlineFailure(

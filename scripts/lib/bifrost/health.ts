@@ -19,6 +19,7 @@ export class StoppedError extends Error {
 
 interface Waiter {
   name: string;
+  started: number;
   deadline: number;
   resolve: (s: ContainerState) => void;
   reject: (e: Error) => void;
@@ -26,13 +27,15 @@ interface Waiter {
 }
 
 /**
- * One polling loop for every container being waited on: a single `docker inspect A B C` per round,
- * rounds back to back (a short pause between them), so a health change is seen within about one docker
- * call of happening, and each waiter has its own wall-clock deadline.
+ * One watcher for every container being waited on: each poll is a single `docker inspect A B C`, and
+ * polls are pipelined (a new one every `intervalMs`, up to `maxInFlight` at once) so a health change is
+ * seen within about `intervalMs` of happening rather than a whole docker call later. Each waiter has
+ * its own wall-clock deadline.
  */
 export class HealthWatcher {
   private waiters: Waiter[] = [];
-  private running = false;
+  private timer?: NodeJS.Timeout;
+  private inFlight = 0;
   private stopped = false;
   /** Called with every state seen, for progress lines. */
   onState?: (name: string, state: ContainerState | undefined, waitedMs: number) => void;
@@ -40,56 +43,67 @@ export class HealthWatcher {
   constructor(
     private readonly executor: Executor,
     private readonly cli: DockerCli,
-    private readonly pauseMs: number,
+    private readonly intervalMs = 50,
+    private readonly maxInFlight = 2,
   ) {}
 
   waitReady(name: string, deadlineMs: number): Promise<ContainerState> {
     return new Promise((resolve, reject) => {
-      this.waiters.push({ name, deadline: Date.now() + deadlineMs, resolve, reject });
-      if (!this.running) void this.loop();
+      if (this.stopped) return reject(new StoppedError());
+      this.waiters.push({ name, started: Date.now(), deadline: Date.now() + deadlineMs, resolve, reject });
+      if (!this.timer) {
+        this.timer = setInterval(() => this.tick(), this.intervalMs);
+        this.tick();
+      }
     });
   }
 
-  /** Stops the loop; pending waits reject. */
+  /** Stops polling; pending waits reject with StoppedError. */
   stop(): void {
     this.stopped = true;
+    this.idle();
     for (const w of this.waiters.splice(0)) w.reject(new StoppedError());
   }
 
-  private async loop(): Promise<void> {
-    this.running = true;
-    const started = new Map<Waiter, number>();
+  private idle(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private tick(): void {
+    if (this.waiters.length === 0) return this.idle();
+    if (this.inFlight >= this.maxInFlight) return;
+    this.inFlight += 1;
+    void this.poll().finally(() => {
+      this.inFlight -= 1;
+    });
+  }
+
+  private async poll(): Promise<void> {
+    const names = [...new Set(this.waiters.map((w) => w.name))];
+    let states: Map<string, ContainerState>;
     try {
-      while (this.waiters.length > 0 && !this.stopped) {
-        for (const w of this.waiters) if (!started.has(w)) started.set(w, Date.now());
-        const names = [...new Set(this.waiters.map((w) => w.name))];
-        let states: Map<string, ContainerState>;
-        try {
-          states = await inspectContainers(this.executor, this.cli, names);
-        } catch (err) {
-          for (const w of this.waiters.splice(0)) w.reject(err as Error);
-          break;
-        }
-        const now = Date.now();
-        this.waiters = this.waiters.filter((w) => {
-          const state = states.get(w.name);
-          w.last = state;
-          this.onState?.(w.name, state, now - (started.get(w) ?? now));
-          if (isReady(state)) {
-            w.resolve(state as ContainerState);
-            return false;
-          }
-          if (now >= w.deadline) {
-            w.reject(new DeadlineError(w.name, state));
-            return false;
-          }
-          return true;
-        });
-        if (this.waiters.length > 0 && this.pauseMs > 0)
-          await new Promise((r) => setTimeout(r, this.pauseMs));
-      }
-    } finally {
-      this.running = false;
+      states = await inspectContainers(this.executor, this.cli, names);
+    } catch (err) {
+      for (const w of this.waiters.splice(0)) w.reject(err as Error);
+      return this.idle();
     }
+    const now = Date.now();
+    this.waiters = this.waiters.filter((w) => {
+      if (!names.includes(w.name)) return true; // started waiting after this poll began
+      const state = states.get(w.name);
+      w.last = state;
+      this.onState?.(w.name, state, now - w.started);
+      if (isReady(state)) {
+        w.resolve(state as ContainerState);
+        return false;
+      }
+      if (now >= w.deadline) {
+        w.reject(new DeadlineError(w.name, state));
+        return false;
+      }
+      return true;
+    });
+    if (this.waiters.length === 0) this.idle();
   }
 }

@@ -3,7 +3,8 @@ import type { CommandResult } from '../exec/executor.ts';
 /**
  * Steps that become ready together (traefik and postgres; server and worker; the NetBird followers)
  * share one `compose up` call: each docker CLI call costs about 0.1 s, and those add up on the
- * critical path. Requests arriving within a short window are grouped by whether they force a recreate.
+ * critical path. The scheduler announces how many requests a pass will make (`expect`); the batch is
+ * sent as soon as all of them arrived (or one was withdrawn), grouped by whether they force a recreate.
  */
 export class UpBatcher {
   private queue: {
@@ -12,22 +13,30 @@ export class UpBatcher {
     resolve: (r: CommandResult) => void;
     reject: (e: Error) => void;
   }[] = [];
-  private timer?: NodeJS.Timeout;
+  private expected = 0;
 
-  constructor(
-    private readonly send: (services: string[], recreate: boolean) => Promise<CommandResult>,
-    private readonly windowMs = 10,
-  ) {}
+  constructor(private readonly send: (services: string[], recreate: boolean) => Promise<CommandResult>) {}
+
+  /** `n` more requests are on their way. */
+  expect(n: number): void {
+    this.expected += n;
+  }
+
+  /** An expected request will not come (its step failed or was skipped before asking). */
+  withdraw(): void {
+    this.expected = Math.max(0, this.expected - 1);
+    if (this.expected === 0) this.flush();
+  }
 
   request(service: string, recreate: boolean): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ service, recreate, resolve, reject });
-      this.timer ??= setTimeout(() => this.flush(), this.windowMs);
+      this.expected = Math.max(0, this.expected - 1);
+      if (this.expected === 0) this.flush();
     });
   }
 
   private flush(): void {
-    this.timer = undefined;
     const batch = this.queue.splice(0);
     for (const recreate of [false, true]) {
       const group = batch.filter((r) => r.recreate === recreate);

@@ -91,6 +91,8 @@ export class DockerSimulator implements Executor {
 
   async run(cmd: Command): Promise<CommandResult> {
     const startedAt = this.now();
+    // Like a docker CLI process: most of its cost is start-up, then it reads or changes the daemon's
+    // state, so what it reports (or starts) is as of the end of the call.
     if (this.opts.callLatencyMs) await sleep(this.opts.callLatencyMs);
     const result = await this.dispatch([...cmd.argv], cmd.input ?? '');
     this.calls.push({ argv: [...cmd.argv], input: cmd.input ?? '', startedAt, endedAt: this.now() });
@@ -147,11 +149,15 @@ export class DockerSimulator implements Executor {
   }
 
   private services(): Record<string, ServiceDef> {
-    const doc = parse(readFileSync(join(this.opts.dir, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
-      services: Record<string, ServiceDef>;
-    };
-    return doc.services;
+    const text = readFileSync(join(this.opts.dir, 'docker-compose.yml'), 'utf8');
+    if (this.composeCache?.text !== text) {
+      const doc = parse(text, { merge: true }) as { services: Record<string, ServiceDef> };
+      this.composeCache = { text, services: doc.services };
+    }
+    return this.composeCache.services;
   }
+
+  private composeCache?: { text: string; services: Record<string, ServiceDef> };
 
   private envFiles(def: ServiceDef): string[] {
     return def.env_file === undefined ? [] : Array.isArray(def.env_file) ? def.env_file : [def.env_file];
