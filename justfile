@@ -42,3 +42,11 @@ bench:
 # The bootstrap flow on a built-in sandbox (temporary directory, fake Kubernetes API server)
 demo *ARGS:
     {{tsx}} scripts/demo.ts {{ARGS}}
+
+# Start the Bifrost services in order on a host over SSH (or --local on the VPS itself)
+bifrost-bootstrap *ARGS:
+    {{tsx}} scripts/bifrost-bootstrap.ts {{ARGS}}
+
+# Show what bifrost-bootstrap would run, running nothing
+bifrost-bootstrap-dry-run *ARGS:
+    {{tsx}} scripts/bifrost-bootstrap.ts --dry-run {{ARGS}}

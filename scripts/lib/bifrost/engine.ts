@@ -86,6 +86,15 @@ class Engine {
     this.bundle = new Bundle(opts.executor.files, opts.cli.dir);
     this.scale = opts.timeScale ?? 1;
     this.watcher = new HealthWatcher(opts.executor, opts.cli, opts.pollIntervalMs ?? 50);
+    // Progress on long waits: one line per container every 15 s while it is not ready.
+    const lastShown = new Map<string, number>();
+    this.watcher.onState = (name, state, waitedMs) => {
+      const shown = lastShown.get(name) ?? 0;
+      if (waitedMs - shown < 15_000) return;
+      lastShown.set(name, waitedMs);
+      const health = state ? `${state.status}, health ${state.health}` : 'no container yet';
+      this.out.info(`wait   ${name}: ${health} (${Math.round(waitedMs / 1000)} s)`);
+    };
     this.ups = new UpBatcher((services, forceRecreate) =>
       this.run$(upArgv(opts.cli, services, { forceRecreate }), { timeoutMs: 300_000 }),
     );
