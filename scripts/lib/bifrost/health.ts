@@ -71,7 +71,10 @@ export class HealthWatcher {
   }
 
   private tick(): void {
-    if (this.waiters.length === 0) return this.idle();
+    if (this.waiters.length === 0) {
+      this.idle();
+      return;
+    }
     if (this.inFlight >= this.maxInFlight) return;
     this.inFlight += 1;
     void this.poll().finally(() => {
@@ -86,7 +89,8 @@ export class HealthWatcher {
       states = await inspectContainers(this.executor, this.cli, names);
     } catch (err) {
       for (const w of this.waiters.splice(0)) w.reject(err as Error);
-      return this.idle();
+      this.idle();
+      return;
     }
     const now = Date.now();
     this.waiters = this.waiters.filter((w) => {
