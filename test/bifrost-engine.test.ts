@@ -71,8 +71,9 @@ describe('bifrost engine on the simulator', () => {
     expect(r.steps.every((x) => x.status === 'done')).toBe(true);
     const ups = upCalls(s.sim);
     const upAt = (svc: string) => ups.find((u) => u.services.includes(svc))?.startedAt ?? Number.NaN;
+    // A container starts no earlier than its up call: a lower bound on when it turned healthy.
     const healthyAt = (svc: string) =>
-      (ups.find((u) => u.services.includes(svc))?.endedAt ?? 0) +
+      (ups.find((u) => u.services.includes(svc))?.startedAt ?? 0) +
       must((referenceTimeline(MS).timeline as Record<string, { healthyAfterMs: number }>)[svc], svc)
         .healthyAfterMs;
     // traefik and postgres start together (one compose call), before anything is healthy.
