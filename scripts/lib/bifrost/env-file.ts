@@ -4,7 +4,8 @@ import { InputError } from '../errors.ts';
  * Env files as docker compose reads them (`env_file:` and the project `.env`). A value is written bare
  * when compose v1 and v2 both read it back unchanged, single-quoted when it holds characters compose v2
  * would otherwise interpret (`$` interpolation, ` #` comments, quotes, spaces); a value no quoting can
- * carry (a newline, or a single quote next to those characters) is refused.
+ * carry (a newline, `${` which compose v1 expands even in quotes, or a single quote next to those
+ * characters) is refused. Checked against Debian's docker-compose 1.29 in test/unit/render-env.test.ts.
  */
 const BARE = /^(?!')[^\s#$"'\\`]*(?:'[^\s#$"'\\`]*)*$/;
 
@@ -14,6 +15,12 @@ export function quoteEnvValue(key: string, value: string): string {
     throw new InputError(
       `${key} contains a line break or NUL, which an env file cannot carry`,
       'remove it from the value in the SOPS file',
+    );
+  }
+  if (value.includes('${')) {
+    throw new InputError(
+      `${key} contains "\${", which docker-compose v1 expands even inside quotes`,
+      'choose a value without "${" (generated values never have it)',
     );
   }
   if (!value.includes("'")) return `'${value}'`;
