@@ -10,6 +10,7 @@ import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import type { Executor } from './lib/exec/executor.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
+import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
 
 const USAGE = 'node --import tsx scripts/bifrost-bootstrap.ts';
@@ -44,13 +45,8 @@ Exit codes: 0 done (skipped optional services included), 1 a step failed, 2 bad 
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
+  ...SSH_OPTIONS,
   local: { type: 'boolean' },
-  host: { type: 'string' },
-  port: { type: 'string' },
-  user: { type: 'string' },
-  identity: { type: 'string' },
-  'known-hosts': { type: 'string' },
-  'accept-new': { type: 'boolean' },
   dir: { type: 'string' },
   docker: { type: 'string' },
   compose: { type: 'string' },
@@ -87,14 +83,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
   };
   const executor: Executor = flags.local
     ? new LocalExecutor()
-    : await (await import('./lib/exec/ssh.ts')).connectSsh({
-        host: flags.host as string,
-        port: positiveNumber('port', flags.port, 22),
-        user: flags.user,
-        identity: flags.identity,
-        knownHosts: flags['known-hosts'],
-        acceptNew: flags['accept-new'],
-      });
+    : await connectFromFlags({ ...flags, host: flags.host as string });
   try {
     out.info(
       out.color.bold(

@@ -3,14 +3,21 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as dotenvParse } from 'dotenv';
-import { parse as yamlParse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { parse as yamlParse } from 'yaml';
 import { parseEnvFile } from '../../scripts/lib/bifrost/env-file.ts';
 import { renderBifrostEnvFiles } from '../../scripts/lib/bifrost/render-env.ts';
 import { findOnPath } from '../../scripts/lib/exec/which.ts';
 
 // Characters compose would otherwise interpret: `$` interpolation, ` #` comments, quotes, spaces, `\`.
-const AWKWARD = ['pa$$word $HOME $X', 'a #not-a-comment', 'dq "x" and `b`', 'back\\slash\\n', "mid'quote", '  '];
+const AWKWARD = [
+  'pa$$word $HOME $X',
+  'a #not-a-comment',
+  'dq "x" and `b`',
+  'back\\slash\\n',
+  "mid'quote",
+  '  ',
+];
 
 const values = {
   CLOUDFLARE_API_TOKEN: 'cf-token',
@@ -43,7 +50,11 @@ describe('renderBifrostEnvFiles', () => {
   it('uses the schema names and renames, required and optional', () => {
     expect([...parseEnvFile(secretsEnv).keys()].sort()).toEqual(Object.keys(expectedSecretsEnv).sort());
     expect([...parseEnvFile(dotEnv).keys()].sort()).toEqual(Object.keys(expectedDotEnv).sort());
-    const without = renderBifrostEnvFiles({ ...values, NB_PROXY_TOKEN: undefined, NB_BIFROST_SETUP_KEY: undefined });
+    const without = renderBifrostEnvFiles({
+      ...values,
+      NB_PROXY_TOKEN: undefined,
+      NB_BIFROST_SETUP_KEY: undefined,
+    });
     expect(without.secretsEnv).not.toContain('NB_PROXY_TOKEN');
     expect(without.dotEnv).not.toContain('NB_BIFROST_SETUP_KEY');
   });
@@ -59,7 +70,9 @@ describe('renderBifrostEnvFiles', () => {
     expect(() => renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: 'two\nlines' })).toThrow(
       /^NB_RELAY_SECRET contains a line break/,
     );
-    expect(() => renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: 'a ${B}' })).toThrow(/^NB_RELAY_SECRET contains "\$\{"/);
+    expect(() => renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: 'a ${B}' })).toThrow(
+      /^NB_RELAY_SECRET contains "\$\{"/,
+    );
     try {
       renderBifrostEnvFiles({ ...values, NB_PROXY_TOKEN: "it's $x" });
       expect.unreachable();

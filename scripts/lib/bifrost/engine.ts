@@ -240,6 +240,7 @@ class Engine {
       await Promise.race(running.values());
     }
     this.watcher.stop();
+    await this.watcher.drain();
   }
 
   private gatedOut(step: PlanStep): boolean {

@@ -70,6 +70,11 @@ export class HealthWatcher {
     this.timer = undefined;
   }
 
+  /** Resolves once no poll is in flight: a finished run leaves no docker process behind. */
+  async drain(): Promise<void> {
+    while (this.inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+  }
+
   private tick(): void {
     if (this.waiters.length === 0) {
       this.idle();

@@ -15,7 +15,8 @@ export function renderBifrostEnvFiles(values: Readonly<Record<string, string | u
   secretsEnv: string;
   dotEnv: string;
 } {
-  const entries = (consumer: ConsumerId) => valuesFor(consumer, values).map(({ name, value }) => ({ name, value }));
+  const entries = (consumer: ConsumerId) =>
+    valuesFor(consumer, values).map(({ name, value }) => ({ name, value }));
   return {
     secretsEnv: formatEnvFile(entries('bifrost-secrets-env'), HEADER('.secrets.env')),
     dotEnv: formatEnvFile(entries('bifrost-dot-env'), HEADER('.env')),

@@ -1,0 +1,546 @@
+/**
+ * The upload half of provision-bifrost: the bundle (cloud/bifrost plus the rendered .secrets.env and .env)
+ * goes to the host atomically and incrementally.
+ *
+ * Atomic: the new tree is built in a staging directory beside the live one (a copy of it, so the files the
+ * bootstrap engine generated on the host carry over), then swapped in with two renames in one remote shell.
+ * The live directory is therefore never a mix of old and new files, and a dropped connection leaves either
+ * the old tree or the new one (the next run cleans up, see `recover`).
+ *
+ * Incremental: a manifest in the live directory records the SHA-256 and mode of every file WE uploaded.
+ * Files whose hash and mode match are not sent again, and a run where nothing changed touches nothing.
+ * The manifest, not the remote content, is the reference: the engine edits some uploaded files in place
+ * (it upserts NB_IDP_MGMT_TOKEN into .secrets.env), and those edits must not read as "changed".
+ *
+ * File contents travel over SFTP only (executor.files), never on a command line; remote paths travel as
+ * separate argv elements (positional parameters of `sh -c`), which the executor shell-quotes.
+ * Callers hold the host lock (lock.ts): recovery removes staging directories, which would break a
+ * concurrent upload.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { InputError, WorkError } from '../errors.ts';
+import { type Command, type Executor, shellQuote } from '../exec/executor.ts';
+
+export interface BundleFile {
+  /** Relative, posix. */
+  path: string;
+  content: Buffer | string;
+  /** 0o600 for secrets, 0o644 for the others. */
+  mode: number;
+}
+
+export interface UploadPlan {
+  changed: string[];
+  unchanged: string[];
+  removed: string[];
+}
+
+export interface UploadResult extends UploadPlan {
+  swapped: boolean;
+  /** Bytes of bundle file content sent (the manifest not counted). */
+  bytesSent: number;
+  remoteDir: string;
+}
+
+export interface UploadOptions {
+  onProgress?: (line: string) => void;
+}
+
+export const MANIFEST = '.bundle-manifest.json';
+
+/** Local files that hold secrets whatever their local mode: uploaded 0600. */
+export const SECRET_FILE_NAMES: readonly string[] = ['.secrets.env', '.env'];
+
+const MANIFEST_VERSION = 1;
+/** SFTP pipelines requests; a few files in flight hide the round trips without flooding the channel. */
+const WRITE_CONCURRENCY = 4;
+/** While a file operation is pending, how often to check that the connection still works. */
+const PROBE_MS = 2000;
+const PROBE_TIMEOUT_MS = 15_000;
+/** Deadline for each remote command (rm -rf or cp -al of a large tree is the slow case). */
+const STEP_TIMEOUT_MS = 5 * 60_000;
+const CONVERGE_HINT =
+  're-run: the upload starts by removing leftover staging directories and restoring an interrupted swap, ' +
+  'so running it again converges';
+
+interface ManifestEntry {
+  sha256: string;
+  mode: number;
+}
+
+interface Manifest {
+  version: number;
+  files: Record<string, ManifestEntry>;
+}
+
+/** A bundle file ready to send: its text (what the executor's file ops write) and that text's digest. */
+interface Prepared {
+  path: string;
+  text: string;
+  bytes: number;
+  sha256: string;
+  mode: number;
+}
+
+/** What the host holds after recovery. */
+interface RemoteState {
+  liveExists: boolean;
+  /** Regular files under the live dir, relative posix paths. */
+  liveFiles: Set<string>;
+  manifest: Manifest | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Local side
+
+/**
+ * Collects the files under `localDir` (recursively, skipping paths for which `exclude` is true; a skipped
+ * directory is not entered), as relative posix paths sorted by path. Modes are 0o644, except the secret
+ * file names (SECRET_FILE_NAMES), which are 0o600 so a stray local copy is never uploaded world-readable.
+ */
+export async function readLocalBundle(
+  localDir: string,
+  exclude: (rel: string) => boolean = () => false,
+): Promise<BundleFile[]> {
+  const out: BundleFile[] = [];
+  try {
+    await walk(localDir, '', exclude, out);
+  } catch (err) {
+    throw new InputError(
+      `cannot read the bundle directory ${localDir}: ${(err as Error).message}`,
+      'give the path of the bundle (cloud/bifrost)',
+    );
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+async function walk(root: string, rel: string, exclude: (rel: string) => boolean, out: BundleFile[]) {
+  for (const entry of await readdir(join(root, rel), { withFileTypes: true })) {
+    const path = rel ? `${rel}/${entry.name}` : entry.name;
+    if (exclude(path)) continue;
+    const full = join(root, path);
+    // Symlinked files are followed; symlinked directories are not (no loops, no surprise trees).
+    const isFile = entry.isFile() || (entry.isSymbolicLink() && (await stat(full)).isFile());
+    if (entry.isDirectory()) await walk(root, path, exclude, out);
+    else if (isFile) out.push({ path, content: await readFile(full), mode: localMode(path) });
+  }
+}
+
+function localMode(path: string): number {
+  return SECRET_FILE_NAMES.includes(posix.basename(path)) ? 0o600 : 0o644;
+}
+
+/** Checks every path and turns contents into the text the executor writes, with its digest. */
+function prepareFiles(files: readonly BundleFile[]): Prepared[] {
+  const seen = new Set<string>();
+  return files.map((f) => {
+    checkBundlePath(f.path);
+    if (seen.has(f.path)) throw new InputError(`the bundle lists ${f.path} twice`);
+    seen.add(f.path);
+    if (!Number.isInteger(f.mode) || f.mode < 0 || f.mode > 0o777) {
+      throw new InputError(`bad mode ${f.mode} for ${f.path}`, 'use 0o600 for secrets, 0o644 for the rest');
+    }
+    const text = toText(f);
+    const data = Buffer.from(text, 'utf8');
+    return { path: f.path, text, bytes: data.length, sha256: sha256(data), mode: f.mode };
+  });
+}
+
+/** Relative, posix, inside the bundle, one line; the manifest's own name is reserved. */
+function checkBundlePath(path: string): void {
+  const segments = path.split('/');
+  const bad =
+    path === '' ||
+    path.startsWith('/') ||
+    /[\0\n\r]/.test(path) ||
+    segments.some((s) => s === '' || s === '.' || s === '..');
+  if (bad) throw new InputError(`bad bundle path ${JSON.stringify(path)}`, 'give relative posix paths');
+  if (path === MANIFEST) throw new InputError(`${MANIFEST} is reserved for the upload's own manifest`);
+}
+
+/** The executor's file ops write UTF-8 text, so a Buffer must survive the round trip unchanged. */
+function toText(f: BundleFile): string {
+  if (typeof f.content === 'string') return f.content;
+  const text = f.content.toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(f.content)) {
+    throw new InputError(
+      `${f.path} is not UTF-8 text`,
+      'the bundle carries text files only (binary files would be corrupted)',
+    );
+  }
+  return text;
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** "/etc/bifrost/" -> "/etc/bifrost"; must be absolute and not "/". Shared with lock.ts. */
+export function normalizeRemoteDir(remoteDir: string): string {
+  const dir = remoteDir.replace(/\/+$/, '');
+  if (!dir.startsWith('/') || /[\0\n\r]/.test(dir) || posix.normalize(dir) !== dir) {
+    throw new InputError(
+      `bad remote directory ${JSON.stringify(remoteDir)}`,
+      'give an absolute, normalised path such as /etc/bifrost',
+    );
+  }
+  return dir;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Remote commands
+
+function stepError(executor: Executor, step: string, path: string, reason: string, hint?: string) {
+  return new WorkError(
+    `${executor.where}: upload step "${step}" failed for ${shellQuote(path)}: ${reason}`,
+    hint ? `${hint}; ${CONVERGE_HINT}` : CONVERGE_HINT,
+  );
+}
+
+/** Runs one remote command; a non-zero exit, a deadline or a lost connection is a WorkError for `step`. */
+async function runStep(executor: Executor, step: string, path: string, argv: string[]): Promise<string> {
+  const cmd: Command = { argv, timeoutMs: STEP_TIMEOUT_MS };
+  let result: Awaited<ReturnType<Executor['run']>>;
+  try {
+    result = await executor.run(cmd);
+  } catch (err) {
+    throw stepError(executor, step, path, (err as Error).message);
+  }
+  if (result.timedOut) throw stepError(executor, step, path, `no result within ${STEP_TIMEOUT_MS / 1000} s`);
+  if (result.exitCode !== 0) {
+    const detail = (result.spawnError ?? result.stderr).trim().slice(0, 500);
+    throw stepError(executor, step, path, `exit ${result.exitCode}${detail ? `: ${detail}` : ''}`);
+  }
+  return result.stdout;
+}
+
+/** Same, for a file operation (SFTP), under watchFileOp's deadline and liveness probe. */
+async function fileStep<T>(
+  executor: Executor,
+  step: string,
+  path: string,
+  bytes: number,
+  op: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await watchFileOp(executor, op(), fileDeadlineMs(bytes));
+  } catch (err) {
+    throw stepError(executor, step, path, (err as Error).message, (err as { hint?: string }).hint);
+  }
+}
+
+/** A fixed allowance plus the time the bytes take at a slow 64 KiB/s. */
+function fileDeadlineMs(bytes: number): number {
+  return 30_000 + Math.ceil(bytes / 65_536) * 1000;
+}
+
+/**
+ * Waits for a file operation with a wall-clock deadline and a liveness probe. ssh2 never calls back a
+ * request sent on a channel that has already died, and the SSH executor's clean-up after a failed SFTP
+ * write sends exactly such requests, so a dropped connection would hang the upload for good. While the
+ * operation is pending, `true` runs every PROBE_MS: a probe that cannot run means the connection is gone.
+ * Shared with lock.ts.
+ */
+export async function watchFileOp<T>(executor: Executor, op: Promise<T>, deadlineMs: number): Promise<T> {
+  // Abandoned when the probe or the deadline fails first; its late rejection must not go unhandled.
+  op.catch(() => {});
+  const done = op.then((value) => ({ value }));
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const tick = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), Math.max(0, Math.min(PROBE_MS, deadline - Date.now())));
+    });
+    const settled = await Promise.race([done, tick]).finally(() => clearTimeout(timer));
+    if (settled) return settled.value;
+    if (Date.now() >= deadline) throw new Error(`no result within ${Math.round(deadlineMs / 1000)} s`);
+    await probe(executor);
+  }
+}
+
+async function probe(executor: Executor): Promise<void> {
+  let reason: string | undefined;
+  try {
+    const r = await executor.run({ argv: ['true'], timeoutMs: PROBE_TIMEOUT_MS });
+    if (r.exitCode !== 0) reason = r.timedOut ? 'no answer' : `exit ${r.exitCode}`;
+  } catch (err) {
+    reason = (err as Error).message;
+  }
+  if (reason) throw new Error(`the connection looks lost (a liveness probe failed: ${reason})`);
+}
+
+/**
+ * Cleans up after an interrupted run, then lists the live dir. In one remote shell: staging leftovers
+ * (a drop during the upload) are removed; a missing live dir with a `.prev-*` beside it (a drop between
+ * the two renames of the swap) gets the newest one back (ids sort by time); remaining `.prev-*` dirs
+ * (a drop before the old tree was removed) are removed. Output lines: `removed-staging\tDIR`,
+ * `restored\tDIR`, `removed-prev\tDIR`, then `live` and one `./path` per regular file.
+ */
+const RECOVER_SCRIPT = `live=$1
+for d in "$live".staging-*; do
+  [ -e "$d" ] || continue
+  rm -rf -- "$d" || exit 1
+  printf 'removed-staging\\t%s\\n' "$d"
+done
+if [ ! -e "$live" ]; then
+  prev=
+  for d in "$live".prev-*; do [ -d "$d" ] && prev=$d; done
+  if [ -n "$prev" ]; then
+    mv -- "$prev" "$live" || exit 1
+    printf 'restored\\t%s\\n' "$prev"
+  fi
+fi
+for d in "$live".prev-*; do
+  [ -e "$d" ] || continue
+  rm -rf -- "$d" || exit 1
+  printf 'removed-prev\\t%s\\n' "$d"
+done
+[ -d "$live" ] || exit 0
+echo live
+cd "$live" && find . -type f`;
+
+async function recover(executor: Executor, live: string, progress: (line: string) => void) {
+  const out = await runStep(executor, 'recover and list', live, ['sh', '-c', RECOVER_SCRIPT, 'sh', live]);
+  const lines = out.split('\n').filter(Boolean);
+  const marker = lines.indexOf('live');
+  for (const line of marker < 0 ? lines : lines.slice(0, marker)) {
+    const [what, dir] = line.split('\t');
+    if (what === 'restored') {
+      progress(
+        `restored ${dir} as ${live}: a previous upload was cut off between the two renames of its swap`,
+      );
+    } else if (what === 'removed-staging') {
+      progress(`removed ${dir}, left over from an interrupted upload`);
+    } else if (what === 'removed-prev') {
+      progress(`removed ${dir}, the previous bundle an interrupted upload left behind`);
+    }
+  }
+  const liveFiles = new Set(marker < 0 ? [] : lines.slice(marker + 1).map((l) => l.replace(/^\.\//, '')));
+  return { liveExists: marker >= 0, liveFiles };
+}
+
+async function readManifest(executor: Executor, live: string, progress: (line: string) => void) {
+  const path = `${live}/${MANIFEST}`;
+  const text = await fileStep(executor, 'read manifest', path, 0, () => executor.files.readFile(path));
+  if (text === undefined) return undefined;
+  const manifest = parseManifest(text);
+  if (!manifest) progress(`${path} is unreadable; every file will be sent again`);
+  return manifest;
+}
+
+function parseManifest(text: string): Manifest | undefined {
+  try {
+    const doc = JSON.parse(text) as Partial<Manifest>;
+    if (doc.version !== MANIFEST_VERSION || typeof doc.files !== 'object' || doc.files === null)
+      return undefined;
+    const entries = Object.entries(doc.files);
+    const valid = entries.every(([, e]) => typeof e?.sha256 === 'string' && typeof e?.mode === 'number');
+    return valid ? { version: MANIFEST_VERSION, files: doc.files } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function formatManifest(files: readonly Prepared[]): string {
+  const entries = Object.fromEntries(files.map((f) => [f.path, { sha256: f.sha256, mode: f.mode }]));
+  return `${JSON.stringify({ version: MANIFEST_VERSION, files: entries }, null, 2)}\n`;
+}
+
+async function inspect(executor: Executor, live: string, progress: (line: string) => void) {
+  const { liveExists, liveFiles } = await recover(executor, live, progress);
+  const manifest = liveExists ? await readManifest(executor, live, progress) : undefined;
+  return { liveExists, liveFiles, manifest } satisfies RemoteState;
+}
+
+/**
+ * Unchanged: the manifest has the same hash and mode AND the file is still there (one deleted by hand is
+ * sent again). Removed: in the manifest but no longer in the bundle; files we never uploaded (the
+ * engine's) are never removed.
+ */
+function diff(files: readonly Prepared[], state: RemoteState): UploadPlan {
+  const old = state.manifest?.files ?? {};
+  const plan: UploadPlan = { changed: [], unchanged: [], removed: [] };
+  for (const f of files) {
+    const was = old[f.path];
+    const same = was?.sha256 === f.sha256 && was.mode === f.mode && state.liveFiles.has(f.path);
+    (same ? plan.unchanged : plan.changed).push(f.path);
+  }
+  const wanted = new Set(files.map((f) => f.path));
+  plan.removed = Object.keys(old)
+    .filter((p) => !wanted.has(p))
+    .sort();
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Public API
+
+/** Reads the remote manifest and says what would change; sends nothing (recovery still runs first). */
+export async function planUpload(
+  executor: Executor,
+  remoteDir: string,
+  files: BundleFile[],
+  opts: UploadOptions = {},
+): Promise<UploadPlan> {
+  const live = normalizeRemoteDir(remoteDir);
+  const prepared = prepareFiles(files);
+  return diff(prepared, await inspect(executor, live, opts.onProgress ?? (() => {})));
+}
+
+export async function uploadBundle(
+  executor: Executor,
+  remoteDir: string,
+  files: BundleFile[],
+  opts: UploadOptions = {},
+): Promise<UploadResult> {
+  const progress = opts.onProgress ?? (() => {});
+  const live = normalizeRemoteDir(remoteDir);
+  const prepared = prepareFiles(files);
+  const state = await inspect(executor, live, progress);
+  const plan = diff(prepared, state);
+  if (!plan.changed.length && !plan.removed.length) {
+    progress(`${live}: all ${plan.unchanged.length} files unchanged; nothing sent`);
+    return { ...plan, swapped: false, bytesSent: 0, remoteDir: live };
+  }
+  const changed = prepared.filter((f) => plan.changed.includes(f.path));
+  const bytesSent = changed.reduce((n, f) => n + f.bytes, 0);
+  progress(
+    `${live}: sending ${changed.length} files (${bytesSent} bytes), keeping ${plan.unchanged.length}, ` +
+      `removing ${plan.removed.length}`,
+  );
+  const id = swapId();
+  const staging = `${live}.staging-${id}`;
+  await createStaging(executor, live, staging, state.liveExists);
+  await makeDirs(executor, staging, changed);
+  await writeFiles(executor, staging, changed, progress);
+  await removeFiles(executor, staging, plan.removed);
+  const manifestPath = `${staging}/${MANIFEST}`;
+  const manifest = formatManifest(prepared);
+  // Last: a staging dir with a manifest is complete (not relied on, but it keeps the tree honest).
+  await fileStep(executor, 'write manifest', manifestPath, manifest.length, () =>
+    executor.files.writeFileAtomic(manifestPath, manifest, 0o600),
+  );
+  const prev = `${live}.prev-${id}`;
+  await swap(executor, live, staging, prev, state.liveExists);
+  progress(`${live}: new bundle live`);
+  if (state.liveExists) await removePrevious(executor, prev, progress);
+  return { ...plan, swapped: true, bytesSent, remoteDir: live };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Upload steps
+
+/** Sortable by time (recovery restores the newest .prev-*), unique per run. */
+function swapId(): string {
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The staging dir starts as a copy of the live one (the engine's files carry over) or empty on a first
+ * deploy. The copy is made of hard links (`cp -al`): a running container's bind-mounted file keeps its
+ * inode in the new tree, so deleting the old tree after the swap changes nothing it sees. Every write
+ * (here and in the engine) replaces a file by rename, never in place, so the two trees never share a
+ * change. 0700: it holds secrets, and the copy takes the live dir's own mode, which an older deploy may
+ * have left world-readable.
+ */
+async function createStaging(executor: Executor, live: string, staging: string, liveExists: boolean) {
+  const argv = liveExists
+    ? ['sh', '-c', 'mkdir -m 700 -- "$2" && cp -al -- "$1/." "$2/" && chmod 700 -- "$2"', 'sh', live, staging]
+    : ['sh', '-c', 'mkdir -p -- "$1" && mkdir -m 700 -- "$2"', 'sh', posix.dirname(live), staging];
+  await runStep(executor, liveExists ? 'copy live dir to staging' : 'create staging dir', staging, argv);
+}
+
+/** Every ancestor of every changed file, parents first, so `mkdir -p -m 755` gives each one that mode. */
+async function makeDirs(executor: Executor, staging: string, changed: readonly Prepared[]) {
+  const dirs = new Set<string>();
+  for (const f of changed) {
+    for (let d = posix.dirname(f.path); d !== '.'; d = posix.dirname(d)) dirs.add(d);
+  }
+  if (!dirs.size) return;
+  const paths = [...dirs].sort().map((d) => `${staging}/${d}`);
+  await runStep(executor, 'create sub-directories', staging, ['mkdir', '-p', '-m', '755', '--', ...paths]);
+}
+
+/** Contents over SFTP, each file created with its final mode (0600 secrets are never readable by others). */
+async function writeFiles(
+  executor: Executor,
+  staging: string,
+  changed: readonly Prepared[],
+  progress: (line: string) => void,
+) {
+  await inPool(changed, WRITE_CONCURRENCY, async (f) => {
+    const path = `${staging}/${f.path}`;
+    await fileStep(executor, 'write file', path, f.bytes, () =>
+      executor.files.writeFileAtomic(path, f.text, f.mode),
+    );
+    progress(`sent ${f.path} (${f.bytes} bytes, mode ${f.mode.toString(8).padStart(4, '0')})`);
+  });
+}
+
+async function removeFiles(executor: Executor, staging: string, removed: readonly string[]) {
+  if (!removed.length) return;
+  const paths = removed.map((p) => `${staging}/${p}`);
+  await runStep(executor, 'remove dropped files', staging, ['rm', '-f', '--', ...paths]);
+}
+
+/**
+ * One remote shell, so the moment without a live dir is two renames long. Should the second rename fail,
+ * the old tree is put back at once; a connection lost in between is repaired by the next run's recovery.
+ */
+async function swap(executor: Executor, live: string, staging: string, prev: string, liveExists: boolean) {
+  const argv = liveExists
+    ? [
+        'sh',
+        '-c',
+        'mv -- "$1" "$2" && { mv -- "$3" "$1" || { mv -- "$2" "$1"; exit 1; }; }',
+        'sh',
+        live,
+        prev,
+        staging,
+      ]
+    : [
+        'sh',
+        '-c',
+        'if [ -e "$1" ]; then echo "$1 appeared during the upload" >&2; exit 1; fi; mv -- "$2" "$1"',
+        'sh',
+        live,
+        staging,
+      ];
+  await runStep(executor, 'swap staging into place', live, argv);
+}
+
+/** The new bundle is already live: failing to delete the old one is reported, and the next run retries. */
+async function removePrevious(executor: Executor, prev: string, progress: (line: string) => void) {
+  try {
+    await runStep(executor, 'remove previous bundle', prev, ['rm', '-rf', '--', prev]);
+  } catch (err) {
+    progress(`warning: ${(err as Error).message} (the next upload removes it)`);
+  }
+}
+
+/**
+ * Runs `fn` over `items`, at most `limit` at a time. After the first failure no new item starts, and
+ * the failure is thrown once the ones in flight have settled, so nothing keeps writing behind the caller.
+ */
+async function inPool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.err;
+}

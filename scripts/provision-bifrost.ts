@@ -1,0 +1,253 @@
+/**
+ * provision-bifrost: renders .secrets.env and .env in memory from the bootstrap secrets, uploads the
+ * cloud/bifrost bundle over one SSH connection (staged, swapped in by rename, incremental), then runs
+ * the bootstrap engine over the same connection. Replaces the original's Pulumi step.
+ */
+import { hostname, userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import {
+  checkGuardedSecrets,
+  type DeployedState,
+  readDeployed,
+  secretHash,
+  writeDeployed,
+} from './lib/bifrost/deployed.ts';
+import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
+import { BIFROST_CONSUMERS, renderBifrostEnvFiles } from './lib/bifrost/render-env.ts';
+import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { EXIT, InputError } from './lib/errors.ts';
+import { LocalExecutor } from './lib/exec/local.ts';
+import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
+import type { Output } from './lib/output.ts';
+import { redactor } from './lib/redact.ts';
+import { keysFor } from './lib/secrets/schema.ts';
+import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
+import { findProblems, formatProblems } from './lib/secrets/validate.ts';
+
+const USAGE = 'node --import tsx scripts/provision-bifrost.ts';
+const BUNDLE_DIR = resolve(import.meta.dirname, '..', 'cloud', 'bifrost');
+
+const HELP = `Usage: ${USAGE} --host H [options]
+
+Provisions the Bifrost VPS in one SSH connection:
+  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally)
+  2. refuses a changed NB_DATA_STORE_KEY / NB_RELAY_SECRET / Authentik key unless --allow-rotate KEY
+  3. uploads cloud/bifrost/ to --remote-dir: only changed files, into a staging directory that replaces
+     the live one by rename when complete; secret files are 0600 from creation
+  4. runs the bootstrap (service order, health, Authentik token, NetBird config) over the same
+     connection, its output streamed; skipped when nothing changed since the last deploy (--force runs it)
+A lock on the host stops two operators provisioning at once.
+
+Options:
+  --host H             the VPS (required); --port P (22); --user U ($USER)
+  --identity F         SSH key file (an encrypted one asks for its passphrase); else ssh-agent
+  --known-hosts F      known_hosts file (default ~/.ssh/known_hosts)
+  --accept-new         record an unknown host key (like StrictHostKeyChecking=accept-new)
+  --remote-dir D       bundle directory on the host (default /etc/bifrost)
+  --docker BIN         docker CLI on the host (default docker)
+  --compose CMD        compose command on the host (default "docker compose"; "docker-compose" for v1)
+  --secrets-file F     SOPS file (default ${DEFAULT_SECRETS_FILE}); --from-env takes the environment
+  --force              run the bootstrap even when nothing changed
+  --allow-rotate KEY   accept a changed guarded secret (repeatable)
+  --lock-wait S        wait up to S seconds for another operator's lock (default 0)
+  --write-local DIR    also write the rendered .secrets.env and .env to DIR (0600, atomic)
+  --bundle DIR         the local bundle to upload (default cloud/bifrost of this checkout)
+  --dry-run            say what would be uploaded and run; change nothing
+  --json               print the result as JSON on stdout
+  --verbose            print every command
+  -h, --help           this help
+
+Exit codes: 0 done (or nothing to do), 1 failed while working (a step, the lock held by another run),
+2 bad input (missing or malformed secrets, a guarded secret changed, host key refused).`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  ...SSH_OPTIONS,
+  'remote-dir': { type: 'string' },
+  docker: { type: 'string' },
+  compose: { type: 'string' },
+  'secrets-file': { type: 'string' },
+  'from-env': { type: 'boolean' },
+  force: { type: 'boolean' },
+  'allow-rotate': { type: 'string', multiple: true },
+  'lock-wait': { type: 'string' },
+  'write-local': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  bundle: { type: 'string' },
+  'time-scale': { type: 'string' },
+} as const;
+
+/** Files the host generates or holds secrets in; never taken from the local checkout. */
+const GENERATED = [
+  /^\.secrets\.env$/,
+  /^\.env$/,
+  /^env\/.*\.env$/,
+  /^netbird\/config\.yaml$/,
+  /^\.bifrost-state\.json$/,
+  /^\.deployed\.json$/,
+];
+
+function nonNegative(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InputError(`--${flag} must be a number ≥ 0, not "${value}"`);
+  return n;
+}
+
+export async function main(argv: string[], out: Output): Promise<number> {
+  const { values: flags, positionals } = parseCli(argv, OPTIONS, USAGE);
+  if (flags.help) {
+    out.data(HELP);
+    return EXIT.ok;
+  }
+  if (positionals.length > 0)
+    throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${USAGE} --help`);
+  if (!flags.host) throw new InputError('--host is required', `see ${USAGE} --help`);
+  const remoteDir = (flags['remote-dir'] ?? '/etc/bifrost').replace(/\/+$/, '');
+  const allowRotate = flags['allow-rotate'] ?? [];
+
+  // 1. Secrets, validated and rendered before any connection.
+  const { required } = keysFor(BIFROST_CONSUMERS);
+  const loaded = await loadSecrets({
+    secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+    fromEnv: Boolean(flags['from-env']),
+    required,
+    executor: new LocalExecutor(),
+  });
+  redactor.registerAll(loaded.values);
+  out.info(`source  ${loaded.describe}`);
+  const problems = findProblems(loaded.values, BIFROST_CONSUMERS);
+  if (problems.length > 0) {
+    throw new InputError(
+      `nothing done: the Bifrost secrets have problems:\n${formatProblems(problems)}`,
+      `edit the SOPS file (just secrets-edit), then run again`,
+    );
+  }
+  const rendered = renderBifrostEnvFiles(loaded.values);
+  if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
+
+  const { readLocalBundle } = await import('./lib/bifrost/upload.ts');
+  const files = [
+    ...(await readLocalBundle(resolve(flags.bundle ?? BUNDLE_DIR), (rel) =>
+      GENERATED.some((re) => re.test(rel)),
+    )),
+    { path: '.secrets.env', content: rendered.secretsEnv, mode: 0o600 },
+    { path: '.env', content: rendered.dotEnv, mode: 0o600 },
+  ];
+
+  // 2. One SSH connection for everything.
+  const executor = await connectFromFlags({ ...flags, host: flags.host });
+  try {
+    out.info(`target  ${executor.where}:${remoteDir}`);
+    const { acquireHostLock } = await import('./lib/bifrost/lock.ts');
+    const { planUpload, uploadBundle } = await import('./lib/bifrost/upload.ts');
+    const deployed = await readDeployed(executor.files, remoteDir);
+    const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate);
+    for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
+
+    if (flags['dry-run']) {
+      const plan = await planUpload(executor, remoteDir, files);
+      out.info(
+        `upload  ${plan.changed.length} changed: ${plan.changed.join(', ') || 'none'}; ${plan.unchanged.length} unchanged; ${plan.removed.length} removed`,
+      );
+      const wouldRun =
+        flags.force ||
+        plan.changed.length > 0 ||
+        plan.removed.length > 0 ||
+        deployed?.bundleDigest !== digestOf(files);
+      out.info(`bootstrap  ${wouldRun ? 'would run' : 'would be skipped: nothing changed'}`);
+      out.result({ ok: true, dryRun: true, where: executor.where, remoteDir, ...plan, bootstrap: wouldRun });
+      return EXIT.ok;
+    }
+
+    const lock = await acquireHostLock(executor, remoteDir, {
+      holder: {
+        holder: `${userInfo().username}@${hostname()}`,
+        pid: process.pid,
+        since: new Date().toISOString(),
+        command: 'provision-bifrost',
+      },
+      waitSeconds: nonNegative('lock-wait', flags['lock-wait'], 0),
+      onWait: (line) => out.info(`lock    ${line}`),
+    });
+    try {
+      // 3. Upload.
+      const upload = await uploadBundle(executor, remoteDir, files, {
+        onProgress: (line) => out.detail(line),
+      });
+      out.info(
+        `upload  ${upload.changed.length} file(s) sent (${upload.changed.join(', ') || 'none'}), ${upload.unchanged.length} unchanged, ${upload.removed.length} removed`,
+      );
+      const digest = digestOf(files);
+      const secrets = Object.fromEntries(Object.entries(loaded.values).map(([k, v]) => [k, secretHash(v)]));
+      const unchanged =
+        upload.changed.length === 0 && upload.removed.length === 0 && deployed?.bundleDigest === digest;
+      if (unchanged && !flags.force) {
+        out.info(
+          out.color.green('nothing changed since the last deploy: bootstrap skipped (--force runs it)'),
+        );
+        out.result({ ok: true, where: executor.where, remoteDir, upload, bootstrap: 'skipped' });
+        return EXIT.ok;
+      }
+
+      // 4. The bootstrap, over the same connection, its output streamed as it happens.
+      const result = await runBifrostBootstrap({
+        executor,
+        cli: {
+          docker: flags.docker ?? 'docker',
+          compose: (flags.compose ?? 'docker compose').split(/\s+/).filter(Boolean),
+          dir: remoteDir,
+        },
+        out,
+        timeScale: Number(flags['time-scale'] ?? 1) || 1,
+      });
+      out.info(`\n${formatStatusTable(result)}`);
+      if (result.failure) {
+        out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, result.failure.hint);
+        out.result({ ok: false, where: executor.where, remoteDir, upload, bootstrap: result });
+        return EXIT.failed;
+      }
+      const state: DeployedState = {
+        bundleDigest: digest,
+        secrets,
+        guarded,
+        deployedAt: new Date().toISOString(),
+        by: `${userInfo().username}@${hostname()}`,
+      };
+      await writeDeployed(executor.files, remoteDir, state);
+      out.info(out.color.green(`bifrost provisioned in ${result.seconds.toFixed(1)} s`));
+      out.result({ ok: true, where: executor.where, remoteDir, upload, bootstrap: result });
+      return EXIT.ok;
+    } finally {
+      await lock.release();
+    }
+  } finally {
+    await executor.close();
+  }
+}
+
+function digestOf(files: readonly { path: string; content: string | Buffer; mode: number }[]): string {
+  const entries = [...files]
+    .sort((a, b) => a.path.localeCompare(b.path))
+    .map(
+      (f) =>
+        `${f.path}\0${f.mode}\0${secretHash(typeof f.content === 'string' ? f.content : f.content.toString('latin1'))}`,
+    );
+  return secretHash(entries.join('\n'));
+}
+
+async function writeLocal(
+  dir: string,
+  rendered: { secretsEnv: string; dotEnv: string },
+  out: Output,
+): Promise<void> {
+  const local = new LocalExecutor();
+  await local.files.writeFileAtomic(resolve(dir, '.secrets.env'), rendered.secretsEnv, 0o600);
+  await local.files.writeFileAtomic(resolve(dir, '.env'), rendered.dotEnv, 0o600);
+  out.warn(`wrote .secrets.env and .env to ${dir} (0600): plaintext secrets on this machine, as asked`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runMain((out) => main(process.argv.slice(2), out));
+}

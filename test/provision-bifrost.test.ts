@@ -1,0 +1,299 @@
+/**
+ * provision-bifrost end to end: the real script, a real loopback sshd, and the docker simulator served
+ * on a unix socket as the host's docker CLI. First deploy, no-op re-run, a changed config file, a
+ * changed secret, the never-rotate guard, host keys, the lock, remote modes, and canary leak checks.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DOCKER_SIM_CLIENT,
+  type DockerSimServer,
+  serveDockerSimulator,
+} from '../scripts/lib/sandbox/docker-sim-server.ts';
+import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
+import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
+import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { BUNDLE_SOURCE, referenceTimeline } from './helpers/bifrost-fixture.ts';
+import { findLeaks } from './helpers/bootstrap-fixture.ts';
+import { runScript } from './helpers/run-cli.ts';
+
+const sshd = findSshd('provision-bifrost over a loopback sshd');
+
+describe.skipIf(!sshd)('provision-bifrost', () => {
+  let server: SshdServer;
+  let sim: DockerSimulator;
+  let simServer: DockerSimServer;
+  let root: string;
+  let remoteDir: string;
+  let bundle: string;
+  let bin: string;
+  let home: string;
+  let tmp: string;
+  const values = sampleSecrets();
+
+  beforeAll(async () => {
+    server = await startSshd(sshd as string);
+    root = mkdtempSync(join(tmpdir(), 'sf-provision-'));
+    remoteDir = join(root, 'remote', 'bifrost');
+    mkdirSync(join(root, 'remote'));
+    bundle = join(root, 'bundle');
+    cpSync(BUNDLE_SOURCE, bundle, { recursive: true });
+    home = join(root, 'home');
+    tmp = join(root, 'tmp');
+    mkdirSync(home);
+    mkdirSync(tmp);
+    sim = new DockerSimulator({ dir: remoteDir, ...referenceTimeline(5) });
+    simServer = await serveDockerSimulator(sim, join(root, 'docker.sock'));
+    // The host's docker CLI: the simulator client, pointed at the socket.
+    bin = join(root, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'docker'),
+      `#!/bin/sh\nDOCKER_SIM_SOCKET='${simServer.socketPath}' exec '${process.execPath}' '${DOCKER_SIM_CLIENT}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    if (process.getuid?.() === 0) {
+      execFileSync('chown', [server.user, join(root, 'remote')]);
+      execFileSync('chmod', ['711', root]);
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await simServer?.close();
+    await server?.stop();
+  });
+
+  const provision = (extra: string[] = [], env: Record<string, string> = {}) =>
+    runScript(
+      'provision-bifrost.ts',
+      [
+        '--host',
+        server.host,
+        '--port',
+        String(server.port),
+        '--user',
+        server.user,
+        '--identity',
+        server.identity,
+        '--known-hosts',
+        server.knownHosts,
+        '--remote-dir',
+        remoteDir,
+        '--bundle',
+        bundle,
+        '--docker',
+        join(bin, 'docker'),
+        '--compose',
+        `${join(bin, 'docker')} compose`,
+        '--from-env',
+        '--json',
+        '--time-scale',
+        '0.05',
+        ...extra,
+      ],
+      { PATH: process.env.PATH ?? '', HOME: home, TMPDIR: tmp, NO_COLOR: '1', ...values, ...env },
+    );
+
+  function expectNoLeaks(...texts: string[]) {
+    for (const t of texts) expect(findLeaks(t, values)).toEqual([]);
+    for (const call of sim.calls) expect(findLeaks(call.argv.join(' '), values)).toEqual([]);
+    // Nothing with a secret on the operator's machine (tsx's compile cache aside).
+    expect(readdirSync(tmp).filter((n) => !n.startsWith('tsx-'))).toEqual([]);
+    expect(readdirSync(home).filter((n) => n !== '.ssh')).toEqual([]);
+  }
+
+  it('first deploy: uploads with the right modes, runs the bootstrap, records the deployed state', async () => {
+    const r = await provision();
+    expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+    expect(r.exitCode).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.upload.changed).toContain('docker-compose.yml');
+    expect(result.upload.changed).toContain('.secrets.env');
+    expect(result.bootstrap.ok).toBe(true);
+    for (const f of ['.secrets.env', '.env', 'netbird/config.yaml', '.deployed.json']) {
+      expect(statSync(join(remoteDir, f)).mode & 0o777, f).toBe(0o600);
+    }
+    expect(statSync(join(remoteDir, 'docker-compose.yml')).mode & 0o777).toBe(0o644);
+    expect(readFileSync(join(remoteDir, '.deployed.json'), 'utf8')).not.toContain(values.NB_DATA_STORE_KEY);
+    expect(sim.containers.size).toBe(8);
+    expectNoLeaks(r.stdout, r.stderr);
+  }, 60_000);
+
+  it('a re-run with nothing changed sends nothing and skips the bootstrap', async () => {
+    const since = sim.now();
+    const r = await provision();
+    expect(r.exitCode).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.upload.changed).toEqual([]);
+    expect(result.bootstrap).toBe('skipped');
+    expect(sim.calls.filter((c) => c.startedAt >= since).map((c) => c.argv.join(' '))).toEqual([]);
+    expect(r.stderr).toContain('bootstrap skipped');
+  }, 60_000);
+
+  it('one config file changed: only it is sent and only its service is recreated', async () => {
+    const creations = new Map(sim.creations);
+    writeFileSync(
+      join(bundle, 'traefik/traefik.yml'),
+      `${readFileSync(join(bundle, 'traefik/traefik.yml'), 'utf8')}# changed\n`,
+    );
+    const r = await provision();
+    expect(r.exitCode).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.upload.changed).toEqual(['traefik/traefik.yml']);
+    const expected = new Map(creations);
+    expected.set('traefik', (creations.get('traefik') ?? 0) + 1);
+    expect(sim.creations).toEqual(expected);
+  }, 60_000);
+
+  it('one secret changed: its env file is sent and its service recreated', async () => {
+    const creations = new Map(sim.creations);
+    const cf = `${(values.CLOUDFLARE_API_TOKEN ?? '').slice(0, -4)}ABCD`;
+    const r = await provision([], { CLOUDFLARE_API_TOKEN: cf });
+    expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout).upload.changed).toEqual(['.secrets.env']);
+    expect(sim.creations.get('traefik')).toBe((creations.get('traefik') ?? 0) + 1);
+    expect(sim.creations.get('netbird-server')).toBe(creations.get('netbird-server'));
+    expect(sim.containers.get('traefik')?.env.CF_DNS_API_TOKEN).toBe(cf);
+    // Back to the original value for the next tests.
+    expect((await provision()).exitCode).toBe(0);
+  }, 90_000);
+
+  it('refuses a changed NB_DATA_STORE_KEY before uploading anything, and allows it with --allow-rotate', async () => {
+    const rotated = Buffer.alloc(32, 9).toString('base64');
+    const before = readFileSync(join(remoteDir, '.secrets.env'), 'utf8');
+    const refused = await provision([], { NB_DATA_STORE_KEY: rotated });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/NB_DATA_STORE_KEY: differs from the value deployed first/);
+    expect(refused.stderr).toMatch(/--allow-rotate NB_DATA_STORE_KEY/);
+    expect(readFileSync(join(remoteDir, '.secrets.env'), 'utf8')).toBe(before);
+    expect(refused.stderr).not.toContain(rotated);
+    const allowed = await provision(['--allow-rotate', 'NB_DATA_STORE_KEY'], { NB_DATA_STORE_KEY: rotated });
+    expect(allowed.exitCode).toBe(0);
+    expect(allowed.stderr).toContain('NB_DATA_STORE_KEY rotates');
+    // Rotate back, so the tests after this one deploy the original values again.
+    expect((await provision(['--allow-rotate', 'NB_DATA_STORE_KEY'])).exitCode).toBe(0);
+  }, 90_000);
+
+  it('refuses an unknown host unless --accept-new, and a changed host key always', async () => {
+    const knownHosts = join(root, 'kh-empty');
+    const refused = await runScript(
+      'provision-bifrost.ts',
+      [
+        '--host',
+        server.host,
+        '--port',
+        String(server.port),
+        '--user',
+        server.user,
+        '--identity',
+        server.identity,
+        '--known-hosts',
+        knownHosts,
+        '--remote-dir',
+        remoteDir,
+        '--bundle',
+        bundle,
+        '--from-env',
+        '--dry-run',
+      ],
+      { PATH: process.env.PATH ?? '', HOME: home, ...values },
+    );
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/--accept-new/);
+    const accepted = await runScript(
+      'provision-bifrost.ts',
+      [
+        '--host',
+        server.host,
+        '--port',
+        String(server.port),
+        '--user',
+        server.user,
+        '--identity',
+        server.identity,
+        '--known-hosts',
+        knownHosts,
+        '--accept-new',
+        '--remote-dir',
+        remoteDir,
+        '--bundle',
+        bundle,
+        '--from-env',
+        '--dry-run',
+      ],
+      { PATH: process.env.PATH ?? '', HOME: home, ...values },
+    );
+    expect(accepted.stderr).toBe('');
+    expect(accepted.exitCode).toBe(0);
+    expect(readFileSync(knownHosts, 'utf8')).toContain(`[127.0.0.1]:${server.port}`);
+    // A different key for the same host.
+    const other = readFileSync(knownHosts, 'utf8').replace(
+      /ssh-ed25519 \S+/,
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBNk1lyCLWpPnn6Mkdk6GLCw6fbeNNrQxlJGzGtdzJzN',
+    );
+    writeFileSync(knownHosts, other);
+    const changed = await runScript(
+      'provision-bifrost.ts',
+      [
+        '--host',
+        server.host,
+        '--port',
+        String(server.port),
+        '--user',
+        server.user,
+        '--identity',
+        server.identity,
+        '--known-hosts',
+        knownHosts,
+        '--accept-new',
+        '--remote-dir',
+        remoteDir,
+        '--bundle',
+        bundle,
+        '--from-env',
+        '--dry-run',
+      ],
+      { PATH: process.env.PATH ?? '', HOME: home, ...values },
+    );
+    expect(changed.exitCode).toBe(2);
+    expect(changed.stderr).toMatch(/SHA256:[A-Za-z0-9+/]{43}[\s\S]*SHA256:[A-Za-z0-9+/]{43}/);
+  }, 60_000);
+
+  it('stops when another run holds the host lock, naming the holder', async () => {
+    const lockDir = `${remoteDir}.lock`;
+    mkdirSync(lockDir);
+    writeFileSync(
+      join(lockDir, 'holder.json'),
+      JSON.stringify({
+        holder: 'alice@laptop',
+        pid: 4242,
+        since: new Date().toISOString(),
+        command: 'provision-bifrost',
+      }),
+    );
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
+    try {
+      const r = await provision(['--force']);
+      expect(r.stderr).toContain('alice@laptop');
+      expect(r.exitCode).toBe(1);
+    } finally {
+      execFileSync('rm', ['-rf', lockDir]);
+    }
+  }, 60_000);
+
+  it('refuses missing secrets before connecting, listing them all', async () => {
+    const r = await runScript(
+      'provision-bifrost.ts',
+      ['--host', '127.0.0.1', '--port', '1', '--from-env', '--bundle', bundle],
+      { PATH: process.env.PATH ?? '', HOME: home, ...values, NB_RELAY_SECRET: '', AUTHENTIK_SECRET_KEY: '' },
+    );
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('NB_RELAY_SECRET: missing');
+    expect(r.stderr).toContain('AUTHENTIK_SECRET_KEY: missing');
+    expect(r.stderr).not.toMatch(/ECONNREFUSED|connect/);
+  });
+});
