@@ -50,3 +50,7 @@ bifrost-bootstrap *ARGS:
 # Show what bifrost-bootstrap would run, running nothing
 bifrost-bootstrap-dry-run *ARGS:
     {{tsx}} scripts/bifrost-bootstrap.ts --dry-run {{ARGS}}
+
+# Provision the Bifrost VPS: render env files in memory, upload the bundle, run the bootstrap (was: just core hetzner up)
+bifrost-up HOST *ARGS:
+    {{tsx}} scripts/provision-bifrost.ts --host {{HOST}} --secrets-file {{secrets_file}} {{ARGS}}

@@ -13,6 +13,7 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { decryptSopsText, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { canaryValues } from '../test/helpers/bootstrap-fixture.ts';
 import { benchBifrost } from './bifrost.ts';
+import { benchProvision } from './provision.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
@@ -120,3 +121,4 @@ async function main() {
 
 await main();
 await benchBifrost();
+await benchProvision();

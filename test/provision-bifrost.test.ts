@@ -133,6 +133,19 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     expect(r.stderr).toContain('bootstrap skipped');
   }, 60_000);
 
+  it('--force runs the bootstrap even when nothing changed; --write-local writes the env files 0600', async () => {
+    const local = join(root, 'local-out');
+    mkdirSync(local);
+    const r = await provision(['--force', '--write-local', local]);
+    expect(r.exitCode).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.upload.changed).toEqual([]);
+    expect(result.bootstrap.ok).toBe(true);
+    expect(statSync(join(local, '.secrets.env')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(local, '.secrets.env'), 'utf8')).toContain('CF_DNS_API_TOKEN=');
+    expect(r.stderr).toContain('plaintext secrets on this machine');
+  }, 60_000);
+
   it('one config file changed: only it is sent and only its service is recreated', async () => {
     const creations = new Map(sim.creations);
     writeFileSync(
