@@ -345,7 +345,7 @@ export class SshExecutor implements Executor {
     readonly where: string,
     readonly hostKey: HostKeyInfo,
   ) {
-    this.files = new SftpFiles(client, where);
+    this.files = new SftpFiles(client, where, () => !this.closed);
     // After login, errors surface through the channels; this keeps a late one from crashing the process.
     client.on('error', (err: Error) => {
       this.lost = err;
@@ -508,6 +508,8 @@ class SftpFiles implements FileOps {
   constructor(
     private readonly client: InstanceType<typeof ssh2.Client>,
     private readonly where: string,
+    /** Whether the connection is still up: requests on a dropped one are never answered. */
+    private readonly connected: () => boolean,
   ) {}
 
   private sftp(): Promise<SFTPWrapper> {
@@ -590,8 +592,14 @@ class SftpFiles implements FileOps {
       await call((cb) => sftp.ext_openssh_rename(temp, path, cb));
     } catch (err) {
       const h = handle;
-      if (h) await call((cb) => sftp.close(h, cb)).catch(() => {});
-      await call((cb) => sftp.unlink(temp, cb)).catch(() => {});
+      // Clean-up only on a live connection: after a drop ssh2 never answers these requests, and
+      // waiting would hang. The next upload removes leftovers anyway.
+      if (this.connected()) {
+        const briefly = (p: Promise<unknown>) =>
+          Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+        if (h) await briefly(call((cb) => sftp.close(h, cb)));
+        await briefly(call((cb) => sftp.unlink(temp, cb)));
+      }
       const message = (err as Error).message;
       const hint = /does not support/.test(message)
         ? 'the server lacks the posix-rename@openssh.com SFTP extension (OpenSSH has it)'
