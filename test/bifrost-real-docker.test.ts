@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { prepareBundleCopy } from './harness/bifrost-bundle.ts';
 import {
   buildBifrostStandInImages,
@@ -20,6 +21,7 @@ import {
   startDockerEngine,
 } from './harness/docker-engine.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
 
 const availability = dockerEngineAvailable();
@@ -82,6 +84,28 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
     await engine?.stop();
   }, 60_000);
 
+  /** The SSH test user needs the bundle, the CLI wrappers and the engine's socket. */
+  function shareWithSshUser(user: string): void {
+    if (process.getuid?.() === 0) {
+      execFileSync('chown', ['-R', user, dirname(dir)]);
+      for (
+        let d = dirname(engine.dockerHost.replace('unix://', ''));
+        d.startsWith(engine.root);
+        d = dirname(d)
+      )
+        chmodSync(d, 0o711);
+      chmodSync(engine.root, 0o711);
+      chmodSync(engine.dockerHost.replace('unix://', ''), 0o666);
+      chmodSync(bin, 0o755);
+      // The docker CLI's config directory (kept out of ~/.docker) must be readable by that user too.
+      const config = engine.env.DOCKER_CONFIG;
+      if (config) {
+        mkdirSync(config, { recursive: true });
+        execFileSync('chmod', ['-R', 'a+rX', config]);
+      }
+    }
+  }
+
   const args = () => [
     '--dir',
     dir,
@@ -132,25 +156,7 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
     async () => {
       const server: SshdServer = await startSshd(sshd as string);
       try {
-        // The SSH test user needs the bundle, the CLI wrappers and the engine's socket.
-        if (process.getuid?.() === 0) {
-          execFileSync('chown', ['-R', server.user, dirname(dir)]);
-          for (
-            let d = dirname(engine.dockerHost.replace('unix://', ''));
-            d.startsWith(engine.root);
-            d = dirname(d)
-          )
-            chmodSync(d, 0o711);
-          chmodSync(engine.root, 0o711);
-          chmodSync(engine.dockerHost.replace('unix://', ''), 0o666);
-          chmodSync(bin, 0o755);
-          // The docker CLI's config directory (kept out of ~/.docker) must be readable by that user too.
-          const config = engine.env.DOCKER_CONFIG;
-          if (config) {
-            mkdirSync(config, { recursive: true });
-            execFileSync('chmod', ['-R', 'a+rX', config]);
-          }
-        }
+        shareWithSshUser(server.user);
         const text = readFileSync(join(dir, '.secrets.env'), 'utf8');
         writeFileSync(
           join(dir, '.secrets.env'),
@@ -184,6 +190,54 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
         const config = await docker(['exec', 'netbird-server', 'cat', '/etc/netbird/config.yaml']);
         expect(String(config.stdout)).toContain('canary-relay-rotated-0000');
         expect(r.stdout).not.toContain('canary-relay-rotated-0000');
+      } finally {
+        await server.stop();
+      }
+    },
+    240_000,
+  );
+  it.skipIf(!sshd)(
+    'provision-bifrost over SSH: renders, uploads and bootstraps on the real engine',
+    async () => {
+      const server: SshdServer = await startSshd(sshd as string);
+      try {
+        const local = join(mkdtempSync(join(tmpdir(), 'sf-real-local-')), 'bifrost');
+        await prepareBundleCopy(local, { secretsEnv: {}, dotEnv: {} }, { healthcheckIntervalSeconds: 1 });
+        const remoteParent = mkdtempSync(join(tmpdir(), 'sf-real-remote-'));
+        if (process.getuid?.() === 0) execFileSync('chown', [server.user, remoteParent]);
+        const values = sampleSecrets();
+        const r = await runScript(
+          'provision-bifrost.ts',
+          [
+            '--host',
+            server.host,
+            '--port',
+            String(server.port),
+            '--user',
+            server.user,
+            '--identity',
+            server.identity,
+            '--known-hosts',
+            server.knownHosts,
+            '--remote-dir',
+            join(remoteParent, 'bifrost'),
+            '--bundle',
+            local,
+            '--docker',
+            join(bin, 'docker'),
+            '--compose',
+            join(bin, 'docker-compose'),
+            '--from-env',
+            '--json',
+          ],
+          { PATH: process.env.PATH ?? '', HOME: mkdtempSync(join(tmpdir(), 'sf-home-')), ...values },
+        );
+        expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+        expect(r.exitCode).toBe(0);
+        expect(JSON.parse(r.stdout).bootstrap.ok).toBe(true);
+        const env = await docker(['exec', 'traefik', 'env']);
+        expect(String(env.stdout)).toContain(`CF_DNS_API_TOKEN=${values.CLOUDFLARE_API_TOKEN}`);
+        expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
       } finally {
         await server.stop();
       }

@@ -310,7 +310,7 @@ class Engine {
     const up = await this.ups.request(service, recreate);
     if (up.exitCode !== 0) {
       throw new StepFailure(
-        `compose up ${service} failed (exit ${up.exitCode}): ${tail(up.stderr || up.stdout)}`,
+        `compose up ${service} failed (exit ${up.exitCode}):\n${tail(`${up.stdout}\n${up.stderr}`)}`,
         'fix the cause shown, then run again: steps already done are kept',
       );
     }
@@ -363,7 +363,7 @@ class Engine {
       );
     if (r.exitCode !== 0) {
       throw new StepFailure(
-        `${service} ${args.join(' ')} failed (exit ${r.exitCode}): ${tail(r.stderr || r.stdout)}`,
+        `${service} ${args.join(' ')} failed (exit ${r.exitCode}):\n${tail(`${r.stdout}\n${r.stderr}`)}`,
         'fix the cause shown, then run again',
       );
     }
