@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { prepareBundleCopy } from './harness/bifrost-bundle.ts';
 import {
   buildBifrostStandInImages,
@@ -20,6 +21,7 @@ import {
   startDockerEngine,
 } from './harness/docker-engine.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
 
 const availability = dockerEngineAvailable();
@@ -188,6 +190,58 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
         const config = await docker(['exec', 'netbird-server', 'cat', '/etc/netbird/config.yaml']);
         expect(String(config.stdout)).toContain('canary-relay-rotated-0000');
         expect(r.stdout).not.toContain('canary-relay-rotated-0000');
+      } finally {
+        await server.stop();
+      }
+    },
+    240_000,
+  );
+  it.skipIf(!sshd)(
+    'provision-bifrost over SSH: renders, uploads and bootstraps on the real engine',
+    async () => {
+      const server: SshdServer = await startSshd(sshd as string);
+      try {
+        const local = join(mkdtempSync(join(tmpdir(), 'sf-real-local-')), 'bifrost');
+        await prepareBundleCopy(local, { secretsEnv: {}, dotEnv: {} }, { healthcheckIntervalSeconds: 1 });
+        const remoteParent = mkdtempSync(join(tmpdir(), 'sf-real-remote-'));
+        if (process.getuid?.() === 0) execFileSync('chown', [server.user, remoteParent]);
+        // Same database password as the stack already running: postgres keeps the one it started with.
+        const values = {
+          ...sampleSecrets(),
+          AUTHENTIK_POSTGRESQL_PASSWORD: DOT_ENV.AUTHENTIK_POSTGRESQL_PASSWORD,
+        };
+        const r = await runScript(
+          'provision-bifrost.ts',
+          [
+            '--host',
+            server.host,
+            '--port',
+            String(server.port),
+            '--user',
+            server.user,
+            '--identity',
+            server.identity,
+            '--known-hosts',
+            server.knownHosts,
+            '--remote-dir',
+            join(remoteParent, 'bifrost'),
+            '--bundle',
+            local,
+            '--docker',
+            join(bin, 'docker'),
+            '--compose',
+            join(bin, 'docker-compose'),
+            '--from-env',
+            '--json',
+          ],
+          { PATH: process.env.PATH ?? '', HOME: mkdtempSync(join(tmpdir(), 'sf-home-')), ...values },
+        );
+        expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+        expect(r.exitCode).toBe(0);
+        expect(JSON.parse(r.stdout).bootstrap.ok).toBe(true);
+        const env = await docker(['exec', 'traefik', 'env']);
+        expect(String(env.stdout)).toContain(`CF_DNS_API_TOKEN=${values.CLOUDFLARE_API_TOKEN}`);
+        expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
       } finally {
         await server.stop();
       }
