@@ -206,7 +206,7 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
         const remoteParent = mkdtempSync(join(tmpdir(), 'sf-real-remote-'));
         if (process.getuid?.() === 0) execFileSync('chown', [server.user, remoteParent]);
         // Same database password as the stack already running: postgres keeps the one it started with.
-        const values = {
+        const values: Record<string, string> = {
           ...sampleSecrets(),
           AUTHENTIK_POSTGRESQL_PASSWORD: DOT_ENV.AUTHENTIK_POSTGRESQL_PASSWORD,
         };
