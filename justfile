@@ -54,3 +54,20 @@ bifrost-bootstrap-dry-run *ARGS:
 # Provision the Bifrost VPS: render env files in memory, upload the bundle, run the bootstrap (was: just core hetzner up)
 bifrost-up HOST *ARGS:
     {{tsx}} scripts/provision-bifrost.ts --host {{HOST}} --secrets-file {{secrets_file}} {{ARGS}}
+
+# Generate every generatable bootstrap secret into a new SOPS file encrypted to RECIPIENT (age1…)
+secrets-init RECIPIENT *ARGS:
+    {{tsx}} scripts/secrets.ts init --recipient {{RECIPIENT}} --file {{secrets_file}} {{ARGS}}
+
+# Table of every bootstrap key: present, length, format, who needs it (never a value)
+secrets-check *ARGS:
+    {{tsx}} scripts/secrets.ts check --file {{secrets_file}} {{ARGS}}
+
+# Which secret lives where, set when, rotatable or not
+secrets-where:
+    {{tsx}} scripts/secrets.ts where
+
+# Edit the SOPS file in $EDITOR with sops (decrypt, edit, re-encrypt on save)
+secrets-edit:
+    @command -v sops >/dev/null 2>&1 || { echo "sops is not installed: see https://github.com/getsops/sops/releases (Debian 12 has no package); the file's keys can be added with: just secrets-init RECIPIENT --fill" >&2; exit 2; }
+    sops {{secrets_file}}

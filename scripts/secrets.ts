@@ -1,0 +1,261 @@
+/**
+ * secrets: the bootstrap SOPS file's own tooling, all derived from the schema table.
+ *   init   generate every generatable key and write the SOPS file encrypted to an age recipient
+ *   check  a table of every key: present, length, format, consumers; never a value
+ *   where  the design page's "What Lives Where" table
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { EXIT, InputError } from './lib/errors.ts';
+import { LocalExecutor } from './lib/exec/local.ts';
+import type { Output } from './lib/output.ts';
+import { redactor } from './lib/redact.ts';
+import { generateValue } from './lib/secrets/generate.ts';
+import {
+  CONSUMERS,
+  describeGenerator,
+  SECRET_SCHEMA,
+  type SecretSpec,
+  type SecretUse,
+  specOf,
+} from './lib/secrets/schema.ts';
+import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
+import { findProblems } from './lib/secrets/validate.ts';
+
+const USAGE = 'node --import tsx scripts/secrets.ts';
+const HELP = `Usage: ${USAGE} <command> [options]
+
+Commands:
+  init --recipient AGE_PUBLIC_KEY [--file F] [--fill]
+        generate every generatable key (openssl-style random values) and write the SOPS file encrypted
+        to the recipient; keys set by hand (provider tokens, NetBird keys) are listed for you to add.
+        --fill adds only the missing keys to an existing file and never touches the others (it needs
+        your age key to read the file). Also writes .sops.yaml creation rules when there are none.
+  check [--secrets-file F] [--from-env]
+        a table of every key: present, length, format, who needs it; never a value. Exit 2 when a
+        required key is missing or malformed. Without an age key it checks key names only.
+  where
+        which secret lives where, set when, and whether it may be rotated (generated from the schema)
+
+Options: --json, --verbose, -h/--help. Default file: ${DEFAULT_SECRETS_FILE}.`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  recipient: { type: 'string' },
+  file: { type: 'string' },
+  'secrets-file': { type: 'string' },
+  fill: { type: 'boolean' },
+  'from-env': { type: 'boolean' },
+} as const;
+
+const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
+const usesOf = (spec: SecretSpec) => spec.uses as readonly SecretUse[];
+
+export async function main(argv: string[], out: Output): Promise<number> {
+  const { values: flags, positionals } = parseCli(argv, OPTIONS, USAGE);
+  const [command, ...rest] = positionals;
+  if (flags.help || !command) {
+    out.data(HELP);
+    return command || flags.help ? EXIT.ok : EXIT.badInput;
+  }
+  if (rest.length > 0) throw new InputError(`unexpected argument: ${rest[0]}`, `see ${USAGE} --help`);
+  const file = flags.file ?? flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
+  if (command === 'init') return init(out, file, flags.recipient, Boolean(flags.fill));
+  if (command === 'check') return check(out, file, Boolean(flags['from-env']));
+  if (command === 'where') return where(out);
+  throw new InputError(`unknown command "${command}"`, 'commands: init, check, where (see --help)');
+}
+
+async function init(
+  out: Output,
+  file: string,
+  recipient: string | undefined,
+  fill: boolean,
+): Promise<number> {
+  const { encryptSops } = await import('./lib/secrets/sops/encrypt.ts');
+  const exists = existsSync(file);
+  if (exists && !fill) {
+    throw new InputError(
+      `${file} exists already`,
+      'use --fill to add only the missing keys, or choose another --file',
+    );
+  }
+  let current: Record<string, unknown> = {};
+  let recipients: string[] = recipient ? [recipient] : [];
+  if (exists) {
+    const { decryptSopsFile } = await import('./lib/secrets/sops/decrypt.ts');
+    current = ((await decryptSopsFile(file)).documents[0] ?? {}) as Record<string, unknown>;
+    for (const v of Object.values(current)) if (typeof v === 'string') redactor.register(v);
+    // Keep encrypting to everyone the file is already encrypted to.
+    recipients = [...new Set([...recipientsOf(file), ...recipients])];
+  }
+  if (recipients.length === 0)
+    throw new InputError('--recipient is required', 'give your age public key (age1…)');
+  if (!recipients.every((r) => /^age1[0-9a-z]+$/.test(r))) {
+    throw new InputError(
+      'a recipient is not an age public key (age1…)',
+      'age-keygen -y keys.txt prints yours',
+    );
+  }
+  const added: string[] = [];
+  const next: Record<string, unknown> = { ...current };
+  for (const spec of SPECS) {
+    if (next[spec.key] !== undefined && next[spec.key] !== '') continue;
+    const value = generateValue(spec.generate);
+    if (value === undefined) continue;
+    redactor.register(value, spec.key);
+    next[spec.key] = value;
+    added.push(spec.key);
+  }
+  const text = await encryptSops(next, { recipients, format: 'yaml' });
+  await new LocalExecutor().files.writeFileAtomic(file, text, 0o644);
+  const rules = /^(\.\/)?secrets\//.test(file) ? await writeSopsRules(recipients) : false;
+  for (const key of added)
+    out.info(
+      `generated  ${key} (${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' })})`,
+    );
+  const kept = Object.keys(current).length;
+  if (kept) out.info(`kept       ${kept} existing key(s) untouched`);
+  const manual = SPECS.filter((s) => s.generate.kind === 'manual' && !next[s.key]);
+  if (manual.length) {
+    out.info('\nset these by hand with `sops ' + file + '` (just secrets-edit):');
+    for (const s of manual)
+      out.info(`  ${s.key.padEnd(26)} ${describeGenerator(s.generate).replace(/^set by hand: /, '')}`);
+  }
+  out.info(
+    out.color.green(
+      `\nwrote ${file} (encrypted to ${recipients.length} recipient(s))${rules ? '; wrote .sops.yaml' : ''}`,
+    ),
+  );
+  out.result({
+    ok: true,
+    file,
+    added,
+    kept: Object.keys(current),
+    manual: manual.map((s) => s.key),
+    recipients,
+  });
+  return EXIT.ok;
+}
+
+/** The age recipients in a SOPS file's metadata (YAML), so --fill keeps encrypting to all of them. */
+function recipientsOf(file: string): string[] {
+  return [...readFileSync(file, 'utf8').matchAll(/recipient:\s*(age1[0-9a-z]+)/g)].map((m) => m[1] as string);
+}
+
+/** `.sops.yaml` creation rules for secrets/, written (for a file under secrets/) only when there are none. */
+async function writeSopsRules(recipients: readonly string[]): Promise<boolean> {
+  if (existsSync('.sops.yaml')) return false;
+  const text = `# sops creation rules: files under secrets/ are encrypted to these age recipients.\ncreation_rules:\n  - path_regex: ^secrets/.*\\.sops\\.(yaml|json|env)$\n    age: >-\n      ${recipients.join(',\n      ')}\n`;
+  await new LocalExecutor().files.writeFileAtomic('.sops.yaml', text, 0o644);
+  return true;
+}
+
+async function check(out: Output, file: string, fromEnv: boolean): Promise<number> {
+  const loaded = await loadSecrets({
+    secretsFile: file,
+    fromEnv,
+    required: [],
+    allowKeyless: true,
+    executor: new LocalExecutor(),
+  });
+  redactor.registerAll(loaded.values);
+  const keyless = loaded.kind === 'key-names-only';
+  const consumers = Object.keys(CONSUMERS) as (keyof typeof CONSUMERS)[];
+  const values = keyless ? Object.fromEntries(loaded.present.map((k) => [k, 'x'])) : loaded.values;
+  const problems = findProblems(values, consumers, { presenceOnly: keyless });
+  out.info(`source  ${loaded.describe}\n`);
+  const rows = SPECS.map((spec) => {
+    const value = loaded.values[spec.key];
+    const present = keyless ? loaded.present.includes(spec.key) : Boolean(value);
+    const problem = problems.find((p) => p.key === spec.key);
+    const required = usesOf(spec).some((u) => u.required);
+    return {
+      key: spec.key,
+      present,
+      length: !keyless && value ? [...value].length : undefined,
+      status: problem
+        ? problem.kind
+        : present
+          ? keyless
+            ? 'present'
+            : 'ok'
+          : required
+            ? 'missing'
+            : 'optional',
+      detail: problem?.detail,
+      neededBy: [
+        ...new Set(
+          usesOf(spec)
+            .filter((u) => u.required)
+            .map((u) => CONSUMERS[u.consumer].title),
+        ),
+      ],
+    };
+  });
+  const header = ['key', 'status', 'length', 'needed by'];
+  const lines = rows.map((r) => [
+    r.key,
+    r.status,
+    r.length === undefined ? '' : String(r.length),
+    r.neededBy.join('; ') || '(optional)',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] ?? 0) : c)).join('  ');
+  out.info(fmt(header));
+  for (const l of lines) out.info(fmt(l));
+  for (const r of rows.filter((x) => x.detail)) out.info(out.color.red(`\n${r.key}: ${r.detail}`));
+  const bad = rows.filter((r) => r.status === 'missing' || r.status === 'malformed');
+  out.result({ ok: bad.length === 0, source: { kind: loaded.kind, file: loaded.file }, keys: rows });
+  if (bad.length > 0) {
+    out.error(
+      `${bad.length} key(s) missing or malformed`,
+      `edit the file with \`sops ${file}\` (just secrets-edit)`,
+    );
+    return EXIT.badInput;
+  }
+  out.info(
+    out.color.green(
+      `\nall required keys present${keyless ? ' (names only: no age key to check values)' : ' and well-formed'}`,
+    ),
+  );
+  return EXIT.ok;
+}
+
+function where(out: Output): number {
+  const rows = SPECS.map((spec) => {
+    const places = usesOf(spec).map((u) => {
+      const c = CONSUMERS[u.consumer];
+      return c.kind === 'env-file'
+        ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}`
+        : c.kind === 'k8s-secret'
+          ? `k8s Secret ${u.consumer}`
+          : 'operator';
+    });
+    const rotation =
+      spec.rotation.kind === 'free'
+        ? 'Yes'
+        : spec.rotation.kind === 'disruptive'
+          ? `Yes (${spec.rotation.effect})`
+          : `**No** (${spec.rotation.reason})`;
+    return [`\`${spec.key}\``, `SOPS → ${[...new Set(places)].join(' + ')}`, spec.setDuring, rotation];
+  });
+  rows.push([
+    '`NB_IDP_MGMT_TOKEN`',
+    'written to `.secrets.env` on the VPS by the bootstrap engine',
+    'Auto',
+    'Yes',
+  ]);
+  const lines = [
+    '| Secret | Lives in | Set during | Rotatable? |',
+    '|--------|---------|-----------|-----------|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
+  out.data(lines.join('\n'));
+  out.result({ ok: true, rows });
+  return EXIT.ok;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runMain((out) => main(process.argv.slice(2), out));
+}

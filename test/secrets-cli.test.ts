@@ -1,0 +1,119 @@
+/**
+ * scripts/secrets.ts: init → decrypt round trip, --fill keeping existing values, check's table and exit
+ * codes, and the "What Lives Where" table, all as real processes with a fresh age key.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { describe, expect, it } from 'vitest';
+import { SECRET_SCHEMA } from '../scripts/lib/secrets/schema.ts';
+import { decryptSopsFile } from '../scripts/lib/secrets/sops/index.ts';
+import { runScript } from './helpers/run-cli.ts';
+
+async function keyPair() {
+  const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-'));
+  const identity = await generateIdentity();
+  const keyFile = join(dir, 'keys.txt');
+  writeFileSync(keyFile, `${identity}\n`, { mode: 0o600 });
+  return { dir, keyFile, recipient: await identityToRecipient(identity) };
+}
+
+const env = (extra: Record<string, string> = {}) => ({
+  PATH: process.env.PATH ?? '',
+  HOME: tmpdir(),
+  NO_COLOR: '1',
+  ...extra,
+});
+
+describe('secrets init', () => {
+  it('generates every generatable key, encrypted to the recipient; the native decryptor reads it back', async () => {
+    const k = await keyPair();
+    const file = join(k.dir, 'bootstrap.sops.yaml');
+    const r = await runScript(
+      'secrets.ts',
+      ['init', '--recipient', k.recipient, '--file', file, '--json'],
+      env(),
+    );
+    expect(r.exitCode).toBe(0);
+    const generatable = SECRET_SCHEMA.filter((s) => s.generate.kind !== 'manual').map((s) => s.key);
+    expect(JSON.parse(r.stdout).added).toEqual(generatable);
+    const doc = (await decryptSopsFile(file, { env: { SOPS_AGE_KEY_FILE: k.keyFile } }))
+      .documents[0] as Record<string, string>;
+    expect(Object.keys(doc)).toEqual(generatable);
+    for (const spec of SECRET_SCHEMA) {
+      if (spec.generate.kind !== 'manual' && 'format' in spec && spec.format)
+        expect(spec.format.test(doc[spec.key] ?? ''), spec.key).toBe(true);
+    }
+    // No generated value reaches the output.
+    for (const v of Object.values(doc)) expect(r.stdout + r.stderr).not.toContain(v);
+    // Refuses to overwrite.
+    const again = await runScript('secrets.ts', ['init', '--recipient', k.recipient, '--file', file], env());
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toMatch(/exists already/);
+  });
+
+  it('--fill adds only the missing keys and keeps every existing value', async () => {
+    const k = await keyPair();
+    const file = join(k.dir, 'bootstrap.sops.yaml');
+    const { encryptSops } = await import('../scripts/lib/secrets/sops/index.ts');
+    writeFileSync(
+      file,
+      await encryptSops(
+        { REDIS_PASSWORD: 'kept-redis-0123456789', CUSTOM_KEY: 'kept-custom' },
+        { recipients: [k.recipient], format: 'yaml' },
+      ),
+    );
+    const r = await runScript(
+      'secrets.ts',
+      ['init', '--fill', '--file', file, '--json'],
+      env({ SOPS_AGE_KEY_FILE: k.keyFile }),
+    );
+    expect(r.stderr).not.toMatch(/^error/m);
+    expect(r.exitCode).toBe(0);
+    const doc = (await decryptSopsFile(file, { env: { SOPS_AGE_KEY_FILE: k.keyFile } }))
+      .documents[0] as Record<string, string>;
+    expect(doc.REDIS_PASSWORD).toBe('kept-redis-0123456789');
+    expect(doc.CUSTOM_KEY).toBe('kept-custom');
+    expect(doc.NB_DATA_STORE_KEY).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    expect(JSON.parse(r.stdout).added).not.toContain('REDIS_PASSWORD');
+    expect(readFileSync(file, 'utf8')).toContain(k.recipient);
+  });
+});
+
+describe('secrets check', () => {
+  it('lists every key with status and length, never a value; exit 2 while required keys are missing', async () => {
+    const k = await keyPair();
+    const file = join(k.dir, 'bootstrap.sops.yaml');
+    await runScript('secrets.ts', ['init', '--recipient', k.recipient, '--file', file], env());
+    const r = await runScript('secrets.ts', ['check', '--file', file], env({ SOPS_AGE_KEY_FILE: k.keyFile }));
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toMatch(/^NB_DATA_STORE_KEY\s+ok\s+44\s/m);
+    expect(r.stdout).toMatch(/^HCLOUD_TOKEN\s+missing\s/m);
+    expect(r.stdout).toMatch(/^NB_PROXY_TOKEN\s+optional\s/m);
+    const doc = (await decryptSopsFile(file, { env: { SOPS_AGE_KEY_FILE: k.keyFile } }))
+      .documents[0] as Record<string, string>;
+    for (const v of Object.values(doc)) expect(r.stdout + r.stderr).not.toContain(v);
+  });
+
+  it('without an age key checks key names only', async () => {
+    const k = await keyPair();
+    const file = join(k.dir, 'bootstrap.sops.yaml');
+    await runScript('secrets.ts', ['init', '--recipient', k.recipient, '--file', file], env());
+    const r = await runScript('secrets.ts', ['check', '--file', file, '--json'], env({ HOME: k.dir }));
+    expect(r.exitCode).toBe(2);
+    expect(JSON.parse(r.stdout).source.kind).toBe('key-names-only');
+  });
+});
+
+describe('secrets where', () => {
+  it('prints the What Lives Where table from the schema', async () => {
+    const r = await runScript('secrets.ts', ['where'], env());
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/\| `NB_DATA_STORE_KEY` \| SOPS → \.secrets\.env \| Phase 0 \| \*\*No\*\*/);
+    expect(r.stdout).toMatch(/\| `AUTHENTIK_TOKEN` \| SOPS → \.secrets\.env as AUTHENTIK_BOOTSTRAP_TOKEN/);
+    expect(r.stdout).toMatch(
+      /\| `CLOUDFLARE_API_TOKEN` \| SOPS → k8s Secret cloudflare-api-token \+ \.secrets\.env as CF_DNS_API_TOKEN/,
+    );
+  });
+});
