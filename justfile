@@ -39,7 +39,7 @@ check:
 bench:
     {{tsx}} bench/run.ts
 
-# The bootstrap flow on a built-in sandbox (temporary directory, fake Kubernetes API server)
+# The whole flow on a built-in sandbox (temporary directory, fake Kubernetes API server, docker simulator)
 demo *ARGS:
     {{tsx}} scripts/demo.ts {{ARGS}}
 
@@ -69,5 +69,37 @@ secrets-where:
 
 # Edit the SOPS file in $EDITOR with sops (decrypt, edit, re-encrypt on save)
 secrets-edit:
-    @command -v sops >/dev/null 2>&1 || { echo "sops is not installed: see https://github.com/getsops/sops/releases (Debian 12 has no package); the file's keys can be added with: just secrets-init RECIPIENT --fill" >&2; exit 2; }
+    @command -v sops >/dev/null 2>&1 || { echo "sops is not installed (Debian 12 has no package: install a getsops/sops release binary); missing generated keys can be added with: just secrets-init RECIPIENT --fill" >&2; exit 2; }
     sops {{secrets_file}}
+
+# Render one InfisicalSecret per runtime app (stdout, or --out DIR)
+infisical-render *ARGS:
+    {{tsx}} scripts/render-infisical-secrets.ts {{ARGS}}
+
+# Fail on any Secret manifest, or an InfisicalSecret without its ArgoCD annotation, under DIR
+infisical-check DIR:
+    {{tsx}} scripts/render-infisical-secrets.ts --check {{DIR}}
+
+# Recovery: each Bifrost container's state and health
+bifrost-status HOST *ARGS:
+    {{tsx}} scripts/bifrost.ts status --host {{HOST}} {{ARGS}}
+
+# Recovery: a service's last log lines, secrets redacted
+bifrost-logs HOST SERVICE *ARGS:
+    {{tsx}} scripts/bifrost.ts logs {{SERVICE}} --host {{HOST}} {{ARGS}}
+
+# Recovery: mint NB_IDP_MGMT_TOKEN again
+bifrost-token HOST *ARGS:
+    {{tsx}} scripts/bifrost.ts token --host {{HOST}} {{ARGS}}
+
+# Recovery: render NetBird's config again, recreating netbird-server when it changed
+bifrost-render HOST *ARGS:
+    {{tsx}} scripts/bifrost.ts render --host {{HOST}} {{ARGS}}
+
+# Recovery: compare the host's bundle and secret fingerprints with what a provision would upload
+bifrost-verify HOST *ARGS:
+    {{tsx}} scripts/bifrost.ts verify --host {{HOST}} --secrets-file {{secrets_file}} {{ARGS}}
+
+# Recovery: show a stale provisioning lock's holder and clear it
+bifrost-unlock HOST *ARGS:
+    {{tsx}} scripts/bifrost.ts unlock --host {{HOST}} {{ARGS}}
