@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
 
@@ -127,25 +127,7 @@ describe.skipIf(!sshd)('bifrost-bootstrap over SSH to a loopback sshd', () => {
 
   it('--dry-run reads the bundle over SFTP and prints the plan', async () => {
     const b = bundleFor(server.user);
-    const r = await runScript(
-      SCRIPT,
-      [
-        '--host',
-        server.host,
-        '--port',
-        String(server.port),
-        '--user',
-        server.user,
-        '--identity',
-        server.identity,
-        '--known-hosts',
-        server.knownHosts,
-        '--dir',
-        b.dir,
-        '--dry-run',
-      ],
-      baseEnv(),
-    );
+    const r = await runScript(SCRIPT, [...sshCliArgs(server), '--dir', b.dir, '--dry-run'], baseEnv());
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain(`on ssh ${server.user}@127.0.0.1:${server.port}`);
@@ -157,25 +139,7 @@ describe.skipIf(!sshd)('bifrost-bootstrap over SSH to a loopback sshd', () => {
   it('refuses an unknown host key (exit 2) with its fingerprint and the --accept-new hint', async () => {
     const b = bundleFor(server.user);
     const empty = join(mkdtempSync(join(tmpdir(), 'sf-kh-')), 'known_hosts');
-    const r = await runScript(
-      SCRIPT,
-      [
-        '--host',
-        server.host,
-        '--port',
-        String(server.port),
-        '--user',
-        server.user,
-        '--identity',
-        server.identity,
-        '--known-hosts',
-        empty,
-        '--dir',
-        b.dir,
-        '--dry-run',
-      ],
-      baseEnv(),
-    );
+    const r = await runScript(SCRIPT, [...sshCliArgs(server, empty), '--dir', b.dir, '--dry-run'], baseEnv());
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/SHA256:[A-Za-z0-9+/]{43}/);
     expect(r.stderr).toMatch(/--accept-new/);

@@ -20,7 +20,7 @@ import {
   dockerEngineAvailable,
   startDockerEngine,
 } from './harness/docker-engine.ts';
-import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
 
@@ -163,23 +163,10 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
           text.replace(SECRETS.NB_RELAY_SECRET, 'canary-relay-rotated-0000'),
         );
         const before = await ids();
-        const r = await runScript(
-          'bifrost-bootstrap.ts',
-          [
-            '--host',
-            server.host,
-            '--port',
-            String(server.port),
-            '--user',
-            server.user,
-            '--identity',
-            server.identity,
-            '--known-hosts',
-            server.knownHosts,
-            ...args(),
-          ],
-          { PATH: process.env.PATH ?? '', HOME: mkdtempSync(join(tmpdir(), 'sf-home-')) },
-        );
+        const r = await runScript('bifrost-bootstrap.ts', [...sshCliArgs(server), ...args()], {
+          PATH: process.env.PATH ?? '',
+          HOME: mkdtempSync(join(tmpdir(), 'sf-home-')),
+        });
         expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
         expect(r.exitCode).toBe(0);
         const after = await ids();
@@ -213,16 +200,7 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
         const r = await runScript(
           'provision-bifrost.ts',
           [
-            '--host',
-            server.host,
-            '--port',
-            String(server.port),
-            '--user',
-            server.user,
-            '--identity',
-            server.identity,
-            '--known-hosts',
-            server.knownHosts,
+            ...sshCliArgs(server),
             '--remote-dir',
             join(remoteParent, 'bifrost'),
             '--bundle',

@@ -15,7 +15,7 @@ import {
 } from '../scripts/lib/sandbox/docker-sim-server.ts';
 import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
-import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { BUNDLE_SOURCE, referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
@@ -70,16 +70,7 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     runScript(
       'provision-bifrost.ts',
       [
-        '--host',
-        server.host,
-        '--port',
-        String(server.port),
-        '--user',
-        server.user,
-        '--identity',
-        server.identity,
-        '--known-hosts',
-        server.knownHosts,
+        ...sshCliArgs(server),
         '--remote-dir',
         remoteDir,
         '--bundle',
@@ -196,16 +187,7 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     const refused = await runScript(
       'provision-bifrost.ts',
       [
-        '--host',
-        server.host,
-        '--port',
-        String(server.port),
-        '--user',
-        server.user,
-        '--identity',
-        server.identity,
-        '--known-hosts',
-        knownHosts,
+        ...sshCliArgs(server, knownHosts),
         '--remote-dir',
         remoteDir,
         '--bundle',
@@ -220,16 +202,7 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     const accepted = await runScript(
       'provision-bifrost.ts',
       [
-        '--host',
-        server.host,
-        '--port',
-        String(server.port),
-        '--user',
-        server.user,
-        '--identity',
-        server.identity,
-        '--known-hosts',
-        knownHosts,
+        ...sshCliArgs(server, knownHosts),
         '--accept-new',
         '--remote-dir',
         remoteDir,
@@ -252,16 +225,7 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     const changed = await runScript(
       'provision-bifrost.ts',
       [
-        '--host',
-        server.host,
-        '--port',
-        String(server.port),
-        '--user',
-        server.user,
-        '--identity',
-        server.identity,
-        '--known-hosts',
-        knownHosts,
+        ...sshCliArgs(server, knownHosts),
         '--accept-new',
         '--remote-dir',
         remoteDir,

@@ -225,3 +225,19 @@ export async function regenerateHostKey(server: SshdServer): Promise<void> {
   keygen(join(sshd.dir, 'host_ed25519'), 'test-host-new');
   await sshd.start(sshd.port);
 }
+
+/** The SSH flags every host command takes, pointing at this server. */
+export function sshCliArgs(server: SshdServer, knownHosts = server.knownHosts): string[] {
+  return [
+    '--host',
+    server.host,
+    '--port',
+    String(server.port),
+    '--user',
+    server.user,
+    '--identity',
+    server.identity,
+    '--known-hosts',
+    knownHosts,
+  ];
+}
