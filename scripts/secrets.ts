@@ -118,7 +118,7 @@ async function init(
   if (kept) out.info(`kept       ${kept} existing key(s) untouched`);
   const manual = SPECS.filter((s) => s.generate.kind === 'manual' && !next[s.key]);
   if (manual.length) {
-    out.info('\nset these by hand with `sops ' + file + '` (just secrets-edit):');
+    out.info(`\nset these by hand with \`sops ${file}\` (just secrets-edit):`);
     for (const s of manual)
       out.info(`  ${s.key.padEnd(26)} ${describeGenerator(s.generate).replace(/^set by hand: /, '')}`);
   }
