@@ -4,16 +4,25 @@
  * Kubernetes API server, and create-bootstrap-secrets run against it twice (the second run changes nothing).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { parseEnvFile } from './lib/bifrost/env-file.ts';
+import { SERVICE_SECRET_FILES } from './lib/bifrost/plan.ts';
+import { renderBifrostEnvFiles } from './lib/bifrost/render-env.ts';
 import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT } from './lib/errors.ts';
 import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret, redactor } from './lib/redact.ts';
+import {
+  DOCKER_SIM_CLIENT,
+  type DockerSimServer,
+  serveDockerSimulator,
+} from './lib/sandbox/docker-sim-server.ts';
+import { DockerSimulator } from './lib/sandbox/docker-simulator.ts';
 import { startFakeKubeApiServer } from './lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from './lib/sandbox/kubeconfig.ts';
 import { sampleSecrets } from './lib/sandbox/sample-secrets.ts';
@@ -22,13 +31,20 @@ import { encryptSops } from './lib/secrets/sops/index.ts';
 const ROOT = resolve(import.meta.dirname, '..');
 const HELP = `Usage: node --import tsx scripts/demo.ts [--keep] [--json]
 
-Runs the bootstrap flow on a built-in sandbox: a new age key, a SOPS file encrypted to it, the fake
-Kubernetes API server on 127.0.0.1, and create-bootstrap-secrets against it with the real kubectl (a dry
-run against the fake kubectl when kubectl is not installed), twice. Nothing outside a temporary
-directory is touched; --keep leaves that directory in place for a look.`;
+Runs the whole flow on a built-in sandbox, with nothing but Node: a new age key; secrets init; the fake
+Kubernetes API server on 127.0.0.1 and create-bootstrap-secrets against it with the real kubectl (a dry
+run against the fake kubectl when kubectl is not installed), twice; bifrost-bootstrap over the local
+executor against the docker simulator on a shortened timeline; the InfisicalSecret resources and their
+check. Nothing outside a temporary directory is touched; --keep leaves it in place for a look.`;
 
 /** Runs a project script as an operator would, its output indented under the current step. */
-function runStep(out: Output, script: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+function runStep(
+  out: Output,
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { quiet?: boolean } = {},
+): Promise<number> {
   return new Promise((done) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
       cwd: ROOT,
@@ -36,6 +52,7 @@ function runStep(out: Output, script: string, args: string[], env: NodeJS.Proces
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const indent = (chunk: Buffer) => {
+      if (opts.quiet) return;
       for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) out.info(`      ${line}`);
     };
     child.stdout.on('data', indent);
@@ -58,11 +75,13 @@ async function main(argv: string[], out: Output): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'secrets-flow-demo-'));
   const server = await startFakeKubeApiServer();
   const c = out.color;
-  const step = (n: number, title: string) => out.info(c.bold(`[${n}/5] ${title}`));
+  const TOTAL = 7;
+  const step = (n: number, title: string) => out.info(c.bold(`[${n}/${TOTAL}] ${title}`));
   const timed = () => {
     const t0 = performance.now();
     return () => c.dim(`(${Math.round(performance.now() - t0)} ms)`);
   };
+  let simServer: DockerSimServer | undefined;
   try {
     out.info(c.bold(`secrets-flow sandbox in ${dir}${flags.keep ? '' : ' (removed afterwards)'}`));
 
@@ -74,13 +93,26 @@ async function main(argv: string[], out: Output): Promise<number> {
     writeFileSync(keyFile, `# sandbox age key\n${identity}\n`, { mode: 0o600 });
     out.info(`      recipient ${recipient} ${t()}`);
 
+    const env: NodeJS.ProcessEnv = { ...process.env, SOPS_AGE_KEY_FILE: keyFile };
+    // Only the sandbox key may decrypt; an operator's own keys must not change what the sandbox shows.
+    delete env.SOPS_AGE_KEY;
+    delete env.SOPS_AGE_KEY_CMD;
+
     t = timed();
-    step(2, 'secrets/bootstrap.sops.yaml, encrypted to it');
-    const values = sampleSecrets();
-    redactor.registerAll(values);
+    step(2, 'secrets init: every generatable key, encrypted to it');
     const secretsFile = join(dir, 'bootstrap.sops.yaml');
+    if (
+      (await runStep(out, 'secrets.ts', ['init', '--recipient', recipient, '--file', secretsFile], env)) !== 0
+    ) {
+      return EXIT.failed;
+    }
+    // An operator adds the hand-made keys with `sops`; the sandbox fills them with samples.
+    const { decryptSopsFile } = await import('./lib/secrets/sops/decrypt.ts');
+    const generated = (await decryptSopsFile(secretsFile, { env })).documents[0] as Record<string, string>;
+    const values = { ...sampleSecrets(), ...generated };
+    redactor.registerAll(values);
     writeFileSync(secretsFile, await encryptSops(values, { recipients: [recipient], format: 'yaml' }));
-    out.info(`      ${Object.keys(values).length} keys, values encrypted, key names in plaintext ${t()}`);
+    out.info(`      hand-made keys filled with sandbox samples ${t()}`);
 
     t = timed();
     step(3, 'the fake Kubernetes API server');
@@ -89,36 +121,78 @@ async function main(argv: string[], out: Output): Promise<number> {
     out.info(
       `      ${server.url}, ${kubectl ? `real kubectl ${kubectl}` : 'no kubectl installed: dry runs against the fake kubectl'} ${t()}`,
     );
-
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      SOPS_AGE_KEY_FILE: keyFile,
+    const kubeEnv = {
+      ...env,
       KUBECONFIG: kubeconfig,
       KUBECACHEDIR: join(dir, 'kube-cache'),
       KUBECTL: kubectl ?? join(ROOT, 'test/fakes/kubectl'),
     };
-    // Only the sandbox key may decrypt; an operator's own keys must not change what the sandbox shows.
-    delete env.SOPS_AGE_KEY;
-    delete env.SOPS_AGE_KEY_CMD;
     const args = ['--secrets-file', secretsFile, ...(kubectl ? [] : ['--dry-run'])];
 
     t = timed();
-    step(4, 'create-bootstrap-secrets');
-    if ((await runStep(out, 'create-bootstrap-secrets.ts', args, env)) !== 0) return EXIT.failed;
-    out.info(`      ${t()}`);
-
-    t = timed();
-    step(5, 'create-bootstrap-secrets again: a re-run changes nothing');
+    step(4, 'create-bootstrap-secrets, twice: the second run changes nothing');
+    if ((await runStep(out, 'create-bootstrap-secrets.ts', args, kubeEnv)) !== 0) return EXIT.failed;
     const writesBefore = [...server.writes.values()].reduce((a, b) => a + b, 0);
-    if ((await runStep(out, 'create-bootstrap-secrets.ts', args, env)) !== 0) return EXIT.failed;
+    if (
+      (await runStep(out, 'create-bootstrap-secrets.ts', [...args, '--json'], kubeEnv, { quiet: true })) !== 0
+    ) {
+      return EXIT.failed;
+    }
     const writesAfter = [...server.writes.values()].reduce((a, b) => a + b, 0);
     out.info(`      objects changed by the second run: ${writesAfter - writesBefore} ${t()}`);
 
-    out.info(c.bold('\nwhich secret went where'));
+    t = timed();
+    step(5, 'bifrost-bootstrap on the docker simulator (timeline × 0.02)');
+    const bundle = join(dir, 'bifrost');
+    cpSync(join(ROOT, 'cloud/bifrost'), bundle, { recursive: true });
+    const rendered = renderBifrostEnvFiles(values);
+    writeFileSync(join(bundle, '.secrets.env'), rendered.secretsEnv, { mode: 0o600 });
+    writeFileSync(join(bundle, '.env'), rendered.dotEnv, { mode: 0o600 });
+    const sim = new DockerSimulator({ dir: bundle, ...SANDBOX_TIMELINE });
+    simServer = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
+    const docker = join(dir, 'docker');
+    writeFileSync(
+      docker,
+      `#!/bin/sh\nDOCKER_SIM_SOCKET='${simServer.socketPath}' exec '${process.execPath}' '${DOCKER_SIM_CLIENT}' "$@"\n`,
+      {
+        mode: 0o755,
+      },
+    );
+    const bifrostArgs = [
+      '--local',
+      '--dir',
+      bundle,
+      '--docker',
+      docker,
+      '--compose',
+      `${docker} compose`,
+      '--time-scale',
+      '0.05',
+    ];
+    if ((await runStep(out, 'bifrost-bootstrap.ts', bifrostArgs, env)) !== 0) return EXIT.failed;
+    out.info(`      ${sim.containers.size} containers healthy, ${sim.calls.length} docker calls ${t()}`);
+
+    t = timed();
+    step(6, 'runtime tier: InfisicalSecret resources, and the check that no Secret manifest exists');
+    const manifests = join(dir, 'infisical');
+    if ((await runStep(out, 'render-infisical-secrets.ts', ['--out', manifests], env)) !== 0)
+      return EXIT.failed;
+    if ((await runStep(out, 'render-infisical-secrets.ts', ['--check', manifests], env)) !== 0)
+      return EXIT.failed;
+    out.info(`      ${t()}`);
+
+    step(7, 'which secret went where (fingerprints only)');
     for (const secret of planBootstrapSecrets(values)) {
       const stored = server.get('Secret', secret.name, secret.namespace);
-      out.info(`  ${secret.namespace}/${secret.name}${stored ? '' : ' (dry run: not stored)'}`);
+      out.info(`  k8s ${secret.namespace}/${secret.name}${stored ? '' : ' (dry run: not stored)'}`);
       for (const e of secret.entries) out.info(`    ${describeSecret(e.name, e.value)} <- ${e.key}`);
+    }
+    for (const f of SERVICE_SECRET_FILES) {
+      out.info(`  bifrost ${f.file} (${f.services.join(', ')})`);
+      for (const e of f.entries) {
+        const value = parseEnvFile(rendered.secretsEnv).get(e.from);
+        if (value) out.info(`    ${describeSecret(e.name, value)} <- .secrets.env ${e.from}`);
+      }
     }
     out.info(c.green(`\ndone in ${((performance.now() - started) / 1000).toFixed(1)} s`));
     out.result({
@@ -129,9 +203,27 @@ async function main(argv: string[], out: Output): Promise<number> {
     });
     return EXIT.ok;
   } finally {
+    await simServer?.close();
     await server.close();
     if (!flags.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** The reference health timeline of the Bifrost plan, shortened for the sandbox. */
+const SANDBOX_TIMELINE = {
+  timeline: Object.fromEntries(
+    Object.entries({
+      traefik: 3,
+      'authentik-postgres': 8,
+      'authentik-server': 45,
+      'authentik-worker': 40,
+      'netbird-server': 4,
+      'netbird-dashboard': 3,
+      'netbird-proxy': 3,
+      'netbird-agent': 4,
+    }).map(([name, sec]) => [name, { healthyAfterMs: sec * 20 }]),
+  ),
+  migrateMs: 6 * 20,
+};
 
 await runMain((out) => main(process.argv.slice(2), out));
