@@ -5,6 +5,7 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
+import { isHostGenerated } from './lib/bifrost/bundle.ts';
 import {
   checkGuardedSecrets,
   type DeployedState,
@@ -78,16 +79,6 @@ const OPTIONS = {
   'time-scale': { type: 'string' },
 } as const;
 
-/** Files the host generates or holds secrets in; never taken from the local checkout. */
-const GENERATED = [
-  /^\.secrets\.env$/,
-  /^\.env$/,
-  /^env\/.*\.env$/,
-  /^netbird\/config\.yaml$/,
-  /^\.bifrost-state\.json$/,
-  /^\.deployed\.json$/,
-];
-
 function nonNegative(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
@@ -129,9 +120,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
 
   const { readLocalBundle } = await import('./lib/bifrost/upload.ts');
   const files = [
-    ...(await readLocalBundle(resolve(flags.bundle ?? BUNDLE_DIR), (rel) =>
-      GENERATED.some((re) => re.test(rel)),
-    )),
+    ...(await readLocalBundle(resolve(flags.bundle ?? BUNDLE_DIR), isHostGenerated)),
     { path: '.secrets.env', content: rendered.secretsEnv, mode: 0o600 },
     { path: '.env', content: rendered.dotEnv, mode: 0o600 },
   ];

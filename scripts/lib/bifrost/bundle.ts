@@ -10,6 +10,23 @@ import type { FileOps } from '../exec/executor.ts';
 /** The engine's memory between runs: a hash of each service's inputs when it was last started. */
 export const STATE_FILE = '.bifrost-state.json';
 
+/**
+ * Files the host generates or holds secrets in: never taken from a local checkout, by provisioning or by
+ * `bifrost verify`, which must see the bundle exactly as provisioning does.
+ */
+const HOST_GENERATED = [
+  /^\.secrets\.env$/,
+  /^\.env$/,
+  /^env\/.*\.env$/,
+  /^netbird\/config\.yaml$/,
+  /^\.bifrost-state\.json$/,
+  /^\.deployed\.json$/,
+];
+
+export function isHostGenerated(rel: string): boolean {
+  return HOST_GENERATED.some((re) => re.test(rel));
+}
+
 export interface BundleState {
   services: Record<string, { inputs: string }>;
 }

@@ -1,0 +1,359 @@
+/**
+ * scripts/bifrost.ts end to end: the real script over a real loopback sshd, with the docker simulator
+ * served on a unix socket as the host's docker CLI, on a bundle first deployed by provision-bifrost.
+ * status, logs (redacted), token, render, verify and unlock, with canary leak checks on every output.
+ */
+import { execFileSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import {
+  DOCKER_SIM_CLIENT,
+  type DockerSimServer,
+  serveDockerSimulator,
+} from '../scripts/lib/sandbox/docker-sim-server.ts';
+import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
+import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
+import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { BUNDLE_SOURCE, referenceTimeline } from './helpers/bifrost-fixture.ts';
+import { findLeaks } from './helpers/bootstrap-fixture.ts';
+import { type CliRun, runScript } from './helpers/run-cli.ts';
+
+const sshd = findSshd('the bifrost recovery commands over a loopback sshd');
+
+describe.skipIf(!sshd)('bifrost recovery commands', () => {
+  let server: SshdServer;
+  let sim: DockerSimulator;
+  let simServer: DockerSimServer;
+  let root: string;
+  let remoteDir: string;
+  let bundle: string;
+  let bin: string;
+  let home: string;
+  let tmp: string;
+  const values = sampleSecrets();
+  /** Every output of every run, for the leak check at the end. */
+  const outputs: string[] = [];
+
+  beforeAll(async () => {
+    server = await startSshd(sshd as string);
+    root = mkdtempSync(join(tmpdir(), 'sf-recovery-'));
+    remoteDir = join(root, 'remote', 'bifrost');
+    mkdirSync(join(root, 'remote'));
+    bundle = join(root, 'bundle');
+    cpSync(BUNDLE_SOURCE, bundle, { recursive: true });
+    home = join(root, 'home');
+    tmp = join(root, 'tmp');
+    mkdirSync(home);
+    mkdirSync(tmp);
+    const reference = referenceTimeline(5);
+    // Containers print secrets in their logs (a debug line, a connection string): logs must redact them.
+    const timeline = {
+      ...reference.timeline,
+      'netbird-server': {
+        ...reference.timeline['netbird-server'],
+        logs: [
+          'netbird-server: starting',
+          `netbird-server: relay auth secret=${values.NB_RELAY_SECRET}`,
+          `netbird-server: idp token ${Buffer.from(values.AUTHENTIK_TOKEN ?? '').toString('base64')}`,
+          'netbird-server: ready',
+        ],
+      },
+    };
+    sim = new DockerSimulator({ dir: remoteDir, ...reference, timeline });
+    simServer = await serveDockerSimulator(sim, join(root, 'docker.sock'));
+    bin = join(root, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'docker'),
+      `#!/bin/sh\nDOCKER_SIM_SOCKET='${simServer.socketPath}' exec '${process.execPath}' '${DOCKER_SIM_CLIENT}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    if (process.getuid?.() === 0) {
+      execFileSync('chown', [server.user, join(root, 'remote')]);
+      execFileSync('chmod', ['711', root]);
+    }
+    const first = await provision();
+    expect(first.stderr, first.stderr).not.toMatch(/^error:/m);
+    expect(first.exitCode).toBe(0);
+  }, 60_000);
+
+  afterAll(async () => {
+    await simServer?.close();
+    await server?.stop();
+  });
+
+  const env = (extra: Record<string, string> = {}) => ({
+    PATH: process.env.PATH ?? '',
+    HOME: home,
+    TMPDIR: tmp,
+    NO_COLOR: '1',
+    ...values,
+    ...extra,
+  });
+
+  const hostArgs = () => [
+    '--host',
+    server.host,
+    '--port',
+    String(server.port),
+    '--user',
+    server.user,
+    '--identity',
+    server.identity,
+    '--known-hosts',
+    server.knownHosts,
+    '--remote-dir',
+    remoteDir,
+  ];
+
+  const dockerArgs = () => ['--docker', join(bin, 'docker'), '--compose', `${join(bin, 'docker')} compose`];
+
+  function provision(): Promise<CliRun> {
+    return runScript(
+      'provision-bifrost.ts',
+      [...hostArgs(), ...dockerArgs(), '--bundle', bundle, '--from-env', '--time-scale', '0.05'],
+      env(),
+    );
+  }
+
+  async function bifrost(command: string[], extra: string[] = [], input?: string): Promise<CliRun> {
+    const r = await runScript(
+      'bifrost.ts',
+      [...command, ...hostArgs(), ...dockerArgs(), ...extra],
+      env(),
+      input === undefined ? {} : { input },
+    );
+    outputs.push(r.stdout, r.stderr);
+    return r;
+  }
+
+  const hostSecretsEnv = () => readFileSync(join(remoteDir, '.secrets.env'), 'utf8');
+  const tokenLines = () => hostSecretsEnv().match(/^NB_IDP_MGMT_TOKEN=.*$/gm) ?? [];
+  const akShellCalls = (since: number) =>
+    sim.calls.filter((c) => c.startedAt >= since && c.argv.includes('exec') && c.argv.includes('ak')).length;
+
+  it('status: every service running and healthy, as a table and as JSON', async () => {
+    const table = await bifrost(['status']);
+    expect(table.stderr, table.stderr).not.toMatch(/^error:/m);
+    expect(table.exitCode).toBe(0);
+    for (const service of ['traefik', 'authentik-server', 'netbird-server', 'netbird-agent']) {
+      expect(table.stdout).toMatch(new RegExp(`^${service}\\s+running\\s+healthy`, 'm'));
+    }
+    expect(table.stdout).toContain('all 8 running services are healthy');
+
+    const since = sim.now();
+    const json = await bifrost(['status', '--json']);
+    expect(json.exitCode).toBe(0);
+    const result = JSON.parse(json.stdout);
+    expect(result.ok).toBe(true);
+    expect(result.services).toHaveLength(8);
+    for (const s of result.services)
+      expect(s).toMatchObject({ state: 'running', health: 'healthy', ready: true });
+    // One docker inspect of all of them.
+    const inspects = sim.calls.filter((c) => c.startedAt >= since && c.argv[1] === 'inspect');
+    expect(inspects).toHaveLength(1);
+    expect(inspects[0]?.argv.slice(2)).toHaveLength(8);
+  }, 30_000);
+
+  it('logs: prints the tail with the secrets redacted; an unknown service is refused listing the known ones', async () => {
+    const since = sim.now();
+    const r = await bifrost(['logs', 'netbird-server', '--tail', '5']);
+    expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('netbird-server: ready');
+    expect(r.stdout).toContain('relay auth secret=[REDACTED:NB_RELAY_SECRET]');
+    expect(r.stdout).toMatch(/idp token \[REDACTED:AUTHENTIK_BOOTSTRAP_TOKEN\]/);
+    expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
+    const calls = sim.calls.filter((c) => c.startedAt >= since && c.argv[1] === 'logs');
+    expect(calls.map((c) => c.argv.slice(1))).toEqual([['logs', '--tail', '5', 'netbird-server']]);
+
+    const unknown = await bifrost(['logs', 'netbird-mgmt']);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toContain('unknown service "netbird-mgmt"');
+    expect(unknown.stderr).toContain('netbird-server');
+    expect(unknown.stderr).toContain('authentik-postgres');
+  }, 30_000);
+
+  it('verify: all the same after a deploy; a changed local bundle file differs and exits 1', async () => {
+    const same = await bifrost(['verify', '--json'], ['--bundle', bundle, '--from-env']);
+    expect(same.stderr, same.stderr).not.toMatch(/^error:|warning:/m);
+    expect(same.exitCode).toBe(0);
+    const result = JSON.parse(same.stdout);
+    expect(result.ok).toBe(true);
+    expect(result.files.map((f: { path: string }) => f.path)).toEqual(
+      expect.arrayContaining(['docker-compose.yml', 'traefik/traefik.yml', '.secrets.env', '.env']),
+    );
+    expect(result.files.every((f: { status: string }) => f.status === 'same')).toBe(true);
+    expect(result.secrets.length).toBeGreaterThanOrEqual(6);
+    expect(result.secrets.every((s: { status: string }) => s.status === 'same')).toBe(true);
+
+    const file = join(bundle, 'traefik/dynamic.yml');
+    const original = readFileSync(file, 'utf8');
+    writeFileSync(file, `${original}# changed locally\n`);
+    try {
+      const differs = await bifrost(['verify'], ['--bundle', bundle, '--from-env']);
+      expect(differs.exitCode).toBe(1);
+      expect(differs.stdout).toMatch(/^traefik\/dynamic\.yml\s+differs\s+changed locally/m);
+      expect(differs.stdout).toMatch(/^docker-compose\.yml\s+same/m);
+      expect(differs.stdout).toContain('just bifrost-up');
+    } finally {
+      writeFileSync(file, original);
+    }
+  }, 30_000);
+
+  it('token: mints NB_IDP_MGMT_TOKEN again with one ak shell call, leaving exactly one line', async () => {
+    // A stale token on the host, as after Authentik's database was restored.
+    writeFileSync(
+      join(remoteDir, '.secrets.env'),
+      hostSecretsEnv().replace(
+        /^NB_IDP_MGMT_TOKEN=.*$/m,
+        'NB_IDP_MGMT_TOKEN=stale-token-from-an-old-database',
+      ),
+    );
+    const creations = new Map(sim.creations);
+    const stale = hostSecretsEnv();
+    const dry = await bifrost(['token', '--dry-run']);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toContain('would remove the NB_IDP_MGMT_TOKEN line');
+    expect(dry.stdout).toMatch(/netbird-mgmt-token: .* exec -i authentik-server ak shell/);
+    expect(hostSecretsEnv()).toBe(stale);
+
+    const since = sim.now();
+    const r = await bifrost(['token', '--json'], ['--time-scale', '0.05']);
+    expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+    expect(r.exitCode).toBe(0);
+    expect(akShellCalls(since)).toBe(1);
+    expect(tokenLines()).toHaveLength(1);
+    expect(parseEnvFile(hostSecretsEnv()).get('NB_IDP_MGMT_TOKEN')).toBe(values.AUTHENTIK_TOKEN);
+    expect(statSync(join(remoteDir, '.secrets.env')).mode & 0o777).toBe(0o600);
+    const result = JSON.parse(r.stdout);
+    expect(result.token.changed).toBe(true);
+    // The config was rendered with the right token already: nothing to recreate.
+    expect(result.configChanged).toBe(false);
+    expect(result.recreated).toBe(false);
+    expect(sim.creations).toEqual(creations);
+    expect(r.stdout).not.toContain('stale-token-from-an-old-database');
+  }, 30_000);
+
+  it('render: an unchanged config recreates nothing; a changed NB_RELAY_SECRET recreates netbird-server only', async () => {
+    const creations = new Map(sim.creations);
+    const unchanged = await bifrost(['render', '--json'], ['--time-scale', '0.05']);
+    expect(unchanged.stderr, unchanged.stderr).not.toMatch(/^error:/m);
+    expect(unchanged.exitCode).toBe(0);
+    expect(JSON.parse(unchanged.stdout)).toMatchObject({ ok: true, configChanged: false, recreated: false });
+    expect(sim.creations).toEqual(creations);
+
+    const before = hostSecretsEnv();
+    const config = readFileSync(join(remoteDir, 'netbird/config.yaml'), 'utf8');
+    writeFileSync(
+      join(remoteDir, '.secrets.env'),
+      before.replace(/^NB_RELAY_SECRET=.*$/m, 'NB_RELAY_SECRET=edited-by-hand-on-the-host-0123456789'),
+    );
+    try {
+      const changed = await bifrost(['render', '--json'], ['--time-scale', '0.05']);
+      expect(changed.stderr, changed.stderr).not.toMatch(/^error:/m);
+      expect(changed.exitCode).toBe(0);
+      expect(JSON.parse(changed.stdout)).toMatchObject({ ok: true, configChanged: true, recreated: true });
+      const expected = new Map(creations);
+      expected.set('netbird-server', (creations.get('netbird-server') ?? 0) + 1);
+      expect(sim.creations).toEqual(expected);
+      expect(readFileSync(join(remoteDir, 'netbird/config.yaml'), 'utf8')).not.toBe(config);
+
+      // verify notices the hand edit that provisioning's manifest cannot see.
+      const verify = await bifrost(['verify'], ['--bundle', bundle, '--from-env']);
+      expect(verify.exitCode).toBe(1);
+      expect(verify.stdout).toMatch(/^\.secrets\.env\s+differs\s+edited on the host/m);
+    } finally {
+      writeFileSync(join(remoteDir, '.secrets.env'), before);
+    }
+    const restored = await bifrost(['render'], ['--time-scale', '0.05']);
+    expect(restored.exitCode).toBe(0);
+    expect(readFileSync(join(remoteDir, 'netbird/config.yaml'), 'utf8')).toBe(config);
+  }, 45_000);
+
+  it('unlock: says when there is no lock; shows and clears a held one with --yes, not without', async () => {
+    const none = await bifrost(['unlock']);
+    expect(none.exitCode).toBe(0);
+    expect(none.stdout).toContain('no lock');
+
+    const lockDir = `${remoteDir}.lock`;
+    mkdirSync(lockDir);
+    writeFileSync(
+      join(lockDir, 'holder.json'),
+      JSON.stringify({
+        holder: 'alice@laptop',
+        pid: 4242,
+        since: new Date(Date.now() - 3_600_000).toISOString(),
+        command: 'provision-bifrost',
+      }),
+    );
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
+    try {
+      // A mutating command stops at the lock, naming its holder.
+      const blocked = await bifrost(['render'], ['--time-scale', '0.05']);
+      expect(blocked.exitCode).toBe(1);
+      expect(blocked.stderr).toContain('alice@laptop');
+
+      const unconfirmed = await bifrost(['unlock']);
+      expect(unconfirmed.exitCode).toBe(2);
+      expect(unconfirmed.stdout).toContain('held by alice@laptop (pid 4242)');
+      expect(unconfirmed.stderr).toContain('--yes');
+      expect(existsSync(lockDir)).toBe(true);
+
+      const cleared = await bifrost(['unlock', '--yes', '--json']);
+      expect(cleared.stderr, cleared.stderr).not.toMatch(/^error:/m);
+      expect(cleared.exitCode).toBe(0);
+      expect(JSON.parse(cleared.stdout)).toMatchObject({
+        ok: true,
+        cleared: true,
+        holder: { holder: 'alice@laptop' },
+      });
+      expect(existsSync(lockDir)).toBe(false);
+    } finally {
+      execFileSync('rm', ['-rf', lockDir]);
+    }
+  }, 30_000);
+
+  it('a missing container: status exits 1 naming it; token stops before touching .secrets.env', async () => {
+    const worker = sim.containers.get('authentik-worker');
+    expect(worker).toBeDefined();
+    sim.containers.delete('authentik-worker');
+    try {
+      const status = await bifrost(['status']);
+      expect(status.exitCode).toBe(1);
+      expect(status.stdout).toMatch(/^authentik-worker\s+missing/m);
+      expect(status.stderr).toContain('not healthy: authentik-worker (missing)');
+
+      const before = hostSecretsEnv();
+      const since = sim.now();
+      const token = await bifrost(['token'], ['--time-scale', '0.05']);
+      expect(token.exitCode).toBe(1);
+      expect(token.stderr).toContain('authentik-worker is missing');
+      expect(akShellCalls(since)).toBe(0);
+      expect(hostSecretsEnv()).toBe(before);
+      // The lock was released on the way out.
+      expect(existsSync(`${remoteDir}.lock`)).toBe(false);
+    } finally {
+      if (worker) sim.containers.set('authentik-worker', worker);
+    }
+  }, 30_000);
+
+  it('no secret value in any output, recorded argv or file left on this machine', () => {
+    for (const text of outputs) expect(findLeaks(text, values)).toEqual([]);
+    for (const call of sim.calls) expect(findLeaks(call.argv.join(' '), values)).toEqual([]);
+    expect(readdirSync(tmp).filter((n) => !n.startsWith('tsx-'))).toEqual([]);
+    expect(readdirSync(home).filter((n) => n !== '.ssh')).toEqual([]);
+  });
+});
