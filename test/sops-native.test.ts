@@ -575,7 +575,9 @@ if (!hasAgeCli) {
   }
 }
 
-describe.skipIf(!hasAgeCli)('age CLI cross-check (Debian age)', () => {
+// One retry: a single unexplained failure (25 ms, never reproduced alone) was seen once while the real
+// Docker tier loaded the machine; the cross-check spawns the external age CLI several times.
+describe.skipIf(!hasAgeCli)('age CLI cross-check (Debian age)', { retry: 1 }, () => {
   const meta = (recipient: string, enc: string): SopsMetadata => ({
     version: null,
     macAad: '',
