@@ -58,17 +58,17 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
     );
   }
 
+  // Loaded on demand (the environment source never needs them), all at once: module loading is most
+  // of a cold start, and one batch of imports costs less than three in a row.
+  const [{ decryptSopsFile, readPlainKeyNames }, { execEnvPairs }, { findAgeIdentities }] = await Promise.all(
+    [import('./sops/decrypt.ts'), import('./sops/exec-env.ts'), import('./sops/age-keys.ts')],
+  );
   const sops = findSopsBinary(env);
-  if (opts.allowKeyless && !(await anyAgeIdentity(env))) {
-    return keyNamesOnly(file);
+  if (opts.allowKeyless && (await findAgeIdentities(env)).identities.length === 0) {
+    return keyNamesOnly(file, readPlainKeyNames);
   }
-  if (sops) return decryptWithSopsBinary(sops, file, opts.executor);
+  if (sops) return decryptWithSopsBinary(sops, file, opts.executor, execEnvPairs);
 
-  // Loaded on demand: the decryptor and age cost start-up time that the environment source never needs.
-  const [{ decryptSopsFile }, { execEnvPairs }] = await Promise.all([
-    import('./sops/decrypt.ts'),
-    import('./sops/exec-env.ts'),
-  ]);
   const decrypted = await decryptSopsFile(file, { env });
   const values = pickSchemaKeys(execEnvPairs(decrypted.documents[0] ?? {}, file));
   return {
@@ -94,14 +94,10 @@ export function findSopsBinary(env: NodeJS.ProcessEnv): string | undefined {
   return env.SOPS || findOnPath('sops', env);
 }
 
-async function anyAgeIdentity(env: NodeJS.ProcessEnv): Promise<boolean> {
-  const { findAgeIdentities } = await import('./sops/age-keys.ts');
-  const found = await findAgeIdentities(env);
-  return found.identities.length > 0;
-}
-
-async function keyNamesOnly(file: string): Promise<LoadedSecrets> {
-  const { readPlainKeyNames } = await import('./sops/decrypt.ts');
+function keyNamesOnly(
+  file: string,
+  readPlainKeyNames: (text: string, opts: { path: string }) => string[],
+): LoadedSecrets {
   const names = readPlainKeyNames(readFileSync(file, 'utf8'), { path: file });
   const present = SECRET_KEYS.filter((k) => names.includes(k));
   return {
@@ -120,7 +116,12 @@ const SOPS_EXIT_MEANING: Record<number, string> = {
   25: 'a value does not decrypt',
 };
 
-async function decryptWithSopsBinary(sops: string, file: string, executor: Executor): Promise<LoadedSecrets> {
+async function decryptWithSopsBinary(
+  sops: string,
+  file: string,
+  executor: Executor,
+  execEnvPairs: (doc: unknown, path: string) => Record<string, string>,
+): Promise<LoadedSecrets> {
   // Only the file name is on argv; the plaintext comes back on stdout and stays in memory.
   const result = await executor.run({ argv: [sops, '--decrypt', '--output-type', 'json', file] });
   if (result.spawnError) {
@@ -145,7 +146,6 @@ async function decryptWithSopsBinary(sops: string, file: string, executor: Execu
       'check the sops version (3.x)',
     );
   }
-  const { execEnvPairs } = await import('./sops/exec-env.ts');
   const values = pickSchemaKeys(execEnvPairs(doc, file));
   return {
     kind: 'sops-binary',
