@@ -9,10 +9,10 @@
  * token and render run the bootstrap engine restricted to their steps, so they share its convergence
  * rules (a service is recreated only when its inputs changed) instead of re-implementing them.
  */
+
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { isHostGenerated } from './lib/bifrost/bundle.ts';
 import { DEPLOYED_FILE, GUARDED_SECRETS, readDeployed, secretHash } from './lib/bifrost/deployed.ts';
 import {
   type ContainerState,
@@ -29,21 +29,20 @@ import {
 } from './lib/bifrost/engine.ts';
 import { parseEnvFile } from './lib/bifrost/env-file.ts';
 import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, type PlanStep } from './lib/bifrost/plan.ts';
-import { BIFROST_CONSUMERS, renderBifrostEnvFiles } from './lib/bifrost/render-env.ts';
+import { buildProvisionInput, DEFAULT_BUNDLE_DIR } from './lib/bifrost/provision-input.ts';
+import { BIFROST_CONSUMERS } from './lib/bifrost/render-env.ts';
 import { MANIFEST, normalizeRemoteDir } from './lib/bifrost/upload.ts';
 import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT, InputError, WorkError } from './lib/errors.ts';
 import type { Executor } from './lib/exec/executor.ts';
-import { LocalExecutor } from './lib/exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS, type SshFlags } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
 import { fingerprint, redactor } from './lib/redact.ts';
 import { keysFor } from './lib/secrets/schema.ts';
-import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
-import { findProblems, formatProblems } from './lib/secrets/validate.ts';
+import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
+import { formatProblems } from './lib/secrets/validate.ts';
 
 const USAGE = 'node --import tsx scripts/bifrost.ts';
-const BUNDLE_DIR = resolve(import.meta.dirname, '..', 'cloud', 'bifrost');
 const SECRETS_ENV = '.secrets.env';
 const DOT_ENV = '.env';
 
@@ -717,39 +716,25 @@ async function verifyCommand(argv: string[], out: Output): Promise<number> {
 
   // Everything local first, exactly as provision-bifrost builds it, so bad input fails before connecting.
   const { required, optional } = keysFor(BIFROST_CONSUMERS);
-  const loaded = await loadSecrets({
-    secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+  const { loaded, problems, files } = await buildProvisionInput({
+    secretsFile: flags['secrets-file'],
     fromEnv: Boolean(flags['from-env']),
-    required,
-    executor: new LocalExecutor(),
+    bundleDir: flags.bundle,
   });
-  redactor.registerAll(loaded.values);
   out.info(`source  ${loaded.describe}`);
-  const problems = findProblems(loaded.values, BIFROST_CONSUMERS);
   if (problems.length > 0) {
     out.warn(
       `provision-bifrost would refuse these secrets until they are fixed:\n${formatProblems(problems)}`,
     );
   }
-  const rendered = renderBifrostEnvFiles(loaded.values);
-  const { readLocalBundle } = await import('./lib/bifrost/upload.ts');
-  const bundleDir = resolve(flags.bundle ?? BUNDLE_DIR);
-  const local: LocalFile[] = [
-    ...(await readLocalBundle(bundleDir, isHostGenerated)).map((f) => ({
-      path: f.path,
-      sha256: sha256(f.content),
-      mode: f.mode,
-    })),
-    {
-      path: SECRETS_ENV,
-      sha256: sha256(rendered.secretsEnv),
-      mode: 0o600,
-      env: parseEnvFile(rendered.secretsEnv),
-    },
-    { path: DOT_ENV, sha256: sha256(rendered.dotEnv), mode: 0o600, env: parseEnvFile(rendered.dotEnv) },
-  ];
+  const local: LocalFile[] = files.map((f) => ({
+    path: f.path,
+    sha256: sha256(f.content),
+    mode: f.mode,
+    ...(f.path === SECRETS_ENV || f.path === DOT_ENV ? { env: parseEnvFile(String(f.content)) } : {}),
+  }));
   out.info(
-    `bundle  ${bundleDir} (${local.length - 2} files) + ${SECRETS_ENV} and ${DOT_ENV} rendered in memory`,
+    `bundle  ${resolve(flags.bundle ?? DEFAULT_BUNDLE_DIR)} (${local.length - 2} files) + ${SECRETS_ENV} and ${DOT_ENV} rendered in memory`,
   );
   // Only what the Bifrost host reads: provision records every loaded key, but a change in a key the host
   // never sees uploads nothing, so reporting it as "differs" would never clear.

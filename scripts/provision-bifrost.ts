@@ -3,9 +3,9 @@
  * cloud/bifrost bundle over one SSH connection (staged, swapped in by rename, incremental), then runs
  * the bootstrap engine over the same connection. Replaces the original's Pulumi step.
  */
+
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { isHostGenerated } from './lib/bifrost/bundle.ts';
 import {
   checkGuardedSecrets,
   type DeployedState,
@@ -14,19 +14,16 @@ import {
   writeDeployed,
 } from './lib/bifrost/deployed.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
-import { BIFROST_CONSUMERS, renderBifrostEnvFiles } from './lib/bifrost/render-env.ts';
+import { buildProvisionInput } from './lib/bifrost/provision-input.ts';
 import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
-import { redactor } from './lib/redact.ts';
-import { keysFor } from './lib/secrets/schema.ts';
-import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
-import { findProblems, formatProblems } from './lib/secrets/validate.ts';
+import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
+import { formatProblems } from './lib/secrets/validate.ts';
 
 const USAGE = 'node --import tsx scripts/provision-bifrost.ts';
-const BUNDLE_DIR = resolve(import.meta.dirname, '..', 'cloud', 'bifrost');
 
 const HELP = `Usage: ${USAGE} --host H [options]
 
@@ -99,31 +96,19 @@ export async function main(argv: string[], out: Output): Promise<number> {
   const allowRotate = flags['allow-rotate'] ?? [];
 
   // 1. Secrets, validated and rendered before any connection.
-  const { required } = keysFor(BIFROST_CONSUMERS);
-  const loaded = await loadSecrets({
-    secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+  const { loaded, problems, rendered, files } = await buildProvisionInput({
+    secretsFile: flags['secrets-file'],
     fromEnv: Boolean(flags['from-env']),
-    required,
-    executor: new LocalExecutor(),
+    bundleDir: flags.bundle,
   });
-  redactor.registerAll(loaded.values);
   out.info(`source  ${loaded.describe}`);
-  const problems = findProblems(loaded.values, BIFROST_CONSUMERS);
   if (problems.length > 0) {
     throw new InputError(
       `nothing done: the Bifrost secrets have problems:\n${formatProblems(problems)}`,
       `edit the SOPS file (just secrets-edit), then run again`,
     );
   }
-  const rendered = renderBifrostEnvFiles(loaded.values);
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
-
-  const { readLocalBundle } = await import('./lib/bifrost/upload.ts');
-  const files = [
-    ...(await readLocalBundle(resolve(flags.bundle ?? BUNDLE_DIR), isHostGenerated)),
-    { path: '.secrets.env', content: rendered.secretsEnv, mode: 0o600 },
-    { path: '.env', content: rendered.dotEnv, mode: 0o600 },
-  ];
 
   // 2. One SSH connection for everything.
   const executor = await connectFromFlags({ ...flags, host: flags.host });

@@ -1,0 +1,46 @@
+/**
+ * What a provisioning run would upload, built locally and before any connection: the secrets (from the
+ * usual source, registered with the redactor), their problems, the two rendered env files, and the bundle
+ * files. provision-bifrost uploads it; `bifrost verify` compares the host with it.
+ */
+import { resolve } from 'node:path';
+import { LocalExecutor } from '../exec/local.ts';
+import { redactor } from '../redact.ts';
+import { keysFor } from '../secrets/schema.ts';
+import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from '../secrets/source.ts';
+import { findProblems, type SecretProblem } from '../secrets/validate.ts';
+import { isHostGenerated } from './bundle.ts';
+import { BIFROST_CONSUMERS, renderBifrostEnvFiles } from './render-env.ts';
+import type { BundleFile } from './upload.ts';
+
+export const DEFAULT_BUNDLE_DIR = resolve(import.meta.dirname, '..', '..', '..', 'cloud', 'bifrost');
+
+export interface ProvisionInput {
+  loaded: LoadedSecrets;
+  problems: SecretProblem[];
+  rendered: { secretsEnv: string; dotEnv: string };
+  files: BundleFile[];
+}
+
+export async function buildProvisionInput(opts: {
+  secretsFile?: string;
+  fromEnv: boolean;
+  bundleDir?: string;
+}): Promise<ProvisionInput> {
+  const loaded = await loadSecrets({
+    secretsFile: opts.secretsFile ?? DEFAULT_SECRETS_FILE,
+    fromEnv: opts.fromEnv,
+    required: keysFor(BIFROST_CONSUMERS).required,
+    executor: new LocalExecutor(),
+  });
+  redactor.registerAll(loaded.values);
+  const problems = findProblems(loaded.values, BIFROST_CONSUMERS);
+  const rendered = renderBifrostEnvFiles(loaded.values);
+  const { readLocalBundle } = await import('./upload.ts');
+  const files: BundleFile[] = [
+    ...(await readLocalBundle(resolve(opts.bundleDir ?? DEFAULT_BUNDLE_DIR), isHostGenerated)),
+    { path: '.secrets.env', content: rendered.secretsEnv, mode: 0o600 },
+    { path: '.env', content: rendered.dotEnv, mode: 0o600 },
+  ];
+  return { loaded, problems, rendered, files };
+}
