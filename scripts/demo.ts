@@ -17,11 +17,7 @@ import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret, redactor } from './lib/redact.ts';
-import {
-  DOCKER_SIM_CLIENT,
-  type DockerSimServer,
-  serveDockerSimulator,
-} from './lib/sandbox/docker-sim-server.ts';
+import { type DockerSimServer, serveDockerSimulator } from './lib/sandbox/docker-sim-server.ts';
 import { DockerSimulator } from './lib/sandbox/docker-simulator.ts';
 import { startFakeKubeApiServer } from './lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from './lib/sandbox/kubeconfig.ts';
@@ -150,14 +146,7 @@ async function main(argv: string[], out: Output): Promise<number> {
     writeFileSync(join(bundle, '.env'), rendered.dotEnv, { mode: 0o600 });
     const sim = new DockerSimulator({ dir: bundle, ...SANDBOX_TIMELINE });
     simServer = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
-    const docker = join(dir, 'docker');
-    writeFileSync(
-      docker,
-      `#!/bin/sh\nDOCKER_SIM_SOCKET='${simServer.socketPath}' exec '${process.execPath}' '${DOCKER_SIM_CLIENT}' "$@"\n`,
-      {
-        mode: 0o755,
-      },
-    );
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer.socketPath);
     const bifrostArgs = [
       '--local',
       '--dir',

@@ -4,42 +4,27 @@
  * status, logs (redacted), token, render, verify and unlock, with canary leak checks on every output.
  */
 import { execFileSync } from 'node:child_process';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
-import {
-  DOCKER_SIM_CLIENT,
-  type DockerSimServer,
-  serveDockerSimulator,
-} from '../scripts/lib/sandbox/docker-sim-server.ts';
-import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
+import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
-import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
-import { BUNDLE_SOURCE, referenceTimeline } from './helpers/bifrost-fixture.ts';
+import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
+import { findSshd, type SshdServer } from './harness/sshd.ts';
+import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { type CliRun, runScript } from './helpers/run-cli.ts';
 
 const sshd = findSshd('the bifrost recovery commands over a loopback sshd');
 
 describe.skipIf(!sshd)('bifrost recovery commands', () => {
+  let host: BifrostTestHost;
   let server: SshdServer;
   let sim: DockerSimulator;
-  let simServer: DockerSimServer;
-  let root: string;
   let remoteDir: string;
   let bundle: string;
-  let bin: string;
+  let docker: string;
   let home: string;
   let tmp: string;
   const values = sampleSecrets();
@@ -47,16 +32,6 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
   const outputs: string[] = [];
 
   beforeAll(async () => {
-    server = await startSshd(sshd as string);
-    root = mkdtempSync(join(tmpdir(), 'sf-recovery-'));
-    remoteDir = join(root, 'remote', 'bifrost');
-    mkdirSync(join(root, 'remote'));
-    bundle = join(root, 'bundle');
-    cpSync(BUNDLE_SOURCE, bundle, { recursive: true });
-    home = join(root, 'home');
-    tmp = join(root, 'tmp');
-    mkdirSync(home);
-    mkdirSync(tmp);
     const reference = referenceTimeline(5);
     // Containers print secrets in their logs (a debug line, a connection string): logs must redact them.
     const timeline = {
@@ -71,27 +46,15 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
         ],
       },
     };
-    sim = new DockerSimulator({ dir: remoteDir, ...reference, timeline });
-    simServer = await serveDockerSimulator(sim, join(root, 'docker.sock'));
-    bin = join(root, 'bin');
-    mkdirSync(bin);
-    writeFileSync(
-      join(bin, 'docker'),
-      `#!/bin/sh\nDOCKER_SIM_SOCKET='${simServer.socketPath}' exec '${process.execPath}' '${DOCKER_SIM_CLIENT}' "$@"\n`,
-      { mode: 0o755 },
-    );
-    if (process.getuid?.() === 0) {
-      execFileSync('chown', [server.user, join(root, 'remote')]);
-      execFileSync('chmod', ['711', root]);
-    }
+    host = await startBifrostTestHost(sshd as string, { prefix: 'sf-recovery-', timeline });
+    ({ server, sim, remoteDir, bundle, docker, home, tmp } = host);
     const first = await provision();
     expect(first.stderr, first.stderr).not.toMatch(/^error:/m);
     expect(first.exitCode).toBe(0);
   }, 60_000);
 
   afterAll(async () => {
-    await simServer?.close();
-    await server?.stop();
+    await host?.stop();
   });
 
   const env = (extra: Record<string, string> = {}) => ({
@@ -118,7 +81,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     remoteDir,
   ];
 
-  const dockerArgs = () => ['--docker', join(bin, 'docker'), '--compose', `${join(bin, 'docker')} compose`];
+  const dockerArgs = () => ['--docker', docker, '--compose', `${docker} compose`];
 
   function provision(): Promise<CliRun> {
     return runScript(

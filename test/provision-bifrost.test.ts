@@ -4,66 +4,37 @@
  * changed secret, the never-rotate guard, host keys, the lock, remote modes, and canary leak checks.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DOCKER_SIM_CLIENT,
-  type DockerSimServer,
-  serveDockerSimulator,
-} from '../scripts/lib/sandbox/docker-sim-server.ts';
-import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
+import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
-import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
-import { BUNDLE_SOURCE, referenceTimeline } from './helpers/bifrost-fixture.ts';
+import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
+import { findSshd, type SshdServer, sshCliArgs } from './harness/sshd.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
 
 const sshd = findSshd('provision-bifrost over a loopback sshd');
 
 describe.skipIf(!sshd)('provision-bifrost', () => {
+  let host: BifrostTestHost;
   let server: SshdServer;
   let sim: DockerSimulator;
-  let simServer: DockerSimServer;
   let root: string;
   let remoteDir: string;
   let bundle: string;
-  let bin: string;
   let home: string;
   let tmp: string;
+  let docker: string;
   const values = sampleSecrets();
 
   beforeAll(async () => {
-    server = await startSshd(sshd as string);
-    root = mkdtempSync(join(tmpdir(), 'sf-provision-'));
-    remoteDir = join(root, 'remote', 'bifrost');
-    mkdirSync(join(root, 'remote'));
-    bundle = join(root, 'bundle');
-    cpSync(BUNDLE_SOURCE, bundle, { recursive: true });
-    home = join(root, 'home');
-    tmp = join(root, 'tmp');
-    mkdirSync(home);
-    mkdirSync(tmp);
-    sim = new DockerSimulator({ dir: remoteDir, ...referenceTimeline(5) });
-    simServer = await serveDockerSimulator(sim, join(root, 'docker.sock'));
-    // The host's docker CLI: the simulator client, pointed at the socket.
-    bin = join(root, 'bin');
-    mkdirSync(bin);
-    writeFileSync(
-      join(bin, 'docker'),
-      `#!/bin/sh\nDOCKER_SIM_SOCKET='${simServer.socketPath}' exec '${process.execPath}' '${DOCKER_SIM_CLIENT}' "$@"\n`,
-      { mode: 0o755 },
-    );
-    if (process.getuid?.() === 0) {
-      execFileSync('chown', [server.user, join(root, 'remote')]);
-      execFileSync('chmod', ['711', root]);
-    }
+    host = await startBifrostTestHost(sshd as string, { prefix: 'sf-provision-' });
+    ({ server, sim, root, remoteDir, bundle, home, tmp, docker } = host);
   }, 60_000);
 
   afterAll(async () => {
-    await simServer?.close();
-    await server?.stop();
+    await host?.stop();
   });
 
   const provision = (extra: string[] = [], env: Record<string, string> = {}) =>
@@ -76,9 +47,9 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
         '--bundle',
         bundle,
         '--docker',
-        join(bin, 'docker'),
+        docker,
         '--compose',
-        `${join(bin, 'docker')} compose`,
+        `${docker} compose`,
         '--from-env',
         '--json',
         '--time-scale',

@@ -3,7 +3,7 @@
  * over SSH) can use it as their docker CLI through docker-sim-client.mjs. One simulator, one state:
  * tests and the sandbox demo inspect what every call did.
  */
-import { chmod } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import type { DockerSimulator } from './docker-simulator.ts';
@@ -57,4 +57,14 @@ export async function serveDockerSimulator(
         server.close(() => ok());
       }),
   };
+}
+
+/** Writes an executable `docker` at `path` that talks to the simulator: what `--docker` should name. */
+export async function writeDockerSimWrapper(path: string, socketPath: string): Promise<string> {
+  await writeFile(
+    path,
+    `#!/bin/sh\nDOCKER_SIM_SOCKET='${socketPath}' exec '${process.execPath}' '${DOCKER_SIM_CLIENT}' "$@"\n`,
+    { mode: 0o755 },
+  );
+  return path;
 }

@@ -1,0 +1,78 @@
+/**
+ * A Bifrost "host" for tests: a real loopback sshd, a remote bundle directory its test user owns, and
+ * the docker simulator served on a unix socket behind a `docker` wrapper, plus an empty HOME and TMPDIR
+ * for the operator side (leak checks look there).
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type DockerSimServer,
+  serveDockerSimulator,
+  writeDockerSimWrapper,
+} from '../../scripts/lib/sandbox/docker-sim-server.ts';
+import { DockerSimulator, type ServiceTimeline } from '../../scripts/lib/sandbox/docker-simulator.ts';
+import { BUNDLE_SOURCE, referenceTimeline } from '../helpers/bifrost-fixture.ts';
+import { type SshdServer, startSshd } from './sshd.ts';
+
+export interface BifrostTestHost {
+  server: SshdServer;
+  sim: DockerSimulator;
+  simServer: DockerSimServer;
+  root: string;
+  /** The bundle directory on the "host". */
+  remoteDir: string;
+  /** A local copy of cloud/bifrost that tests may edit. */
+  bundle: string;
+  /** The host's docker CLI (the simulator client). */
+  docker: string;
+  home: string;
+  tmp: string;
+  stop(): Promise<void>;
+}
+
+export async function startBifrostTestHost(
+  sshdPath: string,
+  opts: { prefix: string; timeline?: Record<string, ServiceTimeline> },
+): Promise<BifrostTestHost> {
+  const server = await startSshd(sshdPath);
+  const root = mkdtempSync(join(tmpdir(), opts.prefix));
+  const remoteDir = join(root, 'remote', 'bifrost');
+  mkdirSync(join(root, 'remote'));
+  const bundle = join(root, 'bundle');
+  cpSync(BUNDLE_SOURCE, bundle, { recursive: true });
+  const home = join(root, 'home');
+  const tmp = join(root, 'tmp');
+  mkdirSync(home);
+  mkdirSync(tmp);
+  const reference = referenceTimeline(5);
+  const sim = new DockerSimulator({
+    dir: remoteDir,
+    ...reference,
+    timeline: opts.timeline ?? reference.timeline,
+  });
+  const simServer = await serveDockerSimulator(sim, join(root, 'docker.sock'));
+  mkdirSync(join(root, 'bin'));
+  const docker = await writeDockerSimWrapper(join(root, 'bin', 'docker'), simServer.socketPath);
+  if (process.getuid?.() === 0) {
+    // sshd logs in as its /bin/sh test user: it must own the remote dir and reach the socket and wrapper.
+    execFileSync('chown', [server.user, join(root, 'remote')]);
+    execFileSync('chmod', ['711', root]);
+  }
+  return {
+    server,
+    sim,
+    simServer,
+    root,
+    remoteDir,
+    bundle,
+    docker,
+    home,
+    tmp,
+    stop: async () => {
+      await simServer.close();
+      await server.stop();
+    },
+  };
+}
