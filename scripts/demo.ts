@@ -17,7 +17,11 @@ import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret, redactor } from './lib/redact.ts';
-import { type DockerSimServer, serveDockerSimulator } from './lib/sandbox/docker-sim-server.ts';
+import {
+  type DockerSimServer,
+  serveDockerSimulator,
+  writeDockerSimWrapper,
+} from './lib/sandbox/docker-sim-server.ts';
 import { DockerSimulator } from './lib/sandbox/docker-simulator.ts';
 import { startFakeKubeApiServer } from './lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from './lib/sandbox/kubeconfig.ts';
