@@ -3,10 +3,10 @@
  * SSH), mints the Authentik token for NetBird, renders NetBird's config, and reports a status table.
  */
 
-import type { DockerCli } from './lib/bifrost/docker.ts';
+import { dockerCliFromFlags } from './lib/bifrost/docker.ts';
 import { describePlan, formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
 import { parseEnvFile } from './lib/bifrost/env-file.ts';
-import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, parseFlags, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import type { Executor } from './lib/exec/executor.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
@@ -66,21 +66,12 @@ function positiveNumber(flag: string, value: string | undefined, fallback: numbe
 }
 
 export async function main(argv: string[], out: Output): Promise<number> {
-  const { values: flags, positionals } = parseCli(argv, OPTIONS, USAGE);
-  if (flags.help) {
-    out.data(HELP);
-    return EXIT.ok;
-  }
-  if (positionals.length > 0)
-    throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${USAGE} --help`);
+  const flags = parseFlags(argv, OPTIONS, USAGE, HELP, out);
+  if (!flags) return EXIT.ok;
   if (Boolean(flags.local) === Boolean(flags.host)) {
     throw new InputError('say where to run: --local or --host H (exactly one)', `see ${USAGE} --help`);
   }
-  const cli: DockerCli = {
-    docker: flags.docker ?? process.env.DOCKER ?? 'docker',
-    compose: (flags.compose ?? 'docker compose').split(/\s+/).filter(Boolean),
-    dir: (flags.dir ?? '/etc/bifrost').replace(/\/+$/, ''),
-  };
+  const cli = dockerCliFromFlags(flags, flags.dir, process.env.DOCKER ?? 'docker');
   const executor: Executor = flags.local
     ? new LocalExecutor()
     : await connectFromFlags({ ...flags, host: flags.host as string });

@@ -16,7 +16,9 @@ import { createInterface } from 'node:readline';
 import { DEPLOYED_FILE, GUARDED_SECRETS, readDeployed, secretHash } from './lib/bifrost/deployed.ts';
 import {
   type ContainerState,
+  DEFAULT_BUNDLE_HOST_DIR,
   type DockerCli,
+  dockerCliFromFlags,
   inspectContainers,
   isReady,
   logsArgv,
@@ -257,12 +259,8 @@ function hostCli(flags: HostFlags, usage: string): { cli: DockerCli; host: strin
   if (!flags.host) throw new InputError('--host is required', `see ${usage} --help`);
   return {
     host: flags.host,
-    cli: {
-      docker: flags.docker ?? 'docker',
-      compose: (flags.compose ?? 'docker compose').split(/\s+/).filter(Boolean),
-      // Checked here, before connecting: the lock and the upload helpers insist on an absolute path.
-      dir: normalizeRemoteDir(flags['remote-dir'] ?? '/etc/bifrost'),
-    },
+    // The dir is checked here, before connecting: the lock and the upload helpers need an absolute path.
+    cli: dockerCliFromFlags(flags, normalizeRemoteDir(flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR)),
   };
 }
 

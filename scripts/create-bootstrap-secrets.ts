@@ -3,7 +3,7 @@
  * from secrets/bootstrap.sops.yaml, in one server-side `kubectl apply` with the manifests on stdin.
  */
 
-import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, parseFlags, runMain } from './lib/cli.ts';
 import { EXIT, InputError, WorkError } from './lib/errors.ts';
 import { formatCommand } from './lib/exec/executor.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
@@ -65,13 +65,8 @@ const OPTIONS = {
 const K8S_CONSUMERS: ConsumerId[] = ['infisical-secrets', 'cloudflare-api-token', 'infisical-service-token'];
 
 export async function main(argv: string[], out: Output): Promise<number> {
-  const { values: flags, positionals } = parseCli(argv, OPTIONS, USAGE);
-  if (flags.help) {
-    out.data(HELP);
-    return EXIT.ok;
-  }
-  if (positionals.length > 0)
-    throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${USAGE} --help`);
+  const flags = parseFlags(argv, OPTIONS, USAGE, HELP, out);
+  if (!flags) return EXIT.ok;
   const started = performance.now();
   const dryRun = Boolean(flags['dry-run']);
   const secretsFile = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;

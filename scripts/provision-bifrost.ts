@@ -13,9 +13,10 @@ import {
   secretHash,
   writeDeployed,
 } from './lib/bifrost/deployed.ts';
+import { dockerCliFromFlags } from './lib/bifrost/docker.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
 import { buildProvisionInput } from './lib/bifrost/provision-input.ts';
-import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, parseFlags, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
@@ -84,15 +85,10 @@ function nonNegative(flag: string, value: string | undefined, fallback: number):
 }
 
 export async function main(argv: string[], out: Output): Promise<number> {
-  const { values: flags, positionals } = parseCli(argv, OPTIONS, USAGE);
-  if (flags.help) {
-    out.data(HELP);
-    return EXIT.ok;
-  }
-  if (positionals.length > 0)
-    throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${USAGE} --help`);
+  const flags = parseFlags(argv, OPTIONS, USAGE, HELP, out);
+  if (!flags) return EXIT.ok;
   if (!flags.host) throw new InputError('--host is required', `see ${USAGE} --help`);
-  const remoteDir = (flags['remote-dir'] ?? '/etc/bifrost').replace(/\/+$/, '');
+  const remoteDir = dockerCliFromFlags(flags, flags['remote-dir']).dir;
   const allowRotate = flags['allow-rotate'] ?? [];
 
   // 1. Secrets, validated and rendered before any connection.
@@ -168,11 +164,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
       // 4. The bootstrap, over the same connection, its output streamed as it happens.
       const result = await runBifrostBootstrap({
         executor,
-        cli: {
-          docker: flags.docker ?? 'docker',
-          compose: (flags.compose ?? 'docker compose').split(/\s+/).filter(Boolean),
-          dir: remoteDir,
-        },
+        cli: dockerCliFromFlags(flags, remoteDir),
         out,
         timeScale: Number(flags['time-scale'] ?? 1) || 1,
       });

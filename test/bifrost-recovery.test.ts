@@ -11,7 +11,7 @@ import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
-import { findSshd, type SshdServer } from './harness/sshd.ts';
+import { findSshd, type SshdServer, sshCliArgs } from './harness/sshd.ts';
 import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { type CliRun, runScript } from './helpers/run-cli.ts';
@@ -66,20 +66,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     ...extra,
   });
 
-  const hostArgs = () => [
-    '--host',
-    server.host,
-    '--port',
-    String(server.port),
-    '--user',
-    server.user,
-    '--identity',
-    server.identity,
-    '--known-hosts',
-    server.knownHosts,
-    '--remote-dir',
-    remoteDir,
-  ];
+  const hostArgs = () => [...sshCliArgs(server), '--remote-dir', remoteDir];
 
   const dockerArgs = () => ['--docker', docker, '--compose', `${docker} compose`];
 

@@ -25,6 +25,27 @@ export function parseCli<const O extends Options>(argv: string[], options: O, us
 }
 
 /**
+ * The preamble of a command without subcommands: parse the flags, answer --help (undefined: nothing
+ * more to do), and refuse positional arguments.
+ */
+export function parseFlags<const O extends Options>(
+  argv: string[],
+  options: O,
+  usage: string,
+  help: string,
+  out: Output,
+) {
+  const { values, positionals } = parseCli(argv, options, usage);
+  if ((values as { help?: boolean }).help) {
+    out.data(help);
+    return undefined;
+  }
+  if (positionals.length > 0)
+    throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${usage} --help`);
+  return values;
+}
+
+/**
  * Runs a command's main function and turns any failure into a redacted `error:`/`hint:` pair and the
  * conventional exit code. Nothing thrown here reaches the terminal unredacted.
  */

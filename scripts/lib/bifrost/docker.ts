@@ -106,3 +106,19 @@ export async function inspectContainers(
 export function isReady(s: ContainerState | undefined): boolean {
   return s !== undefined && s.status === 'running' && (s.health === 'healthy' || s.health === 'none');
 }
+
+/** The Bifrost bundle's home on a host unless --dir / --remote-dir says otherwise. */
+export const DEFAULT_BUNDLE_HOST_DIR = '/etc/bifrost';
+
+/** The docker CLI settings every host command takes from its flags (--docker, --compose, the dir). */
+export function dockerCliFromFlags(
+  flags: { docker?: string; compose?: string },
+  dir: string | undefined,
+  defaultDocker = 'docker',
+): DockerCli {
+  return {
+    docker: flags.docker ?? defaultDocker,
+    compose: (flags.compose ?? 'docker compose').split(/\s+/).filter(Boolean),
+    dir: (dir ?? DEFAULT_BUNDLE_HOST_DIR).replace(/\/+$/, ''),
+  };
+}
