@@ -13,7 +13,14 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { DEPLOYED_FILE, GUARDED_SECRETS, readDeployed, secretHash } from './lib/bifrost/deployed.ts';
+import {
+  DEPLOYED_FILE,
+  type DeployedRecord,
+  GUARDED_SECRETS,
+  HostFingerprints,
+  readDeployed,
+  sameAsRecorded,
+} from './lib/bifrost/deployed.ts';
 import {
   type ContainerState,
   DEFAULT_BUNDLE_HOST_DIR,
@@ -30,6 +37,7 @@ import {
   runBifrostBootstrap,
 } from './lib/bifrost/engine.ts';
 import { parseEnvFile } from './lib/bifrost/env-file.ts';
+import { DOT_ENV, hasToken, SECRETS_ENV, sameEnv } from './lib/bifrost/host-state.ts';
 import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, type PlanStep } from './lib/bifrost/plan.ts';
 import { buildProvisionInput, DEFAULT_BUNDLE_DIR } from './lib/bifrost/provision-input.ts';
 import { BIFROST_CONSUMERS } from './lib/bifrost/render-env.ts';
@@ -40,13 +48,12 @@ import type { Executor } from './lib/exec/executor.ts';
 import { connectFromFlags, SSH_OPTIONS, type SshFlags } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
 import { fingerprint, redactor } from './lib/redact.ts';
+import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
 import { keysFor } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 import { formatProblems } from './lib/secrets/validate.ts';
 
 const USAGE = 'node --import tsx scripts/bifrost.ts';
-const SECRETS_ENV = '.secrets.env';
-const DOT_ENV = '.env';
 
 const HOST_HELP = `Host (every command):
   --host H             the VPS (required); --port P (22); --user U ($USER)
@@ -752,7 +759,17 @@ async function verifyCommand(argv: string[], out: Output): Promise<number> {
       );
     }
     const files = await compareFiles(executor, cli.dir, local, manifest ?? {});
-    const secrets = compareSecrets(bifrostKeys, loaded.values, deployed?.secrets);
+    const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed);
+    const secrets = compareSecrets(bifrostKeys, loaded.values, deployed, fp);
+    // The engine's own line: provision does not render it, so its absence is only seen on the host.
+    const hostSecretsEnv = await executor.files.readFile(`${cli.dir}/${SECRETS_ENV}`);
+    if (hostSecretsEnv !== undefined && !hasToken(parseEnvFile(hostSecretsEnv))) {
+      secrets.push({
+        key: NB_IDP_MGMT_TOKEN,
+        status: 'missing on host',
+        note: `no line in ${SECRETS_ENV}: the next provision runs the bootstrap, which mints it`,
+      });
+    }
     if (!deployed) out.warn(`no ${DEPLOYED_FILE} in ${cli.dir}: no provision has finished there`);
 
     const show = (rows: { name: string; status: Verdict; note?: string }[]) =>
@@ -842,26 +859,26 @@ async function compareFiles(
   );
 }
 
-function sameEnv(want: Map<string, string>, host: Map<string, string>): boolean {
-  const strip = (m: Map<string, string>) =>
-    [...m].filter(([k]) => k !== NB_IDP_MGMT_TOKEN).sort(([a], [b]) => (a < b ? -1 : 1));
-  return JSON.stringify(strip(want)) === JSON.stringify(strip(host));
-}
-
 function compareSecrets(
   keys: readonly string[],
   values: Readonly<Record<string, string>>,
-  deployed: Record<string, string> | undefined,
+  record: DeployedRecord | undefined,
+  fp: HostFingerprints,
 ): SecretVerdict[] {
   const guarded = new Set(GUARDED_SECRETS.map((s) => s.key as string));
+  // A record keyed with another FINGERPRINT_KEY cannot be compared value by value.
+  const otherKey = record?.version === 2 && record.keyCheck !== fp.keyCheck;
   const out: SecretVerdict[] = [];
   for (const key of keys) {
     const value = values[key];
-    const was = deployed?.[key];
+    const was = record?.secrets[key];
     if (value === undefined && was === undefined) continue;
     if (value === undefined) out.push({ key, status: 'only on host', note: 'not set locally' });
-    else if (was === undefined) out.push({ key, status: 'missing on host', note: 'not deployed yet' });
-    else if (secretHash(value) === was) out.push({ key, status: 'same' });
+    else if (!record || was === undefined)
+      out.push({ key, status: 'missing on host', note: 'not deployed yet' });
+    else if (otherKey)
+      out.push({ key, status: 'differs', note: `recorded under another ${FINGERPRINT_KEY}` });
+    else if (sameAsRecorded(fp, record, key, value, was)) out.push({ key, status: 'same' });
     else {
       out.push({
         key,

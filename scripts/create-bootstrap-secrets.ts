@@ -16,7 +16,8 @@ import {
 } from './lib/kube/manifests.ts';
 import { describeKubeTarget, resolveKubeTarget } from './lib/kube/target.ts';
 import type { Output } from './lib/output.ts';
-import { describeSecret, fingerprint, redactor } from './lib/redact.ts';
+import { describeSecret, fingerprint } from './lib/redact.ts';
+import { registerSecrets } from './lib/secrets/registry.ts';
 import { type ConsumerId, keysFor } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from './lib/secrets/source.ts';
 import { findProblems, formatProblems } from './lib/secrets/validate.ts';
@@ -86,7 +87,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
     executor,
   });
   // Before any command runs, every value and its encodings are known to the redactor.
-  redactor.registerAll(loaded.values);
+  registerSecrets(loaded.values);
   out.info(`${out.color.bold('source')}  ${loaded.describe}`);
 
   const problems = checkSecrets(loaded);

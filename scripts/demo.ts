@@ -16,7 +16,7 @@ import { EXIT } from './lib/errors.ts';
 import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
 import type { Output } from './lib/output.ts';
-import { describeSecret, redactor } from './lib/redact.ts';
+import { describeSecret } from './lib/redact.ts';
 import {
   type DockerSimServer,
   serveDockerSimulator,
@@ -26,6 +26,7 @@ import { DockerSimulator } from './lib/sandbox/docker-simulator.ts';
 import { startFakeKubeApiServer } from './lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from './lib/sandbox/kubeconfig.ts';
 import { sampleSecrets } from './lib/sandbox/sample-secrets.ts';
+import { registerSecrets } from './lib/secrets/registry.ts';
 import { encryptSops } from './lib/secrets/sops/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -110,7 +111,7 @@ async function main(argv: string[], out: Output): Promise<number> {
     const { decryptSopsFile } = await import('./lib/secrets/sops/decrypt.ts');
     const generated = (await decryptSopsFile(secretsFile, { env })).documents[0] as Record<string, string>;
     const values = { ...sampleSecrets(), ...generated };
-    redactor.registerAll(values);
+    registerSecrets(values);
     writeFileSync(secretsFile, await encryptSops(values, { recipients: [recipient], format: 'yaml' }));
     out.info(`      hand-made keys filled with sandbox samples ${t()}`);
 

@@ -7,20 +7,25 @@
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import {
+  bundleDigest,
   checkGuardedSecrets,
   type DeployedState,
+  HostFingerprints,
   readDeployed,
-  secretHash,
+  sameBundle,
   writeDeployed,
 } from './lib/bifrost/deployed.ts';
 import { dockerCliFromFlags } from './lib/bifrost/docker.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
+import { readHostEnvState, SECRETS_ENV } from './lib/bifrost/host-state.ts';
+import { NB_IDP_MGMT_TOKEN } from './lib/bifrost/plan.ts';
 import { buildProvisionInput } from './lib/bifrost/provision-input.ts';
 import { COMMON_OPTIONS, parseFlags, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
+import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 import { formatProblems } from './lib/secrets/validate.ts';
 
@@ -113,11 +118,23 @@ export async function main(argv: string[], out: Output): Promise<number> {
     const { acquireHostLock } = await import('./lib/bifrost/lock.ts');
     const { planUpload, uploadBundle } = await import('./lib/bifrost/upload.ts');
     const deployed = await readDeployed(executor.files, remoteDir);
-    const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate);
+    const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed);
+    const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate, fp);
     for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
+    // The host's own state, not only our inputs: env files edited there are sent again, and a missing
+    // NB_IDP_MGMT_TOKEN (a failed `bifrost token`, a hand edit) makes the bootstrap run to mint it.
+    const hostEnv = await readHostEnvState(executor, remoteDir, {
+      '.secrets.env': rendered.secretsEnv,
+      '.env': rendered.dotEnv,
+    });
+    const resend = hostEnv.edited;
+    for (const file of resend) out.info(`host    ${file} was edited on the host; sending it again`);
+    const tokenMissing = hostEnv.tokenMissing && !resend.includes(SECRETS_ENV);
+    if (tokenMissing && deployed)
+      out.info(`host    ${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}; the bootstrap mints it`);
 
     if (flags['dry-run']) {
-      const plan = await planUpload(executor, remoteDir, files);
+      const plan = await planUpload(executor, remoteDir, files, { resend });
       out.info(
         `upload  ${plan.changed.length} changed: ${plan.changed.join(', ') || 'none'}; ${plan.unchanged.length} unchanged; ${plan.removed.length} removed`,
       );
@@ -125,7 +142,8 @@ export async function main(argv: string[], out: Output): Promise<number> {
         flags.force ||
         plan.changed.length > 0 ||
         plan.removed.length > 0 ||
-        deployed?.bundleDigest !== digestOf(files);
+        tokenMissing ||
+        !sameBundle(fp, deployed, files);
       out.info(`bootstrap  ${wouldRun ? 'would run' : 'would be skipped: nothing changed'}`);
       out.result({ ok: true, dryRun: true, where: executor.where, remoteDir, ...plan, bootstrap: wouldRun });
       return EXIT.ok;
@@ -145,14 +163,16 @@ export async function main(argv: string[], out: Output): Promise<number> {
       // 3. Upload.
       const upload = await uploadBundle(executor, remoteDir, files, {
         onProgress: (line) => out.detail(line),
+        resend,
       });
       out.info(
         `upload  ${upload.changed.length} file(s) sent (${upload.changed.join(', ') || 'none'}), ${upload.unchanged.length} unchanged, ${upload.removed.length} removed`,
       );
-      const digest = digestOf(files);
-      const secrets = Object.fromEntries(Object.entries(loaded.values).map(([k, v]) => [k, secretHash(v)]));
       const unchanged =
-        upload.changed.length === 0 && upload.removed.length === 0 && deployed?.bundleDigest === digest;
+        upload.changed.length === 0 &&
+        upload.removed.length === 0 &&
+        !tokenMissing &&
+        sameBundle(fp, deployed, files);
       if (unchanged && !flags.force) {
         out.info(
           out.color.green('nothing changed since the last deploy: bootstrap skipped (--force runs it)'),
@@ -175,8 +195,11 @@ export async function main(argv: string[], out: Output): Promise<number> {
         return EXIT.failed;
       }
       const state: DeployedState = {
-        bundleDigest: digest,
-        secrets,
+        version: 2,
+        salt: fp.salt,
+        keyCheck: fp.keyCheck,
+        bundleDigest: bundleDigest(fp, files),
+        secrets: fp.secretsOf(loaded.values),
         guarded,
         deployedAt: new Date().toISOString(),
         by: `${userInfo().username}@${hostname()}`,
@@ -191,16 +214,6 @@ export async function main(argv: string[], out: Output): Promise<number> {
   } finally {
     await executor.close();
   }
-}
-
-function digestOf(files: readonly { path: string; content: string | Buffer; mode: number }[]): string {
-  const entries = [...files]
-    .sort((a, b) => a.path.localeCompare(b.path))
-    .map(
-      (f) =>
-        `${f.path}\0${f.mode}\0${secretHash(typeof f.content === 'string' ? f.content : f.content.toString('latin1'))}`,
-    );
-  return secretHash(entries.join('\n'));
 }
 
 async function writeLocal(

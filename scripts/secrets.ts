@@ -9,8 +9,8 @@ import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import type { Output } from './lib/output.ts';
-import { redactor } from './lib/redact.ts';
 import { generateValue } from './lib/secrets/generate.ts';
+import { registerSecrets } from './lib/secrets/registry.ts';
 import {
   CONSUMERS,
   describeGenerator,
@@ -85,7 +85,11 @@ async function init(
   if (exists) {
     const { decryptSopsFile } = await import('./lib/secrets/sops/decrypt.ts');
     current = ((await decryptSopsFile(file)).documents[0] ?? {}) as Record<string, unknown>;
-    for (const v of Object.values(current)) if (typeof v === 'string') redactor.register(v);
+    registerSecrets(
+      Object.fromEntries(
+        Object.entries(current).filter((e): e is [string, string] => typeof e[1] === 'string'),
+      ),
+    );
     // Keep encrypting to everyone the file is already encrypted to.
     recipients = [...new Set([...recipientsOf(file), ...recipients])];
   }
@@ -103,12 +107,13 @@ async function init(
     if (next[spec.key] !== undefined && next[spec.key] !== '') continue;
     const value = generateValue(spec.generate);
     if (value === undefined) continue;
-    redactor.register(value, spec.key);
+    registerSecrets({ [spec.key]: value });
     next[spec.key] = value;
     added.push(spec.key);
   }
   const text = await encryptSops(next, { recipients, format: 'yaml' });
-  await new LocalExecutor().files.writeFileAtomic(file, text, 0o644);
+  // Encrypted, yet only its owner needs to read it (sops-flow warns about a group/world-readable file).
+  await new LocalExecutor().files.writeFileAtomic(file, text, 0o600);
   const rules = /^(\.\/)?secrets\//.test(file) ? await writeSopsRules(recipients) : false;
   for (const key of added)
     out.info(
@@ -159,7 +164,7 @@ async function check(out: Output, file: string, fromEnv: boolean): Promise<numbe
     allowKeyless: true,
     executor: new LocalExecutor(),
   });
-  redactor.registerAll(loaded.values);
+  registerSecrets(loaded.values);
   const keyless = loaded.kind === 'key-names-only';
   const consumers = Object.keys(CONSUMERS) as (keyof typeof CONSUMERS)[];
   const values = keyless ? Object.fromEntries(loaded.present.map((k) => [k, 'x'])) : loaded.values;
@@ -230,7 +235,9 @@ function where(out: Output): number {
         ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}`
         : c.kind === 'k8s-secret'
           ? `k8s Secret ${u.consumer}`
-          : 'operator';
+          : c.kind === 'suite'
+            ? 'secrets-flow (local only)'
+            : 'operator';
     });
     const rotation =
       spec.rotation.kind === 'free'

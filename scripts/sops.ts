@@ -4,7 +4,7 @@
  */
 import { parseCli, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
-import { redactor } from './lib/redact.ts';
+import { registerSecrets } from './lib/secrets/registry.ts';
 import { decryptToTree, readSopsFile } from './lib/secrets/sops/decrypt.ts';
 import { emitDotenv, emitJson, emitYaml } from './lib/secrets/sops/emit.ts';
 import { runWithEnv } from './lib/secrets/sops/exec-env.ts';
@@ -113,7 +113,7 @@ async function execEnv(args: string[]): Promise<number> {
   const [file = '', command = ''] = positionals;
   const decrypted = await decryptSopsFile(file);
   const vars = execEnvPairs(decrypted.documents[0] ?? {}, file);
-  redactor.registerAll(vars);
+  registerSecrets(vars);
   return runWithEnv(command, vars);
 }
 

@@ -279,7 +279,7 @@ describe('bifrost engine on the simulator', () => {
       }
     }
     for (const secret of secrets) expect(r.log).not.toContain(secret);
-    expect(r.log).toMatch(/AUTHENTIK_BOOTSTRAP_TOKEN \(\d+ chars, sha256:[0-9a-f]{8}\)/);
+    expect(r.log).toMatch(/AUTHENTIK_BOOTSTRAP_TOKEN \(\d+ chars\)/);
   });
 });
 

@@ -143,7 +143,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
       from: 'CLOUDFLARE_API_TOKEN',
       length: f.values.CLOUDFLARE_API_TOKEN?.length,
     });
-    expect(cf.keys[0].fingerprint).toMatch(/^sha256:[0-9a-f]{8}$/);
+    expect(cf.keys[0].fingerprint).toMatch(/^hmac:[0-9a-f]{8}$/);
     expect(run.stderr).toContain('target');
     expectNoLeaks(f, run.stdout, run.stderr);
   });
@@ -221,7 +221,7 @@ describe('create-bootstrap-secrets --dry-run', () => {
     const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run'], envFor(f));
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toMatch(
-      /DB_PASSWORD: DB_PASSWORD \(\d+ chars, sha256:[0-9a-f]{8}\) from INFISICAL_DB_PASSWORD/,
+      /DB_PASSWORD: DB_PASSWORD \(\d+ chars, hmac:[0-9a-f]{8}\) from INFISICAL_DB_PASSWORD/,
     );
     expect(run.stdout).toContain('dry run passed');
     const calls = kubectlCalls(f);

@@ -19,7 +19,7 @@ describe('the sandbox demo', () => {
     expect(r.stdout).toContain('objects changed by the second run: 0');
     expect(r.stdout).toContain('bifrost is up');
     expect(r.stdout).toMatch(/k8s infisical\/infisical-secrets/);
-    expect(r.stdout).toMatch(/DB_PASSWORD \(\d+ chars, sha256:[0-9a-f]{8}\)/);
+    expect(r.stdout).toMatch(/DB_PASSWORD \(\d+ chars, hmac:[0-9a-f]{8}\)/);
     const dir = /secrets-flow sandbox in (\S+)/.exec(r.stdout)?.[1];
     expect(dir).toBeDefined();
     expect(existsSync(dir as string)).toBe(false);

@@ -8,6 +8,8 @@ import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { encodedForms, Redactor } from '../../scripts/lib/redact.ts';
+import { valuesToHide } from '../../scripts/lib/secrets/registry.ts';
 import { SECRET_KEYS } from '../../scripts/lib/secrets/schema.ts';
 import { encryptSops } from '../../scripts/lib/secrets/sops/index.ts';
 
@@ -37,25 +39,37 @@ export function canaryValues(): Record<string, string> {
     INFISICAL_AUTH_SECRET: `CANARY-auth-${tag}-${hex(16)}`,
     REDIS_PASSWORD: `CANARY-redis-${tag}-${hex(8)}`,
     INFISICAL_SERVICE_TOKEN: `st.CANARY${tag}.${alnum(24)}.${alnum(24)}`,
+    FINGERPRINT_KEY: randomBytes(32).toString('base64'),
   };
 }
 
-/** Every form a canary could leak in: raw, base64 (Secret data), URL-encoded (connection URI), JSON. */
+/**
+ * Every form a canary could leak in, for the values and every value derived from them (the connection
+ * URI built from the DB password): the same registry and encodings the product's redactor uses, so the
+ * tests cannot have a blind spot the redactor lacks, nor the other way round.
+ */
 export function leakForms(values: Record<string, string>): { key: string; form: string }[] {
-  return Object.entries(values).flatMap(([key, v]) =>
-    [v, Buffer.from(v).toString('base64'), encodeURIComponent(v), JSON.stringify(v).slice(1, -1)].map(
-      (form) => ({
-        key,
-        form,
-      }),
-    ),
+  return Object.entries(valuesToHide(values)).flatMap(([key, v]) =>
+    encodedForms(v)
+      .filter((form) => form.length >= Redactor.minLength)
+      .map((form) => ({ key, form })),
   );
 }
 
 export function findLeaks(text: string, values: Record<string, string>): string[] {
-  return leakForms(values)
+  const found = leakForms(values)
     .filter(({ form }) => text.includes(form))
     .map(({ key }) => key);
+  // Independent of the registry above: decode every base64-looking run and look for each value in its
+  // raw, URL-encoded or JSON form inside (a derived value the registry missed still shows up here).
+  for (const run of text.match(/[A-Za-z0-9+/]{16,}={0,2}/g) ?? []) {
+    const decoded = Buffer.from(run, 'base64').toString('utf8');
+    for (const [key, v] of Object.entries(values)) {
+      const forms = [v, encodeURIComponent(v), JSON.stringify(v).slice(1, -1)];
+      if (v.length >= 8 && forms.some((form) => decoded.includes(form))) found.push(`${key} (inside base64)`);
+    }
+  }
+  return [...new Set(found)];
 }
 
 export interface BootstrapFixture {

@@ -31,8 +31,10 @@ const DESIGN_PAGE_KEYS = [
 ];
 
 describe('secret schema', () => {
-  it('holds exactly the design page keys plus INFISICAL_SERVICE_TOKEN, once each', () => {
-    expect([...SECRET_KEYS].sort()).toEqual([...DESIGN_PAGE_KEYS, 'INFISICAL_SERVICE_TOKEN'].sort());
+  it('holds exactly the design page keys plus INFISICAL_SERVICE_TOKEN and FINGERPRINT_KEY, once each', () => {
+    expect([...SECRET_KEYS].sort()).toEqual(
+      [...DESIGN_PAGE_KEYS, 'INFISICAL_SERVICE_TOKEN', 'FINGERPRINT_KEY'].sort(),
+    );
     expect(new Set(SECRET_KEYS).size).toBe(SECRET_KEYS.length);
   });
 

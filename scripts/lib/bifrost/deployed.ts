@@ -1,28 +1,58 @@
 /**
- * What provisioning deployed, recorded on the host (`.deployed.json` in the bundle): the bundle digest
- * and a SHA-256 fingerprint of every secret, never a value. It lets a re-run skip a bootstrap that
- * would change nothing, and guards the secrets that must not change after the first deploy.
+ * What provisioning deployed, recorded on the host (`.deployed.json` in the bundle): the bundle digest and
+ * a keyed fingerprint of each secret the host holds, never a value and never a plain hash. It lets a
+ * re-run skip a bootstrap that would change nothing, and guards the secrets that must not change after
+ * the first deploy.
+ *
+ * Fingerprints stored on the host are HMAC-SHA-256 under FINGERPRINT_KEY (from the SOPS file, never on the
+ * host) with a random salt per host: a copy of the record reveals nothing about weak values, and the
+ * same value on two hosts has unrelated fingerprints. Only the keys the host itself reads are recorded.
+ * Version 1 records (plain SHA-256 of every bootstrap secret) are still read, compared in memory once,
+ * and replaced by version 2 on the next successful provision.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { InputError } from '../errors.ts';
 import type { FileOps } from '../exec/executor.ts';
-import { SECRET_SCHEMA, type SecretSpec, type SecretUse } from '../secrets/schema.ts';
+import { FINGERPRINT_KEY } from '../secrets/registry.ts';
+import { keysFor, SECRET_SCHEMA, type SecretSpec, type SecretUse } from '../secrets/schema.ts';
 import { BIFROST_CONSUMERS } from './render-env.ts';
 
 export const DEPLOYED_FILE = '.deployed.json';
+const RECORD_VERSION = 2;
 
 export interface DeployedState {
-  /** SHA-256 over the uploaded files' hashes: equal digests mean an identical bundle. */
+  version: typeof RECORD_VERSION;
+  /** Random, per host; part of every fingerprint in this record. */
+  salt: string;
+  /** HMAC of a fixed text: tells "FINGERPRINT_KEY changed" apart from "the secrets changed". */
+  keyCheck: string;
+  /** Keyed digest over the uploaded files: equal digests mean an identical bundle. */
   bundleDigest: string;
-  /** Fingerprints of the secrets as of the last successful deploy. */
+  /** Keyed fingerprints of the secrets the host reads, as of the last successful deploy. */
   secrets: Record<string, string>;
-  /** Fingerprints of the guarded secrets as first deployed (or last allowed to rotate). */
+  /** Keyed fingerprints of the guarded secrets as first deployed (or last allowed to rotate). */
   guarded: Record<string, string>;
   deployedAt: string;
   by: string;
 }
 
-export const secretHash = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
+/** The first record format: plain SHA-256 hex of every loaded secret. Read for migration only. */
+interface LegacyDeployedState {
+  version?: undefined;
+  bundleDigest: string;
+  secrets: Record<string, string>;
+  guarded: Record<string, string>;
+  deployedAt: string;
+  by: string;
+}
+
+export type DeployedRecord = DeployedState | LegacyDeployedState;
+
+/** Only what the Bifrost host reads: a key it never sees has no business in its record. */
+export const HOST_KEYS: readonly string[] = (() => {
+  const { required, optional } = keysFor(BIFROST_CONSUMERS);
+  return [...required, ...optional];
+})();
 
 /**
  * Secrets the Bifrost host reads whose change breaks something (NB_DATA_STORE_KEY encrypts NetBird's
@@ -34,10 +64,123 @@ export const GUARDED_SECRETS: readonly SecretSpec[] = (SECRET_SCHEMA as readonly
     (s.uses as readonly SecretUse[]).some((u) => BIFROST_CONSUMERS.includes(u.consumer)),
 );
 
-export async function readDeployed(files: FileOps, dir: string): Promise<DeployedState | undefined> {
+/** Keyed fingerprints for one host: HMAC-SHA-256 under FINGERPRINT_KEY, salted per host. */
+export class HostFingerprints {
+  private constructor(
+    private readonly key: Buffer,
+    readonly salt: string,
+  ) {}
+
+  /** The host's own salt when it has a record of this version, else a new one. */
+  static forHost(fingerprintKey: string | undefined, deployed: DeployedRecord | undefined): HostFingerprints {
+    if (!fingerprintKey) {
+      throw new InputError(
+        `${FINGERPRINT_KEY} is missing: the deploy record on the host is keyed with it`,
+        'add it with `just secrets-init --fill` (generates only the missing keys), then run again',
+      );
+    }
+    const salt = deployed?.version === RECORD_VERSION ? deployed.salt : randomBytes(16).toString('hex');
+    return new HostFingerprints(Buffer.from(fingerprintKey, 'utf8'), salt);
+  }
+
+  private mac(...parts: string[]): string {
+    const h = createHmac('sha256', this.key).update(`secrets-flow host\0${this.salt}`);
+    for (const p of parts) h.update('\0').update(p, 'utf8');
+    return h.digest('hex');
+  }
+
+  /** A secret's fingerprint in this host's record; the name is part of it. */
+  of(name: string, value: string): string {
+    return this.mac('secret', name, value);
+  }
+
+  /** A keyed digest of any text that may hold secrets (a rendered env file, the bundle's file list). */
+  digest(text: string | Buffer): string {
+    return this.mac('digest', typeof text === 'string' ? text : text.toString('latin1'));
+  }
+
+  get keyCheck(): string {
+    return this.mac('key check');
+  }
+
+  /** The fingerprints of the host's own keys among `values`. */
+  secretsOf(values: Readonly<Record<string, string | undefined>>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const key of HOST_KEYS) {
+      const value = values[key];
+      if (value) out[key] = this.of(key, value);
+    }
+    return out;
+  }
+}
+
+/** Plain SHA-256, only to compare with a version 1 record in memory; never written anywhere. */
+const legacyHash = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
+
+/** Does a value match what a record (either version) holds for `key`? */
+export function sameAsRecorded(
+  fp: HostFingerprints,
+  deployed: DeployedRecord,
+  key: string,
+  value: string,
+  recorded: string,
+): boolean {
+  return deployed.version === RECORD_VERSION
+    ? fp.of(key, value) === recorded
+    : legacyHash(value) === recorded;
+}
+
+/** The bundle digest as a version 1 record computed it, to recognise an unchanged bundle across the migration. */
+export function legacyBundleDigest(
+  files: readonly { path: string; content: string | Buffer; mode: number }[],
+) {
+  return legacyHash(bundleEntries(files, (text) => legacyHash(text)));
+}
+
+export function bundleDigest(
+  fp: HostFingerprints,
+  files: readonly { path: string; content: string | Buffer; mode: number }[],
+): string {
+  return fp.digest(bundleEntries(files, (text) => createHash('sha256').update(text, 'utf8').digest('hex')));
+}
+
+function bundleEntries(
+  files: readonly { path: string; content: string | Buffer; mode: number }[],
+  hash: (text: string) => string,
+): string {
+  return [...files]
+    .sort((a, b) => a.path.localeCompare(b.path))
+    .map(
+      (f) =>
+        `${f.path}\0${f.mode}\0${hash(typeof f.content === 'string' ? f.content : f.content.toString('latin1'))}`,
+    )
+    .join('\n');
+}
+
+/** Is the bundle the one the record describes? */
+export function sameBundle(
+  fp: HostFingerprints,
+  deployed: DeployedRecord | undefined,
+  files: readonly { path: string; content: string | Buffer; mode: number }[],
+): boolean {
+  if (!deployed) return false;
+  const now = deployed.version === RECORD_VERSION ? bundleDigest(fp, files) : legacyBundleDigest(files);
+  return deployed.bundleDigest === now;
+}
+
+export async function readDeployed(files: FileOps, dir: string): Promise<DeployedRecord | undefined> {
   const text = await files.readFile(`${dir}/${DEPLOYED_FILE}`);
+  if (!text) return undefined;
   try {
-    return text ? (JSON.parse(text) as DeployedState) : undefined;
+    const doc = JSON.parse(text) as Partial<DeployedState> & { version?: unknown };
+    const isMap = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+    if (typeof doc.bundleDigest !== 'string' || !isMap(doc.secrets) || !isMap(doc.guarded)) return undefined;
+    if (doc.version === RECORD_VERSION) {
+      return typeof doc.salt === 'string' && typeof doc.keyCheck === 'string'
+        ? (doc as DeployedState)
+        : undefined;
+    }
+    return doc.version === undefined ? (doc as LegacyDeployedState) : undefined;
   } catch {
     return undefined;
   }
@@ -47,22 +190,37 @@ export async function writeDeployed(files: FileOps, dir: string, state: Deployed
   await files.writeFileAtomic(`${dir}/${DEPLOYED_FILE}`, `${JSON.stringify(state, null, 2)}\n`, 0o600);
 }
 
-/** Refuses, before anything is uploaded, a guarded secret that differs from what was first deployed. */
+/**
+ * Refuses, before anything is uploaded, a guarded secret that differs from what was first deployed, and
+ * a FINGERPRINT_KEY other than the one the record was made with (the comparison would be meaningless).
+ * Returns the guarded fingerprints to record (version 2, whatever the record's version was).
+ */
 export function checkGuardedSecrets(
   values: Readonly<Record<string, string | undefined>>,
-  deployed: DeployedState | undefined,
+  deployed: DeployedRecord | undefined,
   allowRotate: readonly string[],
+  fp: HostFingerprints,
 ): { guarded: Record<string, string>; rotated: string[] } {
   const guarded: Record<string, string> = {};
-  const refused: string[] = [];
   const rotated: string[] = [];
+  let previous = deployed;
+  if (deployed?.version === RECORD_VERSION && deployed.keyCheck !== fp.keyCheck) {
+    if (!allowRotate.includes(FINGERPRINT_KEY)) {
+      throw new InputError(
+        `nothing uploaded: ${FINGERPRINT_KEY} is not the key this host's deploy record was made with, so the secrets that must not change (${GUARDED_SECRETS.map((s) => s.key).join(', ')}) cannot be compared`,
+        `restore the old ${FINGERPRINT_KEY} in the SOPS file, or, after checking those secrets by hand, run again with --allow-rotate ${FINGERPRINT_KEY} (the record is made anew under the new key)`,
+      );
+    }
+    rotated.push(FINGERPRINT_KEY);
+    previous = undefined;
+  }
+  const refused: { key: string; line: string }[] = [];
   for (const spec of GUARDED_SECRETS) {
     const value = values[spec.key];
     if (!value) continue;
-    const now = secretHash(value);
-    const before = deployed?.guarded?.[spec.key];
-    guarded[spec.key] = now;
-    if (before === undefined || before === now) continue;
+    guarded[spec.key] = fp.of(spec.key, value);
+    const before = previous?.guarded?.[spec.key];
+    if (!previous || before === undefined || sameAsRecorded(fp, previous, spec.key, value, before)) continue;
     if (allowRotate.includes(spec.key)) {
       rotated.push(spec.key);
       continue;
@@ -73,14 +231,12 @@ export function checkGuardedSecrets(
         : spec.rotation.kind === 'disruptive'
           ? spec.rotation.effect
           : '';
-    refused.push(
-      `  - ${spec.key}: differs from the value deployed first (sha256:${before.slice(0, 8)} → sha256:${now.slice(0, 8)}); ${why}`,
-    );
+    refused.push({ key: spec.key, line: `  - ${spec.key}: differs from the value deployed first; ${why}` });
   }
   if (refused.length > 0) {
     throw new InputError(
-      `nothing uploaded: secrets that must not change have changed:\n${refused.join('\n')}`,
-      `restore the old value in the SOPS file, or, if the rotation is intended, run again with --allow-rotate ${refused[0]?.trim().slice(2).split(':')[0]}`,
+      `nothing uploaded: secrets that must not change have changed:\n${refused.map((r) => r.line).join('\n')}`,
+      `restore the old value in the SOPS file, or, if the rotation is intended, run again with --allow-rotate ${refused[0]?.key}`,
     );
   }
   return { guarded, rotated };

@@ -46,6 +46,8 @@ export interface UploadResult extends UploadPlan {
 
 export interface UploadOptions {
   onProgress?: (line: string) => void;
+  /** Paths to send even when the manifest says they are unchanged (edited on the host by hand). */
+  resend?: readonly string[];
 }
 
 export const MANIFEST = '.bundle-manifest.json';
@@ -359,12 +361,16 @@ async function inspect(executor: Executor, live: string, progress: (line: string
  * sent again). Removed: in the manifest but no longer in the bundle; files we never uploaded (the
  * engine's) are never removed.
  */
-function diff(files: readonly Prepared[], state: RemoteState): UploadPlan {
+function diff(files: readonly Prepared[], state: RemoteState, resend: readonly string[] = []): UploadPlan {
   const old = state.manifest?.files ?? {};
   const plan: UploadPlan = { changed: [], unchanged: [], removed: [] };
   for (const f of files) {
     const was = old[f.path];
-    const same = was?.sha256 === f.sha256 && was.mode === f.mode && state.liveFiles.has(f.path);
+    const same =
+      was?.sha256 === f.sha256 &&
+      was.mode === f.mode &&
+      state.liveFiles.has(f.path) &&
+      !resend.includes(f.path);
     (same ? plan.unchanged : plan.changed).push(f.path);
   }
   const wanted = new Set(files.map((f) => f.path));
@@ -386,7 +392,7 @@ export async function planUpload(
 ): Promise<UploadPlan> {
   const live = normalizeRemoteDir(remoteDir);
   const prepared = prepareFiles(files);
-  return diff(prepared, await inspect(executor, live, opts.onProgress ?? (() => {})));
+  return diff(prepared, await inspect(executor, live, opts.onProgress ?? (() => {})), opts.resend);
 }
 
 export async function uploadBundle(
@@ -399,7 +405,7 @@ export async function uploadBundle(
   const live = normalizeRemoteDir(remoteDir);
   const prepared = prepareFiles(files);
   const state = await inspect(executor, live, progress);
-  const plan = diff(prepared, state);
+  const plan = diff(prepared, state, opts.resend);
   if (!plan.changed.length && !plan.removed.length) {
     progress(`${live}: all ${plan.unchanged.length} files unchanged; nothing sent`);
     return { ...plan, swapped: false, bytesSent: 0, remoteDir: live };

@@ -25,6 +25,7 @@ export const CONSUMERS = {
   'bifrost-secrets-env': { kind: 'env-file', path: '.secrets.env', title: 'Bifrost .secrets.env' },
   'bifrost-dot-env': { kind: 'env-file', path: '.env', title: 'Bifrost .env (compose interpolation)' },
   provisioning: { kind: 'operator', title: 'operator provisioning (Hetzner, Proxmox, Authentik stacks)' },
+  'secrets-flow': { kind: 'suite', title: 'secrets-flow itself (keys the fingerprints it shows and stores)' },
 } as const satisfies Record<string, ConsumerInfo>;
 
 export type ConsumerId = keyof typeof CONSUMERS;
@@ -32,7 +33,8 @@ export type ConsumerId = keyof typeof CONSUMERS;
 export type ConsumerInfo =
   | { kind: 'k8s-secret'; namespace: string; title: string }
   | { kind: 'env-file'; path: string; title: string }
-  | { kind: 'operator'; title: string };
+  | { kind: 'operator'; title: string }
+  | { kind: 'suite'; title: string };
 
 /** One place a secret is read: the consumer, the name it has there, and whether the consumer needs it. */
 export interface SecretUse {
@@ -304,6 +306,20 @@ export const SECRET_SCHEMA = [
     rotation: { kind: 'free' },
     setDuring: 'Phase 2 (after Infisical is up)',
   },
+  {
+    key: 'FINGERPRINT_KEY',
+    description:
+      'Key of the fingerprints the suite shows and stores (HMAC-SHA-256): no plain hash of a secret leaves the process',
+    uses: [{ consumer: 'secrets-flow', as: 'FINGERPRINT_KEY', required: true }],
+    generate: { kind: 'base64', bytes: 32 },
+    format: base64Of(32),
+    rotation: {
+      kind: 'disruptive',
+      effect:
+        "every fingerprint changes; each host's deploy record was keyed with the old key, so its next provision needs --allow-rotate FINGERPRINT_KEY",
+    },
+    setDuring: PHASE_0,
+  },
 ] as const satisfies readonly SecretSpec[];
 
 export type SecretKey = (typeof SECRET_SCHEMA)[number]['key'];
@@ -328,21 +344,35 @@ export function keysFor(consumers: readonly ConsumerId[]): { required: SecretKey
   return { required, optional };
 }
 
-/** What a consumer receives: its own names, in schema order, with derived values computed. */
-export function valuesFor(
-  consumer: ConsumerId,
-  values: Readonly<Record<string, string | undefined>>,
-): { name: string; key: SecretKey; value: string }[] {
-  const out: { name: string; key: SecretKey; value: string }[] = [];
+type Delivered = { name: string; key: SecretKey; value: string };
+
+/** Every use of a present value that `pick` selects, with derived values computed. */
+function deliveries(values: Readonly<Record<string, string | undefined>>, pick: (use: SecretUse) => boolean) {
+  const out: Delivered[] = [];
   for (const spec of SECRET_SCHEMA) {
     const value = values[spec.key];
     if (value === undefined || value === '') continue;
     for (const use of spec.uses as readonly SecretUse[]) {
-      if (use.consumer !== consumer) continue;
-      out.push({ name: use.as, key: spec.key, value: use.derive ? use.derive(value) : value });
+      if (pick(use)) out.push({ name: use.as, key: spec.key, value: use.derive ? use.derive(value) : value });
     }
   }
   return out;
+}
+
+/** What a consumer receives: its own names, in schema order, with derived values computed. */
+export function valuesFor(
+  consumer: ConsumerId,
+  values: Readonly<Record<string, string | undefined>>,
+): Delivered[] {
+  return deliveries(values, (use) => use.consumer === consumer);
+}
+
+/**
+ * Every value derived from a secret (a connection string built from a password), named as its consumer
+ * names it. Derived values are secrets of their own: the redactor and the leak tests need them too.
+ */
+export function derivedValues(values: Readonly<Record<string, string | undefined>>): Delivered[] {
+  return deliveries(values, (use) => use.derive !== undefined);
 }
 
 /** The names a consumer knows, with whether it requires each (e.g. .secrets.env: CF_DNS_API_TOKEN, …). */
