@@ -4,9 +4,11 @@
  * changed secret, the never-rotate guard, host keys, the lock, remote modes, and canary leak checks.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GUARDED_SECRETS, HOST_KEYS } from '../scripts/lib/bifrost/deployed.ts';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
@@ -243,5 +245,117 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     expect(r.stderr).toContain('NB_RELAY_SECRET: missing');
     expect(r.stderr).toContain('AUTHENTIK_SECRET_KEY: missing');
     expect(r.stderr).not.toMatch(/ECONNREFUSED|connect/);
+  });
+  describe('the deploy record', () => {
+    const recordPath = () => join(remoteDir, '.deployed.json');
+    const readRecord = () => JSON.parse(readFileSync(recordPath(), 'utf8'));
+    const plain = (v: string) => createHash('sha256').update(v, 'utf8').digest('hex');
+
+    it('holds keyed fingerprints of the host keys only, never a plain hash', async () => {
+      expect((await provision(['--force'])).exitCode).toBe(0);
+      const text = readFileSync(recordPath(), 'utf8');
+      const record = JSON.parse(text);
+      expect(record.version).toBe(2);
+      expect(record.salt).toMatch(/^[0-9a-f]{32}$/);
+      expect(Object.keys(record.secrets).sort()).toEqual(
+        HOST_KEYS.filter((k) => values[k] !== undefined).sort(),
+      );
+      for (const key of ['PROXMOX_PASSWORD', 'HCLOUD_TOKEN', 'FINGERPRINT_KEY', 'INFISICAL_DB_PASSWORD']) {
+        expect(record.secrets[key], key).toBeUndefined();
+      }
+      for (const [key, value] of Object.entries(values)) {
+        expect(text, key).not.toContain(plain(value).slice(0, 16));
+        expect(findLeaks(text, { [key]: value })).toEqual([]);
+      }
+      expect(statSync(recordPath()).mode & 0o777).toBe(0o600);
+    }, 60_000);
+
+    it('migrates a version 1 record: the guard still compares, then the record is keyed', async () => {
+      const v2 = readRecord();
+      const legacy = {
+        bundleDigest: 'from-an-older-release',
+        secrets: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, plain(v)])),
+        guarded: Object.fromEntries(GUARDED_SECRETS.map((s) => [s.key, plain(values[s.key] as string)])),
+        deployedAt: v2.deployedAt,
+        by: v2.by,
+      };
+      writeFileSync(recordPath(), JSON.stringify(legacy), { mode: 0o600 });
+      const refused = await provision([], { NB_RELAY_SECRET: `${values.NB_RELAY_SECRET}-other` });
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(/NB_RELAY_SECRET: differs from the value deployed first/);
+      const migrated = await provision();
+      expect(migrated.stderr, migrated.stderr).not.toMatch(/^error:/m);
+      expect(migrated.exitCode).toBe(0);
+      const record = readRecord();
+      expect(record.version).toBe(2);
+      expect(record.salt).not.toBe(v2.salt);
+      expect(JSON.stringify(record)).not.toContain(plain(values.NB_DATA_STORE_KEY as string));
+      // The guard keeps working under the new record.
+      const again = await provision([], { NB_DATA_STORE_KEY: Buffer.alloc(32, 3).toString('base64') });
+      expect(again.exitCode).toBe(2);
+    }, 90_000);
+
+    it('refuses another FINGERPRINT_KEY unless --allow-rotate FINGERPRINT_KEY, which re-keys the record', async () => {
+      const before = readRecord();
+      const otherKey = Buffer.alloc(32, 5).toString('base64');
+      const refused = await provision([], { FINGERPRINT_KEY: otherKey });
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(
+        /FINGERPRINT_KEY is not the key this host's deploy record was made with/,
+      );
+      expect(readRecord()).toEqual(before);
+      const allowed = await provision(['--allow-rotate', 'FINGERPRINT_KEY'], { FINGERPRINT_KEY: otherKey });
+      expect(allowed.exitCode).toBe(0);
+      expect(readRecord().keyCheck).not.toBe(before.keyCheck);
+      // And back, for the tests after this one.
+      expect((await provision(['--allow-rotate', 'FINGERPRINT_KEY'])).exitCode).toBe(0);
+    }, 90_000);
+  });
+
+  describe('convergence with the host state', () => {
+    const secretsEnv = () => join(remoteDir, '.secrets.env');
+    const tokenLine = /^NB_IDP_MGMT_TOKEN=.+$/m;
+
+    it('restores a missing NB_IDP_MGMT_TOKEN exactly once; verify reports the missing line', async () => {
+      expect(readFileSync(secretsEnv(), 'utf8')).toMatch(tokenLine);
+      const trimmed = readFileSync(secretsEnv(), 'utf8').replace(tokenLine, '');
+      writeFileSync(secretsEnv(), trimmed);
+      const verify = await runScript(
+        'bifrost.ts',
+        ['verify', ...sshCliArgs(server), '--remote-dir', remoteDir, '--bundle', bundle, '--from-env'],
+        { PATH: process.env.PATH ?? '', HOME: home, TMPDIR: tmp, NO_COLOR: '1', ...values },
+      );
+      expect(verify.exitCode).toBe(1);
+      expect(verify.stdout).toMatch(/^NB_IDP_MGMT_TOKEN\s+missing on host\s+no line in \.secrets\.env/m);
+      const restored = await provision();
+      expect(restored.stderr, restored.stderr).not.toMatch(/^error:/m);
+      expect(restored.exitCode).toBe(0);
+      expect(restored.stderr).toContain('holds no NB_IDP_MGMT_TOKEN; the bootstrap mints it');
+      expect(JSON.parse(restored.stdout).bootstrap.ok).toBe(true);
+      expect(readFileSync(secretsEnv(), 'utf8')).toMatch(tokenLine);
+      const since = sim.now();
+      const again = await provision();
+      expect(again.exitCode).toBe(0);
+      expect(JSON.parse(again.stdout).bootstrap).toBe('skipped');
+      expect(sim.calls.filter((c) => c.startedAt >= since)).toEqual([]);
+      expectNoLeaks(verify.stdout, verify.stderr, restored.stdout, restored.stderr);
+    }, 90_000);
+
+    it('sends an env file edited on the host again, though its manifest entry is unchanged', async () => {
+      const dotEnv = join(remoteDir, '.env');
+      const good = readFileSync(dotEnv, 'utf8');
+      writeFileSync(
+        dotEnv,
+        good.replace(/^AUTHENTIK_SECRET_KEY=.*$/m, 'AUTHENTIK_SECRET_KEY=edited-by-hand'),
+      );
+      const r = await provision();
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toContain('.env was edited on the host; sending it again');
+      expect(JSON.parse(r.stdout).upload.changed).toEqual(['.env']);
+      expect(readFileSync(dotEnv, 'utf8')).toBe(good);
+      expect(statSync(dotEnv).mode & 0o777).toBe(0o600);
+      const again = await provision();
+      expect(JSON.parse(again.stdout).bootstrap).toBe('skipped');
+    }, 90_000);
   });
 });
