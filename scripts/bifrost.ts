@@ -671,8 +671,10 @@ async function report(
       now: now === undefined ? undefined : fingerprint(now),
       changed: facts.previous !== now,
     };
+    // Fingerprints are keyed with FINGERPRINT_KEY, which this command (reading only the host) may lack.
+    const shown = (fp: string | undefined) => (fp ? ` ${fp}` : '');
     out.info(
-      `${NB_IDP_MGMT_TOKEN} minted: ${token.changed ? `new value ${token.now} (was ${token.previous ?? 'unset'})` : `same value as before (${token.now})`}`,
+      `${NB_IDP_MGMT_TOKEN} minted: ${token.changed ? `a new value${shown(token.now)} (was ${facts.previous === undefined ? 'unset' : `another value${shown(token.previous)}`})` : `the same value as before${shown(token.now)}`}`,
     );
   }
   const configChanged = config?.detail.endsWith('rendered') ?? false;
