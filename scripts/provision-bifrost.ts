@@ -6,6 +6,7 @@
 
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
+import { checkBundleContent } from './lib/bifrost/bundle-check.ts';
 import {
   checkGuardedSecrets,
   type DeployedState,
@@ -104,6 +105,8 @@ export async function main(argv: string[], out: Output): Promise<number> {
       `edit the SOPS file (just secrets-edit), then run again`,
     );
   }
+  // The engine's checks on the bundle's content, so nothing goes live half-checked.
+  await checkBundleContent(files);
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
 
   // 2. One SSH connection for everything.
@@ -117,7 +120,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
     for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
 
     if (flags['dry-run']) {
-      const plan = await planUpload(executor, remoteDir, files);
+      const plan = await planUpload(executor, remoteDir, files, { onWarning: (line) => out.warn(line) });
       out.info(
         `upload  ${plan.changed.length} changed: ${plan.changed.join(', ') || 'none'}; ${plan.unchanged.length} unchanged; ${plan.removed.length} removed`,
       );
@@ -145,6 +148,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
       // 3. Upload.
       const upload = await uploadBundle(executor, remoteDir, files, {
         onProgress: (line) => out.detail(line),
+        onWarning: (line) => out.warn(line),
       });
       out.info(
         `upload  ${upload.changed.length} file(s) sent (${upload.changed.join(', ') || 'none'}), ${upload.unchanged.length} unchanged, ${upload.removed.length} removed`,
