@@ -41,7 +41,7 @@ import { DOT_ENV, hasToken, SECRETS_ENV, sameEnv } from './lib/bifrost/host-stat
 import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, type PlanStep } from './lib/bifrost/plan.ts';
 import { buildProvisionInput, DEFAULT_BUNDLE_DIR } from './lib/bifrost/provision-input.ts';
 import { BIFROST_CONSUMERS } from './lib/bifrost/render-env.ts';
-import { MANIFEST, normalizeRemoteDir } from './lib/bifrost/upload.ts';
+import { MANIFEST, type ManifestFiles, normalizeRemoteDir, parseManifest } from './lib/bifrost/upload.ts';
 import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT, InputError, WorkError } from './lib/errors.ts';
 import type { Executor } from './lib/exec/executor.ts';
@@ -752,7 +752,7 @@ async function verifyCommand(argv: string[], out: Output): Promise<number> {
       executor.files.readFile(`${cli.dir}/${MANIFEST}`),
       readDeployed(executor.files, cli.dir),
     ]);
-    const manifest = parseManifest(manifestText);
+    const manifest = parseManifest(manifestText, (why) => out.warn(`${cli.dir}/${MANIFEST} ${why}`));
     if (!manifest) {
       out.warn(
         manifestText === undefined
@@ -811,18 +811,6 @@ function sha256(content: string | Buffer): string {
   return createHash('sha256')
     .update(typeof content === 'string' ? Buffer.from(content, 'utf8') : content)
     .digest('hex');
-}
-
-type ManifestFiles = Record<string, { sha256: string; mode: number }>;
-
-function parseManifest(text: string | undefined): ManifestFiles | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const doc = JSON.parse(text) as { files?: ManifestFiles };
-    return doc.files && typeof doc.files === 'object' ? doc.files : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

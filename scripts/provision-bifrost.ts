@@ -6,6 +6,7 @@
 
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
+import { checkBundleContent } from './lib/bifrost/bundle-check.ts';
 import {
   bundleDigest,
   checkGuardedSecrets,
@@ -109,6 +110,8 @@ export async function main(argv: string[], out: Output): Promise<number> {
       `edit the SOPS file (just secrets-edit), then run again`,
     );
   }
+  // The engine's checks on the bundle's content, so nothing goes live half-checked.
+  await checkBundleContent(files);
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
 
   // 2. One SSH connection for everything.
@@ -134,7 +137,10 @@ export async function main(argv: string[], out: Output): Promise<number> {
       out.info(`host    ${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}; the bootstrap mints it`);
 
     if (flags['dry-run']) {
-      const plan = await planUpload(executor, remoteDir, files, { resend });
+      const plan = await planUpload(executor, remoteDir, files, {
+        resend,
+        onWarning: (line) => out.warn(line),
+      });
       out.info(
         `upload  ${plan.changed.length} changed: ${plan.changed.join(', ') || 'none'}; ${plan.unchanged.length} unchanged; ${plan.removed.length} removed`,
       );
@@ -164,6 +170,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
       const upload = await uploadBundle(executor, remoteDir, files, {
         onProgress: (line) => out.detail(line),
         resend,
+        onWarning: (line) => out.warn(line),
       });
       out.info(
         `upload  ${upload.changed.length} file(s) sent (${upload.changed.join(', ') || 'none'}), ${upload.unchanged.length} unchanged, ${upload.removed.length} removed`,

@@ -3,7 +3,6 @@
  * sshd on 127.0.0.1 (test/harness/sshd.ts). The "remote" directories live on this machine, so the tests
  * check modes, inodes and contents with node:fs on the server side of the connection.
  */
-import { createHash } from 'node:crypto';
 import { chownSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +17,7 @@ import {
 import {
   type BundleFile,
   MANIFEST,
+  parseManifest,
   planUpload,
   readLocalBundle,
   uploadBundle,
@@ -27,6 +27,7 @@ import type { Command, Executor } from '../scripts/lib/exec/executor.ts';
 import { connectSsh, type SshExecutor } from '../scripts/lib/exec/ssh.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { PROJECT_ROOT } from './helpers/run-cli.ts';
+import { sha256, treeHashes } from './helpers/tree.ts';
 
 const sshd = findSshd('the bundle upload tests (apt-get install openssh-server)');
 
@@ -46,21 +47,6 @@ function bundle(version: string, extra: BundleFile[] = []): BundleFile[] {
     { path: 'traefik/dynamic/services.yml', content: 'http: {}\n', mode: 0o644 },
     ...extra,
   ];
-}
-
-function sha256(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-/** Every regular file under `dir` (server side) with its hash. */
-function treeHashes(dir: string, rel = ''): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
-    const path = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) Object.assign(out, treeHashes(dir, path));
-    else out[path] = sha256(readFileSync(join(dir, path)));
-  }
-  return out;
 }
 
 function hashesOf(files: BundleFile[]): Record<string, string> {
@@ -358,6 +344,92 @@ describe.skipIf(!sshd)('bundle upload and host lock over OpenSSH sshd', () => {
       `upload timings: first upload of cloud/bifrost (${files.length} files, ${first.bytesSent} bytes) ` +
         `${firstMs.toFixed(0)} ms; no-op re-run ${againMs.toFixed(0)} ms`,
     );
+  });
+
+  it('a poisoned manifest is not used: nothing outside the bundle is removed, every file is sent again', async () => {
+    const live = freshLive();
+    await uploadBundle(ssh, live, bundle('v1'));
+    // `rm -f STAGING/../canary` would hit this file beside the live dir.
+    const canary = `${live}-canary`;
+    await ssh.files.writeFileAtomic(canary, 'keep me\n', 0o644);
+    const manifest = JSON.parse(readFileSync(join(live, MANIFEST), 'utf8'));
+    manifest.files[`../${canary.slice(canary.lastIndexOf('/') + 1)}`] = {
+      sha256: '0'.repeat(64),
+      mode: 0o644,
+    };
+    await ssh.files.writeFileAtomic(`${live}/${MANIFEST}`, JSON.stringify(manifest), 0o600);
+
+    const warnings: string[] = [];
+    const plan = await planUpload(ssh, live, bundle('v1'), { onWarning: (l) => warnings.push(l) });
+    expect(plan.removed).toEqual([]);
+    const result = await uploadBundle(ssh, live, bundle('v2'), { onWarning: (l) => warnings.push(l) });
+    expect(result.removed).toEqual([]);
+    expect(result.changed.sort()).toEqual(
+      bundle('v2')
+        .map((f) => f.path)
+        .sort(),
+    );
+    expect(readFileSync(canary, 'utf8')).toBe('keep me\n');
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/lists "\.\.\/bifrost-\d+-canary", which is not a file inside the bundle/);
+    expect(warnings[0]).toMatch(/every file is sent again and none is removed/);
+    // The manifest written by that upload is clean: the next run is quiet and sends nothing.
+    warnings.length = 0;
+    expect(await uploadBundle(ssh, live, bundle('v2'), { onWarning: (l) => warnings.push(l) })).toMatchObject(
+      {
+        changed: [],
+        removed: [],
+      },
+    );
+    expect(warnings).toEqual([]);
+    rmSync(canary);
+  });
+
+  it('the live dir listing is read exactly: a file name with a line break cannot pass for a bundle file', async () => {
+    const live = freshLive();
+    await uploadBundle(ssh, live, bundle('v1'));
+    await ssh.run({ argv: ['rm', `${live}/docker-compose.yml`] });
+    // `find` prints this as "./x" and "./docker-compose.yml" on two lines: a decoy for a deleted file.
+    const decoy = `${live}/x\n.`;
+    await ssh.run({
+      argv: ['sh', '-c', 'mkdir -- "$1" && echo decoy > "$1/docker-compose.yml"', 'sh', decoy],
+    });
+    const warnings: string[] = [];
+    const result = await uploadBundle(ssh, live, bundle('v1'), { onWarning: (l) => warnings.push(l) });
+    expect(result.changed).toEqual(['docker-compose.yml']);
+    expect(readFileSync(join(live, 'docker-compose.yml'), 'utf8')).toContain(CANARY_COMPOSE);
+    expect(warnings.join('\n')).toContain('"./x\\n./docker-compose.yml"');
+  });
+
+  it('parses the manifest from the host strictly, naming the first bad entry', () => {
+    const entry = { sha256: 'a'.repeat(64), mode: 0o644 };
+    const text = (files: Record<string, unknown>) => JSON.stringify({ version: 1, files });
+    expect(parseManifest(text({ 'traefik/traefik.yml': entry }))).toEqual({ 'traefik/traefik.yml': entry });
+    expect(parseManifest(undefined)).toBeUndefined();
+    const bad: [string, Record<string, unknown>, RegExp][] = [
+      ['../x', { '../x': entry }, /"\.\.\/x".*climbs out/],
+      ['a/../../x', { 'a/../../x': entry }, /"a\/\.\.\/\.\.\/x"/],
+      ['/etc/passwd', { '/etc/passwd': entry }, /"\/etc\/passwd".*absolute/],
+      ['./a', { './a': entry }, /"\.\/a".*not normalised/],
+      ['a//b', { 'a//b': entry }, /not normalised/],
+      ['a\nb', { 'a\nb': entry }, /"a\\nb".*line break/],
+      ['the manifest', { [MANIFEST]: entry }, /the manifest itself/],
+      ['a bad digest', { a: { sha256: 'x', mode: 0o644 } }, /malformed entry for "a"/],
+      ['a bad mode', { a: { sha256: 'a'.repeat(64), mode: 0o7777 } }, /malformed entry for "a"/],
+    ];
+    for (const [what, files, message] of bad) {
+      const problems: string[] = [];
+      expect(
+        parseManifest(text(files), (p) => problems.push(p)),
+        what,
+      ).toBeUndefined();
+      expect(problems, what).toHaveLength(1);
+      expect(problems[0], what).toMatch(message);
+    }
+    const problems: string[] = [];
+    expect(parseManifest('{"version":2,"files":{}}', (p) => problems.push(p))).toBeUndefined();
+    expect(parseManifest('not json', (p) => problems.push(p))).toBeUndefined();
+    expect(problems).toEqual(['is not a version 1 manifest', 'is not JSON']);
   });
 
   it('rejects bad input before touching the host', async () => {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GUARDED_SECRETS, HOST_KEYS } from '../scripts/lib/bifrost/deployed.ts';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
-import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
+import { type BifrostTestHost, provisionOnTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
 import { findSshd, type SshdServer, sshCliArgs } from './harness/sshd.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
@@ -27,12 +27,11 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
   let bundle: string;
   let home: string;
   let tmp: string;
-  let docker: string;
   const values = sampleSecrets();
 
   beforeAll(async () => {
     host = await startBifrostTestHost(sshd as string, { prefix: 'sf-provision-' });
-    ({ server, sim, root, remoteDir, bundle, home, tmp, docker } = host);
+    ({ server, sim, root, remoteDir, bundle, home, tmp } = host);
   }, 60_000);
 
   afterAll(async () => {
@@ -40,26 +39,7 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
   });
 
   const provision = (extra: string[] = [], env: Record<string, string> = {}) =>
-    runScript(
-      'provision-bifrost.ts',
-      [
-        ...sshCliArgs(server),
-        '--remote-dir',
-        remoteDir,
-        '--bundle',
-        bundle,
-        '--docker',
-        docker,
-        '--compose',
-        `${docker} compose`,
-        '--from-env',
-        '--json',
-        '--time-scale',
-        '0.05',
-        ...extra,
-      ],
-      { PATH: process.env.PATH ?? '', HOME: home, TMPDIR: tmp, NO_COLOR: '1', ...values, ...env },
-    );
+    provisionOnTestHost(host, extra, { ...values, ...env });
 
   function expectNoLeaks(...texts: string[]) {
     for (const t of texts) expect(findLeaks(t, values)).toEqual([]);

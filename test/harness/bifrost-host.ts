@@ -14,7 +14,8 @@ import {
 } from '../../scripts/lib/sandbox/docker-sim-server.ts';
 import { DockerSimulator, type ServiceTimeline } from '../../scripts/lib/sandbox/docker-simulator.ts';
 import { BUNDLE_SOURCE, referenceTimeline } from '../helpers/bifrost-fixture.ts';
-import { type SshdServer, startSshd } from './sshd.ts';
+import { type CliRun, runScript } from '../helpers/run-cli.ts';
+import { type SshdServer, sshCliArgs, startSshd } from './sshd.ts';
 
 export interface BifrostTestHost {
   server: SshdServer;
@@ -75,4 +76,35 @@ export async function startBifrostTestHost(
       await server.stop();
     },
   };
+}
+
+/**
+ * Runs provision-bifrost against `host` as the tests do: its sshd, remote dir, bundle copy and simulated
+ * docker, secrets from the environment (`env`), JSON on stdout, the bootstrap's deadlines shortened.
+ */
+export function provisionOnTestHost(
+  host: BifrostTestHost,
+  extra: readonly string[],
+  env: Record<string, string>,
+): Promise<CliRun> {
+  return runScript(
+    'provision-bifrost.ts',
+    [
+      ...sshCliArgs(host.server),
+      '--remote-dir',
+      host.remoteDir,
+      '--bundle',
+      host.bundle,
+      '--docker',
+      host.docker,
+      '--compose',
+      `${host.docker} compose`,
+      '--from-env',
+      '--json',
+      '--time-scale',
+      '0.05',
+      ...extra,
+    ],
+    { PATH: process.env.PATH ?? '', HOME: host.home, TMPDIR: host.tmp, NO_COLOR: '1', ...env },
+  );
 }

@@ -10,7 +10,10 @@ import { PROJECT_ROOT } from './run-cli.ts';
 
 function missing(what: string, purpose: string): undefined {
   const reason = `${what} is missing: skipping ${purpose}`;
-  if (process.env.SECRETS_FLOW_REQUIRE_TIERS) throw new Error(`${reason} (required where SECRETS_FLOW_REQUIRE_TIERS is set, as .ci/run does; it installs it)`);
+  if (process.env.SECRETS_FLOW_REQUIRE_TIERS)
+    throw new Error(
+      `${reason} (required where SECRETS_FLOW_REQUIRE_TIERS is set, as .ci/run does; it installs it)`,
+    );
   console.warn(`SKIP: ${reason}`);
   return undefined;
 }

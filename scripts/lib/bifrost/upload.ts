@@ -18,8 +18,9 @@
  * concurrent upload.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { constants } from 'node:fs';
+import { open, readdir, realpath } from 'node:fs/promises';
+import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { InputError, WorkError } from '../errors.ts';
 import { type Command, type Executor, shellQuote } from '../exec/executor.ts';
 
@@ -48,6 +49,8 @@ export interface UploadOptions {
   onProgress?: (line: string) => void;
   /** Paths to send even when the manifest says they are unchanged (edited on the host by hand). */
   resend?: readonly string[];
+  /** Something on the host was not as an upload leaves it (default: a "warning:" progress line). */
+  onWarning?: (line: string) => void;
 }
 
 export const MANIFEST = '.bundle-manifest.json';
@@ -72,9 +75,12 @@ interface ManifestEntry {
   mode: number;
 }
 
+/** What the manifest says was uploaded: bundle path → digest and mode. */
+export type ManifestFiles = Record<string, ManifestEntry>;
+
 interface Manifest {
   version: number;
-  files: Record<string, ManifestEntry>;
+  files: ManifestFiles;
 }
 
 /** A bundle file ready to send: its text (what the executor's file ops write) and that text's digest. */
@@ -91,7 +97,7 @@ interface RemoteState {
   liveExists: boolean;
   /** Regular files under the live dir, relative posix paths. */
   liveFiles: Set<string>;
-  manifest: Manifest | undefined;
+  manifest: ManifestFiles | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -99,39 +105,126 @@ interface RemoteState {
 
 /**
  * Collects the files under `localDir` (recursively, skipping paths for which `exclude` is true; a skipped
- * directory is not entered), as relative posix paths sorted by path. Modes are 0o644, except the secret
- * file names (SECRET_FILE_NAMES), which are 0o600 so a stray local copy is never uploaded world-readable.
+ * directory is not entered), as relative posix paths sorted by path. Only regular files are carried: a
+ * FIFO, socket or device is refused without being opened, and so is a symlink unless it resolves to a
+ * regular file inside the bundle that the bundle itself would carry (it is then sent as a regular file).
+ * Every refused entry is named in one InputError, before anything connects. Modes follow the bundle's
+ * rules, never the local file's: 0o600 for the secret file names (SECRET_FILE_NAMES; for a symlink, the
+ * link's or the target's name), 0o644 for the others.
  */
 export async function readLocalBundle(
   localDir: string,
   exclude: (rel: string) => boolean = () => false,
 ): Promise<BundleFile[]> {
   const out: BundleFile[] = [];
+  const refused: string[] = [];
   try {
-    await walk(localDir, '', exclude, out);
+    const root = await realpath(localDir);
+    await walk({ root, exclude, out, refused }, '');
   } catch (err) {
     throw new InputError(
       `cannot read the bundle directory ${localDir}: ${(err as Error).message}`,
       'give the path of the bundle (cloud/bifrost)',
     );
   }
+  if (refused.length > 0) {
+    throw new InputError(
+      `nothing done: the bundle ${localDir} holds entries that cannot be uploaded:\n${refused.map((r) => `  - ${r}`).join('\n')}`,
+      'the bundle carries regular files only (a symlink only to a file inside it): remove or replace these',
+    );
+  }
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-async function walk(root: string, rel: string, exclude: (rel: string) => boolean, out: BundleFile[]) {
-  for (const entry of await readdir(join(root, rel), { withFileTypes: true })) {
+interface Walk {
+  /** The bundle directory, with every symlink in it resolved: the boundary symlinks must stay inside. */
+  root: string;
+  exclude: (rel: string) => boolean;
+  out: BundleFile[];
+  refused: string[];
+}
+
+async function walk(w: Walk, rel: string): Promise<void> {
+  for (const entry of await readdir(join(w.root, rel), { withFileTypes: true })) {
     const path = rel ? `${rel}/${entry.name}` : entry.name;
-    if (exclude(path)) continue;
-    const full = join(root, path);
-    // Symlinked files are followed; symlinked directories are not (no loops, no surprise trees).
-    const isFile = entry.isFile() || (entry.isSymbolicLink() && (await stat(full)).isFile());
-    if (entry.isDirectory()) await walk(root, path, exclude, out);
-    else if (isFile) out.push({ path, content: await readFile(full), mode: localMode(path) });
+    if (w.exclude(path)) continue;
+    if (entry.isDirectory()) {
+      await walk(w, path);
+      continue;
+    }
+    let source = path;
+    if (entry.isSymbolicLink()) {
+      const target = await linkTarget(w, path);
+      if ('refused' in target) {
+        w.refused.push(`${path}: ${target.refused}`);
+        continue;
+      }
+      source = target.rel;
+    } else if (!entry.isFile()) {
+      w.refused.push(`${path}: ${specialKind(entry)}, not a regular file`);
+      continue;
+    }
+    const content = await readRegular(join(w.root, source));
+    if (typeof content === 'string') {
+      w.refused.push(`${path}: ${source === path ? '' : `a symlink to ${source}, `}${content}`);
+      continue;
+    }
+    const secret = isSecretName(path) || isSecretName(source);
+    w.out.push({ path, content, mode: secret ? 0o600 : 0o644 });
   }
 }
 
-function localMode(path: string): number {
-  return SECRET_FILE_NAMES.includes(posix.basename(path)) ? 0o600 : 0o644;
+/** Where a symlink leads, as a bundle path, or why it may not be followed (nothing is opened here). */
+async function linkTarget(w: Walk, path: string): Promise<{ rel: string } | { refused: string }> {
+  let real: string;
+  try {
+    real = await realpath(join(w.root, path));
+  } catch {
+    return { refused: 'a dangling symlink (its target does not exist)' };
+  }
+  const inside = relative(w.root, real);
+  if (inside === '' || inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
+    return { refused: `a symlink to ${real}, outside the bundle` };
+  }
+  const rel = inside.split(sep).join('/');
+  if (w.exclude(rel)) {
+    return { refused: `a symlink to ${rel}, which the bundle does not carry (generated or secret)` };
+  }
+  return { rel };
+}
+
+/**
+ * The content of a regular file, or why not. Opened without following a link and without blocking (a
+ * FIFO swapped in after the directory was listed would otherwise hang the read), then checked by fstat.
+ */
+async function readRegular(full: string): Promise<Buffer | string> {
+  const handle = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) return `${specialKind(st)}, not a regular file`;
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+function specialKind(e: {
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+}): string {
+  if (e.isDirectory()) return 'a directory';
+  if (e.isFIFO()) return 'a FIFO (named pipe)';
+  if (e.isSocket()) return 'a socket';
+  if (e.isCharacterDevice()) return 'a character device';
+  if (e.isBlockDevice()) return 'a block device';
+  return 'an unknown kind of file';
+}
+
+function isSecretName(path: string): boolean {
+  return SECRET_FILE_NAMES.includes(posix.basename(path));
 }
 
 /** Checks every path and turns contents into the text the executor writes, with its digest. */
@@ -152,14 +245,25 @@ function prepareFiles(files: readonly BundleFile[]): Prepared[] {
 
 /** Relative, posix, inside the bundle, one line; the manifest's own name is reserved. */
 function checkBundlePath(path: string): void {
-  const segments = path.split('/');
-  const bad =
-    path === '' ||
-    path.startsWith('/') ||
-    /[\0\n\r]/.test(path) ||
-    segments.some((s) => s === '' || s === '.' || s === '..');
-  if (bad) throw new InputError(`bad bundle path ${JSON.stringify(path)}`, 'give relative posix paths');
+  const problem = bundlePathProblem(path);
+  if (problem)
+    throw new InputError(`bad bundle path ${JSON.stringify(path)}: ${problem}`, 'give relative posix paths');
   if (path === MANIFEST) throw new InputError(`${MANIFEST} is reserved for the upload's own manifest`);
+}
+
+/**
+ * Why `path` is not a plain relative path inside the bundle (undefined when it is): the one rule for
+ * paths going to the host and for paths read back from it (the manifest, the live dir's listing, the
+ * compose file's env files and mounts).
+ */
+export function bundlePathProblem(path: string): string | undefined {
+  if (path === '') return 'empty';
+  if (/[\0\n\r]/.test(path)) return 'holds a NUL or a line break';
+  if (path.startsWith('/')) return 'absolute';
+  const segments = path.split('/');
+  if (segments.includes('..')) return 'climbs out with ".."';
+  if (segments.some((s) => s === '' || s === '.')) return 'not normalised';
+  return undefined;
 }
 
 /** The executor's file ops write UTF-8 text, so a Buffer must survive the round trip unchanged. */
@@ -277,38 +381,45 @@ async function probe(executor: Executor): Promise<void> {
  * Cleans up after an interrupted run, then lists the live dir. In one remote shell: staging leftovers
  * (a drop during the upload) are removed; a missing live dir with a `.prev-*` beside it (a drop between
  * the two renames of the swap) gets the newest one back (ids sort by time); remaining `.prev-*` dirs
- * (a drop before the old tree was removed) are removed. Output lines: `removed-staging\tDIR`,
- * `restored\tDIR`, `removed-prev\tDIR`, then `live` and one `./path` per regular file.
+ * (a drop before the old tree was removed) are removed. Output records, each ended by a NUL (the one
+ * byte no file name holds): `removed-staging\tDIR`, `restored\tDIR`, `removed-prev\tDIR`, then `live` and
+ * one `./path` per regular file.
  */
 const RECOVER_SCRIPT = `live=$1
 for d in "$live".staging-*; do
   [ -e "$d" ] || continue
   rm -rf -- "$d" || exit 1
-  printf 'removed-staging\\t%s\\n' "$d"
+  printf 'removed-staging\\t%s\\0' "$d"
 done
 if [ ! -e "$live" ]; then
   prev=
   for d in "$live".prev-*; do [ -d "$d" ] && prev=$d; done
   if [ -n "$prev" ]; then
     mv -- "$prev" "$live" || exit 1
-    printf 'restored\\t%s\\n' "$prev"
+    printf 'restored\\t%s\\0' "$prev"
   fi
 fi
 for d in "$live".prev-*; do
   [ -e "$d" ] || continue
   rm -rf -- "$d" || exit 1
-  printf 'removed-prev\\t%s\\n' "$d"
+  printf 'removed-prev\\t%s\\0' "$d"
 done
 [ -d "$live" ] || exit 0
-echo live
-cd "$live" && find . -type f`;
+printf 'live\\0'
+cd "$live" && find . -type f -print0`;
 
-async function recover(executor: Executor, live: string, progress: (line: string) => void) {
+async function recover(
+  executor: Executor,
+  live: string,
+  progress: (line: string) => void,
+  warn: (line: string) => void,
+) {
   const out = await runStep(executor, 'recover and list', live, ['sh', '-c', RECOVER_SCRIPT, 'sh', live]);
-  const lines = out.split('\n').filter(Boolean);
-  const marker = lines.indexOf('live');
-  for (const line of marker < 0 ? lines : lines.slice(0, marker)) {
-    const [what, dir] = line.split('\t');
+  const records = out.split('\0').filter(Boolean);
+  const marker = records.indexOf('live');
+  for (const record of marker < 0 ? records : records.slice(0, marker)) {
+    const [what, raw = ''] = record.split('\t');
+    const dir = printable(raw);
     if (what === 'restored') {
       progress(
         `restored ${dir} as ${live}: a previous upload was cut off between the two renames of its swap`,
@@ -319,30 +430,80 @@ async function recover(executor: Executor, live: string, progress: (line: string
       progress(`removed ${dir}, the previous bundle an interrupted upload left behind`);
     }
   }
-  const liveFiles = new Set(marker < 0 ? [] : lines.slice(marker + 1).map((l) => l.replace(/^\.\//, '')));
+  // The listing comes from the host: a name that is not a plain path inside the bundle is not one we
+  // uploaded, so it only means "not there" (the file it would shadow is sent again).
+  const liveFiles = new Set<string>();
+  const odd: string[] = [];
+  for (const record of marker < 0 ? [] : records.slice(marker + 1)) {
+    const path = record.startsWith('./') ? record.slice(2) : '';
+    if (bundlePathProblem(path)) odd.push(printable(record));
+    else liveFiles.add(path);
+  }
+  if (odd.length > 0) {
+    warn(`${live} holds ${odd.length} file name(s) no upload writes, ignored: ${odd.slice(0, 5).join(', ')}`);
+  }
   return { liveExists: marker >= 0, liveFiles };
 }
 
-async function readManifest(executor: Executor, live: string, progress: (line: string) => void) {
-  const path = `${live}/${MANIFEST}`;
-  const text = await fileStep(executor, 'read manifest', path, 0, () => executor.files.readFile(path));
-  if (text === undefined) return undefined;
-  const manifest = parseManifest(text);
-  if (!manifest) progress(`${path} is unreadable; every file will be sent again`);
-  return manifest;
+/** A host-supplied name, shown as is, or JSON-quoted when it holds control characters (or quotes). */
+function printable(name: string): string {
+  const quoted = JSON.stringify(name);
+  return quoted.slice(1, -1) === name ? name : quoted;
 }
 
-function parseManifest(text: string): Manifest | undefined {
+async function readManifest(executor: Executor, live: string, warn: (line: string) => void) {
+  const path = `${live}/${MANIFEST}`;
+  const text = await fileStep(executor, 'read manifest', path, 0, () => executor.files.readFile(path));
+  return parseManifest(text, (why) =>
+    warn(`${path} ${why}: not used, so every file is sent again and none is removed`),
+  );
+}
+
+/**
+ * The one reader of the upload manifest (also `bifrost verify`'s). The manifest comes from the host, so
+ * nothing in it is trusted: a file list whose every key is a plain relative path inside the bundle
+ * (bundlePathProblem, not the manifest's own name) with a SHA-256 and a mode, or undefined, after
+ * `onProblem` has said why (naming the first bad entry). An unusable manifest makes the next upload send
+ * every file, remove none, and write a good manifest: the host converges without hand work.
+ */
+export function parseManifest(
+  text: string | undefined,
+  onProblem: (why: string) => void = () => {},
+): ManifestFiles | undefined {
+  if (text === undefined) return undefined;
+  let doc: Partial<Manifest>;
   try {
-    const doc = JSON.parse(text) as Partial<Manifest>;
-    if (doc.version !== MANIFEST_VERSION || typeof doc.files !== 'object' || doc.files === null)
-      return undefined;
-    const entries = Object.entries(doc.files);
-    const valid = entries.every(([, e]) => typeof e?.sha256 === 'string' && typeof e?.mode === 'number');
-    return valid ? { version: MANIFEST_VERSION, files: doc.files } : undefined;
+    doc = JSON.parse(text) as Partial<Manifest>;
   } catch {
+    onProblem('is not JSON');
     return undefined;
   }
+  if (
+    doc?.version !== MANIFEST_VERSION ||
+    typeof doc.files !== 'object' ||
+    doc.files === null ||
+    Array.isArray(doc.files)
+  ) {
+    onProblem(`is not a version ${MANIFEST_VERSION} manifest`);
+    return undefined;
+  }
+  const files: ManifestFiles = {};
+  for (const [path, entry] of Object.entries(doc.files)) {
+    const shown = JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}…` : path);
+    const problem = path === MANIFEST ? 'is the manifest itself' : bundlePathProblem(path);
+    if (problem) {
+      onProblem(`lists ${shown}, which is not a file inside the bundle (${problem})`);
+      return undefined;
+    }
+    const e = entry as Partial<ManifestEntry> | null;
+    const validMode = Number.isInteger(e?.mode) && (e?.mode as number) >= 0 && (e?.mode as number) <= 0o777;
+    if (typeof e?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256) || !validMode) {
+      onProblem(`has a malformed entry for ${shown}`);
+      return undefined;
+    }
+    files[path] = { sha256: e.sha256, mode: e.mode as number };
+  }
+  return files;
 }
 
 function formatManifest(files: readonly Prepared[]): string {
@@ -350,9 +511,11 @@ function formatManifest(files: readonly Prepared[]): string {
   return `${JSON.stringify({ version: MANIFEST_VERSION, files: entries }, null, 2)}\n`;
 }
 
-async function inspect(executor: Executor, live: string, progress: (line: string) => void) {
-  const { liveExists, liveFiles } = await recover(executor, live, progress);
-  const manifest = liveExists ? await readManifest(executor, live, progress) : undefined;
+async function inspect(executor: Executor, live: string, opts: UploadOptions) {
+  const progress = opts.onProgress ?? (() => {});
+  const warn = opts.onWarning ?? ((line: string) => progress(`warning: ${line}`));
+  const { liveExists, liveFiles } = await recover(executor, live, progress, warn);
+  const manifest = liveExists ? await readManifest(executor, live, warn) : undefined;
   return { liveExists, liveFiles, manifest } satisfies RemoteState;
 }
 
@@ -362,7 +525,7 @@ async function inspect(executor: Executor, live: string, progress: (line: string
  * engine's) are never removed.
  */
 function diff(files: readonly Prepared[], state: RemoteState, resend: readonly string[] = []): UploadPlan {
-  const old = state.manifest?.files ?? {};
+  const old = state.manifest ?? {};
   const plan: UploadPlan = { changed: [], unchanged: [], removed: [] };
   for (const f of files) {
     const was = old[f.path];
@@ -392,7 +555,7 @@ export async function planUpload(
 ): Promise<UploadPlan> {
   const live = normalizeRemoteDir(remoteDir);
   const prepared = prepareFiles(files);
-  return diff(prepared, await inspect(executor, live, opts.onProgress ?? (() => {})), opts.resend);
+  return diff(prepared, await inspect(executor, live, opts), opts.resend);
 }
 
 export async function uploadBundle(
@@ -404,7 +567,7 @@ export async function uploadBundle(
   const progress = opts.onProgress ?? (() => {});
   const live = normalizeRemoteDir(remoteDir);
   const prepared = prepareFiles(files);
-  const state = await inspect(executor, live, progress);
+  const state = await inspect(executor, live, opts);
   const plan = diff(prepared, state, opts.resend);
   if (!plan.changed.length && !plan.removed.length) {
     progress(`${live}: all ${plan.unchanged.length} files unchanged; nothing sent`);
