@@ -10,7 +10,6 @@
  * rules (a service is recreated only when its inputs changed) instead of re-implementing them.
  */
 
-import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
@@ -41,7 +40,14 @@ import { DOT_ENV, hasToken, SECRETS_ENV, sameEnv } from './lib/bifrost/host-stat
 import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, type PlanStep } from './lib/bifrost/plan.ts';
 import { buildProvisionInput, DEFAULT_BUNDLE_DIR } from './lib/bifrost/provision-input.ts';
 import { BIFROST_CONSUMERS } from './lib/bifrost/render-env.ts';
-import { MANIFEST, type ManifestFiles, normalizeRemoteDir, parseManifest } from './lib/bifrost/upload.ts';
+import {
+  MANIFEST,
+  type ManifestFiles,
+  manifestDigest,
+  normalizeRemoteDir,
+  parseManifest,
+  type SecretDigest,
+} from './lib/bifrost/upload.ts';
 import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT, InputError, WorkError } from './lib/errors.ts';
 import type { Executor } from './lib/exec/executor.ts';
@@ -705,7 +711,7 @@ interface SecretVerdict {
 
 interface LocalFile {
   path: string;
-  sha256: string;
+  content: string | Buffer;
   mode: number;
   /** For the two rendered env files: what they hold, to compare with the host's copy key by key. */
   env?: Map<string, string>;
@@ -736,7 +742,7 @@ async function verifyCommand(argv: string[], out: Output): Promise<number> {
   }
   const local: LocalFile[] = files.map((f) => ({
     path: f.path,
-    sha256: sha256(f.content),
+    content: f.content,
     mode: f.mode,
     ...(f.path === SECRETS_ENV || f.path === DOT_ENV ? { env: parseEnvFile(String(f.content)) } : {}),
   }));
@@ -760,8 +766,8 @@ async function verifyCommand(argv: string[], out: Output): Promise<number> {
           : `${cli.dir}/${MANIFEST} is unreadable; the next provision sends every file`,
       );
     }
-    const files = await compareFiles(executor, cli.dir, local, manifest ?? {});
     const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed);
+    const files = await compareFiles(executor, cli.dir, local, manifest ?? {}, (data) => fp.digest(data));
     const secrets = compareSecrets(bifrostKeys, loaded.values, deployed, fp);
     // The engine's own line: provision does not render it, so its absence is only seen on the host.
     const hostSecretsEnv = await executor.files.readFile(`${cli.dir}/${SECRETS_ENV}`);
@@ -807,12 +813,6 @@ async function verifyCommand(argv: string[], out: Output): Promise<number> {
   });
 }
 
-function sha256(content: string | Buffer): string {
-  return createHash('sha256')
-    .update(typeof content === 'string' ? Buffer.from(content, 'utf8') : content)
-    .digest('hex');
-}
-
 /**
  * Per file: the local version against the manifest (what the last upload sent, which is what provision
  * diffs against), then the host's copy against the manifest, since provision does not notice a file
@@ -824,7 +824,10 @@ async function compareFiles(
   dir: string,
   local: readonly LocalFile[],
   manifest: ManifestFiles,
+  secretDigest: SecretDigest,
 ): Promise<FileVerdict[]> {
+  // The same digests provision writes into the manifest (keyed for the 0600 files).
+  const digest = (content: string | Buffer, mode: number) => manifestDigest(content, mode, secretDigest);
   const byPath = new Map(local.map((f) => [f.path, f]));
   const paths = [...new Set([...byPath.keys(), ...Object.keys(manifest)])].sort();
   return Promise.all(
@@ -836,14 +839,17 @@ async function compareFiles(
       if (!sent) return { path, status: 'missing on host', note: 'never uploaded' };
       const remote = await executor.files.readFile(`${dir}/${path}`);
       if (remote === undefined) return { path, status: 'missing on host', note: 'deleted on the host' };
-      if (sent.sha256 !== mine.sha256) return { path, status: 'differs', note: 'changed locally' };
+      if (sent.sha256 !== digest(mine.content, mine.mode))
+        return { path, status: 'differs', note: 'changed locally' };
       if (sent.mode !== mine.mode)
         return {
           path,
           status: 'differs',
           note: `mode ${mine.mode.toString(8)} locally, ${sent.mode.toString(8)} sent`,
         };
-      const edited = mine.env ? !sameEnv(mine.env, parseEnvFile(remote)) : sha256(remote) !== sent.sha256;
+      const edited = mine.env
+        ? !sameEnv(mine.env, parseEnvFile(remote))
+        : digest(remote, sent.mode) !== sent.sha256;
       return edited ? { path, status: 'differs', note: 'edited on the host' } : { path, status: 'same' };
     }),
   );

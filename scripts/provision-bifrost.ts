@@ -139,6 +139,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
     if (flags['dry-run']) {
       const plan = await planUpload(executor, remoteDir, files, {
         resend,
+        secretDigest: (data) => fp.digest(data),
         onWarning: (line) => out.warn(line),
       });
       out.info(
@@ -170,6 +171,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
       const upload = await uploadBundle(executor, remoteDir, files, {
         onProgress: (line) => out.detail(line),
         resend,
+        secretDigest: (data) => fp.digest(data),
         onWarning: (line) => out.warn(line),
       });
       out.info(

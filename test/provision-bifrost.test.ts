@@ -248,6 +248,11 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
         expect(findLeaks(text, { [key]: value })).toEqual([]);
       }
       expect(statSync(recordPath()).mode & 0o777).toBe(0o600);
+      // The upload manifest keys the digests of the files that hold secrets too; the others stay plain.
+      const manifest = JSON.parse(readFileSync(join(remoteDir, '.bundle-manifest.json'), 'utf8')).files;
+      const hostFile = (f: string) => readFileSync(join(remoteDir, f), 'utf8');
+      expect(manifest['.env'].sha256).not.toBe(plain(hostFile('.env')));
+      expect(manifest['docker-compose.yml'].sha256).toBe(plain(hostFile('docker-compose.yml')));
     }, 60_000);
 
     it('migrates a version 1 record: the guard still compares, then the record is keyed', async () => {

@@ -49,6 +49,8 @@ export interface UploadOptions {
   onProgress?: (line: string) => void;
   /** Paths to send even when the manifest says they are unchanged (edited on the host by hand). */
   resend?: readonly string[];
+  /** Keyed digest for the files that hold secrets (see manifestDigest); plain SHA-256 without it. */
+  secretDigest?: SecretDigest;
   /** Something on the host was not as an upload leaves it (default: a "warning:" progress line). */
   onWarning?: (line: string) => void;
 }
@@ -227,8 +229,20 @@ function isSecretName(path: string): boolean {
   return SECRET_FILE_NAMES.includes(posix.basename(path));
 }
 
+export type SecretDigest = (data: Buffer) => string;
+
+/**
+ * A file's digest in the manifest: SHA-256, except for a file only its owner may read (0600: it holds
+ * secrets), whose digest is keyed by the caller (HMAC under FINGERPRINT_KEY), so that the host never
+ * stores a plain hash of secret content.
+ */
+export function manifestDigest(data: Buffer | string, mode: number, secretDigest?: SecretDigest): string {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  return (mode & 0o077) === 0 && secretDigest ? secretDigest(bytes) : sha256(bytes);
+}
+
 /** Checks every path and turns contents into the text the executor writes, with its digest. */
-function prepareFiles(files: readonly BundleFile[]): Prepared[] {
+function prepareFiles(files: readonly BundleFile[], secretDigest?: SecretDigest): Prepared[] {
   const seen = new Set<string>();
   return files.map((f) => {
     checkBundlePath(f.path);
@@ -239,7 +253,13 @@ function prepareFiles(files: readonly BundleFile[]): Prepared[] {
     }
     const text = toText(f);
     const data = Buffer.from(text, 'utf8');
-    return { path: f.path, text, bytes: data.length, sha256: sha256(data), mode: f.mode };
+    return {
+      path: f.path,
+      text,
+      bytes: data.length,
+      sha256: manifestDigest(data, f.mode, secretDigest),
+      mode: f.mode,
+    };
   });
 }
 
@@ -554,7 +574,7 @@ export async function planUpload(
   opts: UploadOptions = {},
 ): Promise<UploadPlan> {
   const live = normalizeRemoteDir(remoteDir);
-  const prepared = prepareFiles(files);
+  const prepared = prepareFiles(files, opts.secretDigest);
   return diff(prepared, await inspect(executor, live, opts), opts.resend);
 }
 
@@ -566,7 +586,7 @@ export async function uploadBundle(
 ): Promise<UploadResult> {
   const progress = opts.onProgress ?? (() => {});
   const live = normalizeRemoteDir(remoteDir);
-  const prepared = prepareFiles(files);
+  const prepared = prepareFiles(files, opts.secretDigest);
   const state = await inspect(executor, live, opts);
   const plan = diff(prepared, state, opts.resend);
   if (!plan.changed.length && !plan.removed.length) {
