@@ -143,7 +143,7 @@ async function checkCompose(byPath: Map<string, string>, problems: string[]): Pr
   const dirs = new Set([...byPath.keys()].flatMap(ancestors));
   for (const service of Object.keys(services)) {
     for (const input of await bundle.inputsOf(service)) {
-      const rel = typeof input === 'string' ? input.replace(/^\.\//, '') : '';
+      const rel = typeof input === 'string' ? input : '';
       const bad = bundlePathProblem(rel);
       if (bad) {
         problems.push(
