@@ -93,6 +93,19 @@ describe('provision-bifrost refuses a bundle that reaches outside itself, before
     expect(r.stderr).toMatch(/outside the bundle/);
   });
 
+  it('a symlink to a file the bundle does not carry (a stray local .secrets.env) is refused', async () => {
+    const dir = freshBundle('stray');
+    // As `--write-local cloud/bifrost` leaves it: provisioning never uploads this file itself...
+    writeFileSync(join(dir, '.secrets.env'), 'NB_RELAY_SECRET=CANARY-stray-local\n', { mode: 0o600 });
+    // ...and must not upload it under another name either.
+    symlinkSync('../.secrets.env', join(dir, 'traefik/extra.yml'));
+    const r = await provisionOffline(dir);
+    expectRefusedOffline(r, [
+      'traefik/extra.yml: a symlink to .secrets.env, which the bundle does not carry',
+    ]);
+    expect(r.stderr).not.toContain('CANARY-stray-local');
+  });
+
   it('a dangling symlink and a symlinked directory are refused', async () => {
     const dir = freshBundle('dangling');
     symlinkSync(join(root, 'nowhere.yml'), join(dir, 'traefik/gone.yml'));

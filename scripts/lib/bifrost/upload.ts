@@ -185,7 +185,9 @@ async function linkTarget(w: Walk, path: string): Promise<{ rel: string } | { re
     return { refused: `a symlink to ${real}, outside the bundle` };
   }
   const rel = inside.split(sep).join('/');
-  if (w.exclude(rel)) {
+  // Excluded itself, or inside a directory the walk does not enter.
+  const segments = rel.split('/');
+  if (segments.some((_, i) => w.exclude(segments.slice(0, i + 1).join('/')))) {
     return { refused: `a symlink to ${rel}, which the bundle does not carry (generated or secret)` };
   }
   return { rel };
