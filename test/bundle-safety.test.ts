@@ -262,7 +262,6 @@ describe.skipIf(!sshd)(
 
     afterAll(async () => {
       await host?.stop();
-      if (host) rmSync(host.root, { recursive: true, force: true });
     });
 
     const provision = (extra: string[] = []) => provisionOnTestHost(host, extra, values);
