@@ -212,6 +212,13 @@ describe("the pre-swap bundle checks (the engine's rules, run on the files about
         /docker-compose\.yml is not valid YAML/,
       ],
       ['no .env', shipped.filter((f) => f.path !== '.env'), /\.env: the file is missing/],
+      [
+        'a required compose variable .env does not set',
+        edited(compose, (t) =>
+          t.replace('image: postgres:16.6-alpine', 'image: postgres:${PG_TAG:?set PG_TAG}'),
+        ),
+        /docker-compose\.yml requires \$\{PG_TAG\}, which \.env does not set/,
+      ],
     ];
     for (const [what, files, expected] of cases) expect(await problemsOf(files), what).toMatch(expected);
   });
