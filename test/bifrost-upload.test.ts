@@ -3,7 +3,16 @@
  * sshd on 127.0.0.1 (test/harness/sshd.ts). The "remote" directories live on this machine, so the tests
  * check modes, inodes and contents with node:fs on the server side of the connection.
  */
-import { chownSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -399,6 +408,38 @@ describe.skipIf(!sshd)('bundle upload and host lock over OpenSSH sshd', () => {
     expect(result.changed).toEqual(['docker-compose.yml']);
     expect(readFileSync(join(live, 'docker-compose.yml'), 'utf8')).toContain(CANARY_COMPOSE);
     expect(warnings.join('\n')).toContain('"./x\\n./docker-compose.yml"');
+  });
+
+  it('a directory of the live tree replaced by a symlink cannot take writes or removals outside the bundle', async () => {
+    const live = freshLive();
+    await uploadBundle(ssh, live, bundle('v1'));
+    // On the host, netbird/ becomes a link to a directory outside the bundle holding a file of the same name.
+    const outside = `${live}-outside`;
+    await ssh.run({
+      argv: [
+        'sh',
+        '-c',
+        'mkdir -- "$2" && echo keep > "$2/proxy.env" && rm -rf -- "$1/netbird" && ln -s -- "$2" "$1/netbird"',
+        'sh',
+        live,
+        outside,
+      ],
+    });
+    const warnings: string[] = [];
+    // v2 changes the template under netbird/ and drops netbird/proxy.env.
+    const next = bundle('v2')
+      .filter((f) => f.path !== 'netbird/proxy.env')
+      .map((f) => (f.path === 'netbird/config.yaml.tmpl' ? { ...f, content: 'relay: changed\n' } : f));
+    const result = await uploadBundle(ssh, live, next, { onWarning: (l) => warnings.push(l) });
+    expect(result.removed).toEqual(['netbird/proxy.env']);
+    expect(readdirSync(outside)).toEqual(['proxy.env']);
+    expect(readFileSync(join(outside, 'proxy.env'), 'utf8')).toBe('keep\n');
+    expect(lstatSync(join(live, 'netbird')).isDirectory()).toBe(true);
+    expect(readFileSync(join(live, 'netbird/config.yaml.tmpl'), 'utf8')).toBe('relay: changed\n');
+    expect(warnings.join('\n')).toMatch(
+      /netbird in the live dir was a symlink; replaced by a real directory/,
+    );
+    rmSync(outside, { recursive: true });
   });
 
   it('parses the manifest from the host strictly, naming the first bad entry', () => {

@@ -22,7 +22,11 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MANIFEST } from '../scripts/lib/bifrost/upload.ts';
+import { Bundle, isHostGenerated } from '../scripts/lib/bifrost/bundle.ts';
+import { checkBundleContent } from '../scripts/lib/bifrost/bundle-check.ts';
+import { renderBifrostEnvFiles } from '../scripts/lib/bifrost/render-env.ts';
+import { type BundleFile, MANIFEST, readLocalBundle } from '../scripts/lib/bifrost/upload.ts';
+import { InputError } from '../scripts/lib/errors.ts';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { type BifrostTestHost, provisionOnTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
@@ -89,6 +93,19 @@ describe('provision-bifrost refuses a bundle that reaches outside itself, before
     expect(r.stderr).toMatch(/outside the bundle/);
   });
 
+  it('a symlink to a file the bundle does not carry (a stray local .secrets.env) is refused', async () => {
+    const dir = freshBundle('stray');
+    // As `--write-local cloud/bifrost` leaves it: provisioning never uploads this file itself...
+    writeFileSync(join(dir, '.secrets.env'), 'NB_RELAY_SECRET=CANARY-stray-local\n', { mode: 0o600 });
+    // ...and must not upload it under another name either.
+    symlinkSync('../.secrets.env', join(dir, 'traefik/extra.yml'));
+    const r = await provisionOffline(dir);
+    expectRefusedOffline(r, [
+      'traefik/extra.yml: a symlink to .secrets.env, which the bundle does not carry',
+    ]);
+    expect(r.stderr).not.toContain('CANARY-stray-local');
+  });
+
   it('a dangling symlink and a symlinked directory are refused', async () => {
     const dir = freshBundle('dangling');
     symlinkSync(join(root, 'nowhere.yml'), join(dir, 'traefik/gone.yml'));
@@ -118,6 +135,122 @@ describe('provision-bifrost refuses a bundle that reaches outside itself, before
   });
 });
 
+describe("the pre-swap bundle checks (the engine's rules, run on the files about to be uploaded)", () => {
+  const rendered = renderBifrostEnvFiles(values);
+  let shipped: BundleFile[];
+
+  beforeAll(async () => {
+    shipped = [
+      ...(await readLocalBundle(BUNDLE_SOURCE, isHostGenerated)),
+      { path: '.secrets.env', content: rendered.secretsEnv, mode: 0o600 },
+      { path: '.env', content: rendered.dotEnv, mode: 0o600 },
+    ];
+  });
+
+  /** The shipped bundle with one file's text edited (or the file dropped when `edit` gives undefined). */
+  const edited = (path: string, edit: (text: string) => string | undefined) =>
+    shipped.flatMap((f) => {
+      if (f.path !== path) return [f];
+      const text = edit(String(f.content));
+      return text === undefined ? [] : [{ ...f, content: text }];
+    });
+
+  async function problemsOf(files: BundleFile[]): Promise<string> {
+    try {
+      await checkBundleContent(files);
+    } catch (err) {
+      expect(err).toBeInstanceOf(InputError);
+      const message = (err as Error).message;
+      expect(findLeaks(message, values)).toEqual([]);
+      return message;
+    }
+    return '';
+  }
+
+  it('the shipped bundle passes, though the token the engine mints on the host is not there yet', async () => {
+    expect(rendered.secretsEnv).not.toContain('NB_IDP_MGMT_TOKEN');
+    expect(await problemsOf(shipped)).toBe('');
+  });
+
+  it('refuses what the engine would refuse after the swap, naming the file and the cause', async () => {
+    const tmpl = 'netbird/config.yaml.tmpl';
+    const compose = 'docker-compose.yml';
+    const cases: [string, BundleFile[], RegExp][] = [
+      [
+        'a placeholder inside a plain string',
+        edited(tmpl, (t) => `${t}note: relay-\${NB_RELAY_SECRET}-x\n`),
+        /netbird\/config\.yaml\.tmpl: \$\{NB_RELAY_SECRET\} sits where a value cannot be inserted safely/,
+      ],
+      [
+        'a template that is not YAML',
+        edited(tmpl, (t) => `${t}  bad: [unclosed\n`),
+        /netbird\/config\.yaml\.tmpl is not valid YAML/,
+      ],
+      [
+        'no template',
+        edited(tmpl, () => undefined),
+        /netbird\/config\.yaml\.tmpl is missing from the bundle/,
+      ],
+      [
+        'a service of the plan missing from compose',
+        edited(compose, (t) => t.replace('  netbird-agent:\n', '  netbird-agent-renamed:\n')),
+        /docker-compose\.yml has no service netbird-agent \(the netbird-agent step needs it\)/,
+      ],
+      [
+        'a bind mount climbing out of the bundle',
+        edited(compose, (t) => t.replace('./traefik/dynamic.yml:', './../dynamic.yml:')),
+        /service traefik reads "\.\.\/dynamic\.yml", not a path inside the bundle \(climbs out/,
+      ],
+      [
+        'an absolute env_file',
+        edited(compose, (t) => t.replace('env_file: [env/traefik.env]', 'env_file: [/root/.env]')),
+        /service traefik reads "\/root\/\.env", not a path inside the bundle \(absolute\)/,
+      ],
+      [
+        'a compose file that is not YAML',
+        edited(compose, (t) => `${t}\n  - : [\n`),
+        /docker-compose\.yml is not valid YAML/,
+      ],
+      ['no .env', shipped.filter((f) => f.path !== '.env'), /\.env: the file is missing/],
+      [
+        'a required compose variable .env does not set',
+        edited(compose, (t) =>
+          t.replace('image: postgres:16.6-alpine', 'image: postgres:${PG_TAG:?set PG_TAG}'),
+        ),
+        /docker-compose\.yml requires \$\{PG_TAG\}, which \.env does not set/,
+      ],
+    ];
+    for (const [what, files, expected] of cases) expect(await problemsOf(files), what).toMatch(expected);
+  });
+
+  it("the engine's bundle reader never reads outside the bundle, whatever the host's compose file says", async () => {
+    const read: string[] = [];
+    const compose = [
+      'services:',
+      '  evil:',
+      '    env_file: [../../etc/shadow, ./env/ok.env]',
+      '    volumes: ["./../../root/.ssh/id_ed25519:/k", "./traefik/traefik.yml:/t"]',
+    ].join('\n');
+    const bundle = new Bundle(
+      {
+        readFile: async (path) => {
+          read.push(path);
+          return path.endsWith('/docker-compose.yml') ? compose : 'x';
+        },
+        stat: async () => undefined,
+        writeFileAtomic: async () => {},
+      },
+      '/etc/bifrost',
+    );
+    await bundle.inputsHash('evil');
+    expect(read.sort()).toEqual([
+      '/etc/bifrost/docker-compose.yml',
+      '/etc/bifrost/env/ok.env',
+      '/etc/bifrost/traefik/traefik.yml',
+    ]);
+  });
+});
+
 const sshd = findSshd('the bundle safety tests over a loopback sshd');
 
 describe.skipIf(!sshd)(
@@ -136,7 +269,6 @@ describe.skipIf(!sshd)(
 
     afterAll(async () => {
       await host?.stop();
-      if (host) rmSync(host.root, { recursive: true, force: true });
     });
 
     const provision = (extra: string[] = []) => provisionOnTestHost(host, extra, values);

@@ -4,7 +4,7 @@
  * for the operator side (leak checks look there).
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -30,6 +30,7 @@ export interface BifrostTestHost {
   docker: string;
   home: string;
   tmp: string;
+  /** Stops sshd and the simulator, then removes `root` and everything in it. */
   stop(): Promise<void>;
 }
 
@@ -74,6 +75,7 @@ export async function startBifrostTestHost(
     stop: async () => {
       await simServer.close();
       await server.stop();
+      rmSync(root, { recursive: true, force: true });
     },
   };
 }

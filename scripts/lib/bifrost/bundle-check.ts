@@ -136,6 +136,7 @@ async function checkCompose(byPath: Map<string, string>, problems: string[]): Pr
       problems.push(`docker-compose.yml has no service ${step.service} (the ${step.id} step needs it)`);
     }
   }
+  checkInterpolation(services, byPath, problems);
   const generated = new Set([
     ...SERVICE_SECRET_FILES.map((f) => f.file),
     ...BIFROST_PLAN.flatMap((s) => (s.kind === 'render' ? [s.output] : [])),
@@ -143,7 +144,7 @@ async function checkCompose(byPath: Map<string, string>, problems: string[]): Pr
   const dirs = new Set([...byPath.keys()].flatMap(ancestors));
   for (const service of Object.keys(services)) {
     for (const input of await bundle.inputsOf(service)) {
-      const rel = typeof input === 'string' ? input.replace(/^\.\//, '') : '';
+      const rel = typeof input === 'string' ? input : '';
       const bad = bundlePathProblem(rel);
       if (bad) {
         problems.push(
@@ -155,6 +156,37 @@ async function checkCompose(byPath: Map<string, string>, problems: string[]): Pr
         );
       }
     }
+  }
+}
+
+/** `${NAME:?…}` / `${NAME?…}`: compose refuses to start anything when NAME is unset (`:?` also empty). */
+const REQUIRED_VAR = /(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?/g;
+
+/**
+ * compose reads `.env` (uploaded) for `${…}` in the compose file: a required variable it lacks would stop
+ * `compose up` for every service after the swap. Only parsed values count (comments are not interpolated).
+ */
+function checkInterpolation(services: unknown, byPath: Map<string, string>, problems: string[]): void {
+  const dotEnv = parseEnvFile(byPath.get('.env') ?? '');
+  const missing = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (typeof node === 'string') {
+      for (const [, name, colon] of node.matchAll(REQUIRED_VAR)) {
+        const value = dotEnv.get(name as string);
+        if (value === undefined || (colon && value === '')) missing.add(name as string);
+      }
+    } else if (node && typeof node === 'object') {
+      for (const [key, value] of Object.entries(node)) {
+        visit(key);
+        visit(value);
+      }
+    }
+  };
+  visit(services);
+  for (const name of missing) {
+    problems.push(
+      `docker-compose.yml requires \${${name}}, which .env does not set (compose would start nothing)`,
+    );
   }
 }
 

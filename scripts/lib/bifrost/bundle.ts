@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
 import type { FileOps } from '../exec/executor.ts';
+import { bundlePathProblem } from './upload.ts';
 
 /** The engine's memory between runs: a hash of each service's inputs when it was last started. */
 export const STATE_FILE = '.bifrost-state.json';
@@ -44,11 +45,22 @@ export class Bundle {
     readonly dir: string,
   ) {}
 
+  /**
+   * `rel` comes from files on the host (the compose file's env files and mounts): only a plain relative
+   * path inside the bundle is ever read or written (the rule of upload.ts, bundlePathProblem).
+   */
   path(rel: string): string {
+    const problem = bundlePathProblem(rel);
+    if (problem) {
+      throw new InputError(
+        `${JSON.stringify(rel)} is not a file inside ${this.dir} (${problem})`,
+        'the compose file must name env files and mounts inside the bundle',
+      );
+    }
     return `${this.dir}/${rel}`;
   }
 
-  read(rel: string): Promise<string | undefined> {
+  async read(rel: string): Promise<string | undefined> {
     return this.files.readFile(this.path(rel));
   }
 
@@ -79,7 +91,9 @@ export class Bundle {
    */
   async inputsOf(service: string): Promise<string[]> {
     const def = (await this.services())[service] ?? {};
-    const envFiles = def.env_file === undefined ? [] : ([] as string[]).concat(def.env_file);
+    const envFiles = (def.env_file === undefined ? [] : ([] as string[]).concat(def.env_file)).map((f) =>
+      typeof f === 'string' ? f.replace(/^\.\//, '') : f,
+    );
     const mounts = (def.volumes ?? [])
       .map((v) => (typeof v === 'string' ? v.split(':')[0] : v.type === 'bind' ? v.source : undefined))
       .filter((src): src is string => Boolean(src?.startsWith('./')))

@@ -189,7 +189,9 @@ async function linkTarget(w: Walk, path: string): Promise<{ rel: string } | { re
     return { refused: `a symlink to ${real}, outside the bundle` };
   }
   const rel = inside.split(sep).join('/');
-  if (w.exclude(rel)) {
+  // Excluded itself, or inside a directory the walk does not enter.
+  const segments = rel.split('/');
+  if (segments.some((_, i) => w.exclude(segments.slice(0, i + 1).join('/')))) {
     return { refused: `a symlink to ${rel}, which the bundle does not carry (generated or secret)` };
   }
   return { rel };
@@ -531,9 +533,13 @@ function formatManifest(files: readonly Prepared[]): string {
   return `${JSON.stringify({ version: MANIFEST_VERSION, files: entries }, null, 2)}\n`;
 }
 
+function warning(opts: UploadOptions): (line: string) => void {
+  return opts.onWarning ?? ((line) => opts.onProgress?.(`warning: ${line}`));
+}
+
 async function inspect(executor: Executor, live: string, opts: UploadOptions) {
   const progress = opts.onProgress ?? (() => {});
-  const warn = opts.onWarning ?? ((line: string) => progress(`warning: ${line}`));
+  const warn = warning(opts);
   const { liveExists, liveFiles } = await recover(executor, live, progress, warn);
   const manifest = liveExists ? await readManifest(executor, live, warn) : undefined;
   return { liveExists, liveFiles, manifest } satisfies RemoteState;
@@ -602,7 +608,7 @@ export async function uploadBundle(
   const id = swapId();
   const staging = `${live}.staging-${id}`;
   await createStaging(executor, live, staging, state.liveExists);
-  await makeDirs(executor, staging, changed);
+  await makeDirs(executor, staging, changed, plan.removed, warning(opts));
   await writeFiles(executor, staging, changed, progress);
   await removeFiles(executor, staging, plan.removed);
   const manifestPath = `${staging}/${MANIFEST}`;
@@ -645,15 +651,52 @@ async function createStaging(executor: Executor, live: string, staging: string, 
   await runStep(executor, liveExists ? 'copy live dir to staging' : 'create staging dir', staging, argv);
 }
 
-/** Every ancestor of every changed file, parents first, so `mkdir -p -m 755` gives each one that mode. */
-async function makeDirs(executor: Executor, staging: string, changed: readonly Prepared[]) {
-  const dirs = new Set<string>();
-  for (const f of changed) {
-    for (let d = posix.dirname(f.path); d !== '.'; d = posix.dirname(d)) dirs.add(d);
+/**
+ * Every ancestor of every changed file, parents first, so `mkdir -p -m 755` gives each one that mode.
+ * The staging tree is a copy of the host's, which is never trusted: a directory there that is a symlink
+ * (to /etc, say) would take our writes and removals outside the bundle. So every ancestor of a file we
+ * write or remove is checked first, parents first, and a symlink is removed from the staging copy (the
+ * live tree keeps it until the swap), with a warning naming it; the real directory is then created.
+ */
+const MAKE_DIRS_SCRIPT = `cd -- "$1" || exit 1
+n=$2
+shift 2
+i=0
+for d; do
+  i=$((i + 1))
+  if [ -L "$d" ]; then
+    rm -f -- "$d" || exit 1
+    printf '%s\\0' "$d"
+  fi
+  [ "$i" -le "$n" ] && { mkdir -p -m 755 -- "$d" || exit 1; }
+done
+exit 0`;
+
+async function makeDirs(
+  executor: Executor,
+  staging: string,
+  changed: readonly Prepared[],
+  removed: readonly string[],
+  warn: (line: string) => void,
+) {
+  const ancestors = (paths: readonly string[]) => {
+    const dirs = new Set<string>();
+    for (const p of paths) for (let d = posix.dirname(p); d !== '.'; d = posix.dirname(d)) dirs.add(d);
+    return dirs;
+  };
+  const make = [...ancestors(changed.map((f) => f.path))].sort();
+  const checkOnly = [...ancestors(removed)].filter((d) => !make.includes(d)).sort();
+  if (!make.length && !checkOnly.length) return;
+  // The ones to create first (parents first among them), then those only checked: a parent of a
+  // check-only directory is either in `make` (already handled) or check-only too, and sorts before it.
+  const argv = ['sh', '-c', MAKE_DIRS_SCRIPT, 'sh', staging, String(make.length), ...make, ...checkOnly];
+  const out = await runStep(executor, 'create sub-directories', staging, argv);
+  const links = out.split('\0').filter(Boolean).map(printable);
+  if (links.length > 0) {
+    warn(
+      `${links.join(', ')} in the live dir ${links.length === 1 ? 'was a symlink' : 'were symlinks'}; replaced by a real directory in the new bundle`,
+    );
   }
-  if (!dirs.size) return;
-  const paths = [...dirs].sort().map((d) => `${staging}/${d}`);
-  await runStep(executor, 'create sub-directories', staging, ['mkdir', '-p', '-m', '755', '--', ...paths]);
 }
 
 /** Contents over SFTP, each file created with its final mode (0600 secrets are never readable by others). */
