@@ -6,7 +6,6 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../scripts/lib/errors.ts';
 import {
@@ -21,7 +20,7 @@ import {
   FLAT_DOC,
   isolatedEnv,
   makeSopsFixtures,
-  projectRoot,
+  runSopsCli,
   type SopsFixtures,
   secretStrings,
 } from './fixtures/make-sops-fixtures.ts';
@@ -197,17 +196,7 @@ describe('hostile and broken files: exit 2 with the problem named, never a crash
       expect((err as InputError).message).toMatch(c.message);
       expectNoValues((err as InputError).message);
 
-      const r = await execa(
-        'node',
-        ['--import', 'tsx', join(projectRoot, 'scripts', 'sops.ts'), 'decrypt', path],
-        {
-          cwd: projectRoot,
-          env: withKey(),
-          extendEnv: false,
-          reject: false,
-          stdin: 'ignore',
-        },
-      );
+      const r = await runSopsCli(['decrypt', path], withKey());
       expect(r.exitCode).toBe(2);
       expect(r.stdout).toBe('');
       const [first = ''] = r.stderr.split('\n');

@@ -5,7 +5,6 @@
  */
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
@@ -14,7 +13,7 @@ import {
   FLAT_DOC,
   isolatedEnv,
   makeSopsFixtures,
-  projectRoot,
+  runSopsCli,
   type SopsFixtures,
   secretStrings,
 } from './fixtures/make-sops-fixtures.ts';
@@ -37,15 +36,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(fx.dir, { recursive: true, force: true }));
 
-function sops(args: string[], env: NodeJS.ProcessEnv) {
-  return execa('node', ['--import', 'tsx', join(projectRoot, 'scripts', 'sops.ts'), ...args], {
-    cwd: projectRoot,
-    env,
-    extendEnv: false,
-    reject: false,
-    stdin: 'ignore',
-  });
-}
+const sops = runSopsCli;
 
 /** A copy of the flat fixture with `mode`, and a keys file copy with `keyMode`. */
 function copies(name: string, mode: number, keyMode: number): { file: string; keys: string } {
