@@ -5,13 +5,13 @@
  * The stand-ins record their pid, so each test can check that nothing is left running.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, WorkError } from '../scripts/lib/errors.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { findOnPath } from '../scripts/lib/exec/which.ts';
-import { findAgeIdentities } from '../scripts/lib/secrets/sops/index.ts';
+import { encryptSops, findAgeIdentities } from '../scripts/lib/secrets/sops/index.ts';
 import { loadSecrets } from '../scripts/lib/secrets/source.ts';
 import { type BootstrapFixture, findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
@@ -115,6 +115,28 @@ describe('the sops binary has a deadline', () => {
     const err = await rejection(load(fx.secretsFile, { SOPS: sops.path, SECRETS_FLOW_SOPS_TIMEOUT: 'soon' }));
     expect(err).toBeInstanceOf(InputError);
     expect(err.message).toBe('SECRETS_FLOW_SOPS_TIMEOUT must be a number of seconds above 0, not "soon"');
+  });
+});
+
+describe('warnings when the sops binary decrypts', () => {
+  it('a SOPS file others can read and mac_only_encrypted are reported as with the native decryptor', async () => {
+    const file = join(fx.dir, 'mac-only.sops.yaml');
+    const doc = { HCLOUD_TOKEN: fx.values.HCLOUD_TOKEN ?? '' };
+    writeFileSync(
+      file,
+      await encryptSops([doc], { recipients: [fx.recipient], format: 'yaml', macOnlyEncrypted: true }),
+    );
+    chmodSync(file, 0o644);
+    // A stand-in that answers as `sops --decrypt --output-type json` would, with a value of its own.
+    const sops = join(fx.dir, 'sops-json');
+    writeFileSync(sops, `#!/bin/sh\necho '{"HCLOUD_TOKEN": "from-the-stand-in"}'\n`, { mode: 0o700 });
+    const loaded = await load(file, { SOPS: sops });
+    expect(loaded.kind).toBe('sops-binary');
+    expect(loaded.values.HCLOUD_TOKEN).toBe('from-the-stand-in');
+    expect(loaded.warnings).toEqual([
+      `the SOPS file ${file} is open to its group and all other users (mode 0644); fix: chmod 600 ${file}`,
+      `${file} sets mac_only_encrypted: its MAC covers only the encrypted values, so its unencrypted values could be changed, added, removed or reordered without any error (sops behaves the same)`,
+    ]);
   });
 });
 
