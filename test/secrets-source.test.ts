@@ -171,6 +171,21 @@ describe('SOPS_AGE_KEY_CMD has a deadline', () => {
   });
 });
 
+describe('an age keys file that is not a regular file is not opened', () => {
+  it('SOPS_AGE_KEY_FILE naming a FIFO or /dev/zero is reported at once as a problem', async () => {
+    const fifo = join(fx.dir, 'keys.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const [path, kind] of [
+      [fifo, 'a FIFO'],
+      ['/dev/zero', 'a character device'],
+    ] as const) {
+      const found = await findAgeIdentities({ HOME: fx.home, SOPS_AGE_KEY_FILE: path });
+      expect(found.identities).toEqual([]);
+      expect(found.problems).toContain(`SOPS_AGE_KEY_FILE=${path} is ${kind}, not a regular file`);
+    }
+  });
+});
+
 describe('the secrets file must be a regular file of a sane size', () => {
   const cases: [string, () => string, RegExp][] = [
     [

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Decrypter } from 'age-encryption';
-import { fileModeWarning, formatTimeout, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
+import { fileModeWarning, formatTimeout, notRegular, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
 
 /**
  * Where sops looks for age identities (`age/keysource.go`: loadIdentities), in its order. sops
@@ -145,6 +145,13 @@ async function fromFile(
 ): Promise<void> {
   let text: string;
   try {
+    // Never opened unless a regular file: a FIFO would block, /dev/zero would never end.
+    const kind = notRegular(await stat(path));
+    if (kind) {
+      search.searched.push(`${label}: ${kind}, not read`);
+      search.problems.push(`${label} is ${kind}, not a regular file`);
+      return;
+    }
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';

@@ -98,7 +98,8 @@ export function formatTimeout(ms: number): string {
 
 // ---- The file itself -------------------------------------------------------------------------------
 
-function notRegular(st: Stats): string | undefined {
+/** What `st` is when it is not a regular file (`a FIFO`, `a directory`, …); undefined for a file. */
+export function notRegular(st: Stats): string | undefined {
   if (st.isFile()) return undefined;
   if (st.isFIFO()) return 'a FIFO';
   if (st.isDirectory()) return 'a directory';
