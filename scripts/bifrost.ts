@@ -735,6 +735,7 @@ async function verifyCommand(argv: string[], out: Output): Promise<number> {
     bundleDir: flags.bundle,
   });
   out.info(`source  ${loaded.describe}`);
+  for (const warning of loaded.warnings) out.warn(warning);
   if (problems.length > 0) {
     out.warn(
       `provision-bifrost would refuse these secrets until they are fixed:\n${formatProblems(problems)}`,

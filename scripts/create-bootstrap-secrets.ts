@@ -49,7 +49,8 @@ Options:
   --verbose          more detail
   -h, --help         this help
 
-Environment: KUBECTL (kubectl binary), SOPS (sops binary), NO_COLOR.
+Environment: KUBECTL (kubectl binary), SOPS (sops binary), SECRETS_FLOW_SOPS_TIMEOUT (seconds, default 30,
+for sops and SOPS_AGE_KEY_CMD), NO_COLOR.
 Exit codes: 0 done, 1 kubectl failed, 2 bad input (missing file or key, wrong age key, tampered file).`;
 
 const OPTIONS = {
@@ -88,6 +89,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
   });
   // Before any command runs, every value and its encodings are known to the redactor.
   registerSecrets(loaded.values);
+  for (const warning of loaded.warnings) out.warn(warning);
   out.info(`${out.color.bold('source')}  ${loaded.describe}`);
 
   const problems = checkSecrets(loaded);

@@ -104,6 +104,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
     bundleDir: flags.bundle,
   });
   out.info(`source  ${loaded.describe}`);
+  for (const warning of loaded.warnings) out.warn(warning);
   if (problems.length > 0) {
     throw new InputError(
       `nothing done: the Bifrost secrets have problems:\n${formatProblems(problems)}`,

@@ -37,7 +37,8 @@ Commands:
   where
         which secret lives where, set when, and whether it may be rotated (generated from the schema)
 
-Options: --json, --verbose, -h/--help. Default file: ${DEFAULT_SECRETS_FILE}.`;
+Options: --json, --verbose, -h/--help. Default file: ${DEFAULT_SECRETS_FILE}.
+Environment: SOPS (sops binary), SECRETS_FLOW_SOPS_TIMEOUT (seconds, default 30, for sops and SOPS_AGE_KEY_CMD).`;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
@@ -165,6 +166,7 @@ async function check(out: Output, file: string, fromEnv: boolean): Promise<numbe
     executor: new LocalExecutor(),
   });
   registerSecrets(loaded.values);
+  for (const warning of loaded.warnings) out.warn(warning);
   const keyless = loaded.kind === 'key-names-only';
   const consumers = Object.keys(CONSUMERS) as (keyof typeof CONSUMERS)[];
   const values = keyless ? Object.fromEntries(loaded.present.map((k) => [k, 'x'])) : loaded.values;

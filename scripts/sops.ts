@@ -4,8 +4,9 @@
  */
 import { parseCli, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
+import type { Output } from './lib/output.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
-import { decryptToTree, readSopsFile } from './lib/secrets/sops/decrypt.ts';
+import { decryptFileToTree } from './lib/secrets/sops/decrypt.ts';
 import { emitDotenv, emitJson, emitYaml } from './lib/secrets/sops/emit.ts';
 import { runWithEnv } from './lib/secrets/sops/exec-env.ts';
 import { decryptSopsFile, execEnvPairs, type SopsFormat } from './lib/secrets/sops/index.ts';
@@ -21,7 +22,15 @@ Commands:
   exec-env FILE CMD   run CMD in /bin/sh with the file's top-level values as environment variables
 
 Age keys are found as sops finds them: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, then
-$XDG_CONFIG_HOME/sops/age/keys.txt or ~/.config/sops/age/keys.txt.
+$XDG_CONFIG_HOME/sops/age/keys.txt or ~/.config/sops/age/keys.txt. A keys file or SOPS file that its
+group or other users can read gets a warning with the chmod that fixes it.
+
+Environment:
+  SECRETS_FLOW_SOPS_TIMEOUT  seconds SOPS_AGE_KEY_CMD may run before it is killed (default 30)
+
+Limits (bad input, exit 2): a regular file of at most 16 MiB (a FIFO, device or directory is
+refused unopened), maps and lists nested at most 100 deep, keys and values of at most 1 MiB each,
+at most 200000 keys and list items in all.
 
 Options:
   -h, --help          show this help (also after a command)
@@ -62,7 +71,7 @@ function formatOption(value: string | undefined, name: string): SopsFormat | und
 
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
 
-async function decrypt(args: string[]): Promise<number> {
+async function decrypt(args: string[], out: Output): Promise<number> {
   const { values, positionals } = parseCli(
     args,
     { ...HELP_OPTION, 'output-type': { type: 'string' }, 'input-type': { type: 'string' } },
@@ -77,7 +86,8 @@ async function decrypt(args: string[]): Promise<number> {
   const inputType = formatOption(values['input-type'], 'input-type');
   const outputType = formatOption(values['output-type'], 'output-type');
   // The tree (not the plain documents) keeps integer-like keys in order and floats as floats.
-  const tree = await decryptToTree(await readSopsFile(file), { path: file, format: inputType });
+  const tree = await decryptFileToTree(file, { format: inputType });
+  for (const warning of tree.warnings) out.warn(warning);
   const type = outputType ?? tree.format;
   const [first] = tree.branches;
   if (type !== 'yaml' && (tree.branches.length !== 1 || !first)) {
@@ -102,7 +112,7 @@ async function decrypt(args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-async function execEnv(args: string[]): Promise<number> {
+async function execEnv(args: string[], out: Output): Promise<number> {
   const { values, positionals } = parseCli(args, HELP_OPTION, 'scripts/sops.ts exec-env');
   if (values.help) {
     process.stdout.write(`${EXEC_ENV_HELP}\n`);
@@ -112,19 +122,20 @@ async function execEnv(args: string[]): Promise<number> {
     throw new InputError('exec-env takes FILE and COMMAND', 'see exec-env --help');
   const [file = '', command = ''] = positionals;
   const decrypted = await decryptSopsFile(file);
+  for (const warning of decrypted.warnings) out.warn(warning);
   const vars = execEnvPairs(decrypted.documents[0] ?? {}, file);
   registerSecrets(vars);
   return runWithEnv(command, vars);
 }
 
-async function main(argv: string[]): Promise<number> {
+async function main(argv: string[], out: Output): Promise<number> {
   const [command, ...rest] = argv;
   if (command === '--help' || command === '-h') {
     process.stdout.write(`${HELP}\n`);
     return EXIT.ok;
   }
-  if (command === 'decrypt') return decrypt(rest);
-  if (command === 'exec-env') return execEnv(rest);
+  if (command === 'decrypt') return decrypt(rest, out);
+  if (command === 'exec-env') return execEnv(rest, out);
   throw new InputError(
     command ? `unknown command "${command}"` : 'no command given',
     'commands: decrypt, exec-env (see --help)',
@@ -133,4 +144,4 @@ async function main(argv: string[]): Promise<number> {
 
 // The plaintext goes to stdout untouched (that is what decrypt is for); errors go through runMain's
 // redacted error path with the conventional exit codes.
-await runMain(() => main(process.argv.slice(2)));
+await runMain((out) => main(process.argv.slice(2), out));

@@ -2,7 +2,6 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYamlText } from 'yaml';
 import {
@@ -11,7 +10,7 @@ import {
   isolatedEnv,
   makeSopsFixtures,
   NESTED_DOC,
-  projectRoot,
+  runSopsCli,
   type SopsFixtures,
   secretStrings,
 } from './fixtures/make-sops-fixtures.ts';
@@ -26,13 +25,7 @@ function sops(
   args: string[],
   env: NodeJS.ProcessEnv = isolatedEnv(fx.dir, { SOPS_AGE_KEY_FILE: fx.key.keysFile }),
 ) {
-  return execa('node', ['--import', 'tsx', join(projectRoot, 'scripts', 'sops.ts'), ...args], {
-    cwd: projectRoot,
-    env,
-    extendEnv: false,
-    reject: false,
-    stdin: 'ignore',
-  });
+  return runSopsCli(args, env);
 }
 
 const allSecrets = () => [...secretStrings(NESTED_DOC), ...secretStrings(FLAT_DOC)];

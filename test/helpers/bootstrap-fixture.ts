@@ -100,7 +100,9 @@ export async function makeBootstrapFixture(
     string
   >;
   const secretsFile = join(dir, 'bootstrap.sops.yaml');
-  writeFileSync(secretsFile, await encryptSops(plain, { recipients: [recipient], format: 'yaml' }));
+  writeFileSync(secretsFile, await encryptSops(plain, { recipients: [recipient], format: 'yaml' }), {
+    mode: 0o600,
+  });
   const binDir = join(dir, 'bin');
   mkdirSync(binDir);
   symlinkSync(process.execPath, join(binDir, 'node'));

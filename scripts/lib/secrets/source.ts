@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { InputError } from '../errors.ts';
+import { existsSync } from 'node:fs';
+import { InputError, WorkError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
 import { findOnPath } from '../exec/which.ts';
 import { SECRET_KEYS } from './schema.ts';
@@ -20,6 +20,8 @@ export interface LoadedSecrets {
   /** Keys present in the source (for key-names-only, the values above are empty). */
   present: string[];
   describe: string;
+  /** For the operator (a SOPS or key file others can read, mac_only_encrypted); never a value. */
+  warnings: string[];
 }
 
 export interface LoadOptions {
@@ -47,6 +49,7 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
       values: fromEnv,
       present: Object.keys(fromEnv),
       describe: 'the process environment',
+      warnings: [],
     };
   }
 
@@ -60,16 +63,26 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
 
   // Loaded on demand (the environment source never needs them), all at once: module loading is most
   // of a cold start, and one batch of imports costs less than three in a row.
-  const [{ decryptSopsFile, readPlainKeyNames }, { execEnvPairs }, { findAgeIdentities }] = await Promise.all(
-    [import('./sops/decrypt.ts'), import('./sops/exec-env.ts'), import('./sops/age-keys.ts')],
-  );
+  const [decrypt, { execEnvPairs }, { findAgeIdentities, keyFileWarnings }, { sopsTimeoutMs }] =
+    await Promise.all([
+      import('./sops/decrypt.ts'),
+      import('./sops/exec-env.ts'),
+      import('./sops/age-keys.ts'),
+      import('./sops/limits.ts'),
+    ]);
+  // Never a FIFO, device or directory, never past the size limit, whoever decrypts it.
+  const { text, warnings } = await decrypt.readSopsFile(file);
   const sops = findSopsBinary(env);
   if (opts.allowKeyless && (await findAgeIdentities(env)).identities.length === 0) {
-    return keyNamesOnly(file, readPlainKeyNames);
+    return keyNamesOnly(file, decrypt.readPlainKeyNames(text, { path: file }), warnings);
   }
-  if (sops) return decryptWithSopsBinary(sops, file, opts.executor, execEnvPairs);
+  if (sops) {
+    const loaded = await decryptWithSopsBinary(sops, file, opts.executor, sopsTimeoutMs(env), execEnvPairs);
+    const more = [...(await keyFileWarnings(env)), ...decrypt.macOnlyNotices(text, file)];
+    return { ...loaded, warnings: [...warnings, ...more] };
+  }
 
-  const decrypted = await decryptSopsFile(file, { env });
+  const decrypted = await decrypt.decryptSopsText(text, { path: file, env });
   const values = pickSchemaKeys(execEnvPairs(decrypted.documents[0] ?? {}, file));
   return {
     kind: 'native',
@@ -77,6 +90,7 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
     values,
     present: Object.keys(values),
     describe: `${file} (native SOPS decryptor)`,
+    warnings: [...warnings, ...decrypted.warnings],
   };
 }
 
@@ -94,11 +108,7 @@ export function findSopsBinary(env: NodeJS.ProcessEnv): string | undefined {
   return env.SOPS || findOnPath('sops', env);
 }
 
-function keyNamesOnly(
-  file: string,
-  readPlainKeyNames: (text: string, opts: { path: string }) => string[],
-): LoadedSecrets {
-  const names = readPlainKeyNames(readFileSync(file, 'utf8'), { path: file });
+function keyNamesOnly(file: string, names: string[], warnings: string[]): LoadedSecrets {
   const present = SECRET_KEYS.filter((k) => names.includes(k));
   return {
     kind: 'key-names-only',
@@ -106,6 +116,7 @@ function keyNamesOnly(
     values: {},
     present,
     describe: `${file} (key names only: no age key available, values not decrypted)`,
+    warnings,
   };
 }
 
@@ -120,10 +131,18 @@ async function decryptWithSopsBinary(
   sops: string,
   file: string,
   executor: Executor,
+  timeoutMs: number,
   execEnvPairs: (doc: unknown, path: string) => Record<string, string>,
-): Promise<LoadedSecrets> {
+): Promise<Omit<LoadedSecrets, 'warnings'>> {
   // Only the file name is on argv; the plaintext comes back on stdout and stays in memory.
-  const result = await executor.run({ argv: [sops, '--decrypt', '--output-type', 'json', file] });
+  const argv = [sops, '--decrypt', '--output-type', 'json', file];
+  const result = await executor.run({ argv, timeoutMs });
+  if (result.timedOut) {
+    throw new WorkError(
+      `sops (${sops}) did not finish decrypting ${file} within ${timeoutMs / 1000} s and was killed`,
+      `check what sops waits for (a PGP passphrase prompt, a KMS or key service, SOPS_AGE_KEY_CMD); if it is only slow, raise SECRETS_FLOW_SOPS_TIMEOUT (seconds, default 30); or unset SOPS to use the built-in decryptor`,
+    );
+  }
   if (result.spawnError) {
     throw new InputError(
       `cannot run sops (${sops}): ${result.spawnError}`,

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Decrypter } from 'age-encryption';
+import { fileModeWarning, formatTimeout, notRegular, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
 
 /**
  * Where sops looks for age identities (`age/keysource.go`: loadIdentities), in its order. sops
@@ -17,7 +18,6 @@ export interface IdentitySearch {
 }
 
 const NOT_NATIVE = 'not supported natively; install the sops binary to use it';
-const KEY_CMD_TIMEOUT_MS = 60_000;
 
 function count(n: number): string {
   return n === 1 ? '1 identity' : `${n} identities`;
@@ -114,12 +114,13 @@ function runKeyCommand(
   env: NodeJS.ProcessEnv,
 ): Promise<{ stdout: string; failure?: string }> {
   const [file = '', ...args] = argv;
+  const timeout = sopsTimeoutMs(env);
   return new Promise((resolve) => {
     // No shell, like sops; stdin closed, stderr kept out of our output (it may say anything).
     const child = execFile(
       file,
       args,
-      { env, timeout: KEY_CMD_TIMEOUT_MS, maxBuffer: 1 << 20 },
+      { env, timeout, killSignal: 'SIGKILL', maxBuffer: 1 << 20 },
       (err, stdout) => {
         if (!err) return resolve({ stdout });
         const code = (err as NodeJS.ErrnoException).code;
@@ -127,7 +128,7 @@ function runKeyCommand(
           typeof code === 'string'
             ? `cannot run it (${code})`
             : err.killed
-              ? `did not finish within ${KEY_CMD_TIMEOUT_MS / 1000} s`
+              ? `did not finish within ${formatTimeout(timeout)} and was killed (if it is only slow, raise ${TIMEOUT_VARIABLE})`
               : `exited with code ${code ?? 'unknown'}`;
         resolve({ stdout: '', failure });
       },
@@ -144,6 +145,13 @@ async function fromFile(
 ): Promise<void> {
   let text: string;
   try {
+    // Never opened unless a regular file: a FIFO would block, /dev/zero would never end.
+    const kind = notRegular(await stat(path));
+    if (kind) {
+      search.searched.push(`${label}: ${kind}, not read`);
+      search.problems.push(`${label} is ${kind}, not a regular file`);
+      return;
+    }
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
@@ -211,6 +219,16 @@ export async function loadAgeIdentities(env: NodeJS.ProcessEnv, recipient?: stri
 
   search.identities = [...new Set(search.identities)];
   return search;
+}
+
+/**
+ * A warning for each age keys file sops would read (SOPS_AGE_KEY_FILE, the default file) that its
+ * group or other users can read.
+ */
+export async function keyFileWarnings(env: NodeJS.ProcessEnv): Promise<string[]> {
+  const files = new Set([env.SOPS_AGE_KEY_FILE, defaultKeysFile(env)].filter((f): f is string => Boolean(f)));
+  const warnings = await Promise.all([...files].map((f) => fileModeWarning('the age key file', f)));
+  return warnings.filter((w): w is string => w !== undefined);
 }
 
 /** Every age identity sops would load from `env`, where it looked, and what it could not use. */

@@ -7,7 +7,10 @@ import { Comment, type Scalar } from './tree.ts';
  * sops's `aes/cipher.go`: every value is AES-256-GCM with a 32-byte IV, the key path as AAD,
  * and a `type:` telling how the plaintext bytes are read back.
  */
-const ENC_PATTERN = /^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]/;
+// sops's pattern is `(.+)` in each place; base64 has no comma and a type no `]`, so these match the
+// same values, and they cannot backtrack over a megabyte of garbage once for every comma in it.
+const ENC_PATTERN = /^ENC\[AES256_GCM,data:([^,]+),iv:([^,]+),tag:([^,]+),type:([^\]]+)\]/;
+const OTHER_CIPHER = /^ENC\[([A-Za-z0-9_-]{1,32}),/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const IV_BYTES = 32;
 const TAG_BYTES = 16;
@@ -25,7 +28,7 @@ export interface EncValue {
 export class CipherError extends Error {
   constructor(
     message: string,
-    readonly reason: 'malformed' | 'auth' | 'type',
+    readonly reason: 'malformed' | 'auth' | 'type' | 'cipher',
   ) {
     super(message);
   }
@@ -33,7 +36,16 @@ export class CipherError extends Error {
 
 export function parseEnc(value: string): EncValue {
   const m = ENC_PATTERN.exec(value);
-  if (!m) throw new CipherError('is not an ENC[AES256_GCM,…] value', 'malformed');
+  if (!m) {
+    const cipher = OTHER_CIPHER.exec(value)?.[1];
+    if (cipher && cipher !== 'AES256_GCM') {
+      throw new CipherError(
+        `is encrypted with the unsupported SOPS cipher ${cipher} (only AES256_GCM is known)`,
+        'cipher',
+      );
+    }
+    throw new CipherError('is not an ENC[AES256_GCM,…] value', 'malformed');
+  }
   const [, data = '', iv = '', tag = '', type = ''] = m;
   for (const [name, b64] of [
     ['data', data],
@@ -101,7 +113,10 @@ export function decryptValue(key: Uint8Array, ciphertext: string, aad: string): 
     case 'comment':
       return { value: new Comment(text), mac: new Uint8Array() };
     default:
-      throw new CipherError(`has the unknown type "${enc.type}"`, 'type');
+      throw new CipherError(
+        /^[A-Za-z0-9_]{1,16}$/.test(enc.type) ? `has the unknown type "${enc.type}"` : 'has an unknown type',
+        'type',
+      );
   }
   if (value === undefined)
     throw new CipherError(`decrypts to something that is not a valid ${enc.type}`, 'type');

@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { InputError } from '../../errors.ts';
+import { keyFileWarnings } from './age-keys.ts';
 import { CipherError, decryptValue } from './cipher.ts';
 import { recoverDataKey } from './data-key.ts';
 import { rememberBranch } from './exec-env.ts';
 import { GoTime } from './go-values.ts';
+import { modeWarning, readSecretsFile } from './limits.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { parseMetadata, type SopsMetadata } from './metadata.ts';
 import { compileRules } from './rules.ts';
@@ -26,6 +27,8 @@ export interface DecryptedFile {
   /** One per branch (YAML document); plain objects in file key order, metadata removed. */
   documents: unknown[];
   macVerified: true;
+  /** What the operator should know (file permissions, mac_only_encrypted); never a value. */
+  warnings: string[];
 }
 
 export interface DecryptOptions {
@@ -43,8 +46,18 @@ export interface DecryptedTree {
   branches: Branch[];
   /** The MAC recomputed over the plaintext (it equals the stored one, or decryption failed). */
   mac: string;
+  /** What the operator should know (key file permissions, mac_only_encrypted); never a value. */
+  warnings: string[];
 }
 
+/** A SOPS file as read from disk, with what its permissions call for. */
+export interface SopsFileText {
+  text: string;
+  warnings: string[];
+}
+
+const INSTALL_SOPS =
+  'if the sops binary decrypts this file, install it (https://github.com/getsops/sops) and use it; otherwise restore the file from version control';
 const RESTORE =
   'restore the file from version control (git diff shows what changed) or re-encrypt it with sops';
 
@@ -99,13 +112,32 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
       if (err.reason === 'auth') {
         throw new InputError(`${where} does not decrypt (tampered with, or moved from another key)`, RESTORE);
       }
+      if (err.reason === 'cipher') throw new InputError(`${where} ${err.message}`, INSTALL_SOPS);
       throw new InputError(`${where} ${err.message}`, RESTORE);
     }
   };
   const branches = parsed.branches.map((branch) => walkBranch(branch, decryptLeaf));
   const mac = hasher.hex();
   verifyMac(metadata, key, mac, file);
-  return { format, metadata, branches, mac };
+  const warnings = opts.identities ? [] : await keyFileWarnings(opts.env ?? process.env);
+  if (metadata.macOnlyEncrypted) warnings.push(macOnlyNotice(file));
+  return { format, metadata, branches, mac, warnings };
+}
+
+/** sops-format.md section 6: under mac_only_encrypted only the encrypted values are hashed. */
+export function macOnlyNotice(file: string): string {
+  return `${file} sets mac_only_encrypted: its MAC covers only the encrypted values, so its unencrypted values could be changed, added, removed or reordered without any error (sops behaves the same)`;
+}
+
+/** The mac_only_encrypted notice for a file decrypted by something else (the sops binary), if it sets it. */
+export function macOnlyNotices(text: string, file: string): string[] {
+  try {
+    const { metadata } = parseStore(text, formatOf(file, undefined), file);
+    return parseMetadata(metadata, file).macOnlyEncrypted ? [macOnlyNotice(file)] : [];
+  } catch (err) {
+    if (err instanceof InputError) return [];
+    throw err;
+  }
 }
 
 /** `common.DecryptTree`'s check, with sops's own wording where it has one. */
@@ -134,40 +166,47 @@ function verifyMac(metadata: SopsMetadata, key: Uint8Array, computed: string, fi
 }
 
 export async function decryptSopsText(text: string, opts: DecryptOptions): Promise<DecryptedFile> {
-  const tree = await decryptToTree(text, opts);
+  return plainFile(await decryptToTree(text, opts), opts.path);
+}
+
+function plainFile(tree: DecryptedTree, path: string): DecryptedFile {
   const documents = tree.branches.map((branch) => {
     const doc = toPlain(branch);
     rememberBranch(doc, branch);
     return doc;
   });
   return {
-    path: opts.path,
+    path,
     format: tree.format,
     sopsVersion: tree.metadata.version,
     documents,
     macVerified: true,
+    warnings: tree.warnings,
   };
 }
 
-export async function readSopsFile(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`${path} does not exist`, 'check the path');
-    if (code === 'EISDIR') throw new InputError(`${path} is a directory, not a SOPS file`, 'check the path');
-    throw new InputError(
-      `cannot read ${path} (${code ?? 'unknown error'})`,
-      'check the path and its permissions',
-    );
-  }
+/** A SOPS file from disk: a regular file within LIMITS (never a FIFO or device), and a warning if others can read it. */
+export async function readSopsFile(path: string): Promise<SopsFileText> {
+  const { text, mode } = await readSecretsFile(path);
+  const warning = modeWarning('the SOPS file', path, mode);
+  return { text, warnings: warning ? [warning] : [] };
+}
+
+/** decryptToTree on a file from disk, its warnings first. */
+export async function decryptFileToTree(
+  path: string,
+  opts: Omit<DecryptOptions, 'path'> = {},
+): Promise<DecryptedTree> {
+  const file = await readSopsFile(path);
+  const tree = await decryptToTree(file.text, { ...opts, path });
+  return { ...tree, warnings: [...file.warnings, ...tree.warnings] };
 }
 
 export async function decryptSopsFile(
   path: string,
   opts: { env?: NodeJS.ProcessEnv; format?: SopsFormat } = {},
 ): Promise<DecryptedFile> {
-  return decryptSopsText(await readSopsFile(path), { ...opts, path });
+  return plainFile(await decryptFileToTree(path, opts), path);
 }
 
 /** Top-level key names of the first document, read without any key: SOPS keeps keys in plaintext. */

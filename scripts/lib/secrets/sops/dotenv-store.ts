@@ -1,4 +1,5 @@
 import { InputError } from '../../errors.ts';
+import { Budget } from './limits.ts';
 import { Branch, Comment, type Pair } from './tree.ts';
 
 /**
@@ -8,14 +9,18 @@ import { Branch, Comment, type Pair } from './tree.ts';
  */
 export function parseDotenvLines(text: string, file: string): Branch {
   const items: (Pair | Comment)[] = [];
+  const budget = new Budget(file);
   text.split('\n').forEach((line, index) => {
     if (line === '') return;
+    const where = `line ${index + 1}`;
+    budget.item(where);
+    budget.text(line.length, where);
     if (line.startsWith('#')) {
       items.push(new Comment(line.slice(1)));
       return;
     }
     const eq = line.indexOf('=');
-    if (eq < 0) throw new InputError(`${file}: line ${index + 1} is not KEY=VALUE (no '=')`);
+    if (eq < 0) throw new InputError(`${file}: ${where} is not KEY=VALUE (no '=')`);
     items.push({ key: line.slice(0, eq), value: line.slice(eq + 1).replaceAll('\\n', '\n') });
   });
   return new Branch(items);
@@ -29,30 +34,57 @@ export function isMetadataKey(key: string): boolean {
   return key.startsWith(METADATA_PREFIX);
 }
 
+type Container = Record<string, unknown> | unknown[];
+
 /**
  * `stores/flatten.go` in reverse: `sops_age__list_0__map_enc=…` is `sops.age[0].enc`. Returns
- * undefined when the file has no `sops_` line at all.
+ * undefined when the file has no `sops_` line at all. Lines that do not fit together (a list index
+ * that skips ahead or is not a number, a map where another line made a value) are refused by name.
  */
-export function unflattenMetadata(branch: Branch): Record<string, unknown> | undefined {
+export function unflattenMetadata(branch: Branch, file: string): Record<string, unknown> | undefined {
   const pairs = branch.pairs().filter((p) => isMetadataKey(p.key));
   if (pairs.length === 0) return undefined;
   // Prototype-less containers, so that no metadata line can reach Object.prototype.
   const root: Record<string, unknown> = Object.create(null);
+  const budget = new Budget(file);
   for (const { key, value } of pairs) {
+    const bad = (why: string): never => {
+      throw new InputError(
+        `${file}: the metadata line ${key} ${why}`,
+        'restore the file from version control (git diff shows what changed) or re-encrypt it with sops',
+      );
+    };
     const steps = key.slice(METADATA_PREFIX.length).split(/(?=__map_|__list_)/);
-    let container: Record<string, unknown> | unknown[] = root;
+    budget.nest(steps.length, key);
+    let container: Container = root;
     steps.forEach((step, i) => {
+      const isList = step.startsWith(LIST_SEPARATOR);
       const name = step.startsWith(MAP_SEPARATOR)
         ? step.slice(MAP_SEPARATOR.length)
-        : step.startsWith(LIST_SEPARATOR)
-          ? Number(step.slice(LIST_SEPARATOR.length))
+        : isList
+          ? step.slice(LIST_SEPARATOR.length)
           : step;
-      if (name === '__proto__') throw new InputError(`the metadata line ${key} has a forbidden name`);
-      const next = steps[i + 1];
+      if (name === '__proto__') bad('has a forbidden name');
+      if (isList !== Array.isArray(container))
+        bad('mixes a list and a map at the same place as another line');
+      if (isList && !(/^\d{1,6}$/.test(name) && Number(name) <= (container as unknown[]).length)) {
+        bad('has a list index that is not the next number in its list');
+      }
       const slot = container as Record<string | number, unknown>;
-      if (next === undefined) slot[name] = value;
-      else slot[name] ??= next.startsWith(LIST_SEPARATOR) ? [] : Object.create(null);
-      container = slot[name] as Record<string, unknown> | unknown[];
+      const slotName = isList ? Number(name) : name;
+      const next = steps[i + 1];
+      const existing = slot[slotName];
+      if (next === undefined) {
+        if (existing !== undefined && typeof existing === 'object')
+          bad('gives a value where other lines have a map or list');
+        slot[slotName] = value;
+        return;
+      }
+      if (existing !== undefined && (existing === null || typeof existing !== 'object')) {
+        bad('nests under a value another line sets');
+      }
+      slot[slotName] ??= next.startsWith(LIST_SEPARATOR) ? [] : Object.create(null);
+      container = slot[slotName] as Container;
     });
   }
   return root;

@@ -1,5 +1,6 @@
 import { InputError } from '../../errors.ts';
 import { fitsInt64 } from './go-values.ts';
+import { Budget } from './limits.ts';
 import { Branch, type ListValue, type Pair, type Value } from './tree.ts';
 
 /**
@@ -10,11 +11,14 @@ import { Branch, type ListValue, type Pair, type Value } from './tree.ts';
  */
 class JsonReader {
   private pos = 0;
+  private readonly budget: Budget;
 
   constructor(
     private readonly text: string,
     private readonly file: string,
-  ) {}
+  ) {
+    this.budget = new Budget(file);
+  }
 
   private fail(what: string): never {
     const before = this.text.slice(0, this.pos);
@@ -36,18 +40,19 @@ class JsonReader {
   document(): Branch {
     this.skipSpace();
     if (this.text[this.pos] !== '{') this.fail('the top level must be an object');
-    const branch = this.value() as Branch;
+    const branch = this.value(1, '') as Branch;
     this.skipSpace();
     if (this.pos < this.text.length) this.fail('unexpected text after the object');
     return branch;
   }
 
-  private value(): Value {
+  /** A value at nesting `depth` (the top-level object is 1), `where` naming it for the limits. */
+  private value(depth: number, where: string): Value {
     this.skipSpace();
     const ch = this.text[this.pos];
-    if (ch === '{') return this.object();
-    if (ch === '[') return this.array();
-    if (ch === '"') return this.string();
+    if (ch === '{') return this.object(depth, where);
+    if (ch === '[') return this.array(depth, where);
+    if (ch === '"') return this.string(where);
     for (const [word, value] of [
       ['true', true],
       ['false', false],
@@ -61,7 +66,8 @@ class JsonReader {
     return this.number();
   }
 
-  private object(): Branch {
+  private object(depth: number, where: string): Branch {
+    this.budget.nest(depth, where);
     this.pos++;
     const items: Pair[] = [];
     this.skipSpace();
@@ -72,9 +78,11 @@ class JsonReader {
     for (;;) {
       this.skipSpace();
       if (this.text[this.pos] !== '"') this.fail('expected a string key');
-      const key = this.string();
+      const key = this.string(where, 'key');
+      const keyWhere = where ? `${where}:${key}` : key;
+      this.budget.item(keyWhere);
       this.expect(':');
-      items.push({ key, value: this.value() });
+      items.push({ key, value: this.value(depth + 1, keyWhere) });
       this.skipSpace();
       const next = this.text[this.pos++];
       if (next === '}') return new Branch(items);
@@ -82,7 +90,8 @@ class JsonReader {
     }
   }
 
-  private array(): ListValue {
+  private array(depth: number, where: string): ListValue {
+    this.budget.nest(depth, where);
     this.pos++;
     const items: ListValue = [];
     this.skipSpace();
@@ -91,7 +100,9 @@ class JsonReader {
       return items;
     }
     for (;;) {
-      items.push(this.value());
+      const itemWhere = `${where}[${items.length}]`;
+      this.budget.item(itemWhere);
+      items.push(this.value(depth + 1, itemWhere));
       this.skipSpace();
       const next = this.text[this.pos++];
       if (next === ']') return items;
@@ -99,11 +110,13 @@ class JsonReader {
     }
   }
 
-  private string(): string {
+  private string(where: string, what: 'key' | 'value' = 'value'): string {
     const start = this.pos;
-    const end = /"(?:[^"\\]|\\.)*"/y;
+    // Linear (no alternation for the backtracker to stack up): runs of plain characters, escapes.
+    const end = /"[^"\\]*(?:\\.[^"\\]*)*"/y;
     end.lastIndex = start;
     if (!end.test(this.text)) this.fail('an unterminated string');
+    this.budget.text(end.lastIndex - start - 2, where, what);
     this.pos = end.lastIndex;
     try {
       // JSON.parse checks the escapes and control characters of this one string.

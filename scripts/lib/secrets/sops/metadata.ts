@@ -68,6 +68,16 @@ function ageEntries(group: Raw, file: string): AgeEntry[] {
     if (recipient === null || enc === null) {
       throw new InputError(`${file}: sops.age[${i}] needs a recipient and an enc`);
     }
+    // Informational to sops, but it is printed in messages and chosen on: garbage means an edit.
+    if (
+      !/^age1[0-9a-z]{10,}$/.test(recipient) &&
+      !/^ssh-(ed25519|rsa) [A-Za-z0-9+/=]+( .*)?$/.test(recipient)
+    ) {
+      throw new InputError(
+        `${file}: sops.age[${i}].recipient is not an age recipient (age1…) or an SSH public key`,
+        'restore the file from version control; its metadata was edited outside sops',
+      );
+    }
     return { recipient, enc };
   });
   if (entries.length === 0) {
@@ -98,6 +108,23 @@ function rulesOf(raw: Raw, file: string): RuleSet {
   return rules;
 }
 
+/**
+ * `version` plays no part in decryption (sops-format.md 5.2), and files re-serialized by other
+ * tools leave it out; but a version that is there must be a 3.x one: a later major version may
+ * change the format, and anything else is not what sops writes.
+ */
+function versionOf(v: unknown, file: string): string | null {
+  if (v === undefined || v === null) return null;
+  const version = text(v) ?? '';
+  if (/^3\.\d{1,4}\.\d{1,4}(?:[-+][0-9A-Za-z.-]{1,40})?$/.test(version)) return version;
+  const shown = /^[0-9A-Za-z.+-]{1,40}$/.test(version) ? ` ${version}` : '';
+  const why = /^\d+\.\d+/.test(version) ? 'this reader knows 3.x only' : 'not a version sops writes';
+  throw new InputError(
+    `${file}: unsupported SOPS version${shown || (version === '' ? ' (sops.version is empty)' : ' (sops.version is malformed)')}: ${why}`,
+    `${INSTALL_SOPS}; or restore the file from version control if its metadata was edited`,
+  );
+}
+
 /** Validates the raw `sops` block of a file; the errors say which field is wrong, never a value. */
 export function parseMetadata(raw: unknown, file: string): SopsMetadata {
   if (raw === undefined) {
@@ -116,7 +143,7 @@ export function parseMetadata(raw: unknown, file: string): SopsMetadata {
     );
   }
   return {
-    version: text(raw.version),
+    version: versionOf(raw.version, file),
     macAad: parsed.seconds,
     mac: text(raw.mac) ?? '',
     macOnlyEncrypted: parseBoolField(raw.mac_only_encrypted, 'mac_only_encrypted', file),

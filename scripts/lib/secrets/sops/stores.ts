@@ -40,7 +40,7 @@ export function parseStore(text: string, format: SopsFormat, file: string): Pars
     case 'dotenv': {
       const branch = parseDotenvLines(text, file);
       const kept = branch.items.filter((i) => !('key' in i) || !isMetadataKey(i.key));
-      return { branches: [new Branch(kept)], metadata: unflattenMetadata(branch) };
+      return { branches: [new Branch(kept)], metadata: unflattenMetadata(branch, file) };
     }
   }
 }

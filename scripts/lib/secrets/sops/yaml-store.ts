@@ -7,10 +7,12 @@ import {
   parseAllDocuments,
   Scalar,
   type YAMLError,
+  type YAMLMap,
   type Node as YamlNode,
 } from 'yaml';
 import { InputError } from '../../errors.ts';
 import { resolvePlain } from './go-yaml-resolve.ts';
+import { Budget, tooDeep } from './limits.ts';
 import type { ParsedStore } from './stores.ts';
 import { Branch, Comment, type ListValue, type Pair, type Value } from './tree.ts';
 
@@ -19,20 +21,64 @@ const STR_TAGS = new Set(['tag:yaml.org,2002:str', '!']);
 const MAX_EXPANDED_NODES = 1_000_000;
 
 /** Where a parse error is, by line and column only: the text there may be a secret. */
-function locate(text: string, err: YAMLError): string {
-  const offset = err.pos[0];
+function locate(text: string, code: string, offset: number): string {
   const before = text.slice(0, offset);
   const line = before.split('\n').length;
   const column = offset - before.lastIndexOf('\n');
-  return `${err.code} at line ${line}, column ${column}`;
+  return `${code} at line ${line}, column ${column}`;
+}
+
+function invalid(text: string, file: string, err: YAMLError): InputError {
+  const where = locate(text, err.code, err.pos[0]);
+  if (err.code === 'RESOURCE_EXHAUSTION') return tooDeep(`${file} (${where})`);
+  return new InputError(`${file} is not valid YAML: ${where}`);
+}
+
+/**
+ * go-yaml refuses a map that repeats a key. The `yaml` package's own check (`uniqueKeys`) compares
+ * each key with every earlier one, which takes minutes on a file of 40,000 keys; this is one pass.
+ */
+function checkUniqueKeys(map: YAMLMap, text: string, file: string): void {
+  const seen = new Set<string>();
+  for (const { key } of map.items) {
+    if (!isScalar(key)) continue;
+    const name = String(key.value);
+    if (seen.has(name)) {
+      throw new InputError(
+        `${file} is not valid YAML: ${locate(text, 'DUPLICATE_KEY', key.range?.[0] ?? 0)}`,
+      );
+    }
+    seen.add(name);
+  }
+}
+
+/** Every map in a node (the sops metadata, which the converter does not walk), depth-limited. */
+function checkUniqueKeysBelow(
+  node: unknown,
+  text: string,
+  file: string,
+  budget: Budget,
+  depth: number,
+): void {
+  if (isMap(node)) {
+    budget.nest(depth, 'sops');
+    checkUniqueKeys(node, text, file);
+    for (const pair of node.items) checkUniqueKeysBelow(pair.value, text, file, budget, depth + 1);
+  } else if (isSeq(node)) {
+    budget.nest(depth, 'sops');
+    for (const item of node.items) checkUniqueKeysBelow(item, text, file, budget, depth + 1);
+  }
 }
 
 class Converter {
   private expanded = 0;
+  private depth = 0;
 
   constructor(
     private readonly doc: Document,
     private readonly file: string,
+    private readonly text: string,
+    private readonly budget: Budget,
   ) {}
 
   private fail(message: string, where: string): never {
@@ -59,9 +105,11 @@ class Converter {
     if (node === null || node === undefined) return null;
     if (isMap(node)) return this.map(node as YamlNode, where);
     if (isSeq(node)) {
+      this.budget.nest(++this.depth, where);
       const out: ListValue = [];
       this.comments(out, node.commentBefore);
       node.items.forEach((item, i) => {
+        this.budget.item(`${where}[${i}]`);
         const itemNode = this.deref(item, where);
         if (isScalar(itemNode)) {
           this.comments(out, itemNode.commentBefore);
@@ -70,6 +118,7 @@ class Converter {
         out.push(this.value(item, `${where}[${i}]`));
       });
       this.comments(out, node.comment);
+      this.depth--;
       return out;
     }
     if (isScalar(node)) return this.scalar(node, where);
@@ -78,6 +127,7 @@ class Converter {
 
   private scalar(node: Scalar, where: string): Value {
     const text = String(node.value);
+    this.budget.text(text.length, where);
     if (node.tag && !STR_TAGS.has(node.tag))
       this.fail(`the YAML tag ${node.tag} is not supported natively`, where);
     if (node.tag || node.type !== Scalar.PLAIN) return text;
@@ -89,12 +139,16 @@ class Converter {
 
   map(node: YamlNode, where: string): Branch {
     if (!isMap(node)) return this.fail('a document that is not a mapping', where);
+    this.budget.nest(++this.depth, where);
+    checkUniqueKeys(node, this.text, this.file);
     const items: (Pair | Comment)[] = [];
     this.comments(items, node.commentBefore);
     for (const pair of node.items) {
       const keyNode = pair.key;
       if (!isScalar(keyNode)) this.fail('a key that is not a string', where);
       const key = String(keyNode.value);
+      this.budget.text(key.length, where, 'key');
+      this.budget.item(where ? `${where}:${key}` : key);
       // The metadata is read separately; sops drops it from every document.
       if (where === '' && key === 'sops') continue;
       const keyWhere = where ? `${where}:${key}` : key;
@@ -113,6 +167,7 @@ class Converter {
       items.push({ key, value: this.value(pair.value, keyWhere) });
     }
     this.comments(items, node.comment);
+    this.depth--;
     return new Branch(items);
   }
 }
@@ -123,18 +178,32 @@ class Converter {
  * way sops's struct decoding reads it (`lastmodified` may even be unquoted).
  */
 export function parseYaml(text: string, file: string): ParsedStore {
-  const docs = parseAllDocuments(text, { schema: 'failsafe', uniqueKeys: true, prettyErrors: false });
+  try {
+    return parseYamlDocuments(text, file);
+  } catch (err) {
+    // The depth limit stops the converter; this is for a parser that recursed out of stack first.
+    if (err instanceof RangeError) throw tooDeep(file);
+    throw err;
+  }
+}
+
+function parseYamlDocuments(text: string, file: string): ParsedStore {
+  const docs = parseAllDocuments(text, { schema: 'failsafe', uniqueKeys: false, prettyErrors: false });
   const branches: Branch[] = [];
+  const budget = new Budget(file);
   let metadata: unknown;
   docs.forEach((doc, index) => {
     const [error] = doc.errors;
-    if (error) throw new InputError(`${file} is not valid YAML: ${locate(text, error)}`);
+    if (error) throw invalid(text, file, error);
     const contents = doc.contents;
     const isEmpty =
       contents === null || (isScalar(contents) && contents.type === Scalar.PLAIN && contents.value === '');
-    const branch = isEmpty ? new Branch() : new Converter(doc, file).map(contents as YamlNode, '');
+    const branch = isEmpty
+      ? new Branch()
+      : new Converter(doc, file, text, budget).map(contents as YamlNode, '');
     if (index === 0 && isMap(contents)) {
       const sops = contents.items.find((p) => isScalar(p.key) && p.key.value === 'sops');
+      checkUniqueKeysBelow(sops?.value, text, file, budget, 1);
       if (sops) metadata = (sops.value as YamlNode | null)?.toJSON() ?? null;
     }
     branches.push(
