@@ -21,6 +21,7 @@ import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
+import { runContext, withCleanup } from './lib/run-context.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 import { formatProblems } from './lib/secrets/validate.ts';
 
@@ -107,11 +108,13 @@ export async function main(argv: string[], out: Output): Promise<number> {
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
 
   // 2. One SSH connection for everything.
+  runContext.setPhase('connecting', NOTHING_CHANGED);
   const executor = await connectFromFlags({ ...flags, host: flags.host });
-  try {
+  const work = async () => {
     out.info(`target  ${executor.where}:${remoteDir}`);
-    const { acquireHostLock } = await import('./lib/bifrost/lock.ts');
+    const { acquireHostLock, currentHolder } = await import('./lib/bifrost/lock.ts');
     const { planUpload, uploadBundle } = await import('./lib/bifrost/upload.ts');
+    runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
     const deployed = await readDeployed(executor.files, remoteDir);
     const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate);
     for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
@@ -131,18 +134,19 @@ export async function main(argv: string[], out: Output): Promise<number> {
       return EXIT.ok;
     }
 
+    runContext.setPhase('taking the host lock', NOTHING_CHANGED);
     const lock = await acquireHostLock(executor, remoteDir, {
-      holder: {
-        holder: `${userInfo().username}@${hostname()}`,
-        pid: process.pid,
-        since: new Date().toISOString(),
-        command: 'provision-bifrost',
-      },
+      holder: currentHolder('provision-bifrost'),
       waitSeconds: nonNegative('lock-wait', flags['lock-wait'], 0),
       onWait: (line) => out.info(`lock    ${line}`),
+      onNotice: (line) => out.warn(`lock: ${line}`),
     });
-    try {
+    const locked = async () => {
       // 3. Upload.
+      runContext.setPhase(
+        'upload',
+        'the live bundle is unchanged (a swap cut short is put back by the next run)',
+      );
       const upload = await uploadBundle(executor, remoteDir, files, {
         onProgress: (line) => out.detail(line),
       });
@@ -162,6 +166,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
       }
 
       // 4. The bootstrap, over the same connection, its output streamed as it happens.
+      runContext.setPhase('bootstrap', 'the new bundle is live; services already started keep running');
       const result = await runBifrostBootstrap({
         executor,
         cli: dockerCliFromFlags(flags, remoteDir),
@@ -181,17 +186,25 @@ export async function main(argv: string[], out: Output): Promise<number> {
         deployedAt: new Date().toISOString(),
         by: `${userInfo().username}@${hostname()}`,
       };
+      runContext.setPhase(
+        'recording the deploy',
+        'the services are up; the next run runs the bootstrap again',
+      );
       await writeDeployed(executor.files, remoteDir, state);
       out.info(out.color.green(`bifrost provisioned in ${result.seconds.toFixed(1)} s`));
       out.result({ ok: true, where: executor.where, remoteDir, upload, bootstrap: result });
       return EXIT.ok;
-    } finally {
+    };
+    // A failed release never hides the failure that came before it (withCleanup attaches it).
+    return withCleanup(locked, async () => {
+      runContext.setPhase('releasing the host lock');
       await lock.release();
-    }
-  } finally {
-    await executor.close();
-  }
+    });
+  };
+  return withCleanup(work, () => executor.close());
 }
+
+const NOTHING_CHANGED = 'nothing was changed on the host';
 
 function digestOf(files: readonly { path: string; content: string | Buffer; mode: number }[]): string {
   const entries = [...files]

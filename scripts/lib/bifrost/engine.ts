@@ -8,6 +8,7 @@ import type { Executor } from '../exec/executor.ts';
 import { formatCommand } from '../exec/executor.ts';
 import type { Output } from '../output.ts';
 import { describeSecret, redactor } from '../redact.ts';
+import { InterruptedError, runContext, stoppableSleep } from '../run-context.ts';
 import { namesFor } from '../secrets/schema.ts';
 import { Bundle, type BundleState } from './bundle.ts';
 import { composeVersionArgv, type DockerCli, execArgv, logsArgv, runArgv, upArgv } from './docker.ts';
@@ -113,6 +114,8 @@ class Engine {
     await this.preflight();
     await this.schedule();
     await Promise.all(this.saves);
+    // Interrupted: the steps cut short are "not run"; the caller reports the interrupt, not a failure.
+    runContext.throwIfStopped();
     const steps = this.plan.map(
       (s) => this.results.get(s.id) ?? { id: s.id, status: 'not run' as const, detail: '' },
     );
@@ -225,7 +228,7 @@ class Engine {
     const done = (id: string) =>
       this.results.get(id)?.status === 'done' || this.results.get(id)?.status === 'skipped';
     while (pending.size > 0 || running.size > 0) {
-      if (!this.aborted) {
+      if (!this.aborted && !runContext.stopped()) {
         const ready = [...pending.values()].filter((step) => step.after.every(done));
         this.ups.expect(ready.filter((s) => s.kind === 'service' && !this.gatedOut(s)).length);
         for (const step of ready) {
@@ -266,6 +269,12 @@ class Engine {
     } catch (err) {
       if (err instanceof StoppedError) {
         record('not run', err.message);
+        return;
+      }
+      if (err instanceof InterruptedError || runContext.stopped()) {
+        record('not run', (err as Error).message);
+        this.aborted = true;
+        this.watcher.stop();
         return;
       }
       const e = err as Error & { hint?: string };
@@ -395,7 +404,7 @@ class Engine {
       this.out.info(
         `wait   netbird-mgmt-token: attempt ${attempt} failed (${lastError.split('\n')[0]}); retrying in ${(delay / 1000).toFixed(1)} s`,
       );
-      await new Promise((r) => setTimeout(r, delay));
+      await stoppableSleep(delay);
       delay = Math.min(delay * 2, 10_000 * this.scale);
     }
     throw new StepFailure(
