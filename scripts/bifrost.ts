@@ -283,8 +283,8 @@ async function withHost<T>(
   const executor = await connectFromFlags(flags);
   return withCleanup(
     async () => {
-      out.info(`target  ${executor.where}:${cli.dir}`);
       runContext.setPhase(phase, consequence);
+      out.info(`target  ${executor.where}:${cli.dir}`);
       return await fn(executor);
     },
     () => executor.close(),

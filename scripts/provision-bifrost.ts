@@ -111,10 +111,10 @@ export async function main(argv: string[], out: Output): Promise<number> {
   runContext.setPhase('connecting', NOTHING_CHANGED);
   const executor = await connectFromFlags({ ...flags, host: flags.host });
   const work = async () => {
+    runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
     out.info(`target  ${executor.where}:${remoteDir}`);
     const { acquireHostLock, currentHolder } = await import('./lib/bifrost/lock.ts');
     const { planUpload, uploadBundle } = await import('./lib/bifrost/upload.ts');
-    runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
     const deployed = await readDeployed(executor.files, remoteDir);
     const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate);
     for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);

@@ -155,9 +155,11 @@ function reportFailure(err: unknown, out: Output): void {
   const e = err as Error & { hint?: string };
   let message = e.message ?? String(err);
   const dropped = runContext.dropped;
-  if (dropped && !message.includes('dropped')) {
-    const during = dropped.phase ? ` during ${dropped.phase}` : '';
-    message = `the SSH connection to ${dropped.where} dropped${during}: ${message}`;
+  if (dropped) {
+    // "the SSH connection to HOST dropped during upload: <what it cut>"
+    const prefix = `the SSH connection to ${dropped.where} dropped`;
+    const rest = message.startsWith(prefix) ? message.slice(prefix.length).trimStart() : message;
+    message = `${prefix}${dropped.phase ? ` during ${dropped.phase}` : ''}: ${rest}`;
   }
   const secondary = secondaryOf(err);
   out.error([message, ...secondary.map((s) => `also: ${s}`)].join('\n'), e.hint);

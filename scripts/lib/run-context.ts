@@ -85,6 +85,14 @@ export const runContext = {
     controller.signal.addEventListener('abort', listener, { once: true });
     return () => controller.signal.removeEventListener('abort', listener);
   },
+  /**
+   * `onStop` bound to the caller's scope now: for callbacks that run outside it later (ssh2 calls back
+   * from its socket, where a clean-up step's scope is not visible).
+   */
+  stopHook(): (fn: () => void) => () => void {
+    if (cleanupScope.getStore()) return () => () => {};
+    return (fn) => runContext.onStop(fn);
+  },
   interrupt(signal: StopSignal): void {
     if (interruptedBy) return;
     interruptedBy = signal;

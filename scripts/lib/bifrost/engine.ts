@@ -81,6 +81,8 @@ class Engine {
   private readonly results = new Map<string, StepResult>();
   private readonly t0 = Date.now();
   private aborted = false;
+  /** Ends the run as an error rather than a step failure: the connection dropped. */
+  private fatal: Error | undefined;
 
   constructor(private readonly opts: EngineOptions) {
     this.plan = opts.plan ?? BIFROST_PLAN;
@@ -114,8 +116,10 @@ class Engine {
     await this.preflight();
     await this.schedule();
     await Promise.all(this.saves);
-    // Interrupted: the steps cut short are "not run"; the caller reports the interrupt, not a failure.
+    // Interrupted, or the connection dropped: the steps cut short are "not run", and the caller reports
+    // the interrupt or the drop (with its phase), not a step failure.
     runContext.throwIfStopped();
+    if (this.fatal) throw this.fatal;
     const steps = this.plan.map(
       (s) => this.results.get(s.id) ?? { id: s.id, status: 'not run' as const, detail: '' },
     );
@@ -271,7 +275,8 @@ class Engine {
         record('not run', err.message);
         return;
       }
-      if (err instanceof InterruptedError || runContext.stopped()) {
+      if (err instanceof InterruptedError || runContext.stopped() || runContext.dropped) {
+        this.fatal ??= err as Error;
         record('not run', (err as Error).message);
         this.aborted = true;
         this.watcher.stop();
@@ -332,7 +337,11 @@ class Engine {
     }
     this.state.services[service] = { inputs };
     // Saved in the background (saves are queued): dependents need not wait for the disk.
-    this.saves.push(this.bundle.saveState(this.state));
+    const save = this.bundle.saveState(this.state);
+    // Awaited at the end of the run; until then a failed save (a dropped connection) must not count as
+    // an unhandled rejection, which would end the process.
+    save.catch(() => {});
+    this.saves.push(save);
     const waited = ((Date.now() - waitStart) / 1000).toFixed(1);
     return `${recorded !== undefined && recreate ? 'recreated, ' : ''}healthy after ${waited} s`;
   }

@@ -94,6 +94,14 @@ const KILL_CLOSE_MS = 1000;
 const KILL_GRACE_MS = 5000;
 const CHANNEL_TIMEOUT_MS = 30_000;
 const FILE_OP_TIMEOUT_MS = 60_000;
+const NEVER_CONNECTED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+]);
 const RERUN_HINT = 'check the network and the server, then re-run: the steps are safe to repeat';
 
 export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
@@ -135,6 +143,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
 
   await new Promise<void>((resolve, reject) => {
     let settled = false;
+    let offStop = () => {};
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
@@ -142,14 +151,23 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
       client.destroy();
       reject(err);
     };
-    const offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
+    offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
     client.once('ready', () => {
       settled = true;
       offStop();
       resolve();
     });
     client.on('error', (err: Error & { level?: string; code?: string }) => {
-      if (err.code === 'ECONNRESET') runContext.noteDropped(connectionName(user, opts.host, port), err.code);
+      // Connected, then lost before login finished (not refused, not unresolvable, not a login failure).
+      const neverConnected = NEVER_CONNECTED.has(err.code ?? '');
+      if (
+        !verifier.failure &&
+        !neverConnected &&
+        err.level !== 'client-authentication' &&
+        err.level !== 'client-timeout'
+      ) {
+        runContext.noteDropped(connectionName(user, opts.host, port), err.message);
+      }
       fail(verifier.failure ?? connectError(err, where, timeoutMs, auth.tried));
     });
     client.once('close', () => {
@@ -440,8 +458,10 @@ export class SshExecutor implements Executor {
     new Promise((resolve, reject) => {
       if (runContext.stopped()) return reject(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
       if (this.closing) return reject(new WorkError(`${this.where}: the connection is closed (${what})`));
-      if (this.closed) return reject(this.droppedError(this.lost?.message ?? 'it is closed', what));
+      if (this.closed) return reject(this.droppedError(this.lost?.message ?? 'the server closed it', what));
       let settled = false;
+      let offDown = () => {};
+      let offStop = () => {};
       const finish = () => {
         settled = true;
         clearTimeout(timer);
@@ -463,8 +483,8 @@ export class SshExecutor implements Executor {
           ),
         deadlineMs,
       );
-      const offDown = this.onDown((reason) => fail(this.droppedError(reason, what)));
-      const offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
+      offDown = this.onDown((reason) => fail(this.droppedError(reason, what)));
+      offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
       try {
         start((err, value) => {
           if (settled) {
@@ -486,6 +506,8 @@ export class SshExecutor implements Executor {
     if (program === undefined) throw new Error('empty command');
     const line = remoteCommandLine(cmd);
     let collecting: Collecting | undefined;
+    // Decided now, in the caller's scope: ssh2 calls back from its socket, outside any clean-up scope.
+    const onStop = runContext.stopHook();
     try {
       await this.request<ClientChannel>(
         `opening a channel for ${program}`,
@@ -494,7 +516,7 @@ export class SshExecutor implements Executor {
           this.client.exec(line, (err, stream) => {
             // Listeners go on at once: a fast command's output, exit and close can arrive in the same
             // packet batch as the channel confirmation, before any promise continuation runs.
-            if (!err) collecting = this.collect(stream, cmd, program);
+            if (!err) collecting = this.collect(stream, cmd, program, onStop);
             cb(err, stream);
           }),
         (late) => {
@@ -515,7 +537,12 @@ export class SshExecutor implements Executor {
   }
 
   /** Listens to the channel now; `begin` sends stdin and starts the deadline. */
-  private collect(stream: ClientChannel, cmd: Command, program: string): Collecting {
+  private collect(
+    stream: ClientChannel,
+    cmd: Command,
+    program: string,
+    onStop: ReturnType<typeof runContext.stopHook>,
+  ): Collecting {
     let begin = () => {};
     const result = new Promise<CommandResult>((resolve, reject) => {
       const out: Buffer[] = [];
@@ -528,6 +555,8 @@ export class SshExecutor implements Executor {
       let settled = false;
       let deadline: NodeJS.Timeout | undefined;
       let grace: NodeJS.Timeout | undefined;
+      let offDown = () => {};
+      let offStop = () => {};
 
       const finish = () => {
         if (settled) return false;
@@ -554,9 +583,9 @@ export class SshExecutor implements Executor {
           timedOut,
         });
       };
-      const offDown = this.onDown((reason) => fail(this.droppedError(reason, `running ${program}`)));
+      offDown = this.onDown((reason) => fail(this.droppedError(reason, `running ${program}`)));
       // An interrupt kills the remote command (its whole process group) and stops waiting for it.
-      const offStop = runContext.onStop(() => {
+      offStop = onStop(() => {
         this.kill(stream);
         fail(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
       });
