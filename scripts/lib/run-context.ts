@@ -124,7 +124,8 @@ export const runContext = {
       const left = end - Date.now();
       let timer: NodeJS.Timeout | undefined;
       const bound = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no result within ${Math.round(boundMs / 1000)} s`)), left);
+        const limit = boundMs >= 1000 ? `${boundMs / 1000} s` : `${boundMs} ms`;
+        timer = setTimeout(() => reject(new Error(`no result within ${limit}`)), left);
       });
       try {
         if (left <= 0) throw new Error('no time left for clean-up');

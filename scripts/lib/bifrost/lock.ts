@@ -72,6 +72,9 @@ const HELD = 10;
 /** Exit codes of TAKEOVER_SCRIPT: another run is taking it over (or it is gone); it changed hands. */
 const TAKEOVER_BUSY = 11;
 const TAKEOVER_CHANGED = 12;
+/** While another run takes a dead lock over: how often and how long to look again. */
+const BUSY_PAUSE_MS = 100;
+const BUSY_RETRIES = 30;
 const UNLOCK_HINT =
   'if that run is no longer running, clear the lock with `just bifrost-unlock` (breakHostLock)';
 
@@ -208,6 +211,7 @@ export async function acquireHostLock(
   const graceSeconds = opts.incompleteGraceSeconds ?? 60;
   const deadline = Date.now() + waitMs;
   let lastReport = 0;
+  let busyRetries = 0;
   for (;;) {
     const seen = await tryLock(executor, lockDir);
     if (seen === 'acquired') {
@@ -220,9 +224,13 @@ export async function acquireHostLock(
     const gone = whyGone(seen, parsed, graceSeconds);
     if (gone) {
       const took = await takeOver(executor, lockDir, seen.inode);
-      if (took) (opts.onNotice ?? opts.onWait)?.(`took over ${lockDir}: ${gone}`);
-      // Taken over (by us or a racing run), or changed hands meanwhile: compete for it again.
-      if (took !== 'busy') continue;
+      if (took === true) (opts.onNotice ?? opts.onWait)?.(`took over ${lockDir}: ${gone}`);
+      // Taken over by us, or changed hands meanwhile: compete for it again. Another run taking it over
+      // right now is given a moment, so that the refusal names the winner rather than the dead holder.
+      if (took !== 'busy' || busyRetries++ < BUSY_RETRIES) {
+        if (took === 'busy') await stoppableSleep(BUSY_PAUSE_MS);
+        continue;
+      }
     }
     const current = parsed ?? unknownHolder(seen);
     const ageMs = Date.now() - Date.parse(current.since);
