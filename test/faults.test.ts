@@ -239,6 +239,25 @@ describe.skipIf(!sshd)('faults', () => {
       expect(again.stderr).not.toMatch(/took over/);
     }, 90_000);
 
+    it('a second SIGINT while cleaning up exits at once; the lock it leaves is taken over by the re-run', async () => {
+      const run = startProvision(['--force']);
+      await run.line(/^start\s+traefik/);
+      // The host stops answering: the clean-up (releasing the lock) cannot finish.
+      proxy.pause();
+      signal(run, 'SIGINT');
+      await run.line(/SIGINT: stopping and cleaning up/);
+      signal(run, 'SIGINT');
+      const r = await finished(run);
+      proxy.drop();
+      proxy.resume();
+      expect(r.exitCode, r.stderr).toBe(130);
+      expect(r.stderr).toMatch(/SIGINT again: exiting without finishing the clean-up/);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, interrupted: 'SIGINT', exitCode: 130 });
+      const again = await provision(['--force']);
+      expect(again.exitCode, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/took over .*no longer runs on this machine/);
+    }, 90_000);
+
     it('bifrost-bootstrap: SIGINT mid-engine exits 130 saying so; a re-run succeeds', async () => {
       const args = [...sshArgs('direct'), ...dockerArgs(), '--dir', host.remoteDir, '--time-scale', '0.05'];
       const run = start('bifrost-bootstrap.ts', args, env());

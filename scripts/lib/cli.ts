@@ -106,6 +106,9 @@ export async function runMain(
       process.exit(code);
     }
     runContext.interrupt(signal);
+    out.warn(
+      `${signal}: stopping and cleaning up (${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again exits at once)`,
+    );
     onInterrupt(signal);
   };
   const onSigint = () => onSignal('SIGINT');
