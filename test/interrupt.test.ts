@@ -3,6 +3,8 @@
  * and refuses new work, clean-up steps still run (last registered first, bounded), and a clean-up error
  * never replaces the error that caused it.
  */
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import {
@@ -13,6 +15,7 @@ import {
   stoppableSleep,
   withCleanup,
 } from '../scripts/lib/run-context.ts';
+import { PROJECT_ROOT } from './helpers/run-cli.ts';
 
 afterEach(() => {
   runContext.reset();
@@ -100,5 +103,25 @@ describe('withCleanup', () => {
         },
       ),
     ).rejects.toThrow('cannot release the host lock');
+  });
+});
+
+describe('runMain', () => {
+  it('fails loudly, with a JSON result, when the command waits on something that can never answer', async () => {
+    // Before: Node's "unsettled top-level await", exit 13, no message and no JSON.
+    const cli = resolve(PROJECT_ROOT, 'scripts/lib/cli.ts');
+    const script = `import { runMain } from ${JSON.stringify(cli)};
+await runMain(() => new Promise(() => {}), ['node', 'x', '--json']);`;
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+      const child = execFile(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script],
+        { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } },
+        (_err, stdout, stderr) => done({ code: child.exitCode, stdout, stderr }),
+      );
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^error: the command stopped with work outstanding/m);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 1 });
   });
 });

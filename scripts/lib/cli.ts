@@ -70,8 +70,8 @@ export async function runMain(
   runContext.reset();
   // Once interrupted, the command's own output (a failure caused by the interrupt) is noise.
   const quiet =
-    (fn: (...a: never[]) => void) =>
-    (...a: never[]) => {
+    <A extends unknown[]>(fn: (...a: A) => void) =>
+    (...a: A) => {
       if (!runContext.interrupted) fn(...a);
     };
   // The result is held until main returns: a failure after it (releasing the lock) replaces it, so that
