@@ -355,7 +355,16 @@ describe.skipIf(!sshd)('faults', () => {
 
     it('during the upload: the lock left behind is taken over by the re-run', async () => {
       touchBundle('dropped upload');
-      const { again } = await dropDuring({ line: /^sent \S+/, slowFrom: /: sending \d+ files/ }, /^upload$/);
+      const { r, again } = await dropDuring(
+        { line: /^sent \S+/, slowFrom: /: sending \d+ files/ },
+        /^upload$/,
+      );
+      // The failed release (a clean-up error) is a secondary line, never the error itself.
+      expect(r.stderr).toMatch(/^error: the SSH connection to \S+ dropped during upload: .*upload step/m);
+      expect(r.stderr).toMatch(
+        /^also: .*cannot read the host lock .*the lock stays until a run from this machine/m,
+      );
+      expect(JSON.parse(r.stdout).secondary).toHaveLength(1);
       expect(again.stderr).toMatch(/took over .*no longer runs on this machine/);
     }, 90_000);
 

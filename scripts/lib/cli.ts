@@ -157,14 +157,16 @@ const LOCK_LEFT_HINT =
 function reportFailure(err: unknown, out: Output): void {
   const e = err as Error & { hint?: string };
   let message = e.message ?? String(err);
+  let secondary = secondaryOf(err);
   const dropped = runContext.dropped;
   if (dropped) {
-    // "the SSH connection to HOST dropped during upload: <what it cut>"
+    // "the SSH connection to HOST dropped during upload: <what it cut>", said once, not per layer.
     const prefix = `the SSH connection to ${dropped.where} dropped`;
+    const tidy = (m: string) => m.split(`${prefix} `).join('');
     const rest = message.startsWith(prefix) ? message.slice(prefix.length).trimStart() : message;
-    message = `${prefix}${dropped.phase ? ` during ${dropped.phase}` : ''}: ${rest}`;
+    message = `${prefix}${dropped.phase ? ` during ${dropped.phase}` : ''}: ${tidy(rest)}`;
+    secondary = secondary.map(tidy);
   }
-  const secondary = secondaryOf(err);
   out.error([message, ...secondary.map((s) => `also: ${s}`)].join('\n'), e.hint);
   const code = exitCodeOf(err);
   if (code === EXIT.failed && !(err instanceof InputError) && process.env.SECRETS_FLOW_DEBUG && e.stack) {

@@ -355,11 +355,17 @@ async function writeHolder(executor: Executor, lockDir: string, holder: LockHold
 
 function handle(executor: Executor, remoteDir: string, mine: LockHolder): HostLock {
   let released = false;
+  // A release that cannot reach the host leaves the lock; say what happens to it next (its record
+  // names this process, which is gone by the next run).
+  const stays = (err: Error): never => {
+    err.message += '; the lock stays until a run from this machine takes it over or bifrost unlock clears it';
+    throw err;
+  };
   const lock: HostLock = {
     async release() {
       if (released) return;
       const lockDir = lockDirOf(remoteDir);
-      const current = await readHostLock(executor, remoteDir);
+      const current = await readHostLock(executor, remoteDir).catch(stays);
       // Gone (broken by the operator): nothing to do. Someone else's (broken, then taken): leave it.
       released = !current;
       if (!current) return unregister();
@@ -371,7 +377,7 @@ function handle(executor: Executor, remoteDir: string, mine: LockHolder): HostLo
           `the lock is no longer ours (it was broken and is now held by ${describe(current)}); left in place`,
         );
       }
-      await removeLockDir(executor, lockDir, 'release');
+      await removeLockDir(executor, lockDir, 'release').catch(stays);
       released = true;
       unregister();
     },
