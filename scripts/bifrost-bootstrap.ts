@@ -42,7 +42,8 @@ Options:
   --verbose          print every command
   -h, --help         this help
 
-Exit codes: 0 done (skipped optional services included), 1 a step failed, 2 bad input.`;
+Exit codes: 0 done (skipped optional services included), 1 a step failed, 2 bad input, 130 interrupted
+by SIGINT, 143 by SIGTERM.`;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,

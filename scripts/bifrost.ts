@@ -101,7 +101,8 @@ ${HOST_HELP}
 
 ${JUST_RECIPES}
 
-Exit codes: 0 done, 1 failed while working (or: not healthy / differs, see each command), 2 bad input.`;
+Exit codes: 0 done, 1 failed while working (or: not healthy / differs, see each command), 2 bad input,
+130 interrupted by SIGINT, 143 by SIGTERM.`;
 
 const STATUS_HELP = `Usage: ${USAGE} status --host H [options]
 
@@ -178,7 +179,8 @@ const UNLOCK_HELP = `Usage: ${USAGE} unlock --host H [--yes] [options]
 
 Shows who holds the host lock (REMOTE-DIR.lock: user@machine, pid, since when, which command) and
 clears it. Asks for confirmation on a terminal; elsewhere pass --yes. Only clear a lock whose run is
-really gone: two runs at once would break each other's upload.
+really gone: two runs at once would break each other's upload. A lock left by a run of the same machine
+whose process has ended, or one that never recorded its holder, needs no unlock: the next run takes it over.
 
   -y, --yes            clear without asking
   --dry-run            show the holder; clear nothing

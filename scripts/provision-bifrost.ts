@@ -36,7 +36,9 @@ Provisions the Bifrost VPS in one SSH connection:
      the live one by rename when complete; secret files are 0600 from creation
   4. runs the bootstrap (service order, health, Authentik token, NetBird config) over the same
      connection, its output streamed; skipped when nothing changed since the last deploy (--force runs it)
-A lock on the host stops two operators provisioning at once.
+A lock on the host stops two operators provisioning at once; a lock whose run is provably gone (it ran
+on this machine and its process has ended, or it never recorded its holder) is taken over with a notice.
+Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was interrupted.
 
 Options:
   --host H             the VPS (required); --port P (22); --user U ($USER)
@@ -58,7 +60,8 @@ Options:
   -h, --help           this help
 
 Exit codes: 0 done (or nothing to do), 1 failed while working (a step, the lock held by another run),
-2 bad input (missing or malformed secrets, a guarded secret changed, host key refused).`;
+2 bad input (missing or malformed secrets, a guarded secret changed, host key refused), 130 interrupted
+by SIGINT, 143 by SIGTERM.`;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,

@@ -13,6 +13,7 @@ import { acquireHostLock, currentHolder } from '../scripts/lib/bifrost/lock.ts';
 import { InputError, WorkError } from '../scripts/lib/errors.ts';
 import { fingerprint } from '../scripts/lib/exec/known-hosts.ts';
 import { connectSsh, type SshExecutor, type SshOptions } from '../scripts/lib/exec/ssh.ts';
+import { InterruptedError, runContext } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, regenerateHostKey, type SshdServer, startSshd } from './harness/sshd.ts';
 
@@ -168,6 +169,38 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
       await new Promise((res) => setTimeout(res, 1500));
       // Had only the channel been closed, sh would have lived on and created the marker.
       expect(await ssh.files.stat(marker)).toBeUndefined();
+    });
+
+    it('an interrupt kills the remote command and refuses new ones; clean-up is still served', async () => {
+      let pid = '';
+      const err = await failure(
+        ssh.run({
+          argv: ['sh', '-c', 'echo $$; exec sleep 30'],
+          onOutput: (chunk) => {
+            pid = chunk.trim();
+            runContext.interrupt('SIGINT');
+          },
+        }),
+      );
+      try {
+        expect(err).toBeInstanceOf(InterruptedError);
+        await expect(ssh.run({ argv: ['true'] })).rejects.toBeInstanceOf(InterruptedError);
+        await expect(ssh.files.stat('/')).rejects.toBeInstanceOf(InterruptedError);
+        // The KILL reached the remote process group: it is gone (checked as clean-up, which still runs).
+        const check = () =>
+          ssh.run({
+            argv: [
+              'sh',
+              '-c',
+              'for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$1" 2>/dev/null || exit 1; sleep 0.2; done',
+              'sh',
+              pid,
+            ],
+          });
+        expect((await runContext.asCleanup(check)).exitCode).toBe(1);
+      } finally {
+        runContext.reset();
+      }
     });
 
     it('runs commands concurrently on the one connection', async () => {
