@@ -156,10 +156,13 @@ function parseSeen(stdout: string): Seen | undefined {
   const fields = new Map(head.split('\n').map((l) => l.split('=', 2) as [string, string]));
   const inode = fields.get('inode') ?? '';
   if (!inode) return undefined; // released while we looked
-  const age = Number(fields.get('now')) - Number(fields.get('mtime'));
+  // No age without both times (a `date` without -r): 0, which never counts as old enough to take over.
+  const now = Number(fields.get('now') || Number.NaN);
+  const mtime = Number(fields.get('mtime') || Number.NaN);
+  const age = now - mtime;
   return {
     inode,
-    ageSeconds: Number.isFinite(age) ? age : 0,
+    ageSeconds: mtime > 0 && Number.isFinite(age) ? Math.max(0, age) : 0,
     readable: fields.get('readable') === 'yes',
     record: fields.get('record') === 'present' ? 'present' : 'absent',
     text: rest.join('\n---\n'),
@@ -167,7 +170,7 @@ function parseSeen(stdout: string): Seen | undefined {
 }
 
 /** Why the holder is provably gone, or undefined when it may be alive. */
-export function whyGone(
+function whyGone(
   seen: Pick<Seen, 'ageSeconds' | 'readable' | 'record'>,
   holder: LockHolder | undefined,
   graceSeconds: number,
