@@ -11,7 +11,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
@@ -144,6 +144,7 @@ describe.skipIf(!sshd)('faults', () => {
   afterAll(async () => {
     await proxy?.stop();
     await host?.stop();
+    if (host) rmSync(host.root, { recursive: true, force: true });
   });
 
   const env = () => ({
