@@ -58,6 +58,7 @@ let interruptedBy: StopSignal | undefined;
 let phase: Phase | undefined;
 let cleanups: CleanupStep[] = [];
 let dropped: DroppedConnection | undefined;
+const stopListeners = new Set<() => void>();
 const cleanupScope = new AsyncLocalStorage<boolean>();
 
 export const runContext = {
@@ -81,9 +82,11 @@ export const runContext = {
       fn();
       return () => {};
     }
+    // A set of our own rather than the signal's listeners: dozens of requests in flight would trip
+    // Node's "possible EventTarget memory leak" warning on the AbortSignal.
     const listener = () => fn();
-    controller.signal.addEventListener('abort', listener, { once: true });
-    return () => controller.signal.removeEventListener('abort', listener);
+    stopListeners.add(listener);
+    return () => stopListeners.delete(listener);
   },
   /**
    * `onStop` bound to the caller's scope now: for callbacks that run outside it later (ssh2 calls back
@@ -97,6 +100,9 @@ export const runContext = {
     if (interruptedBy) return;
     interruptedBy = signal;
     controller.abort(new InterruptedError(signal));
+    const listeners = [...stopListeners];
+    stopListeners.clear();
+    for (const fn of listeners) fn();
   },
   setPhase(name: string, consequence?: string): void {
     phase = { name, consequence };
@@ -157,6 +163,7 @@ export const runContext = {
     phase = undefined;
     cleanups = [];
     dropped = undefined;
+    stopListeners.clear();
   },
 };
 
