@@ -272,20 +272,17 @@ function noPositionals(positionals: string[], usage: string): void {
     throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${usage} --help`);
 }
 
-/** Connects, runs `fn` (the phase `phase`, whose interruption leaves `consequence`), and closes. */
 async function withHost<T>(
   flags: HostFlags & { host: string },
   out: Output,
   cli: DockerCli,
   fn: (executor: Executor) => Promise<T>,
-  phase = 'reading the host',
-  consequence = 'nothing was changed on the host',
 ): Promise<T> {
   runContext.setPhase('connecting', 'nothing was changed on the host');
   const executor = await connectFromFlags(flags);
   return withCleanup(
     async () => {
-      runContext.setPhase(phase, consequence);
+      runContext.setPhase('reading the host', 'nothing was changed on the host');
       out.info(`target  ${executor.where}:${cli.dir}`);
       return await fn(executor);
     },
@@ -558,79 +555,76 @@ async function engineCommand(argv: string[], out: Output, which: 'token' | 'rend
   const timeScale = positiveNumber('time-scale', flags['time-scale'], 1);
   const lockWait = nonNegative('lock-wait', flags['lock-wait'], 0);
   const plan = restrictPlan(which === 'token' ? TOKEN_STEPS : RENDER_STEPS);
-  return withHost(
-    { ...flags, host },
-    out,
-    cli,
-    async (executor) => {
-      if (flags['dry-run']) {
-        const { secrets } = await registerHostSecrets(executor, cli.dir);
-        if (which === 'token')
-          out.info(`would remove the ${NB_IDP_MGMT_TOKEN} line from ${cli.dir}/${SECRETS_ENV}`);
-        const lines = describePlan(cli, (key) => Boolean(secrets.get(key)), plan);
-        for (const line of lines) out.info(`  ${line}`);
-        out.result({ ok: true, dryRun: true, where: executor.where, dir: cli.dir, plan: lines });
-        return EXIT.ok;
+  return withHost({ ...flags, host }, out, cli, async (executor) => {
+    runContext.setPhase(
+      which,
+      which === 'token'
+        ? 'the token line may be removed: run token again'
+        : 'netbird-server may not be recreated yet',
+    );
+    if (flags['dry-run']) {
+      const { secrets } = await registerHostSecrets(executor, cli.dir);
+      if (which === 'token')
+        out.info(`would remove the ${NB_IDP_MGMT_TOKEN} line from ${cli.dir}/${SECRETS_ENV}`);
+      const lines = describePlan(cli, (key) => Boolean(secrets.get(key)), plan);
+      for (const line of lines) out.info(`  ${line}`);
+      out.result({ ok: true, dryRun: true, where: executor.where, dir: cli.dir, plan: lines });
+      return EXIT.ok;
+    }
+    const lock = await lockHost(executor, cli.dir, `bifrost ${which}`, lockWait, out);
+    const locked = async () => {
+      // Read under the lock: a provision running a moment ago may have just replaced the file.
+      const { secrets, found } = await registerHostSecrets(executor, cli.dir);
+      if (!found.includes(SECRETS_ENV)) {
+        throw new InputError(
+          `${cli.dir}/${SECRETS_ENV} does not exist on ${executor.where}`,
+          'provision the host first (just bifrost-up HOST), or check --remote-dir',
+        );
       }
-      const lock = await lockHost(executor, cli.dir, `bifrost ${which}`, lockWait, out);
-      const locked = async () => {
-        // Read under the lock: a provision running a moment ago may have just replaced the file.
-        const { secrets, found } = await registerHostSecrets(executor, cli.dir);
-        if (!found.includes(SECRETS_ENV)) {
-          throw new InputError(
-            `${cli.dir}/${SECRETS_ENV} does not exist on ${executor.where}`,
-            'provision the host first (just bifrost-up HOST), or check --remote-dir',
-          );
-        }
-        const previous = secrets.get(NB_IDP_MGMT_TOKEN);
-        if (which === 'render' && !previous) {
-          throw new InputError(
-            `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}: netbird/config.yaml cannot be rendered without it`,
-            'mint it first: just bifrost-token HOST',
-          );
-        }
-        const names =
-          which === 'token' ? ['authentik-server', 'authentik-worker', NETBIRD_SERVER] : [NETBIRD_SERVER];
-        const before = await inspectContainers(executor, cli, names);
-        if (which === 'token') {
-          // Checked before the token line goes: a stopped Authentik would only fail after minutes of retries.
-          for (const name of ['authentik-server', 'authentik-worker']) {
-            const s = before.get(name);
-            if (s?.status !== 'running') {
-              throw new WorkError(
-                `${name} is ${s ? s.status : 'missing'} on ${executor.where}: the token is minted inside Authentik; nothing changed`,
-                'start the stack with just bifrost-up HOST (just bifrost-status HOST shows what runs), then run again',
-              );
-            }
+      const previous = secrets.get(NB_IDP_MGMT_TOKEN);
+      if (which === 'render' && !previous) {
+        throw new InputError(
+          `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}: netbird/config.yaml cannot be rendered without it`,
+          'mint it first: just bifrost-token HOST',
+        );
+      }
+      const names =
+        which === 'token' ? ['authentik-server', 'authentik-worker', NETBIRD_SERVER] : [NETBIRD_SERVER];
+      const before = await inspectContainers(executor, cli, names);
+      if (which === 'token') {
+        // Checked before the token line goes: a stopped Authentik would only fail after minutes of retries.
+        for (const name of ['authentik-server', 'authentik-worker']) {
+          const s = before.get(name);
+          if (s?.status !== 'running') {
+            throw new WorkError(
+              `${name} is ${s ? s.status : 'missing'} on ${executor.where}: the token is minted inside Authentik; nothing changed`,
+              'start the stack with just bifrost-up HOST (just bifrost-status HOST shows what runs), then run again',
+            );
           }
-          await removeTokenLine(executor, cli.dir, out);
         }
-        const result = await runBifrostBootstrap({
-          executor,
-          cli,
-          out,
-          plan,
-          timeScale,
-          cloudInitTimeoutSec: 60,
-        });
-        out.info(`\n${formatStatusTable(result)}`);
-        const after = await inspectContainers(executor, cli, [NETBIRD_SERVER]);
-        const wasId = before.get(NETBIRD_SERVER)?.id;
-        const nowId = after.get(NETBIRD_SERVER)?.id;
-        // A new container id is what "recreated" means, whatever the engine's reasons were.
-        const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
-        return report(out, executor, cli, which, result, { previous, recreated });
-      };
-      return withCleanup(locked, async () => {
-        runContext.setPhase('releasing the host lock');
-        await lock.release();
+        await removeTokenLine(executor, cli.dir, out);
+      }
+      const result = await runBifrostBootstrap({
+        executor,
+        cli,
+        out,
+        plan,
+        timeScale,
+        cloudInitTimeoutSec: 60,
       });
-    },
-    which,
-    which === 'token'
-      ? 'the token line may be removed: run token again'
-      : 'netbird-server may not be recreated yet',
-  );
+      out.info(`\n${formatStatusTable(result)}`);
+      const after = await inspectContainers(executor, cli, [NETBIRD_SERVER]);
+      const wasId = before.get(NETBIRD_SERVER)?.id;
+      const nowId = after.get(NETBIRD_SERVER)?.id;
+      // A new container id is what "recreated" means, whatever the engine's reasons were.
+      const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
+      return report(out, executor, cli, which, result, { previous, recreated });
+    };
+    return withCleanup(locked, async () => {
+      runContext.setPhase('releasing the host lock');
+      await lock.release();
+    });
+  });
 }
 
 /** Drops every NB_IDP_MGMT_TOKEN line (atomically, 0600), so that the engine's token step mints anew. */
