@@ -12,6 +12,7 @@ import type { Executor } from './lib/exec/executor.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
+import { runContext, withCleanup } from './lib/run-context.ts';
 
 const USAGE = 'node --import tsx scripts/bifrost-bootstrap.ts';
 
@@ -41,7 +42,8 @@ Options:
   --verbose          print every command
   -h, --help         this help
 
-Exit codes: 0 done (skipped optional services included), 1 a step failed, 2 bad input.`;
+Exit codes: 0 done (skipped optional services included), 1 a step failed, 2 bad input, 130 interrupted
+by SIGINT, 143 by SIGTERM.`;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
@@ -72,40 +74,43 @@ export async function main(argv: string[], out: Output): Promise<number> {
     throw new InputError('say where to run: --local or --host H (exactly one)', `see ${USAGE} --help`);
   }
   const cli = dockerCliFromFlags(flags, flags.dir, process.env.DOCKER ?? 'docker');
+  runContext.setPhase('connecting', 'nothing was changed on the host');
   const executor: Executor = flags.local
     ? new LocalExecutor()
     : await connectFromFlags({ ...flags, host: flags.host as string });
-  try {
-    out.info(
-      out.color.bold(
-        `bifrost-bootstrap on ${executor.where}, bundle ${cli.dir}${flags['dry-run'] ? ' [dry run]' : ''}`,
-      ),
-    );
-    if (flags['dry-run']) {
-      const secrets = parseEnvFile((await executor.files.readFile(`${cli.dir}/.secrets.env`)) ?? '');
-      const lines = describePlan(cli, (key) => Boolean(secrets.get(key)));
-      for (const line of lines) out.info(`  ${line}`);
-      out.result({ ok: true, dryRun: true, where: executor.where, plan: lines });
-      return EXIT.ok;
-    }
-    const result = await runBifrostBootstrap({
-      executor,
-      cli,
-      out,
-      timeScale: positiveNumber('time-scale', flags['time-scale'], 1),
-      cloudInitTimeoutSec: positiveNumber('cloud-init-timeout', flags['cloud-init-timeout'], 600),
-    });
-    out.info(`\n${formatStatusTable(result)}`);
-    if (result.failure) {
-      out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, result.failure.hint);
-    } else {
-      out.info(out.color.green(`bifrost is up in ${result.seconds.toFixed(1)} s`));
-    }
-    out.result({ ...result, where: executor.where, dir: cli.dir });
-    return result.failure ? EXIT.failed : EXIT.ok;
-  } finally {
-    await executor.close();
-  }
+  return withCleanup(
+    async () => {
+      runContext.setPhase('bootstrap', 'services already started keep running');
+      out.info(
+        out.color.bold(
+          `bifrost-bootstrap on ${executor.where}, bundle ${cli.dir}${flags['dry-run'] ? ' [dry run]' : ''}`,
+        ),
+      );
+      if (flags['dry-run']) {
+        const secrets = parseEnvFile((await executor.files.readFile(`${cli.dir}/.secrets.env`)) ?? '');
+        const lines = describePlan(cli, (key) => Boolean(secrets.get(key)));
+        for (const line of lines) out.info(`  ${line}`);
+        out.result({ ok: true, dryRun: true, where: executor.where, plan: lines });
+        return EXIT.ok;
+      }
+      const result = await runBifrostBootstrap({
+        executor,
+        cli,
+        out,
+        timeScale: positiveNumber('time-scale', flags['time-scale'], 1),
+        cloudInitTimeoutSec: positiveNumber('cloud-init-timeout', flags['cloud-init-timeout'], 600),
+      });
+      out.info(`\n${formatStatusTable(result)}`);
+      if (result.failure) {
+        out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, result.failure.hint);
+      } else {
+        out.info(out.color.green(`bifrost is up in ${result.seconds.toFixed(1)} s`));
+      }
+      out.result({ ...result, where: executor.where, dir: cli.dir });
+      return result.failure ? EXIT.failed : EXIT.ok;
+    },
+    () => executor.close(),
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -54,6 +54,7 @@ import type { Executor } from './lib/exec/executor.ts';
 import { connectFromFlags, SSH_OPTIONS, type SshFlags } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
 import { fingerprint, redactor } from './lib/redact.ts';
+import { runContext, withCleanup } from './lib/run-context.ts';
 import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
 import { keysFor } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
@@ -113,7 +114,8 @@ ${HOST_HELP}
 
 ${JUST_RECIPES}
 
-Exit codes: 0 done, 1 failed while working (or: not healthy / differs, see each command), 2 bad input.`;
+Exit codes: 0 done, 1 failed while working (or: not healthy / differs, see each command), 2 bad input,
+130 interrupted by SIGINT, 143 by SIGTERM.`;
 
 const STATUS_HELP = `Usage: ${USAGE} status --host H [options]
 
@@ -190,7 +192,8 @@ const UNLOCK_HELP = `Usage: ${USAGE} unlock --host H [--yes] [options]
 
 Shows who holds the host lock (REMOTE-DIR.lock: user@machine, pid, since when, which command) and
 clears it. Asks for confirmation on a terminal; elsewhere pass --yes. Only clear a lock whose run is
-really gone: two runs at once would break each other's upload.
+really gone: two runs at once would break each other's upload. A lock left by a run of the same machine
+whose process has ended, or one that never recorded its holder, needs no unlock: the next run takes it over.
 
   -y, --yes            clear without asking
   --dry-run            show the holder; clear nothing
@@ -288,13 +291,16 @@ async function withHost<T>(
   cli: DockerCli,
   fn: (executor: Executor) => Promise<T>,
 ): Promise<T> {
+  runContext.setPhase('connecting', 'nothing was changed on the host');
   const executor = await connectFromFlags(flags);
-  try {
-    out.info(`target  ${executor.where}:${cli.dir}`);
-    return await fn(executor);
-  } finally {
-    await executor.close();
-  }
+  return withCleanup(
+    async () => {
+      runContext.setPhase('reading the host', 'nothing was changed on the host');
+      out.info(`target  ${executor.where}:${cli.dir}`);
+      return await fn(executor);
+    },
+    () => executor.close(),
+  );
 }
 
 /**
@@ -388,19 +394,12 @@ function table(
 
 /** The host lock, held by a recovery command that changes the host (token, render). */
 async function lockHost(executor: Executor, dir: string, command: string, waitSeconds: number, out: Output) {
-  const [{ acquireHostLock }, { hostname, userInfo }] = await Promise.all([
-    import('./lib/bifrost/lock.ts'),
-    import('node:os'),
-  ]);
+  const { acquireHostLock, currentHolder } = await import('./lib/bifrost/lock.ts');
   return acquireHostLock(executor, dir, {
-    holder: {
-      holder: `${userInfo().username}@${hostname()}`,
-      pid: process.pid,
-      since: new Date().toISOString(),
-      command,
-    },
+    holder: currentHolder(command),
     waitSeconds,
     onWait: (line) => out.info(`lock    ${line}`),
+    onNotice: (line) => out.warn(`lock: ${line}`),
   });
 }
 
@@ -570,6 +569,12 @@ async function engineCommand(argv: string[], out: Output, which: 'token' | 'rend
   const lockWait = nonNegative('lock-wait', flags['lock-wait'], 0);
   const plan = restrictPlan(which === 'token' ? TOKEN_STEPS : RENDER_STEPS);
   return withHost({ ...flags, host }, out, cli, async (executor) => {
+    runContext.setPhase(
+      which,
+      which === 'token'
+        ? 'the token line may be removed: run token again'
+        : 'netbird-server may not be recreated yet',
+    );
     if (flags['dry-run']) {
       const { secrets } = await registerHostSecrets(executor, cli.dir);
       if (which === 'token')
@@ -580,7 +585,7 @@ async function engineCommand(argv: string[], out: Output, which: 'token' | 'rend
       return EXIT.ok;
     }
     const lock = await lockHost(executor, cli.dir, `bifrost ${which}`, lockWait, out);
-    try {
+    const locked = async () => {
       // Read under the lock: a provision running a moment ago may have just replaced the file.
       const { secrets, found } = await registerHostSecrets(executor, cli.dir);
       if (!found.includes(SECRETS_ENV)) {
@@ -627,9 +632,11 @@ async function engineCommand(argv: string[], out: Output, which: 'token' | 'rend
       // A new container id is what "recreated" means, whatever the engine's reasons were.
       const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
       return report(out, executor, cli, which, result, { previous, recreated });
-    } finally {
+    };
+    return withCleanup(locked, async () => {
+      runContext.setPhase('releasing the host lock');
       await lock.release();
-    }
+    });
   });
 }
 

@@ -26,6 +26,7 @@ import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
+import { runContext, withCleanup } from './lib/run-context.ts';
 import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 import { formatProblems } from './lib/secrets/validate.ts';
@@ -41,7 +42,9 @@ Provisions the Bifrost VPS in one SSH connection:
      the live one by rename when complete; secret files are 0600 from creation
   4. runs the bootstrap (service order, health, Authentik token, NetBird config) over the same
      connection, its output streamed; skipped when nothing changed since the last deploy (--force runs it)
-A lock on the host stops two operators provisioning at once.
+A lock on the host stops two operators provisioning at once; a lock whose run is provably gone (it ran
+on this machine and its process has ended, or it never recorded its holder) is taken over with a notice.
+Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was interrupted.
 
 Options:
   --host H             the VPS (required); --port P (22); --user U ($USER)
@@ -63,7 +66,8 @@ Options:
   -h, --help           this help
 
 Exit codes: 0 done (or nothing to do), 1 failed while working (a step, the lock held by another run),
-2 bad input (missing or malformed secrets, a guarded secret changed, host key refused).`;
+2 bad input (missing or malformed secrets, a guarded secret changed, host key refused), 130 interrupted
+by SIGINT, 143 by SIGTERM.`;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
@@ -116,10 +120,12 @@ export async function main(argv: string[], out: Output): Promise<number> {
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
 
   // 2. One SSH connection for everything.
+  runContext.setPhase('connecting', NOTHING_CHANGED);
   const executor = await connectFromFlags({ ...flags, host: flags.host });
-  try {
+  const work = async () => {
+    runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
     out.info(`target  ${executor.where}:${remoteDir}`);
-    const { acquireHostLock } = await import('./lib/bifrost/lock.ts');
+    const { acquireHostLock, currentHolder } = await import('./lib/bifrost/lock.ts');
     const { planUpload, uploadBundle } = await import('./lib/bifrost/upload.ts');
     const deployed = await readDeployed(executor.files, remoteDir);
     const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed);
@@ -157,18 +163,19 @@ export async function main(argv: string[], out: Output): Promise<number> {
       return EXIT.ok;
     }
 
+    runContext.setPhase('taking the host lock', NOTHING_CHANGED);
     const lock = await acquireHostLock(executor, remoteDir, {
-      holder: {
-        holder: `${userInfo().username}@${hostname()}`,
-        pid: process.pid,
-        since: new Date().toISOString(),
-        command: 'provision-bifrost',
-      },
+      holder: currentHolder('provision-bifrost'),
       waitSeconds: nonNegative('lock-wait', flags['lock-wait'], 0),
       onWait: (line) => out.info(`lock    ${line}`),
+      onNotice: (line) => out.warn(`lock: ${line}`),
     });
-    try {
+    const locked = async () => {
       // 3. Upload.
+      runContext.setPhase(
+        'upload',
+        'the live bundle is unchanged (a swap cut short is put back by the next run)',
+      );
       const upload = await uploadBundle(executor, remoteDir, files, {
         onProgress: (line) => out.detail(line),
         resend,
@@ -192,6 +199,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
       }
 
       // 4. The bootstrap, over the same connection, its output streamed as it happens.
+      runContext.setPhase('bootstrap', 'the new bundle is live; services already started keep running');
       const result = await runBifrostBootstrap({
         executor,
         cli: dockerCliFromFlags(flags, remoteDir),
@@ -214,17 +222,25 @@ export async function main(argv: string[], out: Output): Promise<number> {
         deployedAt: new Date().toISOString(),
         by: `${userInfo().username}@${hostname()}`,
       };
+      runContext.setPhase(
+        'recording the deploy',
+        'the services are up; the next run runs the bootstrap again',
+      );
       await writeDeployed(executor.files, remoteDir, state);
       out.info(out.color.green(`bifrost provisioned in ${result.seconds.toFixed(1)} s`));
       out.result({ ok: true, where: executor.where, remoteDir, upload, bootstrap: result });
       return EXIT.ok;
-    } finally {
+    };
+    // A failed release never hides the failure that came before it (withCleanup attaches it).
+    return withCleanup(locked, async () => {
+      runContext.setPhase('releasing the host lock');
       await lock.release();
-    }
-  } finally {
-    await executor.close();
-  }
+    });
+  };
+  return withCleanup(work, () => executor.close());
 }
+
+const NOTHING_CHANGED = 'nothing was changed on the host';
 
 async function writeLocal(
   dir: string,

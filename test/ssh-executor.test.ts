@@ -9,9 +9,12 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireHostLock, currentHolder } from '../scripts/lib/bifrost/lock.ts';
 import { InputError, WorkError } from '../scripts/lib/errors.ts';
 import { fingerprint } from '../scripts/lib/exec/known-hosts.ts';
 import { connectSsh, type SshExecutor, type SshOptions } from '../scripts/lib/exec/ssh.ts';
+import { InterruptedError, runContext } from '../scripts/lib/run-context.ts';
+import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, regenerateHostKey, type SshdServer, startSshd } from './harness/sshd.ts';
 
 const sshd = findSshd('the SSH executor tests (apt-get install openssh-server)');
@@ -168,6 +171,38 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
       expect(await ssh.files.stat(marker)).toBeUndefined();
     });
 
+    it('an interrupt kills the remote command and refuses new ones; clean-up is still served', async () => {
+      let pid = '';
+      const err = await failure(
+        ssh.run({
+          argv: ['sh', '-c', 'echo $$; exec sleep 30'],
+          onOutput: (chunk) => {
+            pid = chunk.trim();
+            runContext.interrupt('SIGINT');
+          },
+        }),
+      );
+      try {
+        expect(err).toBeInstanceOf(InterruptedError);
+        await expect(ssh.run({ argv: ['true'] })).rejects.toBeInstanceOf(InterruptedError);
+        await expect(ssh.files.stat('/')).rejects.toBeInstanceOf(InterruptedError);
+        // The KILL reached the remote process group: it is gone (checked as clean-up, which still runs).
+        const check = () =>
+          ssh.run({
+            argv: [
+              'sh',
+              '-c',
+              'for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$1" 2>/dev/null || exit 1; sleep 0.2; done',
+              'sh',
+              pid,
+            ],
+          });
+        expect((await runContext.asCleanup(check)).exitCode).toBe(1);
+      } finally {
+        runContext.reset();
+      }
+    });
+
     it('runs commands concurrently on the one connection', async () => {
       const runs = await Promise.all(
         Array.from({ length: 8 }, (_, i) => ssh.run({ argv: ['sh', '-c', `sleep 0.2; echo ${i}`] })),
@@ -247,6 +282,14 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
       expect(seen.length).toBeGreaterThan(0);
       expect(new Set(seen)).toEqual(new Set(['600']));
       expect((await ssh.files.stat(`${dir}/big.env`))?.mode).toBe(0o600);
+    });
+
+    it('the host lock: its dir is created 0700 and its holder record 0600, whatever the umask', async () => {
+      const lock = await acquireHostLock(ssh, `${remoteDir}/bifrost`, { holder: currentHolder('test') });
+      expect((await ssh.files.stat(`${remoteDir}/bifrost.lock`))?.mode).toBe(0o700);
+      expect((await ssh.files.stat(`${remoteDir}/bifrost.lock/holder.json`))?.mode).toBe(0o600);
+      await lock.release();
+      expect(await ssh.files.stat(`${remoteDir}/bifrost.lock`)).toBeUndefined();
     });
 
     it('removes the temporary file when the rename fails, and says which file', async () => {
@@ -461,5 +504,80 @@ describe.skipIf(!sshd)('a changed host key', () => {
     expect(err.hint).toContain(`ssh-keygen -R '[127.0.0.1]:${server.port}'`);
     expect(readFileSync(knownHosts, 'utf8')).toBe(before);
     expect(existsSync(`${knownHosts}.old`)).toBe(false);
+  });
+});
+
+// Its own server behind a proxy that can stop answering or drop: every SSH wait must end (issue 8).
+describe.skipIf(!sshd)('every SSH wait is bounded', () => {
+  let server: SshdServer;
+  let proxy: DropProxy;
+  let knownHosts: string;
+  beforeAll(async () => {
+    server = await startSshd(sshd as string);
+    proxy = await startDropProxy(server.port);
+    knownHosts = join(await localTemp(), 'known_hosts');
+    const [type, key] = server.hostKeyPub.split(' ');
+    writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${type} ${key}\n`);
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await server?.stop();
+  });
+  const viaProxy = () =>
+    connectSsh(
+      optionsFor(server, {
+        port: proxy.port,
+        knownHosts,
+        channelTimeoutMs: 300,
+        fileOpTimeoutMs: 300,
+        keepaliveIntervalMs: 600_000,
+      }),
+    );
+
+  it('a server that stops answering after login: channel open, SFTP open and SFTP requests each time out by name', async () => {
+    const conn = await viaProxy();
+    try {
+      const file = join(await localTemp(), 'f.txt');
+      writeFileSync(file, 'x');
+      if (process.getuid?.() === 0) execFileSync('chmod', ['-R', 'a+rX', join(file, '..')]);
+      // One SFTP session before the silence, so a request on an open session is tested too.
+      expect(await conn.files.readFile(file)).toBe('x');
+      proxy.pause();
+      const run = await failure(conn.run({ argv: ['true'] }));
+      expect(run).toBeInstanceOf(WorkError);
+      expect(run.message).toMatch(/no answer to opening a channel for true within 300 ms/);
+      const read = await failure(conn.files.readFile(file));
+      expect(read.message).toMatch(/no answer to SFTP read of .*f\.txt within 300 ms/);
+      const write = await failure(conn.files.writeFileAtomic(`${file}.new`, 'y', 0o600));
+      expect(write.message).toMatch(/no answer to SFTP open of .*within 300 ms/);
+    } finally {
+      proxy.drop();
+      proxy.resume();
+      await conn.close();
+    }
+    // A fresh connection (no SFTP session yet) to a silent server: the subsystem open times out.
+    const fresh = await viaProxy();
+    try {
+      proxy.pause();
+      const open = await failure(fresh.files.stat('/'));
+      expect(open.message).toMatch(/no answer to opening the SFTP subsystem within 300 ms/);
+    } finally {
+      proxy.drop();
+      proxy.resume();
+      await fresh.close();
+    }
+  });
+
+  it('a dropped connection fails the pending command and file operation at once, naming the drop', async () => {
+    const conn = await viaProxy();
+    const started = conn.run({
+      argv: ['sh', '-c', 'echo started; exec sleep 30'],
+      onOutput: () => proxy.drop(),
+    });
+    const err = await failure(started);
+    expect(err.message).toMatch(/^the SSH connection to \S+@127\.0\.0\.1:\d+ dropped while running sh: /);
+    const after = await failure(conn.files.readFile('/etc/hostname'));
+    expect(after.message).toMatch(/dropped while opening the SFTP subsystem/);
+    await conn.close();
   });
 });

@@ -8,6 +8,7 @@ import type { Executor } from '../exec/executor.ts';
 import { formatCommand } from '../exec/executor.ts';
 import type { Output } from '../output.ts';
 import { describeSecret, redactor } from '../redact.ts';
+import { InterruptedError, runContext, stoppableSleep } from '../run-context.ts';
 import { namesFor } from '../secrets/schema.ts';
 import { Bundle, type BundleState } from './bundle.ts';
 import { composeVersionArgv, type DockerCli, execArgv, logsArgv, runArgv, upArgv } from './docker.ts';
@@ -80,6 +81,8 @@ class Engine {
   private readonly results = new Map<string, StepResult>();
   private readonly t0 = Date.now();
   private aborted = false;
+  /** Ends the run as an error rather than a step failure: the connection dropped. */
+  private fatal: Error | undefined;
 
   constructor(private readonly opts: EngineOptions) {
     this.plan = opts.plan ?? BIFROST_PLAN;
@@ -113,6 +116,10 @@ class Engine {
     await this.preflight();
     await this.schedule();
     await Promise.all(this.saves);
+    // Interrupted, or the connection dropped: the steps cut short are "not run", and the caller reports
+    // the interrupt or the drop (with its phase), not a step failure.
+    runContext.throwIfStopped();
+    if (this.fatal) throw this.fatal;
     const steps = this.plan.map(
       (s) => this.results.get(s.id) ?? { id: s.id, status: 'not run' as const, detail: '' },
     );
@@ -225,7 +232,7 @@ class Engine {
     const done = (id: string) =>
       this.results.get(id)?.status === 'done' || this.results.get(id)?.status === 'skipped';
     while (pending.size > 0 || running.size > 0) {
-      if (!this.aborted) {
+      if (!this.aborted && !runContext.stopped()) {
         const ready = [...pending.values()].filter((step) => step.after.every(done));
         this.ups.expect(ready.filter((s) => s.kind === 'service' && !this.gatedOut(s)).length);
         for (const step of ready) {
@@ -266,6 +273,13 @@ class Engine {
     } catch (err) {
       if (err instanceof StoppedError) {
         record('not run', err.message);
+        return;
+      }
+      if (err instanceof InterruptedError || runContext.stopped() || runContext.dropped) {
+        this.fatal ??= err as Error;
+        record('not run', (err as Error).message);
+        this.aborted = true;
+        this.watcher.stop();
         return;
       }
       const e = err as Error & { hint?: string };
@@ -323,7 +337,11 @@ class Engine {
     }
     this.state.services[service] = { inputs };
     // Saved in the background (saves are queued): dependents need not wait for the disk.
-    this.saves.push(this.bundle.saveState(this.state));
+    const save = this.bundle.saveState(this.state);
+    // Awaited at the end of the run; until then a failed save (a dropped connection) must not count as
+    // an unhandled rejection, which would end the process.
+    save.catch(() => {});
+    this.saves.push(save);
     const waited = ((Date.now() - waitStart) / 1000).toFixed(1);
     return `${recorded !== undefined && recreate ? 'recreated, ' : ''}healthy after ${waited} s`;
   }
@@ -395,7 +413,7 @@ class Engine {
       this.out.info(
         `wait   netbird-mgmt-token: attempt ${attempt} failed (${lastError.split('\n')[0]}); retrying in ${(delay / 1000).toFixed(1)} s`,
       );
-      await new Promise((r) => setTimeout(r, delay));
+      await stoppableSleep(delay);
       delay = Math.min(delay * 2, 10_000 * this.scale);
     }
     throw new StepFailure(

@@ -1,4 +1,5 @@
 import type { Executor } from '../exec/executor.ts';
+import { runContext } from '../run-context.ts';
 import { type ContainerState, type DockerCli, inspectContainers, isReady } from './docker.ts';
 
 export class DeadlineError extends Error {
@@ -37,6 +38,7 @@ export class HealthWatcher {
   private timer?: NodeJS.Timeout;
   private inFlight = 0;
   private stopped = false;
+  private offStop: (() => void) | undefined;
   /** Called with every state seen, for progress lines. */
   onState?: (name: string, state: ContainerState | undefined, waitedMs: number) => void;
 
@@ -51,6 +53,8 @@ export class HealthWatcher {
     return new Promise((resolve, reject) => {
       if (this.stopped) return reject(new StoppedError());
       this.waiters.push({ name, started: Date.now(), deadline: Date.now() + deadlineMs, resolve, reject });
+      // An interrupt ends every wait at once (the engine records those steps as not run).
+      this.offStop ??= runContext.onStop(() => this.stop());
       if (!this.timer) {
         this.timer = setInterval(() => this.tick(), this.intervalMs);
         this.tick();
@@ -61,6 +65,7 @@ export class HealthWatcher {
   /** Stops polling; pending waits reject with StoppedError. */
   stop(): void {
     this.stopped = true;
+    this.offStop?.();
     this.idle();
     for (const w of this.waiters.splice(0)) w.reject(new StoppedError());
   }

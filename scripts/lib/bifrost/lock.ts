@@ -4,12 +4,28 @@
  *
  * Kamal's design (reference/anchors.md §1.4): `mkdir DIR.lock` is atomic on every POSIX filesystem, so
  * exactly one of two racing runs creates it; the winner then writes holder.json inside with who, since
- * when and what command. A lock is never broken automatically: one older than `staleAfterSeconds` is
+ * when, what command, and what proves it alive: its machine (hostname, machine id, boot id), pid and
+ * the pid's start time. The lock dir is 0700 and the record 0600: who deploys when is nobody else's
+ * business on the host.
+ *
+ * A lock whose holder is provably gone is taken over with a notice instead of refused:
+ * - its record was never completed (no holder.json, or an unreadable one) and the dir is older than a
+ *   short grace period (a run that died between its mkdir and its write), or
+ * - its holder ran on this machine and that process no longer exists (its pid is gone, is another
+ *   process now, or the machine restarted since).
+ * Everything else (a live holder, another machine) is refused; one older than `staleAfterSeconds` is
  * reported as STALE with its holder, and the operator clears it (`just bifrost-unlock`, breakHostLock).
+ *
+ * Takeover is race-safe: the taker first creates `.takeover` inside the dead lock dir (atomic, so one of
+ * two takers proceeds), checks that the dir is still the one it judged (same inode), then renames it to
+ * a unique name and removes it; then it competes for the lock with mkdir like everyone else.
  */
+import { readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { WorkError } from '../errors.ts';
 import { type Executor, shellQuote } from '../exec/executor.ts';
-import { normalizeRemoteDir, watchFileOp } from './upload.ts';
+import { runContext, stoppableSleep } from '../run-context.ts';
+import { normalizeRemoteDir } from './upload.ts';
 
 export interface LockHolder {
   /** user@hostname */
@@ -18,6 +34,14 @@ export interface LockHolder {
   /** ISO 8601. */
   since: string;
   command: string;
+  /** The holder's hostname. */
+  host?: string;
+  /** /etc/machine-id of the holder's machine. */
+  machine?: string;
+  /** The holder machine's boot id (/proc/sys/kernel/random/boot_id): differs after a restart. */
+  boot?: string;
+  /** The holder process's start time in clock ticks since boot (/proc/PID/stat): differs for a reused pid. */
+  pidStart?: string;
 }
 
 export interface AcquireOptions {
@@ -26,7 +50,11 @@ export interface AcquireOptions {
   waitSeconds?: number;
   /** Older locks are reported as stale instead of waited for; default 1800. */
   staleAfterSeconds?: number;
+  /** How old a lock dir without a complete holder record must be to be taken over; default 60. */
+  incompleteGraceSeconds?: number;
   onWait?: (line: string) => void;
+  /** A lock taken over from a holder that is gone; default: onWait. */
+  onNotice?: (line: string) => void;
 }
 
 export interface HostLock {
@@ -39,24 +67,140 @@ const POLL_MS = 1000;
 /** How often a long wait repeats its progress line. */
 const WAIT_REPORT_MS = 10_000;
 const COMMAND_TIMEOUT_MS = 30_000;
-/** SFTP calls have no deadline of their own (see watchFileOp). */
-const FILE_OP_TIMEOUT_MS = 30_000;
 /** Exit code of TRY_LOCK_SCRIPT when the lock dir already exists. */
 const HELD = 10;
+/** Exit codes of TAKEOVER_SCRIPT: another run is taking it over (or it is gone); it changed hands. */
+const TAKEOVER_BUSY = 11;
+const TAKEOVER_CHANGED = 12;
+/** While another run takes a dead lock over: how often and how long to look again. */
+const BUSY_PAUSE_MS = 100;
+const BUSY_RETRIES = 30;
 const UNLOCK_HINT =
   'if that run is no longer running, clear the lock with `just bifrost-unlock` (breakHostLock)';
 
 /**
- * Creates the parent when missing (a fresh host), then tries the atomic mkdir. A failing mkdir with the
- * dir present means "held"; any other failure (permissions, read-only filesystem) is reported as is.
+ * Creates the parent when missing (a fresh host), then tries the atomic mkdir (0700 whatever the umask).
+ * A failing mkdir with the dir present means "held": the script then prints what judging the holder
+ * needs, from the host's own clock (no skew): the dir's inode and age, and the holder record. Any other
+ * failure (permissions, read-only filesystem) is reported as is.
  */
 const TRY_LOCK_SCRIPT = `mkdir -p -- "$1" || exit 1
-mkdir -- "$2" 2>/dev/null && exit 0
-[ -d "$2" ] && exit ${HELD}
-mkdir -- "$2"`;
+mkdir -m 700 -- "$2" 2>/dev/null && exit 0
+[ -d "$2" ] || exec mkdir -m 700 -- "$2"
+printf 'inode=%s\\n' "$(ls -di -- "$2" 2>/dev/null | awk '{print $1}')"
+printf 'now=%s\\n' "$(date +%s)"
+printf 'mtime=%s\\n' "$(date -r "$2" +%s 2>/dev/null)"
+if [ -r "$2" ] && [ -x "$2" ]; then echo readable=yes; else echo readable=no; fi
+if [ -e "$2/${HOLDER_FILE}" ]; then echo record=present; else echo record=absent; fi
+echo ---
+cat -- "$2/${HOLDER_FILE}" 2>/dev/null
+exit ${HELD}`;
+
+/** $1 the lock dir, $2 the inode judged dead, $3 the unique name it is renamed to before removal. */
+const TAKEOVER_SCRIPT = `mkdir -- "$1/.takeover" 2>/dev/null || exit ${TAKEOVER_BUSY}
+if [ "$(ls -di -- "$1" 2>/dev/null | awk '{print $1}')" != "$2" ]; then
+  rmdir -- "$1/.takeover" 2>/dev/null
+  exit ${TAKEOVER_CHANGED}
+fi
+mv -- "$1" "$3" || exit 1
+rm -rf -- "$3"`;
 
 function lockDirOf(remoteDir: string): string {
   return `${normalizeRemoteDir(remoteDir)}.lock`;
+}
+
+/** This process as a lock holder, with what a later run on this machine needs to prove it gone. */
+export function currentHolder(command: string): LockHolder {
+  const host = hostname();
+  const machine = readProc('/etc/machine-id');
+  const boot = readProc('/proc/sys/kernel/random/boot_id');
+  const pidStart = processStart(process.pid);
+  return {
+    holder: `${userInfo().username}@${host}`,
+    pid: process.pid,
+    since: new Date().toISOString(),
+    command,
+    host,
+    ...(machine ? { machine } : {}),
+    ...(boot ? { boot } : {}),
+    ...(pidStart ? { pidStart } : {}),
+  };
+}
+
+function readProc(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Field 22 of /proc/PID/stat (after the command name, which may hold spaces and parentheses). */
+function processStart(pid: number): string | undefined {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+/** What the held branch of TRY_LOCK_SCRIPT saw. */
+interface Seen {
+  inode: string;
+  ageSeconds: number;
+  readable: boolean;
+  record: 'present' | 'absent';
+  text: string;
+}
+
+function parseSeen(stdout: string): Seen | undefined {
+  const [head = '', ...rest] = stdout.split('\n---\n');
+  const fields = new Map(head.split('\n').map((l) => l.split('=', 2) as [string, string]));
+  const inode = fields.get('inode') ?? '';
+  if (!inode) return undefined; // released while we looked
+  // No age without both times (a `date` without -r): 0, which never counts as old enough to take over.
+  const now = Number(fields.get('now') || Number.NaN);
+  const mtime = Number(fields.get('mtime') || Number.NaN);
+  const age = now - mtime;
+  return {
+    inode,
+    ageSeconds: mtime > 0 && Number.isFinite(age) ? Math.max(0, age) : 0,
+    readable: fields.get('readable') === 'yes',
+    record: fields.get('record') === 'present' ? 'present' : 'absent',
+    text: rest.join('\n---\n'),
+  };
+}
+
+/** Why the holder is provably gone, or undefined when it may be alive. */
+function whyGone(
+  seen: Pick<Seen, 'ageSeconds' | 'readable' | 'record'>,
+  holder: LockHolder | undefined,
+  graceSeconds: number,
+  me: LockHolder = currentHolder(''),
+): string | undefined {
+  if (!holder) {
+    if (!seen.readable || seen.ageSeconds < graceSeconds) return undefined;
+    const what = seen.record === 'absent' ? `no ${HOLDER_FILE}` : `an unreadable ${HOLDER_FILE}`;
+    return `its holder never completed its record (${what}, ${seen.ageSeconds} s old)`;
+  }
+  const sameMachine =
+    holder.machine && me.machine
+      ? holder.machine === me.machine
+      : (holder.host ?? holder.holder.slice(holder.holder.lastIndexOf('@') + 1)) === me.host;
+  if (!sameMachine || !Number.isInteger(holder.pid) || holder.pid <= 0) return undefined;
+  const who = `${holder.holder} (pid ${holder.pid}, ${holder.command})`;
+  if (holder.machine && holder.boot && me.boot && holder.boot !== me.boot) {
+    return `its holder ${who} ran before this machine restarted`;
+  }
+  try {
+    process.kill(holder.pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH')
+      return `its holder ${who} no longer runs on this machine`;
+    return undefined; // EPERM: a process of another user has that pid
+  }
+  const start = holder.pidStart && processStart(holder.pid);
+  if (start && start !== holder.pidStart)
+    return `its holder ${who} no longer runs (pid ${holder.pid} is another process now)`;
+  return undefined;
 }
 
 export async function acquireHostLock(
@@ -67,16 +211,31 @@ export async function acquireHostLock(
   const lockDir = lockDirOf(remoteDir);
   const waitMs = (opts.waitSeconds ?? 0) * 1000;
   const staleAfterMs = (opts.staleAfterSeconds ?? 1800) * 1000;
+  const graceSeconds = opts.incompleteGraceSeconds ?? 60;
   const deadline = Date.now() + waitMs;
   let lastReport = 0;
+  let busyRetries = 0;
   for (;;) {
-    if (await tryLock(executor, lockDir)) {
+    const seen = await tryLock(executor, lockDir);
+    if (seen === 'acquired') {
       await writeHolder(executor, lockDir, opts.holder);
       return handle(executor, remoteDir, opts.holder);
     }
-    const current = await readHostLock(executor, remoteDir);
-    // Released between our mkdir and the read: try again at once.
-    if (!current) continue;
+    // Released between our mkdir and the look: try again at once.
+    if (!seen) continue;
+    const parsed = seen.readable && seen.record === 'present' ? parseHolder(seen.text) : undefined;
+    const gone = whyGone(seen, parsed, graceSeconds);
+    if (gone) {
+      const took = await takeOver(executor, lockDir, seen.inode);
+      if (took === true) (opts.onNotice ?? opts.onWait)?.(`took over ${lockDir}: ${gone}`);
+      // Taken over by us, or changed hands meanwhile: compete for it again. Another run taking it over
+      // right now is given a moment, so that the refusal names the winner rather than the dead holder.
+      if (took !== 'busy' || busyRetries++ < BUSY_RETRIES) {
+        if (took === 'busy') await stoppableSleep(BUSY_PAUSE_MS);
+        continue;
+      }
+    }
+    const current = parsed ?? unknownHolder(seen);
     const ageMs = Date.now() - Date.parse(current.since);
     if (!(ageMs <= staleAfterMs))
       throw staleError(executor, lockDir, current, opts.staleAfterSeconds ?? 1800);
@@ -86,8 +245,35 @@ export async function acquireHostLock(
       opts.onWait?.(`waiting up to ${Math.ceil(left / 1000)} s for ${lockDir}: held by ${describe(current)}`);
       lastReport = Date.now();
     }
-    await sleep(Math.min(POLL_MS, left));
+    await stoppableSleep(Math.min(POLL_MS, left));
   }
+}
+
+function unknownHolder(seen: Seen): LockHolder {
+  return {
+    holder: 'unknown',
+    pid: 0,
+    since: new Date(Date.now() - seen.ageSeconds * 1000).toISOString(),
+    command: !seen.readable
+      ? '(the lock dir is not readable by this user)'
+      : seen.record === 'absent'
+        ? `(no ${HOLDER_FILE})`
+        : `(unreadable ${HOLDER_FILE})`,
+  };
+}
+
+/** true: we removed the dead lock; 'busy': another run is taking it over; false: it changed meanwhile. */
+async function takeOver(executor: Executor, lockDir: string, inode: string): Promise<boolean | 'busy'> {
+  const dead = `${lockDir}.dead-${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const argv = ['sh', '-c', TAKEOVER_SCRIPT, 'sh', lockDir, inode, dead];
+  const r = await lockStep(executor, 'take over', lockDir, () =>
+    executor.run({ argv, timeoutMs: COMMAND_TIMEOUT_MS }),
+  );
+  if (r.exitCode === 0) return true;
+  if (r.exitCode === TAKEOVER_BUSY) return 'busy';
+  if (r.exitCode === TAKEOVER_CHANGED) return false;
+  const detail = (r.spawnError ?? r.stderr).trim().slice(0, 500);
+  throw lockError(executor, 'take over', lockDir, `exit ${r.exitCode}${detail ? `: ${detail}` : ''}`);
 }
 
 /**
@@ -96,14 +282,13 @@ export async function acquireHostLock(
  */
 export async function readHostLock(executor: Executor, remoteDir: string): Promise<LockHolder | undefined> {
   const lockDir = lockDirOf(remoteDir);
+  // The executor bounds every file operation (ssh.ts): no wait here can hang on a dead connection.
   const text = await lockStep(executor, 'read', lockDir, () =>
-    watchFileOp(executor, executor.files.readFile(`${lockDir}/${HOLDER_FILE}`), FILE_OP_TIMEOUT_MS),
+    executor.files.readFile(`${lockDir}/${HOLDER_FILE}`),
   );
   const parsed = text === undefined ? undefined : parseHolder(text);
   if (parsed) return parsed;
-  const dir = await lockStep(executor, 'read', lockDir, () =>
-    watchFileOp(executor, executor.files.stat(lockDir), FILE_OP_TIMEOUT_MS),
-  );
+  const dir = await lockStep(executor, 'read', lockDir, () => executor.files.stat(lockDir));
   if (!dir) return undefined;
   return {
     holder: 'unknown',
@@ -129,22 +314,32 @@ function parseHolder(text: string): LockHolder | undefined {
       typeof h.pid === 'number' &&
       typeof h.since === 'string' &&
       typeof h.command === 'string';
-    return ok
-      ? ({ holder: h.holder, pid: h.pid, since: h.since, command: h.command } as LockHolder)
-      : undefined;
+    if (!ok) return undefined;
+    const optional = (k: 'host' | 'machine' | 'boot' | 'pidStart') =>
+      typeof h[k] === 'string' ? { [k]: h[k] } : {};
+    return {
+      holder: h.holder,
+      pid: h.pid,
+      since: h.since,
+      command: h.command,
+      ...optional('host'),
+      ...optional('machine'),
+      ...optional('boot'),
+      ...optional('pidStart'),
+    } as LockHolder;
   } catch {
     return undefined;
   }
 }
 
-async function tryLock(executor: Executor, lockDir: string): Promise<boolean> {
+async function tryLock(executor: Executor, lockDir: string): Promise<'acquired' | Seen | undefined> {
   const parent = lockDir.slice(0, lockDir.lastIndexOf('/')) || '/';
   const argv = ['sh', '-c', TRY_LOCK_SCRIPT, 'sh', parent, lockDir];
   const r = await lockStep(executor, 'acquire', lockDir, () =>
     executor.run({ argv, timeoutMs: COMMAND_TIMEOUT_MS }),
   );
-  if (r.exitCode === 0) return true;
-  if (r.exitCode === HELD) return false;
+  if (r.exitCode === 0) return 'acquired';
+  if (r.exitCode === HELD) return parseSeen(r.stdout);
   const detail = (r.spawnError ?? r.stderr).trim().slice(0, 500);
   throw lockError(executor, 'acquire', lockDir, `exit ${r.exitCode}${detail ? `: ${detail}` : ''}`);
 }
@@ -154,7 +349,7 @@ async function writeHolder(executor: Executor, lockDir: string, holder: LockHold
   const path = `${lockDir}/${HOLDER_FILE}`;
   try {
     const text = `${JSON.stringify(holder, null, 2)}\n`;
-    await watchFileOp(executor, executor.files.writeFileAtomic(path, text, 0o644), FILE_OP_TIMEOUT_MS);
+    await executor.files.writeFileAtomic(path, text, 0o600);
   } catch (err) {
     await executor.run({ argv: ['rm', '-rf', '--', lockDir], timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => {});
     throw lockError(executor, 'acquire', lockDir, `cannot record the holder: ${(err as Error).message}`);
@@ -163,14 +358,20 @@ async function writeHolder(executor: Executor, lockDir: string, holder: LockHold
 
 function handle(executor: Executor, remoteDir: string, mine: LockHolder): HostLock {
   let released = false;
-  return {
+  // A release that cannot reach the host leaves the lock; say what happens to it next (its record
+  // names this process, which is gone by the next run).
+  const stays = (err: Error): never => {
+    err.message += '; the lock stays until a run from this machine takes it over or bifrost unlock clears it';
+    throw err;
+  };
+  const lock: HostLock = {
     async release() {
       if (released) return;
       const lockDir = lockDirOf(remoteDir);
-      const current = await readHostLock(executor, remoteDir);
+      const current = await readHostLock(executor, remoteDir).catch(stays);
       // Gone (broken by the operator): nothing to do. Someone else's (broken, then taken): leave it.
       released = !current;
-      if (!current) return;
+      if (!current) return unregister();
       if (current.holder !== mine.holder || current.pid !== mine.pid || current.since !== mine.since) {
         throw lockError(
           executor,
@@ -179,10 +380,18 @@ function handle(executor: Executor, remoteDir: string, mine: LockHolder): HostLo
           `the lock is no longer ours (it was broken and is now held by ${describe(current)}); left in place`,
         );
       }
-      await removeLockDir(executor, lockDir, 'release');
+      await removeLockDir(executor, lockDir, 'release').catch(stays);
       released = true;
+      unregister();
     },
   };
+  // After an interrupt the clean-up releases it, while the connection still lives.
+  const unregister = runContext.onCleanup({
+    what: 'releasing the host lock',
+    done: 'the host lock was released',
+    run: () => lock.release(),
+  });
+  return lock;
 }
 
 async function removeLockDir(executor: Executor, lockDir: string, step: string): Promise<void> {
@@ -245,8 +454,4 @@ function formatAge(ms: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -2,7 +2,11 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { InterruptedError, runContext } from '../run-context.ts';
 import type { Command, CommandResult, Executor, FileOps, FileStat } from './executor.ts';
+
+/** After an interrupt's SIGTERM, how long a child gets before SIGKILL. */
+const TERM_GRACE_MS = 1000;
 
 /**
  * Runs commands on this machine: argv arrays, never a shell, stdin written then closed.
@@ -19,7 +23,8 @@ export class LocalExecutor implements Executor {
   run(cmd: Command): Promise<CommandResult> {
     const [file, ...args] = cmd.argv;
     if (!file) return Promise.reject(new Error('empty command'));
-    return new Promise((resolve) => {
+    if (runContext.stopped()) return Promise.reject(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
+    return new Promise((resolve, reject) => {
       const child = spawn(file, args, {
         env: cmd.env ? { ...process.env, ...cmd.env } : process.env,
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -37,11 +42,22 @@ export class LocalExecutor implements Executor {
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       let settled = false;
+      let interrupted: InterruptedError | undefined;
+      let term: NodeJS.Timeout | undefined;
+      // An interrupt kills the child (SIGTERM, then SIGKILL) and fails the command once it is gone.
+      const offStop = runContext.onStop(() => {
+        interrupted = new InterruptedError(runContext.interrupted ?? 'SIGINT');
+        child.kill('SIGTERM');
+        term = setTimeout(() => child.kill('SIGKILL'), TERM_GRACE_MS);
+      });
       const settle = (result: CommandResult) => {
         if (settled) return;
         settled = true;
         clearTimeout(deadline);
-        resolve(result);
+        clearTimeout(term);
+        offStop();
+        if (interrupted) reject(interrupted);
+        else resolve(result);
       };
       child.stdout.on('data', (chunk: Buffer) => {
         stdout.push(chunk);

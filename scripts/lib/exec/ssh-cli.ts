@@ -56,6 +56,12 @@ function promptHidden(question: string): Promise<string> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
     const mutable = rl as unknown as { _writeToOutput: (s: string) => void };
+    // Ctrl-C at the prompt reaches readline, not the process: pass it on, so runMain reports the interrupt.
+    rl.on('SIGINT', () => {
+      rl.close();
+      process.stderr.write('\n');
+      process.kill(process.pid, 'SIGINT');
+    });
     rl.question(question, (answer) => {
       rl.close();
       process.stderr.write('\n');

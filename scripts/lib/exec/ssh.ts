@@ -14,6 +14,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import ssh2 from 'ssh2';
 import { InputError, WorkError } from '../errors.ts';
+import { InterruptedError, runContext } from '../run-context.ts';
 import {
   type Command,
   type CommandResult,
@@ -56,6 +57,13 @@ export interface SshOptions {
   connectTimeoutMs?: number;
   /** Default 15 s; three missed replies end the connection, so a dead host fails runs instead of hanging. */
   keepaliveIntervalMs?: number;
+  /**
+   * Deadline for the server to open a channel: an exec session, the SFTP subsystem. Default 30 s.
+   * ssh2 never answers a request on a dead connection, so every wait needs one.
+   */
+  channelTimeoutMs?: number;
+  /** Deadline for each SFTP request; a write gets 1 s more per 64 KiB. Default 60 s. */
+  fileOpTimeoutMs?: number;
 }
 
 /** What the server proved it is, for the caller to report ("added host key SHA256:..."). */
@@ -84,6 +92,17 @@ const SFTP_NO_SUCH_FILE = 2;
 /** After a deadline's kill signal: when to close the channel ourselves, then when to stop waiting for it. */
 const KILL_CLOSE_MS = 1000;
 const KILL_GRACE_MS = 5000;
+const CHANNEL_TIMEOUT_MS = 30_000;
+const FILE_OP_TIMEOUT_MS = 60_000;
+const NEVER_CONNECTED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+]);
+const RERUN_HINT = 'check the network and the server, then re-run: the steps are safe to repeat';
 
 export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
   const port = opts.port ?? 22;
@@ -124,29 +143,53 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
 
   await new Promise<void>((resolve, reject) => {
     let settled = false;
+    let offStop = () => {};
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
+      offStop();
       client.destroy();
       reject(err);
     };
+    offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
     client.once('ready', () => {
       settled = true;
+      offStop();
       resolve();
     });
     client.on('error', (err: Error & { level?: string; code?: string }) => {
+      // Connected, then lost before login finished (not refused, not unresolvable, not a login failure).
+      const neverConnected = NEVER_CONNECTED.has(err.code ?? '');
+      if (
+        !verifier.failure &&
+        !neverConnected &&
+        err.level !== 'client-authentication' &&
+        err.level !== 'client-timeout'
+      ) {
+        runContext.noteDropped(connectionName(user, opts.host, port), err.message);
+      }
       fail(verifier.failure ?? connectError(err, where, timeoutMs, auth.tried));
     });
-    client.once('close', () =>
-      fail(new WorkError(`${where}: the server closed the connection during login`)),
-    );
+    client.once('close', () => {
+      if (!settled) runContext.noteDropped(connectionName(user, opts.host, port), 'closed during login');
+      fail(new WorkError(`${where}: the server closed the connection during login`));
+    });
     client.connect(config);
     // Nagle plus delayed ACKs add ~40 ms to every small exec round trip (lab notes: 52 ms -> 10 ms).
     client.setNoDelay(true);
   });
   const hostKey = verifier.accepted;
   if (!hostKey) throw new WorkError(`${where}: connected without a host key check`); // ssh2 always verifies
-  return new SshExecutor(client, where, hostKey);
+  return new SshExecutor(client, where, hostKey, {
+    name: connectionName(user, opts.host, port),
+    channelTimeoutMs: opts.channelTimeoutMs ?? CHANNEL_TIMEOUT_MS,
+    fileOpTimeoutMs: opts.fileOpTimeoutMs ?? FILE_OP_TIMEOUT_MS,
+  });
+}
+
+/** "deploy@vps.example:22", as messages about the connection name it. */
+function connectionName(user: string, host: string, port: number): string {
+  return `${user}@${host}:${port}`;
 }
 
 interface AuthConfig {
@@ -335,130 +378,259 @@ interface ClientInternals {
   _protocol?: { signal(channelId: number, signal: string): void };
 }
 
+interface Limits {
+  /** user@host:port, for "the SSH connection to ... dropped". */
+  name: string;
+  channelTimeoutMs: number;
+  fileOpTimeoutMs: number;
+}
+
+/**
+ * Waits for one ssh2 request. ssh2 answers nothing once the connection is dead, so each wait ends at
+ * the first of: the answer, its deadline, the connection dropping, or an interrupt (see run-context.ts).
+ */
+type Request = <T>(
+  what: string,
+  deadlineMs: number,
+  start: (cb: (err: Error | undefined | null, value?: T) => void) => void,
+  /** Gets what arrives after the wait was given up (a channel opened late), to close it. */
+  late?: (value: T) => void,
+) => Promise<T>;
+
+interface Collecting {
+  result: Promise<CommandResult>;
+  begin: () => void;
+}
+
+/** A wait for the server that ran out: a WorkError naming the request. */
+export class SshWaitError extends WorkError {}
+
 export class SshExecutor implements Executor {
   readonly files: FileOps;
   private closed = false;
+  private closing = false;
   private lost: Error | undefined;
+  private readonly down = new Set<(reason: string) => void>();
+  private readonly unregister: () => void;
+  private readonly limits: Limits;
 
   constructor(
     private readonly client: InstanceType<typeof ssh2.Client>,
     readonly where: string,
     readonly hostKey: HostKeyInfo,
+    limits: Partial<Limits> = {},
   ) {
-    this.files = new SftpFiles(client, where, () => !this.closed);
+    this.limits = {
+      name: limits.name ?? where.replace(/^ssh /, ''),
+      channelTimeoutMs: limits.channelTimeoutMs ?? CHANNEL_TIMEOUT_MS,
+      fileOpTimeoutMs: limits.fileOpTimeoutMs ?? FILE_OP_TIMEOUT_MS,
+    };
+    this.files = new SftpFiles(client, where, () => !this.closed, this.request, this.limits);
     // After login, errors surface through the channels; this keeps a late one from crashing the process.
     client.on('error', (err: Error) => {
       this.lost = err;
     });
     client.on('close', () => {
       this.closed = true;
+      if (this.closing) return;
+      const reason = this.lost?.message ?? 'the server closed it';
+      runContext.noteDropped(this.limits.name, reason);
+      for (const fn of [...this.down]) fn(reason);
     });
+    // After an interrupt, the clean-up closes the connection, after the host lock is released.
+    this.unregister = runContext.onCleanup({ what: 'closing the SSH connection', run: () => this.close() });
   }
 
-  run(cmd: Command): Promise<CommandResult> {
-    const program = cmd.argv[0];
-    if (program === undefined) return Promise.reject(new Error('empty command'));
-    let line: string;
-    try {
-      line = remoteCommandLine(cmd);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return new Promise((resolve, reject) => {
-      const lostError = (reason: string) =>
-        new WorkError(
-          `${this.where}: ${reason} while running ${program}${this.lost ? `: ${this.lost.message}` : ''}`,
-          'check the network and the server, then re-run: the steps are safe to repeat',
-        );
-      if (this.closed) return reject(lostError('the connection is closed'));
+  private droppedError(reason: string, during?: string): WorkError {
+    return new WorkError(
+      `the SSH connection to ${this.limits.name} dropped${during ? ` while ${during}` : ''}: ${reason}`,
+      RERUN_HINT,
+    );
+  }
+
+  /** Calls `fn` when the connection drops; returns the unsubscribe. */
+  private onDown(fn: (reason: string) => void): () => void {
+    this.down.add(fn);
+    return () => this.down.delete(fn);
+  }
+
+  private readonly request: Request = (what, deadlineMs, start, late) =>
+    new Promise((resolve, reject) => {
+      if (runContext.stopped()) return reject(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
+      if (this.closing) return reject(new WorkError(`${this.where}: the connection is closed (${what})`));
+      if (this.closed) return reject(this.droppedError(this.lost?.message ?? 'the server closed it', what));
+      let settled = false;
+      let offDown = () => {};
+      let offStop = () => {};
+      const finish = () => {
+        settled = true;
+        clearTimeout(timer);
+        offDown();
+        offStop();
+      };
+      const fail = (err: Error) => {
+        if (settled) return;
+        finish();
+        reject(err);
+      };
+      const timer = setTimeout(
+        () =>
+          fail(
+            new SshWaitError(
+              `${this.where}: no answer to ${what} within ${formatSeconds(deadlineMs)}`,
+              'the server or the network stopped answering; check them, then re-run: the steps are safe to repeat',
+            ),
+          ),
+        deadlineMs,
+      );
+      offDown = this.onDown((reason) => fail(this.droppedError(reason, what)));
+      offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
       try {
-        this.client.exec(line, (err, stream) => {
-          if (err) {
-            reject(
-              new WorkError(
-                `${this.where}: cannot start ${program}: ${err.message}`,
-                'the connection may have dropped, or sshd refused another session (MaxSessions)',
-              ),
-            );
+        start((err, value) => {
+          if (settled) {
+            if (!err && value !== undefined) late?.(value);
             return;
           }
-          this.collect(stream, cmd, resolve, () => reject(lostError('the connection was lost')));
+          finish();
+          if (err) reject(err);
+          else resolve(value as never);
         });
       } catch (err) {
         // ssh2 throws synchronously when the socket is already gone.
-        reject(lostError((err as Error).message));
+        fail(this.droppedError((err as Error).message, what));
       }
     });
+
+  async run(cmd: Command): Promise<CommandResult> {
+    const program = cmd.argv[0];
+    if (program === undefined) throw new Error('empty command');
+    const line = remoteCommandLine(cmd);
+    let collecting: Collecting | undefined;
+    // Decided now, in the caller's scope: ssh2 calls back from its socket, outside any clean-up scope.
+    const onStop = runContext.stopHook();
+    try {
+      await this.request<ClientChannel>(
+        `opening a channel for ${program}`,
+        this.limits.channelTimeoutMs,
+        (cb) =>
+          this.client.exec(line, (err, stream) => {
+            // Listeners go on at once: a fast command's output, exit and close can arrive in the same
+            // packet batch as the channel confirmation, before any promise continuation runs.
+            if (!err) collecting = this.collect(stream, cmd, program, onStop);
+            cb(err, stream);
+          }),
+        (late) => {
+          collecting?.result.catch(() => {});
+          late.close();
+        },
+      );
+    } catch (err) {
+      if (err instanceof WorkError || err instanceof InterruptedError) throw err;
+      throw new WorkError(
+        `${this.where}: cannot start ${program}: ${(err as Error).message}`,
+        'the connection may have dropped, or sshd refused another session (MaxSessions)',
+      );
+    }
+    if (!collecting) throw new Error('ssh2 opened a channel without a stream');
+    collecting.begin();
+    return collecting.result;
   }
 
+  /** Listens to the channel now; `begin` sends stdin and starts the deadline. */
   private collect(
     stream: ClientChannel,
     cmd: Command,
-    resolve: (r: CommandResult) => void,
-    lost: () => void,
-  ): void {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    // Decoders so a multi-byte character split across packets reaches onOutput whole.
-    const outText = new StringDecoder('utf8');
-    const errText = new StringDecoder('utf8');
-    let exitCode: number | undefined;
-    let timedOut = false;
-    let settled = false;
-    let deadline: NodeJS.Timeout | undefined;
-    let grace: NodeJS.Timeout | undefined;
+    program: string,
+    onStop: ReturnType<typeof runContext.stopHook>,
+  ): Collecting {
+    let begin = () => {};
+    const result = new Promise<CommandResult>((resolve, reject) => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      // Decoders so a multi-byte character split across packets reaches onOutput whole.
+      const outText = new StringDecoder('utf8');
+      const errText = new StringDecoder('utf8');
+      let exitCode: number | undefined;
+      let timedOut = false;
+      let settled = false;
+      let deadline: NodeJS.Timeout | undefined;
+      let grace: NodeJS.Timeout | undefined;
+      let offDown = () => {};
+      let offStop = () => {};
 
-    const settle = () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(deadline);
-      clearTimeout(grace);
-      if (exitCode === undefined && !timedOut && this.closed) return lost();
-      resolve({
-        // No status at all: killed at the deadline (SIGKILL), else 255 as ssh reports a broken session.
-        exitCode: exitCode ?? (timedOut ? 128 + osConstants.signals.SIGKILL : 255),
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        timedOut,
-      });
-    };
-
-    stream.on('data', (chunk: Buffer) => {
-      out.push(chunk);
-      if (cmd.onOutput) emit(cmd.onOutput, outText.write(chunk), 'stdout');
-    });
-    stream.stderr.on('data', (chunk: Buffer) => {
-      err.push(chunk);
-      if (cmd.onOutput) emit(cmd.onOutput, errText.write(chunk), 'stderr');
-    });
-    stream.on('exit', (code: number | null, signal?: string) => {
-      const signo = signal ? osConstants.signals[signal as NodeJS.Signals] : undefined;
-      exitCode = code ?? 128 + (signo ?? 0);
-    });
-    stream.on('close', () => {
-      if (cmd.onOutput) {
-        emit(cmd.onOutput, outText.end(), 'stdout');
-        emit(cmd.onOutput, errText.end(), 'stderr');
-      }
-      settle();
-    });
-    // A command that exits without reading stdin closes the channel under our write; that is its business.
-    stream.on('error', () => {});
-
-    if (cmd.timeoutMs !== undefined) {
-      deadline = setTimeout(() => {
-        timedOut = true;
+      const finish = () => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(deadline);
+        clearTimeout(grace);
+        offDown();
+        offStop();
+        return true;
+      };
+      const fail = (e: Error) => {
+        if (finish()) reject(e);
+      };
+      const settle = () => {
+        if (exitCode === undefined && !timedOut && this.closed) {
+          return fail(this.droppedError(this.lost?.message ?? 'the server closed it', `running ${program}`));
+        }
+        if (!finish()) return;
+        resolve({
+          // No status at all: killed at the deadline (SIGKILL), else 255 as ssh reports a broken session.
+          exitCode: exitCode ?? (timedOut ? 128 + osConstants.signals.SIGKILL : 255),
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          timedOut,
+        });
+      };
+      offDown = this.onDown((reason) => fail(this.droppedError(reason, `running ${program}`)));
+      // An interrupt kills the remote command (its whole process group) and stops waiting for it.
+      offStop = onStop(() => {
         this.kill(stream);
-        // The killed process's exit closes the channel; closing it ourselves first would race the
-        // exit status. A server that ignores the signal gets the channel closed after a moment, and one
-        // that never confirms the close must not hold the caller past its deadline for long.
-        grace = setTimeout(() => {
-          stream.close();
-          grace = setTimeout(settle, KILL_GRACE_MS);
-        }, KILL_CLOSE_MS);
-      }, cmd.timeoutMs);
-    }
-    stream.end(cmd.input ?? '');
+        fail(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
+      });
+
+      stream.on('data', (chunk: Buffer) => {
+        out.push(chunk);
+        if (cmd.onOutput) emit(cmd.onOutput, outText.write(chunk), 'stdout');
+      });
+      stream.stderr.on('data', (chunk: Buffer) => {
+        err.push(chunk);
+        if (cmd.onOutput) emit(cmd.onOutput, errText.write(chunk), 'stderr');
+      });
+      stream.on('exit', (code: number | null, signal?: string) => {
+        const signo = signal ? osConstants.signals[signal as NodeJS.Signals] : undefined;
+        exitCode = code ?? 128 + (signo ?? 0);
+      });
+      stream.on('close', () => {
+        if (cmd.onOutput && !settled) {
+          emit(cmd.onOutput, outText.end(), 'stdout');
+          emit(cmd.onOutput, errText.end(), 'stderr');
+        }
+        settle();
+      });
+      // A command that exits without reading stdin closes the channel under our write; that is its business.
+      stream.on('error', () => {});
+
+      begin = () => {
+        // A command that needs no stdin may have finished already: no deadline to start then.
+        if (settled) return;
+        if (cmd.timeoutMs === undefined) return void stream.end(cmd.input ?? '');
+        deadline = setTimeout(() => {
+          timedOut = true;
+          this.kill(stream);
+          // The killed process's exit closes the channel; closing it ourselves first would race the
+          // exit status. A server that ignores the signal gets the channel closed after a moment, and one
+          // that never confirms the close must not hold the caller past its deadline for long.
+          grace = setTimeout(() => {
+            stream.close();
+            grace = setTimeout(settle, KILL_GRACE_MS);
+          }, KILL_CLOSE_MS);
+        }, cmd.timeoutMs);
+        stream.end(cmd.input ?? '');
+      };
+    });
+    return { result, begin: () => begin() };
   }
 
   /**
@@ -479,8 +651,15 @@ export class SshExecutor implements Executor {
     }
   }
 
+  /**
+   * Ends the connection (bounded: a dead one is destroyed after 2 s). After an interrupt, only the
+   * clean-up closes it, after releasing the host lock over it.
+   */
   close(): Promise<void> {
+    if (runContext.stopped()) return Promise.resolve();
+    this.unregister();
     if (this.closed) return Promise.resolve();
+    this.closing = true;
     return new Promise((resolve) => {
       const force = setTimeout(() => {
         this.client.destroy();
@@ -495,11 +674,20 @@ export class SshExecutor implements Executor {
   }
 }
 
+function formatSeconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
+}
+
 function emit(onOutput: NonNullable<Command['onOutput']>, text: string, stream: 'stdout' | 'stderr'): void {
   if (text) onOutput(text, stream);
 }
 
 type SftpError = Error & { code?: number | string };
+
+/** Errors of our own waits (deadline, drop, interrupt) pass through; ssh2's are named for the file. */
+function ours(err: unknown): boolean {
+  return err instanceof WorkError || err instanceof InterruptedError;
+}
 
 /** FileOps over one SFTP session on the executor's connection, opened on first use. */
 class SftpFiles implements FileOps {
@@ -510,25 +698,29 @@ class SftpFiles implements FileOps {
     private readonly where: string,
     /** Whether the connection is still up: requests on a dropped one are never answered. */
     private readonly connected: () => boolean,
+    private readonly request: Request,
+    private readonly limits: Limits,
   ) {}
 
   private sftp(): Promise<SFTPWrapper> {
     if (!this.session) {
-      const session = new Promise<SFTPWrapper>((resolve, reject) => {
-        try {
-          this.client.sftp((err, sftp) => {
-            if (err)
-              return reject(this.error('cannot start SFTP', err, 'the server needs an sftp Subsystem'));
-            // A session that ends (server restart, channel error) is reopened on the next call.
-            sftp.on('close', () => {
-              if (this.session === session) this.session = undefined;
-            });
-            resolve(sftp);
+      const session = this.request<SFTPWrapper>(
+        'opening the SFTP subsystem',
+        this.limits.channelTimeoutMs,
+        (cb) => this.client.sftp(cb),
+        (late) => late.end(),
+      ).then(
+        (sftp) => {
+          // A session that ends (server restart, channel error) is reopened on the next call.
+          sftp.on('close', () => {
+            if (this.session === session) this.session = undefined;
           });
-        } catch (err) {
-          reject(this.error('cannot start SFTP', err as Error));
-        }
-      });
+          return sftp;
+        },
+        (err: Error) => {
+          throw ours(err) ? err : this.error('cannot start SFTP', err, 'the server needs an sftp Subsystem');
+        },
+      );
       session.catch(() => {
         if (this.session === session) this.session = undefined;
       });
@@ -541,26 +733,43 @@ class SftpFiles implements FileOps {
     return new WorkError(`${this.where}: ${what}: ${err.message}`, hint);
   }
 
+  /** One SFTP request under the file-operation deadline (plus 1 s per 64 KiB of `bytes`). */
+  private op<T>(
+    sftp: SFTPWrapper,
+    what: string,
+    start: (s: SFTPWrapper, cb: (err: Error | undefined | null, value?: T) => void) => void,
+    bytes = 0,
+  ): Promise<T> {
+    const deadline = this.limits.fileOpTimeoutMs + Math.ceil(bytes / 65_536) * 1000;
+    return this.request<T>(`SFTP ${what}`, deadline, (cb) => start(sftp, cb));
+  }
+
   async readFile(path: string): Promise<string | undefined> {
     const sftp = await this.sftp();
-    return new Promise((resolve, reject) => {
-      sftp.readFile(path, (err: SftpError | undefined, data: Buffer) => {
-        if (!err) return resolve(data.toString('utf8'));
-        if (err.code === SFTP_NO_SUCH_FILE) return resolve(undefined);
-        reject(this.error(`cannot read ${path}`, err));
-      });
-    });
+    try {
+      const data = await this.op<Buffer>(sftp, `read of ${path}`, (s, cb) => s.readFile(path, cb));
+      return data.toString('utf8');
+    } catch (err) {
+      if (ours(err)) throw err;
+      if ((err as SftpError).code === SFTP_NO_SUCH_FILE) return undefined;
+      throw this.error(`cannot read ${path}`, err as Error);
+    }
   }
 
   async stat(path: string): Promise<FileStat | undefined> {
     const sftp = await this.sftp();
-    return new Promise((resolve, reject) => {
-      sftp.stat(path, (err: SftpError | undefined, s) => {
-        if (!err) return resolve({ size: s.size, mode: s.mode & 0o7777, mtimeMs: s.mtime * 1000 });
-        if (err.code === SFTP_NO_SUCH_FILE) return resolve(undefined);
-        reject(this.error(`cannot stat ${path}`, err));
-      });
-    });
+    try {
+      const s = await this.op<{ size: number; mode: number; mtime: number }>(
+        sftp,
+        `stat of ${path}`,
+        (w, cb) => w.stat(path, cb),
+      );
+      return { size: s.size, mode: s.mode & 0o7777, mtimeMs: s.mtime * 1000 };
+    } catch (err) {
+      if (ours(err)) throw err;
+      if ((err as SftpError).code === SFTP_NO_SUCH_FILE) return undefined;
+      throw this.error(`cannot stat ${path}`, err as Error);
+    }
   }
 
   /**
@@ -576,30 +785,40 @@ class SftpFiles implements FileOps {
       posix.dirname(path),
       `.${posix.basename(path)}.${randomBytes(6).toString('hex')}.tmp`,
     );
-    const call = <T>(fn: (cb: (err: Error | undefined | null, value?: T) => void) => void) =>
-      new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
     let handle: Buffer | undefined;
     try {
-      handle = await call<Buffer>((cb) => sftp.open(temp, 'wx', { mode }, cb));
+      handle = await this.op<Buffer>(sftp, `open of ${temp}`, (s, cb) => s.open(temp, 'wx', { mode }, cb));
       const h = handle;
-      await call((cb) => sftp.fsetstat(h, { mode }, cb));
+      await this.op(sftp, `setstat of ${temp}`, (s, cb) => s.fsetstat(h, { mode }, cb));
       const data = Buffer.from(content, 'utf8');
-      if (data.length) await call((cb) => sftp.write(h, data, 0, data.length, 0, cb));
+      if (data.length) {
+        await this.op(
+          sftp,
+          `write of ${temp}`,
+          (s, cb) => s.write(h, data, 0, data.length, 0, cb),
+          data.length,
+        );
+      }
       // fsync@openssh.com when offered: the renamed file must hold its content after a crash.
-      await call((cb) => sftp.ext_openssh_fsync(h, cb)).catch(() => {});
+      await this.op(sftp, `fsync of ${temp}`, (s, cb) => s.ext_openssh_fsync(h, cb)).catch((err) => {
+        if (ours(err)) throw err;
+      });
       handle = undefined;
-      await call((cb) => sftp.close(h, cb));
-      await call((cb) => sftp.ext_openssh_rename(temp, path, cb));
+      await this.op(sftp, `close of ${temp}`, (s, cb) => s.close(h, cb));
+      await this.op(sftp, `rename of ${temp}`, (s, cb) => s.ext_openssh_rename(temp, path, cb));
     } catch (err) {
       const h = handle;
-      // Clean-up only on a live connection: after a drop ssh2 never answers these requests, and
-      // waiting would hang. The next upload removes leftovers anyway.
-      if (this.connected()) {
-        const briefly = (p: Promise<unknown>) =>
-          Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
-        if (h) await briefly(call((cb) => sftp.close(h, cb)));
-        await briefly(call((cb) => sftp.unlink(temp, cb)));
+      // Clean-up only on a live connection, not after an interrupt (the next upload removes leftovers),
+      // and briefly: a server that stopped answering must not hold the caller.
+      if (this.connected() && !runContext.stopped()) {
+        const briefly = <T>(what: string, start: Parameters<typeof this.op<T>>[2]) =>
+          this.request<T>(`SFTP ${what}`, Math.min(2000, this.limits.fileOpTimeoutMs), (cb) =>
+            start(sftp, cb),
+          ).catch(() => {});
+        if (h) await briefly(`close of ${temp}`, (s, cb) => s.close(h, cb));
+        await briefly(`removal of ${temp}`, (s, cb) => s.unlink(temp, cb));
       }
+      if (ours(err)) throw err;
       const message = (err as Error).message;
       const hint = /does not support/.test(message)
         ? 'the server lacks the posix-rename@openssh.com SFTP extension (OpenSSH has it)'

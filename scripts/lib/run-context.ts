@@ -1,0 +1,215 @@
+/**
+ * What a running command shares with everything below it (DESIGN.md principle 5, issue 8):
+ *
+ * - the interrupt: SIGINT/SIGTERM abort one AbortSignal that executors, waits and the engine observe;
+ *   work started after it is refused, work in flight is killed (remote commands get SIGKILL, local
+ *   children SIGTERM then SIGKILL);
+ * - clean-up: steps registered while they are needed (release the host lock, close the connection),
+ *   run last-in first-out by runMain after an interrupt, each inside `cleanupScope` so that the
+ *   executors still serve them;
+ * - the phase: what the command is doing now ("upload"), so that an interrupt or a dropped connection
+ *   is reported as "during upload", with what that means for the host.
+ *
+ * One per process: commands are processes. Tests that drive modules in-process never interrupt.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { constants as osConstants } from 'node:os';
+
+export type StopSignal = 'SIGINT' | 'SIGTERM';
+
+/** Work refused or cut short because the operator interrupted the command. */
+export class InterruptedError extends Error {
+  readonly exitCode: number;
+  constructor(readonly signal: StopSignal) {
+    super(`interrupted by ${signal}`);
+    this.name = 'InterruptedError';
+    this.exitCode = exitCodeForSignal(signal);
+  }
+}
+
+/** 130 for SIGINT, 143 for SIGTERM: 128 + the signal number, as shells report it. */
+export function exitCodeForSignal(signal: StopSignal): number {
+  return 128 + osConstants.signals[signal];
+}
+
+export interface CleanupStep {
+  /** Said after an interrupt when it worked ("the host lock was released"); undefined: say nothing. */
+  done?: string;
+  /** Names it when it failed ("releasing the host lock"). */
+  what: string;
+  run: () => Promise<void>;
+}
+
+interface Phase {
+  name: string;
+  /** What an interrupt in this phase leaves behind ("the live bundle is unchanged"). */
+  consequence?: string;
+}
+
+/** A connection that dropped: where, during which phase, and why. */
+export interface DroppedConnection {
+  where: string;
+  phase: string | undefined;
+  reason: string;
+}
+
+let controller = new AbortController();
+let interruptedBy: StopSignal | undefined;
+let phase: Phase | undefined;
+let cleanups: CleanupStep[] = [];
+let dropped: DroppedConnection | undefined;
+const stopListeners = new Set<() => void>();
+const cleanupScope = new AsyncLocalStorage<boolean>();
+
+export const runContext = {
+  get signal(): AbortSignal {
+    return controller.signal;
+  },
+  get interrupted(): StopSignal | undefined {
+    return interruptedBy;
+  },
+  /** True when work must stop: interrupted, and not a clean-up step. */
+  stopped(): boolean {
+    return interruptedBy !== undefined && !cleanupScope.getStore();
+  },
+  throwIfStopped(): void {
+    if (interruptedBy && !cleanupScope.getStore()) throw new InterruptedError(interruptedBy);
+  },
+  /** Calls `fn` once work must stop (at once when it already must); returns the unsubscribe. */
+  onStop(fn: () => void): () => void {
+    if (cleanupScope.getStore()) return () => {};
+    if (interruptedBy) {
+      fn();
+      return () => {};
+    }
+    // A set of our own rather than the signal's listeners: dozens of requests in flight would trip
+    // Node's "possible EventTarget memory leak" warning on the AbortSignal.
+    const listener = () => fn();
+    stopListeners.add(listener);
+    return () => stopListeners.delete(listener);
+  },
+  /**
+   * `onStop` bound to the caller's scope now: for callbacks that run outside it later (ssh2 calls back
+   * from its socket, where a clean-up step's scope is not visible).
+   */
+  stopHook(): (fn: () => void) => () => void {
+    if (cleanupScope.getStore()) return () => () => {};
+    return (fn) => runContext.onStop(fn);
+  },
+  interrupt(signal: StopSignal): void {
+    if (interruptedBy) return;
+    interruptedBy = signal;
+    controller.abort(new InterruptedError(signal));
+    const listeners = [...stopListeners];
+    stopListeners.clear();
+    for (const fn of listeners) fn();
+  },
+  setPhase(name: string, consequence?: string): void {
+    phase = { name, consequence };
+  },
+  get phase(): Readonly<Phase> | undefined {
+    return phase;
+  },
+  /** Registers a clean-up step; the returned function removes it (call it once the step is done). */
+  onCleanup(step: CleanupStep): () => void {
+    cleanups.push(step);
+    return () => {
+      cleanups = cleanups.filter((s) => s !== step);
+    };
+  },
+  /**
+   * Runs the registered clean-up steps, last registered first, within `boundMs` together; each step
+   * that fails or is cut off by the bound is reported, never thrown.
+   */
+  async runCleanups(boundMs: number): Promise<{ done: string[]; failed: string[] }> {
+    const steps = cleanups.reverse();
+    cleanups = [];
+    const report = { done: [] as string[], failed: [] as string[] };
+    const end = Date.now() + boundMs;
+    for (const step of steps) {
+      const left = end - Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<never>((_, reject) => {
+        const limit = boundMs >= 1000 ? `${boundMs / 1000} s` : `${boundMs} ms`;
+        timer = setTimeout(() => reject(new Error(`no result within ${limit}`)), left);
+      });
+      try {
+        if (left <= 0) throw new Error('no time left for clean-up');
+        await Promise.race([cleanupScope.run(true, step.run), bound]);
+        if (step.done) report.done.push(step.done);
+      } catch (err) {
+        report.failed.push(`${step.what} failed: ${(err as Error).message}`);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return report;
+  },
+  /** Runs `fn` as clean-up: it is served even after an interrupt. */
+  asCleanup<T>(fn: () => Promise<T>): Promise<T> {
+    return cleanupScope.run(true, fn);
+  },
+  /** Records the first connection that dropped (the phase is the one current now). */
+  noteDropped(where: string, reason: string): void {
+    dropped ??= { where, phase: phase?.name, reason };
+  },
+  get dropped(): DroppedConnection | undefined {
+    return dropped;
+  },
+  /** A fresh context (runMain at start; tests). */
+  reset(): void {
+    controller = new AbortController();
+    interruptedBy = undefined;
+    phase = undefined;
+    cleanups = [];
+    dropped = undefined;
+    stopListeners.clear();
+  },
+};
+
+/** A wait that ends early when work must stop (rejecting with InterruptedError). */
+export function stoppableSleep(ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      resolve();
+    }, ms);
+    const off = runContext.onStop(() => {
+      clearTimeout(timer);
+      reject(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
+    });
+  });
+}
+
+/**
+ * Runs `work`, then `cleanup` whatever happened. A clean-up failure after a failed `work` never
+ * replaces the error that caused it: it is attached to it as a secondary line (see `secondaryOf`).
+ */
+export async function withCleanup<T>(work: () => Promise<T>, cleanup: () => Promise<void>): Promise<T> {
+  let result: T;
+  try {
+    result = await work();
+  } catch (err) {
+    try {
+      await cleanup();
+    } catch (cleanupErr) {
+      attachSecondary(err, cleanupErr);
+    }
+    throw err;
+  }
+  await cleanup();
+  return result;
+}
+
+type WithSecondary = { secondary?: string[] };
+
+export function attachSecondary(err: unknown, secondary: unknown): void {
+  if (typeof err !== 'object' || err === null) return;
+  const e = err as WithSecondary;
+  const message = secondary instanceof Error ? secondary.message : String(secondary);
+  e.secondary = [...(e.secondary ?? []), message];
+}
+
+export function secondaryOf(err: unknown): string[] {
+  return (typeof err === 'object' && err !== null && (err as WithSecondary).secondary) || [];
+}

@@ -1,0 +1,144 @@
+/**
+ * The host lock's takeover rules (lock.ts): a lock whose holder is provably gone (it ran on this
+ * machine and its process no longer exists; or it never completed its record and is older than the
+ * grace period) is taken over with a notice; a live holder or one on another machine is still refused.
+ * Takeover is race-safe, and the lock dir (0700) and its record (0600) are not world-readable.
+ * The shell scripts run for real through the LocalExecutor; the modes over SSH are in ssh-executor.test.ts.
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { acquireHostLock, currentHolder, type LockHolder } from '../scripts/lib/bifrost/lock.ts';
+import { LocalExecutor } from '../scripts/lib/exec/local.ts';
+
+const local = new LocalExecutor();
+let root: string;
+let remoteDir: string;
+const lockDir = () => `${remoteDir}.lock`;
+
+/** A pid that existed and is gone: a child that already exited. */
+function deadPid(): number {
+  const pid = spawnSync('true').pid;
+  if (!pid) throw new Error('no pid');
+  return pid;
+}
+
+/** Leaves a lock as a run would have: the dir, and a record (or raw text, or none), `ageSeconds` old. */
+function leaveLock(record: LockHolder | string | undefined, ageSeconds = 0): void {
+  mkdirSync(lockDir(), { mode: 0o700 });
+  if (record !== undefined) {
+    writeFileSync(
+      join(lockDir(), 'holder.json'),
+      typeof record === 'string' ? record : JSON.stringify(record),
+    );
+  }
+  const when = Date.now() / 1000 - ageSeconds;
+  utimesSync(lockDir(), when, when);
+}
+
+async function acquire(holder = currentHolder('test')) {
+  const notices: string[] = [];
+  const lock = await acquireHostLock(local, remoteDir, { holder, onNotice: (l) => notices.push(l) });
+  return { lock, notices };
+}
+
+describe('host lock takeover', () => {
+  afterEach(() => {
+    rmSync(root, { recursive: true, force: true });
+  });
+  const fresh = () => {
+    root = mkdtempSync(join(tmpdir(), 'sf-lock-'));
+    remoteDir = join(root, 'bifrost');
+  };
+
+  it('takes over, with a notice, a lock whose holder ran on this machine and is gone', async () => {
+    fresh();
+    leaveLock({ ...currentHolder('provision-bifrost'), pid: deadPid() });
+    const { lock, notices } = await acquire();
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatch(
+      /took over .*bifrost\.lock: its holder .*provision-bifrost\) no longer runs on this machine/,
+    );
+    expect(JSON.parse(readFileSync(join(lockDir(), 'holder.json'), 'utf8')).pid).toBe(process.pid);
+    await lock.release();
+    expect(existsSync(lockDir())).toBe(false);
+    // Nothing left of the dead lock.
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it.skipIf(!existsSync('/proc/self/stat'))(
+    'takes over a lock whose pid now belongs to another process',
+    async () => {
+      fresh();
+      leaveLock({ ...currentHolder('provision-bifrost'), pidStart: '1' });
+      const { lock, notices } = await acquire();
+      expect(notices[0]).toMatch(/is another process now/);
+      await lock.release();
+    },
+  );
+
+  it('takes over a lock whose record was never completed, once older than the grace period', async () => {
+    fresh();
+    leaveLock(undefined, 600);
+    const first = await acquire();
+    expect(first.notices[0]).toMatch(/never completed its record \(no holder\.json, \d+ s old\)/);
+    await first.lock.release();
+
+    leaveLock('{"holder": "alice@lap', 600);
+    const second = await acquire();
+    expect(second.notices[0]).toMatch(/never completed its record \(an unreadable holder\.json/);
+    await second.lock.release();
+
+    // A young one may be a run between its mkdir and its write: refused.
+    leaveLock(undefined, 0);
+    await expect(acquire()).rejects.toThrow(/is held by unknown .*\(no holder\.json\)/);
+  });
+
+  it('still refuses a live holder on this machine and any holder on another machine', async () => {
+    fresh();
+    const me = currentHolder('provision-bifrost');
+    // What a run records: enough for a later run on this machine to prove it gone.
+    expect(me).toMatchObject({ pid: process.pid, host: expect.any(String) });
+    if (existsSync('/proc/self/stat')) expect(me.pidStart).toMatch(/^\d+$/);
+    if (existsSync('/proc/sys/kernel/random/boot_id')) expect(me.boot).toMatch(/^[0-9a-f-]{36}$/);
+
+    leaveLock(me);
+    await expect(acquire()).rejects.toThrow(/is held by .*\(pid \d+\)/);
+    rmSync(lockDir(), { recursive: true });
+
+    leaveLock({
+      holder: 'alice@laptop',
+      host: 'laptop',
+      machine: 'another-machine-id',
+      pid: deadPid(),
+      since: new Date().toISOString(),
+      command: 'provision-bifrost',
+    });
+    const err = await acquire().catch((e: Error & { hint?: string }) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/is held by alice@laptop/);
+    expect((err as { hint?: string }).hint).toMatch(/bifrost-unlock/);
+  });
+
+  it('two runs taking over the same dead lock: exactly one wins', async () => {
+    fresh();
+    leaveLock({ ...currentHolder('provision-bifrost'), pid: deadPid() });
+    const results = await Promise.allSettled([acquire(), acquire(), acquire()]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(String(r.reason)).toMatch(/held/);
+    await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquire>>>).value.lock.release();
+    expect(readdirSync(root)).toEqual([]);
+  });
+});
