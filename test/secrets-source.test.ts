@@ -32,10 +32,16 @@ afterAll(() => {
 const pidFiles: string[] = [];
 const SLEEP = findOnPath('sleep') ?? '/bin/sleep';
 
+/** Running: signalable and not a zombie (a killed grandchild waits for init to reap it). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
@@ -91,6 +97,28 @@ describe('the sops binary has a deadline', () => {
     );
     expect((err as WorkError).hint).toMatch(/SECRETS_FLOW_SOPS_TIMEOUT/);
     expect(alive(sops.pid())).toBe(false);
+  });
+
+  it('kills a wrapper script and the child it forked, which holds the pipes open', async () => {
+    const path = join(fx.dir, 'sops-wrapper');
+    const pidFile = `${path}.pid`;
+    const childPidFile = `${path}.child.pid`;
+    // No exec: the shell forks sleep, which inherits stdout and stderr and would outlive the shell.
+    writeFileSync(
+      path,
+      `#!/bin/sh\necho $$ > '${pidFile}'\n'${SLEEP}' 600 &\necho $! > '${childPidFile}'\nwait\n`,
+      {
+        mode: 0o700,
+      },
+    );
+    pidFiles.push(pidFile, childPidFile);
+    const err = await rejection(load(fx.secretsFile, { SOPS: path, SECRETS_FLOW_SOPS_TIMEOUT: '0.5' }));
+    expect(err.message).toContain('within 0.5 s');
+    expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+    // A signalled process dies asynchronously: wait (bounded) for the state, not for a time.
+    const child = Number(readFileSync(childPidFile, 'utf8'));
+    for (let i = 0; i < 250 && alive(child); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(alive(child)).toBe(false);
   });
 
   it('through the CLI: exit 1, the message on stderr, no stack, nothing left running', async () => {

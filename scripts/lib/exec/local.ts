@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { InterruptedError, runContext } from '../run-context.ts';
@@ -37,7 +38,11 @@ export class LocalExecutor implements Executor {
           ? undefined
           : setTimeout(() => {
               timedOut = true;
-              child.kill('SIGKILL');
+              // The whole tree: a wrapper script's own child (a `sops` shell script without exec) would
+              // otherwise keep the pipes open, and the command would wait for it past its deadline.
+              killTree(child.pid, 'SIGKILL');
+              child.stdout.destroy();
+              child.stderr.destroy();
             }, cmd.timeoutMs);
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
@@ -47,8 +52,12 @@ export class LocalExecutor implements Executor {
       // An interrupt kills the child (SIGTERM, then SIGKILL) and fails the command once it is gone.
       const offStop = runContext.onStop(() => {
         interrupted = new InterruptedError(runContext.interrupted ?? 'SIGINT');
-        child.kill('SIGTERM');
-        term = setTimeout(() => child.kill('SIGKILL'), TERM_GRACE_MS);
+        killTree(child.pid, 'SIGTERM');
+        term = setTimeout(() => {
+          killTree(child.pid, 'SIGKILL');
+          child.stdout.destroy();
+          child.stderr.destroy();
+        }, TERM_GRACE_MS);
       });
       const settle = (result: CommandResult) => {
         if (settled) return;
@@ -88,6 +97,53 @@ export class LocalExecutor implements Executor {
       });
     });
   }
+}
+
+/**
+ * Signals a process and every descendant, found through /proc (Linux); elsewhere the process alone.
+ * Descendants are collected before any signal, since a killed parent's children are re-parented to init.
+ * Not a process group: a child in a session of its own would lose the terminal that kubectl credential
+ * plugins or gpg's pinentry prompt on.
+ */
+export function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  const victims = [pid, ...descendantsOf(pid)];
+  for (const p of victims) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
+  for (const name of entries) {
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift() as number) ?? []) {
+      out.push(child);
+      queue.push(child);
+    }
+  }
+  return out;
 }
 
 export const localFiles: FileOps = {
