@@ -56,6 +56,30 @@ function hangingProgram(name: string): { path: string; pid: () => number } {
   return { path, pid: () => Number(readFileSync(pidFile, 'utf8').trim()) };
 }
 
+/**
+ * A shell script that forks a never-ending child instead of exec'ing it (as wrapper scripts do): the
+ * child inherits stdout and stderr, so killing the shell alone leaves the pipes open and the wait hanging.
+ */
+function forkingProgram(name: string): { path: string; expectAllGone: () => Promise<void> } {
+  const path = join(fx.dir, name);
+  const pidFile = `${path}.pid`;
+  const childPidFile = `${path}.child.pid`;
+  const script = `#!/bin/sh\necho $$ > '${pidFile}'\n'${SLEEP}' 600 &\necho $! > '${childPidFile}'\nwait\n`;
+  writeFileSync(path, script, { mode: 0o700 });
+  pidFiles.push(pidFile, childPidFile);
+  return {
+    path,
+    async expectAllGone() {
+      for (const file of [pidFile, childPidFile]) {
+        const pid = Number(readFileSync(file, 'utf8'));
+        // A signalled process dies asynchronously: wait (bounded) for the state, not for a time.
+        for (let i = 0; i < 250 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+        expect(alive(pid), file).toBe(false);
+      }
+    },
+  };
+}
+
 function env(extra: Record<string, string> = {}): Record<string, string> {
   return {
     PATH: fx.binDir,
@@ -100,25 +124,12 @@ describe('the sops binary has a deadline', () => {
   });
 
   it('kills a wrapper script and the child it forked, which holds the pipes open', async () => {
-    const path = join(fx.dir, 'sops-wrapper');
-    const pidFile = `${path}.pid`;
-    const childPidFile = `${path}.child.pid`;
-    // No exec: the shell forks sleep, which inherits stdout and stderr and would outlive the shell.
-    writeFileSync(
-      path,
-      `#!/bin/sh\necho $$ > '${pidFile}'\n'${SLEEP}' 600 &\necho $! > '${childPidFile}'\nwait\n`,
-      {
-        mode: 0o700,
-      },
+    const wrapper = forkingProgram('sops-wrapper');
+    const err = await rejection(
+      load(fx.secretsFile, { SOPS: wrapper.path, SECRETS_FLOW_SOPS_TIMEOUT: '0.5' }),
     );
-    pidFiles.push(pidFile, childPidFile);
-    const err = await rejection(load(fx.secretsFile, { SOPS: path, SECRETS_FLOW_SOPS_TIMEOUT: '0.5' }));
     expect(err.message).toContain('within 0.5 s');
-    expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
-    // A signalled process dies asynchronously: wait (bounded) for the state, not for a time.
-    const child = Number(readFileSync(childPidFile, 'utf8'));
-    for (let i = 0; i < 250 && alive(child); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(alive(child)).toBe(false);
+    await wrapper.expectAllGone();
   });
 
   it('through the CLI: exit 1, the message on stderr, no stack, nothing left running', async () => {
@@ -182,6 +193,18 @@ describe('SOPS_AGE_KEY_CMD has a deadline', () => {
       `SOPS_AGE_KEY_CMD (${cmd.path}) did not finish within 0.5 s and was killed (if it is only slow, raise SECRETS_FLOW_SOPS_TIMEOUT)`,
     );
     expect(alive(cmd.pid())).toBe(false);
+  });
+
+  it('kills a wrapper command and the child it forked', async () => {
+    const wrapper = forkingProgram('key-cmd-wrapper');
+    const found = await findAgeIdentities({
+      HOME: fx.home,
+      PATH: fx.binDir,
+      SOPS_AGE_KEY_CMD: wrapper.path,
+      SECRETS_FLOW_SOPS_TIMEOUT: '0.5',
+    });
+    expect(found.problems.join('\n')).toContain('did not finish within 0.5 s and was killed');
+    await wrapper.expectAllGone();
   });
 
   it('through the CLI: the native decryptor says so when no other key is found (exit 2)', async () => {

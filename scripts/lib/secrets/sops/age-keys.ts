@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Decrypter } from 'age-encryption';
+import { killTree } from '../../exec/local.ts';
 import { fileModeWarning, formatTimeout, notRegular, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
 
 /**
@@ -116,23 +117,26 @@ function runKeyCommand(
   const [file = '', ...args] = argv;
   const timeout = sopsTimeoutMs(env);
   return new Promise((resolve) => {
+    let killed = false;
     // No shell, like sops; stdin closed, stderr kept out of our output (it may say anything).
-    const child = execFile(
-      file,
-      args,
-      { env, timeout, killSignal: 'SIGKILL', maxBuffer: 1 << 20 },
-      (err, stdout) => {
-        if (!err) return resolve({ stdout });
-        const code = (err as NodeJS.ErrnoException).code;
-        const failure =
-          typeof code === 'string'
-            ? `cannot run it (${code})`
-            : err.killed
-              ? `did not finish within ${formatTimeout(timeout)} and was killed (if it is only slow, raise ${TIMEOUT_VARIABLE})`
-              : `exited with code ${code ?? 'unknown'}`;
-        resolve({ stdout: '', failure });
-      },
-    );
+    const child = execFile(file, args, { env, maxBuffer: 1 << 20 }, (err, stdout) => {
+      clearTimeout(deadline);
+      if (!err) return resolve({ stdout });
+      const code = (err as NodeJS.ErrnoException).code;
+      const failure = killed
+        ? `did not finish within ${formatTimeout(timeout)} and was killed (if it is only slow, raise ${TIMEOUT_VARIABLE})`
+        : typeof code === 'string'
+          ? `cannot run it (${code})`
+          : `exited with code ${code ?? 'unknown'}`;
+      resolve({ stdout: '', failure });
+    });
+    // Our own deadline, for the whole process tree: a wrapper script's child would hold the pipes open.
+    const deadline = setTimeout(() => {
+      killed = true;
+      killTree(child.pid, 'SIGKILL');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    }, timeout);
     child.stdin?.end();
   });
 }
