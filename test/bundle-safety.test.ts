@@ -106,6 +106,13 @@ describe('provision-bifrost refuses a bundle that reaches outside itself, before
     expect(r.stderr).not.toContain('CANARY-stray-local');
   });
 
+  it('a file that is not UTF-8 text is refused before connecting', async () => {
+    const dir = freshBundle('binary');
+    writeFileSync(join(dir, 'traefik/logo.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0xfe, 0x00]));
+    const r = await provisionOffline(dir);
+    expectRefusedOffline(r, ['traefik/logo.png is not UTF-8 text']);
+  });
+
   it('a dangling symlink and a symlinked directory are refused', async () => {
     const dir = freshBundle('dangling');
     symlinkSync(join(root, 'nowhere.yml'), join(dir, 'traefik/gone.yml'));

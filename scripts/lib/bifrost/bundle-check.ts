@@ -13,7 +13,7 @@ import { Bundle } from './bundle.ts';
 import { formatEnvFile, parseEnvFile } from './env-file.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './plan.ts';
 import { renderYamlTemplate } from './template.ts';
-import { type BundleFile, bundlePathProblem } from './upload.ts';
+import { type BundleFile, bundlePathProblem, checkBundleFiles } from './upload.ts';
 
 /** Written into .secrets.env by the engine on the host; a template may use them before they exist. */
 const HOST_MINTED: readonly string[] = [NB_IDP_MGMT_TOKEN];
@@ -33,6 +33,8 @@ const DIR = '<bundle>';
  * rendered .secrets.env and .env). Messages name files, keys and placeholders, never a value.
  */
 export async function checkBundleContent(files: readonly BundleFile[]): Promise<void> {
+  // What the upload itself would refuse (a binary file, a bad path), found before connecting too.
+  checkBundleFiles(files);
   const byPath = new Map(files.map((f) => [f.path, String(f.content)]));
   const problems: string[] = [];
   const secrets = checkSecretInputs(byPath, problems);

@@ -243,6 +243,11 @@ export function manifestDigest(data: Buffer | string, mode: number, secretDigest
   return (mode & 0o077) === 0 && secretDigest ? secretDigest(bytes) : sha256(bytes);
 }
 
+/** The upload's own checks of the files (paths, duplicates, modes, UTF-8), without sending anything. */
+export function checkBundleFiles(files: readonly BundleFile[]): void {
+  prepareFiles(files);
+}
+
 /** Checks every path and turns contents into the text the executor writes, with its digest. */
 function prepareFiles(files: readonly BundleFile[], secretDigest?: SecretDigest): Prepared[] {
   const seen = new Set<string>();
