@@ -16,8 +16,8 @@ import {
 } from './lib/kube/manifests.ts';
 import { describeKubeTarget, resolveKubeTarget } from './lib/kube/target.ts';
 import type { Output } from './lib/output.ts';
-import { describeSecret, fingerprint } from './lib/redact.ts';
-import { registerSecrets } from './lib/secrets/registry.ts';
+import { describeSecret, fingerprint, hasFingerprintKey } from './lib/redact.ts';
+import { FINGERPRINT_KEY, registerSecrets } from './lib/secrets/registry.ts';
 import { type ConsumerId, keysFor } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from './lib/secrets/source.ts';
 import { findProblems, formatProblems } from './lib/secrets/validate.ts';
@@ -89,6 +89,11 @@ export async function main(argv: string[], out: Output): Promise<number> {
   });
   // Before any command runs, every value and its encodings are known to the redactor.
   registerSecrets(loaded.values);
+  if (loaded.kind !== 'key-names-only' && !hasFingerprintKey()) {
+    out.warn(
+      `${FINGERPRINT_KEY} is not in ${loaded.describe}: values are shown by length only; add it with \`node --import tsx scripts/secrets.ts init --fill\``,
+    );
+  }
   for (const warning of loaded.warnings) out.warn(warning);
   out.info(`${out.color.bold('source')}  ${loaded.describe}`);
 

@@ -215,9 +215,16 @@ async function check(out: Output, file: string, fromEnv: boolean): Promise<numbe
   const bad = rows.filter((r) => r.status === 'missing' || r.status === 'malformed');
   out.result({ ok: bad.length === 0, source: { kind: loaded.kind, file: loaded.file }, keys: rows });
   if (bad.length > 0) {
+    // A missing key the suite can generate needs no editor: `init --fill` adds exactly those.
+    const generatable = bad.filter(
+      (r) => r.status === 'missing' && specOf(r.key)?.generate.kind !== 'manual',
+    );
+    const fill = generatable.length
+      ? `add ${generatable.map((r) => r.key).join(', ')} with \`node --import tsx scripts/secrets.ts init --fill --secrets-file ${file}\` (generates only the missing keys); `
+      : '';
     out.error(
       `${bad.length} key(s) missing or malformed`,
-      `edit the file with \`sops ${file}\` (just secrets-edit)`,
+      `${fill}edit the others with \`sops ${file}\` (just secrets-edit)`,
     );
     return EXIT.badInput;
   }

@@ -131,6 +131,18 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
     expect(kubectlCalls(f)[0]?.stdin).not.toContain('infisical-service-token');
   });
 
+  it('without FINGERPRINT_KEY shows lengths only, says how to add the key, and still applies', async () => {
+    const f = await makeBootstrapFixture({ omit: ['FINGERPRINT_KEY'] });
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(
+      /FINGERPRINT_KEY is not in .*: values are shown by length only; add it with .*init --fill/,
+    );
+    expect(run.stdout).toMatch(/DB_PASSWORD \(\d+ chars\) from INFISICAL_DB_PASSWORD/);
+    expect(run.stdout).not.toMatch(/hmac:|sha256:/);
+    expectNoLeaks(f, run.stdout, run.stderr);
+  });
+
   it('--json prints one parsable result with fingerprints, narration on stderr', async () => {
     const f = await makeBootstrapFixture();
     const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--json'], envFor(f));

@@ -9,6 +9,7 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
 import { SECRET_SCHEMA } from '../scripts/lib/secrets/schema.ts';
 import { decryptSopsFile } from '../scripts/lib/secrets/sops/index.ts';
+import { makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
 
 async function keyPair() {
@@ -94,6 +95,25 @@ describe('secrets check', () => {
     const doc = (await decryptSopsFile(file, { env: { SOPS_AGE_KEY_FILE: k.keyFile } }))
       .documents[0] as Record<string, string>;
     for (const v of Object.values(doc)) expect(r.stdout + r.stderr).not.toContain(v);
+  });
+
+  it('a file from before FINGERPRINT_KEY: the hint names `init --fill`, which adds it and nothing else', async () => {
+    const f = await makeBootstrapFixture({ omit: ['FINGERPRINT_KEY'] });
+    const fenv = env({ SOPS_AGE_KEY_FILE: f.keyFile, HOME: f.home });
+    const r = await runScript('secrets.ts', ['check', '--file', f.secretsFile], fenv);
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toMatch(/^FINGERPRINT_KEY\s+missing\s/m);
+    expect(r.stderr).toMatch(
+      /^hint: add FINGERPRINT_KEY with `node --import tsx scripts\/secrets.ts init --fill/m,
+    );
+    const before = readFileSync(f.secretsFile, 'utf8');
+    expect((await runScript('secrets.ts', ['init', '--fill', '--file', f.secretsFile], fenv)).exitCode).toBe(
+      0,
+    );
+    const after = await runScript('secrets.ts', ['check', '--file', f.secretsFile], fenv);
+    expect(after.exitCode, after.stderr).toBe(0);
+    expect(after.stdout).toMatch(/^FINGERPRINT_KEY\s+ok\s+44\s/m);
+    expect(readFileSync(f.secretsFile, 'utf8')).not.toBe(before);
   });
 
   it('without an age key checks key names only', async () => {

@@ -76,7 +76,7 @@ export class HostFingerprints {
     if (!fingerprintKey) {
       throw new InputError(
         `${FINGERPRINT_KEY} is missing: the deploy record on the host is keyed with it`,
-        'add it with `just secrets-init --fill` (generates only the missing keys), then run again',
+        'add it with `node --import tsx scripts/secrets.ts init --fill` (generates only the missing keys), then run again',
       );
     }
     const salt = deployed?.version === RECORD_VERSION ? deployed.salt : randomBytes(16).toString('hex');
