@@ -6,11 +6,12 @@
  *   - kubectl processes per real run: 1 (the original bash script spawned 4)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { decryptSopsText, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
+import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
 import { canaryValues } from '../test/helpers/bootstrap-fixture.ts';
 import { benchBifrost } from './bifrost.ts';
 import { benchProvision } from './provision.ts';
@@ -117,8 +118,37 @@ async function main() {
     1,
     'equal',
   );
+  return recipient;
 }
 
-await main();
-await benchBifrost();
-await benchProvision();
+/** A native parse of a 40,000-key file (issue 8: linear, well under a second; quadratic took minutes). */
+async function benchLargeParse(recipient: string) {
+  const KEYS = 40_000;
+  const doc = Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [`KEY_${i}`, `value-${i}`]));
+  const text = await encryptSops(doc, { recipients: [recipient], format: 'yaml' });
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    parseStore(text, 'yaml', 'big.sops.yaml');
+    times.push(performance.now() - t0);
+  }
+  report(
+    `native parse, ${KEYS}-key YAML (${(text.length / 1e6).toFixed(1)} MB), median of 3`,
+    median(times),
+    'ms',
+    1000,
+  );
+}
+
+// Every temporary file of the bench lands in one directory, removed at the end.
+const benchTmp = mkdtempSync(join(tmpdir(), 'sf-bench-root-'));
+chmodSync(benchTmp, 0o711);
+process.env.TMPDIR = benchTmp;
+try {
+  const recipient = await main();
+  await benchLargeParse(recipient);
+  await benchBifrost();
+  await benchProvision();
+} finally {
+  rmSync(benchTmp, { recursive: true, force: true });
+}
