@@ -179,7 +179,7 @@ class Converter {
  */
 export function parseYaml(text: string, file: string): ParsedStore {
   try {
-    return parseYamlDocuments(text, file);
+    return parseFlatSopsYaml(text, file) ?? parseYamlFully(text, file);
   } catch (err) {
     // The depth limit stops the converter; this is for a parser that recursed out of stack first.
     if (err instanceof RangeError) throw tooDeep(file);
@@ -187,10 +187,57 @@ export function parseYaml(text: string, file: string): ParsedStore {
   }
 }
 
-function parseYamlDocuments(text: string, file: string): ParsedStore {
+/** The full YAML parse, whatever the file's shape (the fast path's reference in the tests). */
+export function parseYamlFully(text: string, file: string): ParsedStore {
+  return parseYamlDocuments(text, file, new Budget(file));
+}
+
+/** `KEY: ENC[...]` as sops writes a top-level value: a plain key, a one-line plain ENC scalar. */
+const FLAT_LINE =
+  /^([A-Za-z_][A-Za-z0-9_]*): (ENC\[[A-Za-z0-9_]+,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]*,tag:[A-Za-z0-9+/=]*,type:[a-z]+\])$/;
+
+/**
+ * The shape sops writes for a flat file (every bootstrap file): one `KEY: ENC[...]` line per key, then the
+ * indented `sops:` block and nothing after it. For that shape a line is a pair, so one linear pass reads
+ * the values, and only the small metadata block goes through the YAML parser; the `yaml` package's own
+ * composition takes about a second on a 40,000-key file. Anything else (comments, nesting, lists, quoting,
+ * several documents, CRLF) returns undefined and takes the full parser. The tests compare both paths.
+ */
+export function parseFlatSopsYaml(text: string, file: string): ParsedStore | undefined {
+  const lines = text.split('\n');
+  const sopsAt = lines.indexOf('sops:');
+  if (sopsAt < 1) return undefined;
+  const tail = lines.slice(sopsAt + 1);
+  if (!tail.every((l) => l === '' || l.startsWith(' '))) return undefined;
+  const budget = new Budget(file);
+  budget.nest(1, '');
+  const items: Pair[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < sopsAt; i++) {
+    const m = FLAT_LINE.exec(lines[i] as string);
+    if (!m) return undefined;
+    const [, key = '', value = ''] = m;
+    // A key YAML would read as something else (true, null, 1e3) or twice: the full parser says why.
+    if (seen.has(key) || key === 'sops' || resolvePlain(key).kind !== 'str') return undefined;
+    seen.add(key);
+    budget.text(key.length, '', 'key');
+    budget.item(key);
+    budget.text(value.length, key);
+    items.push({ key, value });
+  }
+  let metadata: ParsedStore['metadata'];
+  try {
+    metadata = parseYamlDocuments(['sops:', ...tail].join('\n'), file, budget).metadata;
+  } catch {
+    // The full parser reports the problem with its place in the whole file.
+    return undefined;
+  }
+  return { branches: [new Branch(items)], metadata };
+}
+
+function parseYamlDocuments(text: string, file: string, budget: Budget): ParsedStore {
   const docs = parseAllDocuments(text, { schema: 'failsafe', uniqueKeys: false, prettyErrors: false });
   const branches: Branch[] = [];
-  const budget = new Budget(file);
   let metadata: unknown;
   docs.forEach((doc, index) => {
     const [error] = doc.errors;
