@@ -20,7 +20,7 @@ import { describeSecret, fingerprint, hasFingerprintKey } from './lib/redact.ts'
 import { FINGERPRINT_KEY, registerSecrets } from './lib/secrets/registry.ts';
 import { type ConsumerId, keysFor } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from './lib/secrets/source.ts';
-import { findProblems, formatProblems } from './lib/secrets/validate.ts';
+import { findProblems, formatProblems, splitProblems } from './lib/secrets/validate.ts';
 
 const USAGE = 'node --import tsx scripts/create-bootstrap-secrets.ts';
 
@@ -44,6 +44,8 @@ Options:
                      \`kubectl apply --dry-run=client\`; works without any age key (checks key names)
   --context C        kubeconfig context to write to (printed before anything is written)
   --kubeconfig K     kubeconfig file
+  --strict           refuse a hand-made token (Cloudflare, Infisical) whose format is not the vendor's
+                     documented one; without it that is a warning and the value is used
   --yes              no prompts (this command asks none; accepted for scripts)
   --json             print the result as JSON on stdout (narration goes to stderr)
   --verbose          more detail
@@ -61,6 +63,7 @@ const OPTIONS = {
   context: { type: 'string' },
   kubeconfig: { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
+  strict: { type: 'boolean' },
 } as const;
 
 /** The consumers this command serves; their required keys decide validation. */
@@ -97,7 +100,9 @@ export async function main(argv: string[], out: Output): Promise<number> {
   for (const warning of loaded.warnings) out.warn(warning);
   out.info(`${out.color.bold('source')}  ${loaded.describe}`);
 
-  const problems = checkSecrets(loaded);
+  const { errors, warnings } = checkSecrets(loaded, Boolean(flags.strict));
+  for (const w of warnings) out.warn(`${w.key}: ${w.detail}`);
+  const problems = errors.length > 0 ? formatProblems(errors) : undefined;
   if (problems) {
     throw new InputError(
       `nothing applied: the bootstrap secrets from ${loaded.describe} have problems:\n${problems}`,
@@ -167,15 +172,15 @@ export async function main(argv: string[], out: Output): Promise<number> {
   return EXIT.ok;
 }
 
-function checkSecrets(loaded: LoadedSecrets): string | undefined {
+function checkSecrets(loaded: LoadedSecrets, strict: boolean): ReturnType<typeof splitProblems> {
   // Without values (the keyless dry run) only presence can be checked.
   const problems =
     loaded.kind === 'key-names-only'
       ? findProblems(Object.fromEntries(loaded.present.map((k) => [k, 'present'])), K8S_CONSUMERS, {
           presenceOnly: true,
         })
-      : findProblems(loaded.values, K8S_CONSUMERS);
-  return problems.length > 0 ? formatProblems(problems) : undefined;
+      : findProblems(loaded.values, K8S_CONSUMERS, { strict });
+  return splitProblems(problems);
 }
 
 function showEntry(loaded: LoadedSecrets, entry: SecretEntry): string {

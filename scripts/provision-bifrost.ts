@@ -29,7 +29,7 @@ import type { Output } from './lib/output.ts';
 import { runContext, withCleanup } from './lib/run-context.ts';
 import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
-import { formatProblems } from './lib/secrets/validate.ts';
+import { formatProblems, splitProblems } from './lib/secrets/validate.ts';
 
 const USAGE = 'node --import tsx scripts/provision-bifrost.ts';
 
@@ -57,6 +57,8 @@ Options:
   --secrets-file F     SOPS file (default ${DEFAULT_SECRETS_FILE}); --from-env takes the environment
   --force              run the bootstrap even when nothing changed
   --allow-rotate KEY   accept a changed guarded secret (repeatable)
+  --strict             refuse a hand-made token (Cloudflare, NetBird) whose format is not the vendor's
+                       documented one; without it that is a warning and the value is used
   --lock-wait S        wait up to S seconds for another operator's lock (default 0)
   --write-local DIR    also write the rendered .secrets.env and .env to DIR (0600, atomic)
   --bundle DIR         the local bundle to upload (default cloud/bifrost of this checkout)
@@ -83,6 +85,7 @@ const OPTIONS = {
   'write-local': { type: 'string' },
   'dry-run': { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
+  strict: { type: 'boolean' },
   bundle: { type: 'string' },
   'time-scale': { type: 'string' },
 } as const;
@@ -106,12 +109,15 @@ export async function main(argv: string[], out: Output): Promise<number> {
     secretsFile: flags['secrets-file'],
     fromEnv: Boolean(flags['from-env']),
     bundleDir: flags.bundle,
+    strict: Boolean(flags.strict),
   });
   out.info(`source  ${loaded.describe}`);
   for (const warning of loaded.warnings) out.warn(warning);
-  if (problems.length > 0) {
+  const { errors, warnings } = splitProblems(problems);
+  for (const w of warnings) out.warn(`${w.key}: ${w.detail}`);
+  if (errors.length > 0) {
     throw new InputError(
-      `nothing done: the Bifrost secrets have problems:\n${formatProblems(problems)}`,
+      `nothing done: the Bifrost secrets have problems:\n${formatProblems(errors)}`,
       `edit the SOPS file (just secrets-edit), then run again`,
     );
   }

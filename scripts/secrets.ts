@@ -31,9 +31,11 @@ Commands:
         to the recipient; keys set by hand (provider tokens, NetBird keys) are listed for you to add.
         --fill adds only the missing keys to an existing file and never touches the others (it needs
         your age key to read the file). Also writes .sops.yaml creation rules when there are none.
-  check [--secrets-file F] [--from-env]
+  check [--secrets-file F] [--from-env] [--strict]
         a table of every key: present, length, format, who needs it; never a value. Exit 2 when a
-        required key is missing or malformed. Without an age key it checks key names only.
+        required key is missing or malformed. A hand-made token (Hetzner, Cloudflare, NetBird…) not in
+        its vendor's documented format is a warning (a vendor may change it); --strict refuses it.
+        Without an age key it checks key names only.
   where
         which secret lives where, set when, and whether it may be rotated (generated from the schema)
 
@@ -47,6 +49,7 @@ const OPTIONS = {
   'secrets-file': { type: 'string' },
   fill: { type: 'boolean' },
   'from-env': { type: 'boolean' },
+  strict: { type: 'boolean' },
 } as const;
 
 const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
@@ -62,7 +65,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
   if (rest.length > 0) throw new InputError(`unexpected argument: ${rest[0]}`, `see ${USAGE} --help`);
   const file = flags.file ?? flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
   if (command === 'init') return init(out, file, flags.recipient, Boolean(flags.fill));
-  if (command === 'check') return check(out, file, Boolean(flags['from-env']));
+  if (command === 'check') return check(out, file, Boolean(flags['from-env']), Boolean(flags.strict));
   if (command === 'where') return where(out);
   throw new InputError(`unknown command "${command}"`, 'commands: init, check, where (see --help)');
 }
@@ -157,7 +160,7 @@ async function writeSopsRules(recipients: readonly string[]): Promise<boolean> {
   return true;
 }
 
-async function check(out: Output, file: string, fromEnv: boolean): Promise<number> {
+async function check(out: Output, file: string, fromEnv: boolean, strict: boolean): Promise<number> {
   const loaded = await loadSecrets({
     secretsFile: file,
     fromEnv,
@@ -170,7 +173,7 @@ async function check(out: Output, file: string, fromEnv: boolean): Promise<numbe
   const keyless = loaded.kind === 'key-names-only';
   const consumers = Object.keys(CONSUMERS) as (keyof typeof CONSUMERS)[];
   const values = keyless ? Object.fromEntries(loaded.present.map((k) => [k, 'x'])) : loaded.values;
-  const problems = findProblems(values, consumers, { presenceOnly: keyless });
+  const problems = findProblems(values, consumers, { presenceOnly: keyless, strict });
   out.info(`source  ${loaded.describe}\n`);
   const rows = SPECS.map((spec) => {
     const value = loaded.values[spec.key];
@@ -182,7 +185,9 @@ async function check(out: Output, file: string, fromEnv: boolean): Promise<numbe
       present,
       length: !keyless && value ? [...value].length : undefined,
       status: problem
-        ? problem.kind
+        ? problem.severity === 'warning'
+          ? 'unexpected format'
+          : problem.kind
         : present
           ? keyless
             ? 'present'

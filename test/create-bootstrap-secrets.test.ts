@@ -339,6 +339,25 @@ describe('create-bootstrap-secrets refuses bad input with exit 2 and applies not
     expect(stderr).toContain('INFISICAL_DB_PASSWORD: missing');
   });
 
+  it('a vendor token in an unfamiliar format only with --strict (without it: a warning, and it is applied)', async () => {
+    const f = await makeBootstrapFixture({
+      values: { CLOUDFLARE_API_TOKEN: 'CANARY-cf-token-of-a-new-kind' },
+    });
+    await refuses(
+      f,
+      ['--secrets-file', f.secretsFile, '--strict'],
+      envFor(f),
+      /CLOUDFLARE_API_TOKEN: malformed/,
+    );
+    const warned = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
+    expect(warned.exitCode, warned.stderr).toBe(0);
+    expect(warned.stderr).toMatch(
+      /^warning: CLOUDFLARE_API_TOKEN: unexpected format: expected .*--strict refuses it/m,
+    );
+    expect(kubectlCalls(f)).toHaveLength(1);
+    expectNoLeaks(f, warned.stdout, warned.stderr);
+  });
+
   it('malformed values, all listed together', async () => {
     const f = await makeBootstrapFixture({
       values: {

@@ -226,6 +226,26 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     expect(r.stderr).toContain('AUTHENTIK_SECRET_KEY: missing');
     expect(r.stderr).not.toMatch(/ECONNREFUSED|connect/);
   });
+
+  it("warns about a NetBird token not in the vendor's format, and refuses it before connecting with --strict", async () => {
+    const offline = (extra: string[]) =>
+      runScript(
+        'provision-bifrost.ts',
+        ['--host', '127.0.0.1', '--port', '1', '--from-env', '--bundle', bundle, ...extra],
+        // A personal access token where the reverse proxy needs a proxy token (nbx_).
+        { PATH: process.env.PATH ?? '', HOME: home, ...values, NB_PROXY_TOKEN: `nbp_${'A1'.repeat(18)}` },
+      );
+    const strict = await offline(['--strict']);
+    expect(strict.exitCode).toBe(2);
+    expect(strict.stderr).toMatch(/NB_PROXY_TOKEN: malformed: expected "nbx_"/);
+    expect(strict.stderr).not.toMatch(/ECONNREFUSED|connect/);
+    const lenient = await offline([]);
+    expect(lenient.stderr).toMatch(/^warning: NB_PROXY_TOKEN: unexpected format: expected "nbx_"/m);
+    // It went on past the secrets, as far as the SSH connection (which this offline run cannot make).
+    expect(lenient.stderr, lenient.stderr).toMatch(/^error: ssh /m);
+    expect(lenient.stderr).not.toMatch(/NB_PROXY_TOKEN: malformed/);
+  });
+
   describe('the deploy record', () => {
     const recordPath = () => join(remoteDir, '.deployed.json');
     const readRecord = () => JSON.parse(readFileSync(recordPath(), 'utf8'));

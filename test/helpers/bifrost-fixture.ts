@@ -21,7 +21,7 @@ export function bifrostSecrets(overrides: Record<string, string | undefined> = {
     NB_DATA_STORE_KEY: randomBytes(32).toString('base64'),
     NB_RELAY_SECRET: `CANARY-relay-${rand()}`,
     AUTHENTIK_BOOTSTRAP_TOKEN: `CANARYak${rand(24)}`,
-    NB_PROXY_TOKEN: `nbp_CANARY${rand(13)}`,
+    NB_PROXY_TOKEN: `nbx_CANARY${rand(16)}`,
     NB_BIFROST_SETUP_KEY: `CANARY-${rand(8)}`,
     ...overrides,
   };

@@ -113,7 +113,7 @@ describe('secret schema', () => {
       NB_DATA_STORE_KEY: Buffer.alloc(32, 7).toString('base64'),
       INFISICAL_ENCRYPTION_KEY: 'a'.repeat(32),
       AUTHENTIK_SECRET_KEY: Buffer.alloc(48, 1).toString('base64'),
-      NB_PROXY_TOKEN: `nbp_${'A1'.repeat(18)}`,
+      NB_PROXY_TOKEN: `nbx_${'A1'.repeat(18)}`,
       NB_BIFROST_SETUP_KEY: '1B2C3D4E-0000-4000-8000-000000000000',
       HCLOUD_TOKEN: 'x'.repeat(64),
     };
@@ -121,7 +121,7 @@ describe('secret schema', () => {
       NB_DATA_STORE_KEY: Buffer.alloc(16, 7).toString('base64'),
       INFISICAL_ENCRYPTION_KEY: 'g'.repeat(32),
       AUTHENTIK_SECRET_KEY: 'short',
-      NB_PROXY_TOKEN: 'nbp_short',
+      NB_PROXY_TOKEN: `nbp_${'A1'.repeat(18)}`,
       NB_BIFROST_SETUP_KEY: 'not-a-uuid',
       HCLOUD_TOKEN: 'x'.repeat(63),
     };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findProblems, formatProblems } from '../../scripts/lib/secrets/validate.ts';
+import { findProblems, formatProblems, splitProblems } from '../../scripts/lib/secrets/validate.ts';
 
 const K8S = ['infisical-secrets', 'cloudflare-api-token', 'infisical-service-token'] as const;
 
@@ -46,6 +46,23 @@ describe('findProblems', () => {
       'INFISICAL_SERVICE_TOKEN',
     ]);
     expect(findProblems({ ...good, INFISICAL_SERVICE_TOKEN: 'st.abc.def.ghi' }, K8S)).toEqual([]);
+  });
+
+  it("warns, without refusing, about a hand-made token not in its vendor's format; --strict refuses it", () => {
+    // A Cloudflare token of an unfamiliar shape (a vendor may change its format): used, with a warning.
+    const odd = { ...good, CLOUDFLARE_API_TOKEN: 'cf-token-of-a-new-kind' };
+    const [warning] = findProblems(odd, K8S);
+    expect(warning).toMatchObject({ key: 'CLOUDFLARE_API_TOKEN', severity: 'warning' });
+    expect(warning?.detail).toMatch(/^unexpected format: expected .*used as it is; --strict refuses it/);
+    expect(splitProblems(findProblems(odd, K8S)).errors).toEqual([]);
+    const [strict] = findProblems(odd, K8S, { strict: true });
+    expect(strict).toMatchObject({ key: 'CLOUDFLARE_API_TOKEN', kind: 'malformed', severity: 'error' });
+    // A value the suite generates stays an error: its format is ours, not a vendor's.
+    const generated = findProblems({ ...good, INFISICAL_ENCRYPTION_KEY: 'g'.repeat(32) }, K8S);
+    expect(generated.map((p) => p.severity)).toEqual(['error']);
+    // A copy-paste slip in a vendor token is an error too: it breaks the consumer whatever the format.
+    const slip = findProblems({ ...good, CLOUDFLARE_API_TOKEN: `${good.CLOUDFLARE_API_TOKEN}\n` }, K8S);
+    expect(slip.map((p) => p.severity)).toEqual(['error']);
   });
 
   it('checks presence only when asked (the keyless dry run)', () => {

@@ -26,6 +26,8 @@ export async function buildProvisionInput(opts: {
   secretsFile?: string;
   fromEnv: boolean;
   bundleDir?: string;
+  /** Vendor-format mismatches of hand-made tokens are errors, not warnings. */
+  strict?: boolean;
 }): Promise<ProvisionInput> {
   const loaded = await loadSecrets({
     secretsFile: opts.secretsFile ?? DEFAULT_SECRETS_FILE,
@@ -35,7 +37,9 @@ export async function buildProvisionInput(opts: {
   });
   registerSecrets(loaded.values);
   // The host's deploy record is keyed with FINGERPRINT_KEY, so provisioning needs it as well.
-  const problems = findProblems(loaded.values, [...BIFROST_CONSUMERS, 'secrets-flow']);
+  const problems = findProblems(loaded.values, [...BIFROST_CONSUMERS, 'secrets-flow'], {
+    strict: opts.strict,
+  });
   const rendered = renderBifrostEnvFiles(loaded.values);
   const { readLocalBundle } = await import('./upload.ts');
   const files: BundleFile[] = [

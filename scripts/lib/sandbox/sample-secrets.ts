@@ -9,7 +9,7 @@ const MANUAL_SAMPLES: Record<string, () => string> = {
   PROXMOX_PASSWORD: () => generateValue({ kind: 'random-chars', length: 24 }) ?? '',
   CLOUDFLARE_API_TOKEN: () => generateValue({ kind: 'random-chars', length: 40 }) ?? '',
   AUTHENTIK_GITHUB_SECRET: () => randomBytes(20).toString('hex'),
-  NB_PROXY_TOKEN: () => `nbp_${generateValue({ kind: 'random-chars', length: 36 })}`,
+  NB_PROXY_TOKEN: () => `nbx_${generateValue({ kind: 'random-chars', length: 36 })}`,
   NB_BIFROST_SETUP_KEY: () => randomUUID().toUpperCase(),
   INFISICAL_SERVICE_TOKEN: () => `st.${randomUUID()}.${randomBytes(16).toString('hex')}`,
 };

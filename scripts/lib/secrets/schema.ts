@@ -219,12 +219,18 @@ export const SECRET_SCHEMA = [
   },
   {
     key: 'NB_PROXY_TOKEN',
-    description: 'NetBird personal access token for netbird-proxy',
+    description: 'NetBird proxy access token for netbird-proxy (not a personal access token)',
     uses: [{ consumer: 'bifrost-secrets-env', as: 'NB_PROXY_TOKEN', required: false }],
-    generate: { kind: 'manual', howTo: 'NetBird UI → Settings → Access Tokens (after the first login)' },
+    generate: {
+      kind: 'manual',
+      howTo:
+        'on the VPS, once NetBird runs: docker exec netbird-server netbird-server token create --name bifrost-proxy --config /etc/netbird/config.yaml (prints "Token: nbx_…")',
+    },
+    // netbirdio/netbird@v0.66.0:management/server/types/proxy_access_token.go: "nbx_", 30 base62
+    // characters and a 6-character checksum, 40 in all (ProxyTokenLength).
     format: {
-      test: (v) => /^nbp_[A-Za-z0-9]{36}$/.test(v),
-      expected: '"nbp_" followed by 36 letters and digits (a NetBird personal access token)',
+      test: (v) => /^nbx_[A-Za-z0-9]{36}$/.test(v),
+      expected: '"nbx_" followed by 36 letters and digits (a NetBird proxy access token, 40 characters)',
     },
     rotation: { kind: 'free' },
     setDuring: AFTER_NETBIRD_LOGIN,

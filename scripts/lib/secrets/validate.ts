@@ -3,6 +3,11 @@ import { CONSUMERS, type ConsumerId, keysFor, type SecretUse, specOf } from './s
 export interface SecretProblem {
   key: string;
   kind: 'missing' | 'malformed';
+  /**
+   * 'warning' for a value made by hand (a vendor's token) that does not match the vendor's documented
+   * format: a vendor changing its format must not block a deploy. `--strict` makes it an error.
+   */
+  severity: 'error' | 'warning';
   /** Says what is wrong and what a valid value looks like; never holds the value. */
   detail: string;
 }
@@ -16,7 +21,7 @@ const hasControlCharacter = (v: string) =>
 export function findProblems(
   values: Readonly<Record<string, string | undefined>>,
   consumers: readonly ConsumerId[],
-  opts: { presenceOnly?: boolean } = {},
+  opts: { presenceOnly?: boolean; strict?: boolean } = {},
 ): SecretProblem[] {
   const { required, optional } = keysFor(consumers);
   const problems: SecretProblem[] = [];
@@ -32,6 +37,7 @@ export function findProblems(
         problems.push({
           key,
           kind: 'missing',
+          severity: 'error',
           detail: `missing (needed by ${[...new Set(readers)].join(', ')})`,
         });
       }
@@ -40,14 +46,16 @@ export function findProblems(
     if (opts.presenceOnly) continue;
     const shape = shapeProblem(value);
     if (shape) {
-      problems.push({ key, kind: 'malformed', detail: shape });
+      problems.push({ key, kind: 'malformed', severity: 'error', detail: shape });
       continue;
     }
     if (spec.format && !spec.format.test(value)) {
+      const vendors = spec.generate.kind === 'manual' && !opts.strict;
       problems.push({
         key,
         kind: 'malformed',
-        detail: `malformed: expected ${spec.format.expected}; got ${[...value].length} characters`,
+        severity: vendors ? 'warning' : 'error',
+        detail: `${vendors ? 'unexpected format' : 'malformed'}: expected ${spec.format.expected}; got ${[...value].length} characters${vendors ? ' (used as it is; --strict refuses it)' : ''}`,
       });
     }
   }
@@ -58,6 +66,17 @@ function shapeProblem(value: string): string | undefined {
   if (/^\s|\s$/.test(value)) return 'malformed: starts or ends with white space (a copy-paste slip?)';
   if (hasControlCharacter(value)) return 'malformed: contains a control character such as a newline or tab';
   return undefined;
+}
+
+/** Splits problems into what stops a command and what it only warns about. */
+export function splitProblems(problems: readonly SecretProblem[]): {
+  errors: SecretProblem[];
+  warnings: SecretProblem[];
+} {
+  return {
+    errors: problems.filter((p) => p.severity === 'error'),
+    warnings: problems.filter((p) => p.severity === 'warning'),
+  };
 }
 
 export function formatProblems(problems: readonly SecretProblem[]): string {
