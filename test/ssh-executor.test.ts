@@ -192,7 +192,9 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
             argv: [
               'sh',
               '-c',
-              'for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$1" 2>/dev/null || exit 1; sleep 0.2; done',
+              // Gone, or a zombie waiting for its parent: dead either way. Bounded (10 s), for a loaded machine.
+              'i=0; while [ $i -lt 100 ]; do kill -0 "$1" 2>/dev/null || exit 1; ' +
+                'case "$(cut -d" " -f3 /proc/$1/stat 2>/dev/null)" in Z) exit 1;; esac; sleep 0.1; i=$((i+1)); done',
               'sh',
               pid,
             ],
