@@ -93,7 +93,10 @@ const JUST_RECIPES = `Justfile recipes (HOST as for bifrost-up):
       {{tsx}} scripts/bifrost.ts verify --host {{HOST}} --secrets-file {{secrets_file}} {{ARGS}}
   # Bifrost: show and clear a host lock left by a crashed run
   bifrost-unlock HOST *ARGS:
-      {{tsx}} scripts/bifrost.ts unlock --host {{HOST}} {{ARGS}}`;
+      {{tsx}} scripts/bifrost.ts unlock --host {{HOST}} {{ARGS}}
+  # Read the Bifrost bundle against its plan and the pinned images' facts (no host, no secrets)
+  bifrost-check-bundle *ARGS:
+      {{tsx}} scripts/bifrost.ts check-bundle {{ARGS}}`;
 
 const HELP = `Usage: ${USAGE} COMMAND --host H [options]
 
@@ -220,6 +223,7 @@ the bundle nor rendered, a Traefik router whose service is undefined or whose ru
   --json               print { ok, dir, problems: [{ check, file, line?, problem, fix }] } on stdout
   -h, --help           this help
 
+just: bifrost-check-bundle [--dir DIR] [--json]
 Exit codes: 0 the bundle is sound, 2 problems found (or bad input).`;
 
 const HOST_OPTIONS = {

@@ -105,8 +105,8 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
       {
         name: 'sh',
         present: true,
-        note: 'ubuntu:24.04 base image',
-        source: `${NB}:combined/Dockerfile`,
+        note: "ubuntu:24.04's /bin/sh (dash)",
+        source: `${NB}:combined/Dockerfile names the base; its /bin/sh not read here (unverified)`,
         verified: false,
       },
     ],
@@ -181,7 +181,8 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
         name,
         present: true,
         note: 'busybox applet of the alpine:3.14 base (the Dockerfile adds bash and curl)',
-        source: 'netbirdio/dashboard@v2.38.1:docker/Dockerfile',
+        source:
+          'netbirdio/dashboard@v2.38.1:docker/Dockerfile names the base; its busybox applets not read here (unverified)',
         verified: false,
       })),
     ],
