@@ -36,7 +36,8 @@ function plant(edits: Record<string, (text: string) => string>): string {
 /** Replaces exactly one occurrence (a test whose anchor disappears must fail, not pass vacuously). */
 const swap = (from: string, to: string) => (text: string) => {
   expect(text.split(from).length - 1, `"${from}" occurs once`).toBe(1);
-  return text.replace(from, to);
+  // A function, so that `$$` in `to` is written as it is (a string replacement would turn it into `$`).
+  return text.replace(from, () => to);
 };
 
 async function check(dir: string): Promise<{ exitCode: number; ok: boolean; problems: BundleProblem[] }> {
@@ -267,11 +268,12 @@ describe('bifrost check-bundle', () => {
       {
         'docker-compose.yml': swap(
           '      NB_HOSTNAME: bifrost-agent\n',
-          '      NB_HOSTNAME: bifrost-agent\n      NB_LOG_LEVEL: ${NB_AGENT_LOG_LEVEL}\n      NB_X: ${NB_X_DEFAULTED:-info}\n',
+          '      NB_HOSTNAME: bifrost-agent\n      NB_LOG_LEVEL: ${NB_AGENT_LOG_LEVEL}\n      NB_X: ${NB_X_DEFAULTED:-info}\n      NB_Y: $NB_BARE\n      NB_Z: $$SHELL_ONLY\n',
         ),
       },
       [
         /^docker-compose\.yml:\d+ \[compose-variable\] \$\{NB_AGENT_LOG_LEVEL\} is interpolated by compose, but \.env never sets it/,
+        /^docker-compose\.yml:\d+ \[compose-variable\] \$\{NB_BARE\} is interpolated by compose/,
       ],
     );
   });

@@ -193,17 +193,19 @@ export async function serviceInputProblems(
 }
 
 /** `${NAME:?…}` / `${NAME?…}`: compose refuses to start anything when NAME is unset (`:?` also empty). */
-const COMPOSE_VAR = /(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+]?)/g;
+const COMPOSE_VAR = /(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+]?)|([A-Za-z_][A-Za-z0-9_]*))/g;
 
 /**
- * The `${NAME…}` compose interpolates anywhere in `node` (keys and values; `$${…}` is an escape), with
- * the operator after the name: `:?`/`?` required, `:-`/`-` defaulted, `` plain.
+ * The `${NAME…}` and `$NAME` compose interpolates anywhere in `node` (keys and values; `$$` is an
+ * escape), with the operator after the name: `:?`/`?` required, `:-`/`-` defaulted, `` plain.
  */
 export function composeVariables(node: unknown): { name: string; op: string }[] {
   const out: { name: string; op: string }[] = [];
   const visit = (n: unknown): void => {
     if (typeof n === 'string') {
-      for (const [, name, op] of n.matchAll(COMPOSE_VAR)) out.push({ name: name as string, op: op ?? '' });
+      for (const [, braced, op, bare] of n.matchAll(COMPOSE_VAR)) {
+        out.push({ name: (braced ?? bare) as string, op: op ?? '' });
+      }
     } else if (n && typeof n === 'object') {
       for (const [key, value] of Object.entries(n)) {
         visit(key);

@@ -364,9 +364,9 @@ function checkComposeVariables(ctx: Context): void {
     ctx.problems.push({
       check: 'compose-variable',
       file: COMPOSE,
-      line: lineOfText(text, `\${${name}`),
+      line: lineOfText(text, `\${${name}`) ?? lineOfText(text, `$${name}`),
       problem: `\${${name}} is interpolated by compose, but .env never sets it (only the schema's bifrost-dot-env names are rendered there)`,
-      fix: `add ${name} to scripts/lib/secrets/schema.ts with consumer bifrost-dot-env, give it a default (\${${name}:-…}), or pass it through env_file instead`,
+      fix: `add ${name} to scripts/lib/secrets/schema.ts with consumer bifrost-dot-env, give it a default (\${${name}:-…}), pass it through env_file instead, or write $$ for a variable of the container's shell`,
     });
   }
 }
