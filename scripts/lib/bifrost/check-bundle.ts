@@ -260,6 +260,11 @@ function checkImages(ctx: Context): void {
     }
     const commands = healthcheckCommands(def.healthcheck?.test);
     const image = `${facts.image}:${facts.tag}`;
+    const has =
+      facts.programs
+        .filter((p) => p.present)
+        .map((p) => p.name)
+        .join(', ') || 'none known';
     for (const argv of commands) {
       const [name, sub, ...rest] = argv as [string, string?, ...string[]];
       if (SHELL_BUILTINS.has(name)) continue;
@@ -275,22 +280,14 @@ function checkImages(ctx: Context): void {
       if (!program) {
         problem(
           `the healthcheck runs ${name}, which the facts for ${image} do not list`,
-          `confirm ${name} is in ${image} at the source and add a row to scripts/lib/bifrost/pinned-images.ts, or use a program it lists (${facts.programs
-            .filter((p) => p.present)
-            .map((p) => p.name)
-            .join(', ')})`,
+          `confirm ${name} is in ${image} at the source and add a row to scripts/lib/bifrost/pinned-images.ts, or use a program it lists (${has})`,
         );
         continue;
       }
       if (!program.present) {
         problem(
           `the healthcheck runs ${name}, which ${image} does not have (${program.note ?? program.source}), so it never turns healthy`,
-          `use a program the image has (${
-            facts.programs
-              .filter((p) => p.present)
-              .map((p) => p.name)
-              .join(', ') || 'none known'
-          }), or a check that needs none`,
+          `use a program the image has (${has}), or a check that needs none`,
         );
         continue;
       }
