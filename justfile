@@ -103,3 +103,7 @@ bifrost-verify HOST *ARGS:
 # Recovery: show a stale provisioning lock's holder and clear it
 bifrost-unlock HOST *ARGS:
     {{tsx}} scripts/bifrost.ts unlock --host {{HOST}} {{ARGS}}
+
+# Read the Bifrost bundle against its plan and the pinned images' facts (no host, no secrets)
+bifrost-check-bundle *ARGS:
+    {{tsx}} scripts/bifrost.ts check-bundle {{ARGS}}

@@ -6,6 +6,7 @@
  *   render   re-render NetBird's config, recreate netbird-server if it changed
  *   verify   compare the host's bundle and secret fingerprints with what a provision would upload now
  *   unlock   show and clear the host lock a crashed run left behind
+ *   check-bundle  read a local bundle against the plan and the pinned images' facts (no host, no secret)
  * token and render run the bootstrap engine restricted to their steps, so they share its convergence
  * rules (a service is recreated only when its inputs changed) instead of re-implementing them.
  */
@@ -48,7 +49,7 @@ import {
   parseManifest,
   type SecretDigest,
 } from './lib/bifrost/upload.ts';
-import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, parseCli, parseFlags, runMain } from './lib/cli.ts';
 import { EXIT, InputError, WorkError } from './lib/errors.ts';
 import type { Executor } from './lib/exec/executor.ts';
 import { connectFromFlags, SSH_OPTIONS, type SshFlags } from './lib/exec/ssh-cli.ts';
@@ -92,7 +93,10 @@ const JUST_RECIPES = `Justfile recipes (HOST as for bifrost-up):
       {{tsx}} scripts/bifrost.ts verify --host {{HOST}} --secrets-file {{secrets_file}} {{ARGS}}
   # Bifrost: show and clear a host lock left by a crashed run
   bifrost-unlock HOST *ARGS:
-      {{tsx}} scripts/bifrost.ts unlock --host {{HOST}} {{ARGS}}`;
+      {{tsx}} scripts/bifrost.ts unlock --host {{HOST}} {{ARGS}}
+  # Read the Bifrost bundle against its plan and the pinned images' facts (no host, no secrets)
+  bifrost-check-bundle *ARGS:
+      {{tsx}} scripts/bifrost.ts check-bundle {{ARGS}}`;
 
 const HELP = `Usage: ${USAGE} COMMAND --host H [options]
 
@@ -105,6 +109,8 @@ Recovery commands for the Bifrost VPS, over one SSH connection each:
   verify            compare the host's bundle and secret fingerprints with what provision-bifrost would
                     upload now; exit 1 when anything differs
   unlock            show the host lock's holder and clear it (asks first on a terminal; --yes)
+  check-bundle      read a local bundle against the plan and the pinned images' facts; no --host,
+                    no secrets (exit 2 naming every problem)
 
 ${USAGE} COMMAND --help shows each command's options.
 token, render and unlock take --dry-run (show what would happen); status, logs and verify change
@@ -203,6 +209,23 @@ ${HOST_HELP}
 just: bifrost-unlock HOST [--yes]
 Exit codes: 0 cleared (or there was no lock), 1 failed, 2 bad input or not confirmed.`;
 
+const CHECK_BUNDLE_HELP = `Usage: ${USAGE} check-bundle [--dir DIR] [--json]
+
+Reads a bundle directory (default cloud/bifrost of this checkout) as provision-bifrost would upload it,
+against the service plan (scripts/lib/bifrost/plan.ts), the secret schema and the facts of the pinned
+images (scripts/lib/bifrost/pinned-images.ts). Needs no host and no secret. Names every problem with its
+file, line and fix: a compose service no plan step starts, a plan step without its service, a template
+placeholder with no source, a NetBird config key the pinned server does not read, a healthcheck running a
+program or flag its image lacks, a compose \${VAR} that .env never sets, an env_file or mount neither in
+the bundle nor rendered, a Traefik router whose service is undefined or whose rule Traefik v3 refuses.
+
+  --dir DIR            the bundle directory (default cloud/bifrost)
+  --json               print { ok, dir, problems: [{ check, file, line?, problem, fix }] } on stdout
+  -h, --help           this help
+
+just: bifrost-check-bundle [--dir DIR] [--json]
+Exit codes: 0 the bundle is sound, 2 problems found (or bad input).`;
+
 const HOST_OPTIONS = {
   ...COMMON_OPTIONS,
   ...SSH_OPTIONS,
@@ -229,6 +252,7 @@ const VERIFY_OPTIONS = {
   bundle: { type: 'string' },
 } as const;
 const UNLOCK_OPTIONS = HOST_OPTIONS;
+const CHECK_BUNDLE_OPTIONS = { ...COMMON_OPTIONS, dir: { type: 'string' } } as const;
 
 interface HostFlags extends SshFlags {
   'remote-dir'?: string;
@@ -245,6 +269,7 @@ const COMMANDS: Record<string, Command> = {
   render: renderCommand,
   verify: verifyCommand,
   unlock: unlockCommand,
+  'check-bundle': checkBundleCommand,
 };
 
 export async function main(argv: string[], out: Output): Promise<number> {
@@ -896,6 +921,27 @@ function compareSecrets(
 
 function colour(out: Output, padded: string): string {
   return padded.trim() === 'same' ? out.color.green(padded) : out.color.yellow(padded);
+}
+
+// ---- check-bundle ---------------------------------------------------------------------------------
+
+async function checkBundleCommand(argv: string[], out: Output): Promise<number> {
+  const flags = parseFlags(argv, CHECK_BUNDLE_OPTIONS, `${USAGE} check-bundle`, CHECK_BUNDLE_HELP, out);
+  if (!flags) return EXIT.ok;
+  const dir = resolve(flags.dir ?? DEFAULT_BUNDLE_DIR);
+  const { checkBundle } = await import('./lib/bifrost/check-bundle.ts');
+  const problems = await checkBundle(dir);
+  for (const p of problems) {
+    out.data(`${p.file}${p.line ? `:${p.line}` : ''}: [${p.check}] ${p.problem}\n    fix: ${p.fix}`);
+  }
+  if (problems.length === 0) out.info(out.color.green(`${dir}: the bundle is sound`));
+  else
+    out.error(
+      `${dir}: ${problems.length} problem(s) in the bundle`,
+      'fix each as its line says, then run check-bundle again',
+    );
+  out.result({ ok: problems.length === 0, dir, problems });
+  return problems.length === 0 ? EXIT.ok : EXIT.badInput;
 }
 
 // ---- unlock ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import { renderYamlTemplate } from './template.ts';
 import { type BundleFile, bundlePathProblem, checkBundleFiles } from './upload.ts';
 
 /** Written into .secrets.env by the engine on the host; a template may use them before they exist. */
-const HOST_MINTED: readonly string[] = [NB_IDP_MGMT_TOKEN];
+export const HOST_MINTED: readonly string[] = [NB_IDP_MGMT_TOKEN];
 const STAND_IN = 'minted-on-the-host';
 
 /** The secret files the engine's pre-flight reads, with the schema consumer that says what they need. */
@@ -121,7 +121,7 @@ function checkTemplates(byPath: Map<string, string>, secrets: Map<string, string
  * rendered by the engine on the host.
  */
 async function checkCompose(byPath: Map<string, string>, problems: string[]): Promise<void> {
-  const bundle = new Bundle(memoryFiles(byPath), DIR);
+  const bundle = memoryBundle(byPath);
   if (!byPath.has('docker-compose.yml')) {
     problems.push('docker-compose.yml is missing from the bundle');
     return;
@@ -133,36 +133,89 @@ async function checkCompose(byPath: Map<string, string>, problems: string[]): Pr
     problems.push(`docker-compose.yml is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
     return;
   }
-  for (const step of BIFROST_PLAN) {
-    if ((step.kind === 'service' || step.kind === 'run') && !Object.hasOwn(services, step.service)) {
-      problems.push(`docker-compose.yml has no service ${step.service} (the ${step.id} step needs it)`);
-    }
-  }
+  problems.push(...planServiceProblems(services).map((p) => p.message));
   checkInterpolation(services, byPath, problems);
-  const generated = new Set([
+  problems.push(...(await serviceInputProblems(bundle, byPath)).map((p) => p.message));
+}
+
+/** One finding of a shared rule: the message, and the service it concerns (for a line number). */
+export interface RuleProblem {
+  message: string;
+  service?: string;
+}
+
+/** Each plan step that starts or runs a service compose does not define. */
+export function planServiceProblems(services: Readonly<Record<string, unknown>>): RuleProblem[] {
+  return BIFROST_PLAN.flatMap((step) =>
+    (step.kind === 'service' || step.kind === 'run') && !Object.hasOwn(services, step.service)
+      ? [{ message: `docker-compose.yml has no service ${step.service} (the ${step.id} step needs it)` }]
+      : [],
+  );
+}
+
+/** The files the engine writes on the host: the per-service secret env files and the rendered configs. */
+export function engineRenderedFiles(): Set<string> {
+  return new Set([
     ...SERVICE_SECRET_FILES.map((f) => f.file),
     ...BIFROST_PLAN.flatMap((s) => (s.kind === 'render' ? [s.output] : [])),
   ]);
+}
+
+/**
+ * Every file a service reads (env_file, ./ bind mounts) is a path inside the bundle and either one of
+ * `byPath` (what is uploaded) or rendered by the engine on the host.
+ */
+export async function serviceInputProblems(
+  bundle: Bundle,
+  byPath: ReadonlyMap<string, unknown>,
+): Promise<RuleProblem[]> {
+  const generated = engineRenderedFiles();
   const dirs = new Set([...byPath.keys()].flatMap(ancestors));
-  for (const service of Object.keys(services)) {
+  const problems: RuleProblem[] = [];
+  for (const service of Object.keys(await bundle.services())) {
     for (const input of await bundle.inputsOf(service)) {
       const rel = typeof input === 'string' ? input : '';
       const bad = bundlePathProblem(rel);
       if (bad) {
-        problems.push(
-          `service ${service} reads ${JSON.stringify(input)}, not a path inside the bundle (${bad})`,
-        );
+        problems.push({
+          service,
+          message: `service ${service} reads ${JSON.stringify(input)}, not a path inside the bundle (${bad})`,
+        });
       } else if (!byPath.has(rel) && !generated.has(rel) && !dirs.has(rel)) {
-        problems.push(
-          `service ${service} reads ${rel}, which is neither in the bundle nor rendered on the host`,
-        );
+        problems.push({
+          service,
+          message: `service ${service} reads ${rel}, which is neither in the bundle nor rendered on the host`,
+        });
       }
     }
   }
+  return problems;
 }
 
 /** `${NAME:?…}` / `${NAME?…}`: compose refuses to start anything when NAME is unset (`:?` also empty). */
-const REQUIRED_VAR = /(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?/g;
+const COMPOSE_VAR = /(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+]?)|([A-Za-z_][A-Za-z0-9_]*))/g;
+
+/**
+ * The `${NAME…}` and `$NAME` compose interpolates anywhere in `node` (keys and values; `$$` is an
+ * escape), with the operator after the name: `:?`/`?` required, `:-`/`-` defaulted, `` plain.
+ */
+export function composeVariables(node: unknown): { name: string; op: string }[] {
+  const out: { name: string; op: string }[] = [];
+  const visit = (n: unknown): void => {
+    if (typeof n === 'string') {
+      for (const [, braced, op, bare] of n.matchAll(COMPOSE_VAR)) {
+        out.push({ name: (braced ?? bare) as string, op: op ?? '' });
+      }
+    } else if (n && typeof n === 'object') {
+      for (const [key, value] of Object.entries(n)) {
+        visit(key);
+        visit(value);
+      }
+    }
+  };
+  visit(node);
+  return out;
+}
 
 /**
  * compose reads `.env` (uploaded) for `${…}` in the compose file: a required variable it lacks would stop
@@ -171,20 +224,11 @@ const REQUIRED_VAR = /(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?/g;
 function checkInterpolation(services: unknown, byPath: Map<string, string>, problems: string[]): void {
   const dotEnv = parseEnvFile(byPath.get('.env') ?? '');
   const missing = new Set<string>();
-  const visit = (node: unknown): void => {
-    if (typeof node === 'string') {
-      for (const [, name, colon] of node.matchAll(REQUIRED_VAR)) {
-        const value = dotEnv.get(name as string);
-        if (value === undefined || (colon && value === '')) missing.add(name as string);
-      }
-    } else if (node && typeof node === 'object') {
-      for (const [key, value] of Object.entries(node)) {
-        visit(key);
-        visit(value);
-      }
-    }
-  };
-  visit(services);
+  for (const { name, op } of composeVariables(services)) {
+    if (!op.endsWith('?')) continue;
+    const value = dotEnv.get(name);
+    if (value === undefined || (op === ':?' && value === '')) missing.add(name);
+  }
   for (const name of missing) {
     problems.push(
       `docker-compose.yml requires \${${name}}, which .env does not set (compose would start nothing)`,
@@ -197,8 +241,13 @@ function ancestors(path: string): string[] {
   return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
 }
 
+/** The engine's Bundle reader over files held in memory (the compose file parsed as the engine does). */
+export function memoryBundle(byPath: ReadonlyMap<string, string>): Bundle {
+  return new Bundle(memoryFiles(byPath), DIR);
+}
+
 /** Read-only file operations over the files about to be uploaded. */
-function memoryFiles(byPath: Map<string, string>): FileOps {
+function memoryFiles(byPath: ReadonlyMap<string, string>): FileOps {
   const prefix = `${DIR}/`;
   return {
     readFile: async (path) => (path.startsWith(prefix) ? byPath.get(path.slice(prefix.length)) : undefined),

@@ -123,6 +123,13 @@ export const BIFROST_PLAN: readonly PlanStep[] = [
 ];
 
 /**
+ * Compose services no plan step starts, each with who starts it instead (by hand, or another service).
+ * The original lost a service this way ("bad gateway after redeploy"): `check-bundle` refuses any other
+ * compose service the plan never starts. Empty today: the plan starts every service.
+ */
+export const NOT_STARTED_BY_PLAN: readonly { service: string; startedBy: string }[] = [];
+
+/**
  * Which .secrets.env values each service receives, and under which name, rendered into env/<file>.env.
  * A service sees only what it reads, so changing one secret recreates only the services that use it.
  */

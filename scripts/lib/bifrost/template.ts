@@ -16,7 +16,7 @@ export function renderYamlTemplate(
   values: Readonly<Record<string, string | undefined>>,
   opts: { allowed: readonly string[]; file: string },
 ): string {
-  const used = new Set([...withoutComments(template).matchAll(PLACEHOLDER)].map((m) => m[1] as string));
+  const used = new Set(placeholdersOf(template));
   const unknown = [...used].filter((n) => !opts.allowed.includes(n));
   if (unknown.length > 0) {
     throw new InputError(
@@ -47,6 +47,11 @@ export function renderYamlTemplate(
   const rendered = renderAll((name) => JSON.stringify(values[name] as string));
   assertRoundTrip(template, rendered, values, opts.file);
   return rendered;
+}
+
+/** The `${NAME}` placeholders a template uses outside comment lines, in order, with repeats. */
+export function placeholdersOf(template: string): string[] {
+  return [...withoutComments(template).matchAll(PLACEHOLDER)].map((m) => m[1] as string);
 }
 
 // Comment lines are documentation: a placeholder named there is neither required nor replaced.

@@ -1,0 +1,452 @@
+/**
+ * `bifrost check-bundle`: reads a bundle directory against the plan (plan.ts), the secret schema and the
+ * facts of the pinned images (pinned-images.ts), with no host and no secret. Images cannot be pulled on
+ * these machines, so a service the plan never starts, a healthcheck the image cannot run, a config key the
+ * server ignores or a route Traefik drops would otherwise surface only on the VPS. Every problem is
+ * returned at once, with its file, line where it helps, and the fix.
+ */
+import { parse } from 'yaml';
+import { namesFor } from '../secrets/schema.ts';
+import { isHostGenerated } from './bundle.ts';
+import {
+  composeVariables,
+  HOST_MINTED,
+  memoryBundle,
+  planServiceProblems,
+  serviceInputProblems,
+} from './bundle-check.ts';
+import { NETBIRD_SERVER_CONFIG, pinnedImage } from './pinned-images.ts';
+import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NOT_STARTED_BY_PLAN } from './plan.ts';
+import { placeholdersOf } from './template.ts';
+import {
+  type Routing,
+  readDynamicConfig,
+  readLabels,
+  ruleProblems,
+  undefinedService,
+} from './traefik-routes.ts';
+import { readLocalBundle } from './upload.ts';
+import { lineOfText, yamlLineFinder } from './yaml-lines.ts';
+
+export type CheckId =
+  | 'unstarted-service'
+  | 'plan-service'
+  | 'template-placeholder'
+  | 'config-key'
+  | 'healthcheck'
+  | 'image-facts'
+  | 'compose-variable'
+  | 'service-input'
+  | 'traefik-service'
+  | 'traefik-rule';
+
+export interface BundleProblem {
+  check: CheckId;
+  /** Relative to the bundle directory. */
+  file: string;
+  line?: number;
+  problem: string;
+  fix: string;
+}
+
+const COMPOSE = 'docker-compose.yml';
+
+interface ComposeService {
+  image?: string;
+  healthcheck?: { test?: unknown };
+  labels?: unknown;
+  volumes?: unknown[];
+}
+
+/** What every check reads: the bundle's files (as a provision uploads them) and the parsed compose file. */
+interface Context {
+  files: Map<string, string>;
+  services: Record<string, ComposeService>;
+  composeDoc: unknown;
+  composeLine: (path: readonly (string | number)[]) => number | undefined;
+  problems: BundleProblem[];
+}
+
+export async function checkBundle(dir: string): Promise<BundleProblem[]> {
+  // Exactly the files a provision would upload: the host-generated ones are rendered there, not read here.
+  const uploaded = await readLocalBundle(dir, isHostGenerated);
+  const files = new Map(uploaded.map((f) => [f.path, String(f.content)]));
+  const problems: BundleProblem[] = [];
+  const composeText = files.get(COMPOSE);
+  if (composeText === undefined) {
+    return [
+      {
+        check: 'plan-service',
+        file: COMPOSE,
+        problem: 'the bundle has no compose file',
+        fix: `add ${COMPOSE}`,
+      },
+    ];
+  }
+  let composeDoc: { services?: Record<string, ComposeService> };
+  try {
+    composeDoc = (parse(composeText, { merge: true }) ?? {}) as typeof composeDoc;
+  } catch (err) {
+    const problem = `not valid YAML: ${(err as Error).message.split('\n')[0]}`;
+    return [{ check: 'plan-service', file: COMPOSE, problem, fix: 'fix the YAML' }];
+  }
+  const ctx: Context = {
+    files,
+    services: composeDoc.services ?? {},
+    composeDoc,
+    composeLine: yamlLineFinder(composeText),
+    problems,
+  };
+  checkPlan(ctx);
+  checkTemplates(ctx);
+  checkImages(ctx);
+  checkComposeVariables(ctx);
+  await checkServiceInputs(ctx);
+  checkTraefik(ctx);
+  return problems;
+}
+
+/** Every compose service is started by a plan step or marked as started otherwise, and vice versa. */
+function checkPlan(ctx: Context): void {
+  const started = new Set(BIFROST_PLAN.flatMap((s) => (s.kind === 'service' ? [s.service] : [])));
+  const byHand = new Set(NOT_STARTED_BY_PLAN.map((s) => s.service));
+  for (const service of Object.keys(ctx.services)) {
+    if (started.has(service) || byHand.has(service)) continue;
+    ctx.problems.push({
+      check: 'unstarted-service',
+      file: COMPOSE,
+      line: ctx.composeLine(['services', service]),
+      problem: `service ${service} is defined, but no plan step starts it (the bootstrap never runs it: "bad gateway after redeploy")`,
+      fix: `add a step for ${service} to BIFROST_PLAN in scripts/lib/bifrost/plan.ts, or list it in NOT_STARTED_BY_PLAN with who starts it`,
+    });
+  }
+  for (const { message } of planServiceProblems(ctx.services)) {
+    ctx.problems.push({
+      check: 'plan-service',
+      file: COMPOSE,
+      problem: message,
+      fix: `define the service in ${COMPOSE}, or remove the step from scripts/lib/bifrost/plan.ts`,
+    });
+  }
+  for (const { service } of NOT_STARTED_BY_PLAN) {
+    if (Object.hasOwn(ctx.services, service)) continue;
+    ctx.problems.push({
+      check: 'plan-service',
+      file: COMPOSE,
+      problem: `NOT_STARTED_BY_PLAN names ${service}, which ${COMPOSE} does not define`,
+      fix: `remove ${service} from NOT_STARTED_BY_PLAN in scripts/lib/bifrost/plan.ts`,
+    });
+  }
+}
+
+/** The render steps' templates: each placeholder has a source, and each key is one the server reads. */
+function checkTemplates(ctx: Context): void {
+  const provided = new Set([...namesFor('bifrost-secrets-env').map((n) => n.name), ...HOST_MINTED]);
+  for (const step of BIFROST_PLAN) {
+    if (step.kind !== 'render') continue;
+    const text = ctx.files.get(step.template);
+    if (text === undefined) {
+      ctx.problems.push({
+        check: 'template-placeholder',
+        file: step.template,
+        problem: `the ${step.id} step renders ${step.template}, which is not in the bundle`,
+        fix: `add ${step.template}`,
+      });
+      continue;
+    }
+    for (const name of new Set(placeholdersOf(text))) {
+      const line = lineOfText(text, `\${${name}}`);
+      if (!provided.has(name)) {
+        ctx.problems.push({
+          check: 'template-placeholder',
+          file: step.template,
+          line,
+          problem: `\${${name}} has no source: no secret of the schema goes to .secrets.env under that name, and the engine does not mint it`,
+          fix: `use one of ${CONFIG_PLACEHOLDERS.map((n) => `\${${n}}`).join(', ')}, or add the secret to scripts/lib/secrets/schema.ts (consumer bifrost-secrets-env) and to CONFIG_PLACEHOLDERS`,
+        });
+      } else if (!(CONFIG_PLACEHOLDERS as readonly string[]).includes(name)) {
+        ctx.problems.push({
+          check: 'template-placeholder',
+          file: step.template,
+          line,
+          problem: `\${${name}} is not one of the engine's CONFIG_PLACEHOLDERS, so the render step refuses the template`,
+          fix: `add ${name} to CONFIG_PLACEHOLDERS in scripts/lib/bifrost/plan.ts`,
+        });
+      }
+    }
+    checkConfigKeys(ctx, step.template, step.output, text);
+  }
+}
+
+/** A rendered config's keys against what the image that mounts it reads (a non-strict YAML load ignores the rest). */
+function checkConfigKeys(ctx: Context, template: string, output: string, text: string): void {
+  const reader = Object.entries(ctx.services).find(([, s]) =>
+    (s.volumes ?? []).some((v) => typeof v === 'string' && v.split(':')[0] === `./${output}`),
+  );
+  if (!reader) return;
+  const [service, def] = reader;
+  const facts = NETBIRD_SERVER_CONFIG;
+  if (def.image !== `${facts.image}:${facts.tag}`) {
+    ctx.problems.push({
+      check: 'config-key',
+      file: template,
+      problem: `${service} (${def.image}) reads ${output}, but the config-key facts are for ${facts.image}:${facts.tag}`,
+      fix: `read combined/cmd/config.go at the new tag and update NETBIRD_SERVER_CONFIG in scripts/lib/bifrost/pinned-images.ts`,
+    });
+    return;
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    const problem = `not valid YAML: ${(err as Error).message.split('\n')[0]}`;
+    ctx.problems.push({ check: 'config-key', file: template, problem, fix: 'fix the YAML' });
+    return;
+  }
+  const line = yamlLineFinder(text);
+  const known = facts.keys;
+  const isKnown = (path: string) =>
+    known.some((k) => k === path || k.startsWith(`${path}.`) || k.startsWith(`${path}[]`));
+  const walk = (node: unknown, prefix: string, yamlPath: (string | number)[]): void => {
+    if (!node || typeof node !== 'object' || Array.isArray(node)) return;
+    for (const [key, value] of Object.entries(node)) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (!isKnown(path)) {
+        ctx.problems.push({
+          check: 'config-key',
+          file: template,
+          line: line([...yamlPath, key]),
+          problem: `${path} is not a key ${facts.image}:${facts.tag} reads: its loader ignores it without a word`,
+          fix: `remove or rename it (the keys it reads: ${facts.source}, NETBIRD_SERVER_CONFIG in scripts/lib/bifrost/pinned-images.ts)`,
+        });
+      } else if (Array.isArray(value)) {
+        for (const [i, v] of value.entries()) walk(v, `${path}[]`, [...yamlPath, key, i]);
+      } else {
+        walk(value, path, [...yamlPath, key]);
+      }
+    }
+  };
+  walk(doc, '', []);
+  const server = ((doc as { server?: unknown } | null)?.server ?? {}) as Record<string, unknown>;
+  for (const required of facts.required) {
+    if (server[required.replace(/^server\./, '')] !== undefined) continue;
+    ctx.problems.push({
+      check: 'config-key',
+      file: template,
+      problem: `${required} is missing: ${facts.image}:${facts.tag} refuses to start without it`,
+      fix: `set ${required} (${facts.source}, Validate)`,
+    });
+  }
+}
+
+/** Shell words that are not programs the image must hold. */
+const SHELL_BUILTINS = new Set(['exit', 'true', 'false', 'test', '[', 'echo', ':']);
+
+/** Each service's image has a facts row, and its healthcheck runs only what that image has. */
+function checkImages(ctx: Context): void {
+  for (const [service, def] of Object.entries(ctx.services)) {
+    if (!def.image) continue;
+    const facts = pinnedImage(def.image);
+    const at = (...path: string[]) => ctx.composeLine(['services', service, ...path]);
+    if (!facts) {
+      ctx.problems.push({
+        check: 'image-facts',
+        file: COMPOSE,
+        line: at('image'),
+        problem: `${service}: ${def.image} has no row in the pinned-image facts, so nothing says what it holds`,
+        fix: `read the image's sources at that tag and add (or update) its row in scripts/lib/bifrost/pinned-images.ts`,
+      });
+      continue;
+    }
+    const commands = healthcheckCommands(def.healthcheck?.test);
+    const image = `${facts.image}:${facts.tag}`;
+    const has =
+      facts.programs
+        .filter((p) => p.present)
+        .map((p) => p.name)
+        .join(', ') || 'none known';
+    for (const argv of commands) {
+      const [name, sub, ...rest] = argv as [string, string?, ...string[]];
+      if (SHELL_BUILTINS.has(name)) continue;
+      const problem = (text: string, fix: string) =>
+        ctx.problems.push({
+          check: 'healthcheck',
+          file: COMPOSE,
+          line: at('healthcheck', 'test'),
+          problem: `${service}: ${text}`,
+          fix,
+        });
+      const program = facts.programs.find((p) => p.name === name);
+      if (!program) {
+        problem(
+          `the healthcheck runs ${name}, which the facts for ${image} do not list`,
+          `confirm ${name} is in ${image} at the source and add a row to scripts/lib/bifrost/pinned-images.ts, or use a program it lists (${has})`,
+        );
+        continue;
+      }
+      if (!program.present) {
+        problem(
+          `the healthcheck runs ${name}, which ${image} does not have (${program.note ?? program.source}), so it never turns healthy`,
+          `use a program the image has (${has}), or a check that needs none`,
+        );
+        continue;
+      }
+      const accepted = sub === undefined ? undefined : program.flags?.[sub];
+      for (const flag of accepted
+        ? rest.filter((a) => a.startsWith('-')).map((a) => a.split('=')[0] as string)
+        : []) {
+        if (accepted?.includes(flag)) continue;
+        const later = program.addedLater?.[flag];
+        problem(
+          `\`${name} ${sub}\` has no ${flag} flag in ${image}${later ? ` (added in ${later})` : ''}, so the healthcheck always fails`,
+          later
+            ? `drop ${flag} (at ${facts.tag} \`${name} ${sub}\` alone exits 0 when the daemon answers), or pin a release that has it`
+            : `use a flag \`${name} ${sub}\` has at ${facts.tag}`,
+        );
+      }
+      if (program.needsStaticKey && !mountedConfigHas(ctx, def, program.needsStaticKey)) {
+        problem(
+          `\`${argv.join(' ')}\` needs \`${program.needsStaticKey}\` in the static config, which no file mounted into ${service} sets`,
+          `add \`${program.needsStaticKey}: {}\` to the service's static config (${program.source})`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * The argv of each program a healthcheck runs: `CMD` as given; `CMD-SHELL` (or a string) runs
+ * `/bin/sh -c`, so `sh` itself first, then the first word of each command of the line.
+ */
+function healthcheckCommands(test: unknown): string[][] {
+  const [kind, ...rest] =
+    typeof test === 'string' ? ['CMD-SHELL', test] : Array.isArray(test) ? test.map(String) : [];
+  if (kind === 'CMD') return rest.length > 0 ? [rest] : [];
+  if (kind !== 'CMD-SHELL') return [];
+  const line = rest.join(' ');
+  return [
+    ['sh'],
+    ...line
+      .split(/\|\||&&|[;|]/)
+      .map((c) => c.trim().split(/\s+/))
+      .filter((w) => w[0]),
+  ];
+}
+
+/** Whether a YAML file bind-mounted from the bundle into the service has `key` at its top level. */
+function mountedConfigHas(ctx: Context, def: ComposeService, key: string): boolean {
+  return (def.volumes ?? []).some((v) => {
+    const src = typeof v === 'string' ? v.split(':')[0] : undefined;
+    const text = src?.startsWith('./') ? ctx.files.get(src.slice(2)) : undefined;
+    try {
+      return text !== undefined && Object.hasOwn((parse(text) ?? {}) as object, key);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * compose interpolates `${VAR}` from `.env` only (env_file feeds containers, not interpolation), and the
+ * engine renders `.env` from the schema's bifrost-dot-env names: any other name is empty on the host.
+ */
+function checkComposeVariables(ctx: Context): void {
+  const provided = new Set(namesFor('bifrost-dot-env').map((n) => n.name));
+  const text = ctx.files.get(COMPOSE) ?? '';
+  const seen = new Set<string>();
+  for (const { name, op } of composeVariables(ctx.composeDoc)) {
+    // A default (`:-`, `-`) is a source of its own.
+    if (provided.has(name) || op.includes('-') || seen.has(name)) continue;
+    seen.add(name);
+    ctx.problems.push({
+      check: 'compose-variable',
+      file: COMPOSE,
+      line: lineOfText(text, `\${${name}`) ?? lineOfText(text, `$${name}`),
+      problem: `\${${name}} is interpolated by compose, but .env never sets it (only the schema's bifrost-dot-env names are rendered there)`,
+      fix: `add ${name} to scripts/lib/secrets/schema.ts with consumer bifrost-dot-env, give it a default (\${${name}:-…}), pass it through env_file instead, or write $$ for a variable of the container's shell`,
+    });
+  }
+}
+
+/** env_file and ./ bind mounts: each is in the bundle or rendered by the engine (the upload's own rule). */
+async function checkServiceInputs(ctx: Context): Promise<void> {
+  for (const { service, message } of await serviceInputProblems(memoryBundle(ctx.files), ctx.files)) {
+    ctx.problems.push({
+      check: 'service-input',
+      file: COMPOSE,
+      line: service ? ctx.composeLine(['services', service]) : undefined,
+      problem: message,
+      fix: 'add the file to the bundle, have the engine render it (SERVICE_SECRET_FILES or a render step in plan.ts), or drop the reference',
+    });
+  }
+}
+
+/**
+ * Traefik's routers, from the dynamic files its static config's file provider loads (through the
+ * service's bind mounts) and from container labels: each names a defined service and has a rule v3 takes.
+ */
+function checkTraefik(ctx: Context): void {
+  const routing: Routing = { routers: [], services: new Map() };
+  const dynamicFiles = new Set<string>();
+  for (const [service, def] of Object.entries(ctx.services)) {
+    readLabels(service, def.labels, routing);
+    const mounts = new Map(
+      (def.volumes ?? []).flatMap((v) => {
+        const [src, target] = typeof v === 'string' ? v.split(':') : [];
+        return src?.startsWith('./') && target ? [[target, src.slice(2)] as const] : [];
+      }),
+    );
+    for (const rel of mounts.values()) {
+      const text = ctx.files.get(rel);
+      let providers: { file?: { filename?: string; directory?: string } } | undefined;
+      try {
+        providers = text ? (parse(text) as { providers?: typeof providers } | null)?.providers : undefined;
+      } catch {
+        providers = undefined;
+      }
+      const file = providers?.file;
+      if (!file) continue;
+      for (const [target, src] of mounts) {
+        const dirPrefix = file.directory ? `${file.directory.replace(/\/$/, '')}/` : undefined;
+        if (target === file.filename || (dirPrefix && target.startsWith(dirPrefix))) dynamicFiles.add(src);
+      }
+    }
+  }
+  const lines = new Map<string, (path: readonly (string | number)[]) => number | undefined>([
+    [COMPOSE, ctx.composeLine],
+  ]);
+  for (const file of dynamicFiles) {
+    const text = ctx.files.get(file);
+    if (text === undefined) continue;
+    try {
+      readDynamicConfig(file, text, routing);
+      lines.set(file, yamlLineFinder(text));
+    } catch (err) {
+      const problem = `not valid YAML: ${(err as Error).message.split('\n')[0]}`;
+      ctx.problems.push({ check: 'traefik-service', file, problem, fix: 'fix the YAML' });
+    }
+  }
+  for (const router of routing.routers) {
+    const line = lines.get(router.file)?.(router.path);
+    const where = `${router.protocol} router ${router.name}`;
+    const missing = undefinedService(router, routing);
+    if (missing) {
+      ctx.problems.push({
+        check: 'traefik-service',
+        file: router.file,
+        line,
+        problem: `${where}: ${missing}, so Traefik drops the router`,
+        fix: `define ${router.service ?? 'a service'} under ${router.protocol}.services, or point the router at one that is`,
+      });
+    }
+    for (const problem of ruleProblems(router)) {
+      ctx.problems.push({
+        check: 'traefik-rule',
+        file: router.file,
+        line: lines.get(router.file)?.([...router.path, 'rule']) ?? line,
+        problem: `${where}: ${problem}`,
+        fix: 'one argument per matcher: join alternatives with || (PathPrefix(`/a`) || PathPrefix(`/b`))',
+      });
+    }
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * What the Bifrost bundle relies on in each image docker-compose.yml pins, read at the upstream source of
+ * that tag. Images cannot be pulled on these machines, so these tables are the only evidence the bundle
+ * fits its images; `check-bundle` (check-bundle.ts) reads the bundle against them. To bump an image:
+ * change the tag, read the cited files at the new tag, update the rows (and the date), run check-bundle.
+ *
+ * Every row cites `owner/repo@ref:path`. `verified: false` marks a row taken from
+ * /work/shared/reference/bifrost-upstream.md (or common knowledge of the base image) without reading the
+ * source here; the check trusts it all the same, so a human should confirm it before relying on it.
+ */
+
+/** The day every `verified: true` row below was read at its source. */
+export const CHECKED_ON = '2026-11-29';
+
+const REFERENCE = 'secrets-flow /work/shared/reference/bifrost-upstream.md';
+
+export interface Fact {
+  source: string;
+  verified: boolean;
+}
+
+/** A program a healthcheck may run in the image (`present: false`: known to be absent). */
+export interface ImageProgram extends Fact {
+  name: string;
+  present: boolean;
+  note?: string;
+  /**
+   * For commands whose flags the bundle uses: `subcommand` → every flag it accepts at the pinned tag
+   * (its own and the root's persistent flags). A flag outside the list is one that version lacks.
+   */
+  flags?: Record<string, readonly string[]>;
+  /** A later release that added a flag the bundle might reach for: named in the fix. */
+  addedLater?: Record<string, string>;
+  /** A key the service's own static config must have for this program's healthcheck to answer. */
+  needsStaticKey?: string;
+}
+
+export interface PinnedImage {
+  /** As compose names it, without the tag. */
+  image: string;
+  tag: string;
+  checked: string;
+  /** Why the bundle cares about this image (one line). */
+  role: string;
+  programs: readonly ImageProgram[];
+}
+
+const NB = 'netbirdio/netbird@v0.66.0';
+const DISTROLESS = 'GoogleContainerTools/distroless@cd080764af3103b2f49fb5eb23297c72c945e77a';
+
+/** `netbird` client flags at v0.66.0: `status`'s own, plus the root command's persistent flags. */
+const NETBIRD_ROOT_FLAGS = [
+  '--daemon-addr',
+  '--management-url',
+  '-m',
+  '--admin-url',
+  '--log-level',
+  '-l',
+  '--log-file',
+  '--setup-key',
+  '-k',
+  '--setup-key-file',
+  '--preshared-key',
+  '--hostname',
+  '-n',
+  '--anonymize',
+  '-A',
+  '--config',
+  '-c',
+];
+const NETBIRD_STATUS_FLAGS = [
+  '--detail',
+  '-d',
+  '--json',
+  '--yaml',
+  '--ipv4',
+  '--filter-by-ips',
+  '--filter-by-names',
+  '--filter-by-status',
+  '--filter-by-connection-type',
+];
+
+/** Healthcheck programs per pinned image: a healthcheck that runs what the image lacks never passes. */
+export const PINNED_IMAGES: readonly PinnedImage[] = [
+  {
+    image: 'netbirdio/netbird-server',
+    tag: '0.66.0',
+    checked: CHECKED_ON,
+    role: 'the combined management/signal/relay server; reads netbird/config.yaml',
+    programs: [
+      {
+        name: 'netbird-server',
+        present: true,
+        note: 'the entrypoint (/go/bin/netbird-server); the image is ubuntu:24.04 plus ca-certificates only',
+        source: `${NB}:combined/Dockerfile`,
+        verified: true,
+      },
+      ...['wget', 'curl'].map((name) => ({
+        name,
+        present: false,
+        note: 'ubuntu:24.04 plus ca-certificates only: no HTTP client',
+        source: `${NB}:combined/Dockerfile`,
+        verified: true,
+      })),
+      {
+        name: 'sh',
+        present: true,
+        note: "ubuntu:24.04's /bin/sh (dash)",
+        source: `${NB}:combined/Dockerfile names the base; its /bin/sh not read here (unverified)`,
+        verified: false,
+      },
+    ],
+  },
+  {
+    image: 'netbirdio/reverse-proxy',
+    tag: '0.66.0',
+    checked: CHECKED_ON,
+    role: 'the NetBird reverse proxy (TCP passthrough target)',
+    programs: [
+      {
+        name: 'sh',
+        present: false,
+        note: 'gcr.io/distroless/base:debug has /busybox/sh only (no /bin/sh, which CMD-SHELL runs): use CMD with /busybox/wget',
+        source: `${NB}:proxy/Dockerfile; ${DISTROLESS}:static/static.bzl, experimental/busybox/commands.bzl (the base tag floats: read at that commit)`,
+        verified: true,
+      },
+      {
+        name: '/busybox/wget',
+        present: true,
+        note: 'busybox applet; /busybox is on PATH, so `wget` in CMD form works too',
+        source: `${DISTROLESS}:experimental/busybox/commands.bzl, static/static.bzl`,
+        verified: true,
+      },
+      {
+        name: 'wget',
+        present: true,
+        note: 'via PATH=$PATH:/busybox (CMD form only: there is no /bin/sh)',
+        source: `${DISTROLESS}:static/static.bzl`,
+        verified: true,
+      },
+    ],
+  },
+  {
+    image: 'netbirdio/netbird',
+    tag: '0.66.0',
+    checked: CHECKED_ON,
+    role: 'the netbird-agent client on the VPS',
+    programs: [
+      {
+        name: 'netbird',
+        present: true,
+        flags: { status: [...NETBIRD_STATUS_FLAGS, ...NETBIRD_ROOT_FLAGS] },
+        addedLater: { '--check': 'v0.67.0 (PR #5650; netbirdio/netbird@v0.67.0:client/cmd/status.go)' },
+        note: 'plain `netbird status` exits 0 whenever the daemon answers',
+        source: `${NB}:client/cmd/status.go, client/cmd/root.go, client/Dockerfile`,
+        verified: true,
+      },
+      {
+        name: 'sh',
+        present: true,
+        note: 'alpine:3.23.2 (busybox) base with bash added',
+        source: `${NB}:client/Dockerfile`,
+        verified: true,
+      },
+    ],
+  },
+  {
+    image: 'netbirdio/dashboard',
+    tag: 'v2.38.1',
+    checked: CHECKED_ON,
+    role: 'the NetBird web UI (nginx)',
+    programs: [
+      {
+        name: 'curl',
+        present: true,
+        note: '`apk add ... curl` on alpine:3.14',
+        source: 'netbirdio/dashboard@v2.38.1:docker/Dockerfile',
+        verified: true,
+      },
+      ...['sh', 'wget'].map((name) => ({
+        name,
+        present: true,
+        note: 'busybox applet of the alpine:3.14 base (the Dockerfile adds bash and curl)',
+        source:
+          'netbirdio/dashboard@v2.38.1:docker/Dockerfile names the base; its busybox applets not read here (unverified)',
+        verified: false,
+      })),
+    ],
+  },
+  {
+    image: 'traefik',
+    tag: 'v3.3',
+    checked: CHECKED_ON,
+    role: 'the edge router; reads traefik/traefik.yml and traefik/dynamic.yml (a floating tag: read at v3.3.0 and v3.3.7)',
+    programs: [
+      {
+        name: 'traefik',
+        present: true,
+        needsStaticKey: 'ping',
+        note: '`traefik healthcheck --ping` calls /ping: "please enable `ping` to use health check"',
+        source: 'traefik/traefik@v3.3.7:cmd/healthcheck/healthcheck.go',
+        verified: true,
+      },
+    ],
+  },
+  {
+    image: 'ghcr.io/goauthentik/server',
+    tag: '2025.10.4',
+    checked: CHECKED_ON,
+    role: 'authentik server and worker (one image, `command: server` / `worker`)',
+    programs: [
+      {
+        name: 'ak',
+        present: true,
+        note: '`ak healthcheck` runs `authentik healthcheck <mode>` (mode from $TMPDIR/authentik-mode)',
+        source: `goauthentik/authentik:lifecycle/ak (tag unverified); ${REFERENCE} §3`,
+        verified: false,
+      },
+    ],
+  },
+  {
+    image: 'postgres',
+    tag: '16.6-alpine',
+    checked: CHECKED_ON,
+    role: "authentik's database",
+    programs: [
+      ...['pg_isready', 'sh'].map((name) => ({
+        name,
+        present: true,
+        note: 'postgres client tools on alpine',
+        source: `docker-library/postgres@16.6-alpine:Dockerfile (not fetched); ${REFERENCE} §1`,
+        verified: false,
+      })),
+    ],
+  },
+];
+
+/**
+ * Why the NetBird config table exists: the combined server's `LoadConfig` is a non-strict `yaml.Unmarshal`,
+ * so a key it does not read (the template's `idp:` block) is dropped without a word. Every path below is
+ * a `yaml:"…"` tag reachable from `CombinedConfig` at the pinned tag (`[]` marks a list element).
+ */
+export const NETBIRD_SERVER_CONFIG = {
+  image: 'netbirdio/netbird-server',
+  tag: '0.66.0',
+  checked: CHECKED_ON,
+  source: `${NB}:combined/cmd/config.go`,
+  verified: true,
+  keys: [
+    ...[
+      'listenAddress',
+      'metricsPort',
+      'healthcheckAddress',
+      'logLevel',
+      'logFile',
+      'tls.certFile',
+      'tls.keyFile',
+      'tls.letsencrypt.enabled',
+      'tls.letsencrypt.dataDir',
+      'tls.letsencrypt.domains',
+      'tls.letsencrypt.email',
+      'tls.letsencrypt.awsRoute53',
+      'exposedAddress',
+      'stunPorts',
+      'authSecret',
+      'dataDir',
+      'stuns[].uri',
+      'stuns[].proto',
+      'stuns[].username',
+      'stuns[].password',
+      'relays.addresses',
+      'relays.credentialsTTL',
+      'relays.secret',
+      'signalUri',
+      'disableAnonymousMetrics',
+      'disableGeoliteUpdate',
+      'auth.issuer',
+      'auth.localAuthDisabled',
+      'auth.signKeyRefreshEnabled',
+      'auth.storage.type',
+      'auth.storage.file',
+      'auth.dashboardRedirectURIs',
+      'auth.cliRedirectURIs',
+      'auth.owner.email',
+      'auth.owner.password',
+      ...['store', 'activityStore'].flatMap((s) => [`${s}.engine`, `${s}.encryptionKey`, `${s}.dsn`]),
+      'reverseProxy.trustedHTTPProxies',
+      'reverseProxy.trustedHTTPProxiesCount',
+      'reverseProxy.trustedPeers',
+    ].map((k) => `server.${k}`),
+  ] as readonly string[],
+  /** `Validate`: the server refuses to start without these (authSecret unless relays.addresses is set). */
+  required: ['server.exposedAddress', 'server.dataDir'] as readonly string[],
+} as const;
+
+/**
+ * Why the rule table exists: under Traefik v3's default rule syntax each matcher takes a fixed number of
+ * arguments, and a rule that breaks it is an error that drops the whole router (the two-argument
+ * `PathPrefix` the original used for gRPC). Counts per matcher, from `expectNParameters(fn, n...)`.
+ */
+export const TRAEFIK_MATCHERS = {
+  tag: 'v3.3',
+  checked: CHECKED_ON,
+  verified: true,
+  http: {
+    source: 'traefik/traefik@v3.3.7:pkg/muxer/http/matcher.go (the same table at v3.3.0)',
+    arity: {
+      ClientIP: [1],
+      Method: [1],
+      Host: [1],
+      HostRegexp: [1],
+      Path: [1],
+      PathRegexp: [1],
+      PathPrefix: [1],
+      Header: [2],
+      HeaderRegexp: [2],
+      Query: [1, 2],
+      QueryRegexp: [1, 2],
+    } as Readonly<Record<string, readonly number[]>>,
+  },
+  tcp: {
+    source: 'traefik/traefik@v3.3.7:pkg/muxer/tcp/matcher.go (the same table at v3.3.0)',
+    arity: { ALPN: [1], ClientIP: [1], HostSNI: [1], HostSNIRegexp: [1] } as Readonly<
+      Record<string, readonly number[]>
+    >,
+  },
+} as const;
+
+/** The facts row for an image reference as compose writes it (`image:tag`), if the table has one. */
+export function pinnedImage(ref: string): PinnedImage | undefined {
+  const at = ref.lastIndexOf(':');
+  const slash = ref.lastIndexOf('/');
+  const [image, tag] = at > slash ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
+  return PINNED_IMAGES.find((p) => p.image === image && p.tag === tag);
+}
