@@ -750,14 +750,17 @@ log "ready: serving :8080/healthz"
 forever
 `;
 
-/** netbird agent stand-in: \`netbird status --check ready\`; never ready without NB_SETUP_KEY. */
+/**
+ * netbird agent stand-in, as the pinned 0.66.0 client behaves: \`netbird status\` exits 0 once the daemon
+ * answers, connected or not, and has no --check flag (netbirdio/netbird@v0.66.0:client/cmd/status.go).
+ */
 const NETBIRD_SH = `#!/bin/sh
 . /usr/local/lib/standin.sh
 READY=/tmp/netbird.ready
 if [ "$1" = status ]; then
+  case " $* " in *" --check"*) echo 'Error: unknown flag: --check' >&2; exit 1 ;; esac
   if [ -f $READY ]; then echo "Management: Connected"; exit 0; fi
   echo "Management: Disconnected"
-  [ "$2" = --check ] && exit 1
   exit 0
 fi
 on_term
