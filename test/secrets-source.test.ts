@@ -180,14 +180,18 @@ describe('warnings when the sops binary decrypts', () => {
 });
 
 describe('SOPS_AGE_KEY_CMD has a deadline', () => {
-  it('is killed when SECRETS_FLOW_SOPS_TIMEOUT passes, and the problem names the variable', async () => {
-    const cmd = hangingProgram('key-cmd-hangs');
-    const found = await findAgeIdentities({
+  /** The age identities found with only SOPS_AGE_KEY_CMD set, under a half-second deadline. */
+  const keysFromCommand = (command: string) =>
+    findAgeIdentities({
       HOME: fx.home,
       PATH: fx.binDir,
-      SOPS_AGE_KEY_CMD: cmd.path,
+      SOPS_AGE_KEY_CMD: command,
       SECRETS_FLOW_SOPS_TIMEOUT: '0.5',
     });
+
+  it('is killed when SECRETS_FLOW_SOPS_TIMEOUT passes, and the problem names the variable', async () => {
+    const cmd = hangingProgram('key-cmd-hangs');
+    const found = await keysFromCommand(cmd.path);
     expect(found.identities).toEqual([]);
     expect(found.problems).toContain(
       `SOPS_AGE_KEY_CMD (${cmd.path}) did not finish within 0.5 s and was killed (if it is only slow, raise SECRETS_FLOW_SOPS_TIMEOUT)`,
@@ -197,12 +201,7 @@ describe('SOPS_AGE_KEY_CMD has a deadline', () => {
 
   it('kills a wrapper command and the child it forked', async () => {
     const wrapper = forkingProgram('key-cmd-wrapper');
-    const found = await findAgeIdentities({
-      HOME: fx.home,
-      PATH: fx.binDir,
-      SOPS_AGE_KEY_CMD: wrapper.path,
-      SECRETS_FLOW_SOPS_TIMEOUT: '0.5',
-    });
+    const found = await keysFromCommand(wrapper.path);
     expect(found.problems.join('\n')).toContain('did not finish within 0.5 s and was killed');
     await wrapper.expectAllGone();
   });

@@ -23,6 +23,7 @@ import { open, readdir, realpath } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { InputError, WorkError } from '../errors.ts';
 import { type Command, type Executor, shellQuote } from '../exec/executor.ts';
+import { notRegular } from '../file-kind.ts';
 
 export interface BundleFile {
   /** Relative, posix. */
@@ -163,7 +164,7 @@ async function walk(w: Walk, rel: string): Promise<void> {
       }
       source = target.rel;
     } else if (!entry.isFile()) {
-      w.refused.push(`${path}: ${specialKind(entry)}, not a regular file`);
+      w.refused.push(`${path}: ${notRegular(entry)}, not a regular file`);
       continue;
     }
     const content = await readRegular(join(w.root, source));
@@ -205,26 +206,11 @@ async function readRegular(full: string): Promise<Buffer | string> {
   const handle = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
-    if (!st.isFile()) return `${specialKind(st)}, not a regular file`;
+    if (!st.isFile()) return `${notRegular(st)}, not a regular file`;
     return await handle.readFile();
   } finally {
     await handle.close();
   }
-}
-
-function specialKind(e: {
-  isDirectory(): boolean;
-  isFIFO(): boolean;
-  isSocket(): boolean;
-  isCharacterDevice(): boolean;
-  isBlockDevice(): boolean;
-}): string {
-  if (e.isDirectory()) return 'a directory';
-  if (e.isFIFO()) return 'a FIFO (named pipe)';
-  if (e.isSocket()) return 'a socket';
-  if (e.isCharacterDevice()) return 'a character device';
-  if (e.isBlockDevice()) return 'a block device';
-  return 'an unknown kind of file';
 }
 
 function isSecretName(path: string): boolean {

@@ -3,7 +3,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Decrypter } from 'age-encryption';
 import { killTree } from '../../exec/local.ts';
-import { fileModeWarning, formatTimeout, notRegular, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
+import { notRegular } from '../../file-kind.ts';
+import { fileModeWarning, formatTimeout, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
 
 /**
  * Where sops looks for age identities (`age/keysource.go`: loadIdentities), in its order. sops

@@ -2,6 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { InputError } from '../../errors.ts';
 import { shellQuote } from '../../exec/executor.ts';
+import { notRegular } from '../../file-kind.ts';
 
 /**
  * What a SOPS file read here may hold, so that a hostile or broken file ends in an `InputError`
@@ -97,17 +98,6 @@ export function formatTimeout(ms: number): string {
 }
 
 // ---- The file itself -------------------------------------------------------------------------------
-
-/** What `st` is when it is not a regular file (`a FIFO`, `a directory`, …); undefined for a file. */
-export function notRegular(st: Stats): string | undefined {
-  if (st.isFile()) return undefined;
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'something other than a file';
-}
 
 function checkStat(path: string, st: Stats): void {
   const kind = notRegular(st);
