@@ -103,6 +103,13 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
         verified: true,
       })),
       {
+        name: 'bash',
+        present: true,
+        note: 'ubuntu:24.04 ships bash (an Essential package); the healthcheck uses its /dev/tcp to connect to the metrics port, which listens once management has started (combined/cmd/root.go execute)',
+        source: `${NB}:combined/Dockerfile names the base, ${NB}:combined/cmd/root.go the start order; the base's bash not read here (unverified)`,
+        verified: false,
+      },
+      {
         name: 'sh',
         present: true,
         note: "ubuntu:24.04's /bin/sh (dash)",
@@ -166,7 +173,8 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
   },
   {
     image: 'netbirdio/dashboard',
-    tag: 'v2.38.1',
+    // The release of the server's day: both 2026-02-24 (NetBird's setup runs dashboard:latest).
+    tag: 'v2.33.0',
     checked: CHECKED_ON,
     role: 'the NetBird web UI (nginx)',
     programs: [
@@ -174,7 +182,7 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
         name: 'curl',
         present: true,
         note: '`apk add ... curl` on alpine:3.14',
-        source: 'netbirdio/dashboard@v2.38.1:docker/Dockerfile',
+        source: 'netbirdio/dashboard@v2.33.0:docker/Dockerfile',
         verified: true,
       },
       ...['sh', 'wget'].map((name) => ({
@@ -182,7 +190,7 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
         present: true,
         note: 'busybox applet of the alpine:3.14 base (the Dockerfile adds bash and curl)',
         source:
-          'netbirdio/dashboard@v2.38.1:docker/Dockerfile names the base; its busybox applets not read here (unverified)',
+          'netbirdio/dashboard@v2.33.0:docker/Dockerfile names the base; its busybox applets not read here (unverified)',
         verified: false,
       })),
     ],
