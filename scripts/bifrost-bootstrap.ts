@@ -3,6 +3,7 @@
  * SSH), mints the Authentik token for NetBird, renders NetBird's config, and reports a status table.
  */
 
+import { bundleProblems, readHostBundle, requireSoundBundle } from './lib/bifrost/check-bundle.ts';
 import { dockerCliFromFlags } from './lib/bifrost/docker.ts';
 import { describePlan, formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
 import { parseEnvFile } from './lib/bifrost/env-file.ts';
@@ -23,9 +24,10 @@ Starts the Bifrost services in dependency order and waits for each to be healthy
   traefik, authentik-postgres → authentik migrate → authentik-server + authentik-worker
   → netbird-mgmt-token (ak shell) → netbird/config.yaml → netbird-server
   → netbird-dashboard, netbird-proxy (needs NB_PROXY_TOKEN), netbird-agent (needs NB_BIFROST_SETUP_KEY)
-Independent steps run in parallel. A re-run changes nothing; a service whose env file or rendered
-config changed is recreated. Without NB_PROXY_TOKEN / NB_BIFROST_SETUP_KEY those services are
-skipped with setup guidance and the run still succeeds.
+The bundle on the host is checked first (\`bifrost check-bundle\`'s checks): a problem stops the run
+before anything starts, with exit 2. Independent steps run in parallel. A re-run changes nothing; a
+service whose env file or rendered config changed is recreated. Without NB_PROXY_TOKEN /
+NB_BIFROST_SETUP_KEY those services are skipped with setup guidance and the run still succeeds.
 
 Where:
   --local            run on this machine
@@ -80,6 +82,12 @@ export async function main(argv: string[], out: Output): Promise<number> {
     : await connectFromFlags({ ...flags, host: flags.host as string });
   return withCleanup(
     async () => {
+      // check-bundle on the bundle as it sits on the host, before anything starts.
+      runContext.setPhase('checking the bundle', 'nothing was changed on the host');
+      requireSoundBundle(
+        await bundleProblems(await readHostBundle(executor, cli.dir)),
+        `${executor.where}:${cli.dir}`,
+      );
       runContext.setPhase('bootstrap', 'services already started keep running');
       out.info(
         out.color.bold(

@@ -929,11 +929,9 @@ async function checkBundleCommand(argv: string[], out: Output): Promise<number> 
   const flags = parseFlags(argv, CHECK_BUNDLE_OPTIONS, `${USAGE} check-bundle`, CHECK_BUNDLE_HELP, out);
   if (!flags) return EXIT.ok;
   const dir = resolve(flags.dir ?? DEFAULT_BUNDLE_DIR);
-  const { checkBundle } = await import('./lib/bifrost/check-bundle.ts');
+  const { checkBundle, formatBundleProblem } = await import('./lib/bifrost/check-bundle.ts');
   const problems = await checkBundle(dir);
-  for (const p of problems) {
-    out.data(`${p.file}${p.line ? `:${p.line}` : ''}: [${p.check}] ${p.problem}\n    fix: ${p.fix}`);
-  }
+  for (const p of problems) out.data(formatBundleProblem(p));
   if (problems.length === 0) out.info(out.color.green(`${dir}: the bundle is sound`));
   else
     out.error(

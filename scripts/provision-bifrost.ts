@@ -7,6 +7,7 @@
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { checkBundleContent } from './lib/bifrost/bundle-check.ts';
+import { bundleProblems, requireSoundBundle, uploadedText } from './lib/bifrost/check-bundle.ts';
 import {
   bundleDigest,
   checkGuardedSecrets,
@@ -36,7 +37,8 @@ const USAGE = 'node --import tsx scripts/provision-bifrost.ts';
 const HELP = `Usage: ${USAGE} --host H [options]
 
 Provisions the Bifrost VPS in one SSH connection:
-  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally)
+  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally), and
+     checks the bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
   2. refuses a changed NB_DATA_STORE_KEY / NB_RELAY_SECRET / Authentik key unless --allow-rotate KEY
   3. uploads cloud/bifrost/ to --remote-dir: only changed files, into a staging directory that replaces
      the live one by rename when complete; secret files are 0600 from creation
@@ -121,7 +123,9 @@ export async function main(argv: string[], out: Output): Promise<number> {
       `edit the SOPS file (just secrets-edit), then run again`,
     );
   }
-  // The engine's checks on the bundle's content, so nothing goes live half-checked.
+  // check-bundle against the pinned images, then the engine's own checks on the rendered files: so
+  // nothing goes live half-checked.
+  requireSoundBundle(await bundleProblems(uploadedText(files)), flags.bundle ?? 'cloud/bifrost');
   await checkBundleContent(files);
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
 

@@ -3,7 +3,7 @@
  * host-key refusal, and the pre-flight failures (no compose, missing secrets) with their exit codes.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +28,14 @@ function fakeDocker(composeWorks: boolean): string {
     { mode: 0o755 },
   );
   return bin;
+}
+
+/** One check-bundle problem: the passthrough router names a service that is not defined. */
+function plantUnsound(dir: string): void {
+  const file = join(dir, 'traefik/dynamic.yml');
+  const text = readFileSync(file, 'utf8');
+  expect(text).toContain('      service: netbird-proxy\n');
+  writeFileSync(file, text.replace('      service: netbird-proxy\n', '      service: netbird-proxy-tls\n'));
 }
 
 describe('bifrost-bootstrap CLI', () => {
@@ -86,6 +94,26 @@ describe('bifrost-bootstrap CLI', () => {
     expect(r.stderr).toMatch(/hint: install Docker with the compose plugin/);
   });
 
+  it('exits 2 on a bundle check-bundle refuses, naming each problem, before any docker command', async () => {
+    const b = makeBundle();
+    plantUnsound(b.dir);
+    const calls = join(mkdtempSync(join(tmpdir(), 'sf-calls-')), 'calls');
+    const docker = join(dirname(calls), 'docker');
+    writeFileSync(docker, `#!/bin/sh\necho "$*" >> ${calls}\nexit 0\n`, { mode: 0o755 });
+    const r = await runScript(
+      SCRIPT,
+      ['--local', '--dir', b.dir, '--compose', `${docker} compose`],
+      baseEnv(),
+    );
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`the bundle local:${b.dir} fails check-bundle (1 problem(s))`);
+    expect(r.stderr).toMatch(
+      /traefik\/dynamic\.yml:\d+: \[traefik-service\] tcp router proxy-passthrough: its service netbird-proxy-tls is not defined/,
+    );
+    expect(r.stderr).toMatch(/hint: fix each as its line says/);
+    expect(existsSync(calls), 'no docker command ran').toBe(false);
+  });
+
   it('exits 2 listing every missing secret, before starting anything', async () => {
     const b = makeBundle(bifrostSecrets({ CF_DNS_API_TOKEN: undefined, NB_RELAY_SECRET: undefined }));
     rmSync(join(b.dir, '.env'));
@@ -134,6 +162,18 @@ describe.skipIf(!sshd)('bifrost-bootstrap over SSH to a loopback sshd', () => {
     expect(r.stdout).toContain(
       'netbird-agent (after netbird-server): skipped, NB_BIFROST_SETUP_KEY is not set',
     );
+  });
+
+  it('checks the bundle as it sits on the host (read over SFTP) and stops on a problem (exit 2)', async () => {
+    const b = bundleFor(server.user);
+    plantUnsound(b.dir);
+    const r = await runScript(SCRIPT, [...sshCliArgs(server), '--dir', b.dir, '--dry-run'], baseEnv());
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(
+      `the bundle ssh ${server.user}@127.0.0.1:${server.port}:${b.dir} fails check-bundle`,
+    );
+    expect(r.stderr).toContain('its service netbird-proxy-tls is not defined');
+    expect(r.stdout).not.toContain('traefik');
   });
 
   it('refuses an unknown host key (exit 2) with its fingerprint and the --accept-new hint', async () => {

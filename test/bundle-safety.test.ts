@@ -106,6 +106,30 @@ describe('provision-bifrost refuses a bundle that reaches outside itself, before
     expect(r.stderr).not.toContain('CANARY-stray-local');
   });
 
+  it("a bundle check-bundle refuses stops before connecting, every problem named with check-bundle's fix", async () => {
+    const dir = freshBundle('unsound');
+    const compose = join(dir, 'docker-compose.yml');
+    // Two classes at once: a healthcheck the pinned image cannot run, a config key the server ignores.
+    writeFileSync(
+      compose,
+      readFileSync(compose, 'utf8').replace(
+        '["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9090"]',
+        '["CMD", "curl", "-f", "http://127.0.0.1:9090/metrics"]',
+      ),
+    );
+    const template = join(dir, 'netbird/config.yaml.tmpl');
+    writeFileSync(template, `${readFileSync(template, 'utf8')}  idp:\n    type: authentik\n`);
+    const r = await provisionOffline(dir);
+    expectRefusedOffline(r, [
+      `the bundle ${dir} fails check-bundle (2 problem(s))`,
+      'the healthcheck runs curl, which netbirdio/netbird-server:0.66.0 does not have',
+      'netbird/config.yaml.tmpl:',
+      '[config-key] server.idp is not a key',
+      'fix: ',
+    ]);
+    expect(r.stderr).toMatch(/docker-compose\.yml:\d+: \[healthcheck\] netbird-server/);
+  });
+
   it('a file that is not UTF-8 text is refused before connecting', async () => {
     const dir = freshBundle('binary');
     writeFileSync(join(dir, 'traefik/logo.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0xfe, 0x00]));

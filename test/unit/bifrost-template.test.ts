@@ -21,7 +21,7 @@ const AWKWARD = [
 ];
 
 describe('renderYamlTemplate on the NetBird template', () => {
-  it('fills all three placeholders with values that parse back exactly, whatever they hold', () => {
+  it('fills the placeholders it uses with values that parse back exactly, whatever they hold', () => {
     for (const v of AWKWARD) {
       const values = {
         NB_RELAY_SECRET: `relay-${v}`,
@@ -31,7 +31,10 @@ describe('renderYamlTemplate on the NetBird template', () => {
       const config = parse(renderYamlTemplate(TEMPLATE, values, opts));
       expect(config.server.authSecret).toBe(values.NB_RELAY_SECRET);
       expect(config.server.store.encryptionKey).toBe(values.NB_DATA_STORE_KEY);
-      expect(config.server.idp.authentik.managementToken).toBe(values.NB_IDP_MGMT_TOKEN);
+      expect(config.server.auth.dashboardRedirectURIs).toEqual([
+        'https://netbird.madhan.app/nb-auth',
+        'https://netbird.madhan.app/nb-silent-auth',
+      ]);
       expect(config.server.listenAddress).toBe(':80');
     }
   });
@@ -43,8 +46,8 @@ describe('renderYamlTemplate on the NetBird template', () => {
 
   it('names an unresolved placeholder', () => {
     expect(() =>
-      renderYamlTemplate(TEMPLATE, { NB_RELAY_SECRET: 'r', NB_DATA_STORE_KEY: 's' }, opts),
-    ).toThrow(/no value for \$\{NB_IDP_MGMT_TOKEN\}/);
+      renderYamlTemplate(TEMPLATE, { NB_RELAY_SECRET: 'r', NB_IDP_MGMT_TOKEN: 't' }, opts),
+    ).toThrow(/no value for \$\{NB_DATA_STORE_KEY\}/);
   });
 
   it('names an unknown placeholder', () => {

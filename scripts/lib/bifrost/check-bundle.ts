@@ -6,6 +6,8 @@
  * returned at once, with its file, line where it helps, and the fix.
  */
 import { parse } from 'yaml';
+import { InputError } from '../errors.ts';
+import type { Executor } from '../exec/executor.ts';
 import { namesFor } from '../secrets/schema.ts';
 import { isHostGenerated } from './bundle.ts';
 import {
@@ -25,7 +27,7 @@ import {
   ruleProblems,
   undefinedService,
 } from './traefik-routes.ts';
-import { readLocalBundle } from './upload.ts';
+import { type BundleFile, bundlePathProblem, MANIFEST, readLocalBundle } from './upload.ts';
 import { lineOfText, yamlLineFinder } from './yaml-lines.ts';
 
 export type CheckId =
@@ -60,17 +62,78 @@ interface ComposeService {
 
 /** What every check reads: the bundle's files (as a provision uploads them) and the parsed compose file. */
 interface Context {
-  files: Map<string, string>;
+  files: ReadonlyMap<string, string>;
   services: Record<string, ComposeService>;
   composeDoc: unknown;
   composeLine: (path: readonly (string | number)[]) => number | undefined;
   problems: BundleProblem[];
 }
 
+/** check-bundle on a local directory: exactly the files a provision would upload. */
 export async function checkBundle(dir: string): Promise<BundleProblem[]> {
-  // Exactly the files a provision would upload: the host-generated ones are rendered there, not read here.
-  const uploaded = await readLocalBundle(dir, isHostGenerated);
-  const files = new Map(uploaded.map((f) => [f.path, String(f.content)]));
+  // The host-generated files are rendered there, not read here.
+  return bundleProblems(uploadedText(await readLocalBundle(dir, isHostGenerated)));
+}
+
+/** The files of an upload as check-bundle reads them: text by path, the host-generated ones left out. */
+export function uploadedText(files: readonly BundleFile[]): Map<string, string> {
+  return new Map(files.filter((f) => !isHostGenerated(f.path)).map((f) => [f.path, String(f.content)]));
+}
+
+/** One problem as the commands print it: `file:line: [check] problem`, then the fix. */
+export function formatBundleProblem(p: BundleProblem): string {
+  return `${p.file}${p.line ? `:${p.line}` : ''}: [${p.check}] ${p.problem}\n    fix: ${p.fix}`;
+}
+
+/**
+ * The gate provision-bifrost and bifrost-bootstrap pass before anything is uploaded or started: every
+ * problem check-bundle finds, in one InputError (exit 2), or nothing.
+ */
+export function requireSoundBundle(problems: readonly BundleProblem[], where: string): void {
+  if (problems.length === 0) return;
+  throw new InputError(
+    `nothing done: the bundle ${where} fails check-bundle (${problems.length} problem(s)):\n${problems
+      .map((p) => formatBundleProblem(p).replace(/^/gm, '  '))
+      .join('\n')}`,
+    'fix each as its line says (cloud/bifrost, then `just bifrost-check-bundle`), then run again',
+  );
+}
+
+/** Files the host alone holds: never part of the bundle the check reads. */
+const HOST_ONLY = (rel: string) => isHostGenerated(rel) || rel === MANIFEST;
+/** A bundle is a dozen small text files; anything beyond these bounds is not one we uploaded. */
+const HOST_BUNDLE_LIMITS = { files: 200, bytes: 1024 * 1024 };
+const LIST_SCRIPT = `cd "$1" && find . -type f -size -${HOST_BUNDLE_LIMITS.bytes / 1024}k -print0 | head -c 1000000`;
+
+/**
+ * The bundle as it sits on the host (bifrost-bootstrap runs there): its non-generated files, listed
+ * NUL-separated and read through the executor. Names from the host are validated as upload paths; a name
+ * no upload writes is ignored, and the listing is bounded in count and size.
+ */
+export async function readHostBundle(executor: Executor, dir: string): Promise<Map<string, string>> {
+  const listed = await executor.run({ argv: ['sh', '-c', LIST_SCRIPT, 'sh', dir], timeoutMs: 60_000 });
+  if (listed.exitCode !== 0) {
+    throw new InputError(
+      `cannot read the bundle ${dir} on ${executor.where}: ${listed.timedOut ? 'the listing timed out' : listed.stderr.trim() || `exit ${listed.exitCode}`}`,
+      'give the bundle directory with --dir, or upload it first (just bifrost-up)',
+    );
+  }
+  const paths = listed.stdout
+    .split('\0')
+    .map((r) => (r.startsWith('./') ? r.slice(2) : ''))
+    .filter((rel) => rel && !bundlePathProblem(rel) && !HOST_ONLY(rel))
+    .sort()
+    .slice(0, HOST_BUNDLE_LIMITS.files);
+  const files = new Map<string, string>();
+  for (const rel of paths) {
+    const text = await executor.files.readFile(`${dir}/${rel}`);
+    if (text !== undefined) files.set(rel, text);
+  }
+  return files;
+}
+
+/** Every check on the bundle's files (relative path → text), with no host and no secret. */
+export async function bundleProblems(files: ReadonlyMap<string, string>): Promise<BundleProblem[]> {
   const problems: BundleProblem[] = [];
   const composeText = files.get(COMPOSE);
   if (composeText === undefined) {
