@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONFIG_PLACEHOLDERS } from '../scripts/lib/bifrost/plan.ts';
+import { renderYamlTemplate } from '../scripts/lib/bifrost/template.ts';
 import { AK_SHELL_SCRIPT, findTokenLine } from '../scripts/lib/bifrost/token.ts';
 import { prepareBundleCopy } from './harness/bifrost-bundle.ts';
 import {
@@ -200,9 +202,15 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
     expect(calls).toMatch(/argv: shell\s*\n/);
 
     // The engine renders netbird/config.yaml once the token exists; netbird-server logs its sha256.
+    // The engine's own renderer; the template no longer uses NB_IDP_MGMT_TOKEN, but the engine offers it.
     const template = await readFile(join(dir, 'netbird', 'config.yaml.tmpl'), 'utf8');
     const values: Record<string, string> = { ...SECRETS, NB_IDP_MGMT_TOKEN: token as string };
-    const config = template.replace(/\$\{([A-Z0-9_]+)\}/g, (_, k: string) => values[k] ?? '');
+    const config = renderYamlTemplate(template, values, {
+      allowed: CONFIG_PLACEHOLDERS,
+      file: 'netbird/config.yaml.tmpl',
+    });
+    expect(config).toContain(SECRETS.NB_RELAY_SECRET);
+    expect(config).toContain(SECRETS.NB_DATA_STORE_KEY);
     await writePrivate(join(dir, 'netbird', 'config.yaml'), config);
     await up('netbird-server');
     await time('wait netbird-server', () => waitHealthy(['netbird-server'], 40_000));
@@ -210,6 +218,15 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
     const serverLogs = await docker(['logs', '--tail', '50', 'netbird-server']);
     expect(String(serverLogs.stdout)).toContain(`config /etc/netbird/config.yaml sha256:${sha}`);
     expect(String(serverLogs.stdout)).not.toContain('unrendered');
+    // The healthcheck ran the image's `bash` (the stand-in of ubuntu's), which connects and nothing else.
+    const probe = await docker(['exec', 'netbird-server', 'bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/9090']);
+    expect(probe.exitCode, String(probe.stderr)).toBe(0);
+    const closed = await docker(['exec', 'netbird-server', 'bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/9']);
+    expect(closed.exitCode).toBe(1);
+    expect(String(closed.stderr)).toContain('Connection refused');
+    const other = await docker(['exec', 'netbird-server', 'bash', '-c', 'echo hi']);
+    expect(other.exitCode).toBe(2);
+    expect(String(other.stderr)).toContain('bash stand-in');
 
     await up('netbird-dashboard');
     await up('netbird-proxy');
@@ -218,6 +235,32 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
       waitHealthy(['netbird-dashboard', 'netbird-proxy', 'netbird-agent'], 40_000),
     );
     timings.push(['full ordered up (all 8 healthy)', Math.round(performance.now() - startAll)]);
+
+    // The proxy's healthcheck is CMD /busybox/wget (distroless base:debug), on /healthz/ready.
+    const proxyHealth = await docker([
+      'inspect',
+      '--format',
+      '{{json .Config.Healthcheck.Test}}',
+      'netbird-proxy',
+    ]);
+    expect(JSON.parse(String(proxyHealth.stdout))).toEqual([
+      'CMD',
+      '/busybox/wget',
+      '-q',
+      '-O',
+      '/dev/null',
+      'http://127.0.0.1:8080/healthz/ready',
+    ]);
+    const healthz = await docker([
+      'exec',
+      'netbird-proxy',
+      '/busybox/wget',
+      '-q',
+      '-O',
+      '-',
+      'http://127.0.0.1:8080/healthz',
+    ]);
+    expect(healthz.exitCode, String(healthz.stderr)).toBe(0);
 
     // dockerd's bridge (172.30.0.1) and docker0 live in the engine's netns, not the machine's.
     const hostAddrs = execFileSync('ip', ['-br', 'addr'], { encoding: 'utf8' });

@@ -697,7 +697,7 @@ esac
 
 /**
  * netbird-server stand-in. Compose gives it \`--config /etc/netbird/config.yaml\` (a bind mount of the
- * rendered file). It prints the file's sha256 so a test can tell which version a container started with.
+ * rendered file). It prints the file's sha256 so a test can tell which version a container started with. * Its healthcheck is \`bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090'\` (the real image is ubuntu:24.04): see BASH_SH.
  */
 const NETBIRD_SERVER_SH = `#!/bin/sh
 . /usr/local/lib/standin.sh
@@ -715,7 +715,8 @@ done
 [ -f "$cfg" ] || { err "config $cfg is not a regular file"; exit 1; }
 cat "$cfg" > /dev/null 2>&1 || { err "config $cfg is not readable"; exit 1; }
 log "config $cfg sha256:$(sha < "$cfg")"
-grep -q '[$][{]' "$cfg" && log "WARN: config $cfg contains unrendered \\\${...} placeholders"
+# Comment lines may name placeholders (the template documents them); only values count.
+grep -v '^[[:space:]]*#' "$cfg" | grep -q '[$][{]' && log "WARN: config $cfg contains unrendered \\\${...} placeholders"
 pause "\${READY_AFTER:-1}"
 mkdir -p /tmp/www && echo "# stand-in metrics" > /tmp/www/metrics
 serve 9090 /tmp/www
@@ -734,7 +735,33 @@ log "ready: serving :80/"
 forever
 `;
 
-/** netbird-proxy stand-in: without NB_PROXY_TOKEN it keeps running but never becomes healthy. */
+/**
+ * \`bash\` for the netbird-server stand-in, whose real image (ubuntu:24.04) has bash and no wget: the
+ * healthcheck is \`bash -c 'exec 3<>/dev/tcp/HOST/PORT'\`, a TCP connect. busybox has no bash and its sh no
+ * /dev/tcp, so this answers exactly that form with busybox nc (exit 0 on connect, 1 when refused, as bash)
+ * and refuses anything else with exit 2: a healthcheck the stand-in cannot honestly run must fail loudly.
+ */
+const BASH_SH = `#!/bin/sh
+usage() {
+  echo "bash stand-in (secrets-flow test image): only \\\`bash -c 'exec 3<>/dev/tcp/HOST/PORT'\\\` is supported; got: $*" >&2
+  exit 2
+}
+[ $# -eq 2 ] && [ "$1" = -c ] || usage "$@"
+target=$(printf '%s' "$2" | sed -n 's|^exec 3<>/dev/tcp/\\([A-Za-z0-9.:-]*\\)/\\([0-9][0-9]*\\)$|\\1 \\2|p')
+[ -n "$target" ] || usage "$@"
+host=\${target% *}
+port=\${target#* }
+if nc -w 2 "$host" "$port" </dev/null >/dev/null 2>&1; then exit 0; fi
+echo "bash: connect: Connection refused" >&2
+echo "bash: line 1: /dev/tcp/$host/$port: Connection refused" >&2
+exit 1
+`;
+
+/**
+ * netbird-proxy stand-in: without NB_PROXY_TOKEN it keeps running but never becomes healthy. Once ready it
+ * serves /healthz and /healthz/ready on :8080; the healthcheck fetches the latter with /busybox/wget, the
+ * only wget of the real image (distroless base:debug), which the stand-in image provides at that path.
+ */
 const PROXY_SH = `#!/bin/sh
 . /usr/local/lib/standin.sh
 on_term
@@ -744,9 +771,9 @@ if [ -z "$NB_PROXY_TOKEN" ]; then
   forever
 fi
 pause "\${READY_AFTER:-1}"
-mkdir -p /tmp/www && echo ok > /tmp/www/healthz
+mkdir -p /tmp/www/healthz && echo ok > /tmp/www/healthz/index.html && echo ok > /tmp/www/healthz/ready
 serve 8080 /tmp/www
-log "ready: serving :8080/healthz"
+log "ready: serving :8080/healthz and :8080/healthz/ready"
 forever
 `;
 
@@ -779,7 +806,13 @@ forever
 interface StandIn {
   /** The compose services that use this image. */
   services: ServiceName[];
+  /** Executable scripts, copied to /usr/local/bin. */
   scripts: Record<string, string>;
+  /**
+   * Files at absolute paths elsewhere in the image: text (mode 0755), or \`{ symlink: target }\`. Copied
+   * through a files/ directory in the build context (\`COPY files/ /\`), which keeps symlinks as they are.
+   */
+  files?: Record<string, string | { symlink: string }>;
   entrypoint?: string[];
   cmd: string[];
   env: (ready: (s: ServiceName) => number, akadminAfter: number | undefined) => Record<string, string>;
@@ -813,7 +846,7 @@ const STANDINS: Record<string, StandIn> = {
   },
   'netbird-server': {
     services: ['netbird-server'],
-    scripts: { 'netbird-server': NETBIRD_SERVER_SH },
+    scripts: { 'netbird-server': NETBIRD_SERVER_SH, bash: BASH_SH },
     entrypoint: ['netbird-server'],
     cmd: [],
     env: (r) => ({ READY_AFTER: String(r('netbird-server')) }),
@@ -827,6 +860,8 @@ const STANDINS: Record<string, StandIn> = {
   proxy: {
     services: ['netbird-proxy'],
     scripts: { 'netbird-proxy': PROXY_SH },
+    // distroless base:debug keeps busybox's applets under /busybox; the healthcheck runs /busybox/wget.
+    files: { '/busybox/wget': { symlink: '/bin/busybox' } },
     cmd: ['netbird-proxy'],
     env: (r) => ({ READY_AFTER: String(r('netbird-proxy')) }),
   },
@@ -930,6 +965,7 @@ function dockerfile(kind: string, s: StandIn, env: Record<string, string>, image
     `FROM ${BASE_IMAGE}`,
     'COPY standin.sh /usr/local/lib/standin.sh',
     'COPY bin/ /usr/local/bin/',
+    ...(s.files ? ['COPY files/ /'] : []),
     `ENV ${Object.entries({ PATH: STANDIN_PATH, STANDIN_NAME: kind, ...env })
       .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
       .join(' ')}`,
@@ -973,6 +1009,15 @@ export async function buildBifrostStandInImages(
         await writeFile(join(ctx, 'standin.sh'), LIB_SH, { mode: 0o644 });
         for (const [name, text] of Object.entries(s.scripts)) {
           await writeFile(join(ctx, 'bin', name), text, { mode: 0o755 });
+        }
+        for (const [path, content] of Object.entries(s.files ?? {})) {
+          if (!path.startsWith('/') || path.split('/').includes('..')) {
+            throw new Error(`${kind} stand-in: files must have absolute paths without "..", got ${path}`);
+          }
+          const dest = join(ctx, 'files', path);
+          await mkdir(dirname(dest), { recursive: true });
+          if (typeof content === 'string') await writeFile(dest, content, { mode: 0o755 });
+          else await symlink(content.symlink, dest);
         }
         await writeFile(
           join(ctx, 'Dockerfile'),
