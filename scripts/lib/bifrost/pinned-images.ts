@@ -245,7 +245,7 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
 
 /**
  * Why the NetBird config table exists: the combined server's `LoadConfig` is a non-strict `yaml.Unmarshal`,
- * so a key it does not read (the template's `idp:` block) is dropped without a word. Every path below is
+ * so a key it does not read (the `idp:` block the bundle once had) is dropped without a word. Every path below is
  * a `yaml:"…"` tag reachable from `CombinedConfig` at the pinned tag (`[]` marks a list element).
  */
 export const NETBIRD_SERVER_CONFIG = {
