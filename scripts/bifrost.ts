@@ -217,7 +217,9 @@ images (scripts/lib/bifrost/pinned-images.ts). Needs no host and no secret. Name
 file, line and fix: a compose service no plan step starts, a plan step without its service, a template
 placeholder with no source, a NetBird config key the pinned server does not read, a healthcheck running a
 program or flag its image lacks, a compose \${VAR} that .env never sets, an env_file or mount neither in
-the bundle nor rendered, a Traefik router whose service is undefined or whose rule Traefik v3 refuses.
+the bundle nor rendered, a Traefik router whose service is undefined or whose rule Traefik v3 refuses,
+NetBird reverse-proxy settings that disagree with Traefik (TCP passthrough, PROXY protocol, trusted
+proxies, NB_PROXY_ALLOW_INSECURE for a plain-HTTP management address) or that it does not read.
 
   --dir DIR            the bundle directory (default cloud/bifrost)
   --json               print { ok, dir, problems: [{ check, file, line?, problem, fix }] } on stdout

@@ -41,6 +41,12 @@ const swap = (from: string, to: string) => (text: string) => {
   return text.replace(from, () => to);
 };
 
+/** Several edits of one file, in order. */
+const all =
+  (...edits: ((text: string) => string)[]) =>
+  (text: string) =>
+    edits.reduce((acc, edit) => edit(acc), text);
+
 async function check(dir: string): Promise<{ exitCode: number; ok: boolean; problems: BundleProblem[] }> {
   const run = await runScript('bifrost.ts', ['check-bundle', '--dir', dir, '--json'], ENV);
   const result = JSON.parse(run.stdout) as { ok: boolean; dir: string; problems: BundleProblem[] };
@@ -217,11 +223,10 @@ describe('bifrost check-bundle', () => {
   it('a config key the pinned NetBird server does not read (nested ones too), and a required one missing', async () => {
     await expectPlanted(
       {
-        'netbird/config.yaml.tmpl': (t) =>
-          swap(
-            '  store:\n    engine: sqlite\n',
-            '  store:\n    engine: sqlite\n    file: store.db\n',
-          )(swap('  dataDir: /var/lib/netbird\n', '  relayz: true\n')(t)),
+        'netbird/config.yaml.tmpl': all(
+          swap('  dataDir: /var/lib/netbird\n', '  relayz: true\n'),
+          swap('  store:\n    engine: sqlite\n', '  store:\n    engine: sqlite\n    file: store.db\n'),
+        ),
       },
       [
         /^netbird\/config\.yaml\.tmpl:15 \[config-key\] server\.relayz is not a key/,
@@ -235,16 +240,13 @@ describe('bifrost check-bundle', () => {
     // curl is in the dashboard image: only psql, which the postgres row does not list, is a problem.
     await expectPlanted(
       {
-        'docker-compose.yml': (t) =>
+        'docker-compose.yml': all(
           swap(
-            '["CMD-SHELL", "pg_isready -d authentik -U authentik"]',
-            '["CMD", "psql", "-c", "select 1"]',
-          )(
-            swap(
-              '["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:80/ || exit 1"]',
-              '["CMD", "curl", "-fsS", "http://127.0.0.1:80/"]',
-            )(t),
+            '["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:80/ || exit 1"]',
+            '["CMD", "curl", "-fsS", "http://127.0.0.1:80/"]',
           ),
+          swap('["CMD-SHELL", "pg_isready -d authentik -U authentik"]', '["CMD", "psql", "-c", "select 1"]'),
+        ),
       },
       [
         /^docker-compose\.yml:\d+ \[healthcheck\] authentik-postgres: the healthcheck runs psql, which the facts for postgres:16\.6-alpine do not list/,
@@ -338,11 +340,10 @@ describe('bifrost check-bundle', () => {
   it('a Traefik v3 rule with a multi-argument matcher (HTTP and TCP)', async () => {
     await expectPlanted(
       {
-        'traefik/dynamic.yml': (t) =>
-          swap(
-            'rule: HostSNI(`*`)',
-            'rule: HostSNI(`a.example`, `b.example`)',
-          )(swap('rule: Host(`auth.madhan.app`)', 'rule: Host(`auth.madhan.app`, `sso.madhan.app`)')(t)),
+        'traefik/dynamic.yml': all(
+          swap('rule: Host(`auth.madhan.app`)', 'rule: Host(`auth.madhan.app`, `sso.madhan.app`)'),
+          swap('rule: HostSNI(`*`)', 'rule: HostSNI(`a.example`, `b.example`)'),
+        ),
       },
       [
         /^traefik\/dynamic\.yml:5 \[traefik-rule\] http router authentik: Host\(…\) has 2 arguments/,
@@ -387,6 +388,52 @@ describe('bifrost check-bundle', () => {
     // Only the bundle's own files were read: no secret, nothing generated, nothing with an odd name.
     expect(read.map((p) => p.slice(dir.length + 1)).sort()).toEqual([...files.keys()]);
     expect(await bundleProblems(files)).toEqual([]);
+  });
+
+  it("the reverse proxy's settings that must agree with Traefik and compose", async () => {
+    await expectPlanted(
+      {
+        'netbird/proxy.env': all(
+          swap('NB_PROXY_ACME_CHALLENGE_TYPE=', 'NB_PROXY_ACME_CHALENGE_TYPE='),
+          swap('NB_PROXY_ALLOW_INSECURE=true\n', ''),
+        ),
+      },
+      [
+        /^netbird\/proxy\.env:\d+ \[reverse-proxy\] netbird-proxy: NB_PROXY_ACME_CHALENGE_TYPE is not a setting netbirdio\/reverse-proxy:0\.66\.0 reads/,
+        /^netbird\/proxy\.env:\d+ \[reverse-proxy\] netbird-proxy: the management address is plain http:\/\/ and NB_PROXY_ALLOW_INSECURE is not true/,
+      ],
+    );
+    await expectPlanted(
+      { 'netbird/proxy.env': swap('NB_PROXY_PROXY_PROTOCOL=true', 'NB_PROXY_PROXY_PROTOCOL=false') },
+      [
+        /\[reverse-proxy\] netbird-proxy: Traefik's tcp service netbird-proxy sends a PROXY protocol header, and the proxy does not read one/,
+      ],
+    );
+    await expectPlanted({ 'traefik/dynamic.yml': swap('        proxyProtocol: { version: 2 }\n', '') }, [
+      /\[reverse-proxy\] netbird-proxy: the proxy waits for a PROXY protocol header that Traefik's tcp service netbird-proxy does not send/,
+    ]);
+    await expectPlanted(
+      {
+        'netbird/proxy.env': swap(
+          'NB_PROXY_TRUSTED_PROXIES=172.30.0.10',
+          'NB_PROXY_TRUSTED_PROXIES=10.0.0.0/8',
+        ),
+      },
+      [
+        /\[reverse-proxy\] netbird-proxy: NB_PROXY_TRUSTED_PROXIES \(10\.0\.0\.0\/8\) does not include Traefik's address 172\.30\.0\.10/,
+      ],
+    );
+    await expectPlanted({ 'traefik/dynamic.yml': (t) => t.slice(0, t.indexOf('tcp:\n')) }, [
+      /^docker-compose\.yml:\d+ \[reverse-proxy\] netbird-proxy: no Traefik TCP router passes TLS through to it/,
+    ]);
+    // A range that holds Traefik's address is as good as the address itself.
+    const dir = plant({
+      'netbird/proxy.env': swap(
+        'NB_PROXY_TRUSTED_PROXIES=172.30.0.10',
+        'NB_PROXY_TRUSTED_PROXIES=10.1.0.0/16,172.30.0.0/24',
+      ),
+    });
+    expect((await check(dir)).problems).toEqual([]);
   });
 
   it('reads matchers and their argument counts from a rule', () => {

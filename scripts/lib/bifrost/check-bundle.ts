@@ -17,7 +17,8 @@ import {
   planServiceProblems,
   serviceInputProblems,
 } from './bundle-check.ts';
-import { NETBIRD_SERVER_CONFIG, pinnedImage } from './pinned-images.ts';
+import { parseEnvFile } from './env-file.ts';
+import { NETBIRD_SERVER_CONFIG, pinnedImage, REVERSE_PROXY_SETTINGS } from './pinned-images.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NOT_STARTED_BY_PLAN } from './plan.ts';
 import { placeholdersOf } from './template.ts';
 import {
@@ -40,7 +41,8 @@ export type CheckId =
   | 'compose-variable'
   | 'service-input'
   | 'traefik-service'
-  | 'traefik-rule';
+  | 'traefik-rule'
+  | 'reverse-proxy';
 
 export interface BundleProblem {
   check: CheckId;
@@ -165,7 +167,7 @@ export async function bundleProblems(files: ReadonlyMap<string, string>): Promis
   checkImages(ctx);
   checkComposeVariables(ctx);
   await checkServiceInputs(ctx);
-  checkTraefik(ctx);
+  checkReverseProxy(ctx, checkTraefik(ctx));
   return problems;
 }
 
@@ -448,7 +450,7 @@ async function checkServiceInputs(ctx: Context): Promise<void> {
  * Traefik's routers, from the dynamic files its static config's file provider loads (through the
  * service's bind mounts) and from container labels: each names a defined service and has a rule v3 takes.
  */
-function checkTraefik(ctx: Context): void {
+function checkTraefik(ctx: Context): Routing {
   const routing: Routing = { routers: [], services: new Map() };
   const dynamicFiles = new Set<string>();
   for (const [service, def] of Object.entries(ctx.services)) {
@@ -512,4 +514,166 @@ function checkTraefik(ctx: Context): void {
       });
     }
   }
+  return routing;
+}
+
+interface ComposeServiceNet extends ComposeService {
+  container_name?: string;
+  env_file?: string | string[];
+  environment?: Record<string, unknown> | string[];
+  networks?: unknown;
+}
+
+/**
+ * The NetBird reverse proxy sits behind Traefik's TCP passthrough and has no port of its own, so its
+ * settings must agree with Traefik's and compose's, or its domain is unreachable with no error at deploy
+ * time: a passthrough exists; the PROXY protocol is on at both ends or at neither; the proxy trusts the
+ * header from Traefik's fixed address (from any other source it is ignored, and the TLS handshake reads it
+ * as garbage); a plain-HTTP management address comes with NB_PROXY_ALLOW_INSECURE=true; and every
+ * NB_PROXY_* name is one the pinned proxy reads.
+ */
+function checkReverseProxy(ctx: Context, routing: Routing): void {
+  const facts = REVERSE_PROXY_SETTINGS;
+  const services = ctx.services as Record<string, ComposeServiceNet>;
+  for (const [service, def] of Object.entries(services)) {
+    if (def.image !== `${facts.image}:${facts.tag}`) continue;
+    const { env, fileOf } = serviceEnvironment(ctx, def);
+    const problem = (name: string | undefined, text: string, fix: string) => {
+      const file = name ? (fileOf.get(name) ?? COMPOSE) : COMPOSE;
+      const where = file === COMPOSE ? ctx.composeLine(['services', service]) : undefined;
+      const line = name && file !== COMPOSE ? lineOfText(ctx.files.get(file) ?? '', `${name}=`) : where;
+      ctx.problems.push({ check: 'reverse-proxy', file, line, problem: `${service}: ${text}`, fix });
+    };
+    for (const name of env.keys()) {
+      if (!name.startsWith('NB_PROXY_') || facts.env.includes(name)) continue;
+      problem(
+        name,
+        `${name} is not a setting ${facts.image}:${facts.tag} reads, so it is ignored`,
+        `remove or rename it (the settings it reads: ${facts.source})`,
+      );
+    }
+    const truthy = (name: string) => /^(1|t|true)$/i.test(env.get(name) ?? '');
+    if (
+      (env.get('NB_PROXY_MANAGEMENT_ADDRESS') ?? '').startsWith('http://') &&
+      !truthy('NB_PROXY_ALLOW_INSECURE')
+    ) {
+      problem(
+        'NB_PROXY_MANAGEMENT_ADDRESS',
+        'the management address is plain http:// and NB_PROXY_ALLOW_INSECURE is not true, so the proxy never sends its token',
+        `set NB_PROXY_ALLOW_INSECURE=true beside it (${facts.insecureSource})`,
+      );
+    }
+    const names = new Set([service, def.container_name].filter(Boolean));
+    const passthrough = routing.routers.filter((r) => {
+      if (r.protocol !== 'tcp') return false;
+      if (r.provider === 'docker') return r.path[1] === service;
+      const backend = r.service ? routing.tcpBackends?.get(r.service.split('@')[0] as string) : undefined;
+      return Boolean(backend?.addresses.some((a) => names.has(a.replace(/:\d+$/, ''))));
+    });
+    if (passthrough.length === 0) {
+      problem(
+        undefined,
+        'no Traefik TCP router passes TLS through to it, and it publishes no port: its domain is unreachable',
+        'add a tcp router (HostSNI(`*`), tls.passthrough) and a tcp service to it in the dynamic config, as traefik/dynamic.yml does',
+      );
+      continue;
+    }
+    const ppOn = truthy('NB_PROXY_PROXY_PROTOCOL');
+    for (const router of passthrough) {
+      const backend = router.service
+        ? routing.tcpBackends?.get(router.service.split('@')[0] as string)
+        : undefined;
+      if (!backend) continue;
+      if (backend.proxyProtocol !== undefined && !ppOn) {
+        problem(
+          'NB_PROXY_PROXY_PROTOCOL',
+          `Traefik's tcp service ${router.service} sends a PROXY protocol header, and the proxy does not read one (NB_PROXY_PROXY_PROTOCOL is not true): every TLS handshake fails`,
+          'set NB_PROXY_PROXY_PROTOCOL=true, or drop proxyProtocol from the tcp service',
+        );
+      } else if (backend.proxyProtocol === undefined && ppOn) {
+        problem(
+          'NB_PROXY_PROXY_PROTOCOL',
+          `the proxy waits for a PROXY protocol header that Traefik's tcp service ${router.service} does not send`,
+          "add `proxyProtocol: { version: 2 }` to the tcp service's loadBalancer, or set NB_PROXY_PROXY_PROTOCOL=false",
+        );
+      }
+    }
+    if (!ppOn) continue;
+    const traefikIps = Object.values(services)
+      .filter((s) => s.image?.startsWith('traefik:'))
+      .flatMap((s) => fixedAddresses(s.networks));
+    const trusted = (env.get('NB_PROXY_TRUSTED_PROXIES') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (traefikIps.length === 0) {
+      problem(
+        'NB_PROXY_TRUSTED_PROXIES',
+        'Traefik has no fixed address on its network, so NB_PROXY_TRUSTED_PROXIES cannot name it',
+        `give the traefik service an ipv4_address and list it in NB_PROXY_TRUSTED_PROXIES (${facts.proxyProtocolSource})`,
+      );
+    } else if (!traefikIps.some((ip) => trusted.some((range) => inRange(ip, range)))) {
+      problem(
+        'NB_PROXY_TRUSTED_PROXIES',
+        `NB_PROXY_TRUSTED_PROXIES (${trusted.join(',') || 'empty'}) does not include Traefik's address ${traefikIps.join(', ')}: the proxy ignores its PROXY header and the TLS handshake fails`,
+        `list ${traefikIps[0]} in NB_PROXY_TRUSTED_PROXIES (${facts.proxyProtocolSource})`,
+      );
+    }
+  }
+}
+
+/** A service's environment as the container gets it from the bundle (env_file in order, then environment). */
+function serviceEnvironment(
+  ctx: Context,
+  def: ComposeServiceNet,
+): { env: Map<string, string>; fileOf: Map<string, string> } {
+  const env = new Map<string, string>();
+  const fileOf = new Map<string, string>();
+  for (const file of [def.env_file ?? []].flat()) {
+    const text = ctx.files.get(file.replace(/^\.\//, ''));
+    if (text === undefined) continue;
+    for (const [k, v] of parseEnvFile(text)) {
+      env.set(k, v);
+      fileOf.set(k, file.replace(/^\.\//, ''));
+    }
+  }
+  const environment = def.environment ?? {};
+  const pairs = Array.isArray(environment)
+    ? environment.map((e) => String(e).split(/=(.*)/s).slice(0, 2) as [string, string?])
+    : Object.entries(environment).map(
+        ([k, v]) => [k, v === null || v === undefined ? undefined : String(v)] as const,
+      );
+  for (const [k, v] of pairs) {
+    if (v === undefined) continue;
+    env.set(k, v);
+    fileOf.set(k, COMPOSE);
+  }
+  return { env, fileOf };
+}
+
+/** The ipv4_address of each network a compose service joins with one. */
+function fixedAddresses(networks: unknown): string[] {
+  if (!networks || typeof networks !== 'object' || Array.isArray(networks)) return [];
+  return Object.values(networks as Record<string, { ipv4_address?: unknown } | null>).flatMap((n) =>
+    typeof n?.ipv4_address === 'string' ? [n.ipv4_address] : [],
+  );
+}
+
+/** Whether an IPv4 address is `range` (an address or a CIDR prefix). */
+function inRange(ip: string, range: string): boolean {
+  const toInt = (a: string) =>
+    a
+      .split('.')
+      .reduce(
+        (n, octet) => (n === undefined || !/^\d{1,3}$/.test(octet) ? undefined : n * 256 + Number(octet)),
+        0 as number | undefined,
+      );
+  const [base = '', bitsText] = range.split('/');
+  const bits = bitsText === undefined ? 32 : Number(bitsText);
+  const a = toInt(ip);
+  const b = toInt(base);
+  if (a === undefined || b === undefined || !(bits >= 0 && bits <= 32) || base.split('.').length !== 4)
+    return false;
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return (a & mask) >>> 0 === (b & mask) >>> 0;
 }

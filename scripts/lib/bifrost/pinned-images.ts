@@ -302,6 +302,48 @@ export const NETBIRD_SERVER_CONFIG = {
 } as const;
 
 /**
+ * Why the reverse-proxy table exists: the proxy reads its settings from NB_PROXY_* variables, and one it does
+ * not read is ignored like an unknown config key; three of them must agree with Traefik and compose, or
+ * the proxy's domain is unreachable with no error at deploy time (see checkReverseProxy in check-bundle.ts).
+ */
+export const REVERSE_PROXY_SETTINGS = {
+  image: 'netbirdio/reverse-proxy',
+  tag: '0.66.0',
+  checked: CHECKED_ON,
+  verified: true,
+  source: `${NB}:proxy/cmd/proxy/cmd/root.go`,
+  /** Every NB_PROXY_* variable the proxy reads (root.go's envStringOrDefault/envBoolOrDefault, auth.go). */
+  env: [
+    'NB_PROXY_TOKEN',
+    'NB_PROXY_DEBUG_LOGS',
+    'NB_PROXY_MANAGEMENT_ADDRESS',
+    'NB_PROXY_ADDRESS',
+    'NB_PROXY_DOMAIN',
+    'NB_PROXY_CERTIFICATE_DIRECTORY',
+    'NB_PROXY_ACME_CERTIFICATES',
+    'NB_PROXY_ACME_ADDRESS',
+    'NB_PROXY_ACME_DIRECTORY',
+    'NB_PROXY_ACME_CHALLENGE_TYPE',
+    'NB_PROXY_DEBUG_ENDPOINT',
+    'NB_PROXY_DEBUG_ENDPOINT_ADDRESS',
+    'NB_PROXY_HEALTH_ADDRESS',
+    'NB_PROXY_FORWARDED_PROTO',
+    'NB_PROXY_TRUSTED_PROXIES',
+    'NB_PROXY_CERTIFICATE_FILE',
+    'NB_PROXY_CERTIFICATE_KEY_FILE',
+    'NB_PROXY_CERT_LOCK_METHOD',
+    'NB_PROXY_WG_PORT',
+    'NB_PROXY_PROXY_PROTOCOL',
+    'NB_PROXY_PRESHARED_KEY',
+    'NB_PROXY_ALLOW_INSECURE',
+  ] as readonly string[],
+  /** Without it, a plain-HTTP management address gets no token: RequireTransportSecurity is true. */
+  insecureSource: `${NB}:proxy/internal/grpc/auth.go`,
+  /** PROXY headers are read only from NB_PROXY_TRUSTED_PROXIES sources; from others they are ignored. */
+  proxyProtocolSource: `${NB}:proxy/server.go wrapProxyProtocol, proxyProtocolPolicy`,
+} as const;
+
+/**
  * Why the rule table exists: under Traefik v3's default rule syntax each matcher takes a fixed number of
  * arguments, and a rule that breaks it is an error that drops the whole router (the two-argument
  * `PathPrefix` the original used for gRPC). Counts per matcher, from `expectNParameters(fn, n...)`.

@@ -27,11 +27,25 @@ export interface Routing {
   routers: Router[];
   /** `protocol/provider` → the service names defined there. */
   services: Map<string, Set<string>>;
+  /** The file provider's TCP load balancers: where each sends, and the PROXY protocol version if any. */
+  tcpBackends?: Map<string, { addresses: string[]; proxyProtocol?: number }>;
 }
 
 /** Routers and services of one dynamic-config file (file provider). */
 export function readDynamicConfig(file: string, text: string, into: Routing): void {
   const doc = (parse(text) ?? {}) as Partial<Record<Protocol, { routers?: object; services?: object }>>;
+  for (const [name, def] of Object.entries(doc.tcp?.services ?? {})) {
+    const lb = (
+      (def ?? {}) as { loadBalancer?: { servers?: unknown; proxyProtocol?: { version?: unknown } } }
+    ).loadBalancer;
+    const servers = Array.isArray(lb?.servers) ? (lb.servers as { address?: unknown }[]) : [];
+    into.tcpBackends ??= new Map();
+    into.tcpBackends.set(name, {
+      addresses: servers.flatMap((s) => (typeof s?.address === 'string' ? [s.address] : [])),
+      // Traefik's default for a present `proxyProtocol: {}` is version 2 (dynamic.ProxyProtocol SetDefaults).
+      proxyProtocol: lb?.proxyProtocol ? Number(lb.proxyProtocol.version ?? 2) : undefined,
+    });
+  }
   for (const protocol of ['http', 'tcp'] as const) {
     const section = doc[protocol] ?? {};
     for (const name of Object.keys(section.services ?? {})) defined(into, protocol, 'file').add(name);
