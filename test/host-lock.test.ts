@@ -131,6 +131,31 @@ describe('host lock takeover', () => {
     expect((err as { hint?: string }).hint).toMatch(/bifrost-unlock/);
   });
 
+  // The race behind a rare double win: between a run's judgement "dead" and its takeover, the dead dir
+  // was removed and a live run's new lock dir got the same inode (filesystems reuse a freed inode at
+  // once). Simulated by putting the live record into the judged dir just before the takeover runs.
+  it('a takeover never removes a lock that became live after it was judged dead, even with the same inode', async () => {
+    fresh();
+    leaveLock({ ...currentHolder('provision-bifrost'), pid: deadPid() });
+    const live = currentHolder('another run');
+    const racing = {
+      ...local,
+      where: local.where,
+      files: local.files,
+      close: local.close.bind(local),
+      run: (cmd: Parameters<typeof local.run>[0]) => {
+        if (cmd.argv.some((a) => a.includes('.takeover'))) {
+          writeFileSync(join(lockDir(), 'holder.json'), JSON.stringify(live));
+        }
+        return local.run(cmd);
+      },
+    };
+    const err = await acquireHostLock(racing, remoteDir, { holder: currentHolder('test') }).catch((e) => e);
+    expect(String(err)).toMatch(/is held by /);
+    expect(JSON.parse(readFileSync(join(lockDir(), 'holder.json'), 'utf8'))).toEqual(live);
+    expect(readdirSync(root)).toEqual(['bifrost.lock']);
+  });
+
   it('two runs taking over the same dead lock: exactly one wins', async () => {
     fresh();
     leaveLock({ ...currentHolder('provision-bifrost'), pid: deadPid() });

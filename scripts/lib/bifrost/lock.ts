@@ -17,8 +17,10 @@
  * reported as STALE with its holder, and the operator clears it (`just bifrost-unlock`, breakHostLock).
  *
  * Takeover is race-safe: the taker first creates `.takeover` inside the dead lock dir (atomic, so one of
- * two takers proceeds), checks that the dir is still the one it judged (same inode), then renames it to
- * a unique name and removes it; then it competes for the lock with mkdir like everyone else.
+ * two takers proceeds), checks that the dir is still the one it judged (same inode and same holder
+ * record), then renames it to a unique name; then it competes for the lock with mkdir like everyone else,
+ * and only then removes the renamed dir (so the next lock dir cannot reuse the dead one's inode while a
+ * slower taker still holds the old judgement).
  */
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
@@ -79,12 +81,17 @@ const UNLOCK_HINT =
   'if that run is no longer running, clear the lock with `just bifrost-unlock` (breakHostLock)';
 
 /**
- * Creates the parent when missing (a fresh host), then tries the atomic mkdir (0700 whatever the umask).
+ * Creates the parent when missing (a fresh host), removes dead lock dirs a takeover moved aside over a
+ * minute ago (its taker was interrupted before removing it), then tries the atomic mkdir (0700 whatever
+ * the umask).
  * A failing mkdir with the dir present means "held": the script then prints what judging the holder
  * needs, from the host's own clock (no skew): the dir's inode and age, and the holder record. Any other
  * failure (permissions, read-only filesystem) is reported as is.
  */
 const TRY_LOCK_SCRIPT = `mkdir -p -- "$1" || exit 1
+for d in "$2".dead-*; do
+  [ -d "$d" ] && [ -n "$(find "$d" -maxdepth 0 -mmin +1 2>/dev/null)" ] && rm -rf -- "$d"
+done
 mkdir -m 700 -- "$2" 2>/dev/null && exit 0
 [ -d "$2" ] || exec mkdir -m 700 -- "$2"
 printf 'inode=%s\\n' "$(ls -di -- "$2" 2>/dev/null | awk '{print $1}')"
@@ -92,18 +99,25 @@ printf 'now=%s\\n' "$(date +%s)"
 printf 'mtime=%s\\n' "$(date -r "$2" +%s 2>/dev/null)"
 if [ -r "$2" ] && [ -x "$2" ]; then echo readable=yes; else echo readable=no; fi
 if [ -e "$2/${HOLDER_FILE}" ]; then echo record=present; else echo record=absent; fi
+printf 'sum=%s\n' "$(cksum < "$2/${HOLDER_FILE}" 2>/dev/null)"
 echo ---
 cat -- "$2/${HOLDER_FILE}" 2>/dev/null
 exit ${HELD}`;
 
-/** $1 the lock dir, $2 the inode judged dead, $3 the unique name it is renamed to before removal. */
+/**
+ * $1 the lock dir, $2 the inode judged dead, $3 the unique name it is moved to, $4 the cksum of the holder
+ * record judged (empty: none). Same inode AND same record: an inode freed by an earlier takeover may be
+ * reused by the next lock dir, so the inode alone could name a live lock. The dead dir is only moved
+ * aside here, and removed once the taker has competed for the lock again (removeDeadDir): while it
+ * exists, no new lock dir can get its inode.
+ */
 const TAKEOVER_SCRIPT = `mkdir -- "$1/.takeover" 2>/dev/null || exit ${TAKEOVER_BUSY}
-if [ "$(ls -di -- "$1" 2>/dev/null | awk '{print $1}')" != "$2" ]; then
+if [ "$(ls -di -- "$1" 2>/dev/null | awk '{print $1}')" != "$2" ] ||
+   [ "$(cksum < "$1/${HOLDER_FILE}" 2>/dev/null)" != "$4" ]; then
   rmdir -- "$1/.takeover" 2>/dev/null
   exit ${TAKEOVER_CHANGED}
 fi
-mv -- "$1" "$3" || exit 1
-rm -rf -- "$3"`;
+mv -- "$1" "$3" || exit 1`;
 
 function lockDirOf(remoteDir: string): string {
   return `${normalizeRemoteDir(remoteDir)}.lock`;
@@ -145,6 +159,8 @@ function processStart(pid: number): string | undefined {
 /** What the held branch of TRY_LOCK_SCRIPT saw. */
 interface Seen {
   inode: string;
+  /** cksum of the holder record as seen (empty without one). */
+  sum: string;
   ageSeconds: number;
   readable: boolean;
   record: 'present' | 'absent';
@@ -162,6 +178,7 @@ function parseSeen(stdout: string): Seen | undefined {
   const age = now - mtime;
   return {
     inode,
+    sum: fields.get('sum') ?? '',
     ageSeconds: mtime > 0 && Number.isFinite(age) ? Math.max(0, age) : 0,
     readable: fields.get('readable') === 'yes',
     record: fields.get('record') === 'present' ? 'present' : 'absent',
@@ -215,8 +232,12 @@ export async function acquireHostLock(
   const deadline = Date.now() + waitMs;
   let lastReport = 0;
   let busyRetries = 0;
+  // The dead lock dir this run moved aside, removed once it has competed for the lock again.
+  let deadDir: string | undefined;
   for (;;) {
     const seen = await tryLock(executor, lockDir);
+    if (deadDir) await removeDeadDir(executor, lockDir, deadDir);
+    deadDir = undefined;
     if (seen === 'acquired') {
       await writeHolder(executor, lockDir, opts.holder);
       return handle(executor, remoteDir, opts.holder);
@@ -226,8 +247,11 @@ export async function acquireHostLock(
     const parsed = seen.readable && seen.record === 'present' ? parseHolder(seen.text) : undefined;
     const gone = whyGone(seen, parsed, graceSeconds);
     if (gone) {
-      const took = await takeOver(executor, lockDir, seen.inode);
-      if (took === true) (opts.onNotice ?? opts.onWait)?.(`took over ${lockDir}: ${gone}`);
+      const took = await takeOver(executor, lockDir, seen);
+      if (typeof took === 'string') {
+        deadDir = took;
+        (opts.onNotice ?? opts.onWait)?.(`took over ${lockDir}: ${gone}`);
+      }
       // Taken over by us, or changed hands meanwhile: compete for it again. Another run taking it over
       // right now is given a moment, so that the refusal names the winner rather than the dead holder.
       if (took !== 'busy' || busyRetries++ < BUSY_RETRIES) {
@@ -262,18 +286,37 @@ function unknownHolder(seen: Seen): LockHolder {
   };
 }
 
-/** true: we removed the dead lock; 'busy': another run is taking it over; false: it changed meanwhile. */
-async function takeOver(executor: Executor, lockDir: string, inode: string): Promise<boolean | 'busy'> {
+/**
+ * The name the dead lock dir was moved to (ours to remove); 'busy': another run is taking it over;
+ * false: it changed meanwhile.
+ */
+async function takeOver(executor: Executor, lockDir: string, seen: Seen): Promise<string | false | 'busy'> {
   const dead = `${lockDir}.dead-${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const argv = ['sh', '-c', TAKEOVER_SCRIPT, 'sh', lockDir, inode, dead];
+  const argv = ['sh', '-c', TAKEOVER_SCRIPT, 'sh', lockDir, seen.inode, dead, seen.sum];
   const r = await lockStep(executor, 'take over', lockDir, () =>
     executor.run({ argv, timeoutMs: COMMAND_TIMEOUT_MS }),
   );
-  if (r.exitCode === 0) return true;
+  if (r.exitCode === 0) return dead;
   if (r.exitCode === TAKEOVER_BUSY) return 'busy';
   if (r.exitCode === TAKEOVER_CHANGED) return false;
   const detail = (r.spawnError ?? r.stderr).trim().slice(0, 500);
   throw lockError(executor, 'take over', lockDir, `exit ${r.exitCode}${detail ? `: ${detail}` : ''}`);
+}
+
+/** Removes a dead lock dir moved aside by takeOver (a name only this run knows). */
+async function removeDeadDir(executor: Executor, lockDir: string, dead: string): Promise<void> {
+  const r = await lockStep(executor, 'take over', lockDir, () =>
+    executor.run({ argv: ['rm', '-rf', '--', dead], timeoutMs: COMMAND_TIMEOUT_MS }),
+  );
+  if (r.exitCode !== 0) {
+    const detail = (r.spawnError ?? r.stderr).trim().slice(0, 500);
+    throw lockError(
+      executor,
+      'take over',
+      lockDir,
+      `cannot remove ${dead}: exit ${r.exitCode}${detail ? `: ${detail}` : ''}`,
+    );
+  }
 }
 
 /**
