@@ -30,7 +30,7 @@ function fakeDocker(composeWorks: boolean): string {
   return bin;
 }
 
-/** One check-bundle problem: the passthrough router names a service that is not defined. */
+/** A check-bundle problem: the passthrough router names a service that is not defined. */
 function plantUnsound(dir: string): void {
   const file = join(dir, 'traefik/dynamic.yml');
   const text = readFileSync(file, 'utf8');
@@ -106,9 +106,13 @@ describe('bifrost-bootstrap CLI', () => {
       baseEnv(),
     );
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain(`the bundle local:${b.dir} fails check-bundle (1 problem(s))`);
+    expect(r.stderr).toContain(`the bundle local:${b.dir} fails check-bundle (2 problem(s))`);
     expect(r.stderr).toMatch(
       /traefik\/dynamic\.yml:\d+: \[traefik-service\] tcp router proxy-passthrough: its service netbird-proxy-tls is not defined/,
+    );
+    // With no tcp service behind it, the proxy has no passthrough either: named as such.
+    expect(r.stderr).toMatch(
+      /docker-compose\.yml:\d+: \[reverse-proxy\] netbird-proxy: no Traefik TCP router passes TLS/,
     );
     expect(r.stderr).toMatch(/hint: fix each as its line says/);
     expect(existsSync(calls), 'no docker command ran').toBe(false);

@@ -18,9 +18,9 @@
  *
  * Takeover is race-safe: the taker first creates `.takeover` inside the dead lock dir (atomic, so one of
  * two takers proceeds), checks that the dir is still the one it judged (same inode and same holder
- * record), then renames it to a unique name; then it competes for the lock with mkdir like everyone else,
- * and only then removes the renamed dir (so the next lock dir cannot reuse the dead one's inode while a
- * slower taker still holds the old judgement).
+ * record), renames it to a unique name, makes its own lock dir while the renamed one still exists (so
+ * the new dir cannot reuse the dead one's inode), and removes the renamed one. A run that made the lock
+ * dir between the rename and that mkdir wins instead, and the taker competes again like everyone else.
  */
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
@@ -81,17 +81,12 @@ const UNLOCK_HINT =
   'if that run is no longer running, clear the lock with `just bifrost-unlock` (breakHostLock)';
 
 /**
- * Creates the parent when missing (a fresh host), removes dead lock dirs a takeover moved aside over a
- * minute ago (its taker was interrupted before removing it), then tries the atomic mkdir (0700 whatever
- * the umask).
+ * Creates the parent when missing (a fresh host), then tries the atomic mkdir (0700 whatever the umask).
  * A failing mkdir with the dir present means "held": the script then prints what judging the holder
  * needs, from the host's own clock (no skew): the dir's inode and age, and the holder record. Any other
  * failure (permissions, read-only filesystem) is reported as is.
  */
 const TRY_LOCK_SCRIPT = `mkdir -p -- "$1" || exit 1
-for d in "$2".dead-*; do
-  [ -d "$d" ] && [ -n "$(find "$d" -maxdepth 0 -mmin +1 2>/dev/null)" ] && rm -rf -- "$d"
-done
 mkdir -m 700 -- "$2" 2>/dev/null && exit 0
 [ -d "$2" ] || exec mkdir -m 700 -- "$2"
 printf 'inode=%s\\n' "$(ls -di -- "$2" 2>/dev/null | awk '{print $1}')"
@@ -106,10 +101,11 @@ exit ${HELD}`;
 
 /**
  * $1 the lock dir, $2 the inode judged dead, $3 the unique name it is moved to, $4 the cksum of the holder
- * record judged (empty: none). Same inode AND same record: an inode freed by an earlier takeover may be
- * reused by the next lock dir, so the inode alone could name a live lock. The dead dir is only moved
- * aside here, and removed once the taker has competed for the lock again (removeDeadDir): while it
- * exists, no new lock dir can get its inode.
+ * record judged (empty: none). Same inode AND same record: an inode freed by a takeover may be reused by
+ * the next lock dir at once, so the inode alone could name a live lock. The taker makes its own lock dir
+ * while the dead one still exists under its new name, so the new dir cannot get the dead one's inode;
+ * then it removes the dead one. The taker's record (stdin) is written in the same script, so no dropped
+ * connection can leave the new dir without it. Exit 0: the lock is the taker's.
  */
 const TAKEOVER_SCRIPT = `mkdir -- "$1/.takeover" 2>/dev/null || exit ${TAKEOVER_BUSY}
 if [ "$(ls -di -- "$1" 2>/dev/null | awk '{print $1}')" != "$2" ] ||
@@ -117,7 +113,14 @@ if [ "$(ls -di -- "$1" 2>/dev/null | awk '{print $1}')" != "$2" ] ||
   rmdir -- "$1/.takeover" 2>/dev/null
   exit ${TAKEOVER_CHANGED}
 fi
-mv -- "$1" "$3" || exit 1`;
+mv -- "$1" "$3" || exit 1
+took=${TAKEOVER_CHANGED}
+if mkdir -m 700 -- "$1" 2>/dev/null; then
+  took=0
+  (umask 077 && cat > "$1/${HOLDER_FILE}.tmp" && mv -- "$1/${HOLDER_FILE}.tmp" "$1/${HOLDER_FILE}") || took=1
+fi
+rm -rf -- "$3"
+exit $took`;
 
 function lockDirOf(remoteDir: string): string {
   return `${normalizeRemoteDir(remoteDir)}.lock`;
@@ -232,12 +235,8 @@ export async function acquireHostLock(
   const deadline = Date.now() + waitMs;
   let lastReport = 0;
   let busyRetries = 0;
-  // The dead lock dir this run moved aside, removed once it has competed for the lock again.
-  let deadDir: string | undefined;
   for (;;) {
     const seen = await tryLock(executor, lockDir);
-    if (deadDir) await removeDeadDir(executor, lockDir, deadDir);
-    deadDir = undefined;
     if (seen === 'acquired') {
       await writeHolder(executor, lockDir, opts.holder);
       return handle(executor, remoteDir, opts.holder);
@@ -247,13 +246,13 @@ export async function acquireHostLock(
     const parsed = seen.readable && seen.record === 'present' ? parseHolder(seen.text) : undefined;
     const gone = whyGone(seen, parsed, graceSeconds);
     if (gone) {
-      const took = await takeOver(executor, lockDir, seen);
-      if (typeof took === 'string') {
-        deadDir = took;
+      const took = await takeOver(executor, lockDir, seen, opts.holder);
+      if (took === true) {
         (opts.onNotice ?? opts.onWait)?.(`took over ${lockDir}: ${gone}`);
+        return handle(executor, remoteDir, opts.holder);
       }
-      // Taken over by us, or changed hands meanwhile: compete for it again. Another run taking it over
-      // right now is given a moment, so that the refusal names the winner rather than the dead holder.
+      // Changed hands meanwhile: compete for it again. Another run taking it over right now is given a
+      // moment, so that the refusal names the winner rather than the dead holder.
       if (took !== 'busy' || busyRetries++ < BUSY_RETRIES) {
         if (took === 'busy') await stoppableSleep(BUSY_PAUSE_MS);
         continue;
@@ -286,37 +285,23 @@ function unknownHolder(seen: Seen): LockHolder {
   };
 }
 
-/**
- * The name the dead lock dir was moved to (ours to remove); 'busy': another run is taking it over;
- * false: it changed meanwhile.
- */
-async function takeOver(executor: Executor, lockDir: string, seen: Seen): Promise<string | false | 'busy'> {
+/** true: the lock is ours (the dead one removed); 'busy': another run is taking it over; false: it changed meanwhile. */
+async function takeOver(
+  executor: Executor,
+  lockDir: string,
+  seen: Seen,
+  holder: LockHolder,
+): Promise<boolean | 'busy'> {
   const dead = `${lockDir}.dead-${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const argv = ['sh', '-c', TAKEOVER_SCRIPT, 'sh', lockDir, seen.inode, dead, seen.sum];
   const r = await lockStep(executor, 'take over', lockDir, () =>
-    executor.run({ argv, timeoutMs: COMMAND_TIMEOUT_MS }),
+    executor.run({ argv, input: holderText(holder), timeoutMs: COMMAND_TIMEOUT_MS }),
   );
-  if (r.exitCode === 0) return dead;
+  if (r.exitCode === 0) return true;
   if (r.exitCode === TAKEOVER_BUSY) return 'busy';
   if (r.exitCode === TAKEOVER_CHANGED) return false;
   const detail = (r.spawnError ?? r.stderr).trim().slice(0, 500);
   throw lockError(executor, 'take over', lockDir, `exit ${r.exitCode}${detail ? `: ${detail}` : ''}`);
-}
-
-/** Removes a dead lock dir moved aside by takeOver (a name only this run knows). */
-async function removeDeadDir(executor: Executor, lockDir: string, dead: string): Promise<void> {
-  const r = await lockStep(executor, 'take over', lockDir, () =>
-    executor.run({ argv: ['rm', '-rf', '--', dead], timeoutMs: COMMAND_TIMEOUT_MS }),
-  );
-  if (r.exitCode !== 0) {
-    const detail = (r.spawnError ?? r.stderr).trim().slice(0, 500);
-    throw lockError(
-      executor,
-      'take over',
-      lockDir,
-      `cannot remove ${dead}: exit ${r.exitCode}${detail ? `: ${detail}` : ''}`,
-    );
-  }
 }
 
 /**
@@ -388,11 +373,14 @@ async function tryLock(executor: Executor, lockDir: string): Promise<'acquired' 
 }
 
 /** The lock is ours from the mkdir on; without a holder file nobody could tell, so a failed write undoes it. */
+function holderText(holder: LockHolder): string {
+  return `${JSON.stringify(holder, null, 2)}\n`;
+}
+
 async function writeHolder(executor: Executor, lockDir: string, holder: LockHolder): Promise<void> {
   const path = `${lockDir}/${HOLDER_FILE}`;
   try {
-    const text = `${JSON.stringify(holder, null, 2)}\n`;
-    await executor.files.writeFileAtomic(path, text, 0o600);
+    await executor.files.writeFileAtomic(path, holderText(holder), 0o600);
   } catch (err) {
     await executor.run({ argv: ['rm', '-rf', '--', lockDir], timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => {});
     throw lockError(executor, 'acquire', lockDir, `cannot record the holder: ${(err as Error).message}`);
