@@ -17,6 +17,10 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { WorkError } from '../scripts/lib/errors.ts';
+import { connectSsh, type SshOptions } from '../scripts/lib/exec/ssh.ts';
+import { runContext } from '../scripts/lib/run-context.ts';
+import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
@@ -285,5 +289,66 @@ Host behind
     const r = await run(['--host', 'broken'], env);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain(`the ssh config ${join(ssh, 'config')} is malformed`);
+  });
+});
+
+describe.skipIf(!sshd)('connectSsh through a jump host (library)', () => {
+  let target: SshdServer;
+  let jump: SshdServer;
+  let proxy: DropProxy;
+  let knownHosts: string;
+  beforeAll(async () => {
+    [target, jump] = await Promise.all([startSshd(sshd as string), startSshd(sshd as string)]);
+    // The jump connection runs through a proxy the test can cut.
+    proxy = await startDropProxy(jump.port);
+    const [type, key] = jump.hostKeyPub.split(' ');
+    knownHosts = join(temp('sf-kh-'), 'known_hosts');
+    writeFileSync(
+      knownHosts,
+      `${readFileSync(target.knownHosts, 'utf8')}[127.0.0.1]:${proxy.port} ${type} ${key}\n`,
+    );
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await Promise.all([target?.stop(), jump?.stop()]);
+  });
+
+  const options = (): SshOptions => ({
+    host: '127.0.0.1',
+    port: target.port,
+    user: target.user,
+    identity: target.identity,
+    knownHosts,
+    jump: { host: '127.0.0.1', port: proxy.port, user: jump.user, identity: jump.identity, knownHosts },
+  });
+
+  it('runs commands on the target, names the jump in `where`, and close() ends both connections', async () => {
+    const ssh = await connectSsh(options());
+    expect(ssh.where).toBe(
+      `ssh ${target.user}@127.0.0.1:${target.port} via ${jump.user}@127.0.0.1:${proxy.port}`,
+    );
+    // The command runs on the target: its sshd's port is in SSH_CONNECTION.
+    const r = await ssh.run({ argv: ['sh', '-c', 'echo $SSH_CONNECTION'] });
+    expect(r.stdout.trim().split(' ')[3]).toBe(String(target.port));
+    await ssh.close();
+    await expect(ssh.jump?.run({ argv: ['true'] })).rejects.toThrow(/the connection is closed/);
+  });
+
+  it('reports a dropped jump connection as such', async () => {
+    runContext.reset();
+    const ssh = await connectSsh(options());
+    try {
+      expect((await ssh.run({ argv: ['echo', 'up'] })).stdout).toBe('up\n');
+      proxy.drop();
+      const err = await ssh.run({ argv: ['sleep', '5'] }).then(
+        () => new Error('expected a failure'),
+        (e: Error) => e,
+      );
+      expect(err).toBeInstanceOf(WorkError);
+      expect(err.message).toContain(`the jump host ${jump.user}@127.0.0.1:${proxy.port} dropped`);
+    } finally {
+      await ssh.close();
+      runContext.reset();
+    }
   });
 });
