@@ -230,6 +230,21 @@ Host direct
     expect((await resolveTarget({ host: 'h', 'ssh-config': other }, env)).host).toBe('elsewhere');
   });
 
+  it('Include: files and globs (relative to ~/.ssh) expanded in place', async () => {
+    mkdirSync(join(home, '.ssh', 'config.d'), { recursive: true });
+    writeFileSync(
+      join(home, '.ssh', 'config.d', '10-bifrost.conf'),
+      'Host bifrost\n  HostName 198.51.100.1\n',
+    );
+    writeFileSync(join(home, '.ssh', 'config.d', '20-other.conf'), 'Host bifrost other\n  Port 2200\n');
+    writeConfig('Include config.d/*.conf ~/absent.conf\nHost *\n  User everyone\n');
+    expect(await resolveTarget({ host: 'bifrost' }, env)).toMatchObject({
+      host: '198.51.100.1',
+      port: 2200,
+      user: 'everyone',
+    });
+  });
+
   it('default identities in OpenSSH order (id_rsa, id_ecdsa, id_ed25519)', () => {
     expect(defaultIdentityFiles('/h')).toEqual(['/h/.ssh/id_rsa', '/h/.ssh/id_ecdsa', '/h/.ssh/id_ed25519']);
   });

@@ -3,12 +3,14 @@
  * operator's ~/.ssh/config (parsed by the `ssh-config` package), resolved into one target per hop.
  * Command-line flags win over the config file, as with `ssh`.
  *
+ * `Include` is expanded in place (globs in the file name part; relative paths from ~/.ssh), which is
+ * what ssh does except that a Host/Match block opened inside an included file stays open after it.
  * Not evaluated from the config: `Match exec` (it would run a shell command with no deadline while
- * reading a host name; DESIGN.md: every wait bounded), `Include`, `ProxyCommand`, `HostKeyAlias`.
+ * reading a host name; DESIGN.md: every wait bounded), `ProxyCommand`, `HostKeyAlias`.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { InputError } from '../errors.ts';
 
 export interface HostSpec {
@@ -144,7 +146,7 @@ export async function loadSshConfig(explicit: string | undefined, home: string):
   const { parse } = (await import('ssh-config')).default;
   let config: ReturnType<typeof parse>;
   try {
-    config = parse(text);
+    config = parse(await expandIncludes(text, path, home, 0));
   } catch (err) {
     throw malformed(path, (err as Error).message);
   }
@@ -165,6 +167,59 @@ export async function loadSshConfig(explicit: string | undefined, home: string):
       return computed;
     },
   };
+}
+
+const MAX_INCLUDE_DEPTH = 16;
+
+/** The text with each `Include` line replaced by the files it names, in order (ssh_config(5) Include). */
+async function expandIncludes(text: string, file: string, home: string, depth: number): Promise<string> {
+  if (depth > MAX_INCLUDE_DEPTH) throw malformed(file, `Include nested more than ${MAX_INCLUDE_DEPTH} deep`);
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const include = /^\s*include(?:\s+|\s*=\s*)(.+?)\s*$/i.exec(line);
+    if (!include) {
+      out.push(line);
+      continue;
+    }
+    for (const pattern of (include[1] as string).split(/\s+/).map((p) => p.replace(/^"(.*)"$/, '$1'))) {
+      let path = pattern.startsWith('~/') ? join(home, pattern.slice(2)) : pattern;
+      if (!isAbsolute(path)) path = join(home, '.ssh', path);
+      for (const match of await globFiles(path)) {
+        let included: string;
+        try {
+          included = await readFile(match, 'utf8');
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // ssh skips an Include that matches nothing; one it cannot read is an error.
+          if (code === 'ENOENT') continue;
+          throw new InputError(
+            `cannot read ${match}, included by ${file} (${code ?? (err as Error).message})`,
+            'make it readable or remove the Include',
+          );
+        }
+        out.push(await expandIncludes(included, match, home, depth + 1));
+      }
+    }
+  }
+  return out.join('\n');
+}
+
+/** Files matching `*` and `?` in the last path component, sorted as ssh's glob(3) returns them. */
+async function globFiles(path: string): Promise<string[]> {
+  const name = basename(path);
+  if (!/[*?[]/.test(name)) return [path];
+  const dir = dirname(path);
+  const re = new RegExp(
+    `^${name
+      .replace(/[.+^${}()|\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names
+    .filter((n) => re.test(n) && !n.startsWith('.'))
+    .sort()
+    .map((n) => join(dir, n));
 }
 
 function malformed(path: string, why: string): InputError {
