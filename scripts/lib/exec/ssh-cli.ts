@@ -92,7 +92,7 @@ async function optionsFor(
     acceptNew: hop.policy === 'accept-new',
   };
   if (hop.jump) opts.jump = await optionsFor(hop.jump, home, warn);
-  const where = `ssh ${hop.user}@${hop.host}:${hop.port}`;
+  const where = `ssh ${hop.user}@${hop.host.includes(':') ? `[${hop.host}]` : hop.host}:${hop.port}`;
 
   if (hop.identitySource === '--identity') {
     // As before: the one key given, a prompt for its passphrase on a terminal, no agent.

@@ -128,7 +128,7 @@ const RERUN_HINT = 'check the network and the server, then re-run: the steps are
 export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
   const port = opts.port ?? 22;
   const user = opts.user ?? process.env.USER ?? 'root';
-  const base = `ssh ${user}@${opts.host}:${port}`;
+  const base = `ssh ${connectionName(user, opts.host, port)}`;
   // Bad input is reported before any connection is made, the jump's included.
   const auth = await loadAuth(opts, base);
   const knownHostsFile = opts.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
@@ -239,7 +239,8 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
 
 /** "deploy@vps.example:22", as messages about the connection name it. */
 function connectionName(user: string, host: string, port: number): string {
-  return `${user}@${host}:${port}`;
+  // An IPv6 address in brackets, so the port stays readable: root@[::1]:22.
+  return `${user}@${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 interface AuthConfig {
