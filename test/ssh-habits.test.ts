@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WorkError } from '../scripts/lib/errors.ts';
 import { connectSsh, type SshOptions } from '../scripts/lib/exec/ssh.ts';
@@ -23,7 +24,7 @@ import { runContext } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
-import { runScript } from './helpers/run-cli.ts';
+import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 
 const SCRIPT = 'bifrost-bootstrap.ts';
 const temps: string[] = [];
@@ -173,6 +174,54 @@ describe.skipIf(!sshd)('OpenSSH habits against loopback sshds', () => {
     const ok = await run(['--host', `${target.user}@127.0.0.1:${target.port}`], env);
     expect(ok.exitCode).toBe(0);
     expect(ok.stderr).toMatch(/note: skipping the identity .*id_ecdsa: it is encrypted/);
+  });
+
+  it('asks for the passphrase of an encrypted default identity on a terminal, without echoing it', async () => {
+    const { ssh, env } = freshHome();
+    const passphrase = 'canary-passphrase-0815';
+    keygen(join(ssh, 'id_ed25519'), 'ed25519', passphrase);
+    const authorized = readFileSync(target.authorizedKeys, 'utf8');
+    writeFileSync(target.authorizedKeys, `${authorized}${readFileSync(join(ssh, 'id_ed25519.pub'), 'utf8')}`);
+    copyFileSync(target.knownHosts, join(ssh, 'known_hosts'));
+    const cli = [
+      process.execPath,
+      '--import',
+      'tsx',
+      join(PROJECT_ROOT, 'scripts', SCRIPT),
+      '--host',
+      `${target.user}@127.0.0.1:${target.port}`,
+      '--dir',
+      bundle,
+      '--dry-run',
+    ].join(' ');
+    try {
+      // script(1) gives the command a terminal; the passphrase is typed once the prompt shows, as a
+      // person would (typed earlier, the terminal itself would echo it before the prompt turns echo off).
+      const child = execa('script', ['-qec', cli, '/dev/null'], {
+        env,
+        extendEnv: false,
+        cwd: PROJECT_ROOT,
+        stdin: 'pipe',
+        reject: false,
+        timeout: 60_000,
+      });
+      let out = '';
+      let typed = false;
+      child.stdout?.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (!typed && out.includes('Enter passphrase')) {
+          typed = true;
+          child.stdin?.write(`${passphrase}\r`);
+        }
+      });
+      const r = await child;
+      expect(out).toContain(`Enter passphrase for key '${join(ssh, 'id_ed25519')}':`);
+      expect(out).toContain(onTarget());
+      expect(out).not.toContain(passphrase);
+      expect(r.exitCode).toBe(0);
+    } finally {
+      writeFileSync(target.authorizedKeys, authorized);
+    }
   });
 
   /** ~/.ssh/config with the jump host as an alias, and the target behind it. */
