@@ -33,7 +33,14 @@ export interface SshdServer {
   /** The temp dir holding all of the above. */
   readonly dir: string;
   readonly pid: number;
+  /** What sshd logged so far (its stderr, at the LogLevel given to startSshd; capped at 4 MiB). */
+  readonly log: string;
   stop(): Promise<void>;
+}
+
+export interface SshdStartOptions {
+  /** sshd's LogLevel; DEBUG1 shows forwarded (direct-tcpip) channels. Default INFO. */
+  logLevel?: 'INFO' | 'VERBOSE' | 'DEBUG1';
 }
 
 /** The sshd binary, or undefined after a printed skip (a failure under CI). */
@@ -79,7 +86,7 @@ function freePort(): Promise<number> {
   });
 }
 
-function config(dir: string, port: number, user: string): string {
+function config(dir: string, port: number, user: string, logLevel: string): string {
   return `Port ${port}
 ListenAddress 127.0.0.1
 HostKey ${join(dir, 'host_ed25519')}
@@ -94,7 +101,7 @@ PermitRootLogin ${user === 'root' ? 'prohibit-password' : 'no'}
 Subsystem sftp internal-sftp -u 000
 MaxStartups 100:30:200
 MaxSessions 50
-LogLevel INFO
+LogLevel ${logLevel}
 `;
 }
 
@@ -102,12 +109,14 @@ class Sshd implements SshdServer {
   readonly host = '127.0.0.1' as const;
   port = 0;
   hostKeyPub = '';
+  log = '';
   private child: ChildProcess | undefined;
 
   constructor(
     private readonly sshd: string,
     readonly dir: string,
     readonly user: string,
+    private readonly logLevel = 'INFO',
   ) {}
 
   get identity(): string {
@@ -128,7 +137,7 @@ class Sshd implements SshdServer {
     for (let attempt = 1; ; attempt++) {
       this.port = port ?? (await freePort());
       const configFile = join(this.dir, 'sshd_config');
-      await writeFile(configFile, config(this.dir, this.port, this.user));
+      await writeFile(configFile, config(this.dir, this.port, this.user, this.logLevel));
       const result = await this.launch(configFile);
       if (result === 'ok') break;
       if (!/Address already in use/.test(result) || attempt >= 5) {
@@ -153,8 +162,11 @@ class Sshd implements SshdServer {
         if (stderr.includes('Server listening on')) {
           clearTimeout(deadline);
           this.child = child;
-          // Keep draining sshd's log so a full pipe never blocks it.
-          child.stderr?.off('data', onData).resume();
+          this.log += stderr;
+          // Keep draining sshd's log so a full pipe never blocks it; keep it for tests that read it.
+          child.stderr?.off('data', onData).on('data', (more: Buffer) => {
+            if (this.log.length < 4 << 20) this.log += more.toString();
+          });
           resolve('ok');
         }
       };
@@ -184,7 +196,7 @@ class Sshd implements SshdServer {
 }
 
 /** Starts sshd (the path from findSshd); call stop() when done. */
-export async function startSshd(sshdPath: string): Promise<SshdServer> {
+export async function startSshd(sshdPath: string, options: SshdStartOptions = {}): Promise<SshdServer> {
   const user = ensureTestUser();
   // The privilege separation directory sshd insists on when run as root.
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
@@ -196,7 +208,7 @@ export async function startSshd(sshdPath: string): Promise<SshdServer> {
   await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client_ed25519.pub')), {
     mode: 0o644,
   });
-  const server = new Sshd(sshdPath, dir, user);
+  const server = new Sshd(sshdPath, dir, user, options.logLevel);
   try {
     await server.start();
   } catch (err) {

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { homedir, constants as osConstants } from 'node:os';
 import { dirname, join, posix } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import ssh2 from 'ssh2';
@@ -46,7 +47,13 @@ export interface SshOptions {
   identity?: string;
   /** For an encrypted identity; never prompted for. */
   passphrase?: string;
-  agent?: string;
+  /**
+   * More private keys (already read and decrypted by the caller), offered after the agent and
+   * `identity` in the same connection, in this order, as ssh offers its identity files.
+   */
+  keys?: IdentityKey[];
+  /** An agent socket; `false`: no agent even when SSH_AUTH_SOCK is set (IdentitiesOnly). */
+  agent?: string | false;
   /** Default ~/.ssh/known_hosts. */
   knownHosts?: string;
   /** Record an unknown host's key (ssh's accept-new). A changed key is refused regardless. */
@@ -64,6 +71,20 @@ export interface SshOptions {
   channelTimeoutMs?: number;
   /** Deadline for each SFTP request; a write gets 1 s more per 64 KiB. Default 60 s. */
   fileOpTimeoutMs?: number;
+  /**
+   * Reach the host through this one first (ssh's ProxyJump): a direct-tcpip channel on the jump
+   * connection carries the target's SSH connection. Its host key is checked the same way.
+   */
+  jump?: SshOptions;
+  /** Hint for the no-credentials error (what the caller looked for). */
+  noCredentialsHint?: string;
+}
+
+export interface IdentityKey {
+  /** The file, for messages. */
+  label: string;
+  key: Buffer;
+  passphrase?: string;
 }
 
 /** What the server proved it is, for the caller to report ("added host key SHA256:..."). */
@@ -107,15 +128,28 @@ const RERUN_HINT = 'check the network and the server, then re-run: the steps are
 export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
   const port = opts.port ?? 22;
   const user = opts.user ?? process.env.USER ?? 'root';
-  const where = `ssh ${user}@${opts.host}:${port}`;
-  const auth = await loadAuth(opts, where);
+  const base = `ssh ${connectionName(user, opts.host, port)}`;
+  // Bad input is reported before any connection is made, the jump's included.
+  const auth = await loadAuth(opts, base);
   const knownHostsFile = opts.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
   let entries: KnownHostsEntry[];
   try {
     entries = await readKnownHosts(knownHostsFile);
   } catch (err) {
-    throw new InputError(`${where}: cannot read ${knownHostsFile}: ${(err as Error).message}`);
+    throw new InputError(`${base}: cannot read ${knownHostsFile}: ${(err as Error).message}`);
   }
+  let jump: SshExecutor | undefined;
+  let sock: Duplex | undefined;
+  if (opts.jump) {
+    jump = await connectSsh(opts.jump);
+    try {
+      sock = await jump.forwardOut(opts.host, port);
+    } catch (err) {
+      await jump.close();
+      throw err;
+    }
+  }
+  const where = jump ? `${base} via ${jump.where.replace(/^ssh /, '')}` : base;
   const verifier = new HostKeyVerifier(where, opts, port, knownHostsFile, entries);
   const knownAlgs = knownHostKeyAlgorithms(entries, opts.host, port).filter(
     (a): a is ServerHostKeyAlgorithm => SSH2_HOST_KEY_ALGS.has(a),
@@ -127,6 +161,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
     host: opts.host,
     port,
     username: user,
+    ...(sock ? { sock } : {}),
     ...auth.config,
     hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
       verifier.verify(key).then(verify, () => verify(false));
@@ -141,67 +176,92 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
       : {}),
   };
 
-  await new Promise<void>((resolve, reject) => {
-    let settled = false;
-    let offStop = () => {};
-    const fail = (err: Error) => {
-      if (settled) return;
-      settled = true;
-      offStop();
-      client.destroy();
-      reject(err);
-    };
-    offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
-    client.once('ready', () => {
-      settled = true;
-      offStop();
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let offStop = () => {};
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        offStop();
+        client.destroy();
+        reject(err);
+      };
+      offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
+      client.once('ready', () => {
+        settled = true;
+        offStop();
+        resolve();
+      });
+      client.on('error', (err: Error & { level?: string; code?: string }) => {
+        // Connected, then lost before login finished (not refused, not unresolvable, not a login failure).
+        const neverConnected = NEVER_CONNECTED.has(err.code ?? '');
+        if (
+          !verifier.failure &&
+          !neverConnected &&
+          err.level !== 'client-authentication' &&
+          err.level !== 'client-timeout'
+        ) {
+          runContext.noteDropped(connectionName(user, opts.host, port), err.message);
+        }
+        fail(verifier.failure ?? connectError(err, where, timeoutMs, auth.tried));
+      });
+      client.once('close', () => {
+        if (settled) return;
+        const jumpLost = jump?.lostReason;
+        const reason = jumpLost ? `the jump host dropped: ${jumpLost}` : 'closed during login';
+        runContext.noteDropped(connectionName(user, opts.host, port), reason);
+        fail(
+          new WorkError(
+            jumpLost
+              ? `${where}: the jump host ${jump?.name} dropped during login: ${jumpLost}`
+              : `${where}: the server closed the connection during login`,
+          ),
+        );
+      });
+      client.connect(config);
+      // Nagle plus delayed ACKs add ~40 ms to every small exec round trip (lab notes: 52 ms -> 10 ms).
+      if (!sock) client.setNoDelay(true);
     });
-    client.on('error', (err: Error & { level?: string; code?: string }) => {
-      // Connected, then lost before login finished (not refused, not unresolvable, not a login failure).
-      const neverConnected = NEVER_CONNECTED.has(err.code ?? '');
-      if (
-        !verifier.failure &&
-        !neverConnected &&
-        err.level !== 'client-authentication' &&
-        err.level !== 'client-timeout'
-      ) {
-        runContext.noteDropped(connectionName(user, opts.host, port), err.message);
-      }
-      fail(verifier.failure ?? connectError(err, where, timeoutMs, auth.tried));
-    });
-    client.once('close', () => {
-      if (!settled) runContext.noteDropped(connectionName(user, opts.host, port), 'closed during login');
-      fail(new WorkError(`${where}: the server closed the connection during login`));
-    });
-    client.connect(config);
-    // Nagle plus delayed ACKs add ~40 ms to every small exec round trip (lab notes: 52 ms -> 10 ms).
-    client.setNoDelay(true);
-  });
+  } catch (err) {
+    await jump?.close();
+    throw err;
+  }
   const hostKey = verifier.accepted;
   if (!hostKey) throw new WorkError(`${where}: connected without a host key check`); // ssh2 always verifies
   return new SshExecutor(client, where, hostKey, {
     name: connectionName(user, opts.host, port),
     channelTimeoutMs: opts.channelTimeoutMs ?? CHANNEL_TIMEOUT_MS,
     fileOpTimeoutMs: opts.fileOpTimeoutMs ?? FILE_OP_TIMEOUT_MS,
+    ...(jump ? { jump } : {}),
   });
 }
 
 /** "deploy@vps.example:22", as messages about the connection name it. */
 function connectionName(user: string, host: string, port: number): string {
-  return `${user}@${host}:${port}`;
+  // An IPv6 address in brackets, so the port stays readable: root@[::1]:22.
+  return `${user}@${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 interface AuthConfig {
-  config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent'>;
+  config: Pick<ConnectConfig, 'authHandler'>;
   /** For the authentication-failure message: what was offered, never a secret. */
   tried: string;
 }
 
 async function loadAuth(opts: SshOptions, where: string): Promise<AuthConfig> {
-  const agent = opts.agent ?? (opts.identity ? undefined : process.env.SSH_AUTH_SOCK);
+  const agent =
+    opts.agent === false
+      ? undefined
+      : (opts.agent ?? (opts.identity ? undefined : process.env.SSH_AUTH_SOCK));
   const tried: string[] = [];
-  const config: AuthConfig['config'] = {};
+  const username = opts.user ?? process.env.USER ?? 'root';
+  // One connection, several publickey attempts, as ssh does: the agent's keys, then the files in order.
+  const methods: NonNullable<ConnectConfig['authHandler']> & unknown[] = [];
+  if (agent) {
+    methods.push({ type: 'agent', username, agent });
+    tried.push(`the agent at ${agent}`);
+  }
   if (opts.identity) {
     let key: Buffer;
     try {
@@ -231,21 +291,30 @@ async function loadAuth(opts: SshOptions, where: string): Promise<AuthConfig> {
         'give the private key file (without .pub)',
       );
     }
-    config.privateKey = key;
-    if (opts.passphrase !== undefined) config.passphrase = opts.passphrase;
+    methods.push({
+      type: 'publickey',
+      username,
+      key,
+      ...(opts.passphrase !== undefined ? { passphrase: opts.passphrase } : {}),
+    });
     tried.push(`the key ${opts.identity}`);
   }
-  if (agent) {
-    config.agent = agent;
-    tried.push(`the agent at ${agent}`);
+  for (const k of opts.keys ?? []) {
+    methods.push({
+      type: 'publickey',
+      username,
+      key: k.key,
+      ...(k.passphrase !== undefined ? { passphrase: k.passphrase } : {}),
+    });
+    tried.push(`the key ${k.label}`);
   }
   if (!tried.length) {
     throw new InputError(
       `${where}: no SSH credentials: no identity file given and SSH_AUTH_SOCK is not set`,
-      'give an identity file or start ssh-agent and add your key (ssh-add)',
+      opts.noCredentialsHint ?? 'give an identity file or start ssh-agent and add your key (ssh-add)',
     );
   }
-  return { config, tried: tried.join(' and ') };
+  return { config: { authHandler: methods }, tried: tried.join(', ') };
 }
 
 function connectError(
@@ -383,6 +452,8 @@ interface Limits {
   name: string;
   channelTimeoutMs: number;
   fileOpTimeoutMs: number;
+  /** The jump host's connection this one runs through; closed with it. */
+  jump?: SshExecutor;
 }
 
 /**
@@ -413,6 +484,8 @@ export class SshExecutor implements Executor {
   private readonly down = new Set<(reason: string) => void>();
   private readonly unregister: () => void;
   private readonly limits: Limits;
+  /** The connection to the jump host (ProxyJump), if this one runs through it. */
+  readonly jump: SshExecutor | undefined;
 
   constructor(
     private readonly client: InstanceType<typeof ssh2.Client>,
@@ -425,6 +498,7 @@ export class SshExecutor implements Executor {
       channelTimeoutMs: limits.channelTimeoutMs ?? CHANNEL_TIMEOUT_MS,
       fileOpTimeoutMs: limits.fileOpTimeoutMs ?? FILE_OP_TIMEOUT_MS,
     };
+    this.jump = limits.jump;
     this.files = new SftpFiles(client, where, () => !this.closed, this.request, this.limits);
     // After login, errors surface through the channels; this keeps a late one from crashing the process.
     client.on('error', (err: Error) => {
@@ -433,12 +507,50 @@ export class SshExecutor implements Executor {
     client.on('close', () => {
       this.closed = true;
       if (this.closing) return;
-      const reason = this.lost?.message ?? 'the server closed it';
+      const jumpLost = this.jump?.lostReason;
+      const reason = jumpLost
+        ? `the jump host ${this.jump?.name} dropped: ${jumpLost}`
+        : (this.lost?.message ?? 'the server closed it');
+      this.lost ??= new Error(reason);
+      // The jump connection is of no use without this one.
+      if (this.jump) void this.jump.close();
       runContext.noteDropped(this.limits.name, reason);
       for (const fn of [...this.down]) fn(reason);
     });
     // After an interrupt, the clean-up closes the connection, after the host lock is released.
     this.unregister = runContext.onCleanup({ what: 'closing the SSH connection', run: () => this.close() });
+  }
+
+  /** user@host:port of this connection. */
+  get name(): string {
+    return this.limits.name;
+  }
+
+  /** Why the connection dropped, once it has (undefined while up or after close()). */
+  get lostReason(): string | undefined {
+    if (!this.closed || this.closing) return undefined;
+    return this.lost?.message ?? 'the server closed it';
+  }
+
+  /**
+   * A direct-tcpip channel from the server to host:port (what ssh -J opens on the jump host), as a
+   * stream for the next ssh2 Client's `sock`. Bounded by the channel deadline.
+   */
+  async forwardOut(host: string, port: number): Promise<Duplex> {
+    try {
+      return await this.request<ClientChannel>(
+        `opening a tunnel to ${host}:${port}`,
+        this.limits.channelTimeoutMs,
+        (cb) => this.client.forwardOut('127.0.0.1', 0, host, port, cb),
+        (late) => late.close(),
+      );
+    } catch (err) {
+      if (err instanceof WorkError || err instanceof InterruptedError) throw err;
+      throw new WorkError(
+        `${this.where}: the jump host cannot reach ${host}:${port}: ${(err as Error).message}`,
+        'check the target host and port as the jump host sees them, and that its sshd allows TCP forwarding (AllowTcpForwarding)',
+      );
+    }
   }
 
   private droppedError(reason: string, during?: string): WorkError {
@@ -655,7 +767,12 @@ export class SshExecutor implements Executor {
    * Ends the connection (bounded: a dead one is destroyed after 2 s). After an interrupt, only the
    * clean-up closes it, after releasing the host lock over it.
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.closeOwn();
+    await this.jump?.close();
+  }
+
+  private closeOwn(): Promise<void> {
     if (runContext.stopped()) return Promise.resolve();
     this.unregister();
     if (this.closed) return Promise.resolve();
