@@ -135,5 +135,5 @@ describe('scripts/sops.ts', () => {
       expect(result.stdout, args.join(' ')).toBe('');
       expectCleanError(result.stderr, pattern);
     });
-  });
+  }, 120_000); // ten CLI runs at once, each a cold Node start: bounded, not timed
 });

@@ -119,7 +119,7 @@ describe('files others can read', () => {
     } finally {
       rmSync(b.dir, { recursive: true, force: true });
     }
-  });
+  }, 120_000); // several CLI runs of the suite, each a cold Node start: bounded, not timed
 });
 
 describe('mac_only_encrypted', () => {
