@@ -29,7 +29,7 @@ function env(f: BootstrapFixture): Record<string, string> {
     PATH: f.binDir,
     HOME: f.home,
     TMPDIR: f.tmp,
-    KUBECTL: resolve(PROJECT_ROOT, 'test/fakes/kubectl'),
+    KUBECTL: resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-kubectl'),
     FAKE_KUBECTL_LOG: join(f.dir, 'kubectl-log'),
     NO_COLOR: '1',
   };
