@@ -90,6 +90,19 @@ describe('LocalExecutor on zx/core', () => {
     expect(r.stdout).toBe(odd.map((a) => `[${a}]`).join(''));
   });
 
+  it('keeps a UTF-8 character whole when it arrives split across two chunks', async () => {
+    // The two bytes of "é" in two writes, apart: two chunks for the reader.
+    const r = await local.run({
+      argv: [
+        '/bin/sh',
+        '-c',
+        "printf '\\303'; sleep 0.2; printf '\\251'; printf '\\303' >&2; sleep 0.2; printf '\\251' >&2",
+      ],
+    });
+    expect(r.stdout).toBe('é');
+    expect(r.stderr).toBe('é');
+  });
+
   it('closes stdin when there is no input, so a program that reads it ends', async () => {
     const r = await local.run({ argv: ['cat'], timeoutMs: 20_000 });
     expect(r).toMatchObject({ exitCode: 0, stdout: '', timedOut: false });
@@ -115,7 +128,8 @@ describe('LocalExecutor on zx/core', () => {
     const chunks: string[] = [];
     const r = await local.run({
       argv: ['/bin/sh', '-c', 'sleep 30 & echo $!; wait'],
-      timeoutMs: 300,
+      // Long enough that the background sleep exists when the deadline passes, even on a busy machine.
+      timeoutMs: 2000,
       onOutput: (c) => chunks.push(c),
     });
     expect(r.timedOut).toBe(true);

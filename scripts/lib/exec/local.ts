@@ -182,11 +182,18 @@ export class LocalExecutor implements Executor {
           setImmediate(cutOff);
         },
       });
-    if (cmd.onOutput) {
-      const onOutput = cmd.onOutput;
-      child?.stdout?.on('data', (chunk: Buffer) => onOutput(chunk.toString('utf8'), 'stdout'));
-      child?.stderr?.on('data', (chunk: Buffer) => onOutput(chunk.toString('utf8'), 'stderr'));
-    }
+    // Our own byte buffers: zx decodes each chunk on its own, which breaks a UTF-8 character that
+    // straddles two chunks.
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child?.stdout?.on('data', (chunk: Buffer) => {
+      stdout.push(chunk);
+      cmd.onOutput?.(chunk.toString('utf8'), 'stdout');
+    });
+    child?.stderr?.on('data', (chunk: Buffer) => {
+      stderr.push(chunk);
+      cmd.onOutput?.(chunk.toString('utf8'), 'stderr');
+    });
     // An interrupt kills the child (SIGTERM, then SIGKILL) and fails the command once it is gone.
     const offStop = runContext.onStop(() => {
       interrupted = new InterruptedError(runContext.interrupted ?? 'SIGINT');
@@ -201,7 +208,12 @@ export class LocalExecutor implements Executor {
       if (interrupted) throw interrupted;
       if (out.exitCode === null && out.signal === null && out.cause)
         return { exitCode: 127, stdout: '', stderr: '', timedOut: false, spawnError: out.cause.message };
-      return { exitCode: out.exitCode ?? 1, stdout: out.stdout, stderr: out.stderr, timedOut };
+      return {
+        exitCode: out.exitCode ?? 1,
+        stdout: Buffer.concat(stdout).toString('utf8'),
+        stderr: Buffer.concat(stderr).toString('utf8'),
+        timedOut,
+      };
     } finally {
       clearTimeout(term);
       offStop();
