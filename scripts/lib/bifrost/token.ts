@@ -79,9 +79,10 @@ class TryAgain extends Error {}
  */
 export async function mintWithRetry(opts: MintRetryOptions): Promise<MintOutcome> {
   const now = opts.now ?? Date.now;
-  const { loadZx } = await import('../exec/local.ts');
+  const { loadZx, requireHere } = await import('../exec/local.ts');
   await loadZx(); // zx's log hook (the retry log entries) goes through the redactor
-  const { retry, expBackoff } = await import('zx');
+  // retry and expBackoff are only in the full `zx` entry point; its CommonJS build shares zx/core's $.
+  const { retry, expBackoff } = requireHere('zx') as typeof import('zx');
   const backoff = expBackoff(opts.maxDelayMs, opts.firstDelayMs);
   // The most attempts the deadline allows even if every one failed at once: the bound zx counts to.
   const most = Math.max(1, Math.ceil((opts.deadline - now()) / Math.max(1, opts.firstDelayMs)) + 1);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { redactor } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
@@ -22,18 +23,23 @@ type ZxLogEntry = Parameters<ZxCore['log']>[0];
 
 /**
  * zx/core is the local scripting layer (DESIGN.md principle 2), loaded on the first command rather than
- * at start-up: its import costs ~100 ms, and `create-bootstrap-secrets --dry-run` must start within
- * 600 ms (bench/run.ts). Only zx/core: the `zx` entry point adds fs-extra, globby and friends, and
- * `zx/globals` writes to globalThis.
+ * at start-up, and through `require` (its CommonJS build): `import('zx/core')` costs ~115 ms of CPU here,
+ * the ESM wrapper's export analysis included, `require` ~40 ms, and `create-bootstrap-secrets --dry-run`
+ * must start within 600 ms (bench/run.ts). Only zx/core: the `zx` entry point adds fs-extra, globby and
+ * friends, and `zx/globals` writes to globalThis.
  */
 let zxCore: Promise<ZxCore> | undefined;
 export function loadZx(): Promise<ZxCore> {
-  zxCore ??= import('zx/core').then((zx) => {
+  zxCore ??= Promise.resolve().then(() => {
+    const zx = requireHere('zx/core') as ZxCore;
     configureZx(zx);
     return zx;
   });
   return zxCore;
 }
+
+/** `require` from this module, for the CommonJS builds of zx. */
+export const requireHere = createRequire(import.meta.url);
 
 /** Children by pid while they run, so that zx's kill hook (its `timeout`) can tell us about a deadline. */
 const running = new Map<number, { onDeadline(): void }>();
