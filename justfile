@@ -9,7 +9,7 @@ secrets_file := env_var_or_default("SECRETS_FILE", "secrets/bootstrap.sops.yaml"
 
 # List the recipes
 default:
-    @just --list
+    @{{just_executable()}} --list
 
 # Create the bootstrap Kubernetes Secrets from the SOPS file (one server-side kubectl apply)
 create-secrets *ARGS:

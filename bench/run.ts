@@ -57,7 +57,7 @@ async function main() {
   const env = {
     ...process.env,
     SOPS_AGE_KEY_FILE: keyFile,
-    KUBECTL: join(ROOT, 'test/fakes/kubectl'),
+    KUBECTL: join(ROOT, 'scripts/lib/sandbox/fake-kubectl'),
     NO_COLOR: '1',
   };
   console.log(`secrets-flow bench: ${RUNS} runs each, node ${process.version}\n`);

@@ -4,12 +4,12 @@
  * Kubernetes API server, and create-bootstrap-secrets run against it twice (the second run changes nothing).
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { parseEnvFile } from './lib/bifrost/env-file.ts';
-import { SERVICE_SECRET_FILES } from './lib/bifrost/plan.ts';
+import { CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './lib/bifrost/plan.ts';
 import { renderBifrostEnvFiles } from './lib/bifrost/render-env.ts';
 import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
 import { EXIT } from './lib/errors.ts';
@@ -126,7 +126,7 @@ async function main(argv: string[], out: Output): Promise<number> {
       ...env,
       KUBECONFIG: kubeconfig,
       KUBECACHEDIR: join(dir, 'kube-cache'),
-      KUBECTL: kubectl ?? join(ROOT, 'test/fakes/kubectl'),
+      KUBECTL: kubectl ?? join(ROOT, 'scripts/lib/sandbox/fake-kubectl'),
     };
     const args = ['--secrets-file', secretsFile, ...(kubectl ? [] : ['--dry-run'])];
 
@@ -181,12 +181,34 @@ async function main(argv: string[], out: Output): Promise<number> {
       out.info(`  k8s ${secret.namespace}/${secret.name}${stored ? '' : ' (dry run: not stored)'}`);
       for (const e of secret.entries) out.info(`    ${describeSecret(e.name, e.value)} <- ${e.key}`);
     }
+    // What bifrost-bootstrap left in the bundle: .secrets.env now holds the minted NB_IDP_MGMT_TOKEN.
+    const secretsEnv = parseEnvFile(readFileSync(join(bundle, '.secrets.env'), 'utf8'));
     for (const f of SERVICE_SECRET_FILES) {
       out.info(`  bifrost ${f.file} (${f.services.join(', ')})`);
       for (const e of f.entries) {
-        const value = parseEnvFile(rendered.secretsEnv).get(e.from);
+        const value = secretsEnv.get(e.from);
         if (value) out.info(`    ${describeSecret(e.name, value)} <- .secrets.env ${e.from}`);
       }
+    }
+    out.info('  bifrost .env (compose interpolation in docker-compose.yml)');
+    for (const [name, value] of parseEnvFile(readFileSync(join(bundle, '.env'), 'utf8'))) {
+      if (value) out.info(`    ${describeSecret(name, value)}`);
+    }
+    out.info('  bifrost netbird/config.yaml (netbird-server), rendered by bifrost-bootstrap');
+    for (const key of CONFIG_PLACEHOLDERS) {
+      const value = secretsEnv.get(key);
+      if (value) out.info(`    ${describeSecret(key, value)} <- .secrets.env ${key}`);
+    }
+    const minted = secretsEnv.get(NB_IDP_MGMT_TOKEN);
+    if (minted !== undefined && minted === secretsEnv.get('AUTHENTIK_BOOTSTRAP_TOKEN')) {
+      out.info(
+        c.dim(
+          `  ${NB_IDP_MGMT_TOKEN} has the same fingerprint as AUTHENTIK_BOOTSTRAP_TOKEN because it is the same value: the design\n` +
+            "  page makes the token bifrost-bootstrap mints (Authentik's netbird-mgmt-token, which NetBird's IdP manager\n" +
+            "  calls Authentik's API with) take the bootstrap token as its key, read inside the authentik-server container;\n" +
+            `  bifrost-bootstrap then writes it to .secrets.env as ${NB_IDP_MGMT_TOKEN} for netbird/config.yaml.`,
+        ),
+      );
     }
     out.info(c.green(`\ndone in ${((performance.now() - started) / 1000).toFixed(1)} s`));
     out.result({

@@ -9,7 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { type BootstrapFixture, findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 
-const FAKE_KUBECTL = resolve(PROJECT_ROOT, 'test/fakes/kubectl');
+const FAKE_KUBECTL = resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-kubectl');
 const SCRIPT = 'create-bootstrap-secrets.ts';
 
 interface KubectlCall {

@@ -33,9 +33,7 @@ export function createOutput(opts: OutputOptions = {}): Output {
   const env = opts.env ?? process.env;
   const narration = opts.json ? stderr : stdout;
   const isTty = Boolean((narration as NodeJS.WriteStream).isTTY);
-  // chalk's own detection ignores NO_COLOR; the CLI conventions require honouring it.
-  const colorOn = isTty && env.NO_COLOR === undefined && env.TERM !== 'dumb';
-  const color = new Chalk({ level: colorOn ? 1 : 0 });
+  const color = new Chalk({ level: colorLevel(env, isTty) });
   const write = (stream: NodeJS.WritableStream, text: string) => {
     stream.write(`${redactor.redact(text)}\n`);
   };
@@ -55,4 +53,23 @@ export function createOutput(opts: OutputOptions = {}): Output {
       if (hint) write(stderr, `hint: ${hint}`);
     },
   };
+}
+
+/**
+ * The colour level: FORCE_COLOR as chalk reads it (empty or "true": on; "false" or "0": off; 1 to 3: that
+ * level), and it wins over everything else, as in Node's own tty.getColorDepth; else NO_COLOR set to a
+ * non-empty value turns colour off (no-color.org: an empty NO_COLOR does not); else colour on a TTY that
+ * is not TERM=dumb.
+ */
+export function colorLevel(env: NodeJS.ProcessEnv, isTty: boolean): 0 | 1 | 2 | 3 {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) {
+    if (force === '' || force === 'true') return 1;
+    if (force === 'false') return 0;
+    const level = Number.parseInt(force, 10);
+    if (Number.isInteger(level)) return Math.max(0, Math.min(level, 3)) as 0 | 1 | 2 | 3;
+    return 1;
+  }
+  if (env.NO_COLOR) return 0;
+  return isTty && env.TERM !== 'dumb' ? 1 : 0;
 }

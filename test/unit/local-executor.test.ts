@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatCommand, shellQuote } from '../../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../../scripts/lib/exec/local.ts';
@@ -77,5 +78,114 @@ describe('LocalExecutor files', () => {
       onOutput: (c, s) => chunks.push(`${s}:${c}`),
     });
     expect(chunks.sort()).toEqual(['stderr:b\n', 'stdout:a\n']);
+  });
+});
+
+describe('LocalExecutor on zx/core', () => {
+  it('hands every argv element to the program word for word, shell syntax included', async () => {
+    const odd = ['', "it's", 'a\nb', '$(touch /tmp/never)', '`x`;|&>', '*', '~', '\\'];
+    const r = await local.run({
+      argv: ['/bin/sh', '-c', 'for a in "$@"; do printf "[%s]" "$a"; done', 'sh', ...odd],
+    });
+    expect(r.stdout).toBe(odd.map((a) => `[${a}]`).join(''));
+  });
+
+  it('keeps a UTF-8 character whole when it arrives split across two chunks', async () => {
+    // The two bytes of "é" in two writes, apart: two chunks for the reader.
+    const r = await local.run({
+      argv: [
+        '/bin/sh',
+        '-c',
+        "printf '\\303'; sleep 0.2; printf '\\251'; printf '\\303' >&2; sleep 0.2; printf '\\251' >&2",
+      ],
+    });
+    expect(r.stdout).toBe('é');
+    expect(r.stderr).toBe('é');
+  });
+
+  it('closes stdin when there is no input, so a program that reads it ends', async () => {
+    const r = await local.run({ argv: ['cat'], timeoutMs: 20_000 });
+    expect(r).toMatchObject({ exitCode: 0, stdout: '', timedOut: false });
+  });
+
+  it('reports a file that is not executable as never started', async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'le-'));
+    try {
+      writeFileSync(join(dir, 'prog'), '#!/bin/sh\necho hi\n', { mode: 0o644 });
+      const r = await local.run({ argv: [join(dir, 'prog')] });
+      expect(r.spawnError).toMatch(/not executable/);
+      const bare = await local.run({ argv: ['no-such-program-here'], env: { PATH: dir } });
+      expect(bare.spawnError).toBe('no-such-program-here: not found');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('kills the whole tree at the deadline, not only the first process', async () => {
+    const chunks: string[] = [];
+    const r = await local.run({
+      argv: ['/bin/sh', '-c', 'sleep 30 & echo $!; wait'],
+      // Long enough that the background sleep exists when the deadline passes, even on a busy machine.
+      timeoutMs: 2000,
+      onOutput: (c) => chunks.push(c),
+    });
+    expect(r.timedOut).toBe(true);
+    const grandchild = Number(chunks.join('').trim());
+    expect(grandchild).toBeGreaterThan(0);
+    // SIGKILL is delivered; on a busy machine the process may take a moment to be scheduled and die.
+    await expect.poll(() => running(grandchild), { timeout: 10_000 }).toBe(false);
+  });
+});
+
+/** Alive and not a zombie waiting for init to reap it. */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
+  } catch {
+    return false;
+  }
+}
+
+describe("zx's log hook", () => {
+  const CANARY = 'zx-canary-7f3a9c1e5b2d';
+
+  it('passes everything zx prints through the redactor, even a secret split across chunks', async () => {
+    const { redactor } = await import('../../scripts/lib/redact.ts');
+    const {
+      loadZx,
+      redactingLog,
+      setZxLogSink,
+      LocalExecutor: Local,
+    } = await import('../../scripts/lib/exec/local.ts');
+    redactor.register(CANARY, 'ZX_CANARY');
+    const printed: string[] = [];
+    setZxLogSink((t) => printed.push(t));
+    try {
+      // A verbose executor: zx echoes the command and its output, through the hook.
+      const verbose = new Local({ verbose: true });
+      const r = await verbose.run({
+        argv: ['/bin/sh', '-c', 'cat; printf "%s\\n" "$1" >&2', 'sh', CANARY],
+        input: `${CANARY}\n`,
+      });
+      expect(r.stdout).toBe(`${CANARY}\n`);
+      // The hook on its own: the canary arrives in two chunks, and in a retry's error.
+      const zx = await loadZx();
+      const hook = redactingLog(zx.log);
+      hook({ kind: 'stdout', data: Buffer.from(`x ${CANARY.slice(0, 9)}`), verbose: true, id: 't1' });
+      hook({ kind: 'stdout', data: Buffer.from(`${CANARY.slice(9)} y\n`), verbose: true, id: 't1' });
+      hook({ kind: 'custom', data: `custom ${CANARY}`, verbose: true } as never);
+      zx.$.log({ kind: 'cmd', cmd: `echo ${CANARY}`, verbose: true, id: 't2' } as never);
+    } finally {
+      setZxLogSink(undefined);
+    }
+    const all = printed.join('');
+    expect(all).toContain('[REDACTED:ZX_CANARY]');
+    expect(all).not.toContain(CANARY);
+    expect(all).not.toContain(CANARY.slice(0, 12));
+    expect(all).not.toContain(Buffer.from(CANARY).toString('base64').slice(0, 16));
   });
 });

@@ -22,7 +22,7 @@ import {
   SERVICE_SECRET_FILES,
 } from './plan.ts';
 import { renderYamlTemplate } from './template.ts';
-import { AK_SHELL_SCRIPT, findTokenLine } from './token.ts';
+import { AK_SHELL_SCRIPT, findTokenLine, mintWithRetry } from './token.ts';
 import { UpBatcher } from './up-batcher.ts';
 
 export interface EngineOptions {
@@ -390,32 +390,36 @@ class Engine {
 
   private async mintToken(container: string, deadlineSec: number): Promise<string> {
     if (this.secrets.get(NB_IDP_MGMT_TOKEN)) return `${NB_IDP_MGMT_TOKEN} already set in .secrets.env; kept`;
-    const deadline = Date.now() + deadlineSec * 1000 * this.scale;
-    let delay = 1000 * this.scale;
-    let attempt = 0;
-    let lastError = '';
-    for (;;) {
-      attempt += 1;
-      const r = await this.run$(execArgv(this.opts.cli, container, ['ak', 'shell']), {
-        input: AK_SHELL_SCRIPT,
-        timeoutMs: 120_000,
-      });
-      const token = r.exitCode === 0 ? findTokenLine(r.stdout) : undefined;
-      if (token) {
-        redactor.register(token, NB_IDP_MGMT_TOKEN);
-        const current = (await this.bundle.read(SECRETS_ENV)) ?? '';
-        await this.bundle.writeIfChanged(SECRETS_ENV, upsertEnvLine(current, NB_IDP_MGMT_TOKEN, token));
-        this.secrets.set(NB_IDP_MGMT_TOKEN, token);
-        return `netbird-mgmt-token minted on attempt ${attempt}; ${describeSecret(NB_IDP_MGMT_TOKEN, token)} written to .secrets.env`;
-      }
-      lastError = tail(r.exitCode === 0 ? `no TOKEN: line in the output\n${r.stdout}` : r.stderr || r.stdout);
-      if (Date.now() + delay > deadline) break;
-      this.out.info(
-        `wait   netbird-mgmt-token: attempt ${attempt} failed (${lastError.split('\n')[0]}); retrying in ${(delay / 1000).toFixed(1)} s`,
-      );
-      await stoppableSleep(delay);
-      delay = Math.min(delay * 2, 10_000 * this.scale);
+    const outcome = await mintWithRetry({
+      deadline: Date.now() + deadlineSec * 1000 * this.scale,
+      firstDelayMs: 1000 * this.scale,
+      maxDelayMs: 10_000 * this.scale,
+      sleep: stoppableSleep,
+      onRetry: (attempt, error, delay) =>
+        this.out.info(
+          `wait   netbird-mgmt-token: attempt ${attempt} failed (${error.split('\n')[0]}); retrying in ${(delay / 1000).toFixed(1)} s`,
+        ),
+      attempt: async () => {
+        const r = await this.run$(execArgv(this.opts.cli, container, ['ak', 'shell']), {
+          input: AK_SHELL_SCRIPT,
+          timeoutMs: 120_000,
+        });
+        const token = r.exitCode === 0 ? findTokenLine(r.stdout) : undefined;
+        if (token) return { token };
+        return {
+          error: tail(r.exitCode === 0 ? `no TOKEN: line in the output\n${r.stdout}` : r.stderr || r.stdout),
+        };
+      },
+    });
+    if ('token' in outcome) {
+      const { token, attempts } = outcome;
+      redactor.register(token, NB_IDP_MGMT_TOKEN);
+      const current = (await this.bundle.read(SECRETS_ENV)) ?? '';
+      await this.bundle.writeIfChanged(SECRETS_ENV, upsertEnvLine(current, NB_IDP_MGMT_TOKEN, token));
+      this.secrets.set(NB_IDP_MGMT_TOKEN, token);
+      return `netbird-mgmt-token minted on attempt ${attempts}; ${describeSecret(NB_IDP_MGMT_TOKEN, token)} written to .secrets.env`;
     }
+    const { attempts: attempt, error: lastError } = outcome;
     throw new StepFailure(
       `could not mint netbird-mgmt-token in ${deadlineSec * this.scale} s (${attempt} attempts); last error: ${lastError}`,
       'check that akadmin exists (docker logs authentik-worker) and that env/authentik.env holds AUTHENTIK_BOOTSTRAP_TOKEN, then run again',

@@ -47,3 +47,67 @@ export function findTokenLine(stdout: string): string | undefined {
   }
   return undefined;
 }
+
+/** One try at minting: the token, or why not (a line for the log, the whole text for the failure). */
+export type MintAttempt = { token: string } | { error: string };
+
+export interface MintRetryOptions {
+  /** Wall-clock deadline (Date.now() milliseconds): no attempt starts whose wait would pass it. */
+  deadline: number;
+  /** The first wait; each later one doubles, up to `maxDelayMs`. */
+  firstDelayMs: number;
+  maxDelayMs: number;
+  attempt: (n: number) => Promise<MintAttempt>;
+  /** Before each wait: attempt `n` failed with `error`; the next starts in `delayMs`. */
+  onRetry: (n: number, error: string, delayMs: number) => void;
+  /** The wait itself; the engine's ends at once on an interrupt. */
+  sleep: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+export type MintOutcome = { token: string; attempts: number } | { error: string; attempts: number };
+
+/** Thrown inside zx's retry to mean "try again"; anything else ends the loop. */
+class TryAgain extends Error {}
+
+/**
+ * The token step's retries: zx's `retry` runs the attempts and `expBackoff` spaces them (1 s, 2 s,
+ * 4 s … capped), bounded by a wall-clock deadline as every wait here is (DESIGN.md principle 5).
+ * zx's own sleep cannot be interrupted, so zx is given no delay and the wait happens at the start of
+ * the next attempt, through `sleep`. Only TryAgain is retried: an interrupt or a dropped connection
+ * comes back out of `retry` at once, as a value, and is rethrown here.
+ */
+export async function mintWithRetry(opts: MintRetryOptions): Promise<MintOutcome> {
+  const now = opts.now ?? Date.now;
+  const { loadZx, requireHere } = await import('../exec/local.ts');
+  await loadZx(); // zx's log hook (the retry log entries) goes through the redactor
+  // retry and expBackoff are only in the full `zx` entry point; its CommonJS build shares zx/core's $.
+  const { retry, expBackoff } = requireHere('zx') as typeof import('zx');
+  const backoff = expBackoff(opts.maxDelayMs, opts.firstDelayMs);
+  // The most attempts the deadline allows even if every one failed at once: the bound zx counts to.
+  const most = Math.max(1, Math.ceil((opts.deadline - now()) / Math.max(1, opts.firstDelayMs)) + 1);
+  let attempts = 0;
+  let lastError = '';
+  type Step = MintOutcome | { thrown: unknown };
+  const step: Step = await retry(most, async (): Promise<Step> => {
+    try {
+      if (attempts > 0) {
+        const delay = backoff.next().value ?? opts.maxDelayMs;
+        if (now() + delay > opts.deadline) return { error: lastError, attempts };
+        opts.onRetry(attempts, lastError, delay);
+        await opts.sleep(delay);
+      }
+      attempts += 1;
+      const r = await opts.attempt(attempts);
+      if ('token' in r) return { token: r.token, attempts };
+      lastError = r.error;
+    } catch (err) {
+      return { thrown: err };
+    }
+    throw new TryAgain(lastError);
+  }).catch((err: unknown) =>
+    err instanceof TryAgain ? { error: lastError, attempts } : ({ thrown: err } as Step),
+  );
+  if ('thrown' in step) throw step.thrown;
+  return step;
+}

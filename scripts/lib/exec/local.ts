@@ -1,101 +1,243 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
+import { redactor } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
-import type { Command, CommandResult, Executor, FileOps, FileStat } from './executor.ts';
+import {
+  type Command,
+  type CommandResult,
+  type Executor,
+  type FileOps,
+  type FileStat,
+  shellQuote,
+} from './executor.ts';
+import { findOnPath } from './which.ts';
 
 /** After an interrupt's SIGTERM, how long a child gets before SIGKILL. */
 const TERM_GRACE_MS = 1000;
 
+type ZxCore = typeof import('zx/core');
+type ZxLogEntry = Parameters<ZxCore['log']>[0];
+
 /**
- * Runs commands on this machine: argv arrays, never a shell, stdin written then closed.
- * Built on node:child_process rather than execa because every operator command pays for this module
- * at start-up, and execa's import alone costs ~200 ms of create-bootstrap-secrets' 600 ms budget
- * (bench/run.ts); what is needed here is a dozen lines.
+ * zx/core is the local scripting layer (DESIGN.md principle 2), loaded on the first command rather than
+ * at start-up, and through `require` (its CommonJS build): `import('zx/core')` costs ~115 ms of CPU here,
+ * the ESM wrapper's export analysis included, `require` ~40 ms, and `create-bootstrap-secrets --dry-run`
+ * must start within 600 ms (bench/run.ts). Only zx/core: the `zx` entry point adds fs-extra, globby and
+ * friends, and `zx/globals` writes to globalThis.
+ */
+let zxCore: Promise<ZxCore> | undefined;
+export function loadZx(): Promise<ZxCore> {
+  zxCore ??= Promise.resolve().then(() => {
+    const zx = requireHere('zx/core') as ZxCore;
+    configureZx(zx);
+    return zx;
+  });
+  return zxCore;
+}
+
+/** `require` from this module, for the CommonJS builds of zx. */
+export const requireHere = createRequire(import.meta.url);
+
+/** Children by pid while they run, so that zx's kill hook (its `timeout`) can tell us about a deadline. */
+const running = new Map<number, { onDeadline(): void }>();
+
+/** Where zx's log lines go once redacted; tests swap it to read them. */
+let logSink: (text: string) => void = (text) => void process.stderr.write(text);
+export function setZxLogSink(sink: ((text: string) => void) | undefined): void {
+  logSink = sink ?? ((text) => void process.stderr.write(text));
+}
+
+function configureZx(zx: ZxCore): void {
+  const { $ } = zx;
+  // /bin/sh with POSIX single quotes rather than zx's default (bash from PATH, `$'…'` quoting): the
+  // command is `exec 'prog' 'arg'…`, which any POSIX shell reads back word for word, and no PATH
+  // lookup decides which shell that is.
+  $.shell = '/bin/sh';
+  $.quote = shellQuote;
+  $.prefix = '';
+  $.postfix = '';
+  // Nothing is echoed unless an executor asks for it (new LocalExecutor({ verbose: true })), whatever
+  // ZX_VERBOSE says; and what zx does print goes through the redactor.
+  $.verbose = false;
+  $.quiet = true;
+  $.log = redactingLog(zx.log);
+  // zx's own kill lists the tree with `ps` (a process per kill); ours reads /proc, and tells the
+  // command that its deadline passed.
+  $.kill = async (pid, signal) => {
+    running.get(Number(pid))?.onDeadline();
+    killTree(Number(pid), signal ?? 'SIGKILL');
+  };
+}
+
+/**
+ * zx's log hook, redacted: zx's own formatter renders each entry into a buffer, and the text passes
+ * through the redactor before it reaches stderr. Output chunks are held until a line ends (or the
+ * command ends), so a secret split across two chunks is still whole when it is redacted.
+ */
+export function redactingLog(zxLog: ZxCore['log']): ZxCore['log'] {
+  const partial = new Map<string, string>();
+  const render = (entry: ZxLogEntry): string => {
+    let text = '';
+    const saved = zxLog.output;
+    zxLog.output = {
+      write: (chunk: string | Uint8Array) => {
+        text += String(chunk);
+        return true;
+      },
+    } as never;
+    try {
+      zxLog(entry);
+    } finally {
+      zxLog.output = saved;
+    }
+    return text;
+  };
+  const hook = ((entry: ZxLogEntry) => {
+    if (!entry.verbose) return;
+    if (entry.kind === 'stdout' || entry.kind === 'stderr') {
+      const key = `${entry.id}:${entry.kind}`;
+      const text = (partial.get(key) ?? '') + String(entry.data);
+      const cut = text.lastIndexOf('\n') + 1;
+      partial.set(key, text.slice(cut));
+      if (cut > 0) logSink(redactor.redact(render({ ...entry, data: Buffer.from(text.slice(0, cut)) })));
+      return;
+    }
+    if (entry.kind === 'end') {
+      for (const kind of ['stdout', 'stderr'] as const) {
+        const key = `${entry.id}:${kind}`;
+        const rest = partial.get(key);
+        partial.delete(key);
+        if (rest)
+          logSink(
+            redactor.redact(
+              render({ kind, data: Buffer.from(`${rest}\n`), verbose: true, id: entry.id } as ZxLogEntry),
+            ),
+          );
+      }
+    }
+    const text = render(entry);
+    if (text) logSink(redactor.redact(text));
+  }) as ZxCore['log'];
+  return Object.assign(hook, { output: zxLog.output, formatters: zxLog.formatters });
+}
+
+export interface LocalExecutorOptions {
+  /** Echo each command and its output to stderr through zx's (redacting) log; off by default. */
+  verbose?: boolean;
+}
+
+/**
+ * Runs commands on this machine through zx/core's `$`: the argv array is interpolated as one array
+ * argument, so every element is quoted (shellQuote) and the shell sees words, never code; values travel only as
+ * `input` (stdin, written then closed) or in the child's `env`. `exec` makes the program replace the
+ * shell, so the pid zx knows is the program's own.
  */
 export class LocalExecutor implements Executor {
   readonly where = 'local';
   readonly files: FileOps = localFiles;
 
+  constructor(private readonly opts: LocalExecutorOptions = {}) {}
+
   async close(): Promise<void> {}
 
-  run(cmd: Command): Promise<CommandResult> {
+  async run(cmd: Command): Promise<CommandResult> {
     const [file, ...args] = cmd.argv;
-    if (!file) return Promise.reject(new Error('empty command'));
-    if (runContext.stopped()) return Promise.reject(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
-    return new Promise((resolve, reject) => {
-      const child = spawn(file, args, {
-        env: cmd.env ? { ...process.env, ...cmd.env } : process.env,
-        stdio: ['pipe', 'pipe', 'pipe'],
+    if (!file) throw new Error('empty command');
+    runContext.throwIfStopped();
+    const env = cmd.env ? { ...process.env, ...cmd.env } : process.env;
+    // The shell would say "command not found" with exit 127; callers want to know it never started.
+    const missing = cannotStart(file, env);
+    if (missing) return { exitCode: 127, stdout: '', stderr: '', timedOut: false, spawnError: missing };
+    const zx = await loadZx();
+    runContext.throwIfStopped();
+
+    let timedOut = false;
+    let interrupted: InterruptedError | undefined;
+    let term: NodeJS.Timeout | undefined;
+    const verbose = Boolean(this.opts.verbose);
+    const p = zx.$({
+      cwd: process.cwd(),
+      env,
+      input: cmd.input || undefined,
+      nothrow: true,
+      quiet: !verbose,
+      verbose,
+      prefix: '',
+      postfix: '',
+      // zx kills through $.kill (configureZx): the whole tree, at once.
+      timeout: cmd.timeoutMs,
+      timeoutSignal: 'SIGKILL',
+    })`exec ${[file, ...args]}`;
+    const child = p.child;
+    // A child that exits without reading stdin closes the pipe; that is its business, not an error.
+    child?.stdin?.on('error', () => {});
+    // Without input zx leaves stdin open; a program that reads it would wait forever.
+    if (!cmd.input) child?.stdin?.end();
+    const cutOff = () => {
+      // A descendant that escaped the kill (a wrapper script's child) must not keep the pipes open.
+      child?.stdout?.destroy();
+      child?.stderr?.destroy();
+    };
+    if (child?.pid)
+      running.set(child.pid, {
+        onDeadline: () => {
+          timedOut = true;
+          setImmediate(cutOff);
+        },
       });
-      // Our own deadline rather than spawn's `timeout`, whose timer outlives a program that never
-      // started and holds the process open for the whole deadline.
-      let timedOut = false;
-      const deadline =
-        cmd.timeoutMs === undefined
-          ? undefined
-          : setTimeout(() => {
-              timedOut = true;
-              // The whole tree: a wrapper script's own child (a `sops` shell script without exec) would
-              // otherwise keep the pipes open, and the command would wait for it past its deadline.
-              killTree(child.pid, 'SIGKILL');
-              child.stdout.destroy();
-              child.stderr.destroy();
-            }, cmd.timeoutMs);
-      const stdout: Buffer[] = [];
-      const stderr: Buffer[] = [];
-      let settled = false;
-      let interrupted: InterruptedError | undefined;
-      let term: NodeJS.Timeout | undefined;
-      // An interrupt kills the child (SIGTERM, then SIGKILL) and fails the command once it is gone.
-      const offStop = runContext.onStop(() => {
-        interrupted = new InterruptedError(runContext.interrupted ?? 'SIGINT');
-        killTree(child.pid, 'SIGTERM');
-        term = setTimeout(() => {
-          killTree(child.pid, 'SIGKILL');
-          child.stdout.destroy();
-          child.stderr.destroy();
-        }, TERM_GRACE_MS);
-      });
-      const settle = (result: CommandResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(deadline);
-        clearTimeout(term);
-        offStop();
-        if (interrupted) reject(interrupted);
-        else resolve(result);
-      };
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout.push(chunk);
-        cmd.onOutput?.(chunk.toString('utf8'), 'stdout');
-      });
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr.push(chunk);
-        cmd.onOutput?.(chunk.toString('utf8'), 'stderr');
-      });
-      child.on('error', (err: NodeJS.ErrnoException) => {
-        // A program that cannot be started never emits 'close'; its pipes would keep the process alive.
-        child.stdin.destroy();
-        child.stdout.destroy();
-        child.stderr.destroy();
-        const reason = err.code === 'ENOENT' ? `${file}: not found` : err.message;
-        settle({ exitCode: 127, stdout: '', stderr: '', timedOut: false, spawnError: reason });
-      });
-      // A child that exits without reading stdin closes the pipe; that is its business, not an error.
-      child.stdin.on('error', () => {});
-      child.stdin.end(cmd.input ?? '');
-      child.on('close', (code) => {
-        settle({
-          exitCode: code ?? 1,
-          stdout: Buffer.concat(stdout).toString('utf8'),
-          stderr: Buffer.concat(stderr).toString('utf8'),
-          timedOut,
-        });
-      });
+    // Our own byte buffers: zx decodes each chunk on its own, which breaks a UTF-8 character that
+    // straddles two chunks.
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child?.stdout?.on('data', (chunk: Buffer) => {
+      stdout.push(chunk);
+      cmd.onOutput?.(chunk.toString('utf8'), 'stdout');
     });
+    child?.stderr?.on('data', (chunk: Buffer) => {
+      stderr.push(chunk);
+      cmd.onOutput?.(chunk.toString('utf8'), 'stderr');
+    });
+    // An interrupt kills the child (SIGTERM, then SIGKILL) and fails the command once it is gone.
+    const offStop = runContext.onStop(() => {
+      interrupted = new InterruptedError(runContext.interrupted ?? 'SIGINT');
+      killTree(child?.pid, 'SIGTERM');
+      term = setTimeout(() => {
+        killTree(child?.pid, 'SIGKILL');
+        cutOff();
+      }, TERM_GRACE_MS);
+    });
+    try {
+      const out = await p;
+      if (interrupted) throw interrupted;
+      if (out.exitCode === null && out.signal === null && out.cause)
+        return { exitCode: 127, stdout: '', stderr: '', timedOut: false, spawnError: out.cause.message };
+      return {
+        exitCode: out.exitCode ?? 1,
+        stdout: Buffer.concat(stdout).toString('utf8'),
+        stderr: Buffer.concat(stderr).toString('utf8'),
+        timedOut,
+      };
+    } finally {
+      clearTimeout(term);
+      offStop();
+      if (child?.pid) running.delete(child.pid);
+    }
+  }
+}
+
+/** Why `file` cannot be started, or undefined when it can (found on PATH, or a path that is executable). */
+function cannotStart(file: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (!file.includes('/')) return findOnPath(file, env) ? undefined : `${file}: not found`;
+  try {
+    accessSync(file, constants.X_OK);
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT'
+      ? `${file}: not found`
+      : `${file}: not executable`;
   }
 }
 

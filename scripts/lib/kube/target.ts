@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { parse } from 'yaml';
+import { InputError } from '../errors.ts';
 
 export interface KubeTarget {
   /** The context kubectl will use, or undefined when no kubeconfig names one. */
@@ -22,6 +23,11 @@ interface KubeconfigDoc {
  * Which cluster kubectl is about to write to, read from the kubeconfig as kubectl resolves it
  * (--kubeconfig, else every file in KUBECONFIG, else ~/.kube/config; the first current-context wins).
  * Reading the files ourselves saves a `kubectl config` process per run.
+ *
+ * Called before anything is decrypted, it also refuses (InputError, exit 2) what kubectl would only
+ * refuse at the end: a --kubeconfig file that does not exist, and a --context the kubeconfig does not
+ * have (what `kubectl config get-contexts` lists), naming the contexts it does have. A kubeconfig that
+ * cannot be read or parsed is left for kubectl to report.
  */
 export function resolveKubeTarget(opts: {
   kubeconfig?: string;
@@ -34,13 +40,35 @@ export function resolveKubeTarget(opts: {
     : env.KUBECONFIG
       ? env.KUBECONFIG.split(delimiter).filter(Boolean)
       : [join(env.HOME ?? homedir(), '.kube', 'config')];
+  if (opts.kubeconfig && !existsSync(opts.kubeconfig)) {
+    throw new InputError(
+      `--kubeconfig ${opts.kubeconfig}: no such file; nothing was decrypted or applied`,
+      'give the path of an existing kubeconfig, or leave --kubeconfig out to use KUBECONFIG or ~/.kube/config',
+    );
+  }
   const docs: KubeconfigDoc[] = [];
+  let unreadable = false;
   for (const file of files) {
     if (!existsSync(file)) continue;
     try {
       docs.push((parse(readFileSync(file, 'utf8')) ?? {}) as KubeconfigDoc);
     } catch {
       // kubectl itself reports a broken kubeconfig with a better message when it runs.
+      unreadable = true;
+    }
+  }
+  if (opts.context !== undefined && !unreadable) {
+    const known = [
+      ...new Set(docs.flatMap((d) => d.contexts ?? []).flatMap((c) => (c.name ? [c.name] : []))),
+    ];
+    if (!known.includes(opts.context)) {
+      const found = files.filter((f) => existsSync(f));
+      throw new InputError(
+        `--context ${opts.context}: no such context in ${found.length > 0 ? found.join(', ') : `any kubeconfig (${files.join(', ')} not found)`}; ${known.length > 0 ? `it has: ${known.join(', ')}` : 'it has no contexts'}. Nothing was decrypted or applied`,
+        known.length > 0
+          ? `pass one of those with --context (kubectl config get-contexts lists them), or leave --context out to use the current context`
+          : 'point --kubeconfig or KUBECONFIG at the kubeconfig that has it',
+      );
     }
   }
   const context = opts.context ?? docs.map((d) => d['current-context']).find((c) => c);

@@ -1,0 +1,50 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { colorLevel, createOutput } from '../../scripts/lib/output.ts';
+
+/** A stream that says it is a terminal, and what was written to it. */
+function tty(isTTY: boolean) {
+  const stream = Object.assign(new PassThrough(), { isTTY });
+  const chunks: string[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c.toString()));
+  return { stream, text: () => chunks.join('') };
+}
+
+const ESC = '\u001b[';
+
+describe('colour', () => {
+  it('follows no-color.org: NO_COLOR set and not empty turns it off; an empty NO_COLOR does not', () => {
+    expect(colorLevel({ NO_COLOR: '1' }, true)).toBe(0);
+    expect(colorLevel({ NO_COLOR: 'anything' }, true)).toBe(0);
+    expect(colorLevel({ NO_COLOR: '' }, true)).toBe(1);
+    expect(colorLevel({}, true)).toBe(1);
+    expect(colorLevel({}, false)).toBe(0);
+    expect(colorLevel({ TERM: 'dumb' }, true)).toBe(0);
+  });
+
+  it("follows chalk's FORCE_COLOR rules, which win over NO_COLOR and a missing TTY", () => {
+    expect(colorLevel({ FORCE_COLOR: '' }, false)).toBe(1);
+    expect(colorLevel({ FORCE_COLOR: 'true' }, false)).toBe(1);
+    expect(colorLevel({ FORCE_COLOR: '1', NO_COLOR: '1' }, false)).toBe(1);
+    expect(colorLevel({ FORCE_COLOR: '3' }, false)).toBe(3);
+    expect(colorLevel({ FORCE_COLOR: '9' }, false)).toBe(3);
+    expect(colorLevel({ FORCE_COLOR: '0' }, true)).toBe(0);
+    expect(colorLevel({ FORCE_COLOR: 'false' }, true)).toBe(0);
+  });
+
+  it('reaches what a command prints', () => {
+    for (const [env, isTTY, coloured] of [
+      [{ NO_COLOR: '' }, true, true],
+      [{ NO_COLOR: '1' }, true, false],
+      [{ FORCE_COLOR: '1' }, false, true],
+      [{}, false, false],
+    ] as const) {
+      const out = tty(isTTY);
+      const err = tty(isTTY);
+      const o = createOutput({ env, stdout: out.stream, stderr: err.stream });
+      o.warn('careful');
+      expect(err.text().includes(ESC), JSON.stringify({ env, isTTY })).toBe(coloured);
+      expect(err.text()).toContain('warning: careful');
+    }
+  });
+});
