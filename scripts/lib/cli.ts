@@ -65,7 +65,7 @@ export function suggestFlag(typed: string, known: readonly string[]): string | u
     const d = editDistance(bare, name);
     if (!best || d < best.d) best = { name, d };
   }
-  return best && best.d <= Math.max(2, Math.floor(bare.length / 3)) ? `--${best.name}` : undefined;
+  return best && best.d <= Math.max(2, Math.ceil(bare.length / 3)) ? `--${best.name}` : undefined;
 }
 
 /**
