@@ -197,19 +197,27 @@ export interface Command {
 }
 
 /** Builds a command from its spec: the one place that parses, answers --help and checks positionals. */
+/** Every --help: usage, what it does, its list (options or commands), a footer, the exit-code table. */
+function helpText(usage: string, description: string, list: string[], footer?: string, exits?: ExitCodes) {
+  return [
+    `Usage: ${usage}`.trimEnd(),
+    '',
+    description.trimEnd(),
+    '',
+    ...list,
+    ...(footer ? ['', footer.trimEnd()] : []),
+    '',
+    exitCodeTable(exits),
+  ].join('\n');
+}
+
 export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Command {
-  const help = [
-    `Usage: ${spec.name} ${spec.synopsis}`.trimEnd(),
-    '',
-    spec.description.trimEnd(),
-    '',
+  const options = [
     'Options:',
     ...(spec.optionsHelp ? [spec.optionsHelp.trimEnd()] : []),
     ...(spec.commonHelp === false ? [] : [COMMON_OPTIONS_HELP]),
-    ...(spec.footer ? ['', spec.footer.trimEnd()] : []),
-    '',
-    exitCodeTable(spec.exits),
-  ].join('\n');
+  ];
+  const help = helpText(`${spec.name} ${spec.synopsis}`, spec.description, options, spec.footer, spec.exits);
   return {
     name: spec.name,
     help,
@@ -238,11 +246,7 @@ export function defineGroup(spec: {
 }): Command {
   const names = Object.keys(spec.commands);
   const width = Math.max(...names.map((n) => n.length)) + 2;
-  const help = [
-    `Usage: ${spec.name} <command> [options]`,
-    '',
-    spec.description.trimEnd(),
-    '',
+  const commands = [
     'Commands:',
     ...names.map(
       (n) =>
@@ -250,10 +254,14 @@ export function defineGroup(spec: {
     ),
     '',
     `${spec.name} <command> --help shows each command's options.`,
-    ...(spec.footer ? ['', spec.footer.trimEnd()] : []),
-    '',
-    exitCodeTable(spec.exits),
-  ].join('\n');
+  ];
+  const help = helpText(
+    `${spec.name} <command> [options]`,
+    spec.description,
+    commands,
+    spec.footer,
+    spec.exits,
+  );
   return {
     name: spec.name,
     help,
