@@ -5,7 +5,7 @@
 
 import { resolve } from 'node:path';
 import { bundleProblems, readHostBundle, requireSoundBundle } from './lib/bifrost/check-bundle.ts';
-import { dryRunBootstrap, formatDryRun } from './lib/bifrost/dry-run.ts';
+import { dryRunBootstrap, reportDryRun } from './lib/bifrost/dry-run.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
 import { HOST_ALIASES, HOST_OPTIONS, HOST_OPTIONS_HELP, hostDockerCli } from './lib/bifrost/host-flags.ts';
 import { COMMON_OPTIONS, defineCommand, numberFlag, runMain } from './lib/cli.ts';
@@ -78,10 +78,7 @@ ${HOST_OPTIONS_HELP}
         );
         if (flags['dry-run']) {
           const dry = await dryRunBootstrap({ executor, cli, out, cloudInitTimeoutSec });
-          for (const line of formatDryRun(dry)) out.info(line);
-          const { commands, writes, steps } = dry;
-          out.result({ ok: true, dryRun: true, where: executor.where, steps, commands, writes });
-          return dry.result.failure ? EXIT.failed : EXIT.ok;
+          return reportDryRun(dry, out, { where: executor.where, dir: cli.dir });
         }
         const result = await runBifrostBootstrap({ executor, cli, out, cloudInitTimeoutSec });
         out.info(`\n${formatStatusTable(result)}`);

@@ -128,7 +128,7 @@ export function parseCli<const O extends Options>(
       throw new InputError(`unknown option ${flag}${guess ? `; did you mean ${guess}?` : ''}`, hint);
     }
     if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag) {
-      const name = flag.replace(/^-+/, '').split(/[ =]/)[0] ?? '';
+      const name = flag.replace(/^-+/, '').split(/[ =,]/)[0] ?? '';
       const full = Object.entries(options).find(([n, o]) => n === name || o.short === name);
       throw new InputError(
         full?.[1].type === 'string' ? `--${full[0]} needs a value` : `--${full?.[0] ?? name} takes no value`,

@@ -117,3 +117,14 @@ export function formatDryRun(run: DryRun): string[] {
     ...(run.writes.length ? run.writes.map((w) => `  ${w.path} (${w.mode.toString(8)})`) : ['  none']),
   ];
 }
+
+/** Prints the dry run and its JSON result; exit 1 when the recorded run failed a step (a template, say). */
+export function reportDryRun(dry: DryRun, out: Output, base: Record<string, unknown>): number {
+  for (const line of formatDryRun(dry)) out.info(line);
+  const { commands, writes, steps, result } = dry;
+  if (result.failure) {
+    out.error(`step ${result.failure.step} would fail:\n${result.failure.message}`, result.failure.hint);
+  }
+  out.result({ ok: !result.failure, dryRun: true, ...base, steps, commands, writes });
+  return result.failure ? 1 : 0;
+}

@@ -10,7 +10,7 @@ import type { Output } from '../../output.ts';
 import { fingerprint } from '../../redact.ts';
 import { runContext, withCleanup } from '../../run-context.ts';
 import { type DockerCli, inspectContainers } from '../docker.ts';
-import { dryRunBootstrap, formatDryRun, RecordingExecutor } from '../dry-run.ts';
+import { dryRunBootstrap, RecordingExecutor, reportDryRun } from '../dry-run.ts';
 import { type EngineResult, formatStatusTable, runBifrostBootstrap } from '../engine.ts';
 import { parseEnvFile } from '../env-file.ts';
 import { requireHost, withHost } from '../host-flags.ts';
@@ -76,10 +76,7 @@ async function dryRun(executor: Executor, cli: DockerCli, which: Which, out: Out
     await removeTokenLine(recorder, cli.dir, { ...out, info: out.detail });
   }
   const dry = await dryRunBootstrap({ executor: recorder, cli, out, plan: restrictPlan(STEPS[which]) });
-  for (const line of formatDryRun(dry)) out.info(line);
-  const { commands, writes, steps } = dry;
-  out.result({ ok: true, dryRun: true, where: executor.where, dir: cli.dir, steps, commands, writes });
-  return EXIT.ok;
+  return reportDryRun(dry, out, { where: executor.where, dir: cli.dir });
 }
 
 async function converge(executor: Executor, cli: DockerCli, which: Which, out: Output): Promise<number> {
