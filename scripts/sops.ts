@@ -41,7 +41,7 @@ key order kept. Comments are not printed.`,
   --output-type TYPE   yaml, json, dotenv or binary (default: the input type; binary prints the raw data)
 ${HELP_LINE}`,
   commonHelp: false,
-  positionals: { min: 1, max: 1, name: 'FILE' },
+  positionals: { min: 1, max: 1, wrong: 'decrypt takes exactly one FILE' },
   exits: EXITS,
   run: (flags, positionals, out) => decrypt(flags, positionals, out),
 });
@@ -56,7 +56,7 @@ The values reach the command only through its environment, and the exit code is 
   options: HELP_OPTION,
   optionsHelp: HELP_LINE,
   commonHelp: false,
-  positionals: { min: 2, max: 2, name: 'FILE and COMMAND' },
+  positionals: { min: 2, max: 2, wrong: 'exec-env takes FILE and COMMAND' },
   exits: { ...EXITS, extra: 'otherwise: the exit code of COMMAND' },
   run: (_flags, positionals, out) => execEnv(positionals, out),
 });

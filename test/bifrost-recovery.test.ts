@@ -182,7 +182,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(dry.stdout).toContain('would remove the NB_IDP_MGMT_TOKEN line');
     expect(dry.stdout).toMatch(/^ {2}netbird-mgmt-token: would run$/m);
     // The recording run: the engine's own commands, none run (no ak shell call reached the simulator).
-    expect(dry.stdout).toMatch(/^\$ .* exec -i authentik-server ak shell$/m);
+    expect(dry.stdout).toMatch(/^ {2}\$ .* exec -i authentik-server ak shell$/m);
     expect(akShellCalls(sinceDry)).toBe(0);
     expect(hostSecretsEnv()).toBe(stale);
 

@@ -183,7 +183,12 @@ export interface CommandSpec<O extends Options> {
   /** Other spellings of a flag: `{ file: 'secrets-file' }` makes `--file F` mean `--secrets-file F`. */
   aliases?: Readonly<Record<string, string>>;
   /** How many positional arguments it takes (default none). */
-  positionals?: { min?: number; max?: number; name?: string };
+  positionals?: {
+    min?: number;
+    max?: number;
+    name?: string /** Said when the count is wrong. */;
+    wrong?: string;
+  };
   /** Text after the options (environment, justfile recipe). */
   footer?: string;
   exits?: ExitCodes;
@@ -227,7 +232,9 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
         out.data(help);
         return EXIT.ok;
       }
-      const { min = 0, max = 0, name = 'argument' } = spec.positionals ?? {};
+      const { min = 0, max = 0, name = 'argument', wrong } = spec.positionals ?? {};
+      if (wrong && (positionals.length < min || positionals.length > max))
+        throw new InputError(wrong, `see ${spec.name} --help`);
       if (positionals.length > max)
         throw new InputError(`unexpected argument: ${positionals[max]}`, `see ${spec.name} --help`);
       if (positionals.length < min) throw new InputError(`say which ${name}`, `see ${spec.name} --help`);
@@ -272,7 +279,10 @@ export function defineGroup(spec: {
         return EXIT.ok;
       }
       if (first === undefined)
-        throw new InputError(`say which command to run: ${names.join(', ')}`, `see ${spec.name} --help`);
+        throw new InputError(
+          `no command given: say which to run (${names.join(', ')})`,
+          `see ${spec.name} --help`,
+        );
       const sub = spec.commands[first];
       if (!sub) {
         const guess = suggestFlag(first, names)?.slice(2);
