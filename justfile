@@ -57,11 +57,11 @@ bifrost-up HOST *ARGS:
 
 # Generate every generatable bootstrap secret into a new SOPS file encrypted to RECIPIENT (age1…)
 secrets-init RECIPIENT *ARGS:
-    {{tsx}} scripts/secrets.ts init --recipient {{RECIPIENT}} --file {{secrets_file}} {{ARGS}}
+    {{tsx}} scripts/secrets.ts init --recipient {{RECIPIENT}} --secrets-file {{secrets_file}} {{ARGS}}
 
 # Table of every bootstrap key: present, length, format, who needs it (never a value)
 secrets-check *ARGS:
-    {{tsx}} scripts/secrets.ts check --file {{secrets_file}} {{ARGS}}
+    {{tsx}} scripts/secrets.ts check --secrets-file {{secrets_file}} {{ARGS}}
 
 # Which secret lives where, set when, rotatable or not
 secrets-where:

@@ -3,7 +3,7 @@
  * from secrets/bootstrap.sops.yaml, in one server-side `kubectl apply` with the manifests on stdin.
  */
 
-import { COMMON_OPTIONS, parseFlags, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, defineCommand, type Flags, runMain } from './lib/cli.ts';
 import { EXIT, InputError, WorkError } from './lib/errors.ts';
 import { formatCommand } from './lib/exec/executor.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
@@ -24,37 +24,6 @@ import { findProblems, formatProblems, splitProblems } from './lib/secrets/valid
 
 const USAGE = 'node --import tsx scripts/create-bootstrap-secrets.ts';
 
-const HELP = `Usage: ${USAGE} [options]
-
-Creates the bootstrap-tier Kubernetes Secrets from the SOPS file, in one
-\`kubectl apply --server-side\` with the manifests on stdin:
-  infisical-secrets        (ns infisical)     DB_PASSWORD AUTH_SECRET ENCRYPTION_KEY REDIS_PASSWORD DB_CONNECTION_URI
-  cloudflare-api-token     (ns cert-manager)  CLOUDFLARE_API_TOKEN
-  infisical-service-token  (ns infisical)     infisicalToken, only when INFISICAL_SERVICE_TOKEN is set
-Namespaces are created when missing. Re-running with the same input changes nothing.
-
-Secrets come from, in this order: the environment when it already holds the keys (sops exec-env),
-the sops binary when on PATH (SOPS overrides), else the built-in SOPS decryptor (age keys found as
-sops finds them: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, ~/.config/sops/age/keys.txt).
-
-Options:
-  --secrets-file F   SOPS file (default ${DEFAULT_SECRETS_FILE})
-  --from-env         take the secrets from the environment only
-  --dry-run          apply nothing: print the manifests with fingerprints instead of values and run
-                     \`kubectl apply --dry-run=client\`; works without any age key (checks key names)
-  --context C        kubeconfig context to write to (printed before anything is written)
-  --kubeconfig K     kubeconfig file
-  --strict           refuse a hand-made token (Cloudflare, Infisical) whose format is not the vendor's
-                     documented one; without it that is a warning and the value is used
-  --yes              no prompts (this command asks none; accepted for scripts)
-  --json             print the result as JSON on stdout (narration goes to stderr)
-  --verbose          more detail
-  -h, --help         this help
-
-Environment: KUBECTL (kubectl binary), SOPS (sops binary), SECRETS_FLOW_SOPS_TIMEOUT (seconds, default 30,
-for sops and SOPS_AGE_KEY_CMD), NO_COLOR.
-Exit codes: 0 done, 1 kubectl failed, 2 bad input (missing file or key, wrong age key, tampered file).`;
-
 const OPTIONS = {
   ...COMMON_OPTIONS,
   'secrets-file': { type: 'string' },
@@ -69,9 +38,42 @@ const OPTIONS = {
 /** The consumers this command serves; their required keys decide validation. */
 const K8S_CONSUMERS: ConsumerId[] = ['infisical-secrets', 'cloudflare-api-token', 'infisical-service-token'];
 
-export async function main(argv: string[], out: Output): Promise<number> {
-  const flags = parseFlags(argv, OPTIONS, USAGE, HELP, out);
-  if (!flags) return EXIT.ok;
+export const command = defineCommand({
+  name: USAGE,
+  synopsis: '[options]',
+  description: `Creates the bootstrap-tier Kubernetes Secrets from the SOPS file, in one
+\`kubectl apply --server-side\` with the manifests on stdin:
+  infisical-secrets        (ns infisical)     DB_PASSWORD AUTH_SECRET ENCRYPTION_KEY REDIS_PASSWORD DB_CONNECTION_URI
+  cloudflare-api-token     (ns cert-manager)  CLOUDFLARE_API_TOKEN
+  infisical-service-token  (ns infisical)     infisicalToken, only when INFISICAL_SERVICE_TOKEN is set
+Namespaces are created when missing. Re-running with the same input changes nothing.
+
+Secrets come from, in this order: the environment when it already holds the keys (sops exec-env),
+the sops binary when on PATH (SOPS overrides), else the built-in SOPS decryptor (age keys found as
+sops finds them: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, ~/.config/sops/age/keys.txt).`,
+  options: OPTIONS,
+  aliases: { file: 'secrets-file' },
+  optionsHelp: `  --secrets-file F     SOPS file (default ${DEFAULT_SECRETS_FILE}); --file F is the same
+  --from-env           take the secrets from the environment only
+  --dry-run            apply nothing: print the manifests with fingerprints instead of values and run
+                       \`kubectl apply --dry-run=client\`; works without any age key (checks key names)
+  --context C          kubeconfig context to write to (printed before anything is written)
+  --kubeconfig K       kubeconfig file
+  --strict             refuse a hand-made token (Cloudflare, Infisical) whose format is not the vendor's
+                       documented one; without it that is a warning and the value is used
+  -y, --yes            no prompts (this command asks none; accepted for scripts)`,
+  footer: `Environment: KUBECTL (kubectl binary), SOPS (sops binary), SECRETS_FLOW_SOPS_TIMEOUT (seconds, default 30,
+for sops and SOPS_AGE_KEY_CMD), NO_COLOR.`,
+  exits: {
+    failed: 'kubectl failed',
+    badInput: 'bad input (missing file or key, wrong age key, tampered file)',
+  },
+  run: (flags, _positionals, out) => createSecrets(flags, out),
+});
+
+export const main = command.main;
+
+async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise<number> {
   const started = performance.now();
   const dryRun = Boolean(flags['dry-run']);
   const secretsFile = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;

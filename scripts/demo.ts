@@ -11,7 +11,7 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { parseEnvFile } from './lib/bifrost/env-file.ts';
 import { CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './lib/bifrost/plan.ts';
 import { renderBifrostEnvFiles } from './lib/bifrost/render-env.ts';
-import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
 import { EXIT } from './lib/errors.ts';
 import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
@@ -30,14 +30,6 @@ import { registerSecrets } from './lib/secrets/registry.ts';
 import { encryptSops } from './lib/secrets/sops/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const HELP = `Usage: node --import tsx scripts/demo.ts [--keep] [--json]
-
-Runs the whole flow on a built-in sandbox, with nothing but Node: a new age key; secrets init; the fake
-Kubernetes API server on 127.0.0.1 and create-bootstrap-secrets against it with the real kubectl (a dry
-run against the fake kubectl when kubectl is not installed), twice; bifrost-bootstrap over the local
-executor against the docker simulator on a shortened timeline; the InfisicalSecret resources and their
-check. Nothing outside a temporary directory is touched; --keep leaves it in place for a look.`;
-
 /** Runs a project script as an operator would, its output indented under the current step. */
 function runStep(
   out: Output,
@@ -62,16 +54,20 @@ function runStep(
   });
 }
 
-async function main(argv: string[], out: Output): Promise<number> {
-  const { values: flags } = parseCli(
-    argv,
-    { ...COMMON_OPTIONS, keep: { type: 'boolean' } },
-    'scripts/demo.ts',
-  );
-  if (flags.help) {
-    out.data(HELP);
-    return EXIT.ok;
-  }
+const command = defineCommand({
+  name: 'node --import tsx scripts/demo.ts',
+  synopsis: '[--keep] [--json]',
+  description: `Runs the whole flow on a built-in sandbox, with nothing but Node: a new age key; secrets init; the fake
+Kubernetes API server on 127.0.0.1 and create-bootstrap-secrets against it with the real kubectl (a dry
+run against the fake kubectl when kubectl is not installed), twice; bifrost-bootstrap over the local
+executor against the docker simulator on a shortened timeline; the InfisicalSecret resources and their
+check. Nothing outside a temporary directory is touched; --keep leaves it in place for a look.`,
+  options: { ...COMMON_OPTIONS, keep: { type: 'boolean' } },
+  optionsHelp: '  --keep               leave the temporary directory in place',
+  run: (flags, _positionals, out) => demo(flags, out),
+});
+
+async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
   const started = performance.now();
   const dir = mkdtempSync(join(tmpdir(), 'secrets-flow-demo-'));
   const server = await startFakeKubeApiServer();
@@ -152,18 +148,9 @@ async function main(argv: string[], out: Output): Promise<number> {
     const sim = new DockerSimulator({ dir: bundle, ...SANDBOX_TIMELINE });
     simServer = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
     const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer.socketPath);
-    const bifrostArgs = [
-      '--local',
-      '--dir',
-      bundle,
-      '--docker',
-      docker,
-      '--compose',
-      `${docker} compose`,
-      '--time-scale',
-      '0.05',
-    ];
-    if ((await runStep(out, 'bifrost-bootstrap.ts', bifrostArgs, env)) !== 0) return EXIT.failed;
+    const bifrostArgs = ['--local', '--dir', bundle, '--docker', docker, '--compose', `${docker} compose`];
+    const scaled = { ...env, SECRETS_FLOW_TIME_SCALE: '0.05' };
+    if ((await runStep(out, 'bifrost-bootstrap.ts', bifrostArgs, scaled)) !== 0) return EXIT.failed;
     out.info(`      ${sim.containers.size} containers healthy, ${sim.calls.length} docker calls ${t()}`);
 
     t = timed();
@@ -242,4 +229,4 @@ const SANDBOX_TIMELINE = {
   migrateMs: 6 * 20,
 };
 
-await runMain((out) => main(process.argv.slice(2), out));
+await runMain((out) => command.main(process.argv.slice(2), out));

@@ -17,15 +17,15 @@ import {
   sameBundle,
   writeDeployed,
 } from './lib/bifrost/deployed.ts';
-import { dockerCliFromFlags } from './lib/bifrost/docker.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
+import { HOST_OPTIONS, HOST_OPTIONS_HELP, hostDockerCli } from './lib/bifrost/host-flags.ts';
 import { readHostEnvState, SECRETS_ENV } from './lib/bifrost/host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from './lib/bifrost/plan.ts';
 import { buildProvisionInput } from './lib/bifrost/provision-input.ts';
-import { COMMON_OPTIONS, parseFlags, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, defineCommand, type Flags, numberFlag, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
-import { connectFromFlags, SSH_OPTIONS } from './lib/exec/ssh-cli.ts';
+import { connectFromFlags } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
 import { runContext, withCleanup } from './lib/run-context.ts';
 import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
@@ -34,51 +34,9 @@ import { formatProblems, splitProblems } from './lib/secrets/validate.ts';
 
 const USAGE = 'node --import tsx scripts/provision-bifrost.ts';
 
-const HELP = `Usage: ${USAGE} --host H [options]
-
-Provisions the Bifrost VPS in one SSH connection:
-  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally), and
-     checks the bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
-  2. refuses a changed NB_DATA_STORE_KEY / NB_RELAY_SECRET / Authentik key unless --allow-rotate KEY
-  3. uploads cloud/bifrost/ to --remote-dir: only changed files, into a staging directory that replaces
-     the live one by rename when complete; secret files are 0600 from creation
-  4. runs the bootstrap (service order, health, Authentik token, NetBird config) over the same
-     connection, its output streamed; skipped when nothing changed since the last deploy (--force runs it)
-A lock on the host stops two operators provisioning at once; a lock whose run is provably gone (it ran
-on this machine and its process has ended, or it never recorded its holder) is taken over with a notice.
-Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was interrupted.
-
-Options:
-  --host H             the VPS (required); --port P (22); --user U ($USER)
-  --identity F         SSH key file (an encrypted one asks for its passphrase); else ssh-agent
-  --known-hosts F      known_hosts file (default ~/.ssh/known_hosts)
-  --accept-new         record an unknown host key (like StrictHostKeyChecking=accept-new)
-  --remote-dir D       bundle directory on the host (default /etc/bifrost)
-  --docker BIN         docker CLI on the host (default docker)
-  --compose CMD        compose command on the host (default "docker compose"; "docker-compose" for v1)
-  --secrets-file F     SOPS file (default ${DEFAULT_SECRETS_FILE}); --from-env takes the environment
-  --force              run the bootstrap even when nothing changed
-  --allow-rotate KEY   accept a changed guarded secret (repeatable)
-  --strict             refuse a hand-made token (Cloudflare, NetBird) whose format is not the vendor's
-                       documented one; without it that is a warning and the value is used
-  --lock-wait S        wait up to S seconds for another operator's lock (default 0)
-  --write-local DIR    also write the rendered .secrets.env and .env to DIR (0600, atomic)
-  --bundle DIR         the local bundle to upload (default cloud/bifrost of this checkout)
-  --dry-run            say what would be uploaded and run; change nothing
-  --json               print the result as JSON on stdout
-  --verbose            print every command
-  -h, --help           this help
-
-Exit codes: 0 done (or nothing to do), 1 failed while working (a step, the lock held by another run),
-2 bad input (missing or malformed secrets, a guarded secret changed, host key refused), 130 interrupted
-by SIGINT, 143 by SIGTERM.`;
-
 const OPTIONS = {
   ...COMMON_OPTIONS,
-  ...SSH_OPTIONS,
-  'remote-dir': { type: 'string' },
-  docker: { type: 'string' },
-  compose: { type: 'string' },
+  ...HOST_OPTIONS,
   'secrets-file': { type: 'string' },
   'from-env': { type: 'boolean' },
   force: { type: 'boolean' },
@@ -89,21 +47,51 @@ const OPTIONS = {
   yes: { type: 'boolean', short: 'y' },
   strict: { type: 'boolean' },
   bundle: { type: 'string' },
-  'time-scale': { type: 'string' },
 } as const;
 
-function nonNegative(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InputError(`--${flag} must be a number ≥ 0, not "${value}"`);
-  return n;
-}
+export const command = defineCommand({
+  name: USAGE,
+  synopsis: '--host H [options]',
+  description: `Provisions the Bifrost VPS in one SSH connection:
+  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally), and
+     checks the bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
+  2. refuses a changed NB_DATA_STORE_KEY / NB_RELAY_SECRET / Authentik key unless --allow-rotate KEY
+  3. uploads cloud/bifrost/ to --remote-dir: only changed files, into a staging directory that replaces
+     the live one by rename when complete; secret files are 0600 from creation
+  4. runs the bootstrap (service order, health, Authentik token, NetBird config) over the same
+     connection, its output streamed; skipped when nothing changed since the last deploy (--force runs it)
+A lock on the host stops two operators provisioning at once; a lock whose run is provably gone (it ran
+on this machine and its process has ended, or it never recorded its holder) is taken over with a notice.
+Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was interrupted.`,
+  options: OPTIONS,
+  aliases: { file: 'secrets-file' },
+  optionsHelp: `${HOST_OPTIONS_HELP}
+  --secrets-file F     SOPS file (default ${DEFAULT_SECRETS_FILE}); --file F is the same; --from-env
+                       takes the environment
+  --force              run the bootstrap even when nothing changed
+  --allow-rotate KEY   accept a changed guarded secret (repeatable)
+  --strict             refuse a hand-made token (Cloudflare, NetBird) whose format is not the vendor's
+                       documented one; without it that is a warning and the value is used
+  --lock-wait S        wait up to S seconds for another operator's lock (default 0)
+  --write-local DIR    also write the rendered .secrets.env and .env to DIR (0600, atomic)
+  --bundle DIR         the local bundle to upload (default cloud/bifrost of this checkout)
+  --dry-run            say what would be uploaded and run; change nothing
+  -y, --yes            no prompts (it asks none)`,
+  exits: {
+    ok: 'done (or nothing to do)',
+    failed: 'failed while working (a step, the lock held by another run)',
+    badInput: 'bad input (missing or malformed secrets, a guarded secret changed, host key refused)',
+  },
+  run: (flags, _positionals, out) => provision(flags, out),
+});
 
-export async function main(argv: string[], out: Output): Promise<number> {
-  const flags = parseFlags(argv, OPTIONS, USAGE, HELP, out);
-  if (!flags) return EXIT.ok;
+export const main = command.main;
+
+async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<number> {
   if (!flags.host) throw new InputError('--host is required', `see ${USAGE} --help`);
-  const remoteDir = dockerCliFromFlags(flags, flags['remote-dir']).dir;
+  const lockWait = numberFlag('lock-wait', flags['lock-wait'], 'non-negative', 0);
+  const cli = hostDockerCli(flags);
+  const remoteDir = cli.dir;
   const allowRotate = flags['allow-rotate'] ?? [];
 
   // 1. Secrets, validated and rendered before any connection.
@@ -135,7 +123,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
   const work = async () => {
     runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
     out.info(`target  ${executor.where}:${remoteDir}`);
-    const { acquireHostLock, currentHolder } = await import('./lib/bifrost/lock.ts');
+    const { lockHost } = await import('./lib/bifrost/lock.ts');
     const { planUpload, uploadBundle } = await import('./lib/bifrost/upload.ts');
     const deployed = await readDeployed(executor.files, remoteDir);
     const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed);
@@ -174,12 +162,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
     }
 
     runContext.setPhase('taking the host lock', NOTHING_CHANGED);
-    const lock = await acquireHostLock(executor, remoteDir, {
-      holder: currentHolder('provision-bifrost'),
-      waitSeconds: nonNegative('lock-wait', flags['lock-wait'], 0),
-      onWait: (line) => out.info(`lock    ${line}`),
-      onNotice: (line) => out.warn(`lock: ${line}`),
-    });
+    const lock = await lockHost(executor, remoteDir, 'provision-bifrost', lockWait, out);
     const locked = async () => {
       // 3. Upload.
       runContext.setPhase(
@@ -210,12 +193,7 @@ export async function main(argv: string[], out: Output): Promise<number> {
 
       // 4. The bootstrap, over the same connection, its output streamed as it happens.
       runContext.setPhase('bootstrap', 'the new bundle is live; services already started keep running');
-      const result = await runBifrostBootstrap({
-        executor,
-        cli: dockerCliFromFlags(flags, remoteDir),
-        out,
-        timeScale: Number(flags['time-scale'] ?? 1) || 1,
-      });
+      const result = await runBifrostBootstrap({ executor, cli, out });
       out.info(`\n${formatStatusTable(result)}`);
       if (result.failure) {
         out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, result.failure.hint);

@@ -5,8 +5,8 @@
  */
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
-import { EXIT, InputError } from './lib/errors.ts';
+import { COMMON_OPTIONS, defineCommand, type Flags, runMain } from './lib/cli.ts';
+import { EXIT } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { DEFAULT_APPS_FILE, loadAppsTable, type RuntimeApp } from './lib/infisical/apps.ts';
 import { type CheckReport, checkManifests, formatOffence } from './lib/infisical/check.ts';
@@ -15,29 +15,6 @@ import type { Output } from './lib/output.ts';
 
 const USAGE = 'node --import tsx scripts/render-infisical-secrets.ts';
 
-const HELP = `Usage: ${USAGE} [options]
-
-Renders one InfisicalSecret (secrets.infisical.com/v1alpha1) per app of the runtime apps table:
-each syncs the Infisical folder \`path\` into the Secret \`secret\` in \`namespace\`, carries
-argocd.argoproj.io/sync-options: ServerSideApply=false and uses only fields the CRD defines.
-Output is deterministic: rendering twice gives the same bytes.
-
-Options:
-  --apps FILE   the apps table (default ${DEFAULT_APPS_FILE})
-  --out DIR     write one <namespace>-<name>.yaml per app into DIR (created when missing; each file
-                written atomically, and only when its content changed) instead of printing
-  --check DIR   check the manifests under DIR (every *.yaml, *.yml, *.json, all documents; dot-
-                directories and node_modules skipped): fails when any document is a Secret or an
-                InfisicalSecret lacks the ServerSideApply=false annotation. With --out, runs after
-                writing; without it, nothing is rendered.
-  --json        print the result as JSON on stdout (narration goes to stderr)
-  --verbose     more detail
-  -h, --help    this help
-
-Without --out or --check the CRs are printed on stdout as one multi-document YAML stream.
-Exit codes: 0 done, 1 failed while writing, 2 bad input (a table problem, each listed with its app
-and field; or --check found offending files, each listed).`;
-
 const OPTIONS = {
   ...COMMON_OPTIONS,
   apps: { type: 'string' },
@@ -45,14 +22,33 @@ const OPTIONS = {
   check: { type: 'string' },
 } as const;
 
-export async function main(argv: string[], out: Output): Promise<number> {
-  const { values: flags, positionals } = parseCli(argv, OPTIONS, USAGE);
-  if (flags.help) {
-    out.data(HELP);
-    return EXIT.ok;
-  }
-  if (positionals.length > 0)
-    throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${USAGE} --help`);
+export const command = defineCommand({
+  name: USAGE,
+  synopsis: '[options]',
+  description: `Renders one InfisicalSecret (secrets.infisical.com/v1alpha1) per app of the runtime apps table:
+each syncs the Infisical folder \`path\` into the Secret \`secret\` in \`namespace\`, carries
+argocd.argoproj.io/sync-options: ServerSideApply=false and uses only fields the CRD defines.
+Output is deterministic: rendering twice gives the same bytes.
+Without --out or --check the CRs are printed on stdout as one multi-document YAML stream.`,
+  options: OPTIONS,
+  optionsHelp: `  --apps FILE          the apps table (default ${DEFAULT_APPS_FILE})
+  --out DIR            write one <namespace>-<name>.yaml per app into DIR (created when missing; each
+                       file written atomically, and only when its content changed) instead of printing
+  --check DIR          check the manifests under DIR (every *.yaml, *.yml, *.json, all documents; dot-
+                       directories and node_modules skipped): fails when any document is a Secret or an
+                       InfisicalSecret lacks the ServerSideApply=false annotation. With --out, runs after
+                       writing; without it, nothing is rendered.`,
+  exits: {
+    failed: 'failed while writing',
+    badInput:
+      'bad input (a table problem, each listed with its app and field; or --check found offending files, each listed)',
+  },
+  run: (flags, _positionals, out) => render(flags, out),
+});
+
+export const main = command.main;
+
+async function render(flags: Flags<typeof OPTIONS>, out: Output): Promise<number> {
   if (flags.check !== undefined && flags.out === undefined) return runCheck(flags.check, out, {});
 
   const appsFile = flags.apps ?? DEFAULT_APPS_FILE;

@@ -5,9 +5,10 @@
  *   where  the design page's "What Lives Where" table
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { COMMON_OPTIONS, parseCli, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, defineCommand, defineGroup, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
+import { formatTable } from './lib/format.ts';
 import type { Output } from './lib/output.ts';
 import { generateValue } from './lib/secrets/generate.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
@@ -23,52 +24,85 @@ import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
 import { findProblems } from './lib/secrets/validate.ts';
 
 const USAGE = 'node --import tsx scripts/secrets.ts';
-const HELP = `Usage: ${USAGE} <command> [options]
-
-Commands:
-  init --recipient AGE_PUBLIC_KEY [--file F] [--fill]
-        generate every generatable key (openssl-style random values) and write the SOPS file encrypted
-        to the recipient; keys set by hand (provider tokens, NetBird keys) are listed for you to add.
-        --fill adds only the missing keys to an existing file and never touches the others (it needs
-        your age key to read the file). Also writes .sops.yaml creation rules when there are none.
-  check [--secrets-file F] [--from-env] [--strict]
-        a table of every key: present, length, format, who needs it; never a value. Exit 2 when a
-        required key is missing or malformed. A hand-made token (Hetzner, Cloudflare, NetBird…) not in
-        its vendor's documented format is a warning (a vendor may change it); --strict refuses it.
-        Without an age key it checks key names only.
-  where
-        which secret lives where, set when, and whether it may be rotated (generated from the schema)
-
-Options: --json, --verbose, -h/--help. Default file: ${DEFAULT_SECRETS_FILE}.
-Environment: SOPS (sops binary), SECRETS_FLOW_SOPS_TIMEOUT (seconds, default 30, for sops and SOPS_AGE_KEY_CMD).`;
-
-const OPTIONS = {
-  ...COMMON_OPTIONS,
-  recipient: { type: 'string' },
-  file: { type: 'string' },
-  'secrets-file': { type: 'string' },
-  fill: { type: 'boolean' },
-  'from-env': { type: 'boolean' },
-  strict: { type: 'boolean' },
-} as const;
-
 const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
 const usesOf = (spec: SecretSpec) => spec.uses as readonly SecretUse[];
 
-export async function main(argv: string[], out: Output): Promise<number> {
-  const { values: flags, positionals } = parseCli(argv, OPTIONS, USAGE);
-  const [command, ...rest] = positionals;
-  if (flags.help || !command) {
-    out.data(HELP);
-    return command || flags.help ? EXIT.ok : EXIT.badInput;
-  }
-  if (rest.length > 0) throw new InputError(`unexpected argument: ${rest[0]}`, `see ${USAGE} --help`);
-  const file = flags.file ?? flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
-  if (command === 'init') return init(out, file, flags.recipient, Boolean(flags.fill));
-  if (command === 'check') return check(out, file, Boolean(flags['from-env']), Boolean(flags.strict));
-  if (command === 'where') return where(out);
-  throw new InputError(`unknown command "${command}"`, 'commands: init, check, where (see --help)');
-}
+const FILE_OPTION = { 'secrets-file': { type: 'string' } } as const;
+const FILE_HELP = `  --secrets-file F     the SOPS file (default ${DEFAULT_SECRETS_FILE}); --file F is the same`;
+const ENVIRONMENT = `Environment: SOPS (sops binary), SECRETS_FLOW_SOPS_TIMEOUT (seconds, default 30, for sops and
+SOPS_AGE_KEY_CMD).`;
+
+const initCommand = defineCommand({
+  name: `${USAGE} init`,
+  synopsis: '--recipient AGE_PUBLIC_KEY [--secrets-file F] [--fill] [options]',
+  description: `Generates every generatable key (openssl-style random values) and writes the SOPS file encrypted to
+the recipient; keys set by hand (provider tokens, NetBird keys) are listed for you to add. --fill adds
+only the missing keys to an existing file and never touches the others (it needs your age key to read
+the file). Also writes .sops.yaml creation rules when there are none.`,
+  options: { ...COMMON_OPTIONS, ...FILE_OPTION, recipient: { type: 'string' }, fill: { type: 'boolean' } },
+  aliases: { file: 'secrets-file' },
+  optionsHelp: `  --recipient KEY      the age public key (age1…) to encrypt to
+${FILE_HELP}
+  --fill               add only the missing keys to an existing file`,
+  footer: ENVIRONMENT,
+  run: (flags, _positionals, out) =>
+    init(out, flags['secrets-file'] ?? DEFAULT_SECRETS_FILE, flags.recipient, Boolean(flags.fill)),
+});
+
+const checkCommand = defineCommand({
+  name: `${USAGE} check`,
+  synopsis: '[--secrets-file F] [--from-env] [--strict] [options]',
+  description: `A table of every key: present, length, format, who needs it; never a value. A hand-made token
+(Hetzner, Cloudflare, NetBird…) not in its vendor's documented format is a warning (a vendor may change
+it); --strict refuses it. Without an age key it checks key names only.`,
+  options: {
+    ...COMMON_OPTIONS,
+    ...FILE_OPTION,
+    'from-env': { type: 'boolean' },
+    strict: { type: 'boolean' },
+  },
+  aliases: { file: 'secrets-file' },
+  optionsHelp: `${FILE_HELP}
+  --from-env           take the secrets from the environment only
+  --strict             refuse a hand-made token whose format is not its vendor's`,
+  footer: ENVIRONMENT,
+  exits: { badInput: 'a required key is missing or malformed, or bad input' },
+  run: (flags, _positionals, out) =>
+    check(
+      out,
+      flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      Boolean(flags['from-env']),
+      Boolean(flags.strict),
+    ),
+});
+
+const whereCommand = defineCommand({
+  name: `${USAGE} where`,
+  synopsis: '[options]',
+  description:
+    'Which secret lives where, set when, and whether it may be rotated (generated from the schema).',
+  options: COMMON_OPTIONS,
+  run: async (_flags, _positionals, out) => where(out),
+});
+
+export const command = defineGroup({
+  name: USAGE,
+  description: "The bootstrap SOPS file's own tooling, all derived from the schema table.",
+  commands: {
+    init: {
+      command: initCommand,
+      summary: 'generate every generatable key into a new SOPS file (or --fill the missing ones)',
+    },
+    check: {
+      command: checkCommand,
+      summary: 'a table of every key: present, length, format, who needs it; never a value',
+    },
+    where: { command: whereCommand, summary: 'which secret lives where, set when, rotatable or not' },
+  },
+  footer: ENVIRONMENT,
+});
+
+export const main = command.main;
 
 async function init(
   out: Output,
@@ -205,17 +239,13 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
       ],
     };
   });
-  const header = ['key', 'status', 'length', 'needed by'];
   const lines = rows.map((r) => [
     r.key,
     r.status,
     r.length === undefined ? '' : String(r.length),
     r.neededBy.join('; ') || '(optional)',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] ?? 0) : c)).join('  ');
-  out.info(fmt(header));
-  for (const l of lines) out.info(fmt(l));
+  out.info(formatTable(['key', 'status', 'length', 'needed by'], lines, { rule: false }));
   for (const r of rows.filter((x) => x.detail)) out.info(out.color.red(`\n${r.key}: ${r.detail}`));
   const bad = rows.filter((r) => r.status === 'missing' || r.status === 'malformed');
   out.result({ ok: bad.length === 0, source: { kind: loaded.kind, file: loaded.file }, keys: rows });

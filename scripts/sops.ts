@@ -2,7 +2,7 @@
  * `sops decrypt` and `sops exec-env` without the sops binary, for age-encrypted files.
  * Run: node --import tsx scripts/sops.ts --help
  */
-import { parseCli, runMain } from './lib/cli.ts';
+import { defineCommand, defineGroup, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import type { Output } from './lib/output.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
@@ -11,17 +11,70 @@ import { emitDotenv, emitJson, emitYaml } from './lib/secrets/sops/emit.ts';
 import { runWithEnv } from './lib/secrets/sops/exec-env.ts';
 import { decryptSopsFile, execEnvPairs, type SopsFormat } from './lib/secrets/sops/index.ts';
 
+const USAGE = 'node --import tsx scripts/sops.ts';
 const FORMATS: readonly SopsFormat[] = ['yaml', 'json', 'dotenv', 'binary'];
 
-const HELP = `Usage: node --import tsx scripts/sops.ts <command> [options]
+function formatOption(value: string | undefined, name: string): SopsFormat | undefined {
+  if (value === undefined) return undefined;
+  if (!(FORMATS as readonly string[]).includes(value)) {
+    throw new InputError(
+      `--${name} must be one of ${FORMATS.join(', ')}, not "${value}"`,
+      `see ${USAGE} decrypt --help`,
+    );
+  }
+  return value as SopsFormat;
+}
 
-Decrypts SOPS files encrypted with age, without the sops binary. The MAC is always checked.
+const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
+const HELP_LINE = '  -h, --help           this help';
+const EXITS = {
+  badInput: 'bad input (missing file, no matching key, MAC mismatch, tampered value)',
+} as const;
 
-Commands:
-  decrypt FILE        print the plaintext, metadata removed, key order kept
-  exec-env FILE CMD   run CMD in /bin/sh with the file's top-level values as environment variables
+const decryptCommand = defineCommand({
+  name: `${USAGE} decrypt`,
+  synopsis: 'FILE [--output-type TYPE] [--input-type TYPE]',
+  description: `Prints the decrypted FILE on stdout like \`sops decrypt\`, with the sops metadata removed and the
+key order kept. Comments are not printed.`,
+  options: { ...HELP_OPTION, 'output-type': { type: 'string' }, 'input-type': { type: 'string' } },
+  optionsHelp: `  --input-type TYPE    yaml, json, dotenv or binary (default: from the extension; unknown = binary)
+  --output-type TYPE   yaml, json, dotenv or binary (default: the input type; binary prints the raw data)
+${HELP_LINE}`,
+  commonHelp: false,
+  positionals: { min: 1, max: 1, wrong: 'decrypt takes exactly one FILE' },
+  exits: EXITS,
+  run: (flags, positionals, out) => decrypt(flags, positionals, out),
+});
 
-Age keys are found as sops finds them: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, then
+const execEnvCommand = defineCommand({
+  name: `${USAGE} exec-env`,
+  synopsis: 'FILE COMMAND',
+  description: `Like \`sops exec-env\` (3.11 and later): decrypts FILE, then runs \`/bin/sh -c COMMAND\` with the
+current environment plus every top-level value of the first document as a variable (strings as
+they are; numbers and booleans as text; null as <nil>). A nested map or list refuses the file.
+The values reach the command only through its environment, and the exit code is the command's.`,
+  options: HELP_OPTION,
+  optionsHelp: HELP_LINE,
+  commonHelp: false,
+  positionals: { min: 2, max: 2, wrong: 'exec-env takes FILE and COMMAND' },
+  exits: { ...EXITS, extra: 'otherwise: the exit code of COMMAND' },
+  run: (_flags, positionals, out) => execEnv(positionals, out),
+});
+
+export const command = defineGroup({
+  name: USAGE,
+  description: `Decrypts SOPS files encrypted with age, without the sops binary. The MAC is always checked.`,
+  commands: {
+    decrypt: {
+      command: decryptCommand,
+      summary: 'FILE: print the plaintext, metadata removed, key order kept',
+    },
+    'exec-env': {
+      command: execEnvCommand,
+      summary: "FILE CMD: run CMD in /bin/sh with the file's top-level values as environment variables",
+    },
+  },
+  footer: `Age keys are found as sops finds them: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, then
 $XDG_CONFIG_HOME/sops/age/keys.txt or ~/.config/sops/age/keys.txt. A keys file or SOPS file that its
 group or other users can read gets a warning with the chmod that fixes it.
 
@@ -30,58 +83,15 @@ Environment:
 
 Limits (bad input, exit 2): a regular file of at most 16 MiB (a FIFO, device or directory is
 refused unopened), maps and lists nested at most 100 deep, keys and values of at most 1 MiB each,
-at most 200000 keys and list items in all.
+at most 200000 keys and list items in all.`,
+  exits: EXITS,
+});
 
-Options:
-  -h, --help          show this help (also after a command)
-
-Exit codes: 0 done, 1 failed while working, 2 bad input (missing file, no matching key, MAC mismatch,
-tampered value). exec-env exits with the command's own exit code.`;
-
-const DECRYPT_HELP = `Usage: node --import tsx scripts/sops.ts decrypt FILE [--output-type TYPE] [--input-type TYPE]
-
-Prints the decrypted FILE on stdout like \`sops decrypt\`, with the sops metadata removed and the
-key order kept. Comments are not printed.
-
-Options:
-  --input-type TYPE   yaml, json, dotenv or binary (default: from the extension; unknown = binary)
-  --output-type TYPE  yaml, json, dotenv or binary (default: the input type; binary prints the raw data)
-  -h, --help          show this help`;
-
-const EXEC_ENV_HELP = `Usage: node --import tsx scripts/sops.ts exec-env FILE COMMAND
-
-Like \`sops exec-env\` (3.11 and later): decrypts FILE, then runs \`/bin/sh -c COMMAND\` with the
-current environment plus every top-level value of the first document as a variable (strings as
-they are; numbers and booleans as text; null as <nil>). A nested map or list refuses the file.
-The values reach the command only through its environment, and the exit code is the command's.
-
-Options:
-  -h, --help          show this help`;
-
-function formatOption(value: string | undefined, name: string): SopsFormat | undefined {
-  if (value === undefined) return undefined;
-  if (!(FORMATS as readonly string[]).includes(value)) {
-    throw new InputError(
-      `--${name} must be one of ${FORMATS.join(', ')}, not "${value}"`,
-      'see decrypt --help',
-    );
-  }
-  return value as SopsFormat;
-}
-
-const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
-
-async function decrypt(args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parseCli(
-    args,
-    { ...HELP_OPTION, 'output-type': { type: 'string' }, 'input-type': { type: 'string' } },
-    'scripts/sops.ts decrypt',
-  );
-  if (values.help) {
-    process.stdout.write(`${DECRYPT_HELP}\n`);
-    return EXIT.ok;
-  }
-  if (positionals.length !== 1) throw new InputError('decrypt takes exactly one FILE', 'see decrypt --help');
+async function decrypt(
+  values: { 'input-type'?: string; 'output-type'?: string },
+  positionals: string[],
+  out: Output,
+): Promise<number> {
   const [file = ''] = positionals;
   const inputType = formatOption(values['input-type'], 'input-type');
   const outputType = formatOption(values['output-type'], 'output-type');
@@ -112,14 +122,7 @@ async function decrypt(args: string[], out: Output): Promise<number> {
   return EXIT.ok;
 }
 
-async function execEnv(args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parseCli(args, HELP_OPTION, 'scripts/sops.ts exec-env');
-  if (values.help) {
-    process.stdout.write(`${EXEC_ENV_HELP}\n`);
-    return EXIT.ok;
-  }
-  if (positionals.length !== 2)
-    throw new InputError('exec-env takes FILE and COMMAND', 'see exec-env --help');
+async function execEnv(positionals: string[], out: Output): Promise<number> {
   const [file = '', command = ''] = positionals;
   const decrypted = await decryptSopsFile(file);
   for (const warning of decrypted.warnings) out.warn(warning);
@@ -128,20 +131,6 @@ async function execEnv(args: string[], out: Output): Promise<number> {
   return runWithEnv(command, vars);
 }
 
-async function main(argv: string[], out: Output): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === '--help' || command === '-h') {
-    process.stdout.write(`${HELP}\n`);
-    return EXIT.ok;
-  }
-  if (command === 'decrypt') return decrypt(rest, out);
-  if (command === 'exec-env') return execEnv(rest, out);
-  throw new InputError(
-    command ? `unknown command "${command}"` : 'no command given',
-    'commands: decrypt, exec-env (see --help)',
-  );
-}
-
 // The plaintext goes to stdout untouched (that is what decrypt is for); errors go through runMain's
 // redacted error path with the conventional exit codes.
-await runMain((out) => main(process.argv.slice(2), out));
+await runMain((out) => command.main(process.argv.slice(2), out));

@@ -73,13 +73,30 @@ describe('bifrost-bootstrap CLI', () => {
     );
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain(
-      `docker compose -f ${b.dir}/docker-compose.yml --project-directory ${b.dir} up -d --no-deps traefik`,
-    );
-    expect(r.stdout).toContain('authentik-migrate (after authentik-postgres)');
-    expect(r.stdout).toContain('/nonexistent/docker exec -i authentik-server ak shell');
+    // The commands come from running the plan against a recording executor: a fresh host (no record
+    // of earlier inputs) gets --force-recreate, and services ready together share one `up`.
+    const up = `$ docker compose -f ${b.dir}/docker-compose.yml --project-directory ${b.dir} up -d --no-deps --force-recreate`;
+    const upLines = r.stdout.split('\n').filter((l) => l.trim().startsWith(up));
+    expect(
+      upLines.map((l) =>
+        l
+          .trim()
+          .slice(up.length + 1)
+          .split(' ')
+          .sort(),
+      ),
+    ).toEqual([
+      ['authentik-postgres', 'traefik'],
+      ['authentik-server', 'authentik-worker'],
+      ['netbird-server'],
+      ['netbird-agent', 'netbird-dashboard'],
+    ]);
+    expect(r.stdout).toContain('authentik-migrate (after authentik-postgres): would run');
+    expect(r.stdout).toContain('$ /nonexistent/docker exec -i authentik-server ak shell');
     expect(r.stdout).toContain('netbird-proxy (after netbird-server): skipped, NB_PROXY_TOKEN is not set');
-    expect(r.stdout).toMatch(/netbird-agent \(after netbird-server\): .*up -d --no-deps netbird-agent/);
+    expect(r.stdout).toContain('netbird-agent (after netbird-server): would run');
+    // Files are read, never written: the rendered ones are listed instead.
+    expect(r.stdout).toMatch(new RegExp(`files it would write:\\n  ${b.dir}/env/`));
   });
 
   it('exits 1 with a hint when compose is not available', async () => {

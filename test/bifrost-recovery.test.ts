@@ -62,6 +62,8 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     HOME: home,
     TMPDIR: tmp,
     NO_COLOR: '1',
+    // The engine's deadlines and backoffs on a shortened timeline.
+    SECRETS_FLOW_TIME_SCALE: '0.05',
     ...values,
     ...extra,
   });
@@ -73,7 +75,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
   function provision(): Promise<CliRun> {
     return runScript(
       'provision-bifrost.ts',
-      [...hostArgs(), ...dockerArgs(), '--bundle', bundle, '--from-env', '--time-scale', '0.05'],
+      [...hostArgs(), ...dockerArgs(), '--bundle', bundle, '--from-env'],
       env(),
     );
   }
@@ -174,14 +176,18 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     );
     const creations = new Map(sim.creations);
     const stale = hostSecretsEnv();
+    const sinceDry = sim.now();
     const dry = await bifrost(['token', '--dry-run']);
     expect(dry.exitCode).toBe(0);
     expect(dry.stdout).toContain('would remove the NB_IDP_MGMT_TOKEN line');
-    expect(dry.stdout).toMatch(/netbird-mgmt-token: .* exec -i authentik-server ak shell/);
+    expect(dry.stdout).toMatch(/^ {2}netbird-mgmt-token: would run$/m);
+    // The recording run: the engine's own commands, none run (no ak shell call reached the simulator).
+    expect(dry.stdout).toMatch(/^ {2}\$ .* exec -i authentik-server ak shell$/m);
+    expect(akShellCalls(sinceDry)).toBe(0);
     expect(hostSecretsEnv()).toBe(stale);
 
     const since = sim.now();
-    const r = await bifrost(['token', '--json'], ['--time-scale', '0.05']);
+    const r = await bifrost(['token', '--json']);
     expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
     expect(r.exitCode).toBe(0);
     expect(akShellCalls(since)).toBe(1);
@@ -199,7 +205,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
 
   it('render: an unchanged config recreates nothing; a changed NB_RELAY_SECRET recreates netbird-server only', async () => {
     const creations = new Map(sim.creations);
-    const unchanged = await bifrost(['render', '--json'], ['--time-scale', '0.05']);
+    const unchanged = await bifrost(['render', '--json']);
     expect(unchanged.stderr, unchanged.stderr).not.toMatch(/^error:/m);
     expect(unchanged.exitCode).toBe(0);
     expect(JSON.parse(unchanged.stdout)).toMatchObject({ ok: true, configChanged: false, recreated: false });
@@ -212,7 +218,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
       before.replace(/^NB_RELAY_SECRET=.*$/m, 'NB_RELAY_SECRET=edited-by-hand-on-the-host-0123456789'),
     );
     try {
-      const changed = await bifrost(['render', '--json'], ['--time-scale', '0.05']);
+      const changed = await bifrost(['render', '--json']);
       expect(changed.stderr, changed.stderr).not.toMatch(/^error:/m);
       expect(changed.exitCode).toBe(0);
       expect(JSON.parse(changed.stdout)).toMatchObject({ ok: true, configChanged: true, recreated: true });
@@ -228,7 +234,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     } finally {
       writeFileSync(join(remoteDir, '.secrets.env'), before);
     }
-    const restored = await bifrost(['render'], ['--time-scale', '0.05']);
+    const restored = await bifrost(['render']);
     expect(restored.exitCode).toBe(0);
     expect(readFileSync(join(remoteDir, 'netbird/config.yaml'), 'utf8')).toBe(config);
   }, 45_000);
@@ -252,7 +258,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
     try {
       // A mutating command stops at the lock, naming its holder.
-      const blocked = await bifrost(['render'], ['--time-scale', '0.05']);
+      const blocked = await bifrost(['render']);
       expect(blocked.exitCode).toBe(1);
       expect(blocked.stderr).toContain('alice@laptop');
 
@@ -288,7 +294,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
 
       const before = hostSecretsEnv();
       const since = sim.now();
-      const token = await bifrost(['token'], ['--time-scale', '0.05']);
+      const token = await bifrost(['token']);
       expect(token.exitCode).toBe(1);
       expect(token.stderr).toContain('authentik-worker is missing');
       expect(akShellCalls(since)).toBe(0);

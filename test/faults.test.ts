@@ -152,6 +152,8 @@ describe.skipIf(!sshd)('faults', () => {
     HOME: host.home,
     TMPDIR: host.tmp,
     NO_COLOR: '1',
+    // The engine's deadlines and backoffs on a shortened timeline.
+    SECRETS_FLOW_TIME_SCALE: '0.05',
     ...values,
   });
   const lockDir = () => `${host.remoteDir}.lock`;
@@ -174,8 +176,6 @@ describe.skipIf(!sshd)('faults', () => {
     '--bundle',
     host.bundle,
     '--from-env',
-    '--time-scale',
-    '0.05',
     ...extra,
   ];
   async function provision(extra: string[] = []): Promise<CliRun> {
@@ -260,7 +260,7 @@ describe.skipIf(!sshd)('faults', () => {
     }, 90_000);
 
     it('bifrost-bootstrap: SIGINT mid-engine exits 130 saying so; a re-run succeeds', async () => {
-      const args = [...sshArgs('direct'), ...dockerArgs(), '--dir', host.remoteDir, '--time-scale', '0.05'];
+      const args = [...sshArgs('direct'), ...dockerArgs(), '--dir', host.remoteDir];
       const run = start('bifrost-bootstrap.ts', args, env());
       await run.line(/^start\s+traefik/);
       signal(run, 'SIGINT');
@@ -277,7 +277,7 @@ describe.skipIf(!sshd)('faults', () => {
     it('bifrost token: SIGINT while it retries exits 130 and releases the lock; a re-run mints the token', async () => {
       const opts = sim.opts as { tokenFailures?: number };
       opts.tokenFailures = 1_000_000;
-      const args = ['token', ...hostArgs('direct'), '--time-scale', '0.05', '--json'];
+      const args = ['token', ...hostArgs('direct'), '--json'];
       const run = start('bifrost.ts', args, env());
       try {
         await run.line(/netbird-mgmt-token: attempt 1 failed/);

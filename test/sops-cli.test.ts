@@ -123,7 +123,7 @@ describe('scripts/sops.ts', () => {
       ],
       [['decrypt', fx.files.nested, '--output-type', 'toml'], /--output-type must be one of/],
       [['decrypt'], /decrypt takes exactly one FILE/],
-      [['decrypt', fx.files.nested, '--bogus'], /Unknown option '--bogus'/],
+      [['decrypt', fx.files.nested, '--bogus'], /unknown option --bogus/],
       [['exec-env', fx.files.flat], /exec-env takes FILE and COMMAND/],
       [['frobnicate'], /unknown command "frobnicate"/],
       [[], /no command given/],

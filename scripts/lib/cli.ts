@@ -13,37 +13,287 @@ export const COMMON_OPTIONS = {
   verbose: { type: 'boolean', short: 'v' },
 } as const satisfies Options;
 
-/**
- * Parses argv with node:util; an unknown flag or a missing value is a usage error (exit 2) that
- * points at --help instead of a stack trace.
- */
-export function parseCli<const O extends Options>(argv: string[], options: O, usage: string) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new InputError((err as Error).message.split('\n')[0] ?? 'invalid arguments', `see ${usage} --help`);
+/** The help lines of COMMON_OPTIONS, closing every command's option list. */
+export const COMMON_OPTIONS_HELP = `  --json               print the result as JSON on stdout (narration goes to stderr)
+  -v, --verbose        print every command
+  -h, --help           this help`;
+
+/** What each exit code means, for every command; a command words 0, 1 and 2 for itself where it helps. */
+export interface ExitCodes {
+  ok?: string;
+  failed?: string;
+  badInput?: string;
+  /** Codes of its own (sops exec-env passes its command's on). */
+  extra?: string;
+}
+
+/** The exit-code table printed at the end of every --help. */
+export function exitCodeTable(codes: ExitCodes = {}): string {
+  return [
+    'Exit codes:',
+    `  0    ${codes.ok ?? 'done'}`,
+    `  1    ${codes.failed ?? 'failed while working'}`,
+    `  2    ${codes.badInput ?? 'bad input'}`,
+    '       or a usage error: an unknown option, a missing or malformed value',
+    '  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM',
+    ...(codes.extra ? [`  ${codes.extra}`] : []),
+  ].join('\n');
+}
+
+/** The Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        (prev[j] ?? 0) + 1,
+        (row[j - 1] ?? 0) + 1,
+        (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = row;
   }
+  return prev[b.length] ?? 0;
+}
+
+/** The known flag closest to `typed` (`--dryrun` → `--dry-run`), when one is close enough to be meant. */
+export function suggestFlag(typed: string, known: readonly string[]): string | undefined {
+  const bare = typed.replace(/^-+/, '').split('=')[0] ?? '';
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const d = editDistance(bare, name);
+    if (!best || d < best.d) best = { name, d };
+  }
+  return best && best.d <= Math.max(2, Math.ceil(bare.length / 3)) ? `--${best.name}` : undefined;
 }
 
 /**
- * The preamble of a command without subcommands: parse the flags, answer --help (undefined: nothing
- * more to do), and refuse positional arguments.
+ * Before node:util sees argv: `--alias` becomes its canonical flag, and a value that looks like a
+ * negative number (`--lock-wait -5`) is bound to its string option as `--lock-wait=-5`, so that it is
+ * refused by the number parser with its own message instead of "argument is ambiguous".
  */
-export function parseFlags<const O extends Options>(
+function preprocess(argv: readonly string[], options: Options, aliases: Readonly<Record<string, string>>) {
+  const outArgs: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      outArgs.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)(=.*)?$/.exec(arg);
+    if (!m) {
+      outArgs.push(arg);
+      continue;
+    }
+    const name = aliases[m[1] as string] ?? (m[1] as string);
+    const next = argv[i + 1];
+    if (
+      m[2] === undefined &&
+      options[name]?.type === 'string' &&
+      next !== undefined &&
+      /^-[\d.]/.test(next)
+    ) {
+      outArgs.push(`--${name}=${next}`);
+      i++;
+    } else outArgs.push(`--${name}${m[2] ?? ''}`);
+  }
+  return outArgs;
+}
+
+/**
+ * Parses argv with node:util; an unknown flag (with the closest known one suggested), a missing value or
+ * an unexpected one is a usage error (exit 2) that points at --help instead of a stack trace.
+ */
+export function parseCli<const O extends Options>(
   argv: string[],
   options: O,
   usage: string,
-  help: string,
-  out: Output,
+  aliases: Readonly<Record<string, string>> = {},
 ) {
-  const { values, positionals } = parseCli(argv, options, usage);
-  if ((values as { help?: boolean }).help) {
-    out.data(help);
-    return undefined;
+  const hint = `see ${usage} --help`;
+  try {
+    return parseArgs({
+      args: preprocess(argv, options, aliases),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const first = e.message.split('\n')[0] ?? 'invalid arguments';
+    const flag = /'(-[^']+)'/.exec(first)?.[1];
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag) {
+      const guess = suggestFlag(flag, [...Object.keys(options), ...Object.keys(aliases)]);
+      throw new InputError(`unknown option ${flag}${guess ? `; did you mean ${guess}?` : ''}`, hint);
+    }
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag) {
+      const name = flag.replace(/^-+/, '').split(/[ =,]/)[0] ?? '';
+      const full = Object.entries(options).find(([n, o]) => n === name || o.short === name);
+      throw new InputError(
+        full?.[1].type === 'string' ? `--${full[0]} needs a value` : `--${full?.[0] ?? name} takes no value`,
+        hint,
+      );
+    }
+    throw new InputError(first, hint);
   }
-  if (positionals.length > 0)
-    throw new InputError(`unexpected argument: ${positionals[0]}`, `see ${usage} --help`);
-  return values;
+}
+
+/** How a numeric flag is bounded. */
+export type NumberKind = 'non-negative' | 'positive' | 'positive-integer';
+
+const NUMBER_RULE: Record<NumberKind, { ok: (n: number) => boolean; what: string }> = {
+  'non-negative': { ok: (n) => n >= 0, what: 'a number ≥ 0' },
+  positive: { ok: (n) => n > 0, what: 'a positive number' },
+  'positive-integer': { ok: (n) => Number.isInteger(n) && n >= 1, what: 'a whole number ≥ 1' },
+};
+
+/** The one parser of numeric flags: `fallback` when absent, else a number of `kind` or a usage error. */
+export function numberFlag(
+  flag: string,
+  value: string | undefined,
+  kind: NumberKind,
+  fallback: number,
+): number {
+  if (value === undefined) return fallback;
+  const rule = NUMBER_RULE[kind];
+  const n = value.trim() === '' ? Number.NaN : Number(value);
+  if (Number.isFinite(n) && n < 0 && !rule.ok(n))
+    throw new InputError(`--${flag} cannot be negative (${value}): give ${rule.what}`);
+  if (!Number.isFinite(n) || !rule.ok(n))
+    throw new InputError(`--${flag} must be ${rule.what}, not "${value}"`);
+  return n;
+}
+
+/** The parsed flags of a command with options `O`. */
+export type Flags<O extends Options> = ReturnType<typeof parseCli<O>>['values'];
+
+/** One command: what --help prints, which flags it takes, and what it runs. */
+export interface CommandSpec<O extends Options> {
+  /** How it is invoked, e.g. `node --import tsx scripts/bifrost.ts status`. */
+  name: string;
+  /** What follows the name on the usage line, e.g. `--host H [options]`. */
+  synopsis: string;
+  /** What it does (paragraphs); shown after the usage line. */
+  description: string;
+  options: O;
+  /** The option lines of --help (COMMON_OPTIONS_HELP is appended unless `commonHelp: false`). */
+  optionsHelp?: string;
+  commonHelp?: boolean;
+  /** Other spellings of a flag: `{ file: 'secrets-file' }` makes `--file F` mean `--secrets-file F`. */
+  aliases?: Readonly<Record<string, string>>;
+  /** How many positional arguments it takes (default none). */
+  positionals?: {
+    min?: number;
+    max?: number;
+    name?: string /** Said when the count is wrong. */;
+    wrong?: string;
+  };
+  /** Text after the options (environment, justfile recipe). */
+  footer?: string;
+  exits?: ExitCodes;
+  run(flags: Flags<O>, positionals: string[], out: Output): Promise<number>;
+}
+
+export interface Command {
+  name: string;
+  help: string;
+  main(argv: string[], out: Output): Promise<number>;
+}
+
+/** Builds a command from its spec: the one place that parses, answers --help and checks positionals. */
+/** Every --help: usage, what it does, its list (options or commands), a footer, the exit-code table. */
+function helpText(usage: string, description: string, list: string[], footer?: string, exits?: ExitCodes) {
+  return [
+    `Usage: ${usage}`.trimEnd(),
+    '',
+    description.trimEnd(),
+    '',
+    ...list,
+    ...(footer ? ['', footer.trimEnd()] : []),
+    '',
+    exitCodeTable(exits),
+  ].join('\n');
+}
+
+export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Command {
+  const options = [
+    'Options:',
+    ...(spec.optionsHelp ? [spec.optionsHelp.trimEnd()] : []),
+    ...(spec.commonHelp === false ? [] : [COMMON_OPTIONS_HELP]),
+  ];
+  const help = helpText(`${spec.name} ${spec.synopsis}`, spec.description, options, spec.footer, spec.exits);
+  return {
+    name: spec.name,
+    help,
+    async main(argv, out) {
+      const { values, positionals } = parseCli(argv, spec.options, spec.name, spec.aliases);
+      if ((values as { help?: boolean }).help) {
+        out.data(help);
+        return EXIT.ok;
+      }
+      const { min = 0, max = 0, name = 'argument', wrong } = spec.positionals ?? {};
+      if (wrong && (positionals.length < min || positionals.length > max))
+        throw new InputError(wrong, `see ${spec.name} --help`);
+      if (positionals.length > max)
+        throw new InputError(`unexpected argument: ${positionals[max]}`, `see ${spec.name} --help`);
+      if (positionals.length < min) throw new InputError(`say which ${name}`, `see ${spec.name} --help`);
+      return spec.run(values, positionals, out);
+    },
+  };
+}
+
+/** A command with subcommands (`bifrost status`, `secrets init`): each answers its own --help. */
+export function defineGroup(spec: {
+  name: string;
+  description: string;
+  commands: Record<string, { command: Command; summary: string }>;
+  footer?: string;
+  exits?: ExitCodes;
+}): Command {
+  const names = Object.keys(spec.commands);
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  const commands = [
+    'Commands:',
+    ...names.map(
+      (n) =>
+        `  ${n.padEnd(width)}${(spec.commands[n]?.summary ?? '').replace(/\n/g, `\n  ${' '.repeat(width)}`)}`,
+    ),
+    '',
+    `${spec.name} <command> --help shows each command's options.`,
+  ];
+  const help = helpText(
+    `${spec.name} <command> [options]`,
+    spec.description,
+    commands,
+    spec.footer,
+    spec.exits,
+  );
+  return {
+    name: spec.name,
+    help,
+    async main(argv, out) {
+      const [first, ...rest] = argv;
+      if (first === '-h' || first === '--help') {
+        out.data(help);
+        return EXIT.ok;
+      }
+      if (first === undefined)
+        throw new InputError(
+          `no command given: say which to run (${names.join(', ')})`,
+          `see ${spec.name} --help`,
+        );
+      const sub = spec.commands[first];
+      if (!sub) {
+        const guess = suggestFlag(first, names)?.slice(2);
+        throw new InputError(
+          `unknown command "${first}"${guess ? `; did you mean ${guess}?` : ''}`,
+          `one of: ${names.join(', ')} (see ${spec.name} --help)`,
+        );
+      }
+      return sub.command.main(rest, out);
+    },
+  };
 }
 
 /** How long the clean-up after an interrupt may take at the most (release the lock, close the connection). */

@@ -103,10 +103,15 @@ export function provisionOnTestHost(
       `${host.docker} compose`,
       '--from-env',
       '--json',
-      '--time-scale',
-      '0.05',
       ...extra,
     ],
-    { PATH: process.env.PATH ?? '', HOME: host.home, TMPDIR: host.tmp, NO_COLOR: '1', ...env },
+    {
+      PATH: process.env.PATH ?? '',
+      HOME: host.home,
+      TMPDIR: host.tmp,
+      NO_COLOR: '1',
+      SECRETS_FLOW_TIME_SCALE: '0.05',
+      ...env,
+    },
   );
 }

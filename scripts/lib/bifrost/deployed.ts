@@ -16,6 +16,7 @@ import type { FileOps } from '../exec/executor.ts';
 import { FINGERPRINT_KEY } from '../secrets/registry.ts';
 import { keysFor, SECRET_SCHEMA, type SecretSpec, type SecretUse } from '../secrets/schema.ts';
 import { BIFROST_CONSUMERS } from './render-env.ts';
+import type { Verdict } from './upload.ts';
 
 export const DEPLOYED_FILE = '.deployed.json';
 const RECORD_VERSION = 2;
@@ -240,4 +241,42 @@ export function checkGuardedSecrets(
     );
   }
   return { guarded, rotated };
+}
+
+export interface SecretVerdict {
+  key: string;
+  status: Verdict;
+  note?: string;
+}
+
+/** Each of `keys`, set locally or recorded on the host, against the deploy record (fingerprints only). */
+export function compareSecrets(
+  keys: readonly string[],
+  values: Readonly<Record<string, string>>,
+  record: DeployedRecord | undefined,
+  fp: HostFingerprints,
+): SecretVerdict[] {
+  const guarded = new Set(GUARDED_SECRETS.map((s) => s.key as string));
+  // A record keyed with another FINGERPRINT_KEY cannot be compared value by value.
+  const otherKey = record?.version === 2 && record.keyCheck !== fp.keyCheck;
+  const out: SecretVerdict[] = [];
+  for (const key of keys) {
+    const value = values[key];
+    const was = record?.secrets[key];
+    if (value === undefined && was === undefined) continue;
+    if (value === undefined) out.push({ key, status: 'only on host', note: 'not set locally' });
+    else if (!record || was === undefined)
+      out.push({ key, status: 'missing on host', note: 'not deployed yet' });
+    else if (otherKey)
+      out.push({ key, status: 'differs', note: `recorded under another ${FINGERPRINT_KEY}` });
+    else if (sameAsRecorded(fp, record, key, value, was)) out.push({ key, status: 'same' });
+    else {
+      out.push({
+        key,
+        status: 'differs',
+        note: guarded.has(key) ? `guarded: provision needs --allow-rotate ${key}` : 'changed locally',
+      });
+    }
+  }
+  return out;
 }

@@ -6,6 +6,7 @@
 import { InputError, WorkError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
 import { formatCommand } from '../exec/executor.ts';
+import { formatTable } from '../format.ts';
 import type { Output } from '../output.ts';
 import { describeSecret, redactor } from '../redact.ts';
 import { InterruptedError, runContext, stoppableSleep } from '../run-context.ts';
@@ -32,7 +33,7 @@ export interface EngineOptions {
   plan?: readonly PlanStep[];
   /** A health poll (one `docker inspect` of every container waited on) starts this often. */
   pollIntervalMs?: number;
-  /** Multiplies every deadline and backoff (the sandbox and tests run on a shortened timeline). */
+  /** Multiplies every deadline and backoff (default: SECRETS_FLOW_TIME_SCALE, else 1). */
   timeScale?: number;
   cloudInitTimeoutSec?: number;
 }
@@ -87,7 +88,7 @@ class Engine {
   constructor(private readonly opts: EngineOptions) {
     this.plan = opts.plan ?? BIFROST_PLAN;
     this.bundle = new Bundle(opts.executor.files, opts.cli.dir);
-    this.scale = opts.timeScale ?? 1;
+    this.scale = opts.timeScale ?? timeScaleFromEnv();
     this.watcher = new HealthWatcher(opts.executor, opts.cli, opts.pollIntervalMs ?? 50);
     // Progress on long waits: one line per container every 15 s while it is not ready.
     const lastShown = new Map<string, number>();
@@ -448,49 +449,26 @@ function tail(text: string, lines = 8): string {
 
 /** The status table printed at the end of a run. */
 export function formatStatusTable(result: EngineResult): string {
-  const rows = result.steps.map((s) => [
-    s.id,
-    s.status,
-    s.seconds === undefined ? '' : `${s.seconds.toFixed(1)} s`,
-    s.detail.split('\n')[0] ?? '',
-  ]);
-  const header = ['step', 'status', 'time', 'detail'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] ?? 0) : c)).join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  return formatTable(
+    ['step', 'status', 'time', 'detail'],
+    result.steps.map((s) => [
+      s.id,
+      s.status,
+      s.seconds === undefined ? '' : `${s.seconds.toFixed(1)} s`,
+      s.detail.split('\n')[0] ?? '',
+    ]),
+  );
 }
 
-/** What a run would do, step by step, for --dry-run: the commands, nothing executed. */
-export function describePlan(cli: DockerCli, gated: (key: string) => boolean, plan = BIFROST_PLAN): string[] {
-  const lines = [
-    `pre-flight: ${formatCommand(composeVersionArgv(cli))}`,
-    'pre-flight: cloud-init status --wait (when cloud-init exists)',
-    `pre-flight: read ${cli.dir}/${SECRETS_ENV} and ${cli.dir}/${DOT_ENV}; render ${SERVICE_SECRET_FILES.map((f) => f.file).join(', ')}`,
-  ];
-  for (const step of plan) {
-    const after = step.after.length ? ` (after ${step.after.join(', ')})` : '';
-    if (step.gate && !gated(step.gate.key)) {
-      lines.push(`${step.id}${after}: skipped, ${step.gate.key} is not set`);
-      continue;
-    }
-    switch (step.kind) {
-      case 'service':
-        lines.push(
-          `${step.id}${after}: ${formatCommand(upArgv(cli, [step.service], { forceRecreate: false }))} [--force-recreate when its inputs changed]; wait healthy ≤ ${step.deadlineSec} s`,
-        );
-        break;
-      case 'run':
-        lines.push(`${step.id}${after}: ${formatCommand(runArgv(cli, step.service, step.args))}`);
-        break;
-      case 'token':
-        lines.push(
-          `${step.id}${after}: ${formatCommand(execArgv(cli, step.container, ['ak', 'shell']))} < script; retry ≤ ${step.deadlineSec} s; upsert ${NB_IDP_MGMT_TOKEN} in ${SECRETS_ENV}`,
-        );
-        break;
-      case 'render':
-        lines.push(`${step.id}${after}: render ${step.template} → ${step.output} (0600, only when changed)`);
-        break;
-    }
-  }
-  return lines;
+/**
+ * SECRETS_FLOW_TIME_SCALE: multiplies every deadline and backoff of the engine, for the sandbox demo and
+ * the tests (a positive number; 1 when unset). Read here only: no operator command has a flag for it.
+ */
+export function timeScaleFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.SECRETS_FLOW_TIME_SCALE;
+  if (raw === undefined || raw === '') return 1;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InputError(`SECRETS_FLOW_TIME_SCALE must be a positive number, not "${raw}"`);
+  return n;
 }

@@ -5,6 +5,7 @@
  * only key names and verdicts come out.
  */
 import type { Executor } from '../exec/executor.ts';
+import { redactor } from '../redact.ts';
 import { parseEnvFile } from './env-file.ts';
 import { NB_IDP_MGMT_TOKEN } from './plan.ts';
 
@@ -54,4 +55,26 @@ export async function readHostEnvState(
     if (file === SECRETS_ENV && !hasToken(host)) state.tokenMissing = true;
   });
   return state;
+}
+
+/**
+ * Reads the host's .secrets.env and .env and registers every value with the redactor, so that nothing
+ * printed afterwards (logs, health-check output, errors) can carry one. `found`: the files that exist.
+ */
+export async function registerHostSecrets(
+  executor: Executor,
+  dir: string,
+): Promise<{ secrets: Map<string, string>; dotEnv: Map<string, string>; found: string[] }> {
+  const [secretsText, dotEnvText] = await Promise.all([
+    executor.files.readFile(`${dir}/${SECRETS_ENV}`),
+    executor.files.readFile(`${dir}/${DOT_ENV}`),
+  ]);
+  const secrets = parseEnvFile(secretsText ?? '');
+  const dotEnv = parseEnvFile(dotEnvText ?? '');
+  for (const values of [secrets, dotEnv]) for (const [k, v] of values) redactor.register(v, k);
+  const found = [
+    ...(secretsText === undefined ? [] : [SECRETS_ENV]),
+    ...(dotEnvText === undefined ? [] : [DOT_ENV]),
+  ];
+  return { secrets, dotEnv, found };
 }

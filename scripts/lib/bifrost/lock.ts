@@ -22,10 +22,13 @@
  * the new dir cannot reuse the dead one's inode), and removes the renamed one. A run that made the lock
  * dir between the rename and that mkdir wins instead, and the taker competes again like everyone else.
  */
+
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { WorkError } from '../errors.ts';
 import { type Executor, shellQuote } from '../exec/executor.ts';
+import { formatDuration } from '../format.ts';
+import type { Output } from '../output.ts';
 import { runContext, stoppableSleep } from '../run-context.ts';
 import { normalizeRemoteDir } from './upload.ts';
 
@@ -265,7 +268,9 @@ export async function acquireHostLock(
     const left = deadline - Date.now();
     if (left <= 0) throw heldError(executor, lockDir, current, opts.waitSeconds ?? 0);
     if (Date.now() - lastReport >= WAIT_REPORT_MS) {
-      opts.onWait?.(`waiting up to ${Math.ceil(left / 1000)} s for ${lockDir}: held by ${describe(current)}`);
+      opts.onWait?.(
+        `waiting up to ${Math.ceil(left / 1000)} s for ${lockDir}: held by ${describeHolder(current)}`,
+      );
       lastReport = Date.now();
     }
     await stoppableSleep(Math.min(POLL_MS, left));
@@ -408,7 +413,7 @@ function handle(executor: Executor, remoteDir: string, mine: LockHolder): HostLo
           executor,
           'release',
           lockDir,
-          `the lock is no longer ours (it was broken and is now held by ${describe(current)}); left in place`,
+          `the lock is no longer ours (it was broken and is now held by ${describeHolder(current)}); left in place`,
         );
       }
       await removeLockDir(executor, lockDir, 'release').catch(stays);
@@ -455,7 +460,7 @@ function lockError(executor: Executor, step: string, lockDir: string, reason: st
 function heldError(executor: Executor, lockDir: string, h: LockHolder, waitSeconds: number): WorkError {
   const waited = waitSeconds > 0 ? ` (waited ${waitSeconds} s)` : '';
   return new WorkError(
-    `${executor.where}: ${shellQuote(lockDir)} is held by ${describe(h)}${waited}`,
+    `${executor.where}: ${shellQuote(lockDir)} is held by ${describeHolder(h)}${waited}`,
     `wait for that run to finish and re-run (or give a longer lock wait); ${UNLOCK_HINT}`,
   );
 }
@@ -467,22 +472,35 @@ function staleError(
   staleAfterSeconds: number,
 ): WorkError {
   return new WorkError(
-    `${executor.where}: STALE lock ${shellQuote(lockDir)}: held by ${describe(h)}, longer than ` +
+    `${executor.where}: STALE lock ${shellQuote(lockDir)}: held by ${describeHolder(h)}, longer than ` +
       `${staleAfterSeconds} s; it is not broken automatically`,
     UNLOCK_HINT,
   );
 }
 
 /** "alice@laptop (pid 4242) since 2026-11-28T03:25:00.000Z (12m 5s ago), running: provision-bifrost ..." */
-function describe(h: LockHolder): string {
-  const age = Date.now() - Date.parse(h.since);
-  const ago = Number.isFinite(age) ? ` (${formatAge(age)} ago)` : '';
-  return `${h.holder} (pid ${h.pid}) since ${h.since}${ago}, running: ${h.command}`;
+export function describeHolder(h: LockHolder): string {
+  return `${h.holder} (pid ${h.pid}) since ${h.since}${holderAge(h)}, running: ${h.command}`;
 }
 
-function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+/** " (12m 5s ago)", or nothing when the holder's time cannot be read. */
+export function holderAge(h: LockHolder): string {
+  const age = Date.now() - Date.parse(h.since);
+  return Number.isFinite(age) ? ` (${formatDuration(age)} ago)` : '';
+}
+
+/** The host lock for `command`, its waiting and notices narrated on `out`. */
+export function lockHost(
+  executor: Executor,
+  dir: string,
+  command: string,
+  waitSeconds: number,
+  out: Output,
+): Promise<HostLock> {
+  return acquireHostLock(executor, dir, {
+    holder: currentHolder(command),
+    waitSeconds,
+    onWait: (line) => out.info(`lock    ${line}`),
+    onNotice: (line) => out.warn(`lock: ${line}`),
+  });
 }

@@ -166,3 +166,15 @@ export const CONFIG_PLACEHOLDERS = ['NB_RELAY_SECRET', 'NB_DATA_STORE_KEY', NB_I
 export function stepById(id: string): PlanStep | undefined {
   return BIFROST_PLAN.find((s) => s.id === id);
 }
+
+/** The plan's services, in plan order, with the optional secret that gates each. */
+export function planServices(plan: readonly PlanStep[] = BIFROST_PLAN): { service: string; gate?: string }[] {
+  return plan.flatMap((s) => (s.kind === 'service' ? [{ service: s.service, gate: s.gate?.key }] : []));
+}
+
+/** The plan cut down to `ids`, each step waiting only for chosen steps (the others are done already). */
+export function restrictPlan(ids: readonly string[], plan: readonly PlanStep[] = BIFROST_PLAN): PlanStep[] {
+  return plan
+    .filter((s) => ids.includes(s.id))
+    .map((s) => ({ ...s, after: s.after.filter((a) => ids.includes(a)) }));
+}

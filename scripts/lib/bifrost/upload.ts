@@ -24,6 +24,8 @@ import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { InputError, WorkError } from '../errors.ts';
 import { type Command, type Executor, shellQuote } from '../exec/executor.ts';
 import { notRegular } from '../file-kind.ts';
+import { parseEnvFile } from './env-file.ts';
+import { sameEnv } from './host-state.ts';
 
 export interface BundleFile {
   /** Relative, posix. */
@@ -766,4 +768,63 @@ async function inPool<T>(items: readonly T[], limit: number, fn: (item: T) => Pr
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failure) throw failure.err;
+}
+
+/** How a file or secret on the host compares with what a provision would upload now. */
+export type Verdict = 'same' | 'differs' | 'missing on host' | 'only on host';
+
+export interface FileVerdict {
+  path: string;
+  status: Verdict;
+  note?: string;
+}
+
+export interface LocalFile {
+  path: string;
+  content: string | Buffer;
+  mode: number;
+  /** For the two rendered env files: what they hold, to compare with the host's copy key by key. */
+  env?: Map<string, string>;
+}
+
+/**
+ * Per file: the local version against the manifest (what the last upload sent, which is what provision
+ * diffs against), then the host's copy against the manifest, since provision does not notice a file
+ * edited on the host. The engine edits .secrets.env in place (its NB_IDP_MGMT_TOKEN line), so that file
+ * is compared key by key without that line; no secret value or file hash is ever printed.
+ */
+export async function compareFiles(
+  executor: Executor,
+  dir: string,
+  local: readonly LocalFile[],
+  manifest: ManifestFiles,
+  secretDigest: SecretDigest,
+): Promise<FileVerdict[]> {
+  // The same digests provision writes into the manifest (keyed for the 0600 files).
+  const digest = (content: string | Buffer, mode: number) => manifestDigest(content, mode, secretDigest);
+  const byPath = new Map(local.map((f) => [f.path, f]));
+  const paths = [...new Set([...byPath.keys(), ...Object.keys(manifest)])].sort();
+  return Promise.all(
+    paths.map(async (path): Promise<FileVerdict> => {
+      const mine = byPath.get(path);
+      const sent = manifest[path];
+      if (!mine)
+        return { path, status: 'only on host', note: 'not in the local bundle; provision removes it' };
+      if (!sent) return { path, status: 'missing on host', note: 'never uploaded' };
+      const remote = await executor.files.readFile(`${dir}/${path}`);
+      if (remote === undefined) return { path, status: 'missing on host', note: 'deleted on the host' };
+      if (sent.sha256 !== digest(mine.content, mine.mode))
+        return { path, status: 'differs', note: 'changed locally' };
+      if (sent.mode !== mine.mode)
+        return {
+          path,
+          status: 'differs',
+          note: `mode ${mine.mode.toString(8)} locally, ${sent.mode.toString(8)} sent`,
+        };
+      const edited = mine.env
+        ? !sameEnv(mine.env, parseEnvFile(remote))
+        : digest(remote, sent.mode) !== sent.sha256;
+      return edited ? { path, status: 'differs', note: 'edited on the host' } : { path, status: 'same' };
+    }),
+  );
 }

@@ -1,0 +1,188 @@
+/**
+ * What `bifrost token` and `bifrost render` share: the bootstrap engine restricted to their steps, so
+ * they follow its convergence rules (a service is recreated only when its inputs changed) instead of
+ * re-implementing them, under the host lock; --dry-run is the same run against a recording executor.
+ */
+import { type CommandSpec, defineCommand, numberFlag } from '../../cli.ts';
+import { EXIT, InputError, WorkError } from '../../errors.ts';
+import type { Executor } from '../../exec/executor.ts';
+import type { Output } from '../../output.ts';
+import { fingerprint } from '../../redact.ts';
+import { runContext, withCleanup } from '../../run-context.ts';
+import { type DockerCli, inspectContainers } from '../docker.ts';
+import { dryRunBootstrap, RecordingExecutor, reportDryRun } from '../dry-run.ts';
+import { type EngineResult, formatStatusTable, runBifrostBootstrap } from '../engine.ts';
+import { parseEnvFile } from '../env-file.ts';
+import { requireHost, withHost } from '../host-flags.ts';
+import { registerHostSecrets, SECRETS_ENV } from '../host-state.ts';
+import { lockHost } from '../lock.ts';
+import { NB_IDP_MGMT_TOKEN, restrictPlan } from '../plan.ts';
+import { LOCK_WAIT_HELP, RECOVERY_OPTIONS, RECOVERY_OPTIONS_HELP, USAGE } from './common.ts';
+
+type Which = 'token' | 'render';
+
+const STEPS: Record<Which, string[]> = {
+  token: ['netbird-mgmt-token', 'netbird-config', 'netbird-server'],
+  render: ['netbird-config', 'netbird-server'],
+};
+const NETBIRD_SERVER = 'netbird-server';
+const TOKEN_LINE = new RegExp(`^\\s*(?:export\\s+)?${NB_IDP_MGMT_TOKEN}\\s*=`);
+
+const OPTIONS = { ...RECOVERY_OPTIONS, 'lock-wait': { type: 'string' } } as const;
+
+/** token's and render's command, from the words of their help. */
+export function netbirdCommand(
+  which: Which,
+  text: Pick<CommandSpec<typeof OPTIONS>, 'description' | 'footer' | 'exits'>,
+) {
+  return defineCommand({
+    name: `${USAGE} ${which}`,
+    synopsis: '--host H [options]',
+    ...text,
+    options: OPTIONS,
+    optionsHelp: `${LOCK_WAIT_HELP}
+  --dry-run            run the steps against a recording executor: print the commands; change nothing
+${RECOVERY_OPTIONS_HELP}`,
+    run: async (flags, _positionals, out) => {
+      const { cli, host } = requireHost(flags, `${USAGE} ${which}`);
+      const lockWait = numberFlag('lock-wait', flags['lock-wait'], 'non-negative', 0);
+      return withHost({ ...flags, host }, out, cli, async (executor) => {
+        runContext.setPhase(
+          which,
+          which === 'token'
+            ? 'the token line may be removed: run token again'
+            : 'netbird-server may not be recreated yet',
+        );
+        if (flags['dry-run']) return dryRun(executor, cli, which, out);
+        const lock = await lockHost(executor, cli.dir, `bifrost ${which}`, lockWait, out);
+        return withCleanup(
+          () => converge(executor, cli, which, out),
+          async () => {
+            runContext.setPhase('releasing the host lock');
+            await lock.release();
+          },
+        );
+      });
+    },
+  });
+}
+
+async function dryRun(executor: Executor, cli: DockerCli, which: Which, out: Output): Promise<number> {
+  await registerHostSecrets(executor, cli.dir);
+  // The token line goes first, in the recording executor's memory only: the engine then mints anew.
+  const recorder = new RecordingExecutor(executor, cli);
+  if (which === 'token') {
+    out.info(`would remove the ${NB_IDP_MGMT_TOKEN} line from ${cli.dir}/${SECRETS_ENV}`);
+    await removeTokenLine(recorder, cli.dir, { ...out, info: out.detail });
+  }
+  const dry = await dryRunBootstrap({ executor: recorder, cli, out, plan: restrictPlan(STEPS[which]) });
+  return reportDryRun(dry, out, { where: executor.where, dir: cli.dir });
+}
+
+async function converge(executor: Executor, cli: DockerCli, which: Which, out: Output): Promise<number> {
+  // Read under the lock: a provision running a moment ago may have just replaced the file.
+  const { secrets, found } = await registerHostSecrets(executor, cli.dir);
+  if (!found.includes(SECRETS_ENV)) {
+    throw new InputError(
+      `${cli.dir}/${SECRETS_ENV} does not exist on ${executor.where}`,
+      'provision the host first (just bifrost-up HOST), or check --remote-dir',
+    );
+  }
+  const previous = secrets.get(NB_IDP_MGMT_TOKEN);
+  if (which === 'render' && !previous) {
+    throw new InputError(
+      `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}: netbird/config.yaml cannot be rendered without it`,
+      'mint it first: just bifrost-token HOST',
+    );
+  }
+  const names =
+    which === 'token' ? ['authentik-server', 'authentik-worker', NETBIRD_SERVER] : [NETBIRD_SERVER];
+  const before = await inspectContainers(executor, cli, names);
+  if (which === 'token') {
+    // Checked before the token line goes: a stopped Authentik would only fail after minutes of retries.
+    for (const name of ['authentik-server', 'authentik-worker']) {
+      const s = before.get(name);
+      if (s?.status !== 'running') {
+        throw new WorkError(
+          `${name} is ${s ? s.status : 'missing'} on ${executor.where}: the token is minted inside Authentik; nothing changed`,
+          'start the stack with just bifrost-up HOST (just bifrost-status HOST shows what runs), then run again',
+        );
+      }
+    }
+    await removeTokenLine(executor, cli.dir, out);
+  }
+  const result = await runBifrostBootstrap({
+    executor,
+    cli,
+    out,
+    plan: restrictPlan(STEPS[which]),
+    cloudInitTimeoutSec: 60,
+  });
+  out.info(`\n${formatStatusTable(result)}`);
+  const after = await inspectContainers(executor, cli, [NETBIRD_SERVER]);
+  const wasId = before.get(NETBIRD_SERVER)?.id;
+  const nowId = after.get(NETBIRD_SERVER)?.id;
+  // A new container id is what "recreated" means, whatever the engine's reasons were.
+  const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
+  return report(out, executor, cli, which, result, { previous, recreated });
+}
+
+/** Drops every NB_IDP_MGMT_TOKEN line (atomically, 0600), so that the engine's token step mints anew. */
+async function removeTokenLine(executor: Executor, dir: string, out: Output): Promise<void> {
+  const path = `${dir}/${SECRETS_ENV}`;
+  const text = (await executor.files.readFile(path)) ?? '';
+  const kept = text.split('\n').filter((l) => !TOKEN_LINE.test(l));
+  const next = kept.join('\n');
+  if (next === text) {
+    out.info(`token   no ${NB_IDP_MGMT_TOKEN} line in ${SECRETS_ENV}; minting one`);
+    return;
+  }
+  await executor.files.writeFileAtomic(path, next, 0o600);
+  out.info(`token   removed ${NB_IDP_MGMT_TOKEN} from ${SECRETS_ENV}; minting a new one`);
+}
+
+async function report(
+  out: Output,
+  executor: Executor,
+  cli: DockerCli,
+  which: Which,
+  result: EngineResult,
+  facts: { previous: string | undefined; recreated: boolean },
+): Promise<number> {
+  const config = result.steps.find((s) => s.id === 'netbird-config');
+  const base = { where: executor.where, dir: cli.dir, command: which, recreated: facts.recreated };
+  if (result.failure) {
+    const hint =
+      which === 'token'
+        ? `${NB_IDP_MGMT_TOKEN} is not in ${SECRETS_ENV} now; netbird-server keeps its current config. ${result.failure.hint ?? ''} Run just bifrost-token HOST again once fixed.`
+        : result.failure.hint;
+    out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, hint?.trim());
+    out.result({ ok: false, ...base, bootstrap: result });
+    return EXIT.failed;
+  }
+  let token: { previous?: string; now?: string; changed?: boolean } | undefined;
+  if (which === 'token') {
+    const now = parseEnvFile((await executor.files.readFile(`${cli.dir}/${SECRETS_ENV}`)) ?? '').get(
+      NB_IDP_MGMT_TOKEN,
+    );
+    // Fingerprints only: enough to tell whether Authentik handed back the same key.
+    token = {
+      previous: facts.previous === undefined ? undefined : fingerprint(facts.previous),
+      now: now === undefined ? undefined : fingerprint(now),
+      changed: facts.previous !== now,
+    };
+    // Fingerprints are keyed with FINGERPRINT_KEY, which this command (reading only the host) may lack.
+    const shown = (fp: string | undefined) => (fp ? ` ${fp}` : '');
+    out.info(
+      `${NB_IDP_MGMT_TOKEN} minted: ${token.changed ? `a new value${shown(token.now)} (was ${facts.previous === undefined ? 'unset' : `another value${shown(token.previous)}`})` : `the same value as before${shown(token.now)}`}`,
+    );
+  }
+  const configChanged = config?.detail.endsWith('rendered') ?? false;
+  out.info(
+    out.color.green(
+      `netbird/config.yaml ${configChanged ? 'changed' : 'unchanged'}; netbird-server ${facts.recreated ? 'recreated' : 'left running'}`,
+    ),
+  );
+  out.result({ ok: true, ...base, configChanged, token, bootstrap: result });
+  return EXIT.ok;
+}

@@ -1,0 +1,289 @@
+/**
+ * One command shape (issue 10): every entry point parses through scripts/lib/cli.ts, so every --help
+ * (each subcommand's too) ends with the same exit-code table, a mistyped flag gets a suggestion and
+ * exit 2, a negative number is refused by the one number parser, aliases behave like their canonical
+ * flags, and bifrost-bootstrap's --dry-run is the real plan run against a recording executor.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
+import { dryRunBootstrap } from '../scripts/lib/bifrost/dry-run.ts';
+import { runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
+import { BIFROST_PLAN, type PlanStep } from '../scripts/lib/bifrost/plan.ts';
+import { numberFlag, parseCli, suggestFlag } from '../scripts/lib/cli.ts';
+import { formatCommand } from '../scripts/lib/exec/executor.ts';
+import { LocalExecutor } from '../scripts/lib/exec/local.ts';
+import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
+import { bifrostSecrets, capturedOutput, makeBundle } from './helpers/bifrost-fixture.ts';
+import { runScript } from './helpers/run-cli.ts';
+
+const env = () => ({
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  HOME: mkdtempSync(join(tmpdir(), 'sf-home-')),
+  NO_COLOR: '1',
+});
+
+const EXIT_TABLE = /Exit codes:\n {2}0 {4}.+\n {2}1 {4}.+\n {2}2 {4}.+\n.+\n {2}130 {2}interrupted by SIGINT/;
+
+/**
+ * Commands issued concurrently have no order of their own: the two pre-flight checks, and the services
+ * of one batched `up` (in the order their steps asked). Everything else is compared in order.
+ */
+const settled = (commands: readonly string[]) => {
+  const sorted = commands.map((c) =>
+    c.replace(
+      /( up -d --no-deps(?: --force-recreate)?) (.+)$/,
+      (_m, head: string, services: string) => `${head} ${services.split(' ').sort().join(' ')}`,
+    ),
+  );
+  return [...sorted.slice(0, 2).sort(), ...sorted.slice(2)];
+};
+
+const SUBCOMMANDS: Record<string, string[]> = {
+  'bifrost.ts': ['status', 'logs', 'token', 'render', 'verify', 'unlock', 'check-bundle'],
+  'secrets.ts': ['init', 'check', 'where'],
+  'sops.ts': ['decrypt', 'exec-env'],
+};
+const SINGLE = [
+  'bifrost-bootstrap.ts',
+  'provision-bifrost.ts',
+  'create-bootstrap-secrets.ts',
+  'render-infisical-secrets.ts',
+  'demo.ts',
+];
+
+describe('every --help', () => {
+  it.each(SINGLE)('%s --help ends with the exit-code table', async (script) => {
+    const r = await runScript(script, ['--help'], env());
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Usage: node --import tsx scripts/${script.replace('.', '\\.')} `));
+    expect(r.stdout).toMatch(EXIT_TABLE);
+  });
+
+  for (const [script, subs] of Object.entries(SUBCOMMANDS)) {
+    it(`${script} --help lists every subcommand, with the exit-code table`, async () => {
+      const r = await runScript(script, ['--help'], env());
+      expect(r.exitCode, r.stderr).toBe(0);
+      for (const sub of subs) expect(r.stdout).toMatch(new RegExp(`^ {2}${sub} `, 'm'));
+      expect(r.stdout).toMatch(EXIT_TABLE);
+    });
+
+    it.each(subs)(`${script} %s --help prints its own usage (exit 0)`, async (sub) => {
+      const r = await runScript(script, [sub, '--help'], env());
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(
+        new RegExp(`^Usage: node --import tsx scripts/${script.replace('.', '\\.')} ${sub} `),
+      );
+      expect(r.stdout).toMatch(EXIT_TABLE);
+    });
+  }
+
+  it('the host commands share the SSH options and their help lines', async () => {
+    const runs = await Promise.all([
+      runScript('bifrost-bootstrap.ts', ['--help'], env()),
+      runScript('provision-bifrost.ts', ['--help'], env()),
+      runScript('bifrost.ts', ['status', '--help'], env()),
+    ]);
+    const sshLines = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => /^ {2}--(host|identity|known-hosts|accept-new|remote-dir|docker|compose) /.test(l));
+    const [first, ...rest] = runs.map((r) => sshLines(r.stdout));
+    expect(first).toHaveLength(7);
+    for (const lines of rest) expect(lines).toEqual(first);
+  });
+});
+
+describe('a mistyped flag', () => {
+  it.each([
+    ['bifrost-bootstrap.ts', ['--local', '--dryrun'], '--dryrun', '--dry-run'],
+    ['provision-bifrost.ts', ['--host', 'h', '--secret-file', 'x'], '--secret-file', '--secrets-file'],
+    ['bifrost.ts', ['status', '--remote-dri', '/x'], '--remote-dri', '--remote-dir'],
+    ['secrets.ts', ['check', '--strikt'], '--strikt', '--strict'],
+    ['sops.ts', ['decrypt', 'f', '--output-typ', 'json'], '--output-typ', '--output-type'],
+    ['create-bootstrap-secrets.ts', ['--kubecfg', 'k'], '--kubecfg', '--kubeconfig'],
+  ])('%s %j: exit 2 with a suggestion', async (script, args, typed, meant) => {
+    const r = await runScript(script, args, env());
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`unknown option ${typed}; did you mean ${meant}?`);
+    expect(r.stderr).not.toMatch(/Unknown option '|ERR_PARSE_ARGS/);
+  });
+
+  it('far from every flag: no guess', () => {
+    expect(suggestFlag('--frobnicate', ['dry-run', 'json', 'host'])).toBeUndefined();
+    expect(() => parseCli(['--frobnicate'], { json: { type: 'boolean' } }, 'x')).toThrow(
+      /^unknown option --frobnicate$/,
+    );
+  });
+
+  it('a mistyped subcommand gets a suggestion too', async () => {
+    const r = await runScript('bifrost.ts', ['stauts'], env());
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('unknown command "stauts"; did you mean status?');
+  });
+});
+
+describe('numeric flags', () => {
+  it('a negative number is parsed and refused with a clear message (exit 2), not "ambiguous"', async () => {
+    for (const args of [
+      ['--host', 'h', '--lock-wait', '-5'],
+      ['--host', 'h', '--lock-wait=-5'],
+    ]) {
+      const r = await runScript('provision-bifrost.ts', args, env());
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toContain('error: --lock-wait cannot be negative (-5): give a number ≥ 0');
+      expect(r.stderr).not.toContain('ambiguous');
+    }
+    const tail = await runScript('bifrost.ts', ['logs', 'traefik', '--host', 'h', '--tail', '-3'], env());
+    expect(tail.exitCode).toBe(2);
+    expect(tail.stderr).toContain('--tail cannot be negative (-3): give a whole number ≥ 1');
+  });
+
+  it('one parser: non-negative, positive and whole-number variants', () => {
+    expect(numberFlag('w', undefined, 'non-negative', 7)).toBe(7);
+    expect(numberFlag('w', '0', 'non-negative', 7)).toBe(0);
+    expect(() => numberFlag('w', '0', 'positive', 1)).toThrow('--w must be a positive number, not "0"');
+    expect(() => numberFlag('n', '1.5', 'positive-integer', 1)).toThrow('--n must be a whole number ≥ 1');
+    expect(() => numberFlag('w', 'soon', 'non-negative', 0)).toThrow('--w must be a number ≥ 0, not "soon"');
+    expect(() => numberFlag('w', '', 'non-negative', 0)).toThrow('must be a number ≥ 0');
+  });
+
+  it('a missing value is a usage error naming the flag', async () => {
+    const r = await runScript('provision-bifrost.ts', ['--host'], env());
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('--host needs a value');
+  });
+});
+
+describe('aliases behave like the canonical flags', () => {
+  it('--file is --secrets-file (secrets check)', async () => {
+    const missing = join(mkdtempSync(join(tmpdir(), 'sf-alias-')), 'nope.sops.yaml');
+    const [canonical, alias] = await Promise.all([
+      runScript('secrets.ts', ['check', '--secrets-file', missing, '--json'], env()),
+      runScript('secrets.ts', ['check', '--file', missing, '--json'], env()),
+    ]);
+    expect(canonical.exitCode).toBe(2);
+    expect(alias.exitCode).toBe(canonical.exitCode);
+    expect(alias.stdout).toBe(canonical.stdout);
+    expect(alias.stderr).toBe(canonical.stderr);
+    expect(canonical.stderr).toContain(missing);
+  });
+
+  it('--dir is --remote-dir (bifrost-bootstrap --dry-run)', async () => {
+    const b = makeBundle();
+    const args = ['--local', '--dry-run', '--json', '--docker', 'docker'];
+    const [canonical, alias] = await Promise.all([
+      runScript('bifrost-bootstrap.ts', [...args, '--remote-dir', b.dir], env()),
+      runScript('bifrost-bootstrap.ts', [...args, '--dir', b.dir], env()),
+    ]);
+    expect(canonical.exitCode, canonical.stderr).toBe(0);
+    expect(alias.exitCode).toBe(0);
+    const [a, c] = [JSON.parse(alias.stdout), JSON.parse(canonical.stdout)];
+    expect(a.steps).toEqual(c.steps);
+    expect(settled(a.commands)).toEqual(settled(c.commands));
+    const paths = (w: { path: string }[]) => w.map((x) => x.path).sort();
+    expect(paths(a.writes)).toEqual(paths(c.writes));
+  });
+
+  it('--dir is --bundle (bifrost check-bundle)', async () => {
+    const b = makeBundle();
+    const [canonical, alias] = await Promise.all([
+      runScript('bifrost.ts', ['check-bundle', '--bundle', b.dir, '--json'], env()),
+      runScript('bifrost.ts', ['check-bundle', '--dir', b.dir, '--json'], env()),
+    ]);
+    expect(alias.exitCode).toBe(canonical.exitCode);
+    expect(alias.stdout).toBe(canonical.stdout);
+  });
+});
+
+describe('bifrost-bootstrap --dry-run is a recording run of the real plan', () => {
+  const cliFor = (dir: string): DockerCli => ({ docker: 'docker', compose: ['docker', 'compose'], dir });
+  const silent = () => capturedOutput().out;
+  const healthyAtOnce = Object.fromEntries(
+    BIFROST_PLAN.flatMap((s) => (s.kind === 'service' ? [[s.service, { healthyAfterMs: 0 }]] : [])),
+  );
+  const notInspect = (argv: readonly string[]) => argv[1] !== 'inspect';
+
+  it('lists exactly the commands a real run on the simulator issues, in order', async () => {
+    const b = makeBundle(bifrostSecrets({ NB_PROXY_TOKEN: undefined }));
+    const r = await runScript(
+      'bifrost-bootstrap.ts',
+      [
+        '--local',
+        '--remote-dir',
+        b.dir,
+        '--dry-run',
+        '--json',
+        '--docker',
+        'docker',
+        '--compose',
+        'docker compose',
+      ],
+      env(),
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    const dry = JSON.parse(r.stdout) as { commands: string[]; steps: string[] };
+
+    // The same bundle, fresh, brought up for real on the simulator.
+    const fresh = makeBundle(bifrostSecrets({ NB_PROXY_TOKEN: undefined }));
+    const sim = new DockerSimulator({ dir: fresh.dir, timeline: healthyAtOnce, cloudInit: true });
+    const result = await runBifrostBootstrap({
+      executor: sim,
+      cli: cliFor(fresh.dir),
+      out: silent(),
+      timeScale: 0.05,
+    });
+    expect(result.ok).toBe(true);
+    const real = sim.calls
+      .map((c) => c.argv)
+      .filter(notInspect)
+      .map((argv) => formatCommand(argv).split(fresh.dir).join(b.dir));
+    expect(settled(dry.commands)).toEqual(settled(real));
+    expect(dry.commands).toHaveLength(8);
+    expect(settled(dry.commands)[2]).toMatch(/up -d --no-deps --force-recreate authentik-postgres traefik$/);
+    expect(dry.steps).toContain('netbird-proxy (after netbird-server): skipped, NB_PROXY_TOKEN is not set');
+    expect(dry.steps).toContain('authentik-migrate (after authentik-postgres): would run');
+  });
+
+  it('a change to the plan shows up in the dry run with no description code to update', async () => {
+    const b = makeBundle();
+    const executor = new LocalExecutor();
+    const plan: PlanStep[] = BIFROST_PLAN.filter((s) => s.id !== 'authentik-migrate').map((s) => ({
+      ...s,
+      after: s.after.filter((a) => a !== 'authentik-migrate'),
+    }));
+    const extra: PlanStep = {
+      id: 'authentik-check',
+      kind: 'run',
+      service: 'authentik-server',
+      args: ['check-config'],
+      after: ['authentik-postgres'],
+      deadlineSec: 60,
+    };
+    const changed = await dryRunBootstrap({
+      executor,
+      cli: cliFor(b.dir),
+      out: silent(),
+      plan: [...plan, extra],
+    });
+    expect(changed.commands.join('\n')).not.toContain(' migrate');
+    expect(changed.commands).toContain(
+      formatCommand([
+        'docker',
+        'compose',
+        '-f',
+        `${b.dir}/docker-compose.yml`,
+        '--project-directory',
+        b.dir,
+        'run',
+        '--rm',
+        '--no-deps',
+        'authentik-server',
+        'check-config',
+      ]),
+    );
+    expect(changed.steps).toContain('authentik-check (after authentik-postgres): would run');
+  });
+});
