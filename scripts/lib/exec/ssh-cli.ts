@@ -217,9 +217,3 @@ function promptHidden(question: string): Promise<string> {
     mutable._writeToOutput = () => {};
   });
 }
-
-/** The help lines of SSH_OPTIONS, the same in every host command. */
-export const SSH_OPTIONS_HELP = `  --host H             the host to connect to over SSH; --port P (22); --user U ($USER)
-  --identity F         SSH key file (an encrypted one asks for its passphrase); else ssh-agent
-  --known-hosts F      known_hosts file (default ~/.ssh/known_hosts)
-  --accept-new         record an unknown host key (like StrictHostKeyChecking=accept-new)`;
