@@ -224,6 +224,46 @@ describe.skipIf(!sshd)('OpenSSH habits against loopback sshds', () => {
     }
   });
 
+  it('Ctrl-C at the passphrase prompt interrupts the command (exit 130), and nothing was typed', async () => {
+    const { ssh, env } = freshHome();
+    keygen(join(ssh, 'id_ed25519'), 'ed25519', 'canary-passphrase-4711');
+    copyFileSync(target.knownHosts, join(ssh, 'known_hosts'));
+    const cli = [
+      process.execPath,
+      '--import',
+      'tsx',
+      join(PROJECT_ROOT, 'scripts', SCRIPT),
+      '--host',
+      `${target.user}@127.0.0.1:${target.port}`,
+      '--dir',
+      bundle,
+      '--dry-run',
+    ].join(' ');
+    const child = execa('script', ['-qec', cli, '/dev/null'], {
+      env,
+      extendEnv: false,
+      cwd: PROJECT_ROOT,
+      stdin: 'pipe',
+      reject: false,
+      timeout: 60_000,
+    });
+    let out = '';
+    let pressed = false;
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (!pressed && out.includes('Enter passphrase')) {
+        pressed = true;
+        child.stdin?.write('\x03');
+      }
+    });
+    const r = await child;
+    // A prompt that swallowed Ctrl-C would sit paused until the 60 s bound kills it.
+    expect(r.timedOut).toBe(false);
+    expect(out).toMatch(/interrupted by SIGINT during connecting/);
+    expect(out).not.toMatch(/no correct passphrase|no SSH credentials/);
+    expect(r.exitCode).toBe(130);
+  });
+
   /** ~/.ssh/config with the jump host as an alias, and the target behind it. */
   function jumpHome(): ReturnType<typeof freshHome> {
     const h = freshHome();

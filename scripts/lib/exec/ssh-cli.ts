@@ -7,8 +7,8 @@
  */
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { InputError } from '../errors.ts';
+import { ask } from '../prompt.ts';
 import type { IdentityKey, SshExecutor, SshOptions } from './ssh.ts';
 import { defaultIdentityFiles, localEnv, type ResolvedTarget, resolveTarget } from './ssh-config.ts';
 
@@ -102,7 +102,7 @@ async function optionsFor(
     const key = await readFile(file).catch(() => undefined);
     const parsed = key ? ssh2.utils.parseKey(key) : undefined;
     if (parsed instanceof Error && /passphrase|encrypted/i.test(parsed.message) && process.stdin.isTTY) {
-      opts.passphrase = await promptHidden(`Passphrase for ${file}: `);
+      opts.passphrase = await ask(`Passphrase for ${file}: `, { hidden: true });
     }
     return opts;
   }
@@ -174,7 +174,7 @@ async function loadKeys(
         continue;
       }
       for (let attempt = 1; attempt <= 3 && parsed instanceof Error; attempt++) {
-        passphrase = await promptHidden(`Enter passphrase for key '${file}': `);
+        passphrase = await ask(`Enter passphrase for key '${file}': `, { hidden: true });
         if (passphrase === '') break;
         parsed = ssh2.utils.parseKey(key, passphrase);
       }
@@ -195,25 +195,4 @@ async function loadKeys(
     keys.push(passphrase === undefined ? { label: file, key } : { label: file, key, passphrase });
   }
   return { keys, skipped };
-}
-
-/** Reads a line from the terminal without echoing it. */
-function promptHidden(question: string): Promise<string> {
-  return new Promise((resolve) => {
-    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-    const mutable = rl as unknown as { _writeToOutput: (s: string) => void };
-    // Ctrl-C at the prompt reaches readline, not the process: pass it on, so runMain reports the interrupt.
-    rl.on('SIGINT', () => {
-      rl.close();
-      process.stderr.write('\n');
-      process.kill(process.pid, 'SIGINT');
-    });
-    rl.question(question, (answer) => {
-      rl.close();
-      process.stderr.write('\n');
-      resolve(answer);
-    });
-    // After the question is shown, nothing typed is written back.
-    mutable._writeToOutput = () => {};
-  });
 }

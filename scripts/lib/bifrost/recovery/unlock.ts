@@ -1,7 +1,8 @@
 /** bifrost unlock: show and clear the host lock a crashed run left behind. */
-import { createInterface } from 'node:readline';
+
 import { defineCommand } from '../../cli.ts';
 import { EXIT, InputError } from '../../errors.ts';
+import { confirm } from '../../prompt.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { RECOVERY_OPTIONS, RECOVERY_OPTIONS_HELP, USAGE } from './common.ts';
 
@@ -81,13 +82,3 @@ ${RECOVERY_OPTIONS_HELP}`,
     });
   },
 });
-
-function confirm(question: string): Promise<boolean> {
-  return new Promise((done) => {
-    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-    rl.question(question, (answer) => {
-      rl.close();
-      done(/^y(es)?$/i.test(answer.trim()));
-    });
-  });
-}
