@@ -176,58 +176,11 @@ describe.skipIf(!sshd)('OpenSSH habits against loopback sshds', () => {
     expect(ok.stderr).toMatch(/note: skipping the identity .*id_ecdsa: it is encrypted/);
   });
 
-  it('asks for the passphrase of an encrypted default identity on a terminal, without echoing it', async () => {
-    const { ssh, env } = freshHome();
-    const passphrase = 'canary-passphrase-0815';
-    keygen(join(ssh, 'id_ed25519'), 'ed25519', passphrase);
-    const authorized = readFileSync(target.authorizedKeys, 'utf8');
-    writeFileSync(target.authorizedKeys, `${authorized}${readFileSync(join(ssh, 'id_ed25519.pub'), 'utf8')}`);
-    copyFileSync(target.knownHosts, join(ssh, 'known_hosts'));
-    const cli = [
-      process.execPath,
-      '--import',
-      'tsx',
-      join(PROJECT_ROOT, 'scripts', SCRIPT),
-      '--host',
-      `${target.user}@127.0.0.1:${target.port}`,
-      '--dir',
-      bundle,
-      '--dry-run',
-    ].join(' ');
-    try {
-      // script(1) gives the command a terminal; the passphrase is typed once the prompt shows, as a
-      // person would (typed earlier, the terminal itself would echo it before the prompt turns echo off).
-      const child = execa('script', ['-qec', cli, '/dev/null'], {
-        env,
-        extendEnv: false,
-        cwd: PROJECT_ROOT,
-        stdin: 'pipe',
-        reject: false,
-        timeout: 60_000,
-      });
-      let out = '';
-      let typed = false;
-      child.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (!typed && out.includes('Enter passphrase')) {
-          typed = true;
-          child.stdin?.write(`${passphrase}\r`);
-        }
-      });
-      const r = await child;
-      expect(out).toContain(`Enter passphrase for key '${join(ssh, 'id_ed25519')}':`);
-      expect(out).toContain(onTarget());
-      expect(out).not.toContain(passphrase);
-      expect(r.exitCode).toBe(0);
-    } finally {
-      writeFileSync(target.authorizedKeys, authorized);
-    }
-  });
-
-  it('Ctrl-C at the passphrase prompt interrupts the command (exit 130), and nothing was typed', async () => {
-    const { ssh, env } = freshHome();
-    keygen(join(ssh, 'id_ed25519'), 'ed25519', 'canary-passphrase-4711');
-    copyFileSync(target.knownHosts, join(ssh, 'known_hosts'));
+  /**
+   * The dry run against the target on a terminal (script(1)); `keys` is typed once the passphrase prompt
+   * shows, as a person would (typed earlier, the terminal itself would echo it before echo is turned off).
+   */
+  async function atPassphrasePrompt(env: NodeJS.ProcessEnv, keys: string) {
     const cli = [
       process.execPath,
       '--import',
@@ -248,19 +201,45 @@ describe.skipIf(!sshd)('OpenSSH habits against loopback sshds', () => {
       timeout: 60_000,
     });
     let out = '';
-    let pressed = false;
+    let typed = false;
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
-      if (!pressed && out.includes('Enter passphrase')) {
-        pressed = true;
-        child.stdin?.write('\x03');
+      if (!typed && out.includes('Enter passphrase')) {
+        typed = true;
+        child.stdin?.write(keys);
       }
     });
     const r = await child;
+    return { out, exitCode: r.exitCode, timedOut: r.timedOut };
+  }
+
+  it('asks for the passphrase of an encrypted default identity on a terminal, without echoing it', async () => {
+    const { ssh, env } = freshHome();
+    const passphrase = 'canary-passphrase-0815';
+    keygen(join(ssh, 'id_ed25519'), 'ed25519', passphrase);
+    const authorized = readFileSync(target.authorizedKeys, 'utf8');
+    writeFileSync(target.authorizedKeys, `${authorized}${readFileSync(join(ssh, 'id_ed25519.pub'), 'utf8')}`);
+    copyFileSync(target.knownHosts, join(ssh, 'known_hosts'));
+    try {
+      const r = await atPassphrasePrompt(env, `${passphrase}\r`);
+      expect(r.out).toContain(`Enter passphrase for key '${join(ssh, 'id_ed25519')}':`);
+      expect(r.out).toContain(onTarget());
+      expect(r.out).not.toContain(passphrase);
+      expect(r.exitCode).toBe(0);
+    } finally {
+      writeFileSync(target.authorizedKeys, authorized);
+    }
+  });
+
+  it('Ctrl-C at the passphrase prompt interrupts the command (exit 130), and nothing was typed', async () => {
+    const { ssh, env } = freshHome();
+    keygen(join(ssh, 'id_ed25519'), 'ed25519', 'canary-passphrase-4711');
+    copyFileSync(target.knownHosts, join(ssh, 'known_hosts'));
+    const r = await atPassphrasePrompt(env, '\x03');
     // A prompt that swallowed Ctrl-C would sit paused until the 60 s bound kills it.
     expect(r.timedOut).toBe(false);
-    expect(out).toMatch(/interrupted by SIGINT during connecting/);
-    expect(out).not.toMatch(/no correct passphrase|no SSH credentials/);
+    expect(r.out).toMatch(/interrupted by SIGINT during connecting/);
+    expect(r.out).not.toMatch(/no correct passphrase|no SSH credentials/);
     expect(r.exitCode).toBe(130);
   });
 
