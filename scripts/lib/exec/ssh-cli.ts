@@ -10,7 +10,13 @@ import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.ts';
 import { ask } from '../prompt.ts';
 import type { IdentityKey, SshExecutor, SshOptions } from './ssh.ts';
-import { defaultIdentityFiles, localEnv, type ResolvedTarget, resolveTarget } from './ssh-config.ts';
+import {
+  defaultIdentityFiles,
+  localEnv,
+  type ResolvedTarget,
+  resolveTarget,
+  type TargetFlags,
+} from './ssh-config.ts';
 
 export const SSH_OPTIONS = {
   host: { type: 'string' },
@@ -23,16 +29,8 @@ export const SSH_OPTIONS = {
   jump: { type: 'string' },
 } as const;
 
-export interface SshFlags {
-  host?: string;
-  port?: string;
-  user?: string;
-  identity?: string;
-  'known-hosts'?: string;
-  'accept-new'?: boolean;
-  'ssh-config'?: string;
-  jump?: string;
-}
+/** The SSH flags as parsed: a TargetFlags (ssh-config.ts) whose --host may still be missing. */
+export type SshFlags = Partial<TargetFlags>;
 
 /** The --help lines for SSH_OPTIONS, for every command that takes them. */
 export const SSH_OPTIONS_HELP = `  --host DEST        where to connect, as ssh takes it: an alias from ~/.ssh/config (HostName, Port,
