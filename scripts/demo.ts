@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { parseEnvFile } from './lib/bifrost/env-file.ts';
-import { CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './lib/bifrost/plan.ts';
+import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './lib/bifrost/plan.ts';
 import { renderBifrostEnvFiles } from './lib/bifrost/render-env.ts';
+import { placeholdersOf } from './lib/bifrost/template.ts';
 import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
 import { EXIT } from './lib/errors.ts';
 import { findOnPath } from './lib/exec/which.ts';
@@ -181,19 +182,29 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
     for (const [name, value] of parseEnvFile(readFileSync(join(bundle, '.env'), 'utf8'))) {
       if (value) out.info(`    ${describeSecret(name, value)}`);
     }
-    out.info('  bifrost netbird/config.yaml (netbird-server), rendered by bifrost-bootstrap');
-    for (const key of CONFIG_PLACEHOLDERS) {
-      const value = secretsEnv.get(key);
-      if (value) out.info(`    ${describeSecret(key, value)} <- .secrets.env ${key}`);
+    // The placeholders the shipped template really uses, not the list the engine allows.
+    for (const step of BIFROST_PLAN) {
+      if (step.kind !== 'render') continue;
+      out.info(`  bifrost ${step.output} (netbird-server), rendered by bifrost-bootstrap`);
+      for (const key of new Set(placeholdersOf(readFileSync(join(bundle, step.template), 'utf8')))) {
+        const value = secretsEnv.get(key);
+        if (value) out.info(`    ${describeSecret(key, value)} <- .secrets.env ${key}`);
+      }
     }
     const minted = secretsEnv.get(NB_IDP_MGMT_TOKEN);
+    if (minted) {
+      out.info('  bifrost .secrets.env, minted on the host by bifrost-bootstrap');
+      out.info(
+        `    ${describeSecret(NB_IDP_MGMT_TOKEN, minted)} <- Authentik's netbird-mgmt-token (ak shell)`,
+      );
+    }
     if (minted !== undefined && minted === secretsEnv.get('AUTHENTIK_BOOTSTRAP_TOKEN')) {
       out.info(
         c.dim(
           `  ${NB_IDP_MGMT_TOKEN} has the same fingerprint as AUTHENTIK_BOOTSTRAP_TOKEN because it is the same value: the design\n` +
-            "  page makes the token bifrost-bootstrap mints (Authentik's netbird-mgmt-token, which NetBird's IdP manager\n" +
-            "  calls Authentik's API with) take the bootstrap token as its key, read inside the authentik-server container;\n" +
-            `  bifrost-bootstrap then writes it to .secrets.env as ${NB_IDP_MGMT_TOKEN} for netbird/config.yaml.`,
+            "  page makes the token bifrost-bootstrap mints (Authentik's netbird-mgmt-token, an Authentik API token) take\n" +
+            '  the bootstrap token as its key, read inside the authentik-server container. The pinned NetBird reads no\n' +
+            '  IdP token, so netbird/config.yaml does not carry it (README "Design page vs pinned versions").',
         ),
       );
     }
