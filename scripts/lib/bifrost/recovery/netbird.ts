@@ -91,7 +91,7 @@ async function converge(executor: Executor, cli: DockerCli, which: Which, out: O
   const previous = secrets.get(NB_IDP_MGMT_TOKEN);
   if (which === 'render' && !previous) {
     throw new InputError(
-      `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}: netbird/config.yaml cannot be rendered without it`,
+      `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}: netbird/config.yaml is rendered after the token step (the design page's order, and a template may use it), which has not run on this host`,
       'mint it first: just bifrost-token HOST',
     );
   }
