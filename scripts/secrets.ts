@@ -93,7 +93,12 @@ rotated (--allow-rotate KEY).`,
     strict: { type: 'boolean' },
   },
   aliases: { file: 'secrets-file' },
-  positionals: { min: 1, max: 1, name: 'key' },
+  // A second argument would be a value typed on the command line: refused without echoing it.
+  positionals: {
+    min: 1,
+    max: 1,
+    wrong: 'set takes exactly one KEY; the value comes from stdin or the prompt, never from the command line',
+  },
   optionsHelp: `${FILE_HELP}
   --allow-unknown      accept a key the schema does not know
   --allow-rotate KEY   change KEY although it is never rotated (restoring a backup)
