@@ -219,7 +219,9 @@ async function init(
   if (kept) out.info(`kept       ${kept} existing key(s) untouched`);
   const manual = SPECS.filter((s) => s.generate.kind === 'manual' && !next[s.key]);
   if (manual.length) {
-    out.info(`\nset these by hand with \`sops ${file}\` (just secrets-edit):`);
+    out.info(
+      `\nset these by hand, each with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (it asks for the value, or reads it from stdin; just secrets-set KEY):`,
+    );
     for (const s of manual)
       out.info(`  ${s.key.padEnd(26)} ${describeGenerator(s.generate).replace(/^set by hand: /, '')}`);
   }
@@ -317,7 +319,7 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
       : '';
     out.error(
       `${bad.length} key(s) missing or malformed`,
-      `${fill}edit the others with \`sops ${file}\` (just secrets-edit)`,
+      `${fill}set the others with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (the value from stdin or a prompt; just secrets-set KEY) or \`sops ${file}\` (just secrets-edit)`,
     );
     return EXIT.badInput;
   }
