@@ -199,3 +199,49 @@ describe.skipIf(!realSopsDecryptBin)('secrets set on a file sops wrote (shared/v
     expect(await realSopsDecrypt(file, keys)).toEqual({ ...original, test_key: 'canary-vector-value' });
   });
 });
+
+describe('setSecret (library): what it leaves to sops', () => {
+  it('refuses a JSON file, several YAML documents, a nested value and a missing age key, writing nothing', async () => {
+    const { setSecret } = await import('../scripts/lib/secrets/set.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-set-lib-'));
+    const key = await makeAgeKey(dir);
+    const env = { SOPS_AGE_KEY_FILE: key.keysFile, HOME: dir };
+    const recipients = [key.recipient];
+    const write = async (name: string, docs: Record<string, unknown>[], format: 'yaml' | 'json') => {
+      const file = join(dir, name);
+      writeFileSync(file, await encryptSops(docs, { recipients, format }), { mode: 0o600 });
+      return file;
+    };
+    const cases: [string, string, RegExp][] = [
+      [await write('a.sops.json', [CANARY], 'json'), 'REDIS_PASSWORD', /YAML SOPS files only/],
+      [await write('multi.sops.yaml', [CANARY, { x: 'y' }], 'yaml'), 'REDIS_PASSWORD', /2 YAML documents/],
+      [
+        await write('nested.sops.yaml', [{ REDIS_PASSWORD: { inner: 'canary-nested' } }], 'yaml'),
+        'REDIS_PASSWORD',
+        /not a string/,
+      ],
+    ];
+    for (const [file, k, message] of cases) {
+      const before = readFileSync(file);
+      await expect(setSecret({ file, key: k, value: NEW_REDIS, env })).rejects.toThrow(message);
+      expect(readFileSync(file)).toEqual(before);
+    }
+    const flat = await write('flat.sops.yaml', [CANARY], 'yaml');
+    await expect(
+      setSecret({ file: flat, key: 'REDIS_PASSWORD', value: NEW_REDIS, env: { HOME: dir } }),
+    ).rejects.toThrow(/no age identity decrypts the data key/);
+    // The library pins lastmodified for a test; the file then reads back with the new value.
+    const done = await setSecret({
+      file: flat,
+      key: 'REDIS_PASSWORD',
+      value: NEW_REDIS,
+      env,
+      now: new Date('2030-01-02T03:04:05.678Z'),
+    });
+    expect(done).toMatchObject({ action: 'changed', length: NEW_REDIS.length });
+    expect(readFileSync(flat, 'utf8')).toMatch(/^ {4}lastmodified: "2030-01-02T03:04:05Z"$/m);
+    expect(
+      ((await decryptSopsFile(flat, { env })).documents[0] as Record<string, string>).REDIS_PASSWORD,
+    ).toBe(NEW_REDIS);
+  });
+});

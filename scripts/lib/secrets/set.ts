@@ -5,14 +5,15 @@
  * recomputed; every other byte of the file stays as it was. The value never comes from argv.
  */
 
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { InputError } from '../errors.ts';
+import { InputError, WorkError } from '../errors.ts';
 import { writeLocalFileAtomic } from '../exec/local.ts';
 import { ask } from '../prompt.ts';
 import { fingerprint } from '../redact.ts';
 import { registerSecrets } from './registry.ts';
 import { CONSUMERS, type ConsumerId, specOf } from './schema.ts';
+import { keyFileWarnings } from './sops/age-keys.ts';
 import { encryptValue } from './sops/cipher.ts';
 import { recoverDataKey } from './sops/data-key.ts';
 import { decryptToTree, readSopsFile } from './sops/decrypt.ts';
@@ -129,7 +130,9 @@ export async function setSecret(opts: SetOptions): Promise<SetResult> {
       EDIT_BY_HAND(file),
     );
   const metadata = parseMetadata(parsed.metadata, file);
-  const dataKey = await recoverDataKey(metadata, file, { env: opts.env ?? process.env });
+  const env = opts.env ?? process.env;
+  const dataKey = await recoverDataKey(metadata, file, { env });
+  warnings.push(...(await keyFileWarnings(env)));
   const tree = await decryptToTree(text, { path: file, dataKey });
   const branch = tree.branches[0] as Branch;
   const plain = toPlain(branch) as Record<string, unknown>;
@@ -219,6 +222,9 @@ export async function setSecret(opts: SetOptions): Promise<SetResult> {
       `${file}: the edited file does not read back as intended; nothing was written`,
       EDIT_BY_HAND(file),
     );
+  // Someone else's edit since it was read (sops in another terminal) is not overwritten.
+  if ((await readFile(file, 'utf8')) !== text)
+    throw new WorkError(`${file} changed while set was working; nothing was written`, 'run set again');
   // A 0600 temp file beside it, given the file's own mode, renamed over it.
   await writeLocalFileAtomic(file, written, mode & 0o7777, 0o600);
   return result(existing ? 'changed' : 'added');
