@@ -63,6 +63,10 @@ secrets-init RECIPIENT *ARGS:
 secrets-check *ARGS:
     {{tsx}} scripts/secrets.ts check --secrets-file {{secrets_file}} {{ARGS}}
 
+# Set one key in the SOPS file: the value from stdin or a prompt that does not echo (never an argument)
+secrets-set KEY *ARGS:
+    {{tsx}} scripts/secrets.ts set {{KEY}} --secrets-file {{secrets_file}} {{ARGS}}
+
 # Which secret lives where, set when, rotatable or not
 secrets-where:
     {{tsx}} scripts/secrets.ts where

@@ -2,6 +2,7 @@
  * secrets: the bootstrap SOPS file's own tooling, all derived from the schema table.
  *   init   generate every generatable key and write the SOPS file encrypted to an age recipient
  *   check  a table of every key: present, length, format, consumers; never a value
+ *   set    one value (from stdin or a prompt) into the SOPS file, only that key's ENC[...] changing
  *   where  the design page's "What Lives Where" table
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -76,6 +77,59 @@ it); --strict refuses it. Without an age key it checks key names only.`,
     ),
 });
 
+const setCommand = defineCommand({
+  name: `${USAGE} set`,
+  synopsis: 'KEY [--secrets-file F] [--allow-unknown] [--allow-rotate KEY] [--strict] [options]',
+  description: `Sets one key in the SOPS file. The value is read from stdin (one trailing newline removed) or, on a
+terminal, from a prompt that does not echo; never from the command line. Only KEY's ENC[...] changes (a new
+key is added at the end), with sops.lastmodified and sops.mac; every other line stays byte for byte. Needs
+your age key. Refuses a key not in the schema, a malformed value, and a new value for a key that is never
+rotated (--allow-rotate KEY).`,
+  options: {
+    ...COMMON_OPTIONS,
+    ...FILE_OPTION,
+    'allow-unknown': { type: 'boolean' },
+    'allow-rotate': { type: 'string' },
+    strict: { type: 'boolean' },
+  },
+  aliases: { file: 'secrets-file' },
+  // A second argument would be a value typed on the command line: refused without echoing it.
+  positionals: {
+    min: 1,
+    max: 1,
+    wrong: 'set takes exactly one KEY; the value comes from stdin or the prompt, never from the command line',
+  },
+  optionsHelp: `${FILE_HELP}
+  --allow-unknown      accept a key the schema does not know
+  --allow-rotate KEY   change KEY although it is never rotated (restoring a backup)
+  --strict             refuse a hand-made token whose format is not its vendor's`,
+  footer: ENVIRONMENT,
+  exits: {
+    badInput: 'unknown key, malformed value, a never-rotated key, or bad input; the file is untouched',
+  },
+  run: async (flags, positionals, out) => {
+    const { readSecretValue, setSecret } = await import('./lib/secrets/set.ts');
+    const key = positionals[0] as string;
+    const result = await setSecret({
+      file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      key,
+      value: await readSecretValue(key),
+      allowUnknown: Boolean(flags['allow-unknown']),
+      allowRotate: flags['allow-rotate'] ? [flags['allow-rotate']] : [],
+      strict: Boolean(flags.strict),
+    });
+    for (const warning of result.warnings) out.warn(warning);
+    const shown = `${result.key} (${result.length} chars${result.fingerprint ? `, ${result.fingerprint}` : ''})`;
+    out.info(
+      result.action === 'unchanged'
+        ? `unchanged  ${shown}: the file already holds this value; nothing written`
+        : out.color.green(`${result.action.padEnd(10)} ${shown} in ${result.file}`),
+    );
+    out.result({ ok: true, ...result });
+    return EXIT.ok;
+  },
+});
+
 const whereCommand = defineCommand({
   name: `${USAGE} where`,
   synopsis: '[options]',
@@ -96,6 +150,10 @@ export const command = defineGroup({
     check: {
       command: checkCommand,
       summary: 'a table of every key: present, length, format, who needs it; never a value',
+    },
+    set: {
+      command: setCommand,
+      summary: 'one value from stdin (or a prompt) into the SOPS file; only its ENC[...] changes',
     },
     where: { command: whereCommand, summary: 'which secret lives where, set when, rotatable or not' },
   },
@@ -161,7 +219,9 @@ async function init(
   if (kept) out.info(`kept       ${kept} existing key(s) untouched`);
   const manual = SPECS.filter((s) => s.generate.kind === 'manual' && !next[s.key]);
   if (manual.length) {
-    out.info(`\nset these by hand with \`sops ${file}\` (just secrets-edit):`);
+    out.info(
+      `\nset these by hand, each with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (it asks for the value, or reads it from stdin; just secrets-set KEY):`,
+    );
     for (const s of manual)
       out.info(`  ${s.key.padEnd(26)} ${describeGenerator(s.generate).replace(/^set by hand: /, '')}`);
   }
@@ -259,7 +319,7 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
       : '';
     out.error(
       `${bad.length} key(s) missing or malformed`,
-      `${fill}edit the others with \`sops ${file}\` (just secrets-edit)`,
+      `${fill}set the others with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (the value from stdin or a prompt; just secrets-set KEY) or \`sops ${file}\` (just secrets-edit)`,
     );
     return EXIT.badInput;
   }

@@ -298,21 +298,7 @@ export const localFiles: FileOps = {
     }
   },
 
-  async writeFileAtomic(path: string, content: string, mode: number): Promise<void> {
-    const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-    // 'wx' with the mode: the file is born with its final permissions (umask can only remove bits).
-    const handle = await open(temp, 'wx', mode);
-    try {
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-      await handle.close();
-      await rename(temp, path);
-    } catch (err) {
-      await handle.close().catch(() => {});
-      await unlink(temp).catch(() => {});
-      throw err;
-    }
-  },
+  writeFileAtomic: (path: string, content: string, mode: number) => writeLocalFileAtomic(path, content, mode),
 
   async stat(path: string): Promise<FileStat | undefined> {
     try {
@@ -324,3 +310,28 @@ export const localFiles: FileOps = {
     }
   },
 };
+
+/**
+ * A temp file beside `path`, renamed over it. 'wx' with the mode: the temp file is born with `mode` (umask
+ * can only remove bits), or with `tempMode` and given `mode` exactly (chmod, not umask) before the rename.
+ */
+export async function writeLocalFileAtomic(
+  path: string,
+  content: string,
+  mode: number,
+  tempMode?: number,
+): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', tempMode ?? mode);
+  try {
+    await handle.writeFile(content, 'utf8');
+    if (tempMode !== undefined) await handle.chmod(mode);
+    await handle.sync();
+    await handle.close();
+    await rename(temp, path);
+  } catch (err) {
+    await handle.close().catch(() => {});
+    await unlink(temp).catch(() => {});
+    throw err;
+  }
+}

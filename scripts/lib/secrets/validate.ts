@@ -62,7 +62,7 @@ export function findProblems(
   return problems;
 }
 
-function shapeProblem(value: string): string | undefined {
+export function shapeProblem(value: string): string | undefined {
   if (/^\s|\s$/.test(value)) return 'malformed: starts or ends with white space (a copy-paste slip?)';
   if (hasControlCharacter(value)) return 'malformed: contains a control character such as a newline or tab';
   return undefined;

@@ -37,6 +37,8 @@ export interface DecryptOptions {
   format?: SopsFormat;
   /** Use exactly these age identities instead of looking for them as sops does. */
   identities?: string[];
+  /** The data key, already recovered (a writer that re-encrypts with it); no identity is looked for. */
+  dataKey?: Uint8Array;
 }
 
 /** The decrypted tree as sops holds it, for writers that must keep key order and types. */
@@ -86,10 +88,9 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
   const parsed = parseStore(text, format, file);
   const metadata = parseMetadata(parsed.metadata, file);
   const shouldEncrypt = compileRules(metadata.rules, file);
-  const key = await recoverDataKey(metadata, file, {
-    env: opts.env ?? process.env,
-    identities: opts.identities,
-  });
+  const key =
+    opts.dataKey ??
+    (await recoverDataKey(metadata, file, { env: opts.env ?? process.env, identities: opts.identities }));
   const hasher = new MacHasher(metadata.macOnlyEncrypted);
 
   const decryptLeaf = (leaf: Exclude<Scalar, null> | Comment, place: LeafPlace): Scalar | Comment => {
@@ -119,7 +120,7 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
   const branches = parsed.branches.map((branch) => walkBranch(branch, decryptLeaf));
   const mac = hasher.hex();
   verifyMac(metadata, key, mac, file);
-  const warnings = opts.identities ? [] : await keyFileWarnings(opts.env ?? process.env);
+  const warnings = opts.identities || opts.dataKey ? [] : await keyFileWarnings(opts.env ?? process.env);
   if (metadata.macOnlyEncrypted) warnings.push(macOnlyNotice(file));
   return { format, metadata, branches, mac, warnings };
 }

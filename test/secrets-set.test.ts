@@ -1,0 +1,310 @@
+/**
+ * `secrets set KEY`: the value from stdin only, a minimal diff (only KEY's ENC[...], lastmodified and mac
+ * change), refusals (unknown key, malformed value, never-rotated key) leaving the file untouched, and the
+ * result read back by the native decryptor and by the real sops library.
+ */
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
+import { makeAgeKey, vectorsDir } from './fixtures/make-sops-fixtures.ts';
+import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
+import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { requireTool } from './helpers/tiers.ts';
+
+const CANARY = {
+  FINGERPRINT_KEY: Buffer.alloc(32, 7).toString('base64'),
+  REDIS_PASSWORD: 'canary0redis0aaaaaaaaaaaaaaaaaaa',
+  INFISICAL_ENCRYPTION_KEY: 'c0ffee00c0ffee00c0ffee00c0ffee00',
+  AUTHENTIK_TOKEN: `canaryAuthentikToken${'Z'.repeat(30)}`,
+};
+const NEW_POSTGRES = 'canary1postgres1bbbbbbbbbbbbbbbb';
+const NEW_REDIS = 'canary2redis2cccccccccccccccccccc';
+
+async function fixture() {
+  const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-set-'));
+  const key = await makeAgeKey(dir);
+  const file = join(dir, 'bootstrap.sops.yaml');
+  writeFileSync(file, await encryptSops(CANARY, { recipients: [key.recipient], format: 'yaml' }), {
+    mode: 0o600,
+  });
+  const env = { PATH: process.env.PATH ?? '', HOME: dir, NO_COLOR: '1', SOPS_AGE_KEY_FILE: key.keysFile };
+  const set = (args: string[], value: string) =>
+    runScript('secrets.ts', ['set', ...args, '--secrets-file', file], env, { input: value });
+  const decrypt = async () =>
+    (await decryptSopsFile(file, { env: { SOPS_AGE_KEY_FILE: key.keysFile } })).documents[0];
+  return { dir, key, file, set, decrypt };
+}
+
+/** The lines of a SOPS YAML file with lastmodified and mac blanked: what must stay byte-identical. */
+const stable = (text: string) =>
+  text.split('\n').map((l) => (/^\s+(lastmodified|mac): /.test(l) ? '(recomputed)' : l));
+
+const noCanary = (r: { stdout: string; stderr: string }, values: string[]) => {
+  for (const v of values) expect(r.stdout + r.stderr).not.toContain(v);
+};
+
+describe('secrets set', () => {
+  it('adds a new key and changes an existing one; only their ENC[...] lines change', async () => {
+    const f = await fixture();
+    chmodSync(f.file, 0o640);
+    const before = readFileSync(f.file, 'utf8');
+
+    const added = await f.set(['AUTHENTIK_POSTGRESQL_PASSWORD'], `${NEW_POSTGRES}\n`);
+    expect(added.exitCode, added.stderr).toBe(0);
+    expect(added.stdout + added.stderr).toMatch(
+      /added\s+AUTHENTIK_POSTGRESQL_PASSWORD \(32 chars, hmac:[0-9a-f]{8}\)/,
+    );
+    const afterAdd = readFileSync(f.file, 'utf8');
+    const b = stable(before);
+    const a = stable(afterAdd);
+    const sopsAt = b.indexOf('sops:');
+    // Appended at the end of the top-level map; everything else (the ENC[...] of every other key too) as it was.
+    expect(a.slice(0, sopsAt)).toEqual(b.slice(0, sopsAt));
+    expect(a[sopsAt]).toMatch(/^AUTHENTIK_POSTGRESQL_PASSWORD: ENC\[AES256_GCM,/);
+    expect(a.slice(sopsAt + 1)).toEqual(b.slice(sopsAt));
+    expect(afterAdd).not.toMatch(/lastmodified: "?1970/);
+
+    const changed = await f.set(['REDIS_PASSWORD', '--json'], NEW_REDIS);
+    expect(changed.exitCode, changed.stderr).toBe(0);
+    const result = JSON.parse(changed.stdout);
+    expect(result).toMatchObject({
+      ok: true,
+      key: 'REDIS_PASSWORD',
+      action: 'changed',
+      length: NEW_REDIS.length,
+    });
+    expect(result.fingerprint).toMatch(/^hmac:[0-9a-f]{8}$/);
+    const afterChange = readFileSync(f.file, 'utf8');
+    const c = stable(afterChange);
+    const differing = c.flatMap((line, i) => (line === a[i] ? [] : [i]));
+    expect(differing).toHaveLength(1);
+    expect(a[differing[0] as number]).toMatch(/^REDIS_PASSWORD: ENC\[/);
+    expect(c[differing[0] as number]).toMatch(/^REDIS_PASSWORD: ENC\[/);
+
+    const expected = { ...CANARY, REDIS_PASSWORD: NEW_REDIS, AUTHENTIK_POSTGRESQL_PASSWORD: NEW_POSTGRES };
+    expect(await f.decrypt()).toEqual(expected);
+    expect(Object.keys((await f.decrypt()) as object)).toEqual(Object.keys(expected));
+    expect(statSync(f.file).mode & 0o777).toBe(0o640);
+    noCanary(added, [...Object.values(CANARY), NEW_POSTGRES, NEW_REDIS]);
+    noCanary(changed, [...Object.values(CANARY), NEW_POSTGRES, NEW_REDIS]);
+
+    // The same value again: nothing written.
+    const same = await f.set(['REDIS_PASSWORD'], NEW_REDIS);
+    expect(same.exitCode).toBe(0);
+    expect(same.stdout + same.stderr).toMatch(/unchanged/);
+    expect(readFileSync(f.file, 'utf8')).toBe(afterChange);
+
+    if (realSopsDecryptBin) expect(await realSopsDecrypt(f.file, f.key.keysFile)).toEqual(expected);
+  });
+
+  it('refuses a key not in the schema unless --allow-unknown', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const r = await f.set(['NOT_A_KNOWN_KEY'], 'canary-unknown-value');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/NOT_A_KNOWN_KEY is not in the schema/);
+    expect(readFileSync(f.file)).toEqual(before);
+    const ok = await f.set(['NOT_A_KNOWN_KEY', '--allow-unknown'], 'canary-unknown-value');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(((await f.decrypt()) as Record<string, string>).NOT_A_KNOWN_KEY).toBe('canary-unknown-value');
+    noCanary(r, ['canary-unknown-value']);
+    noCanary(ok, ['canary-unknown-value']);
+  });
+
+  it('refuses a malformed value with the file untouched (bytes and mtime)', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const mtime = statSync(f.file).mtimeMs;
+    for (const [key, value] of [
+      ['REDIS_PASSWORD', 'canaryShort'],
+      ['REDIS_PASSWORD', 'canary-two-newlines-aaaaaaaaaa\n\n'],
+      ['INFISICAL_ENCRYPTION_KEY', 'canary-not-hex-not-hex-not-hex-x'],
+      ['REDIS_PASSWORD', '\n'],
+    ] as const) {
+      const r = await f.set([key], value);
+      expect(r.exitCode, `${key} ${JSON.stringify(value)}`).toBe(2);
+      expect(r.stderr).toMatch(/malformed|empty/);
+      noCanary(r, [value.trim()].filter(Boolean));
+    }
+    expect(readFileSync(f.file)).toEqual(before);
+    expect(statSync(f.file).mtimeMs).toBe(mtime);
+  });
+
+  it('a vendor token in an unexpected format is a warning, refused under --strict', async () => {
+    const f = await fixture();
+    const token = 'canaryHetznerTokenOfTheWrongLength';
+    const strict = await f.set(['HCLOUD_TOKEN', '--strict'], token);
+    expect(strict.exitCode).toBe(2);
+    const warned = await f.set(['HCLOUD_TOKEN'], token);
+    expect(warned.exitCode, warned.stderr).toBe(0);
+    expect(warned.stderr).toMatch(/unexpected format/);
+    expect(((await f.decrypt()) as Record<string, string>).HCLOUD_TOKEN).toBe(token);
+    noCanary(strict, [token]);
+    noCanary(warned, [token]);
+  });
+
+  it('refuses to change a never-rotated key unless --allow-rotate KEY', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const value = 'deadbeefdeadbeefdeadbeefdeadbeef';
+    const r = await f.set(['INFISICAL_ENCRYPTION_KEY'], value);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/never rotated.*--allow-rotate INFISICAL_ENCRYPTION_KEY/s);
+    expect(readFileSync(f.file)).toEqual(before);
+    const other = await f.set(['INFISICAL_ENCRYPTION_KEY', '--allow-rotate', 'REDIS_PASSWORD'], value);
+    expect(other.exitCode).toBe(2);
+    const ok = await f.set(['INFISICAL_ENCRYPTION_KEY', '--allow-rotate', 'INFISICAL_ENCRYPTION_KEY'], value);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(((await f.decrypt()) as Record<string, string>).INFISICAL_ENCRYPTION_KEY).toBe(value);
+    noCanary(r, [value, CANARY.INFISICAL_ENCRYPTION_KEY]);
+    noCanary(ok, [value, CANARY.INFISICAL_ENCRYPTION_KEY]);
+  });
+
+  it('never takes the value from the command line, and never echoes one given there', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const r = await f.set(['REDIS_PASSWORD', 'canary3argv3dddddddddddddddddddd'], '');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/never from the command line/);
+    noCanary(r, ['canary3argv3dddddddddddddddddddd']);
+    expect(readFileSync(f.file)).toEqual(before);
+  });
+});
+
+describe.skipIf(!realSopsDecryptBin)('secrets set on a file sops wrote (shared/vectors/sops)', () => {
+  it('sops-nix/secrets.yaml: one value set, the real sops library reads the result', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-set-vector-'));
+    const file = join(dir, 'secrets.yaml');
+    const keys = join(dir, 'age-keys.txt');
+    copyFileSync(join(vectorsDir, 'sops-nix', 'secrets.yaml'), file);
+    copyFileSync(join(vectorsDir, 'sops-nix', 'age-keys.txt'), keys);
+    chmodSync(file, 0o600);
+    chmodSync(keys, 0o600);
+    const before = readFileSync(file, 'utf8');
+    const original = (await realSopsDecrypt(file, keys)) as Record<string, unknown>;
+    const env = { PATH: process.env.PATH ?? '', HOME: dir, NO_COLOR: '1', SOPS_AGE_KEY_FILE: keys };
+    const r = await runScript(
+      'secrets.ts',
+      ['set', 'test_key', '--allow-unknown', '--secrets-file', file],
+      env,
+      { input: 'canary-vector-value\n' },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    noCanary(r, ['canary-vector-value']);
+    const after = readFileSync(file, 'utf8');
+    const diff = stable(after).flatMap((l, i) => (l === stable(before)[i] ? [] : [l]));
+    expect(diff).toHaveLength(1);
+    expect(diff[0]).toMatch(/^test_key: ENC\[/);
+    expect(await realSopsDecrypt(file, keys)).toEqual({ ...original, test_key: 'canary-vector-value' });
+  });
+});
+
+describe('setSecret (library): what it leaves to sops', () => {
+  it('refuses a JSON file, several YAML documents, a nested value and a missing age key, writing nothing', async () => {
+    const { setSecret } = await import('../scripts/lib/secrets/set.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-set-lib-'));
+    const key = await makeAgeKey(dir);
+    const env = { SOPS_AGE_KEY_FILE: key.keysFile, HOME: dir };
+    const recipients = [key.recipient];
+    const write = async (name: string, docs: Record<string, unknown>[], format: 'yaml' | 'json') => {
+      const file = join(dir, name);
+      writeFileSync(file, await encryptSops(docs, { recipients, format }), { mode: 0o600 });
+      return file;
+    };
+    const cases: [string, string, RegExp][] = [
+      [await write('a.sops.json', [CANARY], 'json'), 'REDIS_PASSWORD', /YAML SOPS files only/],
+      [await write('multi.sops.yaml', [CANARY, { x: 'y' }], 'yaml'), 'REDIS_PASSWORD', /2 YAML documents/],
+      [
+        await write('nested.sops.yaml', [{ REDIS_PASSWORD: { inner: 'canary-nested' } }], 'yaml'),
+        'REDIS_PASSWORD',
+        /not a string/,
+      ],
+    ];
+    for (const [file, k, message] of cases) {
+      const before = readFileSync(file);
+      await expect(setSecret({ file, key: k, value: NEW_REDIS, env })).rejects.toThrow(message);
+      expect(readFileSync(file)).toEqual(before);
+    }
+    const flat = await write('flat.sops.yaml', [CANARY], 'yaml');
+    await expect(
+      setSecret({ file: flat, key: 'REDIS_PASSWORD', value: NEW_REDIS, env: { HOME: dir } }),
+    ).rejects.toThrow(/no age identity decrypts the data key/);
+    // The library pins lastmodified for a test; the file then reads back with the new value.
+    const done = await setSecret({
+      file: flat,
+      key: 'REDIS_PASSWORD',
+      value: NEW_REDIS,
+      env,
+      now: new Date('2030-01-02T03:04:05.678Z'),
+    });
+    expect(done).toMatchObject({ action: 'changed', length: NEW_REDIS.length });
+    expect(readFileSync(flat, 'utf8')).toMatch(/^ {4}lastmodified: "2030-01-02T03:04:05Z"$/m);
+    expect(
+      ((await decryptSopsFile(flat, { env })).documents[0] as Record<string, string>).REDIS_PASSWORD,
+    ).toBe(NEW_REDIS);
+  });
+});
+
+// A pseudo-terminal (python3's pty module): the command asks, the answer is typed, nothing is echoed.
+const IN_PTY = `
+import os, pty, select, sys, time
+value = sys.argv[1].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+out, sent, deadline = b"", False, time.time() + 60
+while time.time() < deadline:
+    if select.select([fd], [], [], 0.2)[0]:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    if not sent and b"not echoed" in out:
+        os.write(fd, value + b"\\r")
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+const python = requireTool('python3', 'the terminal prompt test (a pseudo-terminal)');
+
+describe.skipIf(!python)('secrets set on a terminal', () => {
+  it('asks with a prompt that does not echo what is typed', async () => {
+    const f = await fixture();
+    const typed = 'canary4typed4eeeeeeeeeeeeeeeeeeee';
+    const r = await execa(
+      python as string,
+      [
+        '-c',
+        IN_PTY,
+        typed,
+        process.execPath,
+        '--import',
+        'tsx',
+        'scripts/secrets.ts',
+        'set',
+        'REDIS_PASSWORD',
+        '--secrets-file',
+        f.file,
+      ],
+      {
+        cwd: PROJECT_ROOT,
+        env: { PATH: process.env.PATH ?? '', HOME: f.dir, NO_COLOR: '1', SOPS_AGE_KEY_FILE: f.key.keysFile },
+        extendEnv: false,
+        reject: false,
+        timeout: 90_000,
+      },
+    );
+    expect(r.exitCode, String(r.stdout)).toBe(0);
+    expect(String(r.stdout)).toMatch(/value for REDIS_PASSWORD \(not echoed\)/);
+    expect(String(r.stdout)).toMatch(/changed\s+REDIS_PASSWORD \(33 chars/);
+    expect(String(r.stdout)).not.toContain(typed);
+    expect(((await f.decrypt()) as Record<string, string>).REDIS_PASSWORD).toBe(typed);
+  });
+});
