@@ -32,9 +32,30 @@ export interface BundleState {
   services: Record<string, { inputs: string }>;
 }
 
-interface ComposeService {
+export interface ComposeService {
   env_file?: string | string[];
-  volumes?: (string | { type?: string; source?: string })[];
+  volumes?: unknown[];
+}
+
+/** A service's env files, relative to the bundle, in compose's order. */
+export function envFilesOf(def: ComposeService): string[] {
+  return [def.env_file ?? []].flat().map((f) => (typeof f === 'string' ? f.replace(/^\.\//, '') : f));
+}
+
+/**
+ * A service's bind mounts from the bundle (`./` sources, short or long syntax): the path relative to the
+ * bundle and where the container sees it.
+ */
+export function bundleMountsOf(def: ComposeService): { source: string; target?: string }[] {
+  return (def.volumes ?? []).flatMap((v) => {
+    const [source, target] =
+      typeof v === 'string'
+        ? v.split(':')
+        : (v as { type?: string }).type === 'bind'
+          ? [(v as { source?: string }).source, (v as { target?: string }).target]
+          : [];
+    return source?.startsWith('./') ? [{ source: source.slice(2), target }] : [];
+  });
 }
 
 export class Bundle {
@@ -91,14 +112,7 @@ export class Bundle {
    */
   async inputsOf(service: string): Promise<string[]> {
     const def = (await this.services())[service] ?? {};
-    const envFiles = (def.env_file === undefined ? [] : ([] as string[]).concat(def.env_file)).map((f) =>
-      typeof f === 'string' ? f.replace(/^\.\//, '') : f,
-    );
-    const mounts = (def.volumes ?? [])
-      .map((v) => (typeof v === 'string' ? v.split(':')[0] : v.type === 'bind' ? v.source : undefined))
-      .filter((src): src is string => Boolean(src?.startsWith('./')))
-      .map((src) => src.slice(2));
-    return [...envFiles, ...mounts];
+    return [...envFilesOf(def), ...bundleMountsOf(def).map((m) => m.source)];
   }
 
   /** A digest of the service's inputs as they are now (a directory mount counts by its path only). */

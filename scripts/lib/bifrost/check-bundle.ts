@@ -9,7 +9,12 @@ import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
 import { namesFor } from '../secrets/schema.ts';
-import { isHostGenerated } from './bundle.ts';
+import {
+  type ComposeService as BundleService,
+  bundleMountsOf,
+  envFilesOf,
+  isHostGenerated,
+} from './bundle.ts';
 import {
   composeVariables,
   HOST_MINTED,
@@ -55,11 +60,11 @@ export interface BundleProblem {
 
 const COMPOSE = 'docker-compose.yml';
 
-interface ComposeService {
+/** What the checks read of a compose service, beyond the bundle's own env files and mounts. */
+interface ComposeService extends BundleService {
   image?: string;
   healthcheck?: { test?: unknown };
   labels?: unknown;
-  volumes?: unknown[];
 }
 
 /** What every check reads: the bundle's files (as a provision uploads them) and the parsed compose file. */
@@ -246,7 +251,7 @@ function checkTemplates(ctx: Context): void {
 /** A rendered config's keys against what the image that mounts it reads (a non-strict YAML load ignores the rest). */
 function checkConfigKeys(ctx: Context, template: string, output: string, text: string): void {
   const reader = Object.entries(ctx.services).find(([, s]) =>
-    (s.volumes ?? []).some((v) => typeof v === 'string' && v.split(':')[0] === `./${output}`),
+    bundleMountsOf(s).some((m) => m.source === output),
   );
   if (!reader) return;
   const [service, def] = reader;
@@ -400,9 +405,8 @@ function healthcheckCommands(test: unknown): string[][] {
 
 /** Whether a YAML file bind-mounted from the bundle into the service has `key` at its top level. */
 function mountedConfigHas(ctx: Context, def: ComposeService, key: string): boolean {
-  return (def.volumes ?? []).some((v) => {
-    const src = typeof v === 'string' ? v.split(':')[0] : undefined;
-    const text = src?.startsWith('./') ? ctx.files.get(src.slice(2)) : undefined;
+  return bundleMountsOf(def).some(({ source }) => {
+    const text = ctx.files.get(source);
     try {
       return text !== undefined && Object.hasOwn((parse(text) ?? {}) as object, key);
     } catch {
@@ -456,10 +460,7 @@ function checkTraefik(ctx: Context): Routing {
   for (const [service, def] of Object.entries(ctx.services)) {
     readLabels(service, def.labels, routing);
     const mounts = new Map(
-      (def.volumes ?? []).flatMap((v) => {
-        const [src, target] = typeof v === 'string' ? v.split(':') : [];
-        return src?.startsWith('./') && target ? [[target, src.slice(2)] as const] : [];
-      }),
+      bundleMountsOf(def).flatMap((m) => (m.target ? [[m.target, m.source] as const] : [])),
     );
     for (const rel of mounts.values()) {
       const text = ctx.files.get(rel);
@@ -519,7 +520,6 @@ function checkTraefik(ctx: Context): Routing {
 
 interface ComposeServiceNet extends ComposeService {
   container_name?: string;
-  env_file?: string | string[];
   environment?: Record<string, unknown> | string[];
   networks?: unknown;
 }
@@ -629,12 +629,12 @@ function serviceEnvironment(
 ): { env: Map<string, string>; fileOf: Map<string, string> } {
   const env = new Map<string, string>();
   const fileOf = new Map<string, string>();
-  for (const file of [def.env_file ?? []].flat()) {
-    const text = ctx.files.get(file.replace(/^\.\//, ''));
+  for (const file of envFilesOf(def)) {
+    const text = ctx.files.get(file);
     if (text === undefined) continue;
     for (const [k, v] of parseEnvFile(text)) {
       env.set(k, v);
-      fileOf.set(k, file.replace(/^\.\//, ''));
+      fileOf.set(k, file);
     }
   }
   const environment = def.environment ?? {};
