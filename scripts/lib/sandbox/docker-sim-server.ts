@@ -3,7 +3,7 @@
  * over SSH) can use it as their docker CLI through docker-sim-client.mjs. One simulator, one state:
  * tests and the sandbox demo inspect what every call did.
  */
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import type { DockerSimulator } from './docker-simulator.ts';
@@ -61,9 +61,14 @@ export async function serveDockerSimulator(
 
 /** Writes an executable `docker` at `path` that talks to the simulator: what `--docker` should name. */
 export async function writeDockerSimWrapper(path: string, socketPath: string): Promise<string> {
+  // The client goes beside the wrapper: the user the wrapper runs as (a test sshd's) may not be able to
+  // read the checkout (a clone in a 0700 directory of mktemp -d).
+  const client = `${path}-client.mjs`;
+  await copyFile(DOCKER_SIM_CLIENT, client);
+  await chmod(client, 0o644);
   await writeFile(
     path,
-    `#!/bin/sh\nDOCKER_SIM_SOCKET='${socketPath}' exec '${process.execPath}' '${DOCKER_SIM_CLIENT}' "$@"\n`,
+    `#!/bin/sh\nDOCKER_SIM_SOCKET='${socketPath}' exec '${process.execPath}' '${client}' "$@"\n`,
     { mode: 0o755 },
   );
   return path;
