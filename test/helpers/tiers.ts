@@ -23,8 +23,11 @@ export function requireTool(name: string, purpose: string): string | undefined {
   return findOnPath(name) ?? missing(`${name} (not on PATH)`, purpose);
 }
 
-/** `../shared` beside the checkout: the vectors and references that come from other repositories. */
-export const SHARED_DIR = resolve(PROJECT_ROOT, '..', 'shared');
+/**
+ * `../shared` beside the checkout: the vectors and references that come from other repositories.
+ * SECRETS_FLOW_SHARED_DIR names it elsewhere (.ci/run sets it for a clone of a checkout that has one).
+ */
+export const SHARED_DIR = process.env.SECRETS_FLOW_SHARED_DIR || resolve(PROJECT_ROOT, '..', 'shared');
 
 export function requireShared(sub: string, purpose: string): string | undefined {
   const dir = join(SHARED_DIR, sub);
