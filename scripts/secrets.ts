@@ -3,15 +3,15 @@
  *   init   generate every generatable key and write the SOPS file encrypted to an age recipient
  *   check  a table of every key: present, length, format, consumers; never a value
  *   set    one value (from stdin or a prompt) into the SOPS file, only that key's ENC[...] changing
+ *   rotate new values for generatable keys, and what must be redeployed
+ *   recipients  list, add or remove age recipients (.sops.yaml kept in step)
  *   where  the design page's "What Lives Where" table
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { COMMON_OPTIONS, defineCommand, defineGroup, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { formatTable } from './lib/format.ts';
 import type { Output } from './lib/output.ts';
-import { generateValue } from './lib/secrets/generate.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
 import {
   CONSUMERS,
@@ -75,6 +75,117 @@ it); --strict refuses it. Without an age key it checks key names only.`,
       Boolean(flags['from-env']),
       Boolean(flags.strict),
     ),
+});
+
+const rotateCommand = defineCommand({
+  name: `${USAGE} rotate`,
+  synopsis: 'KEY... [--secrets-file F] [--allow-rotate] [--dry-run] [--bundle DIR] [options]',
+  description: `New values for generatable keys, each made by its schema generator; only those keys' ENC[...]
+change (with sops.lastmodified and sops.mac). A key set by hand is refused with the set command to use; a key
+that is never rotated is refused unless --allow-rotate. Ends with what must be redeployed: which Kubernetes
+Secret, which host file, which Bifrost services (read from the bundle's compose file). Needs your age key.`,
+  options: {
+    ...COMMON_OPTIONS,
+    ...FILE_OPTION,
+    'allow-rotate': { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    bundle: { type: 'string' },
+  },
+  aliases: { file: 'secrets-file' },
+  positionals: { min: 1, max: 64, wrong: 'rotate takes the KEYs to rotate' },
+  optionsHelp: `${FILE_HELP}
+  --allow-rotate       rotate a key that is never rotated too (you know what it breaks)
+  --dry-run            say what would be rotated and redeployed; write nothing
+  --bundle DIR         the Bifrost bundle whose compose file names the services (default cloud/bifrost)`,
+  footer: ENVIRONMENT,
+  exits: { badInput: 'unknown, hand-set or never-rotated key, or bad input; the file is untouched' },
+  run: async (flags, positionals, out) => {
+    const { rotateSecrets } = await import('./lib/secrets/rotate.ts');
+    const { formatRedeploy } = await import('./lib/secrets/redeploy.ts');
+    const file = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
+    const r = await rotateSecrets({
+      file,
+      keys: positionals,
+      allowRotate: Boolean(flags['allow-rotate']),
+      dryRun: Boolean(flags['dry-run']),
+      ...(flags.bundle ? { bundleDir: flags.bundle } : {}),
+    });
+    for (const warning of r.warnings) out.warn(warning);
+    for (const k of r.rotated) {
+      const shown = `${k.key} (${k.generator}: ${k.length} chars${k.fingerprint ? `, ${k.fingerprint}` : ''})`;
+      out.info(`${r.written ? 'rotated' : 'would rotate'}  ${shown}`);
+      if (k.effect) out.warn(`${k.key}: ${k.effect}`);
+    }
+    out.info(formatRedeploy(r.redeploy, file).join('\n'));
+    out.info(
+      r.written
+        ? out.color.green(`wrote ${file}: ${r.rotated.length} key(s) rotated`)
+        : out.color.cyan(`dry run: ${file} not written`),
+    );
+    out.result({ ok: true, ...r });
+    return EXIT.ok;
+  },
+});
+
+const recipientsCommand = defineCommand({
+  name: `${USAGE} recipients`,
+  synopsis: '[add AGE1... | remove AGE1...] [--secrets-file F] [options]',
+  description: `Without an action: the file's age recipients (read without any key), which one is yours, and
+the .sops.yaml creation rule's recipients when a rule names the file.
+  add AGE1...      wraps the data key for one more recipient; no value changes (sops updatekeys)
+  remove AGE1...   a new data key: every value re-encrypted and wrapped for the others only, so the
+                   removed identity can decrypt nothing in the new file (sops updatekeys + sops -r);
+                   rotate the values it could read (git history keeps the old file)
+A .sops.yaml creation rule that names the file is updated to the new list. add and remove need your age key.`,
+  options: { ...COMMON_OPTIONS, ...FILE_OPTION },
+  aliases: { file: 'secrets-file' },
+  positionals: { min: 0, max: 2, wrong: 'recipients [add|remove AGE1...]' },
+  optionsHelp: FILE_HELP,
+  footer: ENVIRONMENT,
+  exits: { badInput: 'not an age recipient, the last recipient, or bad input; the file is untouched' },
+  run: async (flags, positionals, out) => {
+    const { changeRecipients, listRecipients } = await import('./lib/secrets/recipients.ts');
+    const file = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
+    const [action, recipient] = positionals;
+    if (action === undefined) {
+      const list = await listRecipients(file);
+      const rows = list.rows.map((r) => [
+        r.recipient,
+        r.yours ? 'yours' : '',
+        r.inRule === undefined ? '' : r.inRule ? 'in rule' : 'not in rule',
+      ]);
+      out.data(formatTable(['recipient', 'key here', '.sops.yaml'], rows, { rule: false }));
+      if (list.rule) out.info(`creation rule ${list.rule.index + 1} of ${list.rule.config} names ${file}`);
+      for (const r of list.missing)
+        out.warn(`${r} is in ${list.rule?.config} but not in the file: add it with \`recipients add ${r}\``);
+      out.result({ ok: true, ...list });
+      return EXIT.ok;
+    }
+    if ((action !== 'add' && action !== 'remove') || recipient === undefined)
+      throw new InputError(
+        `recipients ${action}: expected add AGE1... or remove AGE1...`,
+        `see ${USAGE} recipients --help`,
+      );
+    const r = await changeRecipients({ file, action, recipient });
+    for (const warning of r.warnings) out.warn(warning);
+    if (r.action === 'unchanged')
+      out.info(
+        `unchanged  ${recipient} is ${action === 'add' ? 'already' : 'not'} a recipient of ${file}; nothing written`,
+      );
+    else
+      out.info(
+        out.color.green(
+          `${r.action.padEnd(10)} ${recipient}: ${file} is encrypted to ${r.recipients.length} recipient(s)${r.dataKeyRotated ? '; new data key, every value re-encrypted' : ''}`,
+        ),
+      );
+    if (r.ruleUpdated) out.info(`updated    ${r.ruleUpdated} (its creation rule for ${file})`);
+    if (r.action === 'removed')
+      out.warn(
+        `the removed identity cannot open the new file, but older copies (git history) still hold values it could read: rotate them (${USAGE} rotate KEY..., and set the hand-made ones anew)`,
+      );
+    out.result({ ok: true, ...r });
+    return EXIT.ok;
+  },
 });
 
 const setCommand = defineCommand({
@@ -151,6 +262,14 @@ export const command = defineGroup({
       command: checkCommand,
       summary: 'a table of every key: present, length, format, who needs it; never a value',
     },
+    rotate: {
+      command: rotateCommand,
+      summary: 'new values for generatable keys; says what must be redeployed',
+    },
+    recipients: {
+      command: recipientsCommand,
+      summary: 'list the age recipients, or add / remove one (remove re-encrypts under a new data key)',
+    },
     set: {
       command: setCommand,
       summary: 'one value from stdin (or a prompt) into the SOPS file; only its ENC[...] changes',
@@ -168,90 +287,42 @@ async function init(
   recipient: string | undefined,
   fill: boolean,
 ): Promise<number> {
-  const { encryptSops } = await import('./lib/secrets/sops/encrypt.ts');
-  const exists = existsSync(file);
-  if (exists && !fill) {
-    throw new InputError(
-      `${file} exists already`,
-      'use --fill to add only the missing keys, or choose another --file',
-    );
-  }
-  let current: Record<string, unknown> = {};
-  let recipients: string[] = recipient ? [recipient] : [];
-  if (exists) {
-    const { decryptSopsFile } = await import('./lib/secrets/sops/decrypt.ts');
-    current = ((await decryptSopsFile(file)).documents[0] ?? {}) as Record<string, unknown>;
-    registerSecrets(
-      Object.fromEntries(
-        Object.entries(current).filter((e): e is [string, string] => typeof e[1] === 'string'),
-      ),
-    );
-    // Keep encrypting to everyone the file is already encrypted to.
-    recipients = [...new Set([...recipientsOf(file), ...recipients])];
-  }
-  if (recipients.length === 0)
-    throw new InputError('--recipient is required', 'give your age public key (age1…)');
-  if (!recipients.every((r) => /^age1[0-9a-z]+$/.test(r))) {
-    throw new InputError(
-      'a recipient is not an age public key (age1…)',
-      'age-keygen -y keys.txt prints yours',
-    );
-  }
-  const added: string[] = [];
-  const next: Record<string, unknown> = { ...current };
-  for (const spec of SPECS) {
-    if (next[spec.key] !== undefined && next[spec.key] !== '') continue;
-    const value = generateValue(spec.generate);
-    if (value === undefined) continue;
-    registerSecrets({ [spec.key]: value });
-    next[spec.key] = value;
-    added.push(spec.key);
-  }
-  const text = await encryptSops(next, { recipients, format: 'yaml' });
-  // Encrypted, yet only its owner needs to read it (sops-flow warns about a group/world-readable file).
-  await new LocalExecutor().files.writeFileAtomic(file, text, 0o600);
-  const rules = /^(\.\/)?secrets\//.test(file) ? await writeSopsRules(recipients) : false;
-  for (const key of added)
+  const { initSecrets } = await import('./lib/secrets/init.ts');
+  const r = await initSecrets({ file, recipient, fill });
+  for (const warning of r.warnings) out.warn(warning);
+  for (const key of r.added)
     out.info(
       `generated  ${key} (${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' })})`,
     );
-  const kept = Object.keys(current).length;
-  if (kept) out.info(`kept       ${kept} existing key(s) untouched`);
-  const manual = SPECS.filter((s) => s.generate.kind === 'manual' && !next[s.key]);
-  if (manual.length) {
+  if (r.kept.length)
+    out.info(`kept       ${r.kept.length} existing key(s) untouched (their ENC[...] unchanged)`);
+  if (r.manual.length) {
     out.info(
       `\nset these by hand, each with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (it asks for the value, or reads it from stdin; just secrets-set KEY):`,
     );
-    for (const s of manual)
-      out.info(`  ${s.key.padEnd(26)} ${describeGenerator(s.generate).replace(/^set by hand: /, '')}`);
+    for (const key of r.manual)
+      out.info(
+        `  ${key.padEnd(26)} ${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' }).replace(/^set by hand: /, '')}`,
+      );
   }
+  const to = `encrypted to ${r.recipients.length} recipient(s)${r.recipientsFrom !== 'flag' && r.recipientsFrom !== 'file' ? ` from ${r.recipientsFrom}` : ''}`;
   out.info(
     out.color.green(
-      `\nwrote ${file} (encrypted to ${recipients.length} recipient(s))${rules ? '; wrote .sops.yaml' : ''}`,
+      r.written
+        ? `\nwrote ${file} (${to})${r.rulesWritten ? `; wrote ${r.rulesWritten}` : ''}`
+        : `\nnothing to add: ${file} has every generatable key; nothing written`,
     ),
   );
   out.result({
     ok: true,
     file,
-    added,
-    kept: Object.keys(current),
-    manual: manual.map((s) => s.key),
-    recipients,
+    written: r.written,
+    added: r.added,
+    kept: r.kept,
+    manual: r.manual,
+    recipients: r.recipients,
   });
   return EXIT.ok;
-}
-
-/** The age recipients in a SOPS file's metadata (YAML), so --fill keeps encrypting to all of them. */
-function recipientsOf(file: string): string[] {
-  return [...readFileSync(file, 'utf8').matchAll(/recipient:\s*(age1[0-9a-z]+)/g)].map((m) => m[1] as string);
-}
-
-/** `.sops.yaml` creation rules for secrets/, written (for a file under secrets/) only when there are none. */
-async function writeSopsRules(recipients: readonly string[]): Promise<boolean> {
-  if (existsSync('.sops.yaml')) return false;
-  const text = `# sops creation rules: files under secrets/ are encrypted to these age recipients.\ncreation_rules:\n  - path_regex: ^secrets/.*\\.sops\\.(yaml|json|env)$\n    age: >-\n      ${recipients.join(',\n      ')}\n`;
-  await new LocalExecutor().files.writeFileAtomic('.sops.yaml', text, 0o644);
-  return true;
 }
 
 async function check(out: Output, file: string, fromEnv: boolean, strict: boolean): Promise<number> {

@@ -607,8 +607,9 @@ describe.skipIf(!hasAgeCli)('age CLI cross-check (Debian age)', { retry: 1 }, ()
     // And a file whose data key was armored by the CLI decrypts end to end.
     const { stdout: armored } = await execa('age', ['-e', '-a', '-r', fx.key.recipient], { input: stdout });
     const swapped = text.replace(
-      enc.trimEnd().split('\n').join('\n              '),
-      armored.split('\n').join('\n              '),
+      // sops's layout: the armor 12 columns in (go-yaml: two from the enc key of the list item).
+      enc.trimEnd().split('\n').join('\n            '),
+      armored.split('\n').join('\n            '),
     );
     expect(swapped).not.toBe(text);
     const tree = await decryptToTree(swapped, { path: 'cli.yaml', identities: [fx.key.identity] });

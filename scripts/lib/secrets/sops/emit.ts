@@ -55,9 +55,42 @@ export function emitYaml(branches: Branch[]): string {
     .map((branch) => {
       const doc = new Document();
       doc.contents = yamlNode(branch) as YAMLMap;
-      return doc.toString({ indent: 4, lineWidth: 0 });
+      return goYamlBlockIndent(doc.toString({ indent: 4, lineWidth: 0 }));
     })
     .join('---\n');
+}
+
+const BLOCK_SCALAR_KEY = /^( *)(- )?[^\s#].*: [|>][-+]?$/;
+const leading = (line: string) => line.length - line.trimStart().length;
+
+/**
+ * go-yaml (sops) indents a block scalar that is a value in a list item's map by two columns from its key;
+ * the yaml package by four. Same text either way; re-indented so that what is written is what sops writes:
+ *         - recipient: age1…
+ *           enc: |
+ *             -----BEGIN AGE ENCRYPTED FILE-----
+ */
+function goYamlBlockIndent(text: string): string {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = BLOCK_SCALAR_KEY.exec(lines[i] as string);
+    if (!m) continue;
+    const key = (m[1] ?? '').length + (m[2] ?? '').length;
+    let inListItem = Boolean(m[2]);
+    for (let j = i - 1; !inListItem && j >= 0; j--) {
+      const above = lines[j] as string;
+      if (above.trim() === '' || leading(above) >= key) continue;
+      inListItem = above.startsWith(`${' '.repeat(key - 2)}- `);
+      break;
+    }
+    if (!inListItem) continue;
+    for (let j = i + 1; j < lines.length; j++) {
+      const line = lines[j] as string;
+      if (line.trim() !== '' && leading(line) < key + 4) break;
+      if (line.trim() !== '') lines[j] = line.slice(2);
+    }
+  }
+  return lines.join('\n');
 }
 
 function jsonValue(value: Value, indent: string, depth: number): string {
