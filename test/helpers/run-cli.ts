@@ -1,7 +1,12 @@
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
 
 export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..');
+
+// `--import tsx` resolves from the working directory; a run elsewhere (an operator's repository) names it.
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 export interface CliRun {
   exitCode: number;
@@ -18,7 +23,7 @@ export async function runScript(
 ): Promise<CliRun> {
   const result = await execa(
     process.execPath,
-    ['--import', 'tsx', resolve(PROJECT_ROOT, 'scripts', script), ...args],
+    ['--import', opts.cwd ? TSX : 'tsx', resolve(PROJECT_ROOT, 'scripts', script), ...args],
     {
       env,
       extendEnv: false,

@@ -179,6 +179,10 @@ function metadataLine(lines: string[], from: number, indent: string, name: strin
   return found[0] as number;
 }
 
+function isBelow(line: string, indent: string): boolean {
+  return line.startsWith(`${indent} `) || line.startsWith(`${indent}- `);
+}
+
 async function wrapDataKey(recipient: string, dataKey: Uint8Array): Promise<string> {
   const encrypter = new Encrypter();
   try {
@@ -254,7 +258,13 @@ export async function rewriteSops(
     const entries = await ageEntriesFor(metadata.ageEntries, recipients, dataKey, rotated);
     const at = metadataLine(meta, 1, indent, 'age', file);
     let end = at + 1;
-    while (end < meta.length && (meta[end] as string).startsWith(`${indent} `)) end++;
+    // The list's lines: deeper than `age:`, or (2-space files) `- ` items at its own indent.
+    while (
+      end < meta.length &&
+      /^ +(- |\S)/.test(meta[end] as string) &&
+      isBelow(meta[end] as string, indent)
+    )
+      end++;
     const age = pairLines({
       key: 'age',
       value: entries.map(
