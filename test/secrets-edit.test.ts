@@ -131,7 +131,7 @@ function expectPathOnly(f: Fixture, runs = 1) {
 const lines = (text: string) => text.split('\n');
 const isRecomputed = (l: string) => /^\s+(lastmodified|mac): /.test(l);
 
-describe('secrets edit', () => {
+describe('secrets edit', { timeout: 90_000 }, () => {
   it('a valid edit changes only that key: every other ENC[...] line byte-identical, MAC fine', async () => {
     const f = await fixture();
     const before = readFileSync(f.file, 'utf8');
@@ -188,7 +188,7 @@ describe('secrets edit', () => {
       expectNoTrace(f, r);
       expect(r.stderr).not.toContain('canary-unknown-value');
     }
-  });
+  }, 240_000);
 
   it('--allow-unknown and --allow-rotate KEY let those edits through', async () => {
     const f = await fixture();
@@ -322,7 +322,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 `;
 const python = requireTool('python3', 'the terminal re-open test (a pseudo-terminal)');
 
-describe.skipIf(!python)('secrets edit on a terminal', () => {
+describe.skipIf(!python)('secrets edit on a terminal', { timeout: 120_000 }, () => {
   for (const [answer, code] of [
     ['y', 0],
     ['n', 2],

@@ -273,7 +273,7 @@ class PlaintextCopy {
   ) {
     this.offCleanup = runContext.onCleanup({
       what: `removing the plaintext copy in ${dir}`,
-      done: `the plaintext copy was removed; ${file} is unchanged`,
+      done: 'the plaintext copy was removed',
       run: async () => this.removeNow(),
     });
     process.on('SIGHUP', this.onHup);
