@@ -75,10 +75,9 @@ secrets-set KEY *ARGS:
 secrets-where:
     {{tsx}} scripts/secrets.ts where
 
-# Edit the SOPS file in $EDITOR with sops (decrypt, edit, re-encrypt on save)
-secrets-edit:
-    @command -v sops >/dev/null 2>&1 || { echo "sops is not installed (Debian 12 has no package: install a getsops/sops release binary); missing generated keys can be added with: just secrets-init RECIPIENT --fill" >&2; exit 2; }
-    sops {{secrets_file}}
+# Edit the SOPS file in $VISUAL/$EDITOR (plaintext only in a 0700 dir in memory; validated; minimal diff)
+secrets-edit *ARGS:
+    {{tsx}} scripts/secrets.ts edit --secrets-file {{secrets_file}} {{ARGS}}
 
 # Render one InfisicalSecret per runtime app (stdout, or --out DIR)
 infisical-render *ARGS:

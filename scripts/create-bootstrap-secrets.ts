@@ -131,7 +131,7 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
       `nothing applied: the bootstrap secrets from ${loaded.describe} have problems:\n${problems}`,
       loaded.kind === 'environment'
         ? 'export the missing keys, or drop --from-env to read the SOPS file'
-        : `edit the file with \`sops ${loaded.file ?? secretsFile}\` (just secrets-edit), then run again`,
+        : `set them with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${loaded.file ?? secretsFile}\` or edit the file (secrets.ts edit; just secrets-edit), then run again`,
     );
   }
 

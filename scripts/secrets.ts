@@ -5,6 +5,7 @@
  *   set    one value (from stdin or a prompt) into the SOPS file, only that key's ENC[...] changing
  *   rotate new values for generatable keys, and what must be redeployed
  *   recipients  list, add or remove age recipients (.sops.yaml kept in step)
+ *   edit   the decrypted file in $VISUAL/$EDITOR (plaintext only in memory), validated, minimal diff
  *   where  the design page's "What Lives Where" table
  */
 import { COMMON_OPTIONS, defineCommand, defineGroup, runMain } from './lib/cli.ts';
@@ -241,6 +242,61 @@ rotated (--allow-rotate KEY).`,
   },
 });
 
+const editCommand = defineCommand({
+  name: `${USAGE} edit`,
+  synopsis: '[--secrets-file F] [--allow-unknown] [--allow-rotate KEY[,KEY]] [--strict] [options]',
+  description: `Opens the decrypted SOPS file in $VISUAL, else $EDITOR, else vim/nano/vi, like \`sops FILE\` without
+the sops binary. The plaintext is a 0600 file in a 0700 directory on a memory file system ($XDG_RUNTIME_DIR
+when it is a 0700 directory of yours, else /dev/shm; else the temp directory, with a warning), removed
+afterwards on every path, Ctrl-C, SIGTERM and SIGHUP included; the editor gets its path only. After the
+editor exits the document is checked: valid YAML, a map, no sops key, each changed key well-formed, unknown
+keys refused (--allow-unknown), never-rotated keys kept (--allow-rotate KEY). On a problem it is listed
+(never a value) and, on a terminal, the editor may be re-opened on your text; otherwise nothing is written.
+Only the changed keys' ENC[...] change, with sops.lastmodified and sops.mac. Needs your age key.`,
+  options: {
+    ...COMMON_OPTIONS,
+    ...FILE_OPTION,
+    'allow-unknown': { type: 'boolean' },
+    'allow-rotate': { type: 'string', multiple: true },
+    strict: { type: 'boolean' },
+  },
+  aliases: { file: 'secrets-file' },
+  optionsHelp: `${FILE_HELP}
+  --allow-unknown      accept keys the schema does not know
+  --allow-rotate KEY   change or remove KEY although it is never rotated (repeatable, or KEY,KEY)
+  --strict             refuse a hand-made token whose format is not its vendor's`,
+  footer: `Environment: VISUAL, EDITOR (the editor, split like a shell word list), XDG_RUNTIME_DIR.`,
+  exits: { badInput: 'the edit was refused or abandoned, or bad input; the file is untouched' },
+  run: async (flags, _positionals, out) => {
+    const { editSecrets } = await import('./lib/secrets/edit.ts');
+    const { ask } = await import('./lib/prompt.ts');
+    const terminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+    const result = await editSecrets({
+      file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      allowUnknown: Boolean(flags['allow-unknown']),
+      allowRotate: [flags['allow-rotate'] ?? []].flat().flatMap((k) => k.split(',')),
+      strict: Boolean(flags.strict),
+      ui: out,
+      reopen: terminal
+        ? async () => !/^n(o)?$/i.test((await ask('re-open the editor? [Y/n] ')).trim())
+        : undefined,
+    });
+    for (const warning of result.warnings) out.warn(warning);
+    for (const c of result.changes) {
+      const shown =
+        c.length === undefined ? '' : ` (${c.length} chars${c.fingerprint ? `, ${c.fingerprint}` : ''})`;
+      out.info(out.color.green(`${c.action.padEnd(10)} ${c.key}${shown}`));
+    }
+    out.info(
+      result.action === 'unchanged'
+        ? `no changes; nothing written to ${result.file}`
+        : `unchanged  ${result.unchanged} key(s); wrote ${result.file}`,
+    );
+    out.result({ ok: true, ...result });
+    return EXIT.ok;
+  },
+});
+
 const whereCommand = defineCommand({
   name: `${USAGE} where`,
   synopsis: '[options]',
@@ -273,6 +329,10 @@ export const command = defineGroup({
     set: {
       command: setCommand,
       summary: 'one value from stdin (or a prompt) into the SOPS file; only its ENC[...] changes',
+    },
+    edit: {
+      command: editCommand,
+      summary: 'the decrypted file in $EDITOR (plaintext in memory only), validated',
     },
     where: { command: whereCommand, summary: 'which secret lives where, set when, rotatable or not' },
   },
@@ -390,7 +450,7 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
       : '';
     out.error(
       `${bad.length} key(s) missing or malformed`,
-      `${fill}set the others with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (the value from stdin or a prompt; just secrets-set KEY) or \`sops ${file}\` (just secrets-edit)`,
+      `${fill}set the others with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (the value from stdin or a prompt; just secrets-set KEY) or edit the file: \`node --import tsx scripts/secrets.ts edit --secrets-file ${file}\` (just secrets-edit)`,
     );
     return EXIT.badInput;
   }

@@ -37,7 +37,7 @@ const PROXY_GUIDANCE = [
   'netbird-proxy needs a NetBird personal access token (one-time setup):',
   '  1. log in to the NetBird UI',
   '  2. Settings → Access Tokens → create a personal access token',
-  '  3. add it as NB_PROXY_TOKEN: sops secrets/bootstrap.sops.yaml',
+  '  3. add it as NB_PROXY_TOKEN: node --import tsx scripts/secrets.ts set NB_PROXY_TOKEN (just secrets-set NB_PROXY_TOKEN)',
   '  4. run again: just bifrost-up',
 ];
 
@@ -45,7 +45,7 @@ const AGENT_GUIDANCE = [
   "netbird-agent needs a setup key; until it runs, the cluster's services are unreachable from the internet (one-time setup):",
   '  1. log in to the NetBird UI',
   '  2. Setup Keys → create a reusable setup key for bifrost',
-  '  3. add it as NB_BIFROST_SETUP_KEY: sops secrets/bootstrap.sops.yaml',
+  '  3. add it as NB_BIFROST_SETUP_KEY: node --import tsx scripts/secrets.ts set NB_BIFROST_SETUP_KEY (just secrets-set NB_BIFROST_SETUP_KEY)',
   '  4. run again: just bifrost-up',
 ];
 

@@ -1,0 +1,373 @@
+/**
+ * `secrets edit`: the decrypted file in $EDITOR (here a shell script driven by the test) from a 0600 file in
+ * a 0700 directory under $XDG_RUNTIME_DIR, removed on every path (signals included); a refused edit leaves
+ * the file byte-identical; a valid one changes only the edited keys' ENC[...] lines (plus lastmodified and
+ * mac); no value in argv, output, or any file outside the memory directory.
+ */
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+import { encodedForms } from '../scripts/lib/redact.ts';
+import { editBase, editorCommand } from '../scripts/lib/secrets/edit.ts';
+import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
+import { makeAgeKey } from './fixtures/make-sops-fixtures.ts';
+import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
+import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { requireTool } from './helpers/tiers.ts';
+
+const CANARY = {
+  FINGERPRINT_KEY: Buffer.alloc(32, 7).toString('base64'),
+  REDIS_PASSWORD: 'canary0redis0aaaaaaaaaaaaaaaaaaa',
+  INFISICAL_ENCRYPTION_KEY: 'c0ffee00c0ffee00c0ffee00c0ffee00',
+  AUTHENTIK_TOKEN: `canaryAuthentikToken${'Z'.repeat(30)}`,
+};
+// What the editor script's sed makes of REDIS_PASSWORD: never typed anywhere but inside the memory dir.
+const EDITED_REDIS = `canary5redis5b${'a'.repeat(18)}`;
+const ALL_VALUES = [...Object.values(CANARY), EDITED_REDIS];
+
+/**
+ * The editor: logs its argv, the file's path and modes, then does what EDIT_<n> says for its n-th run
+ * (a sed script, `wait` = sleep until killed, `fail` = exit 3, empty = leave the file as it is).
+ */
+const EDITOR = `#!/bin/sh
+for a; do f="$a"; done
+n=$(cat "$EDIT_LOG/count" 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > "$EDIT_LOG/count"
+printf '%s\\n' "$@" >> "$EDIT_LOG/argv"
+printf '%s\\n' "$f" > "$EDIT_LOG/path"
+stat -c '%a' "$f" "$(dirname "$f")" >> "$EDIT_LOG/modes"
+eval "step=\\$EDIT_$n"
+case "$step" in
+  wait) echo $$ > "$EDIT_LOG/pid.tmp"; mv "$EDIT_LOG/pid.tmp" "$EDIT_LOG/pid"; exec sleep 600;;
+  fail) exit 3;;
+  '') ;;
+  *) sed -i "$step" "$f";;
+esac
+`;
+
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+async function fixture() {
+  const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-edit-'));
+  made.push(dir);
+  const key = await makeAgeKey(dir);
+  const file = join(dir, 'bootstrap.sops.yaml');
+  writeFileSync(file, await encryptSops(CANARY, { recipients: [key.recipient], format: 'yaml' }), {
+    mode: 0o600,
+  });
+  const runtime = join(dir, 'runtime');
+  const tmp = join(dir, 'tmp');
+  const log = join(dir, 'log');
+  mkdirSync(runtime, { mode: 0o700 });
+  mkdirSync(tmp, { mode: 0o700 });
+  mkdirSync(log);
+  const editor = join(dir, 'editor.sh');
+  writeFileSync(editor, EDITOR, { mode: 0o755 });
+  const env = (steps: string[]) => ({
+    PATH: process.env.PATH ?? '',
+    HOME: dir,
+    NO_COLOR: '1',
+    SOPS_AGE_KEY_FILE: key.keysFile,
+    XDG_RUNTIME_DIR: runtime,
+    TMPDIR: tmp,
+    EDITOR: editor,
+    EDIT_LOG: log,
+    ...Object.fromEntries(steps.map((s, i) => [`EDIT_${i + 1}`, s])),
+  });
+  const edit = (args: string[], steps: string[]) => {
+    for (const name of readdirSync(log)) rmSync(join(log, name), { force: true });
+    return runScript('secrets.ts', ['edit', ...args, '--secrets-file', file], env(steps));
+  };
+  const decrypt = async () =>
+    (await decryptSopsFile(file, { env: { SOPS_AGE_KEY_FILE: key.keysFile } })).documents[0] as Record<
+      string,
+      string
+    >;
+  const logged = (name: string) => readFileSync(join(log, name), 'utf8');
+  return { dir, key, file, runtime, tmp, log, env, edit, decrypt, logged };
+}
+
+type Fixture = Awaited<ReturnType<typeof fixture>>;
+
+/** The memory dir is empty again, the temp dir never held anything, and no file anywhere holds a value. */
+function expectNoTrace(f: Fixture, r?: { stdout: string; stderr: string }) {
+  expect(readdirSync(f.runtime)).toEqual([]);
+  // tsx keeps its compile cache there (tsx-UID); nothing else may appear.
+  expect(readdirSync(f.tmp).filter((n) => !/^tsx-\d+$/.test(n))).toEqual([]);
+  const forms = ALL_VALUES.flatMap((v) => encodedForms(v));
+  const files = (readdirSync(f.dir, { recursive: true }) as string[])
+    .map((p) => join(f.dir, p))
+    .filter((p) => statSync(p).isFile());
+  for (const path of files) {
+    const text = readFileSync(path, 'utf8');
+    for (const form of forms) expect(text.includes(form), `${path} holds a value`).toBe(false);
+  }
+  if (r) for (const form of forms) expect(r.stdout + r.stderr).not.toContain(form);
+}
+
+/** The editor saw the path as its only argument: a 0600 file in a 0700 directory under XDG_RUNTIME_DIR. */
+function expectPathOnly(f: Fixture, runs = 1) {
+  const path = f.logged('path').trim();
+  expect(dirname(dirname(path))).toBe(f.runtime);
+  expect(f.logged('argv').trim().split('\n')).toEqual(Array(runs).fill(path));
+  expect(f.logged('modes').trim().split('\n').slice(0, 2)).toEqual(['600', '700']);
+  expect(existsSync(dirname(path))).toBe(false);
+}
+
+const lines = (text: string) => text.split('\n');
+const isRecomputed = (l: string) => /^\s+(lastmodified|mac): /.test(l);
+
+describe('secrets edit', { timeout: 90_000 }, () => {
+  it('a valid edit changes only that key: every other ENC[...] line byte-identical, MAC fine', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file, 'utf8');
+    const r = await f.edit([], ['s/canary0redis0a/canary5redis5b/']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/changed\s+REDIS_PASSWORD \(32 chars, hmac:[0-9a-f]{8}\)/);
+    expect(r.stdout + r.stderr).toMatch(/unchanged\s+3 key\(s\)/);
+    const after = readFileSync(f.file, 'utf8');
+    const [b, a] = [lines(before), lines(after)];
+    expect(a.length).toBe(b.length);
+    const differing = a.flatMap((l, i) => (l === b[i] ? [] : [i]));
+    const redisAt = b.findIndex((l) => l.startsWith('REDIS_PASSWORD: ENC['));
+    expect(differing.filter((i) => !isRecomputed(b[i] as string))).toEqual([redisAt]);
+    expect(a[redisAt]).toMatch(/^REDIS_PASSWORD: ENC\[AES256_GCM,/);
+    const expected = { ...CANARY, REDIS_PASSWORD: EDITED_REDIS };
+    expect(await f.decrypt()).toEqual(expected);
+    if (realSopsDecryptBin) expect(await realSopsDecrypt(f.file, f.key.keysFile)).toEqual(expected);
+    expect(statSync(f.file).mode & 0o777).toBe(0o600);
+    expectPathOnly(f);
+    expectNoTrace(f, r);
+  });
+
+  it('an editor that changes nothing writes nothing', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const r = await f.edit([], ['']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/no changes; nothing written/);
+    expect(readFileSync(f.file)).toEqual(before);
+    expectPathOnly(f);
+    expectNoTrace(f, r);
+  });
+
+  it('refuses an invalid edit without a terminal (exit 2), the file byte-identical', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const cases: [string, RegExp][] = [
+      ['s/^REDIS_PASSWORD: .*/REDIS_PASSWORD: short/', /REDIS_PASSWORD: malformed/],
+      ['$a NOT_A_KNOWN_KEY: canary-unknown-value-0123456789', /NOT_A_KNOWN_KEY is not in the schema/],
+      ['s/c0ffee00c0ffee00/deadbeefdeadbeef/', /INFISICAL_ENCRYPTION_KEY already has a different value/],
+      ['/^INFISICAL_ENCRYPTION_KEY/d', /INFISICAL_ENCRYPTION_KEY .*never rotated/],
+      ['s/^REDIS_PASSWORD: /REDIS_PASSWORD: [/', /not valid YAML: .* at line \d+/],
+      ['$a sops: {}', /top-level sops key/],
+      ['s/^REDIS_PASSWORD: .*/REDIS_PASSWORD: 1234567890123456/', /REDIS_PASSWORD: must be a string/],
+      ['1,$d', /empty/],
+    ];
+    for (const [step, message] of cases) {
+      const r = await f.edit([], [step]);
+      expect(r.exitCode, `${step}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, step).toMatch(message);
+      expect(r.stderr).toMatch(/is unchanged: the edit was abandoned/);
+      expect(readFileSync(f.file)).toEqual(before);
+      expectPathOnly(f);
+      expectNoTrace(f, r);
+      expect(r.stderr).not.toContain('canary-unknown-value');
+    }
+  }, 240_000);
+
+  it('--allow-unknown and --allow-rotate KEY let those edits through', async () => {
+    const f = await fixture();
+    const r = await f.edit(
+      ['--allow-unknown', '--allow-rotate', 'INFISICAL_ENCRYPTION_KEY'],
+      ['s/c0ffee00c0ffee00/deadbeefdeadbeef/; $a NEW_UNKNOWN: canaryUnknownValue'],
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/added\s+NEW_UNKNOWN \(18 chars/);
+    expect(r.stdout + r.stderr).toMatch(/changed\s+INFISICAL_ENCRYPTION_KEY/);
+    expect(await f.decrypt()).toEqual({
+      ...CANARY,
+      INFISICAL_ENCRYPTION_KEY: 'deadbeefdeadbeefc0ffee00c0ffee00',
+      NEW_UNKNOWN: 'canaryUnknownValue',
+    });
+    expect(r.stdout + r.stderr).not.toContain('canaryUnknownValue');
+    expect(readdirSync(f.runtime)).toEqual([]);
+  });
+
+  it('an editor that fails leaves the file as it was (exit 1)', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const r = await f.edit([], ['fail']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/exited with status 3; nothing was written/);
+    expect(readFileSync(f.file)).toEqual(before);
+    expectNoTrace(f, r);
+  });
+
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+  ] as const) {
+    it(`${signal} during the edit: exit ${code}, the editor stopped, the plaintext gone, the file unchanged`, async () => {
+      const f = await fixture();
+      const before = readFileSync(f.file);
+      const child = execa(
+        process.execPath,
+        ['--import', 'tsx', 'scripts/secrets.ts', 'edit', '--secrets-file', f.file],
+        { cwd: PROJECT_ROOT, env: f.env(['wait']), extendEnv: false, reject: false, timeout: 60_000 },
+      );
+      const pidFile = join(f.log, 'pid');
+      while (!existsSync(pidFile) && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      const editorPid = Number(readFileSync(pidFile, 'utf8'));
+      // The plaintext is there while the editor runs.
+      expect(existsSync(f.logged('path').trim())).toBe(true);
+      child.kill(signal);
+      const r = await child;
+      expect(r.exitCode, String(r.stderr)).toBe(code);
+      expect(String(r.stderr)).toMatch(new RegExp(`interrupted by ${signal} during edit`));
+      expect(String(r.stderr)).toMatch(/plaintext copy was removed/);
+      expect(readFileSync(f.file)).toEqual(before);
+      expect(alive(editorPid)).toBe(false);
+      expectPathOnly(f);
+      expectNoTrace(f, { stdout: String(r.stdout), stderr: String(r.stderr) });
+    });
+  }
+
+  it('--help says where the plaintext goes and what is checked', async () => {
+    const r = await runScript('secrets.ts', ['edit', '--help'], { PATH: process.env.PATH ?? '' });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/XDG_RUNTIME_DIR/);
+    expect(r.stdout).toMatch(/--allow-rotate KEY/);
+  });
+});
+
+/** Whether a process is still there (a zombie counts as gone: it runs nothing). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+describe('where the plaintext goes and which editor opens it', () => {
+  it('XDG_RUNTIME_DIR when it is a 0700 directory of ours, else /dev/shm, else the temp dir', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-edit-base-'));
+    made.push(dir);
+    const runtime = join(dir, 'runtime');
+    const shm = join(dir, 'shm');
+    const tmp = join(dir, 'tmp');
+    mkdirSync(runtime, { mode: 0o700 });
+    mkdirSync(shm, { mode: 0o755 });
+    expect(editBase({ XDG_RUNTIME_DIR: runtime }, shm, tmp)).toEqual({ base: runtime, inMemory: true });
+    chmodSync(runtime, 0o755);
+    const open = editBase({ XDG_RUNTIME_DIR: runtime }, shm, tmp);
+    expect(open).toMatchObject({ base: shm, inMemory: true });
+    expect(open.note).toMatch(/not a 0700 directory/);
+    expect(editBase({ XDG_RUNTIME_DIR: 'relative' }, shm, tmp).base).toBe(shm);
+    expect(editBase({}, join(dir, 'none'), tmp)).toEqual({ base: tmp, inMemory: false });
+  });
+
+  it('$VISUAL, else $EDITOR split like a shell word list, else vim/nano/vi', () => {
+    expect(editorCommand({ VISUAL: 'code --wait', EDITOR: 'vim' })).toEqual(['code', '--wait']);
+    expect(editorCommand({ EDITOR: `"/opt/my editor/bin/ed" -n` })).toEqual(['/opt/my editor/bin/ed', '-n']);
+    expect(editorCommand({ EDITOR: '  ', PATH: '' })).toEqual(['vi']);
+    expect(() => editorCommand({ EDITOR: '"unclosed' })).toThrow(/unclosed quote/);
+  });
+});
+
+// A pseudo-terminal (python3's pty module): a refused edit, "y" to re-open, the editor fixes it.
+const IN_PTY = `
+import os, pty, select, sys, time
+answer = sys.argv[1].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+out, sent, deadline = b"", False, time.time() + 60
+while time.time() < deadline:
+    if select.select([fd], [], [], 0.2)[0]:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    if not sent and b"re-open the editor?" in out:
+        os.write(fd, answer + b"\\r")
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+const python = requireTool('python3', 'the terminal re-open test (a pseudo-terminal)');
+
+describe.skipIf(!python)('secrets edit on a terminal', { timeout: 120_000 }, () => {
+  for (const [answer, code] of [
+    ['y', 0],
+    ['n', 2],
+  ] as const) {
+    it(`a refused edit, "${answer}" at "re-open the editor?": ${code ? 'abandoned' : 'fixed and written'}`, async () => {
+      const f = await fixture();
+      const before = readFileSync(f.file);
+      const r = await execa(
+        python as string,
+        [
+          '-c',
+          IN_PTY,
+          answer,
+          process.execPath,
+          '--import',
+          'tsx',
+          'scripts/secrets.ts',
+          'edit',
+          '--secrets-file',
+          f.file,
+        ],
+        {
+          cwd: PROJECT_ROOT,
+          env: f.env([
+            // A trailing blank (malformed), which the second run takes away.
+            's/^REDIS_PASSWORD: canary0redis0a\\(.*\\)$/REDIS_PASSWORD: "canary5redis5b\\1 "/',
+            's/ "$/"/',
+          ]),
+          extendEnv: false,
+          reject: false,
+          timeout: 90_000,
+        },
+      );
+      const shown = String(r.stdout);
+      expect(r.exitCode, shown).toBe(code);
+      expect(shown).toMatch(/REDIS_PASSWORD: malformed/);
+      if (code === 0) {
+        expect(shown).toMatch(/changed\s+REDIS_PASSWORD \(32 chars/);
+        expect((await f.decrypt()).REDIS_PASSWORD).toBe(EDITED_REDIS);
+        expectPathOnly(f, 2);
+      } else {
+        expect(readFileSync(f.file)).toEqual(before);
+        expectPathOnly(f, 1);
+      }
+      expectNoTrace(f, { stdout: shown, stderr: String(r.stderr) });
+    });
+  }
+});
