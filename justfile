@@ -71,6 +71,14 @@ secrets-check *ARGS:
 secrets-set KEY *ARGS:
     {{tsx}} scripts/secrets.ts set {{KEY}} --secrets-file {{secrets_file}} {{ARGS}}
 
+# New values for generatable keys (each by its schema generator); prints what must be redeployed
+secrets-rotate +ARGS:
+    {{tsx}} scripts/secrets.ts rotate --secrets-file {{secrets_file}} {{ARGS}}
+
+# The SOPS file's age recipients; `add AGE1…` / `remove AGE1…` (remove re-encrypts under a new data key)
+secrets-recipients *ARGS:
+    {{tsx}} scripts/secrets.ts recipients --secrets-file {{secrets_file}} {{ARGS}}
+
 # Which secret lives where, set when, rotatable or not
 secrets-where:
     {{tsx}} scripts/secrets.ts where
