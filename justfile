@@ -71,6 +71,10 @@ secrets-set KEY *ARGS:
 secrets-where:
     {{tsx}} scripts/secrets.ts where
 
+# Where every value stands, per key and place (cluster Secrets; host files with --host H): in sync / differs / missing
+secrets-status *ARGS:
+    {{tsx}} scripts/secrets.ts status --secrets-file {{secrets_file}} {{ARGS}}
+
 # Edit the SOPS file in $EDITOR with sops (decrypt, edit, re-encrypt on save)
 secrets-edit:
     @command -v sops >/dev/null 2>&1 || { echo "sops is not installed (Debian 12 has no package: install a getsops/sops release binary); missing generated keys can be added with: just secrets-init RECIPIENT --fill" >&2; exit 2; }

@@ -4,12 +4,16 @@
  *   check  a table of every key: present, length, format, consumers; never a value
  *   set    one value (from stdin or a prompt) into the SOPS file, only that key's ENC[...] changing
  *   where  the design page's "What Lives Where" table
+ *   status where every value stands: in sync / differs / missing in the cluster's Secrets and on the host
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { DEFAULT_BUNDLE_HOST_DIR } from './lib/bifrost/docker.ts';
 import { COMMON_OPTIONS, defineCommand, defineGroup, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
+import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
 import { formatTable } from './lib/format.ts';
+import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
 import { generateValue } from './lib/secrets/generate.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
@@ -139,6 +143,57 @@ const whereCommand = defineCommand({
   run: async (_flags, _positionals, out) => where(out),
 });
 
+const statusCommand = defineCommand({
+  name: `${USAGE} status`,
+  synopsis: '[--secrets-file F] [--context C] [--kubeconfig K] [--no-cluster] [--host H ...] [options]',
+  description: `Where every value of the SOPS file stands, per key and per place that holds it: the bootstrap
+Kubernetes Secrets (one \`kubectl get\`), and with --host the Bifrost host's .secrets.env, .env and
+rendered netbird/config.yaml (one SSH connection). Each row is "in sync", "differs", "missing" (the place
+exists, the name does not), "not deployed" (the Secret or host file does not exist) or "not set" (no
+value in the SOPS file, none deployed). Values are compared in memory; only lengths and keyed
+fingerprints are shown, never a value. The cluster is checked unless --no-cluster; the host only with
+--host.`,
+  options: {
+    ...COMMON_OPTIONS,
+    ...FILE_OPTION,
+    ...SSH_OPTIONS,
+    'from-env': { type: 'boolean' },
+    context: { type: 'string' },
+    kubeconfig: { type: 'string' },
+    'no-cluster': { type: 'boolean' },
+    'remote-dir': { type: 'string' },
+  },
+  aliases: { file: 'secrets-file' },
+  optionsHelp: `${FILE_HELP}
+  --from-env           take the secrets from the environment only
+  --context C          kubeconfig context to read
+  --kubeconfig K       kubeconfig file
+  --no-cluster         do not read the cluster
+${SSH_OPTIONS_HELP}
+  --remote-dir D       the bundle directory on the host (default ${DEFAULT_BUNDLE_HOST_DIR})`,
+  footer: `${ENVIRONMENT}\nKUBECTL (kubectl binary).`,
+  exits: {
+    ok: 'everything checked is in sync (or not set on either side)',
+    failed: 'a value differs, is missing, or its place is not deployed',
+    badInput: 'bad input: unreadable SOPS file, no age key, a cluster or host that cannot be reached',
+  },
+  run: async (flags, _positionals, out) => {
+    const { secretsStatus } = await import('./lib/secrets/status.ts');
+    return secretsStatus(
+      {
+        secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+        fromEnv: Boolean(flags['from-env']),
+        ...(flags['no-cluster']
+          ? {}
+          : { cluster: { kubectl: kubectlBinary(), context: flags.context, kubeconfig: flags.kubeconfig } }),
+        ...(flags.host ? { host: { ...flags, host: flags.host } } : {}),
+        remoteDir: flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR,
+      },
+      out,
+    );
+  },
+});
+
 export const command = defineGroup({
   name: USAGE,
   description: "The bootstrap SOPS file's own tooling, all derived from the schema table.",
@@ -156,6 +211,10 @@ export const command = defineGroup({
       summary: 'one value from stdin (or a prompt) into the SOPS file; only its ENC[...] changes',
     },
     where: { command: whereCommand, summary: 'which secret lives where, set when, rotatable or not' },
+    status: {
+      command: statusCommand,
+      summary: 'where every value stands: in sync / differs / missing, never a value',
+    },
   },
   footer: ENVIRONMENT,
 });
