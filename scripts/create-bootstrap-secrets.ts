@@ -7,16 +7,26 @@ import { COMMON_OPTIONS, defineCommand, type Flags, runMain } from './lib/cli.ts
 import { EXIT, InputError, WorkError } from './lib/errors.ts';
 import { formatCommand } from './lib/exec/executor.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
+import {
+  changeCounts,
+  finalLine,
+  MODE_TAG,
+  printDiffs,
+  resultObjects,
+  runMode,
+} from './lib/kube/bootstrap-report.ts';
 import { kubectlApply, kubectlBinary } from './lib/kube/kubectl.ts';
+import { liveArgv, readLiveSecretDetails } from './lib/kube/live-secrets.ts';
 import {
   bootstrapManifests,
   planBootstrapSecrets,
   type SecretEntry,
   toYamlStream,
 } from './lib/kube/manifests.ts';
+import { diffSecrets } from './lib/kube/secret-diff.ts';
 import { describeKubeTarget, resolveKubeTarget } from './lib/kube/target.ts';
 import type { Output } from './lib/output.ts';
-import { describeSecret, fingerprint, hasFingerprintKey } from './lib/redact.ts';
+import { describeSecret, hasFingerprintKey } from './lib/redact.ts';
 import { FINGERPRINT_KEY, registerSecrets } from './lib/secrets/registry.ts';
 import { type ConsumerId, keysFor } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from './lib/secrets/source.ts';
@@ -28,7 +38,8 @@ const OPTIONS = {
   ...COMMON_OPTIONS,
   'secrets-file': { type: 'string' },
   'from-env': { type: 'boolean' },
-  'dry-run': { type: 'boolean' },
+  'dry-run': { type: 'string' },
+  diff: { type: 'boolean' },
   context: { type: 'string' },
   kubeconfig: { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
@@ -46,17 +57,26 @@ export const command = defineCommand({
   infisical-secrets        (ns infisical)     DB_PASSWORD AUTH_SECRET ENCRYPTION_KEY REDIS_PASSWORD DB_CONNECTION_URI
   cloudflare-api-token     (ns cert-manager)  CLOUDFLARE_API_TOKEN
   infisical-service-token  (ns infisical)     infisicalToken, only when INFISICAL_SERVICE_TOKEN is set
-Namespaces are created when missing. Re-running with the same input changes nothing.
+Namespaces are created when missing. Before applying, one \`kubectl get\` reads the live Secrets, and
+each key is reported as added, changed, unchanged, removed (this tool set it and it is no longer
+planned: server-side apply deletes it) or kept (another field manager set it: it stays); never a value.
+Re-running with the same input changes nothing and says so.
 
 Secrets come from, in this order: the environment when it already holds the keys (sops exec-env),
 the sops binary when on PATH (SOPS overrides), else the built-in SOPS decryptor (age keys found as
 sops finds them: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, ~/.config/sops/age/keys.txt).`,
   options: OPTIONS,
   aliases: { file: 'secrets-file' },
+  bareValues: { 'dry-run': 'client' },
   optionsHelp: `  --secrets-file F     SOPS file (default ${DEFAULT_SECRETS_FILE}); --file F is the same
   --from-env           take the secrets from the environment only
-  --dry-run            apply nothing: print the manifests with fingerprints instead of values and run
-                       \`kubectl apply --dry-run=client\`; works without any age key (checks key names)
+  --dry-run            apply nothing and contact no cluster (no kubectl needed): print the Secrets and
+                       manifests with fingerprints instead of values; works without any age key (then it
+                       checks key names only). --dry-run=client is the same
+  --dry-run=server     apply nothing: read the live Secrets, print what would change per key, and let the
+                       API server check the apply (\`kubectl apply --server-side --dry-run=server\`)
+  --diff               apply nothing: read the live Secrets (one \`kubectl get\`) and print per key
+                       added / changed / unchanged / removed / kept, by fingerprint; exit 0
   --context C          kubeconfig context to write to (printed before anything is written)
   --kubeconfig K       kubeconfig file
   --strict             refuse a hand-made token (Cloudflare, Infisical) whose format is not the vendor's
@@ -75,13 +95,14 @@ export const main = command.main;
 
 async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise<number> {
   const started = performance.now();
-  const dryRun = Boolean(flags['dry-run']);
+  const mode = runMode(flags['dry-run'], Boolean(flags.diff));
   const secretsFile = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
   const executor = new LocalExecutor();
 
   const target = resolveKubeTarget({ kubeconfig: flags.kubeconfig, context: flags.context });
+  const tag = MODE_TAG[mode];
   out.info(
-    `${out.color.bold('target')}  ${describeKubeTarget(target)}${dryRun ? out.color.cyan('  [dry run]') : ''}`,
+    `${out.color.bold('target')}  ${describeKubeTarget(target)}${tag ? out.color.cyan(`  ${tag}`) : ''}`,
   );
 
   const { required } = keysFor(K8S_CONSUMERS);
@@ -89,7 +110,7 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
     secretsFile,
     fromEnv: Boolean(flags['from-env']),
     required,
-    allowKeyless: dryRun,
+    allowKeyless: mode === 'offline',
     executor,
   });
   // Before any command runs, every value and its encodings are known to the redactor.
@@ -114,63 +135,70 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
     );
   }
 
+  const keyless = loaded.kind === 'key-names-only';
   const planned = planBootstrapSecrets(
-    loaded.kind === 'key-names-only'
-      ? Object.fromEntries(loaded.present.map((k) => [k, `<${k}>`]))
-      : loaded.values,
+    keyless ? Object.fromEntries(loaded.present.map((k) => [k, `<${k}>`])) : loaded.values,
   );
-  for (const secret of planned) {
-    out.info(`${out.color.bold('secret')}  ${secret.namespace}/${secret.name}`);
-    for (const entry of secret.entries) out.info(`          ${showEntry(loaded, entry)}`);
+  const namespaces = [...new Set(planned.map((s) => s.namespace))].sort();
+  const summary = {
+    mode,
+    dryRun: mode === 'offline' ? 'client' : mode === 'server' ? 'server' : false,
+    source: { kind: loaded.kind, file: loaded.file },
+    target: { context: target.context, server: target.server },
+    namespaces,
+  };
+
+  if (mode === 'offline') {
+    for (const secret of planned) {
+      out.info(`${out.color.bold('secret')}  ${secret.namespace}/${secret.name}`);
+      for (const entry of secret.entries) out.info(`          ${showEntry(loaded, entry)}`);
+    }
+    const preview = (entry: SecretEntry) => showEntry(loaded, entry);
+    out.data(toYamlStream(bootstrapManifests(planned, { kind: 'preview', show: preview })));
+    out.info(
+      out.color.green(
+        `dry run: ${planned.length} secret(s) in ${namespaces.length} namespace(s) would be applied; nothing applied, no cluster contacted (--diff or --dry-run=server compare with the cluster)`,
+      ),
+    );
+    out.result({ ok: true, ...summary, objects: resultObjects(planned, { keyless }) });
+    return EXIT.ok;
   }
 
   const kubectl = { kubectl: kubectlBinary(), context: flags.context, kubeconfig: flags.kubeconfig };
-  const preview = (entry: SecretEntry) => showEntry(loaded, entry);
-  const manifests = dryRun
-    ? bootstrapManifests(planned, { kind: 'preview', show: preview })
-    : bootstrapManifests(planned, { kind: 'apply' });
-  const yaml = toYamlStream(manifests);
-  if (dryRun) out.data(yaml);
-
-  const { argv: ranArgv, result } = await kubectlApply(executor, { ...kubectl, dryRun, manifestsYaml: yaml });
-  out.detail(`ran: ${formatCommand(ranArgv)} (manifests on stdin)`);
-  for (const line of result.stdout.split('\n').filter(Boolean)) out.info(`  ${line}`);
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-
-  const objects = planned.map((s) => ({
-    kind: 'Secret',
-    namespace: s.namespace,
-    name: s.name,
-    keys: s.entries.map((e) => ({
-      name: e.name,
-      from: e.key,
-      ...(loaded.kind === 'key-names-only'
-        ? {}
-        : { length: [...e.value].length, fingerprint: fingerprint(e.value) }),
-    })),
-  }));
-  const summary = {
-    dryRun,
-    source: { kind: loaded.kind, file: loaded.file },
-    target: { context: target.context, server: target.server },
-    namespaces: [...new Set(planned.map((s) => s.namespace))].sort(),
-    objects,
-    kubectl: { argv: ranArgv, exitCode: result.exitCode },
+  const live = await readLiveSecretDetails(executor, kubectl, planned);
+  out.detail(`ran: ${formatCommand(liveArgv(kubectl))} (Secret names on stdin)`);
+  const diffs = diffSecrets(planned, live);
+  printDiffs(out, diffs);
+  const result = {
+    ok: true,
+    ...summary,
+    objects: resultObjects(planned, { keyless, diffs }),
+    changes: changeCounts(diffs),
   };
+  const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
 
-  if (result.exitCode !== 0) {
-    const err = new WorkError(
-      `kubectl apply failed (exit ${result.exitCode}); ${dryRun ? 'nothing was applied' : 'see its message'}:\n${result.stderr.trim()}`,
+  if (mode === 'diff') {
+    out.info(finalLine(mode, diffs, namespaces.length, seconds()));
+    out.result(result);
+    return EXIT.ok;
+  }
+
+  const yaml = toYamlStream(bootstrapManifests(planned, { kind: 'apply' }));
+  const { argv: ranArgv, result: applied } = await kubectlApply(executor, {
+    ...kubectl,
+    serverDryRun: mode === 'server',
+    manifestsYaml: yaml,
+  });
+  out.detail(`ran: ${formatCommand(ranArgv)} (manifests on stdin)`);
+  for (const line of applied.stdout.split('\n').filter(Boolean)) out.detail(`  ${line}`);
+  if (applied.exitCode !== 0) {
+    throw new WorkError(
+      `kubectl apply failed (exit ${applied.exitCode}); ${mode === 'server' ? 'nothing was applied' : 'see its message'}:\n${applied.stderr.trim()}`,
       'check the context and that the cluster is reachable (kubectl cluster-info), then run again: applying is idempotent',
     );
-    throw err;
   }
-  out.info(
-    out.color.green(
-      `${dryRun ? 'dry run passed' : 'applied'}: ${planned.length} secret(s) in ${summary.namespaces.length} namespace(s) in ${seconds} s`,
-    ),
-  );
-  out.result({ ok: true, ...summary });
+  out.info(out.color.green(finalLine(mode, diffs, namespaces.length, seconds())));
+  out.result({ ...result, kubectl: { argv: ranArgv, exitCode: applied.exitCode } });
   return EXIT.ok;
 }
 

@@ -73,7 +73,12 @@ export function suggestFlag(typed: string, known: readonly string[]): string | u
  * negative number (`--lock-wait -5`) is bound to its string option as `--lock-wait=-5`, so that it is
  * refused by the number parser with its own message instead of "argument is ambiguous".
  */
-function preprocess(argv: readonly string[], options: Options, aliases: Readonly<Record<string, string>>) {
+function preprocess(
+  argv: readonly string[],
+  options: Options,
+  aliases: Readonly<Record<string, string>>,
+  bare: Readonly<Record<string, string>> = {},
+) {
   const outArgs: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -88,7 +93,8 @@ function preprocess(argv: readonly string[], options: Options, aliases: Readonly
     }
     const name = aliases[m[1] as string] ?? (m[1] as string);
     const next = argv[i + 1];
-    if (
+    if (m[2] === undefined && bare[name] !== undefined) outArgs.push(`--${name}=${bare[name]}`);
+    else if (
       m[2] === undefined &&
       options[name]?.type === 'string' &&
       next !== undefined &&
@@ -110,11 +116,12 @@ export function parseCli<const O extends Options>(
   options: O,
   usage: string,
   aliases: Readonly<Record<string, string>> = {},
+  bare: Readonly<Record<string, string>> = {},
 ) {
   const hint = `see ${usage} --help`;
   try {
     return parseArgs({
-      args: preprocess(argv, options, aliases),
+      args: preprocess(argv, options, aliases, bare),
       options,
       allowPositionals: true,
       strict: true,
@@ -182,6 +189,11 @@ export interface CommandSpec<O extends Options> {
   commonHelp?: boolean;
   /** Other spellings of a flag: `{ file: 'secrets-file' }` makes `--file F` mean `--secrets-file F`. */
   aliases?: Readonly<Record<string, string>>;
+  /**
+   * String options whose value is optional (node:util has none): `{ 'dry-run': 'client' }` makes a bare
+   * `--dry-run` mean `--dry-run=client`, while `--dry-run=server` keeps its value. Only the `=` form sets one.
+   */
+  bareValues?: Readonly<Record<string, string>>;
   /** How many positional arguments it takes (default none). */
   positionals?: {
     min?: number;
@@ -227,7 +239,7 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
     name: spec.name,
     help,
     async main(argv, out) {
-      const { values, positionals } = parseCli(argv, spec.options, spec.name, spec.aliases);
+      const { values, positionals } = parseCli(argv, spec.options, spec.name, spec.aliases, spec.bareValues);
       if ((values as { help?: boolean }).help) {
         out.data(help);
         return EXIT.ok;

@@ -63,7 +63,7 @@ describe('bootstrap manifests', () => {
 
 describe('kubectl argv', () => {
   it('applies server-side with our field manager, manifests on stdin', () => {
-    expect(applyArgv({ kubectl: 'kubectl', dryRun: false })).toEqual([
+    expect(applyArgv({ kubectl: 'kubectl' })).toEqual([
       'kubectl',
       'apply',
       '--server-side',
@@ -72,14 +72,20 @@ describe('kubectl argv', () => {
       '-f',
       '-',
     ]);
-    expect(applyArgv({ kubectl: 'k', dryRun: true, context: 'c', kubeconfig: '/kc' })).toEqual([
+  });
+
+  it('a server dry run is the real apply plus --dry-run=server', () => {
+    expect(applyArgv({ kubectl: 'k', serverDryRun: true, context: 'c', kubeconfig: '/kc' })).toEqual([
       'k',
       '--kubeconfig',
       '/kc',
       '--context',
       'c',
       'apply',
-      '--dry-run=client',
+      '--server-side',
+      '--field-manager=secrets-flow',
+      '--force-conflicts',
+      '--dry-run=server',
       '-f',
       '-',
     ]);
