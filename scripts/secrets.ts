@@ -171,7 +171,7 @@ fingerprints are shown, never a value. The cluster is checked unless --no-cluste
   --no-cluster         do not read the cluster
 ${SSH_OPTIONS_HELP}
   --remote-dir D       the bundle directory on the host (default ${DEFAULT_BUNDLE_HOST_DIR})`,
-  footer: `${ENVIRONMENT}\nKUBECTL (kubectl binary).`,
+  footer: ENVIRONMENT.replace('Environment: ', 'Environment: KUBECTL (kubectl binary), '),
   exits: {
     ok: 'everything checked is in sync (or not set on either side)',
     failed: 'a value differs, is missing, or its place is not deployed',

@@ -35,9 +35,20 @@ interface Row {
 
 const TOKEN = 'CANARY-idp-mgmt-token-0123456789abcdef';
 
+/** Every fixture dir a test makes is removed after it, whatever the test's outcome. */
+const tempDirs: string[] = [];
+afterEach(() => {
+  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+async function fixture(opts?: Parameters<typeof makeBootstrapFixture>[0]): Promise<BootstrapFixture> {
+  const f = await makeBootstrapFixture(opts);
+  tempDirs.push(f.dir);
+  return f;
+}
+
 /** The fixture, a kubeconfig for the fake server, and a KUBECTL wrapper logging each call's argv. */
 async function setUp(server: FakeKubeApiServer | undefined) {
-  const f = await makeBootstrapFixture();
+  const f = await fixture();
   const kubeconfig = server
     ? await writeKubeconfig({ dir: f.dir, server: server.url, name: 'sandbox' })
     : join(f.dir, 'none');
@@ -116,15 +127,11 @@ async function waitForLogins(server: SshdServer, n: number): Promise<number> {
 
 describe.skipIf(!kubectl)('secrets status: the cluster', () => {
   let server: FakeKubeApiServer;
-  const dirs: string[] = [];
   beforeAll(async () => {
     server = await startFakeKubeApiServer();
   });
   afterAll(async () => {
     await server?.close();
-  });
-  afterEach(() => {
-    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
   /** Creates the Secrets from `f` with create-bootstrap-secrets (the real kubectl). */
@@ -147,7 +154,6 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
 
   it('all in sync: exit 0, one kubectl get, the host skipped and said so, no value anywhere', async () => {
     const s = await setUp(server);
-    dirs.push(s.f.dir);
     await createSecrets(s.f, s.kubeconfig);
     const run = await runScript(
       'secrets.ts',
@@ -175,7 +181,7 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     expect(redis?.source?.fingerprint).toMatch(/^hmac:[0-9a-f]{8}$/);
     expect(redis?.live).toEqual(redis?.source);
     expect(s.kubectlCalls()).toHaveLength(1);
-    expect(s.kubectlCalls()[0]).toMatch(/ get secrets --all-namespaces -o go-template=/);
+    expect(s.kubectlCalls()[0]).toMatch(/ get -f - .*-o go-template=/);
     expectNoLeaks(s.f.values, run.stdout, run.stderr, readFileSync(s.log, 'utf8'));
 
     // The human table: the same rows, states and fingerprints, no value.
@@ -193,11 +199,9 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
 
   it('one value changed in the cluster: that row differs, the others stay in sync, exit 1', async () => {
     const s = await setUp(server);
-    dirs.push(s.f.dir);
-    const changed = await makeBootstrapFixture({
+    const changed = await fixture({
       values: { ...s.f.values, REDIS_PASSWORD: 'CANARY-redis-changed-in-cluster-0123' },
     });
-    dirs.push(changed.dir);
     await createSecrets(changed, s.kubeconfig);
     const run = await runScript(
       'secrets.ts',
@@ -219,7 +223,6 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     const empty = await startFakeKubeApiServer();
     try {
       const s = await setUp(empty);
-      dirs.push(s.f.dir);
       const run = await runScript(
         'secrets.ts',
         ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, '--json'],
@@ -231,7 +234,6 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
       await empty.close();
     }
     const s = await setUp(server);
-    dirs.push(s.f.dir);
     const gone = await writeKubeconfig({ dir: s.f.dir, server: 'http://127.0.0.1:1', name: 'gone' });
     const run = await runScript(
       'secrets.ts',
@@ -246,7 +248,6 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
 
   it('no age key: exit 2 before anything is read', async () => {
     const s = await setUp(server);
-    dirs.push(s.f.dir);
     const { SOPS_AGE_KEY_FILE: _, ...noKey } = s.env;
     const run = await runScript(
       'secrets.ts',
@@ -294,77 +295,61 @@ describe.skipIf(!sshd)('secrets status: the host', () => {
   }
 
   it('in sync over one SSH connection: every .secrets.env, .env and config.yaml row, exit 0', async () => {
-    const f = await makeBootstrapFixture();
-    try {
-      const before = logins();
-      const run = await status(f, hostDir(server, root, 'in-sync', f.values));
-      expect(run.stderr).not.toMatch(/^error:/m);
-      expect(run.exitCode).toBe(0);
-      const result = JSON.parse(run.stdout);
-      expect(result.cluster).toEqual({ checked: false, skipped: '--no-cluster' });
-      const rows: Row[] = result.rows;
-      expect(
-        rows.filter((r) => r.place === 'netbird-config').map((r) => `${r.key} ${r.name} ${r.state}`),
-      ).toEqual([
-        'NB_DATA_STORE_KEY server.store.encryptionKey in sync',
-        'NB_RELAY_SECRET server.authSecret in sync',
-      ]);
-      expect(stateOf(rows, 'bifrost-secrets-env', 'CF_DNS_API_TOKEN')).toBe('in sync');
-      expect(stateOf(rows, 'bifrost-dot-env', 'AUTHENTIK_SECRET_KEY')).toBe('in sync');
-      expect(rows.every((r) => r.state === 'in sync')).toBe(true);
-      expect(await loginsAtLeast(before + 1)).toBe(before + 1);
-      expectNoLeaks({ ...f.values, TOKEN }, run.stdout, run.stderr);
-    } finally {
-      rmSync(f.dir, { recursive: true, force: true });
-    }
+    const f = await fixture();
+    const before = logins();
+    const run = await status(f, hostDir(server, root, 'in-sync', f.values));
+    expect(run.stderr).not.toMatch(/^error:/m);
+    expect(run.exitCode).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.cluster).toEqual({ checked: false, skipped: '--no-cluster' });
+    const rows: Row[] = result.rows;
+    expect(
+      rows.filter((r) => r.place === 'netbird-config').map((r) => `${r.key} ${r.name} ${r.state}`),
+    ).toEqual([
+      'NB_DATA_STORE_KEY server.store.encryptionKey in sync',
+      'NB_RELAY_SECRET server.authSecret in sync',
+    ]);
+    expect(stateOf(rows, 'bifrost-secrets-env', 'CF_DNS_API_TOKEN')).toBe('in sync');
+    expect(stateOf(rows, 'bifrost-dot-env', 'AUTHENTIK_SECRET_KEY')).toBe('in sync');
+    expect(rows.every((r) => r.state === 'in sync')).toBe(true);
+    expect(await loginsAtLeast(before + 1)).toBe(before + 1);
+    expectNoLeaks({ ...f.values, TOKEN }, run.stdout, run.stderr);
   }, 60_000);
 
   it('a changed value in the host .secrets.env: that row differs, exit 1', async () => {
-    const f = await makeBootstrapFixture();
-    try {
-      const dir = hostDir(server, root, 'changed', { ...f.values, NB_PROXY_TOKEN: `nbx_${'Q'.repeat(36)}` });
-      const run = await status(f, dir);
-      expect(run.exitCode).toBe(1);
-      const rows = rowsOf(run);
-      expect(rows.filter((r) => r.state !== 'in sync').map((r) => `${r.place} ${r.name} ${r.state}`)).toEqual(
-        ['bifrost-secrets-env NB_PROXY_TOKEN differs'],
-      );
-      expectNoLeaks({ ...f.values, TOKEN, changed: `nbx_${'Q'.repeat(36)}` }, run.stdout, run.stderr);
-    } finally {
-      rmSync(f.dir, { recursive: true, force: true });
-    }
+    const f = await fixture();
+    const dir = hostDir(server, root, 'changed', { ...f.values, NB_PROXY_TOKEN: `nbx_${'Q'.repeat(36)}` });
+    const run = await status(f, dir);
+    expect(run.exitCode).toBe(1);
+    const rows = rowsOf(run);
+    expect(rows.filter((r) => r.state !== 'in sync').map((r) => `${r.place} ${r.name} ${r.state}`)).toEqual([
+      'bifrost-secrets-env NB_PROXY_TOKEN differs',
+    ]);
+    expectNoLeaks({ ...f.values, TOKEN, changed: `nbx_${'Q'.repeat(36)}` }, run.stdout, run.stderr);
   }, 60_000);
 
   it('a host without the files: every host row not deployed, exit 1', async () => {
-    const f = await makeBootstrapFixture();
-    try {
-      const run = await status(f, hostDir(server, root, 'empty', undefined));
-      expect(run.exitCode).toBe(1);
-      const rows = rowsOf(run);
-      expect(rows.length).toBeGreaterThan(0);
-      expect(new Set(rows.map((r) => r.state))).toEqual(new Set(['not deployed']));
-      expectNoLeaks(f.values, run.stdout, run.stderr);
-    } finally {
-      rmSync(f.dir, { recursive: true, force: true });
-    }
+    const f = await fixture();
+    const run = await status(f, hostDir(server, root, 'empty', undefined));
+    expect(run.exitCode).toBe(1);
+    const rows = rowsOf(run);
+    expect(rows.length).toBeGreaterThan(0);
+    expect(new Set(rows.map((r) => r.state))).toEqual(new Set(['not deployed']));
+    expectNoLeaks(f.values, run.stdout, run.stderr);
   }, 60_000);
 
   it('an unreachable host: exit 2 with what to do', async () => {
-    const f = await makeBootstrapFixture();
-    try {
-      const args = sshCliArgs(server);
-      args[args.indexOf('--port') + 1] = '1';
-      const run = await runScript(
-        'secrets.ts',
-        ['status', '--secrets-file', f.secretsFile, '--no-cluster', ...args, '--remote-dir', '/nonexistent'],
-        { PATH: f.binDir, HOME: f.home, TMPDIR: f.tmp, SOPS_AGE_KEY_FILE: f.keyFile, NO_COLOR: '1' },
-      );
-      expect(run.exitCode).toBe(2);
-      expect(run.stderr).toMatch(/cannot reach the host: .*connection refused/);
-      expect(run.stderr).toMatch(/leave --host out/);
-    } finally {
-      rmSync(f.dir, { recursive: true, force: true });
-    }
+    const f = await fixture();
+    const args = sshCliArgs(server);
+    args[args.indexOf('--port') + 1] = '1';
+    const run = await runScript(
+      'secrets.ts',
+      ['status', '--secrets-file', f.secretsFile, '--no-cluster', ...args, '--remote-dir', '/nonexistent'],
+      { PATH: f.binDir, HOME: f.home, TMPDIR: f.tmp, SOPS_AGE_KEY_FILE: f.keyFile, NO_COLOR: '1' },
+    );
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toMatch(/cannot reach the host: .*connection refused/);
+    expect(run.stderr).toMatch(/leave --host out/);
   }, 60_000);
 });
 
@@ -386,60 +371,56 @@ describe.skipIf(!kubectl || !sshd)('secrets status: cluster and host in one run'
 
   it('one kubectl get and one SSH connection; no canary in stdout, stderr or any kubectl argv', async () => {
     const s = await setUp(api);
-    try {
-      const created = await runScript(
-        'create-bootstrap-secrets.ts',
-        ['--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig],
-        s.env,
-      );
-      expect(created.exitCode).toBe(0);
-      writeFileSync(s.log, '');
-      const dir = hostDir(server, root, 'both', {
-        ...s.f.values,
-        AUTHENTIK_SECRET_KEY: 'CANARY-host-only-aksk-0123456789',
-      });
-      const before = loginCount(server);
-      const run = await runScript(
-        'secrets.ts',
-        [
-          'status',
-          '--secrets-file',
-          s.f.secretsFile,
-          '--kubeconfig',
-          s.kubeconfig,
-          ...sshCliArgs(server),
-          '--remote-dir',
-          dir,
-          '--json',
-        ],
-        s.env,
-      );
-      expect(run.exitCode).toBe(1);
-      const rows = rowsOf(run);
-      expect(rows.filter((r) => r.state !== 'in sync').map((r) => `${r.place} ${r.name} ${r.state}`)).toEqual(
-        ['bifrost-dot-env AUTHENTIK_SECRET_KEY differs'],
-      );
-      expect(new Set(rows.map((r) => r.place))).toEqual(
-        new Set([
-          'cloudflare-api-token',
-          'infisical-secrets',
-          'infisical-service-token',
-          'bifrost-secrets-env',
-          'bifrost-dot-env',
-          'netbird-config',
-        ]),
-      );
-      expect(s.kubectlCalls()).toHaveLength(1);
-      expect(await waitForLogins(server, before + 1)).toBe(before + 1);
-      expectNoLeaks(
-        { ...s.f.values, TOKEN, hostOnly: 'CANARY-host-only-aksk-0123456789' },
-        run.stdout,
-        run.stderr,
-        readFileSync(s.log, 'utf8'),
-      );
-      expect(readdirSync(s.f.tmp).filter((n) => !n.startsWith('tsx-'))).toEqual([]);
-    } finally {
-      rmSync(s.f.dir, { recursive: true, force: true });
-    }
+    const created = await runScript(
+      'create-bootstrap-secrets.ts',
+      ['--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig],
+      s.env,
+    );
+    expect(created.exitCode).toBe(0);
+    writeFileSync(s.log, '');
+    const dir = hostDir(server, root, 'both', {
+      ...s.f.values,
+      AUTHENTIK_SECRET_KEY: 'CANARY-host-only-aksk-0123456789',
+    });
+    const before = loginCount(server);
+    const run = await runScript(
+      'secrets.ts',
+      [
+        'status',
+        '--secrets-file',
+        s.f.secretsFile,
+        '--kubeconfig',
+        s.kubeconfig,
+        ...sshCliArgs(server),
+        '--remote-dir',
+        dir,
+        '--json',
+      ],
+      s.env,
+    );
+    expect(run.exitCode).toBe(1);
+    const rows = rowsOf(run);
+    expect(rows.filter((r) => r.state !== 'in sync').map((r) => `${r.place} ${r.name} ${r.state}`)).toEqual([
+      'bifrost-dot-env AUTHENTIK_SECRET_KEY differs',
+    ]);
+    expect(new Set(rows.map((r) => r.place))).toEqual(
+      new Set([
+        'cloudflare-api-token',
+        'infisical-secrets',
+        'infisical-service-token',
+        'bifrost-secrets-env',
+        'bifrost-dot-env',
+        'netbird-config',
+      ]),
+    );
+    expect(s.kubectlCalls()).toHaveLength(1);
+    expect(await waitForLogins(server, before + 1)).toBe(before + 1);
+    expectNoLeaks(
+      { ...s.f.values, TOKEN, hostOnly: 'CANARY-host-only-aksk-0123456789' },
+      run.stdout,
+      run.stderr,
+      readFileSync(s.log, 'utf8'),
+    );
+    expect(readdirSync(s.f.tmp).filter((n) => !n.startsWith('tsx-'))).toEqual([]);
   }, 60_000);
 });

@@ -432,9 +432,18 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
     out.info(out.color.green(`${summary || 'nothing checked'}`));
     return EXIT.ok;
   }
+  const bad = rows.filter((r) => OUT_OF_SYNC.includes(r.state));
+  const fixes = [
+    ...(bad.some((r) => (CLUSTER_PLACES as readonly PlaceId[]).includes(r.place))
+      ? ['the cluster: create-bootstrap-secrets (just create-secrets)']
+      : []),
+    ...(bad.some((r) => !(CLUSTER_PLACES as readonly PlaceId[]).includes(r.place))
+      ? ['the host: provision-bifrost (just bifrost-up HOST), which renders the NetBird config too']
+      : []),
+  ];
   out.error(
     `not in sync: ${summary}`,
-    'apply the SOPS file again: create-bootstrap-secrets (just create-secrets) for the cluster, provision-bifrost (just bifrost-up HOST) for the host',
+    `if the SOPS file is right, apply it again to ${fixes.join('; to ')}; if the deployed value is the right one, put it into the SOPS file with \`secrets set KEY\``,
   );
   return EXIT.failed;
 }
