@@ -15,6 +15,13 @@ import { renderBifrostEnvFiles } from '../scripts/lib/bifrost/render-env.ts';
 import { renderYamlTemplate } from '../scripts/lib/bifrost/template.ts';
 import { type FakeKubeApiServer, startFakeKubeApiServer } from '../scripts/lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from '../scripts/lib/sandbox/kubeconfig.ts';
+import {
+  compareStatus,
+  configExpectations,
+  NETBIRD_CONFIG,
+  placementsOf,
+  renderedValues,
+} from '../scripts/lib/secrets/status.ts';
 import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { BUNDLE_SOURCE } from './helpers/bifrost-fixture.ts';
 import { type BootstrapFixture, findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
@@ -124,6 +131,54 @@ async function waitForLogins(server: SshdServer, n: number): Promise<number> {
   for (let i = 0; i < 100 && loginCount(server) < n; i++) await new Promise((r) => setTimeout(r, 50));
   return loginCount(server);
 }
+
+describe('compareStatus and the NetBird config reader (pure)', () => {
+  const live = new Map([
+    ['infisical-secrets', { DB_PASSWORD: 'same-value', REDIS_PASSWORD: 'other-value' }],
+    ['cloudflare-api-token', undefined],
+  ] as const);
+  const row = (place: 'infisical-secrets' | 'cloudflare-api-token', name: string, expected?: string) =>
+    compareStatus([{ key: 'K', place, name, expected }], live)[0];
+
+  it('in sync, differs, missing, not deployed, not set; never a value in a row', () => {
+    expect(row('infisical-secrets', 'DB_PASSWORD', 'same-value')?.state).toBe('in sync');
+    expect(row('infisical-secrets', 'REDIS_PASSWORD', 'wanted-value')?.state).toBe('differs');
+    expect(row('infisical-secrets', 'AUTH_SECRET', 'wanted-value')?.state).toBe('missing');
+    expect(row('cloudflare-api-token', 'CLOUDFLARE_API_TOKEN', 'wanted-value')?.state).toBe('not deployed');
+    expect(row('cloudflare-api-token', 'CLOUDFLARE_API_TOKEN')?.state).toBe('not set');
+    expect(row('infisical-secrets', 'AUTH_SECRET')?.state).toBe('not set');
+    // Deployed without a value in the SOPS file: not in sync.
+    expect(row('infisical-secrets', 'DB_PASSWORD')?.state).toBe('differs');
+    const text = JSON.stringify(row('infisical-secrets', 'REDIS_PASSWORD', 'wanted-value'));
+    expect(text).not.toContain('wanted-value');
+    expect(text).not.toContain('other-value');
+    expect(text).toContain('"length":12');
+  });
+
+  it("reads each placeholder's value back from the rendered config, whole scalar or inside a string", () => {
+    const template = 'a:\n  whole: "${NB_RELAY_SECRET}"\n  list:\n    - "pre-${NB_DATA_STORE_KEY}-post"\n';
+    const placements = placementsOf(template);
+    expect(placements.map((p) => p.path.join('.'))).toEqual(['a.whole', 'a.list.0']);
+    const rendered = { a: { whole: 'relay "q" \\ $x', list: ['pre-st:ore-post'] } };
+    expect(renderedValues(placements, rendered)).toEqual({
+      'a.whole': 'relay "q" \\ $x',
+      'a.list.0': 'st:ore',
+    });
+    expect(renderedValues(placements, { a: { list: ['changed'] } })).toEqual({});
+    const rows = compareStatus(
+      configExpectations(
+        placements,
+        { NB_RELAY_SECRET: 'relay "q" \\ $x', NB_DATA_STORE_KEY: 'other' },
+        undefined,
+      ),
+      new Map([[NETBIRD_CONFIG, renderedValues(placements, rendered)]]),
+    );
+    expect(rows.map((r) => `${r.key} ${r.state}`)).toEqual([
+      'NB_RELAY_SECRET in sync',
+      'NB_DATA_STORE_KEY differs',
+    ]);
+  });
+});
 
 describe.skipIf(!kubectl)('secrets status: the cluster', () => {
   let server: FakeKubeApiServer;
