@@ -301,6 +301,17 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     expectNoLeaks(s.f.values, run.stdout, run.stderr);
   }, 60_000);
 
+  it('--no-cluster without --host checks nothing: exit 2', async () => {
+    const s = await setUp(server);
+    const run = await runScript(
+      'secrets.ts',
+      ['status', '--secrets-file', s.f.secretsFile, '--no-cluster'],
+      s.env,
+    );
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toMatch(/nothing to check/);
+  }, 60_000);
+
   it('no age key: exit 2 before anything is read', async () => {
     const s = await setUp(server);
     const { SOPS_AGE_KEY_FILE: _, ...noKey } = s.env;

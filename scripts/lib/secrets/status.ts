@@ -338,6 +338,12 @@ const showSeen = (s: Seen | undefined) =>
 
 /** Reads the SOPS file, then the cluster (one kubectl get) and the host (one SSH connection) together. */
 export async function secretsStatus(opts: StatusOptions, out: Output): Promise<number> {
+  if (!opts.cluster && !opts.host) {
+    throw new InputError(
+      'nothing to check: --no-cluster and no --host',
+      'leave out --no-cluster to check the cluster, or give --host H to check the Bifrost host',
+    );
+  }
   const local = new LocalExecutor();
   const target = opts.cluster
     ? resolveKubeTarget({ kubeconfig: opts.cluster.kubeconfig, context: opts.cluster.context })
