@@ -11,13 +11,17 @@ secrets_file := env_var_or_default("SECRETS_FILE", "secrets/bootstrap.sops.yaml"
 default:
     @{{just_executable()}} --list
 
-# Create the bootstrap Kubernetes Secrets from the SOPS file (one server-side kubectl apply)
+# Create the bootstrap Kubernetes Secrets from the SOPS file (one server-side kubectl apply; per-key report)
 create-secrets *ARGS:
     {{tsx}} scripts/create-bootstrap-secrets.ts --secrets-file {{secrets_file}} {{ARGS}}
 
-# Show what create-secrets would apply (fingerprints only; works without an age key)
+# Show what create-secrets would apply, offline: no cluster, no kubectl (fingerprints only; works without an age key)
 create-secrets-dry-run *ARGS:
     {{tsx}} scripts/create-bootstrap-secrets.ts --secrets-file {{secrets_file}} --dry-run {{ARGS}}
+
+# Compare the bootstrap Secrets with the cluster, per key (added/changed/unchanged/removed/kept); applies nothing
+create-secrets-diff *ARGS:
+    {{tsx}} scripts/create-bootstrap-secrets.ts --secrets-file {{secrets_file}} --diff {{ARGS}}
 
 # Print the decrypted SOPS file (sops binary when installed, else the built-in decryptor)
 sops-decrypt FILE=secrets_file *ARGS:

@@ -191,6 +191,13 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
   });
   out.detail(`ran: ${formatCommand(ranArgv)} (manifests on stdin)`);
   for (const line of applied.stdout.split('\n').filter(Boolean)) out.detail(`  ${line}`);
+  const missingNamespaces = [...applied.stderr.matchAll(/namespaces "([^"]+)" not found/g)].map((m) => m[1]);
+  if (applied.exitCode !== 0 && mode === 'server' && missingNamespaces.length > 0) {
+    throw new WorkError(
+      `the API server cannot check Secrets in namespaces that do not exist yet (${[...new Set(missingNamespaces)].join(', ')}): a server dry run creates nothing, not even a namespace; nothing was applied`,
+      'see the plan with --diff (or --dry-run, offline); the first real apply creates the namespaces',
+    );
+  }
   if (applied.exitCode !== 0) {
     throw new WorkError(
       `kubectl apply failed (exit ${applied.exitCode}); ${mode === 'server' ? 'nothing was applied' : 'see its message'}:\n${applied.stderr.trim()}`,

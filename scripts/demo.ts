@@ -60,7 +60,7 @@ const command = defineCommand({
   synopsis: '[--keep] [--json]',
   description: `Runs the whole flow on a built-in sandbox, with nothing but Node: a new age key; secrets init; the fake
 Kubernetes API server on 127.0.0.1 and create-bootstrap-secrets against it with the real kubectl (a dry
-run against the fake kubectl when kubectl is not installed), twice; bifrost-bootstrap over the local
+run, offline, when kubectl is not installed), twice; bifrost-bootstrap over the local
 executor against the docker simulator on a shortened timeline; the InfisicalSecret resources and their
 check. Nothing outside a temporary directory is touched; --keep leaves it in place for a look.`,
   options: { ...COMMON_OPTIONS, keep: { type: 'boolean' } },
@@ -117,7 +117,7 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
     const kubeconfig = await writeKubeconfig({ dir, server: server.url, name: 'sandbox' });
     const kubectl = findOnPath('kubectl');
     out.info(
-      `      ${server.url}, ${kubectl ? `real kubectl ${kubectl}` : 'no kubectl installed: dry runs against the fake kubectl'} ${t()}`,
+      `      ${server.url}, ${kubectl ? `real kubectl ${kubectl}` : 'no kubectl installed: offline dry runs (no cluster contacted)'} ${t()}`,
     );
     const kubeEnv = {
       ...env,

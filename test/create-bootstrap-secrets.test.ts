@@ -55,14 +55,38 @@ function expectNoLeaks(f: BootstrapFixture, ...texts: string[]) {
 }
 
 describe('create-bootstrap-secrets with a recording kubectl', () => {
-  it('applies both Secrets in one server-side kubectl call, values only on stdin', async () => {
+  it('reads the live Secrets with one kubectl get, then applies in one server-side call, values only on stdin', async () => {
     const f = await makeBootstrapFixture();
     const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
     expect(run.stderr).toBe('');
     expect(run.exitCode).toBe(0);
     const calls = kubectlCalls(f);
-    expect(calls).toHaveLength(1);
-    expect(calls[0]?.argv).toEqual([
+    expect(calls).toHaveLength(2);
+    expect(calls[0]?.argv.slice(0, 5)).toEqual([
+      'get',
+      '-f',
+      '-',
+      '--ignore-not-found',
+      '--request-timeout=30s',
+    ]);
+    expect(calls[0]?.argv[5]).toBe('-o');
+    expect(calls[0]?.argv[6]).toMatch(/^go-template=/);
+    // The get names the Secrets and carries no value.
+    const stubs = parseAllDocuments(calls[0]?.stdin ?? '').map((d) => d.toJS());
+    expect(stubs).toEqual([
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'infisical-secrets', namespace: 'infisical' } },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'cloudflare-api-token', namespace: 'cert-manager' },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'infisical-service-token', namespace: 'infisical' },
+      },
+    ]);
+    expect(calls[1]?.argv).toEqual([
       'apply',
       '--server-side',
       '--field-manager=secrets-flow',
@@ -70,7 +94,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
       '-f',
       '-',
     ]);
-    const docs = parseAllDocuments(calls[0]?.stdin ?? '').map((d) => d.toJS());
+    const docs = parseAllDocuments(calls[1]?.stdin ?? '').map((d) => d.toJS());
     expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
       'Namespace/cert-manager',
       'Namespace/infisical',
@@ -96,7 +120,15 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
       expect(d.stringData).toBeUndefined();
     }
     expect(run.stdout).toContain('source  ');
-    expect(run.stdout).toMatch(/secret\/infisical-secrets serverside-applied/);
+    // Nothing exists yet (the recording kubectl's get prints nothing): every key is added.
+    expect(run.stdout).toContain('secret  infisical/infisical-secrets: will be created');
+    expect(run.stdout).toMatch(
+      /^ +DB_PASSWORD \(\d+ chars, hmac:[0-9a-f]{8}\) from INFISICAL_DB_PASSWORD: added$/m,
+    );
+    expect(run.stdout).toMatch(
+      /^applied: changed 3 of 3 secret\(s\) in 2 namespace\(s\): 7 added key\(s\) in [\d.]+ s$/m,
+    );
+    expect(run.stdout).not.toContain('serverside-applied');
     expectNoLeaks(f, run.stdout, run.stderr, calls.map((c) => c.argv.join(' ')).join('\n'));
   });
 
@@ -115,8 +147,9 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
     expect(run.exitCode).toBe(0);
     const lines = run.stdout.split('\n');
     expect(lines[0]).toBe('target  context "prod" (https://prod:6443)');
-    expect(lines.findIndex((l) => l.includes('serverside-applied'))).toBeGreaterThan(0);
-    expect(kubectlCalls(f)[0]?.argv.slice(0, 4)).toEqual(['--kubeconfig', kubeconfig, '--context', 'prod']);
+    expect(lines.findIndex((l) => l.startsWith('applied: '))).toBeGreaterThan(0);
+    for (const call of kubectlCalls(f))
+      expect(call.argv.slice(0, 4)).toEqual(['--kubeconfig', kubeconfig, '--context', 'prod']);
   });
 
   it('leaves out infisical-service-token when INFISICAL_SERVICE_TOKEN is absent', async () => {
@@ -128,7 +161,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
       'infisical-secrets',
       'cloudflare-api-token',
     ]);
-    expect(kubectlCalls(f)[0]?.stdin).not.toContain('infisical-service-token');
+    expect(kubectlCalls(f)[1]?.stdin).not.toContain('infisical-service-token');
   });
 
   it('without FINGERPRINT_KEY shows lengths only, says how to add the key, and still applies', async () => {
@@ -170,7 +203,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
     expect(run.stderr).not.toContain('error');
     expect(run.exitCode).toBe(0);
     expect(JSON.parse(run.stdout).source.kind).toBe('environment');
-    expect(kubectlCalls(f)).toHaveLength(1);
+    expect(kubectlCalls(f)).toHaveLength(2);
   });
 
   it('uses the environment without --from-env when it already holds the required keys', async () => {
@@ -227,20 +260,35 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
   });
 });
 
-describe('create-bootstrap-secrets --dry-run', () => {
-  it('prints fingerprints, applies nothing, and hands the preview to kubectl --dry-run=client', async () => {
+describe('create-bootstrap-secrets --dry-run (offline)', () => {
+  it('prints fingerprints and the manifests, and runs no kubectl at all', async () => {
     const f = await makeBootstrapFixture();
     const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run'], envFor(f));
+    expect(run.stderr).toBe('');
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toMatch(
       /DB_PASSWORD: DB_PASSWORD \(\d+ chars, hmac:[0-9a-f]{8}\) from INFISICAL_DB_PASSWORD/,
     );
-    expect(run.stdout).toContain('dry run passed');
-    const calls = kubectlCalls(f);
-    expect(calls).toHaveLength(1);
-    expect(calls[0]?.argv).toEqual(['apply', '--dry-run=client', '-f', '-']);
-    expect(calls[0]?.stdin).not.toMatch(/^data:/m);
-    expectNoLeaks(f, run.stdout, run.stderr, calls[0]?.stdin ?? '', calls[0]?.argv.join(' ') ?? '');
+    expect(run.stdout).toContain('secret  cert-manager/cloudflare-api-token');
+    expect(run.stdout).toMatch(
+      /^dry run: 3 secret\(s\) in 2 namespace\(s\) would be applied; nothing applied, no cluster contacted/m,
+    );
+    expect(run.stdout).not.toMatch(/^data:/m);
+    expect(kubectlCalls(f)).toEqual([]);
+    expectNoLeaks(f, run.stdout, run.stderr);
+  });
+
+  it('--dry-run=client is the same, and no kubectl anywhere is needed', async () => {
+    const f = await makeBootstrapFixture();
+    const env = envFor(f, { KUBECTL: join(f.dir, 'no-such-kubectl') });
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run=client', '--json'], env);
+    expect(run.stderr).not.toContain('error');
+    expect(run.exitCode).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result).toMatchObject({ ok: true, mode: 'offline', dryRun: 'client' });
+    expect(result.objects[0].keys[0]).toMatchObject({ name: 'DB_PASSWORD', from: 'INFISICAL_DB_PASSWORD' });
+    expect(result.objects[0].keys[0].fingerprint).toMatch(/^hmac:[0-9a-f]{8}$/);
+    expect(result.kubectl).toBeUndefined();
   });
 
   it('works with no age key at all (CI): checks key names and renders placeholders', async () => {
@@ -253,12 +301,13 @@ describe('create-bootstrap-secrets --dry-run', () => {
     const result = JSON.parse(run.stdout);
     expect(result.source.kind).toBe('key-names-only');
     expect(result.objects[0].keys[0]).toEqual({ name: 'DB_PASSWORD', from: 'INFISICAL_DB_PASSWORD' });
-    const stdin = kubectlCalls(f)[0]?.stdin ?? '';
-    const secret = parseAllDocuments(stdin)
+    // Under --json the preview goes to stderr with the narration.
+    const secret = parseAllDocuments(run.stderr.slice(run.stderr.indexOf('---')))
       .map((d) => d.toJS())
-      .find((d) => d.metadata.name === 'infisical-secrets');
+      .find((d) => d?.metadata?.name === 'infisical-secrets');
     expect(secret.stringData.DB_PASSWORD).toBe('DB_PASSWORD <from INFISICAL_DB_PASSWORD: not decrypted>');
-    expectNoLeaks(f, run.stdout, run.stderr, stdin);
+    expect(kubectlCalls(f)).toEqual([]);
+    expectNoLeaks(f, run.stdout, run.stderr);
   });
 
   it('still reports missing keys without an age key', async () => {
@@ -269,6 +318,170 @@ describe('create-bootstrap-secrets --dry-run', () => {
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain('CLOUDFLARE_API_TOKEN: missing');
     expect(run.stderr).toContain('REDIS_PASSWORD: missing');
+    expect(kubectlCalls(f)).toEqual([]);
+  });
+});
+
+/** What the live-Secrets go-template prints for these Secrets (the recording kubectl's `get` answer). */
+function liveOutput(
+  secrets: { ns: string; name: string; data: Record<string, string>; owners: [string, string, string[]][] }[],
+): string {
+  return secrets
+    .map((x) =>
+      [
+        `secret ${x.ns} ${x.name}`,
+        ...Object.entries(x.data).map(([k, v]) => `data ${k} ${Buffer.from(v).toString('base64')}`),
+        ...x.owners.map(
+          ([m, op, keys]) => `owner ${op}${keys.map((k) => ` f:${k}`).join('')} ${JSON.stringify(m)}`,
+        ),
+      ].join('\n'),
+    )
+    .join('\n');
+}
+
+describe('create-bootstrap-secrets --diff, --dry-run=server and the per-key report', () => {
+  const OLD_REDIS = 'CANARY-old-redis-password-000111';
+  const STRAY = 'CANARY-stray-value-from-elsewhere';
+  const GONE = 'CANARY-key-we-no-longer-plan-999';
+
+  async function withLive(f: BootstrapFixture, live: Parameters<typeof liveOutput>[0]) {
+    const file = join(f.dir, 'live.txt');
+    writeFileSync(file, liveOutput(live));
+    return envFor(f, { FAKE_KUBECTL_GET: file });
+  }
+  const infisicalData = (f: BootstrapFixture) => ({
+    DB_PASSWORD: f.values.INFISICAL_DB_PASSWORD as string,
+    DB_CONNECTION_URI: `postgresql://infisical:${encodeURIComponent(f.values.INFISICAL_DB_PASSWORD ?? '')}@postgresql:5432/infisical`,
+    ENCRYPTION_KEY: f.values.INFISICAL_ENCRYPTION_KEY as string,
+    AUTH_SECRET: f.values.INFISICAL_AUTH_SECRET as string,
+    REDIS_PASSWORD: f.values.REDIS_PASSWORD as string,
+  });
+  const ALL = ['DB_PASSWORD', 'DB_CONNECTION_URI', 'ENCRYPTION_KEY', 'AUTH_SECRET', 'REDIS_PASSWORD'];
+
+  it('--diff: one kubectl get, no apply, each key added / changed / unchanged / removed / kept, no value', async () => {
+    const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
+    const env = await withLive(f, [
+      {
+        ns: 'infisical',
+        name: 'infisical-secrets',
+        data: { ...infisicalData(f), REDIS_PASSWORD: OLD_REDIS, OLD_KEY: GONE, STRAY_KEY: STRAY },
+        owners: [
+          ['secrets-flow', 'Apply', [...ALL, 'OLD_KEY']],
+          ['kubectl-edit', 'Update', ['STRAY_KEY']],
+        ],
+      },
+    ]);
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--diff'], env);
+    expect(run.stderr).toBe('');
+    expect(run.exitCode).toBe(0);
+    expect(kubectlCalls(f).map((c) => c.argv[0])).toEqual(['get']);
+    const out = run.stdout;
+    expect(out).toContain(
+      'secret  infisical/infisical-secrets: 1 changed, 1 removed, 4 unchanged, 1 kept key(s)',
+    );
+    expect(out).toMatch(
+      /REDIS_PASSWORD \(\d+ chars, hmac:[0-9a-f]{8}\): changed \(was 32 chars, hmac:[0-9a-f]{8}\)/,
+    );
+    expect(out).toMatch(/DB_PASSWORD \(\d+ chars, hmac:[0-9a-f]{8}\) from INFISICAL_DB_PASSWORD: unchanged/);
+    expect(out).toMatch(
+      /OLD_KEY \(32 chars, hmac:[0-9a-f]{8}\): removed \(no longer planned; this tool set it/,
+    );
+    expect(out).toMatch(
+      /STRAY_KEY \(\d+ chars, hmac:[0-9a-f]{8}\): kept \(not planned, but owned by kubectl-edit/,
+    );
+    expect(out).toContain('secret  cert-manager/cloudflare-api-token: will be created');
+    expect(out).toMatch(/CLOUDFLARE_API_TOKEN \(\d+ chars, hmac:[0-9a-f]{8}\): added/);
+    expect(out).toMatch(
+      /^would change 2 of 2 secret\(s\) in 2 namespace\(s\): 1 added, 1 changed, 1 removed, 4 unchanged, 1 kept key\(s\); nothing applied/m,
+    );
+    const canaries = { ...f.values, OLD_REDIS, STRAY, GONE };
+    for (const text of [out, run.stderr]) expect(findLeaks(text, canaries)).toEqual([]);
+
+    const json = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--diff', '--json'], env);
+    expect(json.exitCode).toBe(0);
+    const result = JSON.parse(json.stdout);
+    expect(result).toMatchObject({ ok: true, mode: 'diff', dryRun: false });
+    expect(result.changes).toEqual({
+      added: 1,
+      changed: 1,
+      unchanged: 4,
+      removed: 1,
+      kept: 1,
+      secretsChanging: 2,
+    });
+    const inf = result.objects.find((o: { name: string }) => o.name === 'infisical-secrets');
+    expect(inf.exists).toBe(true);
+    expect(
+      Object.fromEntries(inf.keys.map((k: { name: string; status: string }) => [k.name, k.status])),
+    ).toEqual({
+      DB_PASSWORD: 'unchanged',
+      DB_CONNECTION_URI: 'unchanged',
+      ENCRYPTION_KEY: 'unchanged',
+      AUTH_SECRET: 'unchanged',
+      REDIS_PASSWORD: 'changed',
+      OLD_KEY: 'removed',
+      STRAY_KEY: 'kept',
+    });
+    const redis = inf.keys.find((k: { name: string }) => k.name === 'REDIS_PASSWORD');
+    expect(redis.fingerprint).not.toBe(redis.live.fingerprint);
+    expect(findLeaks(json.stdout + json.stderr, canaries)).toEqual([]);
+  });
+
+  it('a real apply when nothing changed: still applies (labels converge), and says nothing to change', async () => {
+    const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
+    const env = await withLive(f, [
+      {
+        ns: 'infisical',
+        name: 'infisical-secrets',
+        data: infisicalData(f),
+        owners: [['secrets-flow', 'Apply', ALL]],
+      },
+      {
+        ns: 'cert-manager',
+        name: 'cloudflare-api-token',
+        data: { CLOUDFLARE_API_TOKEN: f.values.CLOUDFLARE_API_TOKEN as string },
+        owners: [['secrets-flow', 'Apply', ['CLOUDFLARE_API_TOKEN']]],
+      },
+    ]);
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(kubectlCalls(f).map((c) => c.argv[0])).toEqual(['get', 'apply']);
+    expect(run.stdout).toContain('secret  infisical/infisical-secrets: unchanged');
+    expect(run.stdout).not.toMatch(/: (added|changed|removed)/);
+    expect(run.stdout.trimEnd().split('\n').at(-1)).toBe('nothing to change: 2 secret(s) already up to date');
+    expectNoLeaks(f, run.stdout, run.stderr);
+  });
+
+  it('--dry-run=server: the real apply argv plus --dry-run=server, after the same report', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run=server'], envFor(f));
+    expect(run.exitCode, run.stderr).toBe(0);
+    const calls = kubectlCalls(f);
+    expect(calls.map((c) => c.argv[0])).toEqual(['get', 'apply']);
+    expect(calls[1]?.argv).toEqual([
+      'apply',
+      '--server-side',
+      '--field-manager=secrets-flow',
+      '--force-conflicts',
+      '--dry-run=server',
+      '-f',
+      '-',
+    ]);
+    expect(run.stdout).toContain('[dry run: the API server checks, stores nothing]');
+    expect(run.stdout).toMatch(
+      /^dry run passed \(the API server accepted the apply, stored nothing\): would change 3 of 3/m,
+    );
+    expectNoLeaks(f, run.stdout, run.stderr);
+  });
+
+  it('refuses another --dry-run value, and --diff with --dry-run, with exit 2 before anything runs', async () => {
+    const f = await makeBootstrapFixture();
+    const bad = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run=all'], envFor(f));
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/--dry-run=all is not a dry-run mode: give --dry-run .* or --dry-run=server/);
+    const both = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--diff', '--dry-run'], envFor(f));
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toMatch(/--diff and --dry-run/);
     expect(kubectlCalls(f)).toEqual([]);
   });
 });
@@ -354,7 +567,7 @@ describe('create-bootstrap-secrets refuses bad input with exit 2 and applies not
     expect(warned.stderr).toMatch(
       /^warning: CLOUDFLARE_API_TOKEN: unexpected format: expected .*--strict refuses it/m,
     );
-    expect(kubectlCalls(f)).toHaveLength(1);
+    expect(kubectlCalls(f).map((c) => c.argv[0])).toEqual(['get', 'apply']);
     expectNoLeaks(f, warned.stdout, warned.stderr);
   });
 
