@@ -249,7 +249,7 @@ export interface HostRead {
   /** The rendered config's values by YAML path; undefined when the file is not there. */
   config?: Record<string, string>;
   placements: Placement[];
-  /** Notes for the operator (a config that is not YAML, a template taken from the local bundle). */
+  /** Notes for the operator (a rendered config that is not valid YAML). */
   notes: string[];
 }
 
@@ -270,7 +270,7 @@ async function readBounded(executor: Executor, path: string): Promise<string | u
 }
 
 /**
- * Reads .secrets.env, .env, the rendered NetBird config and its template under `dir`, all over the one
+ * Reads .secrets.env, .env, and the rendered NetBird config under `dir`, all over the one
  * connection `executor` holds, and registers every value read with the redactor.
  */
 export async function readHost(executor: Executor, dir: string): Promise<HostRead> {
