@@ -83,6 +83,10 @@ secrets-recipients *ARGS:
 secrets-where:
     {{tsx}} scripts/secrets.ts where
 
+# Where every value stands, per key and place (cluster Secrets; host files with --host H): in sync / differs / missing
+secrets-status *ARGS:
+    {{tsx}} scripts/secrets.ts status --secrets-file {{secrets_file}} {{ARGS}}
+
 # Edit the SOPS file in $VISUAL/$EDITOR (plaintext only in a 0700 dir in memory; validated; minimal diff)
 secrets-edit *ARGS:
     {{tsx}} scripts/secrets.ts edit --secrets-file {{secrets_file}} {{ARGS}}

@@ -7,11 +7,15 @@
  *   recipients  list, add or remove age recipients (.sops.yaml kept in step)
  *   edit   the decrypted file in $VISUAL/$EDITOR (plaintext only in memory), validated, minimal diff
  *   where  the design page's "What Lives Where" table
+ *   status where every value stands: in sync / differs / missing in the cluster's Secrets and on the host
  */
+import { DEFAULT_BUNDLE_HOST_DIR } from './lib/bifrost/docker.ts';
 import { COMMON_OPTIONS, defineCommand, defineGroup, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
+import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
 import { formatTable } from './lib/format.ts';
+import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
 import {
@@ -306,6 +310,57 @@ const whereCommand = defineCommand({
   run: async (_flags, _positionals, out) => where(out),
 });
 
+const statusCommand = defineCommand({
+  name: `${USAGE} status`,
+  synopsis: '[--secrets-file F] [--context C] [--kubeconfig K] [--no-cluster] [--host H ...] [options]',
+  description: `Where every value of the SOPS file stands, per key and per place that holds it: the bootstrap
+Kubernetes Secrets (one \`kubectl get\`), and with --host the Bifrost host's .secrets.env, .env and
+rendered netbird/config.yaml (one SSH connection). Each row is "in sync", "differs", "missing" (the place
+exists, the name does not), "not deployed" (the Secret or host file does not exist) or "not set" (no
+value in the SOPS file, none deployed). Values are compared in memory; only lengths and keyed
+fingerprints are shown, never a value. The cluster is checked unless --no-cluster; the host only with
+--host.`,
+  options: {
+    ...COMMON_OPTIONS,
+    ...FILE_OPTION,
+    ...SSH_OPTIONS,
+    'from-env': { type: 'boolean' },
+    context: { type: 'string' },
+    kubeconfig: { type: 'string' },
+    'no-cluster': { type: 'boolean' },
+    'remote-dir': { type: 'string' },
+  },
+  aliases: { file: 'secrets-file' },
+  optionsHelp: `${FILE_HELP}
+  --from-env           take the secrets from the environment only
+  --context C          kubeconfig context to read
+  --kubeconfig K       kubeconfig file
+  --no-cluster         do not read the cluster
+${SSH_OPTIONS_HELP}
+  --remote-dir D       the bundle directory on the host (default ${DEFAULT_BUNDLE_HOST_DIR})`,
+  footer: ENVIRONMENT.replace('Environment: ', 'Environment: KUBECTL (kubectl binary), '),
+  exits: {
+    ok: 'everything checked is in sync (or not set on either side)',
+    failed: 'a value differs, is missing, or its place is not deployed',
+    badInput: 'bad input: unreadable SOPS file, no age key, a cluster or host that cannot be reached',
+  },
+  run: async (flags, _positionals, out) => {
+    const { secretsStatus } = await import('./lib/secrets/status.ts');
+    return secretsStatus(
+      {
+        secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+        fromEnv: Boolean(flags['from-env']),
+        ...(flags['no-cluster']
+          ? {}
+          : { cluster: { kubectl: kubectlBinary(), context: flags.context, kubeconfig: flags.kubeconfig } }),
+        ...(flags.host ? { host: { ...flags, host: flags.host } } : {}),
+        remoteDir: flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR,
+      },
+      out,
+    );
+  },
+});
+
 export const command = defineGroup({
   name: USAGE,
   description: "The bootstrap SOPS file's own tooling, all derived from the schema table.",
@@ -335,6 +390,10 @@ export const command = defineGroup({
       summary: 'the decrypted file in $EDITOR (plaintext in memory only), validated',
     },
     where: { command: whereCommand, summary: 'which secret lives where, set when, rotatable or not' },
+    status: {
+      command: statusCommand,
+      summary: 'where every value stands: in sync / differs / missing, never a value',
+    },
   },
   footer: ENVIRONMENT,
 });

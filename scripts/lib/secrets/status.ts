@@ -1,0 +1,496 @@
+/**
+ * `secrets status`: where every value of the SOPS file stands in each place that holds it (the bootstrap
+ * Kubernetes Secrets; the Bifrost host's .secrets.env, .env and rendered netbird/config.yaml). Values are
+ * compared in memory; only states, lengths and keyed fingerprints come out, never a value.
+ *
+ * The comparison (`compareStatus`) is pure. The readers take what each side holds with one `kubectl get`
+ * (live-secrets.ts) and one SSH connection (every host file over its one SFTP session). Host content is
+ * untrusted: each file is size-checked before it is read, no path from the host is used, and every
+ * value read is registered with the redactor before anything is printed.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parse } from 'yaml';
+import { parseEnvFile } from '../bifrost/env-file.ts';
+import { DOT_ENV, SECRETS_ENV } from '../bifrost/host-state.ts';
+import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN } from '../bifrost/plan.ts';
+import { normalizeRemoteDir } from '../bifrost/upload.ts';
+import { EXIT, InputError, WorkError } from '../errors.ts';
+import type { Executor } from '../exec/executor.ts';
+import { LocalExecutor } from '../exec/local.ts';
+import { connectFromFlags, type SshFlags } from '../exec/ssh-cli.ts';
+import { formatTable } from '../format.ts';
+import type { KubectlOptions } from '../kube/kubectl.ts';
+import { readLiveSecrets } from '../kube/live-secrets.ts';
+import { describeKubeTarget, resolveKubeTarget } from '../kube/target.ts';
+import type { Output } from '../output.ts';
+import { fingerprint, hasFingerprintKey, redactor } from '../redact.ts';
+import { FINGERPRINT_KEY, registerSecrets } from './registry.ts';
+import { CONSUMERS, type ConsumerId, namesFor, SECRET_SCHEMA, type SecretUse } from './schema.ts';
+import { loadSecrets } from './source.ts';
+
+/** in sync / differs / missing (the place exists, the name does not) / not deployed (no such place);
+ * `not set`: neither the SOPS file nor the place has a value (an optional key not set yet). */
+export type StatusState = 'in sync' | 'differs' | 'missing' | 'not deployed' | 'not set';
+
+/** States that make `secrets status` exit 1. `not deployed` counts: the value is not where it belongs. */
+export const OUT_OF_SYNC: readonly StatusState[] = ['differs', 'missing', 'not deployed'];
+
+/** The netbird/config.yaml the engine renders on the host (the plan's render step). */
+export const NETBIRD_CONFIG = 'netbird-config';
+
+/** A checked place: a consumer of the schema, or the rendered NetBird config. */
+export type PlaceId = ConsumerId | typeof NETBIRD_CONFIG;
+
+/** What should be where: one name in one place, and the value the SOPS file gives it. */
+export interface Expectation {
+  key: string;
+  place: PlaceId;
+  /** The name the place knows it by (a Secret data key, an env-file name, a YAML path). */
+  name: string;
+  expected: string | undefined;
+}
+
+/** What each place holds, name → value; undefined when the place does not exist at all. */
+export type LivePlaces = ReadonlyMap<PlaceId, Readonly<Record<string, string>> | undefined>;
+
+export interface Seen {
+  length: number;
+  /** Keyed (FINGERPRINT_KEY); absent when the source has no fingerprint key. */
+  fingerprint?: string;
+}
+
+export interface StatusRow {
+  key: string;
+  place: PlaceId;
+  /** Where, for people: "Secret infisical/infisical-secrets", "host .secrets.env". */
+  where: string;
+  name: string;
+  state: StatusState;
+  source?: Seen;
+  live?: Seen;
+}
+
+const seen = (value: string | undefined): Seen | undefined => {
+  if (value === undefined || value === '') return undefined;
+  const fp = fingerprint(value);
+  return fp ? { length: [...value].length, fingerprint: fp } : { length: [...value].length };
+};
+
+/** Compares every expectation with what its place holds. Pure: values in, states and fingerprints out. */
+export function compareStatus(expectations: readonly Expectation[], live: LivePlaces): StatusRow[] {
+  return expectations.map((e) => {
+    const place = live.get(e.place);
+    const actual = place?.[e.name] || undefined;
+    const expected = e.expected || undefined;
+    const state: StatusState =
+      expected === undefined
+        ? actual === undefined
+          ? 'not set'
+          : 'differs'
+        : place === undefined
+          ? 'not deployed'
+          : actual === undefined
+            ? 'missing'
+            : actual === expected
+              ? 'in sync'
+              : 'differs';
+    const row: StatusRow = { key: e.key, place: e.place, where: placeTitle(e.place), name: e.name, state };
+    const source = seen(expected);
+    const held = seen(actual);
+    if (source) row.source = source;
+    if (held) row.live = held;
+    return row;
+  });
+}
+
+export function placeTitle(place: PlaceId): string {
+  if (place === NETBIRD_CONFIG) return `host ${NETBIRD_RENDER.output}`;
+  const info = CONSUMERS[place];
+  if (info.kind === 'k8s-secret') return `Secret ${info.namespace}/${place}`;
+  if (info.kind === 'env-file') return `host ${info.path}`;
+  return info.title;
+}
+
+// ---- what should be where -------------------------------------------------------------------------
+
+export const CLUSTER_PLACES: readonly ConsumerId[] = (Object.keys(CONSUMERS) as ConsumerId[]).filter(
+  (c) => CONSUMERS[c].kind === 'k8s-secret',
+);
+export const HOST_ENV_PLACES: readonly ConsumerId[] = (Object.keys(CONSUMERS) as ConsumerId[]).filter(
+  (c) => CONSUMERS[c].kind === 'env-file',
+);
+
+/** Keys that no checked place holds (operator-only, the suite's own key): listed, not compared. */
+export const UNCHECKED_KEYS: readonly string[] = SECRET_SCHEMA.filter(
+  (s) =>
+    !(s.uses as readonly SecretUse[]).some((u) =>
+      [...CLUSTER_PLACES, ...HOST_ENV_PLACES].includes(u.consumer),
+    ),
+).map((s) => s.key);
+
+/** Every use of a schema key by one of `places`, in schema order, with derived values computed. */
+export function consumerExpectations(
+  values: Readonly<Record<string, string | undefined>>,
+  places: readonly ConsumerId[],
+): Expectation[] {
+  const out: Expectation[] = [];
+  for (const spec of SECRET_SCHEMA) {
+    const value = values[spec.key] || undefined;
+    for (const use of spec.uses as readonly SecretUse[]) {
+      if (!places.includes(use.consumer)) continue;
+      const expected = value === undefined ? undefined : use.derive ? use.derive(value) : value;
+      out.push({ key: spec.key, place: use.consumer, name: use.as, expected });
+    }
+  }
+  return out;
+}
+
+// ---- the NetBird config ---------------------------------------------------------------------------
+
+const NETBIRD_RENDER = (() => {
+  const step = BIFROST_PLAN.find((s) => s.kind === 'render');
+  if (step?.kind !== 'render') throw new Error('the Bifrost plan has no render step');
+  return { template: step.template, output: step.output };
+})();
+
+const LOCAL_TEMPLATE = resolve(
+  import.meta.dirname,
+  '..',
+  '..',
+  '..',
+  'cloud',
+  'bifrost',
+  NETBIRD_RENDER.template,
+);
+
+const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** Where a placeholder sits in the template: the YAML path, and the template string holding it. */
+export interface Placement {
+  placeholder: string;
+  path: (string | number)[];
+  pattern: string;
+}
+
+/** Every `${NAME}` in the template's string scalars, with its path (as the engine's render fills them). */
+export function placementsOf(template: string): Placement[] {
+  const out: Placement[] = [];
+  const walk = (node: unknown, path: (string | number)[]) => {
+    if (typeof node === 'string') {
+      for (const m of node.matchAll(PLACEHOLDER))
+        out.push({ placeholder: m[1] as string, path, pattern: node });
+    } else if (Array.isArray(node)) {
+      for (const [i, n] of node.entries()) walk(n, [...path, i]);
+    } else if (node && typeof node === 'object')
+      for (const [k, v] of Object.entries(node)) walk(v, [...path, k]);
+  };
+  walk(parse(template), []);
+  return out;
+}
+
+export const pathName = (path: readonly (string | number)[]) => path.join('.');
+
+/**
+ * The value each placement has in a rendered config: the whole scalar, or the part matching the
+ * placeholder inside a longer template string. undefined where the path or the surrounding text is gone.
+ */
+export function renderedValues(placements: readonly Placement[], rendered: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of placements) {
+    let node: unknown = rendered;
+    for (const step of p.path)
+      node = node && typeof node === 'object' ? (node as Record<string, unknown>)[step] : undefined;
+    if (typeof node !== 'string') continue;
+    const parts = p.pattern.split(PLACEHOLDER);
+    const names = parts.filter((_, i) => i % 2 === 1);
+    const source = parts
+      .map((part, i) => (i % 2 === 1 ? '([\\s\\S]*?)' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('');
+    const m = new RegExp(`^${source}$`).exec(node);
+    const at = names.indexOf(p.placeholder);
+    if (m && at >= 0 && m[at + 1] !== undefined) out[pathName(p.path)] = m[at + 1] as string;
+  }
+  return out;
+}
+
+/**
+ * The config's expectations: each placeholder's schema key (the engine fills them from .secrets.env, so
+ * its names map back through the schema); NB_IDP_MGMT_TOKEN, minted on the host, against .secrets.env.
+ */
+export function configExpectations(
+  placements: readonly Placement[],
+  values: Readonly<Record<string, string | undefined>>,
+  hostSecretsEnv: ReadonlyMap<string, string> | undefined,
+): Expectation[] {
+  const keyOf = new Map(namesFor('bifrost-secrets-env').map((n) => [n.name, n.key as string]));
+  return placements.map((p) => {
+    const key = keyOf.get(p.placeholder);
+    const expected =
+      key !== undefined
+        ? values[key]
+        : p.placeholder === NB_IDP_MGMT_TOKEN
+          ? hostSecretsEnv?.get(NB_IDP_MGMT_TOKEN)
+          : undefined;
+    return { key: key ?? p.placeholder, place: NETBIRD_CONFIG, name: pathName(p.path), expected };
+  });
+}
+
+// ---- reading the host -----------------------------------------------------------------------------
+
+/** Env files and the NetBird config are a few KiB; anything far larger is not ours to read. */
+export const MAX_HOST_FILE_BYTES = 256 * 1024;
+
+export interface HostRead {
+  where: string;
+  dir: string;
+  secretsEnv?: Map<string, string>;
+  dotEnv?: Map<string, string>;
+  /** The rendered config's values by YAML path; undefined when the file is not there. */
+  config?: Record<string, string>;
+  placements: Placement[];
+  /** Notes for the operator (a rendered config that is not valid YAML). */
+  notes: string[];
+}
+
+async function readBounded(executor: Executor, path: string): Promise<string | undefined> {
+  const st = await executor.files.stat(path);
+  if (st === undefined) return undefined;
+  if (st.size > MAX_HOST_FILE_BYTES) {
+    throw new WorkError(
+      `${executor.where}: ${path} is ${st.size} bytes, over the ${MAX_HOST_FILE_BYTES}-byte limit; not read`,
+      'look at the file on the host: a rendered env file or NetBird config is a few KiB',
+    );
+  }
+  const text = await executor.files.readFile(path);
+  if (text !== undefined && Buffer.byteLength(text) > MAX_HOST_FILE_BYTES) {
+    throw new WorkError(`${executor.where}: ${path} grew past ${MAX_HOST_FILE_BYTES} bytes while read`);
+  }
+  return text;
+}
+
+/**
+ * Reads .secrets.env, .env, and the rendered NetBird config under `dir`, all over the one
+ * connection `executor` holds, and registers every value read with the redactor.
+ */
+export async function readHost(executor: Executor, dir: string): Promise<HostRead> {
+  const [secretsText, dotEnvText, configText] = await Promise.all(
+    [SECRETS_ENV, DOT_ENV, NETBIRD_RENDER.output].map((f) => readBounded(executor, `${dir}/${f}`)),
+  );
+  const read: HostRead = { where: executor.where, dir, placements: [], notes: [] };
+  if (secretsText !== undefined) read.secretsEnv = parseEnvFile(secretsText);
+  if (dotEnvText !== undefined) read.dotEnv = parseEnvFile(dotEnvText);
+  for (const env of [read.secretsEnv, read.dotEnv]) for (const [k, v] of env ?? []) redactor.register(v, k);
+  // Where the placeholders sit comes from the suite's own template (what provision uploads), not from
+  // the host: host content only ever supplies values to compare.
+  read.placements = placementsOf(await readFile(LOCAL_TEMPLATE, 'utf8'));
+  if (configText !== undefined) {
+    let rendered: unknown;
+    try {
+      rendered = parse(configText);
+    } catch {
+      // Nothing of a broken file is shown or kept: its values count as missing.
+      read.notes.push(`${NETBIRD_RENDER.output} on the host is not valid YAML: its values count as missing`);
+      rendered = undefined;
+    }
+    read.config = renderedValues(read.placements, rendered);
+    for (const [path, v] of Object.entries(read.config)) redactor.register(v, path);
+  }
+  return read;
+}
+
+/** The host's places as the comparison takes them. */
+export function hostPlaces(read: HostRead): [PlaceId, Record<string, string> | undefined][] {
+  const obj = (m: Map<string, string> | undefined) => (m ? Object.fromEntries(m) : undefined);
+  return [
+    ['bifrost-secrets-env', obj(read.secretsEnv)],
+    ['bifrost-dot-env', obj(read.dotEnv)],
+    [NETBIRD_CONFIG, read.config],
+  ];
+}
+
+// ---- the command ----------------------------------------------------------------------------------
+
+export interface StatusOptions {
+  secretsFile: string;
+  fromEnv: boolean;
+  /** The cluster to read, or undefined for --no-cluster. */
+  cluster?: KubectlOptions;
+  /** The host to read, or undefined without --host. */
+  host?: SshFlags & { host: string };
+  remoteDir: string;
+}
+
+export interface StatusResult {
+  ok: boolean;
+  source: { kind: string; file?: string };
+  cluster: { checked: true; target: string } | { checked: false; skipped: string };
+  host: { checked: true; where: string; dir: string } | { checked: false; skipped: string };
+  rows: StatusRow[];
+  counts: Record<StatusState, number>;
+  /** Keys no checked place holds (operator-only, the suite's own): not compared. */
+  unchecked: string[];
+  notes: string[];
+}
+
+const showSeen = (s: Seen | undefined) =>
+  s ? `${s.length} chars${s.fingerprint ? ` ${s.fingerprint}` : ''}` : '-';
+
+/** Reads the SOPS file, then the cluster (one kubectl get) and the host (one SSH connection) together. */
+export async function secretsStatus(opts: StatusOptions, out: Output): Promise<number> {
+  if (!opts.cluster && !opts.host) {
+    throw new InputError(
+      'nothing to check: --no-cluster and no --host',
+      'leave out --no-cluster to check the cluster, or give --host H to check the Bifrost host',
+    );
+  }
+  const local = new LocalExecutor();
+  const target = opts.cluster
+    ? resolveKubeTarget({ kubeconfig: opts.cluster.kubeconfig, context: opts.cluster.context })
+    : undefined;
+  const loaded = await loadSecrets({
+    secretsFile: opts.secretsFile,
+    fromEnv: opts.fromEnv,
+    required: [],
+    executor: local,
+  });
+  registerSecrets(loaded.values);
+  for (const warning of loaded.warnings) out.warn(warning);
+  out.info(`source   ${loaded.describe}`);
+  if (!hasFingerprintKey())
+    out.warn(`${FINGERPRINT_KEY} is not in ${loaded.describe}: values are shown by length only`);
+
+  const [clusterRead, hostRead] = await Promise.allSettled([
+    opts.cluster ? readCluster(local, opts.cluster) : Promise.resolve(undefined),
+    opts.host ? readHostOver(opts.host, opts.remoteDir) : Promise.resolve(undefined),
+  ]);
+  if (clusterRead.status === 'rejected') throw clusterRead.reason;
+  if (hostRead.status === 'rejected') throw hostRead.reason;
+
+  const live = new Map<PlaceId, Record<string, string> | undefined>();
+  const expectations: Expectation[] = [];
+  if (clusterRead.value) {
+    for (const [place, data] of clusterRead.value) live.set(place, data);
+    expectations.push(...consumerExpectations(loaded.values, CLUSTER_PLACES));
+  }
+  const host = hostRead.value;
+  if (host) {
+    for (const [place, data] of hostPlaces(host)) live.set(place, data);
+    expectations.push(...consumerExpectations(loaded.values, HOST_ENV_PLACES));
+    expectations.push(...configExpectations(host.placements, loaded.values, host.secretsEnv));
+  }
+  // Per key of the schema, then per place: the order people read the schema in.
+  const order = new Map<string, number>(SECRET_SCHEMA.map((s, i) => [s.key, i]));
+  const rows = compareStatus(
+    expectations
+      .map((e, i) => ({ e, i }))
+      .sort((a, b) => (order.get(a.e.key) ?? 99) - (order.get(b.e.key) ?? 99) || a.i - b.i)
+      .map((x) => x.e),
+    live,
+  );
+
+  const counts = { 'in sync': 0, differs: 0, missing: 0, 'not deployed': 0, 'not set': 0 } as Record<
+    StatusState,
+    number
+  >;
+  for (const r of rows) counts[r.state]++;
+  const notes = host?.notes ?? [];
+  const result: StatusResult = {
+    ok: rows.every((r) => !OUT_OF_SYNC.includes(r.state)),
+    source: { kind: loaded.kind, ...(loaded.file ? { file: loaded.file } : {}) },
+    cluster: opts.cluster
+      ? { checked: true, target: target ? describeKubeTarget(target) : '' }
+      : { checked: false, skipped: '--no-cluster' },
+    host: host
+      ? { checked: true, where: host.where, dir: host.dir }
+      : { checked: false, skipped: 'no --host given' },
+    rows,
+    counts,
+    unchecked: [...UNCHECKED_KEYS],
+    notes,
+  };
+
+  out.info(`cluster  ${result.cluster.checked ? result.cluster.target : 'skipped (--no-cluster)'}`);
+  out.info(`host     ${host ? `${host.where}:${host.dir}` : 'skipped (no --host given)'}\n`);
+  const paint = (cell: string, column: number) =>
+    column !== 3
+      ? cell
+      : cell.startsWith('in sync')
+        ? out.color.green(cell)
+        : cell.startsWith('not set')
+          ? cell
+          : out.color.red(cell);
+  out.info(
+    formatTable(
+      ['key', 'where', 'as', 'state', 'SOPS file', 'deployed'],
+      rows.map((r) => [r.key, r.where, r.name, r.state, showSeen(r.source), showSeen(r.live)]),
+      { paint },
+    ),
+  );
+  for (const note of notes) out.warn(note);
+  out.info(`\nnot compared (no deployed copy): ${UNCHECKED_KEYS.join(', ')}`);
+  const summary = (Object.entries(counts) as [StatusState, number][])
+    .filter(([, n]) => n > 0)
+    .map(([s, n]) => `${n} ${s}`)
+    .join(', ');
+  out.result(result);
+  if (result.ok) {
+    out.info(out.color.green(`${summary || 'nothing checked'}`));
+    return EXIT.ok;
+  }
+  const bad = rows.filter((r) => OUT_OF_SYNC.includes(r.state));
+  const fixes = [
+    ...(bad.some((r) => (CLUSTER_PLACES as readonly PlaceId[]).includes(r.place))
+      ? ['the cluster: create-bootstrap-secrets (just create-secrets)']
+      : []),
+    ...(bad.some((r) => !(CLUSTER_PLACES as readonly PlaceId[]).includes(r.place))
+      ? ['the host: provision-bifrost (just bifrost-up HOST), which renders the NetBird config too']
+      : []),
+  ];
+  out.error(
+    `not in sync: ${summary}`,
+    `if the SOPS file is right, apply it again to ${fixes.join('; to ')}; if the deployed value is the right one, put it into the SOPS file with \`secrets set KEY\``,
+  );
+  return EXIT.failed;
+}
+
+/** The bootstrap Secrets, by place, with one `kubectl get`. A cluster that cannot be read is bad input. */
+async function readCluster(
+  executor: Executor,
+  kubectl: KubectlOptions,
+): Promise<[PlaceId, Record<string, string> | undefined][]> {
+  const refs = CLUSTER_PLACES.map((c) => {
+    const info = CONSUMERS[c];
+    return { namespace: info.kind === 'k8s-secret' ? info.namespace : '', name: c };
+  });
+  let found: Map<string, Record<string, string> | undefined>;
+  try {
+    found = await readLiveSecrets(executor, kubectl, refs);
+  } catch (err) {
+    throw new InputError(
+      `cannot read the cluster's Secrets: ${(err as Error).message}`,
+      `${(err as { hint?: string }).hint ?? 'check --context / --kubeconfig and that the cluster is reachable (kubectl cluster-info)'}; or skip the cluster with --no-cluster`,
+    );
+  }
+  return refs.map((r) => [r.name as PlaceId, found.get(`${r.namespace}/${r.name}`)]);
+}
+
+/** One connection for every host file; a host that cannot be reached is bad input (exit 2). */
+async function readHostOver(flags: SshFlags & { host: string }, remoteDir: string): Promise<HostRead> {
+  const dir = normalizeRemoteDir(remoteDir);
+  let executor: Executor;
+  try {
+    executor = await connectFromFlags(flags);
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError(
+      `cannot reach the host: ${(err as Error).message}`,
+      `${(err as { hint?: string }).hint ?? 'check --host and --port'}; or leave --host out to check the cluster only`,
+    );
+  }
+  try {
+    return await readHost(executor, dir);
+  } finally {
+    await executor.close();
+  }
+}
