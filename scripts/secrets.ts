@@ -315,7 +315,7 @@ const statusCommand = defineCommand({
   synopsis: '[--secrets-file F] [--context C] [--kubeconfig K] [--no-cluster] [--host H ...] [options]',
   description: `Where every value of the SOPS file stands, per key and per place that holds it: the bootstrap
 Kubernetes Secrets (one \`kubectl get\`), and with --host the Bifrost host's .secrets.env, .env and
-rendered netbird/config.yaml (one SSH connection). Each row is "in sync", "differs", "missing" (the place
+rendered netbird/config.yaml (one SSH connection; --host may be repeated). Each row is "in sync", "differs", "missing" (the place
 exists, the name does not), "not deployed" (the Secret or host file does not exist) or "not set" (no
 value in the SOPS file, none deployed). Values are compared in memory; only lengths and keyed
 fingerprints are shown, never a value. The cluster is checked unless --no-cluster; the host only with
@@ -329,6 +329,8 @@ fingerprints are shown, never a value. The cluster is checked unless --no-cluste
     kubeconfig: { type: 'string' },
     'no-cluster': { type: 'boolean' },
     'remote-dir': { type: 'string' },
+    // Several Bifrost hosts may be checked in one run, each over its own single connection.
+    host: { type: 'string', multiple: true },
   },
   aliases: { file: 'secrets-file' },
   optionsHelp: `${FILE_HELP}
@@ -353,7 +355,7 @@ ${SSH_OPTIONS_HELP}
         ...(flags['no-cluster']
           ? {}
           : { cluster: { kubectl: kubectlBinary(), context: flags.context, kubeconfig: flags.kubeconfig } }),
-        ...(flags.host ? { host: { ...flags, host: flags.host } } : {}),
+        hosts: (flags.host ?? []).map((host) => ({ ...flags, host })),
         remoteDir: flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR,
       },
       out,

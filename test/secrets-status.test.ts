@@ -219,7 +219,8 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     expect(run.exitCode).toBe(0);
     const result = JSON.parse(run.stdout);
     expect(result.ok).toBe(true);
-    expect(result.host).toEqual({ checked: false, skipped: 'no --host given' });
+    expect(result.hosts).toEqual([]);
+    expect(result.hostSkipped).toBe('no --host given');
     expect(run.stderr).toContain('host     skipped (no --host given)');
     const rows: Row[] = result.rows;
     expect(rows.map((r) => `${r.place}/${r.name}`)).toEqual([
@@ -402,6 +403,23 @@ describe.skipIf(!sshd)('secrets status: the host', () => {
     expect(rows.length).toBeGreaterThan(0);
     expect(new Set(rows.map((r) => r.state))).toEqual(new Set(['not deployed']));
     expectNoLeaks(f.values, run.stdout, run.stderr);
+  }, 60_000);
+
+  it('--host twice: each host read over its own one connection, its rows named by host', async () => {
+    const f = await fixture();
+    const dir = hostDir(server, root, 'two-hosts', f.values);
+    const before = logins();
+    const run = await status(f, dir, ['--host', server.host]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.hosts.map((h: { host: string }) => h.host)).toEqual([server.host, server.host]);
+    const rows: (Row & { host?: string; where: string })[] = result.rows;
+    const hostRows = rows.filter((r) => r.host !== undefined);
+    expect(hostRows.length).toBeGreaterThan(0);
+    expect(hostRows.length % 2).toBe(0);
+    expect(hostRows.every((r) => r.where.startsWith(`${server.host} `))).toBe(true);
+    expect(await loginsAtLeast(before + 2)).toBe(before + 2);
+    expectNoLeaks({ ...f.values, TOKEN }, run.stdout, run.stderr);
   }, 60_000);
 
   it('an unreachable host: exit 2 with what to do', async () => {

@@ -63,6 +63,8 @@ export interface Seen {
 export interface StatusRow {
   key: string;
   place: PlaceId;
+  /** The host (as given to --host) for a host file's row. */
+  host?: string;
   /** Where, for people: "Secret infisical/infisical-secrets", "host .secrets.env". */
   where: string;
   name: string;
@@ -316,8 +318,8 @@ export interface StatusOptions {
   fromEnv: boolean;
   /** The cluster to read, or undefined for --no-cluster. */
   cluster?: KubectlOptions;
-  /** The host to read, or undefined without --host. */
-  host?: SshFlags & { host: string };
+  /** The hosts to read (--host, repeatable); none without --host. */
+  hosts: (SshFlags & { host: string })[];
   remoteDir: string;
 }
 
@@ -325,7 +327,9 @@ export interface StatusResult {
   ok: boolean;
   source: { kind: string; file?: string };
   cluster: { checked: true; target: string } | { checked: false; skipped: string };
-  host: { checked: true; where: string; dir: string } | { checked: false; skipped: string };
+  /** One entry per --host; empty when none was given (`hostSkipped` says so). */
+  hosts: { host: string; where: string; dir: string }[];
+  hostSkipped?: string;
   rows: StatusRow[];
   counts: Record<StatusState, number>;
   /** Keys no checked place holds (operator-only, the suite's own): not compared. */
@@ -338,7 +342,7 @@ const showSeen = (s: Seen | undefined) =>
 
 /** Reads the SOPS file, then the cluster (one kubectl get) and the host (one SSH connection) together. */
 export async function secretsStatus(opts: StatusOptions, out: Output): Promise<number> {
-  if (!opts.cluster && !opts.host) {
+  if (!opts.cluster && opts.hosts.length === 0) {
     throw new InputError(
       'nothing to check: --no-cluster and no --host',
       'leave out --no-cluster to check the cluster, or give --host H to check the Bifrost host',
@@ -360,50 +364,53 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
   if (!hasFingerprintKey())
     out.warn(`${FINGERPRINT_KEY} is not in ${loaded.describe}: values are shown by length only`);
 
-  const [clusterRead, hostRead] = await Promise.allSettled([
+  // Every side at once: the cluster (one kubectl get) and each host (one SSH connection each); all settle
+  // before a failure is reported, so that no connection is left open behind it.
+  const [clusterRead, ...hostReads] = await Promise.allSettled([
     opts.cluster ? readCluster(local, opts.cluster) : Promise.resolve(undefined),
-    opts.host ? readHostOver(opts.host, opts.remoteDir) : Promise.resolve(undefined),
+    ...opts.hosts.map((h) => readHostOver(h, opts.remoteDir)),
   ]);
-  if (clusterRead.status === 'rejected') throw clusterRead.reason;
-  if (hostRead.status === 'rejected') throw hostRead.reason;
+  for (const r of [clusterRead, ...hostReads]) if (r?.status === 'rejected') throw r.reason;
+  const hosts = hostReads.map((r) => (r as PromiseFulfilledResult<HostRead>).value);
 
-  const live = new Map<PlaceId, Record<string, string> | undefined>();
-  const expectations: Expectation[] = [];
-  if (clusterRead.value) {
-    for (const [place, data] of clusterRead.value) live.set(place, data);
-    expectations.push(...consumerExpectations(loaded.values, CLUSTER_PLACES));
-  }
-  const host = hostRead.value;
-  if (host) {
-    for (const [place, data] of hostPlaces(host)) live.set(place, data);
-    expectations.push(...consumerExpectations(loaded.values, HOST_ENV_PLACES));
-    expectations.push(...configExpectations(host.placements, loaded.values, host.secretsEnv));
+  const unsorted: StatusRow[] = [];
+  const cluster = clusterRead?.status === 'fulfilled' ? clusterRead.value : undefined;
+  if (cluster)
+    unsorted.push(...compareStatus(consumerExpectations(loaded.values, CLUSTER_PLACES), new Map(cluster)));
+  for (const [i, host] of hosts.entries()) {
+    const name = opts.hosts[i]?.host ?? host.where;
+    const expectations = [
+      ...consumerExpectations(loaded.values, HOST_ENV_PLACES),
+      ...configExpectations(host.placements, loaded.values, host.secretsEnv),
+    ];
+    for (const row of compareStatus(expectations, new Map(hostPlaces(host))))
+      unsorted.push({
+        ...row,
+        host: name,
+        where: hosts.length > 1 ? row.where.replace(/^host /, `${name} `) : row.where,
+      });
   }
   // Per key of the schema, then per place: the order people read the schema in.
   const order = new Map<string, number>(SECRET_SCHEMA.map((s, i) => [s.key, i]));
-  const rows = compareStatus(
-    expectations
-      .map((e, i) => ({ e, i }))
-      .sort((a, b) => (order.get(a.e.key) ?? 99) - (order.get(b.e.key) ?? 99) || a.i - b.i)
-      .map((x) => x.e),
-    live,
-  );
+  const rows = unsorted
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => (order.get(a.r.key) ?? 99) - (order.get(b.r.key) ?? 99) || a.i - b.i)
+    .map((x) => x.r);
 
   const counts = { 'in sync': 0, differs: 0, missing: 0, 'not deployed': 0, 'not set': 0 } as Record<
     StatusState,
     number
   >;
   for (const r of rows) counts[r.state]++;
-  const notes = host?.notes ?? [];
+  const notes = hosts.flatMap((h) => (hosts.length > 1 ? h.notes.map((n) => `${h.where}: ${n}`) : h.notes));
   const result: StatusResult = {
     ok: rows.every((r) => !OUT_OF_SYNC.includes(r.state)),
     source: { kind: loaded.kind, ...(loaded.file ? { file: loaded.file } : {}) },
     cluster: opts.cluster
       ? { checked: true, target: target ? describeKubeTarget(target) : '' }
       : { checked: false, skipped: '--no-cluster' },
-    host: host
-      ? { checked: true, where: host.where, dir: host.dir }
-      : { checked: false, skipped: 'no --host given' },
+    hosts: hosts.map((h, i) => ({ host: opts.hosts[i]?.host ?? h.where, where: h.where, dir: h.dir })),
+    ...(hosts.length === 0 ? { hostSkipped: 'no --host given' } : {}),
     rows,
     counts,
     unchecked: [...UNCHECKED_KEYS],
@@ -411,7 +418,11 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
   };
 
   out.info(`cluster  ${result.cluster.checked ? result.cluster.target : 'skipped (--no-cluster)'}`);
-  out.info(`host     ${host ? `${host.where}:${host.dir}` : 'skipped (no --host given)'}\n`);
+  out.info(
+    hosts.length
+      ? `${hosts.map((h) => `host     ${h.where}:${h.dir}`).join('\n')}\n`
+      : 'host     skipped (no --host given)\n',
+  );
   const paint = (cell: string, column: number) =>
     column !== 3
       ? cell
@@ -444,7 +455,9 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
       ? ['the cluster: create-bootstrap-secrets (just create-secrets)']
       : []),
     ...(bad.some((r) => !(CLUSTER_PLACES as readonly PlaceId[]).includes(r.place))
-      ? ['the host: provision-bifrost (just bifrost-up HOST), which renders the NetBird config too']
+      ? [
+          `the host${hosts.length > 1 ? 's' : ''}: provision-bifrost (just bifrost-up HOST), which renders the NetBird config too`,
+        ]
       : []),
   ];
   out.error(
