@@ -16,6 +16,12 @@ export interface Command {
   timeoutMs?: number;
   /** Streams output as it arrives (the result still carries all of it). */
   onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
+  /**
+   * Ends a long-running command (`docker events`) on purpose: the process is stopped (locally its process
+   * tree; over SSH the remote process is signalled and the channel closed) and `run` resolves with what
+   * came so far. Nothing of it is left running on either side.
+   */
+  signal?: AbortSignal;
 }
 
 export interface CommandResult {
