@@ -29,7 +29,8 @@ export function isHostGenerated(rel: string): boolean {
 }
 
 export interface BundleState {
-  services: Record<string, { inputs: string }>;
+  /** `definition` (definitionHash) is absent in states written before it was recorded. */
+  services: Record<string, { inputs: string; definition?: string }>;
 }
 
 export interface ComposeService {
@@ -123,6 +124,29 @@ export class Bundle {
       h.update(`${rel}\0${content ?? '<none>'}\0`);
     }
     return h.digest('hex');
+  }
+
+  /**
+   * A digest of what compose builds the service's container from: its definition in the compose file and
+   * the .env its `${VAR}`s are filled from. With inputsHash unchanged too, `compose up` would change
+   * nothing, so a running, healthy container needs no docker call at all.
+   */
+  async definitionHash(service: string): Promise<string> {
+    const def = (await this.services())[service] ?? {};
+    const dotEnv = await this.read('.env').catch(() => undefined);
+    return createHash('sha256')
+      .update(`${JSON.stringify(def)}\0${dotEnv ?? '<none>'}`)
+      .digest('hex');
+  }
+
+  /** Whether the compose file gives the service a healthcheck; undefined: it does not say (the image may). */
+  async hasHealthcheck(service: string): Promise<boolean | undefined> {
+    const check = (
+      (await this.services())[service] as { healthcheck?: { disable?: boolean; test?: unknown } }
+    )?.healthcheck;
+    if (!check) return undefined;
+    const test = Array.isArray(check.test) ? check.test[0] : check.test;
+    return !(check.disable === true || test === 'NONE');
   }
 
   async loadState(): Promise<BundleState> {

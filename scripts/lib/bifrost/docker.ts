@@ -48,6 +48,31 @@ export function logsArgv(cli: DockerCli, container: string, tail: number): strin
   return [cli.docker, 'logs', '--tail', String(tail), container];
 }
 
+/**
+ * One `docker events` stream for `containers`: their start, die and health changes, one JSON object a
+ * line. `--until` bounds it even if stopping it fails: a duration is taken from the host's own clock, and
+ * a negative one lies ahead (docker's GetTimestamp: reference minus the duration), so no clock skew
+ * between this machine and the host matters. `event=health_status` matches `health_status: healthy` and
+ * `health_status: unhealthy` (moby's filter matches that event by prefix).
+ */
+export function eventsArgv(
+  cli: DockerCli,
+  containers: readonly string[],
+  opts: { untilSeconds: number },
+): string[] {
+  return [
+    cli.docker,
+    'events',
+    '--format',
+    '{{json .}}',
+    '--filter',
+    'type=container',
+    ...['start', 'die', 'health_status'].flatMap((e) => ['--filter', `event=${e}`]),
+    ...containers.flatMap((c) => ['--filter', `container=${c}`]),
+    `--until=-${Math.ceil(opts.untilSeconds)}s`,
+  ];
+}
+
 export interface ContainerState {
   id: string;
   status: string;

@@ -12,9 +12,21 @@ import { describeSecret, redactor } from '../redact.ts';
 import { InterruptedError, runContext, stoppableSleep } from '../run-context.ts';
 import { namesFor } from '../secrets/schema.ts';
 import { Bundle, type BundleState } from './bundle.ts';
-import { composeVersionArgv, type DockerCli, execArgv, logsArgv, runArgv, upArgv } from './docker.ts';
+import {
+  type ContainerState,
+  composeVersionArgv,
+  type DockerCli,
+  eventsArgv,
+  execArgv,
+  inspectContainers,
+  isReady,
+  logsArgv,
+  runArgv,
+  upArgv,
+} from './docker.ts';
 import { formatEnvFile, parseEnvFile, upsertEnvLine } from './env-file.ts';
-import { DeadlineError, HealthWatcher, StoppedError } from './health.ts';
+import { ContainerFailedError, EventWatcher } from './events.ts';
+import { DeadlineError, StoppedError } from './health.ts';
 import {
   BIFROST_PLAN,
   CONFIG_PLACEHOLDERS,
@@ -31,8 +43,10 @@ export interface EngineOptions {
   cli: DockerCli;
   out: Output;
   plan?: readonly PlanStep[];
-  /** A health poll (one `docker inspect` of every container waited on) starts this often. */
+  /** When docker events cannot be streamed: a health poll (one `docker inspect`) starts this often. */
   pollIntervalMs?: number;
+  /** A waited-on container whose events have been quiet this long is inspected once (default 15 s). */
+  reconcileMs?: number;
   /** Multiplies every deadline and backoff (default: SECRETS_FLOW_TIME_SCALE, else 1). */
   timeScale?: number;
   cloudInitTimeoutSec?: number;
@@ -75,7 +89,7 @@ class Engine {
   private readonly plan: readonly PlanStep[];
   private readonly bundle: Bundle;
   private readonly scale: number;
-  private readonly watcher: HealthWatcher;
+  private watcher!: EventWatcher;
   private readonly ups: UpBatcher;
   private secrets = new Map<string, string>();
   private state: BundleState = { services: {} };
@@ -89,16 +103,6 @@ class Engine {
     this.plan = opts.plan ?? BIFROST_PLAN;
     this.bundle = new Bundle(opts.executor.files, opts.cli.dir);
     this.scale = opts.timeScale ?? timeScaleFromEnv();
-    this.watcher = new HealthWatcher(opts.executor, opts.cli, opts.pollIntervalMs ?? 50);
-    // Progress on long waits: one line per container every 15 s while it is not ready.
-    const lastShown = new Map<string, number>();
-    this.watcher.onState = (name, state, waitedMs) => {
-      const shown = lastShown.get(name) ?? 0;
-      if (waitedMs - shown < 15_000) return;
-      lastShown.set(name, waitedMs);
-      const health = state ? `${state.status}, health ${state.health}` : 'no container yet';
-      this.out.info(`wait   ${name}: ${health} (${Math.round(waitedMs / 1000)} s)`);
-    };
     this.ups = new UpBatcher((services, forceRecreate) =>
       this.run$(upArgv(opts.cli, services, { forceRecreate }), { timeoutMs: 300_000 }),
     );
@@ -115,7 +119,14 @@ class Engine {
 
   async run(): Promise<EngineResult> {
     await this.preflight();
-    await this.schedule();
+    try {
+      await this.listen();
+      await this.schedule();
+    } finally {
+      // Every path (done, failed, interrupted, dropped): the stream ends and no docker process is left.
+      this.watcher?.stop();
+      await this.watcher?.drain();
+    }
     await Promise.all(this.saves);
     // Interrupted, or the connection dropped: the steps cut short are "not run", and the caller reports
     // the interrupt or the drop (with its phase), not a step failure.
@@ -224,6 +235,51 @@ class Engine {
     );
   }
 
+  // ---- listening --------------------------------------------------------------------------------
+
+  /** The plan's containers, watched through one docker events stream opened before the first up. */
+  private async listen(): Promise<void> {
+    const names = [...new Set(this.plan.flatMap((s) => (s.kind === 'service' ? [s.service] : [])))];
+    const healthchecks = new Map(
+      await Promise.all(names.map(async (n) => [n, await this.bundle.hasHealthcheck(n)] as const)),
+    );
+    const bound = this.plan.reduce((sum, s) => sum + s.deadlineSec, 0) * this.scale;
+    this.watcher = new EventWatcher(this.opts.executor, this.opts.cli, names, {
+      healthcheck: (n) => healthchecks.get(n),
+      maxSeconds: bound + 600,
+      warn: (line) => this.out.warn(line),
+      reconcileMs: this.opts.reconcileMs,
+      pollIntervalMs: this.opts.pollIntervalMs,
+    });
+    // Progress on long waits: one line per container every 15 s while it is not ready.
+    const lastShown = new Map<string, number>();
+    this.watcher.onState = (name, state, waitedMs) => {
+      const shown = lastShown.get(name) ?? 0;
+      if (waitedMs - shown < 15_000) return;
+      lastShown.set(name, waitedMs);
+      const health = state ? `${state.status}, health ${state.health}` : 'no container yet';
+      this.out.info(`wait   ${name}: ${health} (${Math.round(waitedMs / 1000)} s)`);
+    };
+    this.out.detail(
+      `$ ${formatCommand(eventsArgv(this.opts.cli, names, { untilSeconds: bound + 600 }))} (until the run ends)`,
+    );
+    await this.watcher.start();
+  }
+
+  /** Up to date: the definition and inputs recorded when it last came up, and running and healthy now. */
+  private async upToDate(service: string): Promise<{ inputs: string; definition: string; current: boolean }> {
+    const [inputs, definition] = await Promise.all([
+      this.bundle.inputsHash(service),
+      this.bundle.definitionHash(service),
+    ]);
+    const recorded = this.state.services[service];
+    const current =
+      recorded?.inputs === inputs &&
+      recorded.definition === definition &&
+      isReady(this.watcher.current(service));
+    return { inputs, definition, current };
+  }
+
   // ---- scheduling -------------------------------------------------------------------------------
 
   /** Starts every step whose prerequisites are done; stops starting new ones after a failure. */
@@ -247,8 +303,6 @@ class Engine {
       if (running.size === 0) break;
       await Promise.race(running.values());
     }
-    this.watcher.stop();
-    await this.watcher.drain();
   }
 
   private gatedOut(step: PlanStep): boolean {
@@ -297,7 +351,7 @@ class Engine {
       case 'service':
         return this.startService(step.service, step.deadlineSec);
       case 'run':
-        return this.runOnce(step.service, step.args, step.deadlineSec);
+        return this.runOnce(step.service, step.args, step.deadlineSec, step.currentWith ?? []);
       case 'token':
         return this.mintToken(step.container, step.deadlineSec);
       case 'render':
@@ -309,8 +363,15 @@ class Engine {
 
   private async startService(service: string, deadlineSec: number): Promise<string> {
     let inputs: string;
+    let definition: string;
     try {
-      inputs = await this.bundle.inputsHash(service);
+      const now = await this.upToDate(service);
+      ({ inputs, definition } = now);
+      if (now.current) {
+        // Nothing compose would change and the container is healthy: no docker call at all.
+        this.ups.withdraw();
+        return 'up to date and healthy; left alone';
+      }
     } catch (err) {
       this.ups.withdraw();
       throw err;
@@ -322,6 +383,8 @@ class Engine {
     const recreate = recorded !== inputs;
     const why = recorded === undefined ? '' : recreate ? ' (recreate: its config or env file changed)' : '';
     this.out.info(`start  ${service}${why}`);
+    // A new container comes from this up: until its start event, the old one's events do not count.
+    if (recreate || !this.watcher.current(service)) this.watcher.expectStart(service);
     const up = await this.ups.request(service, recreate);
     if (up.exitCode !== 0) {
       throw new StepFailure(
@@ -333,10 +396,11 @@ class Engine {
     try {
       await this.watcher.waitReady(service, deadlineSec * 1000 * this.scale);
     } catch (err) {
-      if (err instanceof DeadlineError) throw await this.deadlineFailure(service, deadlineSec, err);
+      if (err instanceof DeadlineError || err instanceof ContainerFailedError)
+        throw await this.waitFailure(service, deadlineSec, err);
       throw err;
     }
-    this.state.services[service] = { inputs };
+    this.state.services[service] = { inputs, definition };
     // Saved in the background (saves are queued): dependents need not wait for the disk.
     const save = this.bundle.saveState(this.state);
     // Awaited at the end of the run; until then a failed save (a dropped connection) must not count as
@@ -347,15 +411,26 @@ class Engine {
     return `${recorded !== undefined && recreate ? 'recreated, ' : ''}healthy after ${waited} s`;
   }
 
-  private async deadlineFailure(
+  /** A wait that ended badly: the deadline passed, or the container died or turned unhealthy. */
+  private async waitFailure(
     service: string,
     deadlineSec: number,
-    err: DeadlineError,
+    err: DeadlineError | ContainerFailedError,
   ): Promise<StepFailure> {
-    const logs = await this.run$(logsArgv(this.opts.cli, service, 30), { timeoutMs: 30_000 });
-    const state = err.last;
+    // Its last log lines, and its health-check log as docker holds it now (events carry neither).
+    const [logs, inspected] = await Promise.all([
+      this.run$(logsArgv(this.opts.cli, service, 30), { timeoutMs: 30_000 }),
+      inspectContainers(this.opts.executor, this.opts.cli, [service]).catch(
+        () => new Map<string, ContainerState>(),
+      ),
+    ]);
+    const state = inspected.get(service) ?? err.last;
+    const what =
+      err instanceof ContainerFailedError
+        ? `${err.message}, before it was healthy (reported at once, not at its ${deadlineSec * this.scale} s deadline)`
+        : `${service} did not become healthy within ${deadlineSec * this.scale} s`;
     const lines = [
-      `${service} did not become healthy within ${deadlineSec * this.scale} s (state: ${state ? `${state.status}, health ${state.health}` : 'no container'})`,
+      `${what} (state: ${state ? `${state.status}, health ${state.health}` : 'no container'})`,
       'last log lines:',
       ...(logs.stdout + logs.stderr)
         .trim()
@@ -370,7 +445,17 @@ class Engine {
     );
   }
 
-  private async runOnce(service: string, args: readonly string[], deadlineSec: number): Promise<string> {
+  private async runOnce(
+    service: string,
+    args: readonly string[],
+    deadlineSec: number,
+    currentWith: readonly string[],
+  ): Promise<string> {
+    if (currentWith.length > 0) {
+      const states = await Promise.all(currentWith.map((s) => this.upToDate(s)));
+      if (states.every((s) => s.current))
+        return `not needed: ${currentWith.join(', ')} up to date and healthy`;
+    }
     this.out.info(`run    ${service} ${args.join(' ')}`);
     const r = await this.run$(runArgv(this.opts.cli, service, args), {
       timeoutMs: deadlineSec * 1000 * this.scale,

@@ -26,8 +26,12 @@ interface StepBase {
 export type PlanStep =
   /** `COMPOSE up -d --no-deps SERVICE`, then wait until healthy. */
   | (StepBase & { kind: 'service'; service: string })
-  /** `COMPOSE run --rm --no-deps SERVICE ARGS…`: a one-off command that must exit 0. */
-  | (StepBase & { kind: 'run'; service: string; args: string[] })
+  /**
+   * `COMPOSE run --rm --no-deps SERVICE ARGS…`: a one-off command that must exit 0. Not run when every
+   * service of `currentWith` is up to date (same definition and inputs as recorded, running and healthy):
+   * migrations for the image that runs have been applied.
+   */
+  | (StepBase & { kind: 'run'; service: string; args: string[]; currentWith?: string[] })
   /** Mint netbird-mgmt-token with `ak shell` and store it as NB_IDP_MGMT_TOKEN. */
   | (StepBase & { kind: 'token'; container: string })
   /** Render netbird/config.yaml from its template. */
@@ -57,6 +61,7 @@ export const BIFROST_PLAN: readonly PlanStep[] = [
     kind: 'run',
     service: 'authentik-server',
     args: ['migrate'],
+    currentWith: ['authentik-server', 'authentik-worker'],
     after: ['authentik-postgres'],
     deadlineSec: 600,
   },

@@ -1,0 +1,356 @@
+/**
+ * Waiting for containers by listening: one `docker events` stream per run (start / die / health_status of
+ * the plan's containers), opened before the first `compose up`, read line by line as JSON. One
+ * `docker inspect` after it is open covers what already ran before it; the stream covers the rest.
+ *
+ * What a container's events mean is kept per container name:
+ * - `start` adopts the event's container id (a recreated container has a new one) as running, health
+ *   `starting` when its service has a healthcheck, `none` (ready) when it has none;
+ * - `health_status: healthy|unhealthy` of that id sets its health; unhealthy fails its wait at once;
+ * - `die` of that id is confirmed with one inspect (compose recreating it dies the old one first), then
+ *   fails its wait at once, naming the exit code;
+ * - before a recreating `up` (`expectStart`) the old instance's events no longer count, and the wait
+ *   holds until the new instance's `start`.
+ *
+ * Each wait keeps its own deadline. A container whose events stop coming for `reconcileMs` is inspected
+ * once (a missed event costs at most that); when the stream cannot be opened or ends early, the watcher
+ * says so once and polls instead (health.ts). The stream is stopped when the run ends, on every path.
+ */
+import type { Executor } from '../exec/executor.ts';
+import { runContext } from '../run-context.ts';
+import { type ContainerState, type DockerCli, eventsArgv, inspectContainers, isReady } from './docker.ts';
+import { DeadlineError, HealthWatcher, StoppedError } from './health.ts';
+
+/** A wait ended early: the container died, or its healthcheck says unhealthy. */
+export class ContainerFailedError extends Error {
+  constructor(
+    readonly container: string,
+    readonly reason: 'died' | 'unhealthy',
+    readonly last: ContainerState | undefined,
+    readonly exitCode?: number,
+  ) {
+    super(
+      reason === 'died'
+        ? `${container} exited${exitCode === undefined ? '' : ` with code ${exitCode}`} while it was awaited`
+        : `${container} turned unhealthy`,
+    );
+  }
+}
+
+/** One line of `docker events --format '{{json .}}'`, the fields used here. */
+export interface DockerEvent {
+  id: string;
+  /** `start`, `die`, `health_status: healthy`, … */
+  action: string;
+  name: string;
+  exitCode?: number;
+}
+
+/** Parses one event line; undefined for anything that is not a container event with a name. */
+export function parseEventLine(line: string): DockerEvent | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const e = raw as {
+    Type?: string;
+    Action?: string;
+    status?: string;
+    id?: string;
+    Actor?: { ID?: string; Attributes?: Record<string, string> };
+  };
+  if (e.Type !== undefined && e.Type !== 'container') return undefined;
+  const action = e.Action ?? e.status;
+  const id = e.Actor?.ID ?? e.id;
+  const name = e.Actor?.Attributes?.name;
+  if (!action || !id || !name) return undefined;
+  const code = Number(e.Actor?.Attributes?.exitCode);
+  return { id, action, name, ...(Number.isInteger(code) ? { exitCode: code } : {}) };
+}
+
+interface Tracked {
+  state?: ContainerState;
+  /** A recreating `up` was issued: only a `start` (a new instance) counts until it comes. */
+  awaitingStart: boolean;
+  /** Confirmed dead (the die was not compose replacing it). */
+  died?: { exitCode?: number };
+  lastEventAt: number;
+}
+
+interface Waiter {
+  name: string;
+  started: number;
+  deadline: number;
+  timer: NodeJS.Timeout;
+  resolve: (s: ContainerState) => void;
+  reject: (e: Error) => void;
+}
+
+export interface EventWatcherOptions {
+  /** Whether each container's service defines a healthcheck (from the compose file). */
+  healthcheck: (name: string) => boolean | undefined;
+  /** How long the stream may run at the most, a bound in case stopping it fails (seconds). */
+  maxSeconds: number;
+  /** Said once when falling back to polling. */
+  warn: (line: string) => void;
+  /** Inspect a waited-on container whose events have been quiet this long (a missed event's cost). */
+  reconcileMs?: number;
+  pollIntervalMs?: number;
+}
+
+export class EventWatcher {
+  private readonly tracked = new Map<string, Tracked>();
+  private waiters: Waiter[] = [];
+  private readonly abort = new AbortController();
+  private stream: Promise<unknown> | undefined;
+  private streaming = false;
+  private stopped = false;
+  private polling: HealthWatcher | undefined;
+  private buffered = '';
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private offStop: (() => void) | undefined;
+  /** Called with every state seen, for progress lines. */
+  onState?: (name: string, state: ContainerState | undefined, waitedMs: number) => void;
+
+  constructor(
+    private readonly executor: Executor,
+    private readonly cli: DockerCli,
+    private readonly names: readonly string[],
+    private readonly opts: EventWatcherOptions,
+  ) {}
+
+  /** Opens the stream, then inspects every container once: what was running before the stream began. */
+  async start(): Promise<ReadonlyMap<string, ContainerState>> {
+    this.offStop = runContext.onStop(() => this.stop());
+    this.streaming = true;
+    this.stream = this.executor
+      .run({
+        argv: eventsArgv(this.cli, this.names, { untilSeconds: this.opts.maxSeconds }),
+        signal: this.abort.signal,
+        onOutput: (chunk, stream) => {
+          if (stream === 'stdout') this.feed(chunk);
+        },
+      })
+      .then(
+        (r) => this.streamEnded(r.spawnError ?? (r.stderr.trim().split('\n').at(-1) || `exit ${r.exitCode}`)),
+        (err: Error) => this.streamEnded(err.message),
+      );
+    const states = await this.inspect(this.names);
+    for (const [name, state] of states) this.track(name).state ??= state;
+    return states;
+  }
+
+  /** The state the watcher holds for a container (from the first inspect, then its events). */
+  current(name: string): ContainerState | undefined {
+    const t = this.tracked.get(name);
+    return t && !t.awaitingStart && !t.died ? t.state : undefined;
+  }
+
+  /** Before an `up` that recreates (or creates) the container: only its new instance counts. */
+  expectStart(name: string): void {
+    const t = this.track(name);
+    t.awaitingStart = true;
+    t.died = undefined;
+  }
+
+  waitReady(name: string, deadlineMs: number): Promise<ContainerState> {
+    if (this.polling) return this.polling.waitReady(name, deadlineMs);
+    return new Promise((resolve, reject) => {
+      if (this.stopped) return reject(new StoppedError());
+      const started = Date.now();
+      const waiter: Waiter = {
+        name,
+        started,
+        deadline: started + deadlineMs,
+        resolve,
+        reject,
+        timer: setTimeout(() => this.expire(waiter), deadlineMs),
+      };
+      this.waiters.push(waiter);
+      this.track(name).lastEventAt = Date.now();
+      this.ensureReconcile();
+      this.settle(name);
+    });
+  }
+
+  /** Ends the stream and every wait (StoppedError); idempotent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.offStop?.();
+    clearInterval(this.reconcileTimer);
+    this.abort.abort();
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(new StoppedError());
+    }
+    this.polling?.stop();
+  }
+
+  /** Resolves once the stream and every inspect have ended: nothing is left running. */
+  async drain(): Promise<void> {
+    await this.stream;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.polling?.drain();
+  }
+
+  // ---- events -------------------------------------------------------------------------------------
+
+  private track(name: string): Tracked {
+    let t = this.tracked.get(name);
+    if (!t) {
+      t = { awaitingStart: false, lastEventAt: Date.now() };
+      this.tracked.set(name, t);
+    }
+    return t;
+  }
+
+  private feed(chunk: string): void {
+    this.buffered += chunk;
+    let nl = this.buffered.indexOf('\n');
+    while (nl >= 0) {
+      const line = this.buffered.slice(0, nl);
+      this.buffered = this.buffered.slice(nl + 1);
+      const event = parseEventLine(line);
+      if (event && this.names.includes(event.name)) this.apply(event);
+      nl = this.buffered.indexOf('\n');
+    }
+  }
+
+  private apply(e: DockerEvent): void {
+    const t = this.track(e.name);
+    t.lastEventAt = Date.now();
+    if (e.action === 'start') {
+      const has = this.opts.healthcheck(e.name);
+      t.awaitingStart = false;
+      t.died = undefined;
+      t.state = {
+        id: e.id,
+        status: 'running',
+        health: has === false ? 'none' : 'starting',
+        healthLog: [],
+      };
+      // A service the compose file gives no healthcheck may still have one from its image: ask once.
+      if (has === undefined) this.refresh([e.name]);
+    } else if (t.awaitingStart || t.state?.id !== e.id) {
+      // The old instance of a container being recreated, or an instance already replaced.
+      return;
+    } else if (e.action.startsWith('health_status:')) {
+      const health = e.action.slice('health_status:'.length).trim();
+      if (health === 'healthy' || health === 'unhealthy' || health === 'starting')
+        t.state = { ...t.state, health };
+    } else if (e.action === 'die') {
+      t.state = { ...t.state, status: 'exited' };
+      // compose replacing a container dies the old one first: dead only if no new one runs by its name.
+      this.refresh([e.name], e.exitCode === undefined ? {} : { exitCode: e.exitCode });
+      return;
+    }
+    this.settle(e.name);
+  }
+
+  /** Resolves or rejects the waits on `name` by what is known of it now. */
+  private settle(name: string): void {
+    const t = this.tracked.get(name);
+    if (!t || t.awaitingStart) return;
+    for (const w of this.waiters.filter((x) => x.name === name)) {
+      this.onState?.(name, t.state, Date.now() - w.started);
+      if (isReady(t.state)) this.finish(w, () => w.resolve(t.state as ContainerState));
+      else if (t.died)
+        this.finish(w, () => w.reject(new ContainerFailedError(name, 'died', t.state, t.died?.exitCode)));
+      else if (t.state?.health === 'unhealthy')
+        this.finish(w, () => w.reject(new ContainerFailedError(name, 'unhealthy', t.state)));
+    }
+  }
+
+  private finish(w: Waiter, done: () => void): void {
+    clearTimeout(w.timer);
+    this.waiters = this.waiters.filter((x) => x !== w);
+    done();
+  }
+
+  private expire(w: Waiter): void {
+    const t = this.tracked.get(w.name);
+    this.finish(w, () => w.reject(new DeadlineError(w.name, t?.awaitingStart ? undefined : t?.state)));
+  }
+
+  // ---- inspect: the first look, a die's confirmation, a quiet container --------------------------
+
+  private inspect(names: readonly string[]): Promise<Map<string, ContainerState>> {
+    const p = inspectContainers(this.executor, this.cli, names);
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p)).catch(() => {});
+    return p;
+  }
+
+  /**
+   * Inspects `names` and takes what it shows as their state: a container that is not running (after a
+   * die, or found so by a reconcile) has died; one running under a new id was recreated.
+   */
+  private refresh(names: string[], die?: { exitCode?: number }): void {
+    if (this.stopped) return;
+    this.inspect(names).then(
+      (states) => {
+        for (const name of names) {
+          const t = this.track(name);
+          const seen = states.get(name);
+          // Still waiting for the new instance of a recreated container, and this is not it.
+          if (t.awaitingStart && (!seen || seen.id === t.state?.id)) continue;
+          t.awaitingStart = false;
+          t.state = seen;
+          t.died = seen?.status === 'running' ? undefined : (die ?? {});
+          this.settle(name);
+        }
+      },
+      () => {
+        // An inspect that fails changes nothing: the deadline still holds.
+      },
+    );
+  }
+
+  private ensureReconcile(): void {
+    const every = this.opts.reconcileMs ?? 15_000;
+    this.reconcileTimer ??= setInterval(
+      () => {
+        const now = Date.now();
+        const quiet = [
+          ...new Set(
+            this.waiters
+              .map((w) => w.name)
+              .filter((n) => now - (this.tracked.get(n)?.lastEventAt ?? 0) >= every),
+          ),
+        ];
+        if (quiet.length === 0) return;
+        for (const n of quiet) this.track(n).lastEventAt = now;
+        this.refresh(quiet);
+      },
+      Math.max(50, Math.floor(every / 4)),
+    );
+    this.reconcileTimer.unref();
+  }
+
+  // ---- losing the stream --------------------------------------------------------------------------
+
+  private streamEnded(why: string): void {
+    this.streaming = false;
+    if (this.stopped) return;
+    this.opts.warn(
+      `docker events is not available on ${this.executor.where} (${why.slice(0, 200)}): polling docker inspect instead`,
+    );
+    this.polling = new HealthWatcher(this.executor, this.cli, this.opts.pollIntervalMs ?? 50);
+    if (this.onState) this.polling.onState = this.onState;
+    clearInterval(this.reconcileTimer);
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      this.polling.waitReady(w.name, Math.max(0, w.deadline - Date.now())).then(w.resolve, w.reject);
+    }
+  }
+
+  /** Whether the stream is open (false once it fell back to polling). */
+  get listening(): boolean {
+    return this.streaming;
+  }
+}
