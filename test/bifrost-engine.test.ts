@@ -154,6 +154,17 @@ describe('bifrost engine on the simulator', () => {
     const rerunCalls = s.sim.calls.slice(callsBefore);
     expect(rerunCalls.some((c) => c.argv.includes('exec'))).toBe(false);
     expect(rerunCalls.some((c) => c.argv.includes('--force-recreate'))).toBe(false);
+    // Healthy containers with the recorded definition and inputs need no up, and no migration runs:
+    // compose version, cloud-init, the events stream and one inspect.
+    expect(rerunCalls.filter((c) => c.argv.includes('up') || c.argv.includes('run'))).toEqual([]);
+    expect(rerunCalls.map((c) => c.argv.slice(0, 2).join(' ')).sort()).toEqual([
+      'cloud-init status',
+      'docker compose',
+      'docker events',
+      'docker inspect',
+    ]);
+    expect(r.steps.find((x) => x.id === 'authentik-migrate')?.detail).toMatch(/not needed/);
+    expect(r.steps.find((x) => x.id === 'traefik')?.detail).toMatch(/up to date and healthy/);
     expect(files.map((f) => [readFileSync(f, 'utf8'), statSync(f).mtimeMs])).toEqual(before);
     expect(r.steps.find((x) => x.id === 'netbird-mgmt-token')?.detail).toMatch(/already set/);
     expect(r.steps.find((x) => x.id === 'netbird-config')?.detail).toMatch(/unchanged/);
