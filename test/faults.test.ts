@@ -226,6 +226,8 @@ describe.skipIf(!sshd)('faults', () => {
     }, 90_000);
 
     it('SIGTERM mid-engine: exit 143, the lock released; a re-run converges without unlock', async () => {
+      // The host rebooted without its containers: the engine has services to start (and wait for).
+      sim.containers.clear();
       const run = startProvision(['--force']);
       await run.line(/^start\s+traefik/);
       signal(run, 'SIGTERM');
@@ -241,6 +243,8 @@ describe.skipIf(!sshd)('faults', () => {
     }, 90_000);
 
     it('a second SIGINT while cleaning up exits at once; the lock it leaves is taken over by the re-run', async () => {
+      // The host rebooted without its containers: the engine has services to start (and wait for).
+      sim.containers.clear();
       const run = startProvision(['--force']);
       await run.line(/^start\s+traefik/);
       // The host stops answering: the clean-up (releasing the lock) cannot finish.
@@ -261,6 +265,7 @@ describe.skipIf(!sshd)('faults', () => {
 
     it('bifrost-bootstrap: SIGINT mid-engine exits 130 saying so; a re-run succeeds', async () => {
       const args = [...sshArgs('direct'), ...dockerArgs(), '--dir', host.remoteDir];
+      sim.containers.clear();
       const run = start('bifrost-bootstrap.ts', args, env());
       await run.line(/^start\s+traefik/);
       signal(run, 'SIGINT');
@@ -374,6 +379,7 @@ describe.skipIf(!sshd)('faults', () => {
     }, 90_000);
 
     it('during the bootstrap', async () => {
+      sim.containers.clear();
       const { again } = await dropDuring({ line: /^start\s+traefik/ }, /^bootstrap$/, ['--force']);
       expect(again.stderr).toMatch(/took over/);
     }, 90_000);
