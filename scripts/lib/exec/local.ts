@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { redactor } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
@@ -15,8 +16,22 @@ import {
 } from './executor.ts';
 import { findOnPath } from './which.ts';
 
-/** After an interrupt's SIGTERM, how long a child gets before SIGKILL. */
+/** After an interrupt's or an abort's SIGTERM, how long a child gets before SIGKILL. */
 const TERM_GRACE_MS = 1000;
+
+/**
+ * What `run` resolves with when `cmd.signal` is already aborted: nothing was started (spawnError says
+ * so), and the status is that of a command ended by SIGTERM (143), as an aborted one reports.
+ */
+export function abortedBeforeStart(): CommandResult {
+  return {
+    exitCode: 128 + osConstants.signals.SIGTERM,
+    stdout: '',
+    stderr: '',
+    timedOut: false,
+    spawnError: 'aborted before it started',
+  };
+}
 
 type ZxCore = typeof import('zx/core');
 type ZxLogEntry = Parameters<ZxCore['log']>[0];
@@ -66,9 +81,9 @@ function configureZx(zx: ZxCore): void {
   $.log = redactingLog(zx.log);
   // zx's own kill lists the tree with `ps` (a process per kill); ours reads /proc, and tells the
   // command that its deadline passed.
-  $.kill = async (pid, signal) => {
+  $.kill = async (pid, sig) => {
     running.get(Number(pid))?.onDeadline();
-    killTree(Number(pid), signal ?? 'SIGKILL');
+    killTree(Number(pid), sig ?? 'SIGKILL');
   };
 }
 
@@ -147,15 +162,18 @@ export class LocalExecutor implements Executor {
     const [file, ...args] = cmd.argv;
     if (!file) throw new Error('empty command');
     runContext.throwIfStopped();
+    if (cmd.signal?.aborted) return abortedBeforeStart();
     const env = cmd.env ? { ...process.env, ...cmd.env } : process.env;
     // The shell would say "command not found" with exit 127; callers want to know it never started.
     const missing = cannotStart(file, env);
     if (missing) return { exitCode: 127, stdout: '', stderr: '', timedOut: false, spawnError: missing };
     const zx = await loadZx();
     runContext.throwIfStopped();
+    if (cmd.signal?.aborted) return abortedBeforeStart();
 
     let timedOut = false;
     let interrupted: InterruptedError | undefined;
+    let aborted = false;
     let term: NodeJS.Timeout | undefined;
     const verbose = Boolean(this.opts.verbose);
     const p = zx.$({
@@ -200,22 +218,36 @@ export class LocalExecutor implements Executor {
       stderr.push(chunk);
       cmd.onOutput?.(chunk.toString('utf8'), 'stderr');
     });
-    // An interrupt kills the child (SIGTERM, then SIGKILL) and fails the command once it is gone.
-    const offStop = runContext.onStop(() => {
-      interrupted = new InterruptedError(runContext.interrupted ?? 'SIGINT');
-      killTree(child?.pid, 'SIGTERM');
+    // The tree gets SIGTERM, then SIGKILL after a grace: every process of it, the ones that were
+    // re-parented to init when their parent died included.
+    const stop = () => {
+      if (term) return;
+      const victims = killTree(child?.pid, 'SIGTERM');
       term = setTimeout(() => {
-        killTree(child?.pid, 'SIGKILL');
+        for (const pid of new Set([...victims, ...killTree(child?.pid, 'SIGKILL')])) signal(pid, 'SIGKILL');
         cutOff();
       }, TERM_GRACE_MS);
+    };
+    // An interrupt kills the child and fails the command once it is gone.
+    const offStop = runContext.onStop(() => {
+      interrupted = new InterruptedError(runContext.interrupted ?? 'SIGINT');
+      stop();
     });
+    // An abort kills it too, and the command resolves with what it printed.
+    const onAbort = () => {
+      aborted = true;
+      stop();
+    };
+    cmd.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const out = await p;
       if (interrupted) throw interrupted;
       if (out.exitCode === null && out.signal === null && out.cause)
         return { exitCode: 127, stdout: '', stderr: '', timedOut: false, spawnError: out.cause.message };
+      // Ended by our signal: the status a shell reports for it (143 for SIGTERM, 137 for SIGKILL).
+      const bySignal = aborted && out.signal ? 128 + (osConstants.signals[out.signal] ?? 0) : undefined;
       return {
-        exitCode: out.exitCode ?? 1,
+        exitCode: out.exitCode ?? bySignal ?? 1,
         stdout: Buffer.concat(stdout).toString('utf8'),
         stderr: Buffer.concat(stderr).toString('utf8'),
         timedOut,
@@ -223,6 +255,7 @@ export class LocalExecutor implements Executor {
     } finally {
       clearTimeout(term);
       offStop();
+      cmd.signal?.removeEventListener('abort', onAbort);
       if (child?.pid) running.delete(child.pid);
     }
   }
@@ -247,15 +280,18 @@ function cannotStart(file: string, env: NodeJS.ProcessEnv): string | undefined {
  * Not a process group: a child in a session of its own would lose the terminal that kubectl credential
  * plugins or gpg's pinentry prompt on.
  */
-export function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
+export function killTree(pid: number | undefined, sig: NodeJS.Signals): number[] {
+  if (!pid) return [];
   const victims = [pid, ...descendantsOf(pid)];
-  for (const p of victims) {
-    try {
-      process.kill(p, signal);
-    } catch {
-      // Already gone.
-    }
+  for (const p of victims) signal(p, sig);
+  return victims;
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
   }
 }
 

@@ -36,6 +36,7 @@ import {
   lookupName,
   readKnownHosts,
 } from './known-hosts.ts';
+import { abortedBeforeStart } from './local.ts';
 
 export interface SshOptions {
   host: string;
@@ -616,7 +617,11 @@ export class SshExecutor implements Executor {
   async run(cmd: Command): Promise<CommandResult> {
     const program = cmd.argv[0];
     if (program === undefined) throw new Error('empty command');
-    const line = remoteCommandLine(cmd);
+    if (cmd.signal?.aborted) return abortedBeforeStart();
+    // An abortable command replaces the login shell (`exec`): sshd signals the session's process group
+    // only while its leader lives, so the leader must be the command, not a shell that dies of the
+    // SIGTERM first and leaves a child that ignores it out of reach of the SIGKILL.
+    const line = `${cmd.signal ? 'exec ' : ''}${remoteCommandLine(cmd)}`;
     let collecting: Collecting | undefined;
     // Decided now, in the caller's scope: ssh2 calls back from its socket, outside any clean-up scope.
     const onStop = runContext.stopHook();
@@ -664,11 +669,13 @@ export class SshExecutor implements Executor {
       const errText = new StringDecoder('utf8');
       let exitCode: number | undefined;
       let timedOut = false;
+      let aborted = false;
       let settled = false;
       let deadline: NodeJS.Timeout | undefined;
       let grace: NodeJS.Timeout | undefined;
       let offDown = () => {};
       let offStop = () => {};
+      let offAbort = () => {};
 
       const finish = () => {
         if (settled) return false;
@@ -677,19 +684,27 @@ export class SshExecutor implements Executor {
         clearTimeout(grace);
         offDown();
         offStop();
+        offAbort();
         return true;
       };
       const fail = (e: Error) => {
         if (finish()) reject(e);
       };
       const settle = () => {
-        if (exitCode === undefined && !timedOut && this.closed) {
+        if (exitCode === undefined && !timedOut && !aborted && this.closed) {
           return fail(this.droppedError(this.lost?.message ?? 'the server closed it', `running ${program}`));
         }
         if (!finish()) return;
         resolve({
-          // No status at all: killed at the deadline (SIGKILL), else 255 as ssh reports a broken session.
-          exitCode: exitCode ?? (timedOut ? 128 + osConstants.signals.SIGKILL : 255),
+          // No status at all: killed at the deadline (SIGKILL) or aborted (SIGTERM), else 255 as ssh
+          // reports a broken session.
+          exitCode:
+            exitCode ??
+            (timedOut
+              ? 128 + osConstants.signals.SIGKILL
+              : aborted
+                ? 128 + osConstants.signals.SIGTERM
+                : 255),
           stdout: Buffer.concat(out).toString('utf8'),
           stderr: Buffer.concat(err).toString('utf8'),
           timedOut,
@@ -701,6 +716,30 @@ export class SshExecutor implements Executor {
         this.kill(stream);
         fail(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
       });
+      // An abort sends the remote process group SIGTERM; its exit closes the channel and the command
+      // resolves with what came. One that outlives the grace gets SIGKILL, then, as at a deadline, the
+      // channel is closed after a moment (closing at once would lose the exit status).
+      const onAbort = () => {
+        if (settled || aborted) return;
+        aborted = true;
+        clearTimeout(deadline);
+        clearTimeout(grace);
+        this.kill(stream, 'TERM');
+        grace = setTimeout(() => {
+          this.kill(stream);
+          grace = setTimeout(() => {
+            stream.close();
+            grace = setTimeout(settle, KILL_GRACE_MS);
+          }, KILL_CLOSE_MS);
+        }, KILL_CLOSE_MS);
+      };
+      if (cmd.signal) {
+        const signal = cmd.signal;
+        signal.addEventListener('abort', onAbort, { once: true });
+        offAbort = () => signal.removeEventListener('abort', onAbort);
+        // Aborted while the channel was opening.
+        if (signal.aborted) onAbort();
+      }
 
       stream.on('data', (chunk: Buffer) => {
         out.push(chunk);
@@ -727,7 +766,7 @@ export class SshExecutor implements Executor {
       begin = () => {
         // A command that needs no stdin may have finished already: no deadline to start then.
         if (settled) return;
-        if (cmd.timeoutMs === undefined) return void stream.end(cmd.input ?? '');
+        if (cmd.timeoutMs === undefined || aborted) return void stream.end(cmd.input ?? '');
         deadline = setTimeout(() => {
           timedOut = true;
           this.kill(stream);
@@ -750,14 +789,14 @@ export class SshExecutor implements Executor {
    * does: OpenSSH >= 7.9 sends it to the session's whole process group. Channel.signal() refuses once
    * stdin is closed, which it always is here, so the request goes through ssh2's protocol object.
    */
-  private kill(stream: ClientChannel): void {
+  private kill(stream: ClientChannel, signal: 'KILL' | 'TERM' = 'KILL'): void {
     const chan = stream as unknown as SignalableChannel;
     const protocol = (this.client as unknown as ClientInternals)._protocol;
     try {
       // 'eof' is the state after our stdin closed: the channel is still open for requests.
       const state = chan.outgoing?.state;
-      if (protocol && (state === 'open' || state === 'eof')) protocol.signal(chan.outgoing.id, 'KILL');
-      else stream.signal('KILL');
+      if (protocol && (state === 'open' || state === 'eof')) protocol.signal(chan.outgoing.id, signal);
+      else stream.signal(signal);
     } catch {
       // The channel is already closing; the close below ends it either way.
     }

@@ -10,16 +10,27 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import { parseEnvFile } from '../bifrost/env-file.ts';
 import type { Command, CommandResult, Executor } from '../exec/executor.ts';
-import { localFiles } from '../exec/local.ts';
+import { abortedBeforeStart, localFiles } from '../exec/local.ts';
+import {
+  type DockerEvent,
+  eventJson,
+  eventMatches,
+  eventText,
+  eventTimeNs,
+  goDurationNs,
+  parseEventFilters,
+} from './docker-events.ts';
 
 export interface ServiceTimeline {
   /** Milliseconds from container start until its healthcheck passes; undefined: never healthy. */
   healthyAfterMs?: number;
   logs?: string[];
+  /** Whether the container has a healthcheck; default: whether its compose service defines one. */
+  healthcheck?: boolean;
 }
 
 export interface SimulatorOptions {
@@ -48,6 +59,9 @@ export interface RecordedCall {
 interface Container {
   id: string;
   service: string;
+  image: string;
+  /** Docker's Config.Healthcheck (durations in ns), or undefined without one. */
+  healthcheck?: Record<string, unknown>;
   startedAt: number;
   /** Environment as the container received it (env files and interpolation at creation). */
   env: Record<string, string>;
@@ -56,6 +70,8 @@ interface Container {
 }
 
 interface ServiceDef {
+  image?: string;
+  healthcheck?: { test?: string[] | string; disable?: boolean } & Record<string, unknown>;
   env_file?: string[] | string;
   environment?: Record<string, string> | string[];
   volumes?: string[];
@@ -70,6 +86,18 @@ const fail = (stderr: string, exitCode = 1, stdout = ''): CommandResult => ({
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How many events the daemon keeps for `--since` (moby daemon/events: eventsLimit). */
+const EVENT_LOG_LIMIT = 256;
+/** Exit status of a docker CLI ended by SIGTERM (128 + 15), which is what an aborted `events` call reports. */
+const TERMINATED = 143;
+
+/** One running `docker events` call. */
+interface EventStream {
+  deliver(ev: DockerEvent): void;
+  /** Ends the call (the simulator closed). */
+  end(): void;
+}
+
 export class DockerSimulator implements Executor {
   readonly where = 'docker simulator';
   readonly files = localFiles;
@@ -77,12 +105,23 @@ export class DockerSimulator implements Executor {
   readonly containers = new Map<string, Container>();
   /** How many times each service's container was created (1 = started once, 2 = recreated once). */
   readonly creations = new Map<string, number>();
+  /** The daemon's event log: the last 256 events, for `docker events --since`. */
+  readonly events: DockerEvent[] = [];
+  private readonly streams = new Set<EventStream>();
+  /** Pending health events by container id. */
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private lastNano = 0n;
   private tokenAttempts = 0;
   private readonly t0 = Date.now();
 
   constructor(readonly opts: SimulatorOptions) {}
 
-  async close(): Promise<void> {}
+  /** Cancels pending health events and ends every running `docker events` call. */
+  async close(): Promise<void> {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    for (const s of [...this.streams]) s.end();
+  }
 
   /** Milliseconds since the simulator was made; the clock of every recorded call. */
   now(): number {
@@ -90,6 +129,8 @@ export class DockerSimulator implements Executor {
   }
 
   async run(cmd: Command): Promise<CommandResult> {
+    if (cmd.signal?.aborted) return abortedBeforeStart();
+    if (cmd.argv[1] === 'events') return this.eventsCall(cmd);
     const startedAt = this.now();
     // Like a docker CLI process: most of its cost is start-up, then it reads or changes the daemon's
     // state, so what it reports (or starts) is as of the end of the call.
@@ -209,14 +250,146 @@ export class DockerSimulator implements Executor {
       .digest('hex');
     const existing = this.containers.get(service);
     if (existing && !force && existing.configHash === configHash) return;
-    this.containers.set(service, {
+    if (existing) {
+      // compose stops the old container (SIGTERM), removes it, then creates the new one.
+      this.cancelHealth(existing);
+      this.emit(existing, 'kill', { signal: '15' });
+      this.emit(existing, 'die', { exitCode: '0', execDuration: '1' });
+      this.emit(existing, 'stop');
+      this.emit(existing, 'destroy');
+    }
+    const timeline = this.opts.timeline[service];
+    const c: Container = {
       id: randomBytes(32).toString('hex'),
       service,
+      image: def.image ?? `${this.project()}-${service}`,
       startedAt: this.now(),
       env,
       configHash,
-    });
+    };
+    const healthcheck = dockerHealthcheck(def);
+    if (timeline?.healthcheck ?? healthcheck !== undefined)
+      c.healthcheck = healthcheck ?? { Test: ['CMD', 'true'] };
+    this.containers.set(service, c);
     this.creations.set(service, (this.creations.get(service) ?? 0) + 1);
+    this.emit(c, 'create');
+    this.emit(c, 'start');
+    if (c.healthcheck) this.scheduleHealth(c);
+  }
+
+  /** compose's project name: the bundle directory's name, as compose normalizes it. */
+  private project(): string {
+    return basename(this.opts.dir)
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]/g, '');
+  }
+
+  /** Health events from timers, as Docker emits them: on a change of status only. */
+  private scheduleHealth(c: Container): void {
+    const after = this.opts.timeline[c.service]?.healthyAfterMs;
+    const status = after === undefined ? 'unhealthy' : 'healthy';
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(c.id);
+        this.emit(c, `health_status: ${status}`);
+      },
+      // Past 50 ms a container that never gets healthy is unhealthy (see health()).
+      after ?? 51,
+    );
+    // Pending health events never keep the process alive; a running events call does (its own wait).
+    timer.unref();
+    this.timers.set(c.id, timer);
+  }
+
+  private cancelHealth(c: Container): void {
+    clearTimeout(this.timers.get(c.id));
+    this.timers.delete(c.id);
+  }
+
+  /** Logs an event and hands it to every running `docker events` call. */
+  private emit(c: Container, action: string, extra: Record<string, string> = {}): void {
+    // Nanoseconds of the wall clock, strictly increasing (Docker's are unique in practice).
+    let timeNano = BigInt(Date.now()) * 1_000_000n;
+    if (timeNano <= this.lastNano) timeNano = this.lastNano + 1n;
+    this.lastNano = timeNano;
+    const ev: DockerEvent = {
+      status: action,
+      id: c.id,
+      from: c.image,
+      Type: 'container',
+      Action: action,
+      Actor: {
+        ID: c.id,
+        Attributes: {
+          'com.docker.compose.config-hash': c.configHash,
+          'com.docker.compose.container-number': '1',
+          'com.docker.compose.oneoff': 'False',
+          'com.docker.compose.project': this.project(),
+          'com.docker.compose.service': c.service,
+          'com.docker.compose.version': '2.29.0',
+          image: c.image,
+          name: c.service,
+          ...extra,
+        },
+      },
+      scope: 'local',
+      time: Number(timeNano / 1_000_000_000n),
+      timeNano,
+    };
+    this.events.push(ev);
+    if (this.events.length > EVENT_LOG_LIMIT) this.events.shift();
+    for (const s of this.streams) s.deliver(ev);
+  }
+
+  /**
+   * `docker events [--format '{{json .}}'|json] [--filter k=v]… [--since T] [--until T]`: one line per
+   * event as it happens. `--since` replays the event log first; with `--until` the call ends then, else
+   * when `cmd.signal` aborts it, with exit status 143 (a CLI ended by SIGTERM) and what it printed.
+   */
+  private async eventsCall(cmd: Command): Promise<CommandResult> {
+    const startedAt = this.now();
+    const record = (r: CommandResult): CommandResult => {
+      this.calls.push({ argv: [...cmd.argv], input: cmd.input ?? '', startedAt, endedAt: this.now() });
+      return r;
+    };
+    if (this.opts.callLatencyMs) await sleep(this.opts.callLatencyMs);
+    const args = parseEventsArgs(cmd.argv.slice(2), Date.now());
+    if (typeof args === 'string') return record(fail(`${args}\n`, 125));
+    const filters = parseEventFilters(args.filters);
+    if (typeof filters === 'string') return record(fail(`Error response from daemon: ${filters}\n`));
+    const format = args.format === undefined ? eventText : eventJson;
+    let stdout = '';
+    const print = (ev: DockerEvent) => {
+      if (!eventMatches(filters, ev)) return;
+      const line = `${format(ev)}\n`;
+      stdout += line;
+      cmd.onOutput?.(line, 'stdout');
+    };
+    if (args.since !== undefined) {
+      for (const ev of this.events)
+        if (ev.timeNano >= args.since && (args.until === undefined || ev.timeNano <= args.until)) print(ev);
+    }
+    const untilMs = args.until === undefined ? undefined : Number(args.until / 1_000_000n) - Date.now();
+    if (untilMs !== undefined && untilMs <= 0) return record(ok(stdout));
+    if (cmd.signal?.aborted) return record({ ...ok(stdout), exitCode: TERMINATED });
+    const ended = await new Promise<CommandResult>((resolve) => {
+      let until: NodeJS.Timeout | undefined;
+      const stream: EventStream = {
+        deliver: print,
+        end: () => done(fail('error during connect: unexpected EOF\n', 1, stdout)),
+      };
+      const onAbort = () => done({ ...ok(stdout), exitCode: TERMINATED });
+      const done = (r: CommandResult) => {
+        clearTimeout(until);
+        cmd.signal?.removeEventListener('abort', onAbort);
+        this.streams.delete(stream);
+        resolve(r);
+      };
+      this.streams.add(stream);
+      cmd.signal?.addEventListener('abort', onAbort, { once: true });
+      if (untilMs !== undefined) until = setTimeout(() => done(ok(stdout)), untilMs);
+    });
+    return record(ended);
   }
 
   private health(c: Container): 'starting' | 'healthy' | 'unhealthy' {
@@ -239,20 +412,17 @@ export class DockerSimulator implements Executor {
       found.push({
         Id: c.id,
         Name: `/${name}`,
+        Config: {
+          Image: c.image,
+          ...(c.healthcheck ? { Healthcheck: c.healthcheck } : {}),
+        },
         State: {
           Status: 'running',
           Running: true,
+          Paused: false,
+          Restarting: false,
           StartedAt: new Date(this.t0 + c.startedAt).toISOString(),
-          Health: {
-            Status: health,
-            FailingStreak: health === 'unhealthy' ? 3 : 0,
-            Log: [
-              {
-                ExitCode: health === 'healthy' ? 0 : 1,
-                Output: health === 'healthy' ? 'ok' : 'connection refused',
-              },
-            ],
-          },
+          ...(c.healthcheck ? { Health: this.healthState(health) } : {}),
         },
       });
     }
@@ -260,6 +430,19 @@ export class DockerSimulator implements Executor {
     return missing.length > 0
       ? fail(missing.map((n) => `Error: No such object: ${n}\n`).join(''), 1, stdout)
       : ok(stdout);
+  }
+
+  private healthState(health: 'starting' | 'healthy' | 'unhealthy') {
+    return {
+      Status: health,
+      FailingStreak: health === 'unhealthy' ? 3 : 0,
+      Log: [
+        {
+          ExitCode: health === 'healthy' ? 0 : 1,
+          Output: health === 'healthy' ? 'ok' : 'connection refused',
+        },
+      ],
+    };
   }
 
   private exec(args: string[], input: string): CommandResult {
@@ -292,4 +475,53 @@ export class DockerSimulator implements Executor {
       ? ok(`${lines.join('\n')}\n`)
       : fail(`Error: No such container: ${name}\n`);
   }
+}
+
+/** A compose healthcheck as Docker's Config.Healthcheck (durations in ns); undefined when none or disabled. */
+function dockerHealthcheck(def: ServiceDef): Record<string, unknown> | undefined {
+  const hc = def.healthcheck;
+  if (!hc || hc.disable) return undefined;
+  const test = typeof hc.test === 'string' ? ['CMD-SHELL', hc.test] : hc.test;
+  if (!test || test[0] === 'NONE') return undefined;
+  const out: Record<string, unknown> = { Test: test };
+  for (const [key, name] of [
+    ['interval', 'Interval'],
+    ['timeout', 'Timeout'],
+    ['start_period', 'StartPeriod'],
+    ['start_interval', 'StartInterval'],
+  ] as const) {
+    const ns = typeof hc[key] === 'string' ? goDurationNs(hc[key] as string) : undefined;
+    if (ns !== undefined) out[name] = ns;
+  }
+  if (typeof hc.retries === 'number') out.Retries = hc.retries;
+  return out;
+}
+
+interface EventsArgs {
+  format?: string;
+  filters: string[];
+  since?: bigint;
+  until?: bigint;
+}
+
+/** The `docker events` flags, as `--flag value` or `--flag=value`; a message for the CLI's usage error. */
+function parseEventsArgs(args: readonly string[], nowMs: number): EventsArgs | string {
+  const out: EventsArgs = { filters: [] };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const eq = arg.indexOf('=');
+    const [flag, inline] = arg.startsWith('--') && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg];
+    const value = inline ?? args[++i];
+    if (value === undefined) return `flag needs an argument: ${flag}`;
+    if (flag === '--format') {
+      if (value !== '{{json .}}' && value !== 'json') return `simulator: unsupported --format ${value}`;
+      out.format = value;
+    } else if (flag === '--filter' || flag === '-f') out.filters.push(value);
+    else if (flag === '--since' || flag === '--until') {
+      const ns = eventTimeNs(value, nowMs);
+      if (ns === undefined) return `invalid value for ${flag}: ${value}`;
+      out[flag === '--since' ? 'since' : 'until'] = ns;
+    } else return `unknown flag: ${flag}`;
+  }
+  return out;
 }
