@@ -60,7 +60,7 @@ export function bundleMountsOf(def: ComposeService): { source: string; target?: 
 }
 
 export class Bundle {
-  private compose?: Record<string, ComposeService>;
+  private compose?: Promise<Record<string, ComposeService>>;
 
   constructor(
     readonly files: FileOps,
@@ -93,8 +93,17 @@ export class Bundle {
     return true;
   }
 
-  async services(): Promise<Record<string, ComposeService>> {
-    if (this.compose) return this.compose;
+  /** The compose file's services, read and parsed once (concurrent callers share the one read). */
+  services(): Promise<Record<string, ComposeService>> {
+    this.compose ??= this.readServices();
+    // A failed read is not kept: the next caller reads again.
+    this.compose.catch(() => {
+      this.compose = undefined;
+    });
+    return this.compose;
+  }
+
+  private async readServices(): Promise<Record<string, ComposeService>> {
     const text = await this.read('docker-compose.yml');
     if (text === undefined) {
       throw new InputError(
@@ -103,8 +112,7 @@ export class Bundle {
       );
     }
     const doc = parse(text, { merge: true }) as { services?: Record<string, ComposeService> };
-    this.compose = doc.services ?? {};
-    return this.compose;
+    return doc.services ?? {};
   }
 
   /**

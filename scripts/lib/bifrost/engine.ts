@@ -35,7 +35,7 @@ import {
   SERVICE_SECRET_FILES,
 } from './plan.ts';
 import { renderYamlTemplate } from './template.ts';
-import { AK_SHELL_SCRIPT, findTokenLine, mintWithRetry } from './token.ts';
+import { AK_SHELL_SCRIPT, findTokenLine, loadRetry, mintWithRetry } from './token.ts';
 import { UpBatcher } from './up-batcher.ts';
 
 export interface EngineOptions {
@@ -118,12 +118,18 @@ class Engine {
   }
 
   async run(): Promise<EngineResult> {
-    await this.preflight();
+    // The stream opens beside the pre-flight (compose version already needs docker there), so the
+    // first up follows the pre-flight at once.
+    this.watcher = this.makeWatcher();
+    const listening = this.listen();
+    listening.catch(() => {});
     try {
-      await this.listen();
+      await this.preflight();
+      await listening;
       await this.schedule();
     } finally {
       // Every path (done, failed, interrupted, dropped): the stream ends and no docker process is left.
+      await listening.catch(() => {});
       this.watcher?.stop();
       await this.watcher?.drain();
     }
@@ -237,33 +243,63 @@ class Engine {
 
   // ---- listening --------------------------------------------------------------------------------
 
-  /** The plan's containers, watched through one docker events stream opened before the first up. */
-  private async listen(): Promise<void> {
-    const names = [...new Set(this.plan.flatMap((s) => (s.kind === 'service' ? [s.service] : [])))];
-    const healthchecks = new Map(
-      await Promise.all(names.map(async (n) => [n, await this.bundle.hasHealthcheck(n)] as const)),
+  /**
+   * The watcher of the plan's containers, not yet listening. Which services have healthchecks comes from the
+   * compose file, read meanwhile: it is first needed when a container starts, long after.
+   */
+  private makeWatcher(): EventWatcher {
+    const names = this.watchedNames();
+    const healthchecks = new Map<string, boolean | undefined>();
+    const read = Promise.all(
+      names.map(async (n) => healthchecks.set(n, await this.bundle.hasHealthcheck(n))),
     );
-    const bound = this.plan.reduce((sum, s) => sum + s.deadlineSec, 0) * this.scale;
-    this.watcher = new EventWatcher(this.opts.executor, this.opts.cli, names, {
+    // A compose file that cannot be read is the steps' to report; until then "unknown" (one inspect).
+    read.catch(() => {});
+    const watcher = new EventWatcher(this.opts.executor, this.opts.cli, names, {
       healthcheck: (n) => healthchecks.get(n),
-      maxSeconds: bound + 600,
+      maxSeconds: this.streamBound(),
       warn: (line) => this.out.warn(line),
       reconcileMs: this.opts.reconcileMs,
       pollIntervalMs: this.opts.pollIntervalMs,
     });
     // Progress on long waits: one line per container every 15 s while it is not ready.
     const lastShown = new Map<string, number>();
-    this.watcher.onState = (name, state, waitedMs) => {
+    watcher.onState = (name, state, waitedMs) => {
       const shown = lastShown.get(name) ?? 0;
       if (waitedMs - shown < 15_000) return;
       lastShown.set(name, waitedMs);
       const health = state ? `${state.status}, health ${state.health}` : 'no container yet';
       this.out.info(`wait   ${name}: ${health} (${Math.round(waitedMs / 1000)} s)`);
     };
-    this.out.detail(
-      `$ ${formatCommand(eventsArgv(this.opts.cli, names, { untilSeconds: bound + 600 }))} (until the run ends)`,
-    );
+    return watcher;
+  }
+
+  private watchedNames(): string[] {
+    return [...new Set(this.plan.flatMap((s) => (s.kind === 'service' ? [s.service] : [])))];
+  }
+
+  /** The stream's own bound (--until): every step's deadline in a row, and ten minutes more. */
+  private streamBound(): number {
+    return this.plan.reduce((sum, s) => sum + s.deadlineSec, 0) * this.scale + 600;
+  }
+
+  /** One docker events stream for the run, opened before the first up, then one inspect. */
+  private async listen(): Promise<void> {
+    const argv = eventsArgv(this.opts.cli, this.watchedNames(), { untilSeconds: this.streamBound() });
+    this.out.detail(`$ ${formatCommand(argv)} (until the run ends)`);
     await this.watcher.start();
+  }
+
+  private tokenRetryWarmed = false;
+
+  /**
+   * zx's retry code, for the token step, loaded while the first containers boot: loading it blocks the event
+   * loop for ~0.2 s, which costs nothing then and would delay the token's first attempt later.
+   */
+  private warmTokenRetry(): void {
+    if (this.tokenRetryWarmed || !this.plan.some((s) => s.kind === 'token')) return;
+    this.tokenRetryWarmed = true;
+    if (!this.secrets.get(NB_IDP_MGMT_TOKEN)) setImmediate(() => loadRetry().catch(() => {}));
   }
 
   /** Up to date: the definition and inputs recorded when it last came up, and running and healthy now. */
@@ -392,6 +428,7 @@ class Engine {
         'fix the cause shown, then run again: steps already done are kept',
       );
     }
+    this.warmTokenRetry();
     const waitStart = Date.now();
     try {
       await this.watcher.waitReady(service, deadlineSec * 1000 * this.scale);

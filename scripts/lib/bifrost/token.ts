@@ -77,12 +77,25 @@ class TryAgain extends Error {}
  * the next attempt, through `sleep`. Only TryAgain is retried: an interrupt or a dropped connection
  * comes back out of `retry` at once, as a value, and is rethrown here.
  */
+/**
+ * zx's retry machinery, loaded once. Loading zx takes ~0.2 s: the engine starts it early, off the critical
+ * path, so that the token's first attempt follows Authentik's health at once.
+ */
+let retryKit: Promise<Pick<typeof import('zx'), 'retry' | 'expBackoff'>> | undefined;
+export function loadRetry(): Promise<Pick<typeof import('zx'), 'retry' | 'expBackoff'>> {
+  retryKit ??= (async () => {
+    const { loadZx, requireHere } = await import('../exec/local.ts');
+    await loadZx(); // zx's log hook (the retry log entries) goes through the redactor
+    // retry and expBackoff are only in the full `zx` entry point; its CommonJS build shares zx/core's $.
+    const { retry, expBackoff } = requireHere('zx') as typeof import('zx');
+    return { retry, expBackoff };
+  })();
+  return retryKit;
+}
+
 export async function mintWithRetry(opts: MintRetryOptions): Promise<MintOutcome> {
   const now = opts.now ?? Date.now;
-  const { loadZx, requireHere } = await import('../exec/local.ts');
-  await loadZx(); // zx's log hook (the retry log entries) goes through the redactor
-  // retry and expBackoff are only in the full `zx` entry point; its CommonJS build shares zx/core's $.
-  const { retry, expBackoff } = requireHere('zx') as typeof import('zx');
+  const { retry, expBackoff } = await loadRetry();
   const backoff = expBackoff(opts.maxDelayMs, opts.firstDelayMs);
   // The most attempts the deadline allows even if every one failed at once: the bound zx counts to.
   const most = Math.max(1, Math.ceil((opts.deadline - now()) / Math.max(1, opts.firstDelayMs)) + 1);

@@ -122,11 +122,14 @@ const UNITS_NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s:
 
 /** A Go duration (`30s`, `1h30m`, `250ms`) in nanoseconds, or undefined. */
 export function goDurationNs(text: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return undefined;
+  // time.ParseDuration takes a sign: `--until=-600s` is 600 s after now (GetTimestamp subtracts it).
+  const sign = text.startsWith('-') ? -1 : 1;
+  const body = text.replace(/^[-+]/, '');
+  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(body)) return undefined;
   let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+  for (const m of body.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
     total += Number(m[1]) * (UNITS_NS[m[2] as string] as number);
-  return total;
+  return sign * total;
 }
 
 /**
