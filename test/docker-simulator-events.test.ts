@@ -4,14 +4,16 @@
  * log, a recreate's kill/die/stop/destroy for the old id, abort and `--until` ending the call, and
  * `inspect`'s Config.Healthcheck and State fields.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
+import { connectSsh } from '../scripts/lib/exec/ssh.ts';
 import { serveDockerSimulator, writeDockerSimWrapper } from '../scripts/lib/sandbox/docker-sim-server.ts';
 import { DockerSimulator, type SimulatorOptions } from '../scripts/lib/sandbox/docker-simulator.ts';
+import { findSshd, startSshd } from './harness/sshd.ts';
 import { makeBundle } from './helpers/bifrost-fixture.ts';
 
 const COMPOSE = ['docker', 'compose', '-f', 'docker-compose.yml'];
@@ -389,5 +391,55 @@ describe('docker events through the simulator socket (docker-sim-server, docker-
     // A short call through the same socket still answers whole.
     const version = await new LocalExecutor().run({ argv: [docker, 'version'] });
     expect(version).toMatchObject({ exitCode: 0, stdout: 'Docker version 28.2.2 (simulator)\n' });
+  });
+});
+
+const sshd = findSshd('docker events over SSH (apt-get install openssh-server)');
+
+describe.skipIf(!sshd)('docker events over SSH, through the simulator client', () => {
+  it('streams the lines over the one connection; abort ends the remote client and the simulator call', async () => {
+    const sim = simulator();
+    const dir = mkdtempSync(join(tmpdir(), 'sf-sim-ssh-'));
+    dirs.push(dir);
+    const server = await startSshd(sshd as string);
+    servers.push({ close: () => server.stop() });
+    const simServer = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
+    servers.push(simServer);
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer.socketPath);
+    // sshd's test user must reach the wrapper and the socket.
+    if (process.getuid?.() === 0) chmodSync(dir, 0o711);
+    const ssh = await connectSsh({
+      host: server.host,
+      port: server.port,
+      user: server.user,
+      identity: server.identity,
+      knownHosts: server.knownHosts,
+    });
+    try {
+      const controller = new AbortController();
+      let text = '';
+      const run = ssh.run({
+        argv: [docker, 'events', '--format', '{{json .}}', '--filter', 'event=health_status'],
+        signal: controller.signal,
+        onOutput: (chunk, stream) => {
+          if (stream === 'stdout') text += chunk;
+          if (text.includes('\n')) controller.abort();
+        },
+      });
+      expect(await eventually(() => sim.listening === 1)).toBe(true);
+      await sim.run({ argv: [...COMPOSE, 'up', '-d', 'authentik-postgres'] });
+      const r = await run;
+      expect(r.exitCode).toBe(143);
+      expect(JSON.parse(r.stdout.split('\n')[0] as string)).toMatchObject({
+        Action: 'health_status: healthy',
+        Actor: { Attributes: { name: 'authentik-postgres' } },
+      });
+      expect(await eventually(() => sim.listening === 0)).toBe(true);
+      // No client is left on the remote side.
+      const left = execFileSync('ps', ['-eo', 'args']).toString('utf8');
+      expect(left).not.toContain(`${docker}-client.mjs events`);
+    } finally {
+      await ssh.close();
+    }
   });
 });
