@@ -4,10 +4,16 @@
  * log, a recreate's kill/die/stop/destroy for the old id, abort and `--until` ending the call, and
  * `inspect`'s Config.Healthcheck and State fields.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LocalExecutor } from '../scripts/lib/exec/local.ts';
+import { connectSsh } from '../scripts/lib/exec/ssh.ts';
+import { serveDockerSimulator, writeDockerSimWrapper } from '../scripts/lib/sandbox/docker-sim-server.ts';
 import { DockerSimulator, type SimulatorOptions } from '../scripts/lib/sandbox/docker-simulator.ts';
+import { findSshd, startSshd } from './harness/sshd.ts';
 import { makeBundle } from './helpers/bifrost-fixture.ts';
 
 const COMPOSE = ['docker', 'compose', '-f', 'docker-compose.yml'];
@@ -26,7 +32,9 @@ const FILTERS = [
 
 const sims: DockerSimulator[] = [];
 const dirs: string[] = [];
+const servers: { close(): Promise<void> }[] = [];
 afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
   for (const s of sims.splice(0)) await s.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -299,5 +307,139 @@ describe('docker events on the simulator', () => {
     expect(Number.isNaN(Date.parse(traefik?.State.StartedAt ?? ''))).toBe(false);
     expect(postgres?.Config.Healthcheck).toBeUndefined();
     expect(postgres?.State.Health).toBeUndefined();
+  });
+});
+
+/** Polls until `check` holds (bounded, for a loaded machine); no timing assertion. */
+async function eventually(check: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+  return check();
+}
+
+describe('docker events through the simulator socket (docker-sim-server, docker-sim-client)', () => {
+  async function served() {
+    const sim = simulator();
+    const dir = mkdtempSync(join(tmpdir(), 'sf-sim-sock-'));
+    dirs.push(dir);
+    const server = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
+    servers.push(server);
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), server.socketPath);
+    const eventsEnded = () => sim.calls.some((c) => c.argv[1] === 'events');
+    return { sim, docker, eventsEnded };
+  }
+
+  it('a real child process prints each line as it happens; killing it ends the call', async () => {
+    const { sim, docker, eventsEnded } = await served();
+    const child = spawn(docker, ['events', '--format', '{{json .}}', '--filter', 'event=start'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, sig) => r(sig)));
+    let out = '';
+    const firstLine = new Promise<void>((resolve) =>
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString('utf8');
+        if (out.includes('\n')) resolve();
+      }),
+    );
+    // Once the client's call listens on the simulator, a container starts.
+    expect(await eventually(() => sim.listening === 1)).toBe(true);
+    await sim.run({ argv: [...COMPOSE, 'up', '-d', 'traefik'] });
+    // The line arrives while the child still runs: it only ends when killed.
+    await firstLine;
+    expect(JSON.parse(out.split('\n')[0] as string)).toMatchObject({
+      Action: 'start',
+      id: sim.containers.get('traefik')?.id,
+    });
+    expect(eventsEnded()).toBe(false);
+    child.kill('SIGTERM');
+    expect(await exited).toBe('SIGTERM');
+    expect(await eventually(eventsEnded)).toBe(true);
+    expect(sim.listening).toBe(0);
+  });
+
+  it('through the local executor: streamed lines, abort ends the client and the simulator call', async () => {
+    const { sim, docker, eventsEnded } = await served();
+    const controller = new AbortController();
+    const lines: string[] = [];
+    let seenStart!: () => void;
+    const started = new Promise<void>((r) => {
+      seenStart = r;
+    });
+    const run = new LocalExecutor().run({
+      argv: [docker, 'events', '--format', '{{json .}}', '--filter', 'container=traefik'],
+      signal: controller.signal,
+      onOutput: (chunk, stream) => {
+        if (stream !== 'stdout') return;
+        lines.push(...chunk.split('\n').filter(Boolean));
+        if (lines.some((l) => l.includes('"Action":"start"'))) seenStart();
+      },
+    });
+    expect(await eventually(() => sim.listening === 1)).toBe(true);
+    await sim.run({ argv: [...COMPOSE, 'up', '-d', 'traefik'] });
+    await started;
+    controller.abort();
+    const r = await run;
+    expect(r.exitCode).toBe(143);
+    expect(
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).Action),
+    ).toEqual(expect.arrayContaining(['create', 'start']));
+    expect(await eventually(eventsEnded)).toBe(true);
+    expect(sim.listening).toBe(0);
+    // A short call through the same socket still answers whole.
+    const version = await new LocalExecutor().run({ argv: [docker, 'version'] });
+    expect(version).toMatchObject({ exitCode: 0, stdout: 'Docker version 28.2.2 (simulator)\n' });
+  });
+});
+
+const sshd = findSshd('docker events over SSH (apt-get install openssh-server)');
+
+describe.skipIf(!sshd)('docker events over SSH, through the simulator client', () => {
+  it('streams the lines over the one connection; abort ends the remote client and the simulator call', async () => {
+    const sim = simulator();
+    const dir = mkdtempSync(join(tmpdir(), 'sf-sim-ssh-'));
+    dirs.push(dir);
+    const server = await startSshd(sshd as string);
+    servers.push({ close: () => server.stop() });
+    const simServer = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
+    servers.push(simServer);
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer.socketPath);
+    // sshd's test user must reach the wrapper and the socket.
+    if (process.getuid?.() === 0) chmodSync(dir, 0o711);
+    const ssh = await connectSsh({
+      host: server.host,
+      port: server.port,
+      user: server.user,
+      identity: server.identity,
+      knownHosts: server.knownHosts,
+    });
+    try {
+      const controller = new AbortController();
+      let text = '';
+      const run = ssh.run({
+        argv: [docker, 'events', '--format', '{{json .}}', '--filter', 'event=health_status'],
+        signal: controller.signal,
+        onOutput: (chunk, stream) => {
+          if (stream === 'stdout') text += chunk;
+          if (text.includes('\n')) controller.abort();
+        },
+      });
+      expect(await eventually(() => sim.listening === 1)).toBe(true);
+      await sim.run({ argv: [...COMPOSE, 'up', '-d', 'authentik-postgres'] });
+      const r = await run;
+      expect(r.exitCode).toBe(143);
+      expect(JSON.parse(r.stdout.split('\n')[0] as string)).toMatchObject({
+        Action: 'health_status: healthy',
+        Actor: { Attributes: { name: 'authentik-postgres' } },
+      });
+      expect(await eventually(() => sim.listening === 0)).toBe(true);
+      // No client is left on the remote side.
+      const left = execFileSync('ps', ['-eo', 'args']).toString('utf8');
+      expect(left).not.toContain(`${docker}-client.mjs events`);
+    } finally {
+      await ssh.close();
+    }
   });
 });

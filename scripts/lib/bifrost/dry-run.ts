@@ -6,6 +6,7 @@
  */
 import type { Command, CommandResult, Executor, FileOps, FileStat } from '../exec/executor.ts';
 import { formatCommand } from '../exec/executor.ts';
+import { abortedBeforeStart } from '../exec/local.ts';
 import type { Output } from '../output.ts';
 import type { DockerCli } from './docker.ts';
 import { type EngineOptions, type EngineResult, runBifrostBootstrap } from './engine.ts';
@@ -50,7 +51,12 @@ export class RecordingExecutor implements Executor {
     return this.real.where;
   }
 
+  /**
+   * Nothing runs: each command is recorded and answered at once, a `docker events` included (it ends
+   * at once, printing nothing). An already-aborted signal records nothing, as it would start nothing.
+   */
   async run(cmd: Command): Promise<CommandResult> {
+    if (cmd.signal?.aborted) return abortedBeforeStart();
     const argv = [...cmd.argv];
     this.commands.push(argv);
     const [bin, sub, ...rest] = argv;

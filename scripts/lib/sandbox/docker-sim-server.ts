@@ -1,12 +1,20 @@
 /**
  * Serves a DockerSimulator on a unix socket, so that processes (the local executor, or commands run
  * over SSH) can use it as their docker CLI through docker-sim-client.mjs. One simulator, one state:
- * tests and the sandbox demo inspect what every call did.
+ * tests and the sandbox demo inspect what every call did. Output streams (a `docker events` prints
+ * its lines as they happen), and a client that is killed ends its call.
  */
 import { chmod, copyFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import type { DockerSimulator } from './docker-simulator.ts';
+
+/**
+ * The response: one JSON object a line, written as the output comes: `{"stdout": text}`,
+ * `{"stderr": text}`, and last `{"exitCode": n}`. A response that ends without the exit code is a
+ * simulator that went away.
+ */
+type SimFrame = { stdout: string } | { stderr: string } | { exitCode: number };
 
 /** The client to name as `--docker` (and `--compose "CLIENT compose"`). */
 export const DOCKER_SIM_CLIENT = resolve(import.meta.dirname, 'docker-sim-client.mjs');
@@ -24,22 +32,34 @@ export async function serveDockerSimulator(
 ): Promise<DockerSimServer> {
   const server: Server = createServer((req, res) => {
     const parts: Buffer[] = [];
+    // A client that goes away (killed, its socket closed) ends its call: a `docker events` stops.
+    const controller = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) controller.abort();
+    });
+    const frame = (f: SimFrame) => {
+      if (!res.destroyed) res.write(`${JSON.stringify(f)}\n`);
+    };
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', async () => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       try {
         const { argv, input } = JSON.parse(Buffer.concat(parts).toString('utf8')) as {
           argv: string[];
           input: string;
         };
-        const r = await sim.run({ argv, input });
-        res.end(
-          JSON.stringify({ stdout: r.stdout, stderr: r.stderr, exitCode: r.spawnError ? 127 : r.exitCode }),
-        );
+        const r = await sim.run({
+          argv,
+          input,
+          signal: controller.signal,
+          onOutput: (data, stream) => frame(stream === 'stdout' ? { stdout: data } : { stderr: data }),
+        });
+        frame({ exitCode: r.spawnError ? 127 : r.exitCode });
       } catch (err) {
-        res.end(
-          JSON.stringify({ stdout: '', stderr: `simulator: ${(err as Error).message}\n`, exitCode: 125 }),
-        );
+        frame({ stderr: `simulator: ${(err as Error).message}\n` });
+        frame({ exitCode: 125 });
       }
+      res.end();
     });
   });
   await new Promise<void>((ok, fail) => {

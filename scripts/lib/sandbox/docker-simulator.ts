@@ -116,6 +116,11 @@ export class DockerSimulator implements Executor {
 
   constructor(readonly opts: SimulatorOptions) {}
 
+  /** How many `docker events` calls are running (listening for events) now. */
+  get listening(): number {
+    return this.streams.size;
+  }
+
   /** Cancels pending health events and ends every running `docker events` call. */
   async close(): Promise<void> {
     for (const t of this.timers.values()) clearTimeout(t);
