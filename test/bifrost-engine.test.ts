@@ -197,16 +197,19 @@ describe('bifrost engine on the simulator', () => {
     expect(r.log).toContain('netbird-server (recreate');
   });
 
-  it('a service that never becomes healthy fails at its deadline with its logs and health-check output', async () => {
+  it('a service that turns unhealthy fails at once, not at its deadline, with its logs and health-check output', async () => {
     const timeline = {
       ...referenceTimeline(MS).timeline,
       'netbird-dashboard': { logs: ['nginx: [emerg] bind() failed'] },
     };
     const s = setup({ sim: { timeline } });
-    const r = await run(s, 0.01);
+    // A deadline of a minute: the test would time out if the failure waited for it.
+    const r = await run(s, 1);
     expect(r.ok).toBe(false);
     expect(r.failure?.step).toBe('netbird-dashboard');
-    expect(r.failure?.message).toMatch(/did not become healthy within 0\.6 s/);
+    expect(r.failure?.message).toMatch(
+      /netbird-dashboard turned unhealthy, before it was healthy \(reported at once, not at its 60 s deadline\)/,
+    );
     expect(r.failure?.message).toContain('nginx: [emerg] bind() failed');
     expect(r.failure?.message).toContain('health-check log:');
     expect(r.failure?.hint).toMatch(/docker logs netbird-dashboard/);
@@ -218,7 +221,47 @@ describe('bifrost engine on the simulator', () => {
       '30',
       'netbird-dashboard',
     ]);
+    // Heard, not polled: no inspect between the up and the failure but the failure report's own.
+    const inspects = s.sim.calls.filter((c) => c.argv[1] === 'inspect');
+    expect(inspects.length).toBeLessThanOrEqual(2);
+  }, 30_000);
+
+  it('a service whose health never comes fails at its deadline, naming it', async () => {
+    const timeline = {
+      ...referenceTimeline(MS).timeline,
+      'netbird-dashboard': { healthyAfterMs: 10 ** 9, logs: ['still starting'] },
+    };
+    const s = setup({ sim: { timeline } });
+    const r = await run(s, 0.01);
+    expect(r.ok).toBe(false);
+    expect(r.failure?.step).toBe('netbird-dashboard');
+    expect(r.failure?.message).toMatch(
+      /netbird-dashboard did not become healthy within 0\.6 s \(state: running, health starting\)/,
+    );
+    expect(r.failure?.message).toContain('still starting');
   });
+
+  it('a container that exits while awaited fails at once with its exit code', async () => {
+    const s = setup();
+    const r = runBifrostBootstrap({
+      executor: s.sim,
+      cli: s.cli,
+      out: capturedOutput().out,
+      timeScale: 1,
+    });
+    // netbird-server dies once it has started (an entrypoint that exits 1).
+    const kill = setInterval(() => {
+      if (s.sim.containers.has('netbird-server')) {
+        clearInterval(kill);
+        s.sim.kill('netbird-server', 1);
+      }
+    }, 5);
+    const result = await r;
+    clearInterval(kill);
+    expect(result.ok).toBe(false);
+    expect(result.failure?.step).toBe('netbird-server');
+    expect(result.failure?.message).toMatch(/netbird-server exited with code 1 while it was awaited/);
+  }, 30_000);
 
   it('retries the token with backoff until akadmin exists', async () => {
     const s = setup({ sim: { tokenFailures: 2 } });

@@ -67,6 +67,8 @@ interface Container {
   env: Record<string, string>;
   /** compose's config hash: what compose compares to decide on a recreate during `up -d`. */
   configHash: string;
+  /** Set once its main process exited (kill()): docker keeps the container, not running. */
+  exitCode?: number;
 }
 
 interface ServiceDef {
@@ -254,7 +256,16 @@ export class DockerSimulator implements Executor {
       .update(JSON.stringify([def, env]))
       .digest('hex');
     const existing = this.containers.get(service);
-    if (existing && !force && existing.configHash === configHash) return;
+    if (existing && !force && existing.configHash === configHash) {
+      // compose starts a stopped container again (same id); a running one it leaves alone.
+      if (existing.exitCode !== undefined) {
+        existing.exitCode = undefined;
+        existing.startedAt = this.now();
+        this.emit(existing, 'start');
+        if (existing.healthcheck) this.scheduleHealth(existing);
+      }
+      return;
+    }
     if (existing) {
       // compose stops the old container (SIGTERM), removes it, then creates the new one.
       this.cancelHealth(existing);
@@ -280,6 +291,15 @@ export class DockerSimulator implements Executor {
     this.emit(c, 'create');
     this.emit(c, 'start');
     if (c.healthcheck) this.scheduleHealth(c);
+  }
+
+  /** The container's main process exits with `exitCode` (a crash): `die`, and inspect shows it exited. */
+  kill(service: string, exitCode: number): void {
+    const c = this.containers.get(service);
+    if (!c || c.exitCode !== undefined) return;
+    this.cancelHealth(c);
+    c.exitCode = exitCode;
+    this.emit(c, 'die', { exitCode: String(exitCode), execDuration: '1' });
   }
 
   /** compose's project name: the bundle directory's name, as compose normalizes it. */
@@ -422,8 +442,9 @@ export class DockerSimulator implements Executor {
           ...(c.healthcheck ? { Healthcheck: c.healthcheck } : {}),
         },
         State: {
-          Status: 'running',
-          Running: true,
+          Status: c.exitCode === undefined ? 'running' : 'exited',
+          Running: c.exitCode === undefined,
+          ...(c.exitCode === undefined ? {} : { ExitCode: c.exitCode }),
           Paused: false,
           Restarting: false,
           StartedAt: new Date(this.t0 + c.startedAt).toISOString(),
