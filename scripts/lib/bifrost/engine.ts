@@ -47,6 +47,8 @@ export interface EngineOptions {
   pollIntervalMs?: number;
   /** A waited-on container whose events have been quiet this long is inspected once (default 15 s). */
   reconcileMs?: number;
+  /** Poll `docker inspect` instead of listening to docker events (the benchmark's "before"). */
+  poll?: boolean;
   /** Multiplies every deadline and backoff (default: SECRETS_FLOW_TIME_SCALE, else 1). */
   timeScale?: number;
   cloudInitTimeoutSec?: number;
@@ -261,6 +263,7 @@ class Engine {
       warn: (line) => this.out.warn(line),
       reconcileMs: this.opts.reconcileMs,
       pollIntervalMs: this.opts.pollIntervalMs,
+      poll: this.opts.poll,
     });
     // Progress on long waits: one line per container every 15 s while it is not ready.
     const lastShown = new Map<string, number>();
@@ -285,6 +288,10 @@ class Engine {
 
   /** One docker events stream for the run, opened before the first up, then one inspect. */
   private async listen(): Promise<void> {
+    if (this.opts.poll) {
+      await this.watcher.start();
+      return;
+    }
     const argv = eventsArgv(this.opts.cli, this.watchedNames(), { untilSeconds: this.streamBound() });
     this.out.detail(`$ ${formatCommand(argv)} (until the run ends)`);
     await this.watcher.start();

@@ -99,6 +99,8 @@ export interface EventWatcherOptions {
   /** Inspect a waited-on container whose events have been quiet this long (a missed event's cost). */
   reconcileMs?: number;
   pollIntervalMs?: number;
+  /** Poll from the start, no stream (the benchmark's "before" figure). */
+  poll?: boolean;
 }
 
 export class EventWatcher {
@@ -126,6 +128,10 @@ export class EventWatcher {
   /** Opens the stream, then inspects every container once: what was running before the stream began. */
   async start(): Promise<ReadonlyMap<string, ContainerState>> {
     this.offStop = runContext.onStop(() => this.stop());
+    if (this.opts.poll) {
+      this.polling = this.pollingWatcher();
+      return this.firstLook();
+    }
     this.streaming = true;
     this.stream = this.executor
       .run({
@@ -139,9 +145,19 @@ export class EventWatcher {
         (r) => this.streamEnded(r.spawnError ?? (r.stderr.trim().split('\n').at(-1) || `exit ${r.exitCode}`)),
         (err: Error) => this.streamEnded(err.message),
       );
+    return this.firstLook();
+  }
+
+  private async firstLook(): Promise<ReadonlyMap<string, ContainerState>> {
     const states = await this.inspect(this.names);
     for (const [name, state] of states) this.track(name).state ??= state;
     return states;
+  }
+
+  private pollingWatcher(): HealthWatcher {
+    const polling = new HealthWatcher(this.executor, this.cli, this.opts.pollIntervalMs ?? 50);
+    if (this.onState) polling.onState = this.onState;
+    return polling;
   }
 
   /** The state the watcher holds for a container (from the first inspect, then its events). */
@@ -340,8 +356,7 @@ export class EventWatcher {
     this.opts.warn(
       `docker events is not available on ${this.executor.where} (${why.slice(0, 200)}): polling docker inspect instead`,
     );
-    this.polling = new HealthWatcher(this.executor, this.cli, this.opts.pollIntervalMs ?? 50);
-    if (this.onState) this.polling.onState = this.onState;
+    this.polling = this.pollingWatcher();
     clearInterval(this.reconcileTimer);
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
