@@ -3,9 +3,9 @@
  * canary values, and an Output that captures every line, for engine tests against the simulator.
  */
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { createOutput, type Output } from '../../scripts/lib/output.ts';
 import { PROJECT_ROOT } from './run-cli.ts';
@@ -48,7 +48,7 @@ export function makeBundle(values = bifrostSecrets()) {
   cpSync(BUNDLE_SOURCE, dir, { recursive: true });
   writeFileSync(join(dir, '.secrets.env'), envText(values.secretsEnv), { mode: 0o600 });
   writeFileSync(join(dir, '.env'), envText(values.dotEnv), { mode: 0o600 });
-  return { dir, ...values };
+  return { dir, ...values, cleanup: () => rmSync(dirname(dir), { recursive: true, force: true }) };
 }
 
 export function capturedOutput(): { out: Output; text: () => string } {
