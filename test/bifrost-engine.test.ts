@@ -37,6 +37,8 @@ async function run(s: ReturnType<typeof setup>, timeScale = 0.05): Promise<Engin
     timeScale,
     pollIntervalMs: 5,
   });
+  // Every run, whatever its end, leaves no docker events call running.
+  expect(s.sim.listening).toBe(0);
   return { ...result, log: text() };
 }
 
@@ -258,6 +260,7 @@ describe('bifrost engine on the simulator', () => {
     }, 5);
     const result = await r;
     clearInterval(kill);
+    expect(s.sim.listening).toBe(0);
     expect(result.ok).toBe(false);
     expect(result.failure?.step).toBe('netbird-server');
     expect(result.failure?.message).toMatch(/netbird-server exited with code 1 while it was awaited/);

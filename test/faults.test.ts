@@ -108,6 +108,13 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
+/** Whether `done()` turns true within a bounded wait (the far side notices a closed channel on its own). */
+async function settles(done: () => boolean, ms = 10_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50)))
+    if (done()) return true;
+  return done();
+}
+
 describe.skipIf(!sshd)('faults', () => {
   let host: BifrostTestHost;
   let sim: DockerSimulator;
@@ -236,6 +243,8 @@ describe.skipIf(!sshd)('faults', () => {
       expect(r.stderr).toMatch(/interrupted by SIGTERM during bootstrap: .*the host lock was released/);
       expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, interrupted: 'SIGTERM', exitCode: 143 });
       expect(existsSync(lockDir())).toBe(false);
+      // The docker events stream on the host ended with the run: nothing left listening.
+      expect(await settles(() => sim.listening === 0)).toBe(true);
 
       const again = await provision(['--force']);
       expect(again.exitCode, again.stderr).toBe(0);
@@ -382,6 +391,8 @@ describe.skipIf(!sshd)('faults', () => {
       sim.containers.clear();
       const { again } = await dropDuring({ line: /^start\s+traefik/ }, /^bootstrap$/, ['--force']);
       expect(again.stderr).toMatch(/took over/);
+      // The events stream of the dropped run ended on the host too: nothing is left listening.
+      expect(await settles(() => sim.listening === 0)).toBe(true);
     }, 90_000);
 
     it('while releasing the lock: the release error is reported, and the re-run takes the lock over', async () => {

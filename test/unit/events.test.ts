@@ -259,6 +259,28 @@ describe('EventWatcher', () => {
     expect(docker.streamAborted).toBe(true);
   });
 
+  it('says how a long wait stands from what it knows, without a docker call', async () => {
+    const docker = new ScriptedDocker();
+    const w = watcher(docker, { traefik: true });
+    await w.start();
+    w.expectStart('traefik');
+    const seen: string[] = [];
+    const progressed = new Promise<void>((resolve) => {
+      w.onState = (name, state) => {
+        seen.push(`${name} ${state?.health}`);
+        resolve();
+      };
+    });
+    // Nothing happens: no event, so the progress comes from the watcher's own timer.
+    const ready = w.waitReady('traefik', 60_000);
+    await progressed;
+    expect(seen[0]).toBe('traefik undefined');
+    expect(docker.count('inspect')).toBe(1);
+    docker.emit(line('start', 'traefik', ID(9)));
+    docker.emit(line('health_status: healthy', 'traefik', ID(9)));
+    await ready;
+  });
+
   it('a quiet container is inspected once its events have been silent for reconcileMs', async () => {
     const docker = new ScriptedDocker();
     const w = new EventWatcher(docker, CLI, ['traefik'], {

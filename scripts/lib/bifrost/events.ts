@@ -332,6 +332,9 @@ export class EventWatcher {
     this.reconcileTimer ??= setInterval(
       () => {
         const now = Date.now();
+        // Progress on long waits from what is known (the engine prints a line every 15 s): no docker call.
+        for (const w of this.waiters)
+          this.onState?.(w.name, this.tracked.get(w.name)?.state, now - w.started);
         const quiet = [
           ...new Set(
             this.waiters
@@ -343,7 +346,7 @@ export class EventWatcher {
         for (const n of quiet) this.track(n).lastEventAt = now;
         this.refresh(quiet);
       },
-      Math.max(50, Math.floor(every / 4)),
+      Math.max(50, Math.min(1000, Math.floor(every / 4))),
     );
     this.reconcileTimer.unref();
   }
