@@ -172,6 +172,48 @@ describe('bifrost engine on the simulator', () => {
     expect(r.steps.find((x) => x.id === 'netbird-config')?.detail).toMatch(/unchanged/);
   });
 
+  it('a changed compose definition: compose recreates that service; its new container is what is awaited', async () => {
+    const s = setup();
+    await run(s);
+    const creations = new Map(s.sim.creations);
+    const compose = join(s.bundle.dir, 'docker-compose.yml');
+    writeFileSync(
+      compose,
+      readFileSync(compose, 'utf8').replace(
+        /^ {4}container_name: traefik$/m,
+        '    container_name: traefik\n    labels: [bench=1]',
+      ),
+    );
+    const callsBefore = s.sim.calls.length;
+    const r = await run(s);
+    expect(r.failure).toBeUndefined();
+    const expected = new Map(creations);
+    expected.set('traefik', (creations.get('traefik') ?? 0) + 1);
+    expect(s.sim.creations).toEqual(expected);
+    // Not forced: compose saw the change itself.
+    const ups = s.sim.calls.slice(callsBefore).filter((c) => c.argv.includes('up'));
+    expect(ups.map((c) => c.argv.filter((a) => a === 'traefik' || a === '--force-recreate'))).toEqual([
+      ['traefik'],
+    ]);
+  });
+
+  it('a state recorded before definitions were: one up each, one inspect says nothing was recreated', async () => {
+    const s = setup();
+    await run(s);
+    const stateFile = join(s.bundle.dir, '.bifrost-state.json');
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    for (const svc of Object.values(state.services) as { definition?: string }[]) delete svc.definition;
+    writeFileSync(stateFile, JSON.stringify(state));
+    const creations = new Map(s.sim.creations);
+    const r = await run(s);
+    expect(r.failure).toBeUndefined();
+    expect(s.sim.creations).toEqual(creations);
+    // The definitions are recorded now: the next run needs no up.
+    const callsBefore = s.sim.calls.length;
+    await run(s);
+    expect(s.sim.calls.slice(callsBefore).filter((c) => c.argv.includes('up'))).toEqual([]);
+  });
+
   it('a changed NB_RELAY_SECRET recreates netbird-server only', async () => {
     const s = setup();
     await run(s);

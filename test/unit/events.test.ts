@@ -196,6 +196,20 @@ describe('EventWatcher', () => {
     expect((await ready).id).toBe(ID(2));
   });
 
+  it('a container gone right after its die is being replaced: the replacement decides', async () => {
+    const docker = new ScriptedDocker();
+    docker.inspect.set('traefik', { id: ID(1), health: 'starting' });
+    const w = watcher(docker, { traefik: true });
+    await w.start();
+    const ready = w.waitReady('traefik', 10_000);
+    docker.inspect.delete('traefik');
+    docker.emit(line('die', 'traefik', ID(1), { exitCode: '0' }));
+    await tick();
+    docker.emit(line('start', 'traefik', ID(2)));
+    docker.emit(line('health_status: healthy', 'traefik', ID(2)));
+    expect((await ready).id).toBe(ID(2));
+  });
+
   it('unhealthy fails the wait at once', async () => {
     const docker = new ScriptedDocker();
     const w = watcher(docker, { 'netbird-proxy': true });

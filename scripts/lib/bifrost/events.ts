@@ -173,6 +173,22 @@ export class EventWatcher {
     t.died = undefined;
   }
 
+  /**
+   * After an `up` that may or may not have recreated the container (compose decides by its own config
+   * hash, which the engine cannot see for a state recorded before definitions were): one inspect says
+   * which container runs now.
+   */
+  async resync(name: string): Promise<void> {
+    if (this.polling || this.stopped) return;
+    const seen = (await this.inspect([name]).catch(() => new Map<string, ContainerState>())).get(name);
+    const t = this.track(name);
+    if (seen && seen.id !== t.state?.id) {
+      t.awaitingStart = false;
+      t.died = undefined;
+      t.state = seen;
+    }
+  }
+
   waitReady(name: string, deadlineMs: number): Promise<ContainerState> {
     if (this.polling) return this.polling.waitReady(name, deadlineMs);
     return new Promise((resolve, reject) => {
@@ -315,6 +331,12 @@ export class EventWatcher {
           const seen = states.get(name);
           // Still waiting for the new instance of a recreated container, and this is not it.
           if (t.awaitingStart && (!seen || seen.id === t.state?.id)) continue;
+          if (!seen && die) {
+            // Gone right after it died: compose is between removing it and starting its replacement.
+            // The replacement's start (or the deadline) decides.
+            t.awaitingStart = true;
+            continue;
+          }
           t.awaitingStart = false;
           t.state = seen;
           t.died = seen?.status === 'running' ? undefined : (die ?? {});
