@@ -14,7 +14,18 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -1029,4 +1040,87 @@ export async function buildBifrostStandInImages(
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The docker CLIs the product is told to use: the real ones, pointed at this engine, logging each process
+
+/** One docker / docker-compose process started through the wrappers. */
+export interface DockerCliCall {
+  /** Its process id: the wrapper execs the real CLI, so the CLI keeps the wrapper's pid. */
+  pid: number;
+  program: 'docker' | 'docker-compose';
+  /** Its arguments, joined by spaces (for matching, not for re-running). */
+  args: string;
+}
+
+export interface DockerCliWrappers {
+  /** The directory holding both wrappers and their log. */
+  bin: string;
+  /** `--docker` for the product. */
+  docker: string;
+  /** `--compose` for the product (docker-compose v1). */
+  compose: string;
+  /** Every process started through the wrappers since the last reset(), in order. */
+  calls(): DockerCliCall[];
+  reset(): void;
+  /** `docker events` processes started through the wrappers that are still running. */
+  liveEventStreams(): number[];
+  /** Lets `user` (sshd's test user) run the wrappers and reach the engine's socket, and `dirs` be theirs. */
+  shareWith(user: string, dirs: readonly string[]): void;
+}
+
+/**
+ * Writes `docker` and `docker-compose` wrappers into `bin` that export the engine's DOCKER_HOST and
+ * DOCKER_CONFIG, append `PID PROGRAM ARGS` to a log, and exec the real CLI found on PATH. They work for any
+ * user the engine is shared with (shareWith), so a run over the loopback sshd counts its processes too.
+ */
+export async function writeDockerCliWrappers(engine: DockerEngine, bin: string): Promise<DockerCliWrappers> {
+  await mkdir(bin, { recursive: true });
+  const log = join(bin, 'calls.log');
+  await writeFile(log, '');
+  await chmod(log, 0o666);
+  const exports = Object.entries(engine.env)
+    .map(([k, v]) => `export ${k}='${v}'`)
+    .join('\n');
+  for (const program of ['docker', 'docker-compose'] as const) {
+    await writeFile(
+      join(bin, program),
+      `#!/bin/sh\n${exports}\necho "$$ ${program} $*" >> '${log}'\nexec ${program} "$@"\n`,
+      { mode: 0o755 },
+    );
+  }
+  const calls = (): DockerCliCall[] =>
+    readFileSync(log, 'utf8')
+      .split('\n')
+      .flatMap((line) => {
+        const m = /^(\d+) (docker|docker-compose) ?(.*)$/.exec(line);
+        return m ? [{ pid: Number(m[1]), program: m[2] as DockerCliCall['program'], args: m[3] ?? '' }] : [];
+      });
+  return {
+    bin,
+    docker: join(bin, 'docker'),
+    compose: join(bin, 'docker-compose'),
+    calls,
+    reset: () => writeFileSync(log, ''),
+    liveEventStreams: () =>
+      calls()
+        .filter((c) => c.program === 'docker' && c.args.startsWith('events '))
+        .map((c) => c.pid)
+        // A pid may have been reused since: only a process still running `docker events` counts.
+        .filter((pid) => alive(pid) && /(^|\/)docker events /.test(cmdline(pid))),
+    shareWith: (user, dirs) => {
+      for (const dir of dirs) execFileSync('chown', ['-R', user, dir]);
+      const socket = engine.dockerHost.replace('unix://', '');
+      for (let d = dirname(socket); d.startsWith(engine.root); d = dirname(d)) chmodSync(d, 0o711);
+      chmodSync(socket, 0o666);
+      chmodSync(bin, 0o755);
+      // The docker CLI's config directory (kept out of ~/.docker) must be readable by that user too.
+      const config = engine.env.DOCKER_CONFIG;
+      if (config) {
+        mkdirSync(config, { recursive: true });
+        execFileSync('chmod', ['-R', 'a+rX', config]);
+      }
+    },
+  };
 }
