@@ -69,6 +69,9 @@ export function eventsArgv(
     'type=container',
     ...['start', 'die', 'health_status'].flatMap((e) => ['--filter', `event=${e}`]),
     ...containers.flatMap((c) => ['--filter', `container=${c}`]),
+    // Without --since, a stream with --until replays every event the daemon still holds (up to 256):
+    // old starts and dies. `0s` is the host's own now.
+    '--since=0s',
     `--until=-${Math.ceil(opts.untilSeconds)}s`,
   ];
 }

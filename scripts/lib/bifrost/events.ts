@@ -77,6 +77,8 @@ interface Tracked {
   awaitingStart: boolean;
   /** Confirmed dead (the die was not compose replacing it). */
   died?: { exitCode?: number };
+  /** Started, and whether it has a healthcheck is not known yet: asked once it is awaited. */
+  probe?: boolean;
   lastEventAt: number;
 }
 
@@ -150,7 +152,16 @@ export class EventWatcher {
 
   private async firstLook(): Promise<ReadonlyMap<string, ContainerState>> {
     const states = await this.inspect(this.names);
-    for (const [name, state] of states) this.track(name).state ??= state;
+    for (const [name, state] of states) {
+      // The inspect wins over events of the same container that came first: the daemon replays the
+      // current second's events to a new stream, older than what the inspect saw. An event of another
+      // (newer) container is kept.
+      const t = this.track(name);
+      if (!t.awaitingStart && (!t.state || t.state.id === state.id)) {
+        t.state = state;
+        t.probe = false;
+      }
+    }
     return states;
   }
 
@@ -185,6 +196,7 @@ export class EventWatcher {
     if (seen && seen.id !== t.state?.id) {
       t.awaitingStart = false;
       t.died = undefined;
+      t.probe = false;
       t.state = seen;
     }
   }
@@ -257,6 +269,8 @@ export class EventWatcher {
     const t = this.track(e.name);
     t.lastEventAt = Date.now();
     if (e.action === 'start') {
+      // The container already known running (a replayed start): nothing new.
+      if (!t.awaitingStart && t.state?.id === e.id && t.state.status === 'running') return;
       const has = this.opts.healthcheck(e.name);
       t.awaitingStart = false;
       t.died = undefined;
@@ -266,8 +280,7 @@ export class EventWatcher {
         health: has === false ? 'none' : 'starting',
         healthLog: [],
       };
-      // A service the compose file gives no healthcheck may still have one from its image: ask once.
-      if (has === undefined) this.refresh([e.name]);
+      t.probe = has === undefined;
     } else if (t.awaitingStart || t.state?.id !== e.id) {
       // The old instance of a container being recreated, or an instance already replaced.
       return;
@@ -288,7 +301,15 @@ export class EventWatcher {
   private settle(name: string): void {
     const t = this.tracked.get(name);
     if (!t || t.awaitingStart) return;
-    for (const w of this.waiters.filter((x) => x.name === name)) {
+    const waiting = this.waiters.filter((x) => x.name === name);
+    if (t.probe && waiting.length > 0 && t.state) {
+      const has = this.opts.healthcheck(name);
+      t.probe = false;
+      if (has === false) t.state = { ...t.state, health: 'none' };
+      // Neither the compose file nor an inspect said yet: its image may have a healthcheck. Ask once.
+      else if (has === undefined) return this.refresh([name]);
+    }
+    for (const w of waiting) {
       this.onState?.(name, t.state, Date.now() - w.started);
       if (isReady(t.state)) this.finish(w, () => w.resolve(t.state as ContainerState));
       else if (t.died)
@@ -339,6 +360,7 @@ export class EventWatcher {
           }
           t.awaitingStart = false;
           t.state = seen;
+          t.probe = false;
           t.died = seen?.status === 'running' ? undefined : (die ?? {});
           this.settle(name);
         }

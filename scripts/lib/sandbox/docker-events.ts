@@ -139,8 +139,11 @@ export function goDurationNs(text: string): number | undefined {
 export function eventTimeNs(text: string, nowMs: number): bigint | undefined {
   const unix = /^(\d+)(?:\.(\d{1,9}))?$/.exec(text);
   if (unix) return BigInt(unix[1] as string) * 1_000_000_000n + BigInt((unix[2] ?? '').padEnd(9, '0'));
+  // A duration or a date becomes whole Unix seconds (GetTimestamp formats `.Unix()`): `--since=0s` is the
+  // start of the current second, so that second's earlier events are replayed, as dockerd does.
+  const second = (ns: bigint) => (ns / 1_000_000_000n) * 1_000_000_000n;
   const ago = goDurationNs(text);
-  if (ago !== undefined) return BigInt(nowMs) * 1_000_000n - BigInt(Math.round(ago));
+  if (ago !== undefined) return second(BigInt(nowMs) * 1_000_000n - BigInt(Math.round(ago)));
   const ms = Date.parse(text);
-  return Number.isNaN(ms) ? undefined : BigInt(ms) * 1_000_000n;
+  return Number.isNaN(ms) ? undefined : second(BigInt(ms) * 1_000_000n);
 }

@@ -368,7 +368,7 @@ export class DockerSimulator implements Executor {
 
   /**
    * `docker events [--format '{{json .}}'|json] [--filter k=v]… [--since T] [--until T]`: one line per
-   * event as it happens. `--since` replays the event log first; with `--until` the call ends then, else
+   * event as it happens. `--since` (or `--until` alone) replays the event log first; with `--until` the call ends then, else
    * when `cmd.signal` aborts it, with exit status 143 (a CLI ended by SIGTERM) and what it printed.
    */
   private async eventsCall(cmd: Command): Promise<CommandResult> {
@@ -390,9 +390,12 @@ export class DockerSimulator implements Executor {
       stdout += line;
       cmd.onOutput?.(line, 'stdout');
     };
-    if (args.since !== undefined) {
+    // dockerd replays what it holds when either bound is given: from --since, or from the start with
+    // --until alone.
+    if (args.since !== undefined || args.until !== undefined) {
+      const since = args.since ?? 0n;
       for (const ev of this.events)
-        if (ev.timeNano >= args.since && (args.until === undefined || ev.timeNano <= args.until)) print(ev);
+        if (ev.timeNano >= since && (args.until === undefined || ev.timeNano <= args.until)) print(ev);
     }
     const untilMs = args.until === undefined ? undefined : Number(args.until / 1_000_000n) - Date.now();
     if (untilMs !== undefined && untilMs <= 0) return record(ok(stdout));
