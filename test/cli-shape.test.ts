@@ -31,14 +31,21 @@ const EXIT_TABLE = /Exit codes:\n {2}0 {4}.+\n {2}1 {4}.+\n {2}2 {4}.+\n.+\n {2}
  * Commands issued concurrently have no order of their own: the two pre-flight checks, and the services
  * of one batched `up` (in the order their steps asked). Everything else is compared in order.
  */
+/**
+ * Commands in a comparable order: the one events stream first (the simulator records a call when it
+ * ends, the dry run when it is issued) with its --until bound (the run's deadlines, scaled) left out, the
+ * two pre-flight calls sorted, the services of one up sorted.
+ */
 const settled = (commands: readonly string[]) => {
-  const sorted = commands.map((c) =>
+  const isEvents = (c: string) => c.startsWith('docker events ');
+  const events = commands.filter(isEvents).map((c) => c.replace(/ --until=-\d+s$/, ' --until=…'));
+  const sorted = commands.filter((c) => !isEvents(c)).map((c) =>
     c.replace(
       /( up -d --no-deps(?: --force-recreate)?) (.+)$/,
       (_m, head: string, services: string) => `${head} ${services.split(' ').sort().join(' ')}`,
     ),
   );
-  return [...sorted.slice(0, 2).sort(), ...sorted.slice(2)];
+  return [...events, ...sorted.slice(0, 2).sort(), ...sorted.slice(2)];
 };
 
 const SUBCOMMANDS: Record<string, string[]> = {
@@ -241,8 +248,9 @@ describe('bifrost-bootstrap --dry-run is a recording run of the real plan', () =
       .filter(notInspect)
       .map((argv) => formatCommand(argv).split(fresh.dir).join(b.dir));
     expect(settled(dry.commands)).toEqual(settled(real));
-    expect(dry.commands).toHaveLength(8);
-    expect(settled(dry.commands)[2]).toMatch(/up -d --no-deps --force-recreate authentik-postgres traefik$/);
+    expect(dry.commands).toHaveLength(9);
+    expect(settled(dry.commands)[0]).toMatch(/^docker events --format '\{\{json \.\}\}' .* --since=0s --until=…$/);
+    expect(settled(dry.commands)[3]).toMatch(/up -d --no-deps --force-recreate authentik-postgres traefik$/);
     expect(dry.steps).toContain('netbird-proxy (after netbird-server): skipped, NB_PROXY_TOKEN is not set');
     expect(dry.steps).toContain('authentik-migrate (after authentik-postgres): would run');
   });
