@@ -14,6 +14,7 @@ import { decryptSopsText, encryptSops } from '../scripts/lib/secrets/sops/index.
 import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
 import { canaryValues } from '../test/helpers/bootstrap-fixture.ts';
 import { benchBifrost } from './bifrost.ts';
+import { benchBifrostReal } from './bifrost-real.ts';
 import { benchProvision } from './provision.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -148,6 +149,7 @@ try {
   const recipient = await main();
   await benchLargeParse(recipient);
   await benchBifrost();
+  await benchBifrostReal();
   await benchProvision();
 } finally {
   rmSync(benchTmp, { recursive: true, force: true });
