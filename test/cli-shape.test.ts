@@ -39,12 +39,14 @@ const EXIT_TABLE = /Exit codes:\n {2}0 {4}.+\n {2}1 {4}.+\n {2}2 {4}.+\n.+\n {2}
 const settled = (commands: readonly string[]) => {
   const isEvents = (c: string) => c.startsWith('docker events ');
   const events = commands.filter(isEvents).map((c) => c.replace(/ --until=-\d+s$/, ' --until=…'));
-  const sorted = commands.filter((c) => !isEvents(c)).map((c) =>
-    c.replace(
-      /( up -d --no-deps(?: --force-recreate)?) (.+)$/,
-      (_m, head: string, services: string) => `${head} ${services.split(' ').sort().join(' ')}`,
-    ),
-  );
+  const sorted = commands
+    .filter((c) => !isEvents(c))
+    .map((c) =>
+      c.replace(
+        /( up -d --no-deps(?: --force-recreate)?) (.+)$/,
+        (_m, head: string, services: string) => `${head} ${services.split(' ').sort().join(' ')}`,
+      ),
+    );
   return [...events, ...sorted.slice(0, 2).sort(), ...sorted.slice(2)];
 };
 
@@ -249,7 +251,9 @@ describe('bifrost-bootstrap --dry-run is a recording run of the real plan', () =
       .map((argv) => formatCommand(argv).split(fresh.dir).join(b.dir));
     expect(settled(dry.commands)).toEqual(settled(real));
     expect(dry.commands).toHaveLength(9);
-    expect(settled(dry.commands)[0]).toMatch(/^docker events --format '\{\{json \.\}\}' .* --since=0s --until=…$/);
+    expect(settled(dry.commands)[0]).toMatch(
+      /^docker events --format '\{\{json \.\}\}' .* --since=0s --until=…$/,
+    );
     expect(settled(dry.commands)[3]).toMatch(/up -d --no-deps --force-recreate authentik-postgres traefik$/);
     expect(dry.steps).toContain('netbird-proxy (after netbird-server): skipped, NB_PROXY_TOKEN is not set');
     expect(dry.steps).toContain('authentik-migrate (after authentik-postgres): would run');

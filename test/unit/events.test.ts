@@ -239,6 +239,19 @@ describe('EventWatcher', () => {
     expect((await unknown).health).toBe('healthy');
   });
 
+  it('a line far longer than any event is dropped; the events after it still count', async () => {
+    const docker = new ScriptedDocker();
+    const w = watcher(docker, { traefik: true });
+    await w.start();
+    w.expectStart('traefik');
+    const ready = w.waitReady('traefik', 10_000);
+    docker.emit('x'.repeat(200_000));
+    docker.emit('\n');
+    docker.emit(line('start', 'traefik', ID(1)));
+    docker.emit(line('health_status: healthy', 'traefik', ID(1)));
+    expect((await ready).id).toBe(ID(1));
+  });
+
   it('a wait whose event never comes fails at its deadline, naming the container', async () => {
     const docker = new ScriptedDocker();
     const w = watcher(docker, { traefik: true });

@@ -21,6 +21,9 @@ import { runContext } from '../run-context.ts';
 import { type ContainerState, type DockerCli, eventsArgv, inspectContainers, isReady } from './docker.ts';
 import { DeadlineError, HealthWatcher, StoppedError } from './health.ts';
 
+/** An event line is a few hundred bytes (its labels included); far longer is not docker's. */
+const MAX_EVENT_LINE = 64 * 1024;
+
 /** A wait ended early: the container died, or its healthcheck says unhealthy. */
 export class ContainerFailedError extends Error {
   constructor(
@@ -263,6 +266,8 @@ export class EventWatcher {
       if (event && this.names.includes(event.name)) this.apply(event);
       nl = this.buffered.indexOf('\n');
     }
+    // The host's output is not trusted: a line no event is that long is dropped, not kept growing.
+    if (this.buffered.length > MAX_EVENT_LINE) this.buffered = '';
   }
 
   private apply(e: DockerEvent): void {
