@@ -247,6 +247,7 @@ describe('secrets init --fill', () => {
     expect(r.stdout + r.stderr).toMatch(/from .*\.sops\.yaml/);
     const doc = (await decryptSopsFile(join(dir, 'secrets/b.sops.yaml'), { env })).documents[0];
     expect(Object.keys(doc as object)).toContain('REDIS_PASSWORD');
+    await sopsReads(join(dir, 'secrets/b.sops.yaml'), k.keysFile, doc);
   });
 });
 
