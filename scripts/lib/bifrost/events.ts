@@ -312,7 +312,10 @@ export class EventWatcher {
       t.probe = false;
       if (has === false) t.state = { ...t.state, health: 'none' };
       // Neither the compose file nor an inspect said yet: its image may have a healthcheck. Ask once.
-      else if (has === undefined) return this.refresh([name]);
+      else if (has === undefined) {
+        this.refresh([name]);
+        return;
+      }
     }
     for (const w of waiting) {
       this.onState?.(name, t.state, Date.now() - w.started);
