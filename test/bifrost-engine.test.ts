@@ -214,6 +214,19 @@ describe('bifrost engine on the simulator', () => {
     expect(s.sim.calls.slice(callsBefore).filter((c) => c.argv.includes('up'))).toEqual([]);
   });
 
+  it('the dry run takes the path a real run takes: its recorded events stream, no fallback, no polling', async () => {
+    const { dryRunBootstrap } = await import('../scripts/lib/bifrost/dry-run.ts');
+    const s = setup();
+    const { out, text } = capturedOutput();
+    const verbose = { ...out, detail: out.info };
+    const dry = await dryRunBootstrap({ executor: s.sim, cli: s.cli, out: verbose });
+    expect(dry.result.ok).toBe(true);
+    expect(text()).not.toMatch(/docker events is not available/);
+    expect(dry.commands.filter((c) => c.startsWith('docker events '))).toHaveLength(1);
+    // Nothing ran on the host behind it.
+    expect(s.sim.calls).toEqual([]);
+  });
+
   it('a changed NB_RELAY_SECRET recreates netbird-server only', async () => {
     const s = setup();
     await run(s);

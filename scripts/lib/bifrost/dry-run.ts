@@ -51,15 +51,23 @@ export class RecordingExecutor implements Executor {
     return this.real.where;
   }
 
+  /** Where the recorded `docker events` stream's lines go while it is open. */
+  private eventSink: ((line: string) => void) | undefined;
+  private started = 0;
+
   /**
-   * Nothing runs: each command is recorded and answered at once, a `docker events` included (it ends
-   * at once, printing nothing). An already-aborted signal records nothing, as it would start nothing.
+   * Nothing runs: each command is recorded and answered as a host where everything comes up would answer
+   * it. `docker events` stays open until its signal ends it, and each recorded `up` puts its containers'
+   * start and healthy events on it, so the engine takes the path it takes on a host. An already-aborted
+   * signal records nothing, as it would start nothing.
    */
   async run(cmd: Command): Promise<CommandResult> {
     if (cmd.signal?.aborted) return abortedBeforeStart();
     const argv = [...cmd.argv];
     this.commands.push(argv);
     const [bin, sub, ...rest] = argv;
+    if (bin === this.cli.docker && sub === 'events') return this.eventsStream(cmd);
+    if (argv.includes('up')) this.started = this.announceStarts(argv);
     if (bin === this.cli.docker && sub === 'inspect') return ok(JSON.stringify(rest.map(runningHealthy)));
     if (bin === this.cli.docker && sub === 'exec' && argv.includes('ak'))
       return ok(`TOKEN:${DRY_RUN_TOKEN}\n`);
@@ -68,6 +76,32 @@ export class RecordingExecutor implements Executor {
   }
 
   async close(): Promise<void> {}
+
+  private eventsStream(cmd: Command): Promise<CommandResult> {
+    return new Promise((resolve) => {
+      const end = () => {
+        this.eventSink = undefined;
+        resolve(ok());
+      };
+      if (!cmd.signal) return end();
+      this.eventSink = (line) => cmd.onOutput?.(line, 'stdout');
+      cmd.signal.addEventListener('abort', end, { once: true });
+    });
+  }
+
+  /** The services of a recorded `compose up`: each one's new container starts and is healthy. */
+  private announceStarts(argv: readonly string[]): number {
+    const services = argv.slice(argv.indexOf('up') + 1).filter((a) => !a.startsWith('-'));
+    let n = this.started;
+    for (const name of services) {
+      const id = `dry-run-${name}-${++n}`;
+      for (const action of ['start', 'health_status: healthy'])
+        this.eventSink?.(
+          `${JSON.stringify({ status: action, id, Type: 'container', Action: action, Actor: { ID: id, Attributes: { name } } })}\n`,
+        );
+    }
+    return n;
+  }
 }
 
 function runningHealthy(name: string) {
