@@ -113,7 +113,6 @@ export class EventWatcher {
   private waiters: Waiter[] = [];
   private readonly abort = new AbortController();
   private stream: Promise<unknown> | undefined;
-  private streaming = false;
   private stopped = false;
   private polling: HealthWatcher | undefined;
   private buffered = '';
@@ -137,7 +136,6 @@ export class EventWatcher {
       this.polling = this.pollingWatcher();
       return this.firstLook();
     }
-    this.streaming = true;
     this.stream = this.executor
       .run({
         argv: eventsArgv(this.cli, this.names, { untilSeconds: this.opts.maxSeconds }),
@@ -406,7 +404,6 @@ export class EventWatcher {
   // ---- losing the stream --------------------------------------------------------------------------
 
   private streamEnded(why: string): void {
-    this.streaming = false;
     if (this.stopped) return;
     this.opts.warn(
       `docker events is not available on ${this.executor.where} (${why.slice(0, 200)}): polling docker inspect instead`,
@@ -417,10 +414,5 @@ export class EventWatcher {
       clearTimeout(w.timer);
       this.polling.waitReady(w.name, Math.max(0, w.deadline - Date.now())).then(w.resolve, w.reject);
     }
-  }
-
-  /** Whether the stream is open (false once it fell back to polling). */
-  get listening(): boolean {
-    return this.streaming;
   }
 }

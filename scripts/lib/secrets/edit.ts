@@ -19,15 +19,14 @@ import { InputError, WorkError } from '../errors.ts';
 import { fingerprint } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import { FINGERPRINT_KEY, registerSecrets } from './registry.ts';
-import { CONSUMERS, type ConsumerId, specOf } from './schema.ts';
-import { refuseNeverRotate, refusePlain } from './set.ts';
+import { specOf } from './schema.ts';
+import { refuseNeverRotate, refusePlain, valueProblems } from './set.ts';
 import { shlexSplit } from './sops/age-keys.ts';
 import { emitYaml } from './sops/emit.ts';
 import { GoTime } from './sops/go-values.ts';
 import { commitSops, type OpenedSops, openSops, registerLeaves, rewriteSops } from './sops/rewrite.ts';
 import { Branch, Comment, type Pair, type Value } from './sops/tree.ts';
 import { parseYamlFully } from './sops/yaml-store.ts';
-import { findProblems, shapeProblem } from './validate.ts';
 
 export interface EditOptions {
   file: string;
@@ -189,7 +188,6 @@ export function reviewEdit(
   const problems: string[] = [];
   const warnings: string[] = [];
   const changes: KeyChange[] = [];
-  const consumers = Object.keys(CONSUMERS) as ConsumerId[];
   const neverRotate = (key: string, current: Value | undefined) => {
     try {
       refuseNeverRotate(key, typeof current === 'string' ? current : undefined, opts.allowRotate);
@@ -228,16 +226,10 @@ export function reviewEdit(
       problems.push(`${key}: empty (remove the key instead)`);
       continue;
     }
-    if (!spec) {
-      const shape = shapeProblem(value);
-      if (shape) problems.push(`${key}: ${shape}`);
-      continue;
-    }
-    for (const p of findProblems({ [key]: value }, consumers, { strict: opts.strict })) {
-      if (p.key !== key || p.kind !== 'malformed') continue;
-      (p.severity === 'error' ? problems : warnings).push(`${key}: ${p.detail}`);
-    }
-    if (before !== undefined) neverRotate(key, before);
+    const found = valueProblems(key, value, opts.strict);
+    problems.push(...found.errors);
+    warnings.push(...found.warnings);
+    if (spec && before !== undefined) neverRotate(key, before);
   }
   const kept = new Set(pairs.map((p) => p.key));
   for (const [key, value] of old) {

@@ -64,30 +64,45 @@ export async function readSecretValue(key: string): Promise<string> {
     .replace(/\r?\n$/, '');
 }
 
+/**
+ * What is wrong with `value` for `key`, never quoting it: errors refuse it (empty, a copy-paste slip, the
+ * schema's format); warnings do not (a hand-made token not in its vendor's format, without `strict`).
+ * A key the schema does not know gets the shape checks only.
+ */
+export function valueProblems(
+  key: string,
+  value: string,
+  strict?: boolean,
+): { errors: string[]; warnings: string[] } {
+  if (value === '') return { errors: [`${key}: empty`], warnings: [] };
+  if (!specOf(key)) {
+    const shape = shapeProblem(value);
+    return { errors: shape ? [`${key}: ${shape}`] : [], warnings: [] };
+  }
+  const consumers = Object.keys(CONSUMERS) as ConsumerId[];
+  const problems = findProblems({ [key]: value }, consumers, { strict }).filter(
+    (p) => p.key === key && p.kind === 'malformed',
+  );
+  const text = (severity: 'error' | 'warning') =>
+    problems
+      .filter((p) => (p.severity === 'error') === (severity === 'error'))
+      .map((p) => `${key}: ${p.detail}`);
+  return { errors: text('error'), warnings: text('warning') };
+}
+
 /** Refuses what must never reach the file: a bad key name, an unknown key, an empty or malformed value. */
 function checkInput(opts: SetOptions): string[] {
   const { key, value } = opts;
   if (!KEY_NAME.test(key) || key === 'sops')
     throw new InputError(`"${key}" is not a key name set can write`, 'letters, digits and _ (not sops)');
-  const spec = specOf(key);
-  if (!spec && !opts.allowUnknown)
+  if (!specOf(key) && !opts.allowUnknown)
     throw new InputError(
       `${key} is not in the schema`,
       'check the spelling (`secrets where` lists every key), or pass --allow-unknown',
     );
-  if (value === '') throw new InputError(`the value for ${key} is empty`, 'nothing was written');
-  if (!spec) {
-    const shape = shapeProblem(value);
-    if (shape) throw new InputError(`${key}: ${shape}`, 'nothing was written');
-    return [];
-  }
-  const consumers = Object.keys(CONSUMERS) as ConsumerId[];
-  const problems = findProblems({ [key]: value }, consumers, { strict: opts.strict }).filter(
-    (p) => p.key === key && p.kind === 'malformed',
-  );
-  const error = problems.find((p) => p.severity === 'error');
-  if (error) throw new InputError(`${key}: ${error.detail}`, 'nothing was written');
-  return problems.map((p) => `${key}: ${p.detail}`);
+  const { errors, warnings } = valueProblems(key, value, opts.strict);
+  if (errors[0]) throw new InputError(errors[0], 'nothing was written');
+  return warnings;
 }
 
 export async function setSecret(opts: SetOptions): Promise<SetResult> {
