@@ -61,6 +61,7 @@ export function bundleMountsOf(def: ComposeService): { source: string; target?: 
 
 export class Bundle {
   private compose?: Promise<Record<string, ComposeService>>;
+  private dotEnv?: Promise<string | undefined>;
 
   constructor(
     readonly files: FileOps,
@@ -141,7 +142,9 @@ export class Bundle {
    */
   async definitionHash(service: string): Promise<string> {
     const def = (await this.services())[service] ?? {};
-    const dotEnv = await this.read('.env').catch(() => undefined);
+    // Read once per bundle (over SSH each read is a round trip), like the compose file: no step writes it.
+    this.dotEnv ??= this.read('.env').catch(() => undefined);
+    const dotEnv = await this.dotEnv;
     return createHash('sha256')
       .update(`${JSON.stringify(def)}\0${dotEnv ?? '<none>'}`)
       .digest('hex');

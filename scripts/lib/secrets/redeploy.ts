@@ -4,11 +4,9 @@
  * the bundle's compose file (env files rendered from .secrets.env, `${VAR}` interpolation from .env, the
  * rendered NetBird config's bind mount).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
-import { bundleMountsOf, type ComposeService } from '../bifrost/bundle.ts';
+import { Bundle, bundleMountsOf, type ComposeService } from '../bifrost/bundle.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, SERVICE_SECRET_FILES } from '../bifrost/plan.ts';
+import { localFiles } from '../exec/local.ts';
 import { CONSUMERS, type SecretUse, specOf } from './schema.ts';
 
 export const DEFAULT_BUNDLE = 'cloud/bifrost';
@@ -30,14 +28,12 @@ export interface Redeploy {
 
 type Compose = Record<string, ComposeService & Record<string, unknown>>;
 
-function readCompose(bundleDir: string): Compose {
-  const file = join(bundleDir, 'docker-compose.yml');
-  if (!existsSync(file)) return {};
+/** The bundle's compose services, read as the engine reads them; none when it is missing or broken. */
+async function readCompose(bundleDir: string): Promise<Compose> {
   try {
-    const services = (parse(readFileSync(file, 'utf8')) as { services?: Compose } | null)?.services;
-    return services && typeof services === 'object' ? services : {};
+    return (await new Bundle(localFiles, bundleDir).services()) as Compose;
   } catch {
-    // A broken compose file is check-bundle's to report; here the services are just unknown.
+    // A missing or broken compose file is check-bundle's to report; here the services are just unknown.
     return {};
   }
 }
@@ -66,8 +62,8 @@ function readingSecretsEnv(compose: Compose, name: string): string[] {
   return [...new Set(services)];
 }
 
-export function redeployFor(keys: readonly string[], bundleDir = DEFAULT_BUNDLE): Redeploy[] {
-  const compose = readCompose(bundleDir);
+export async function redeployFor(keys: readonly string[], bundleDir = DEFAULT_BUNDLE): Promise<Redeploy[]> {
+  const compose = await readCompose(bundleDir);
   return keys.map((key) => {
     const uses = (specOf(key)?.uses ?? []) as readonly SecretUse[];
     const places = uses.map((use): RedeployPlace => {

@@ -101,7 +101,7 @@ export async function rotateSecrets(opts: RotateOptions): Promise<RotateResult> 
     file: opts.file,
     written: !opts.dryRun,
     rotated,
-    redeploy: redeployFor(keys, opts.bundleDir),
+    redeploy: await redeployFor(keys, opts.bundleDir),
     warnings: opened.warnings,
   };
 }
