@@ -15,6 +15,7 @@ import { serveDockerSimulator, writeDockerSimWrapper } from '../scripts/lib/sand
 import { DockerSimulator, type SimulatorOptions } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { findSshd, startSshd } from './harness/sshd.ts';
 import { makeBundle } from './helpers/bifrost-fixture.ts';
+import { eventually } from './helpers/process.ts';
 
 const COMPOSE = ['docker', 'compose', '-f', 'docker-compose.yml'];
 const FILTERS = [
@@ -309,12 +310,6 @@ describe('docker events on the simulator', () => {
     expect(postgres?.State.Health).toBeUndefined();
   });
 });
-
-/** Polls until `check` holds (bounded, for a loaded machine); no timing assertion. */
-async function eventually(check: () => boolean): Promise<boolean> {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
-  return check();
-}
 
 describe('docker events through the simulator socket (docker-sim-server, docker-sim-client)', () => {
   async function served() {

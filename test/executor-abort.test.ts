@@ -12,6 +12,7 @@ import type { Command, CommandResult, Executor } from '../scripts/lib/exec/execu
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { connectSsh, type SshExecutor } from '../scripts/lib/exec/ssh.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
+import { alive, eventually } from './helpers/process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sf-abort-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,29 +41,6 @@ async function runUntilLines(
     },
   });
   return { result, seen };
-}
-
-/** A pid is alive unless gone or a zombie. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `check` until it holds (bounded: 10 s for a loaded machine); no timing assertion. */
-async function eventually(check: () => boolean | Promise<boolean>): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
 }
 
 describe('LocalExecutor abort', () => {

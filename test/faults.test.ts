@@ -21,6 +21,7 @@ import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, sshCliArgs } from './harness/sshd.ts';
 import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
+import { eventually } from './helpers/process.ts';
 import { type CliRun, PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 
 const sshd = findSshd('faults: interrupts and dropped connections over a loopback sshd');
@@ -106,13 +107,6 @@ function snapshot(dir: string): Record<string, string> {
   };
   walk('');
   return out;
-}
-
-/** Whether `done()` turns true within a bounded wait (the far side notices a closed channel on its own). */
-async function settles(done: () => boolean, ms = 10_000): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50)))
-    if (done()) return true;
-  return done();
 }
 
 describe.skipIf(!sshd)('faults', () => {
@@ -244,7 +238,7 @@ describe.skipIf(!sshd)('faults', () => {
       expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, interrupted: 'SIGTERM', exitCode: 143 });
       expect(existsSync(lockDir())).toBe(false);
       // The docker events stream on the host ended with the run: nothing left listening.
-      expect(await settles(() => sim.listening === 0)).toBe(true);
+      expect(await eventually(() => sim.listening === 0)).toBe(true);
 
       const again = await provision(['--force']);
       expect(again.exitCode, again.stderr).toBe(0);
@@ -392,7 +386,7 @@ describe.skipIf(!sshd)('faults', () => {
       const { again } = await dropDuring({ line: /^start\s+traefik/ }, /^bootstrap$/, ['--force']);
       expect(again.stderr).toMatch(/took over/);
       // The events stream of the dropped run ended on the host too: nothing is left listening.
-      expect(await settles(() => sim.listening === 0)).toBe(true);
+      expect(await eventually(() => sim.listening === 0)).toBe(true);
     }, 90_000);
 
     it('while releasing the lock: the release error is reported, and the re-run takes the lock over', async () => {

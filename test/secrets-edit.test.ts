@@ -23,6 +23,7 @@ import { encodedForms } from '../scripts/lib/redact.ts';
 import { editBase, editorCommand } from '../scripts/lib/secrets/edit.ts';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { makeAgeKey } from './fixtures/make-sops-fixtures.ts';
+import { alive } from './helpers/process.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { requireTool } from './helpers/tiers.ts';
@@ -255,20 +256,6 @@ describe('secrets edit', { timeout: 90_000 }, () => {
     expect(r.stdout).toMatch(/--allow-rotate KEY/);
   });
 });
-
-/** Whether a process is still there (a zombie counts as gone: it runs nothing). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 describe('where the plaintext goes and which editor opens it', () => {
   it('XDG_RUNTIME_DIR when it is a 0700 directory of ours, else /dev/shm, else the temp dir', () => {

@@ -14,6 +14,7 @@ import { findOnPath } from '../scripts/lib/exec/which.ts';
 import { encryptSops, findAgeIdentities } from '../scripts/lib/secrets/sops/index.ts';
 import { loadSecrets } from '../scripts/lib/secrets/source.ts';
 import { type BootstrapFixture, findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
+import { alive } from './helpers/process.ts';
 import { runScript } from './helpers/run-cli.ts';
 
 let fx: BootstrapFixture;
@@ -31,21 +32,6 @@ afterAll(() => {
 
 const pidFiles: string[] = [];
 const SLEEP = findOnPath('sleep') ?? '/bin/sleep';
-
-/** Running: signalable and not a zombie (a killed grandchild waits for init to reap it). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** A program that records its pid and then never finishes (exec: the recorded pid is the one that hangs). */
 function hangingProgram(name: string): { path: string; pid: () => number } {

@@ -51,7 +51,8 @@ const AGE_RECIPIENT = /^age1[0-9a-z]{20,}$/;
 
 /** A recipient age can encrypt to, or InputError naming the problem (never echoing a secret key). */
 export function checkRecipient(recipient: string): void {
-  if (recipient.startsWith('AGE-SECRET-KEY-'))
+  // Case-insensitive: a secret key typed in lower case must not be echoed back either.
+  if (/^age-secret-key-/i.test(recipient))
     throw new InputError(
       'that is an age SECRET key, not a recipient; it has not been stored anywhere',
       'give the public key: age-keygen -y keys.txt prints it (age1…)',
