@@ -24,6 +24,7 @@ import { editBase, editorCommand } from '../scripts/lib/secrets/edit.ts';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { makeAgeKey } from './fixtures/make-sops-fixtures.ts';
 import { alive } from './helpers/process.ts';
+import { runScriptInPty } from './helpers/pty.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { requireTool } from './helpers/tiers.ts';
@@ -283,30 +284,6 @@ describe('where the plaintext goes and which editor opens it', () => {
   });
 });
 
-// A pseudo-terminal (python3's pty module): a refused edit, "y" to re-open, the editor fixes it.
-const IN_PTY = `
-import os, pty, select, sys, time
-answer = sys.argv[1].encode()
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[2], sys.argv[2:])
-out, sent, deadline = b"", False, time.time() + 60
-while time.time() < deadline:
-    if select.select([fd], [], [], 0.2)[0]:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-    if not sent and b"re-open the editor?" in out:
-        os.write(fd, answer + b"\\r")
-        sent = True
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-`;
 const python = requireTool('python3', 'the terminal re-open test (a pseudo-terminal)');
 
 describe.skipIf(!python)('secrets edit on a terminal', { timeout: 120_000 }, () => {
@@ -317,32 +294,19 @@ describe.skipIf(!python)('secrets edit on a terminal', { timeout: 120_000 }, () 
     it(`a refused edit, "${answer}" at "re-open the editor?": ${code ? 'abandoned' : 'fixed and written'}`, async () => {
       const f = await fixture();
       const before = readFileSync(f.file);
-      const r = await execa(
-        python as string,
-        [
-          '-c',
-          IN_PTY,
-          answer,
-          process.execPath,
-          '--import',
-          'tsx',
-          'scripts/secrets.ts',
-          'edit',
-          '--secrets-file',
-          f.file,
-        ],
-        {
-          cwd: PROJECT_ROOT,
-          env: f.env([
-            // A trailing blank (malformed), which the second run takes away.
-            's/^REDIS_PASSWORD: canary0redis0a\\(.*\\)$/REDIS_PASSWORD: "canary5redis5b\\1 "/',
-            's/ "$/"/',
-          ]),
-          extendEnv: false,
-          reject: false,
-          timeout: 90_000,
-        },
-      );
+      // A refused edit, then the answer at "re-open the editor?".
+      const r = await runScriptInPty({
+        python: python as string,
+        prompt: 're-open the editor?',
+        answer,
+        script: 'secrets.ts',
+        args: ['edit', '--secrets-file', f.file],
+        env: f.env([
+          // A trailing blank (malformed), which the second run takes away.
+          's/^REDIS_PASSWORD: canary0redis0a\\(.*\\)$/REDIS_PASSWORD: "canary5redis5b\\1 "/',
+          's/ "$/"/',
+        ]),
+      });
       const shown = String(r.stdout);
       expect(r.exitCode, shown).toBe(code);
       expect(shown).toMatch(/REDIS_PASSWORD: malformed/);

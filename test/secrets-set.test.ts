@@ -6,12 +6,12 @@
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { makeAgeKey, vectorsDir } from './fixtures/make-sops-fixtures.ts';
+import { runScriptInPty } from './helpers/pty.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
-import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { runScript } from './helpers/run-cli.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const CANARY = {
@@ -261,59 +261,21 @@ describe('setSecret (library): what it leaves to sops', () => {
   });
 });
 
-// A pseudo-terminal (python3's pty module): the command asks, the answer is typed, nothing is echoed.
-const IN_PTY = `
-import os, pty, select, sys, time
-value = sys.argv[1].encode()
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[2], sys.argv[2:])
-out, sent, deadline = b"", False, time.time() + 60
-while time.time() < deadline:
-    if select.select([fd], [], [], 0.2)[0]:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-    if not sent and b"not echoed" in out:
-        os.write(fd, value + b"\\r")
-        sent = True
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-`;
 const python = requireTool('python3', 'the terminal prompt test (a pseudo-terminal)');
 
 describe.skipIf(!python)('secrets set on a terminal', () => {
   it('asks with a prompt that does not echo what is typed', async () => {
     const f = await fixture();
     const typed = 'canary4typed4eeeeeeeeeeeeeeeeeeee';
-    const r = await execa(
-      python as string,
-      [
-        '-c',
-        IN_PTY,
-        typed,
-        process.execPath,
-        '--import',
-        'tsx',
-        'scripts/secrets.ts',
-        'set',
-        'REDIS_PASSWORD',
-        '--secrets-file',
-        f.file,
-      ],
-      {
-        cwd: PROJECT_ROOT,
-        env: { PATH: process.env.PATH ?? '', HOME: f.dir, NO_COLOR: '1', SOPS_AGE_KEY_FILE: f.key.keysFile },
-        extendEnv: false,
-        reject: false,
-        timeout: 90_000,
-      },
-    );
+    // The command asks; the answer is typed; what the terminal showed must not hold it.
+    const r = await runScriptInPty({
+      python: python as string,
+      prompt: 'not echoed',
+      answer: typed,
+      script: 'secrets.ts',
+      args: ['set', 'REDIS_PASSWORD', '--secrets-file', f.file],
+      env: { PATH: process.env.PATH ?? '', HOME: f.dir, NO_COLOR: '1', SOPS_AGE_KEY_FILE: f.key.keysFile },
+    });
     expect(r.exitCode, String(r.stdout)).toBe(0);
     expect(String(r.stdout)).toMatch(/value for REDIS_PASSWORD \(not echoed\)/);
     expect(String(r.stdout)).toMatch(/changed\s+REDIS_PASSWORD \(33 chars/);
