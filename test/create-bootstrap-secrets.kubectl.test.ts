@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeKubeApiServer, startFakeKubeApiServer } from '../scripts/lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from '../scripts/lib/sandbox/kubeconfig.ts';
-import { findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
+import { findLeaks, kubectlEnv, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
 import { requireTool } from './helpers/tiers.ts';
 
@@ -35,15 +35,7 @@ describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () =
   it('creates, then changes nothing, then changes only the changed value', async () => {
     const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
     const kubeconfig = await writeKubeconfig({ dir: f.dir, server: server.url, name: 'sandbox' });
-    const env = {
-      PATH: f.binDir,
-      HOME: f.home,
-      TMPDIR: f.tmp,
-      KUBECTL: kubectl as string,
-      KUBECACHEDIR: join(f.dir, 'kube-cache'),
-      SOPS_AGE_KEY_FILE: f.keyFile,
-      NO_COLOR: '1',
-    };
+    const env = kubectlEnv(f, kubectl as string);
     const args = ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig];
 
     // The offline dry run contacts nothing: no request reaches the API server.
@@ -145,15 +137,7 @@ describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () =
   it('--diff says which live keys server-side apply removes (ours) and which it keeps (another manager set them); the apply does so', async () => {
     const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
     const kubeconfig = await writeKubeconfig({ dir: f.dir, server: server.url, name: 'diff' });
-    const env = {
-      PATH: f.binDir,
-      HOME: f.home,
-      TMPDIR: f.tmp,
-      KUBECTL: kubectl as string,
-      KUBECACHEDIR: join(f.dir, 'kube-cache'),
-      SOPS_AGE_KEY_FILE: f.keyFile,
-      NO_COLOR: '1',
-    };
+    const env = kubectlEnv(f, kubectl as string);
     const OURS = 'CANARY-once-ours-0123456789';
     const THEIRS = 'CANARY-someone-elses-0123456789';
     // A Secret in a namespace of its own: this tool applied OLD_KEY once; someone else added EXTRA.

@@ -24,7 +24,12 @@ import {
 } from '../scripts/lib/secrets/status.ts';
 import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { BUNDLE_SOURCE } from './helpers/bifrost-fixture.ts';
-import { type BootstrapFixture, findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
+import {
+  type BootstrapFixture,
+  findLeaks,
+  kubectlEnv,
+  makeBootstrapFixture,
+} from './helpers/bootstrap-fixture.ts';
 import { type CliRun, runScript } from './helpers/run-cli.ts';
 import { requireTool } from './helpers/tiers.ts';
 
@@ -65,15 +70,7 @@ async function setUp(server: FakeKubeApiServer | undefined) {
     mode: 0o755,
   });
   writeFileSync(log, '');
-  const env = {
-    PATH: f.binDir,
-    HOME: f.home,
-    TMPDIR: f.tmp,
-    KUBECTL: wrapper,
-    KUBECACHEDIR: join(f.dir, 'kube-cache'),
-    SOPS_AGE_KEY_FILE: f.keyFile,
-    NO_COLOR: '1',
-  };
+  const env = kubectlEnv(f, wrapper);
   return {
     f,
     kubeconfig,
@@ -194,14 +191,7 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     const r = await runScript(
       'create-bootstrap-secrets.ts',
       ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig],
-      {
-        PATH: f.binDir,
-        HOME: f.home,
-        TMPDIR: f.tmp,
-        KUBECTL: kubectl as string,
-        KUBECACHEDIR: join(f.dir, 'kube-cache'),
-        SOPS_AGE_KEY_FILE: f.keyFile,
-      },
+      kubectlEnv(f, kubectl as string),
     );
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);

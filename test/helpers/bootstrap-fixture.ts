@@ -85,6 +85,20 @@ export interface BootstrapFixture {
   tmp: string;
 }
 
+/** The environment of a command run against a cluster with `kubectl`: only the fixture's own places. */
+export function kubectlEnv(f: BootstrapFixture, kubectl: string): Record<string, string> {
+  return {
+    PATH: f.binDir,
+    HOME: f.home,
+    TMPDIR: f.tmp,
+    KUBECTL: kubectl,
+    // kubectl's discovery cache, kept out of ~/.kube.
+    KUBECACHEDIR: join(f.dir, 'kube-cache'),
+    SOPS_AGE_KEY_FILE: f.keyFile,
+    NO_COLOR: '1',
+  };
+}
+
 export async function makeBootstrapFixture(
   opts: { values?: Record<string, string | undefined>; omit?: readonly string[] } = {},
 ): Promise<BootstrapFixture> {
