@@ -4,7 +4,7 @@
  * change byte-identical), no value in the output, and every file read back natively and by the real sops
  * library. The removed recipient's identity can open nothing in the new file.
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { generateValue } from '../scripts/lib/secrets/generate.ts';
 import { SECRET_SCHEMA, type SecretSpec, specOf } from '../scripts/lib/secrets/schema.ts';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
-import { makeAgeKey, vectorsDir } from './fixtures/make-sops-fixtures.ts';
+import { copyVector, makeAgeKey, YAML_VECTORS } from './fixtures/make-sops-fixtures.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 
@@ -252,23 +252,11 @@ describe('secrets init --fill', () => {
 });
 
 /** Files sops itself wrote: recipients add, then remove, round-trip through the real sops library. */
-const VECTORS: [string, string, string][] = [
-  ['sops-nix', 'secrets.yaml', 'age-keys.txt'],
-  ['helm-secrets', 'secrets.age.yaml', 'key.txt'],
-  ['fluxcd-kustomize-controller', 'secret.age.v3.7.0.yaml', 'keys/age.txt'],
-  ['gibbz00-rops-reserialized', 'age_example.yaml', 'keys.txt'],
-];
-
 describe.skipIf(!realSopsDecryptBin)('recipients on files sops wrote (shared/vectors/sops)', () => {
-  for (const [dirName, name, keysName] of VECTORS) {
-    it(`${dirName}/${name}: add keeps every value's ciphertext, remove re-encrypts; sops reads both`, async () => {
+  for (const v of YAML_VECTORS) {
+    it(`${v.dir}/${v.name}: add keeps every value's ciphertext, remove re-encrypts; sops reads both`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'sf-lifecycle-vector-'));
-      const file = join(dir, name);
-      const keys = join(dir, 'keys.txt');
-      copyFileSync(join(vectorsDir, dirName, name), file);
-      copyFileSync(join(vectorsDir, dirName, keysName), keys);
-      chmodSync(file, 0o600);
-      chmodSync(keys, 0o600);
+      const { file, keys } = copyVector(v, dir);
       const original = await realSopsDecrypt(file, keys);
       const k2 = await makeAgeKey(dir, 'k2.txt');
       const env = (k: string) => ({

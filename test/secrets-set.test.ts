@@ -3,12 +3,12 @@
  * change), refusals (unknown key, malformed value, never-rotated key) leaving the file untouched, and the
  * result read back by the native decryptor and by the real sops library.
  */
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
-import { makeAgeKey, vectorsDir } from './fixtures/make-sops-fixtures.ts';
+import { copyVector, makeAgeKey, YAML_VECTORS } from './fixtures/make-sops-fixtures.ts';
 import { runScriptInPty } from './helpers/pty.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { runScript } from './helpers/run-cli.ts';
@@ -174,25 +174,12 @@ describe('secrets set', () => {
   });
 });
 
-const VECTORS: [string, string, string][] = [
-  ['sops-nix', 'secrets.yaml', 'age-keys.txt'],
-  ['helm-secrets', 'secrets.age.yaml', 'key.txt'],
-  ['gibbz00-rops-reserialized', 'age_example.yaml', 'keys.txt'],
-  ['humphd-sops-age', 'secret.enc.yaml', 'key.txt'],
-];
-// (fluxcd's secret.age.v3.7.0.yaml encrypts only data/stringData: a top-level key would be plaintext, and
-// set refuses it; the recipients tests use it.)
-
+// fluxcd's file encrypts only data/stringData: a new top-level key would be plaintext, and set refuses it.
 describe.skipIf(!realSopsDecryptBin)('secrets set on a file sops wrote (shared/vectors/sops)', () => {
-  for (const [dirName, name, keysName] of VECTORS) {
-    it(`${dirName}/${name}: one value set, every other line kept, the real sops library reads the result`, async () => {
+  for (const v of YAML_VECTORS.filter((x) => x.topLevelEncrypted)) {
+    it(`${v.dir}/${v.name}: one value set, every other line kept, the real sops library reads the result`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-set-vector-'));
-      const file = join(dir, name);
-      const keys = join(dir, 'age-keys.txt');
-      copyFileSync(join(vectorsDir, dirName, name), file);
-      copyFileSync(join(vectorsDir, dirName, keysName), keys);
-      chmodSync(file, 0o600);
-      chmodSync(keys, 0o600);
+      const { file, keys } = copyVector(v, dir, 'age-keys.txt');
       const before = readFileSync(file, 'utf8');
       const original = (await realSopsDecrypt(file, keys)) as Record<string, unknown>;
       const env = { PATH: process.env.PATH ?? '', HOME: dir, NO_COLOR: '1', SOPS_AGE_KEY_FILE: keys };
