@@ -41,9 +41,19 @@ export function parseBackend(value: string, flag = '--backend'): BackendId {
 }
 
 /**
- * The backend a command follows when no `--backend` is given: the one the apps table names. A table
- * in the old home, written before backends existed, describes v1alpha1 InfisicalSecrets. Without any
- * table (a user's own layout), the default for new setups.
+ * The backend a table names. A table without `backend` and without the per-backend blocks was written
+ * before backends existed (the old cloud/infisical/apps.yaml): it describes v1alpha1 InfisicalSecrets.
+ */
+export function backendOfTable(table: unknown): BackendId | { invalid: unknown } {
+  const t = (typeof table === 'object' && table !== null ? table : {}) as Record<string, unknown>;
+  if (t.backend === undefined)
+    return t.infisical === undefined && t.openbao === undefined ? 'infisical-v1alpha1' : DEFAULT_BACKEND;
+  return isBackendId(t.backend) ? t.backend : { invalid: t.backend };
+}
+
+/**
+ * The backend a command follows when no `--backend` is given: the one the apps table names (the table
+ * at its home, else at its old one). Without any table (a user's own layout), the default for new setups.
  */
 export function resolveBackend(flag: string | undefined, appsFile?: string): BackendId {
   if (flag !== undefined) return parseBackend(flag);
@@ -55,17 +65,17 @@ export function resolveBackend(flag: string | undefined, appsFile?: string): Bac
     } catch {
       continue;
     }
-    let named: unknown;
+    let table: unknown;
     try {
-      named = (parse(text) as { backend?: unknown } | null)?.backend;
+      table = parse(text);
     } catch {
       // A broken table is reported by the command that reads it whole; here it names no backend.
-      named = undefined;
+      return DEFAULT_BACKEND;
     }
-    if (named === undefined) return file === LEGACY_APPS_FILE ? 'infisical-v1alpha1' : DEFAULT_BACKEND;
-    if (isBackendId(named)) return named;
+    const named = backendOfTable(table);
+    if (typeof named === 'string') return named;
     throw new InputError(
-      `${file}: backend ${JSON.stringify(named)} is not a runtime backend`,
+      `${file}: backend ${JSON.stringify(named.invalid)} is not a runtime backend`,
       `set backend to one of ${BACKEND_IDS.join(', ')}, or pass --backend`,
     );
   }

@@ -9,8 +9,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { InputError } from '../errors.ts';
+import { KIND, SYNC_OPTIONS_ANNOTATION, SYNC_OPTIONS_VALUE } from './backends/infisical-v1alpha1.ts';
 import { isPlainObject, type Plain } from './fields.ts';
-import { KIND, SYNC_OPTIONS_ANNOTATION, SYNC_OPTIONS_VALUE } from './render.ts';
 
 export interface Offence {
   file: string;
