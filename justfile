@@ -91,11 +91,19 @@ secrets-status *ARGS:
 secrets-edit *ARGS:
     {{tsx}} scripts/secrets.ts edit --secrets-file {{secrets_file}} {{ARGS}}
 
-# Render one InfisicalSecret per runtime app (stdout, or --out DIR)
+# Render the runtime tier's resources for the apps table's backend (stdout, or --out DIR; --backend B)
+runtime-render *ARGS:
+    {{tsx}} scripts/render-runtime-secrets.ts {{ARGS}}
+
+# Fail on any Secret manifest, or an InfisicalSecret without its ArgoCD annotation, under DIR
+runtime-check DIR:
+    {{tsx}} scripts/render-runtime-secrets.ts --check {{DIR}}
+
+# The design page's InfisicalSecret CRs (v1alpha1): the same as runtime-render --backend infisical-v1alpha1
 infisical-render *ARGS:
     {{tsx}} scripts/render-infisical-secrets.ts {{ARGS}}
 
-# Fail on any Secret manifest, or an InfisicalSecret without its ArgoCD annotation, under DIR
+# Same as runtime-check (kept for habits)
 infisical-check DIR:
     {{tsx}} scripts/render-infisical-secrets.ts --check {{DIR}}
 

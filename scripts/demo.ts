@@ -18,6 +18,7 @@ import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret } from './lib/redact.ts';
+import { BACKEND_IDS } from './lib/runtime/backend-id.ts';
 import {
   type DockerSimServer,
   serveDockerSimulator,
@@ -155,11 +156,13 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
     out.info(`      ${sim.containers.size} containers healthy, ${sim.calls.length} docker calls ${t()}`);
 
     t = timed();
-    step(6, 'runtime tier: InfisicalSecret resources, and the check that no Secret manifest exists');
-    const manifests = join(dir, 'infisical');
-    if ((await runStep(out, 'render-infisical-secrets.ts', ['--out', manifests], env)) !== 0)
-      return EXIT.failed;
-    if ((await runStep(out, 'render-infisical-secrets.ts', ['--check', manifests], env)) !== 0)
+    step(6, "runtime tier: every backend's resources, and the check that no Secret manifest exists");
+    const manifests = join(dir, 'runtime');
+    for (const backend of BACKEND_IDS) {
+      const args = ['--backend', backend, '--out', join(manifests, backend)];
+      if ((await runStep(out, 'render-runtime-secrets.ts', args, env)) !== 0) return EXIT.failed;
+    }
+    if ((await runStep(out, 'render-runtime-secrets.ts', ['--check', manifests], env)) !== 0)
       return EXIT.failed;
     out.info(`      ${t()}`);
 

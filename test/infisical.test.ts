@@ -1,5 +1,6 @@
 /**
- * The runtime tier: cloud/infisical/apps.yaml rendered to InfisicalSecret CRs. The CRs are validated
+ * The runtime tier's infisical-v1alpha1 backend (the design page's pattern): cloud/runtime/apps.yaml
+ * rendered to InfisicalSecret CRs by render-infisical-secrets.ts. The CRs are validated
  * against the operator's real CRD (../shared/reference/infisical, never copied into the project), the
  * table's validation is shown to name every problem, --check is shown to catch Secret resources, and
  * output is shown to be byte-stable.
@@ -10,21 +11,23 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import {
+  type AppsTable,
   AppsTableError,
   DEFAULT_APPS_FILE,
   loadAppsTable,
   parseAppsTable,
   type RuntimeApp,
   resolveAppsTable,
-} from '../scripts/lib/infisical/apps.ts';
-import { checkManifests } from '../scripts/lib/infisical/check.ts';
-import { infisicalSecretManifest, renderFiles, renderStream } from '../scripts/lib/infisical/render.ts';
+} from '../scripts/lib/runtime/apps.ts';
+import { infisicalSecretManifest } from '../scripts/lib/runtime/backends/infisical-v1alpha1.ts';
+import { checkManifests } from '../scripts/lib/runtime/check.ts';
+import { renderBackend, renderStream } from '../scripts/lib/runtime/render.ts';
 import {
   type Schema,
   UnsupportedSchemaError,
   validateCustomResource,
   validateSchema,
-} from '../scripts/lib/infisical/schema-validate.ts';
+} from '../scripts/lib/runtime/schema-validate.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { requireShared } from './helpers/tiers.ts';
 
@@ -46,6 +49,22 @@ afterAll(() => {
 const tableData = () => parse(readFileSync(APPS_FILE, 'utf8')) as Record<string, Record<string, unknown>>;
 const appOf = (table: Record<string, Record<string, unknown>>, id: string) =>
   (table.apps as Record<string, Record<string, unknown>>)[id] as Record<string, unknown>;
+
+const HEADER = { script: 'infisical-secrets.ts', source: DEFAULT_APPS_FILE };
+const loadApps = async () => (await loadAppsTable(APPS_FILE)).apps;
+const v1alpha1Files = (table: AppsTable) => renderBackend(table, 'infisical-v1alpha1', HEADER);
+const v1alpha1Stream = (table: AppsTable) => renderStream(v1alpha1Files(table), HEADER);
+
+/** Problems the v1alpha1 backend finds in a table that resolves, as `where: message` lines. */
+function renderProblemsOf(table: unknown): string[] {
+  try {
+    v1alpha1Files(resolveAppsTable(table, 'apps.yaml'));
+  } catch (err) {
+    expect(err).toBeInstanceOf(AppsTableError);
+    return (err as AppsTableError).problems.map((p) => `${p.where}: ${p.message}`);
+  }
+  throw new Error('expected the backend to refuse the table');
+}
 
 /** Resolves a table expected to be bad and returns its problems as `where: message` lines. */
 function problemsOf(table: unknown): string[] {
@@ -76,13 +95,13 @@ const identityApps = (): RuntimeApp[] => {
       },
     },
   });
-  return resolveAppsTable(table, 'apps.yaml');
+  return resolveAppsTable(table, 'apps.yaml').apps;
 };
 
 describe('the apps table', () => {
   it('holds the design page apps, keys documented, serviceToken scopes without a project', async () => {
-    const apps = await loadAppsTable(APPS_FILE);
-    expect(apps.map((a) => [a.path, a.namespace, a.secret, a.keys])).toEqual([
+    const apps = await loadApps();
+    expect(apps.map((a) => [a.path, a.namespace, a.secret, a.keys.map((k) => k.key)])).toEqual([
       ['/grafana', 'grafana', 'grafana-admin', ['ADMIN_PASSWORD']],
       ['/harbor', 'harbor', 'harbor-admin', ['HARBOR_ADMIN_PASSWORD']],
       ['/n8n', 'n8n', 'n8n-db', ['DB_PASSWORD', 'N8N_ENCRYPTION_KEY']],
@@ -95,9 +114,14 @@ describe('the apps table', () => {
         envSlug: 'prod',
         resyncInterval: 60,
       });
-      expect(app.auth.method).toBe('serviceToken');
-      // The CRD's serviceToken.secretsScope has no project field: the default slug must not leak in.
-      expect(app.project).toBeUndefined();
+      expect(app.auth?.method).toBe('serviceToken');
+      // The CRD's serviceToken.secretsScope has no project field: the default slug (which the v1beta1
+      // backend's sources need) must not leak into the CR.
+      const auth = infisicalSecretManifest(app).spec as { authentication: { serviceToken: object } };
+      expect(auth.authentication.serviceToken).toEqual({
+        serviceTokenSecretReference: { secretName: 'infisical-service-token', secretNamespace: 'infisical' },
+        secretsScope: { envSlug: 'prod', secretsPath: app.path },
+      });
     }
   });
 
@@ -159,9 +183,9 @@ describe('the apps table', () => {
     Object.assign(appOf(table, 'harbor'), { namespace: 'grafana', secret: 'grafana-admin' });
     Object.assign(appOf(table, 'n8n'), { namespace: 'grafana', name: 'grafana-admin', secret: 'n8n-db' });
     expect(problemsOf(table)).toEqual([
-      'apps.harbor.name: InfisicalSecret grafana/grafana-admin is also used by app grafana',
+      'apps.harbor.name: resource grafana/grafana-admin is also used by app grafana',
       'apps.harbor.secret: managed Secret grafana/grafana-admin is also used by app grafana',
-      'apps.n8n.name: InfisicalSecret grafana/grafana-admin is also used by app grafana',
+      'apps.n8n.name: resource grafana/grafana-admin is also used by app grafana',
     ]);
   });
 
@@ -174,28 +198,40 @@ describe('the apps table', () => {
     ]);
   });
 
-  it('needs a project for identity auth, refuses one on serviceToken, and refuses unsupported methods', () => {
+  it('refuses unsupported methods, non-CRD fields and repeated keys in the table', () => {
+    const table = tableData();
+    appOf(table, 'n8n').auth = { ldapAuth: {} };
+    appOf(table, 'rancher').auth = { kubernetesAuth: { identityId: 'id', secretsScope: {} } };
+    appOf(table, 'netbird-peer').keys = ['NETBIRD_SETUP_KEY', 'NETBIRD_SETUP_KEY', 'bad key'];
+    expect(problemsOf(table)).toEqual([
+      expect.stringMatching(
+        /^apps\.n8n\.auth\.ldapAuth: the CRD has this method but this table does not support it/,
+      ),
+      expect.stringMatching(/^apps\.rancher\.auth\.kubernetesAuth\.secretsScope: not set here/),
+      'apps.rancher.auth.kubernetesAuth.serviceAccountRef: missing',
+      'apps.netbird-peer.keys.NETBIRD_SETUP_KEY: "NETBIRD_SETUP_KEY" is listed twice',
+      expect.stringMatching(/^apps\.netbird-peer\.keys\.bad key: "bad key" is not a valid Secret key/),
+    ]);
+  });
+
+  it('v1alpha1 needs a project for identity auth, refuses one on serviceToken, and refuses renames and files', () => {
     const table = tableData();
     delete table.defaults?.projectSlug;
     appOf(table, 'grafana').auth = {
       universalAuth: { credentialsRef: { secretName: 'ua', secretNamespace: 'x' } },
     };
     appOf(table, 'harbor').projectId = 'p-1';
-    appOf(table, 'n8n').auth = { ldapAuth: {} };
-    appOf(table, 'rancher').auth = { kubernetesAuth: { identityId: 'id', secretsScope: {} } };
-    appOf(table, 'netbird-peer').keys = ['NETBIRD_SETUP_KEY', 'NETBIRD_SETUP_KEY', 'bad key'];
-    expect(problemsOf(table)).toEqual([
+    appOf(table, 'n8n').keys = { N8N_ENCRYPTION_KEY: { from: 'ENCRYPTION_KEY', generate: 'hex 32' } };
+    appOf(table, 'rancher').delivery = 'files';
+    expect(renderProblemsOf(table)).toEqual([
       'apps.grafana.projectSlug: missing: auth universalAuth needs exactly one of projectSlug or projectId (here or in defaults)',
       expect.stringMatching(
         /^apps\.harbor\.projectId: the CRD's serviceToken\.secretsScope has no project field/,
       ),
       expect.stringMatching(
-        /^apps\.n8n\.auth\.ldapAuth: the CRD has this method but this table does not support it/,
+        /^apps\.n8n\.keys\.N8N_ENCRYPTION_KEY\.from: the design page's InfisicalSecret copies keys as named/,
       ),
-      expect.stringMatching(/^apps\.rancher\.auth\.kubernetesAuth\.secretsScope: not set here/),
-      'apps.rancher.auth.kubernetesAuth.serviceAccountRef: missing',
-      'apps.netbird-peer.keys[1]: "NETBIRD_SETUP_KEY" is listed twice',
-      expect.stringMatching(/^apps\.netbird-peer\.keys\[2\]: "bad key" is not a valid Secret key/),
+      expect.stringMatching(/^apps\.rancher\.delivery: files-only delivery needs the CSI driver/),
     ]);
   });
 
@@ -213,18 +249,18 @@ describe.skipIf(!crdDir)('rendered CRs against the real InfisicalSecret CRD', ()
     parse(readFileSync(join(crdDir as string, 'secrets.infisical.com_infisicalsecrets.yaml'), 'utf8'));
 
   it('accepts every CR rendered from the table, and the identity-auth variants', async () => {
-    const apps = [...(await loadAppsTable(APPS_FILE)), ...identityApps()];
+    const apps = [...(await loadApps()), ...identityApps()];
     for (const app of apps) {
       expect(validateCustomResource(crd(), infisicalSecretManifest(app)), app.id).toEqual([]);
     }
     // The stream as written, re-parsed: what Argo CD would read.
-    const docs = parseAllDocuments(renderStream(await loadAppsTable(APPS_FILE), 'apps.yaml'));
+    const docs = parseAllDocuments(v1alpha1Stream(await loadAppsTable(APPS_FILE)));
     expect(docs).toHaveLength(5);
     for (const doc of docs) expect(validateCustomResource(crd(), doc.toJS())).toEqual([]);
   });
 
   it('rejects what the API server would: the original projectSlug, wrong types, missing required fields', async () => {
-    const [grafana] = await loadAppsTable(APPS_FILE);
+    const [grafana] = await loadApps();
     const cr = JSON.parse(JSON.stringify(infisicalSecretManifest(grafana as RuntimeApp)));
     cr.spec.authentication.serviceToken.secretsScope.projectSlug = 'homelab-prod';
     cr.spec.resyncInterval = '60';
@@ -252,7 +288,7 @@ describe.skipIf(!crdDir)('rendered CRs against the real InfisicalSecret CRD', ()
   });
 
   it('checks enums, patterns and formats where the CRD has them (status conditions)', async () => {
-    const [grafana] = await loadAppsTable(APPS_FILE);
+    const [grafana] = await loadApps();
     const cr = {
       ...infisicalSecretManifest(grafana as RuntimeApp),
       status: {
@@ -328,7 +364,7 @@ describe('--check', () => {
   it('looks into Lists, JSON and subdirectories, and flags a missing annotation and unparsable files', async () => {
     const dir = tempDir();
     const sub = join(dir, 'nested');
-    const rendered = renderFiles(await loadAppsTable(APPS_FILE), 'apps.yaml')[0]?.content ?? '';
+    const rendered = v1alpha1Files(await loadAppsTable(APPS_FILE))[0]?.content ?? '';
     writeFileSync(join(dir, 'ok.yaml'), rendered);
     mkdirSync(sub);
     writeFileSync(
@@ -362,8 +398,8 @@ describe('--check', () => {
 
 describe('deterministic output', () => {
   it('renders the same bytes twice, in the library and from the CLI', async () => {
-    const first = renderStream(await loadAppsTable(APPS_FILE), DEFAULT_APPS_FILE);
-    const second = renderStream(await loadAppsTable(APPS_FILE), DEFAULT_APPS_FILE);
+    const first = v1alpha1Stream(await loadAppsTable(APPS_FILE));
+    const second = v1alpha1Stream(await loadAppsTable(APPS_FILE));
     expect(second).toBe(first);
     const [a, b] = await Promise.all([runScript(SCRIPT, [], env()), runScript(SCRIPT, [], env())]);
     expect(a.exitCode, a.stderr).toBe(0);
@@ -442,9 +478,7 @@ describe('the CLI', () => {
     writeFileSync(join(out, 'kept.yaml'), 'kind: ConfigMap\n');
     const r = await runScript(SCRIPT, ['--out', out], env());
     expect(r.exitCode).toBe(0);
-    expect(r.stderr).toContain(
-      `warning: ${join(out, 'old-app.yaml')} was rendered for an app no longer in the table`,
-    );
+    expect(r.stderr).toContain(`warning: ${join(out, 'old-app.yaml')} was rendered earlier and is no longer`);
     expect(r.stderr).not.toContain('kept.yaml');
     expect(readdirSync(out)).toContain('old-app.yaml');
   });
