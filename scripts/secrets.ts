@@ -17,6 +17,8 @@ import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
 import { formatTable } from './lib/format.ts';
 import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
+import { loadAppsTable } from './lib/runtime/apps.ts';
+import { DEFAULT_APPS_FILE, parseBackend } from './lib/runtime/backend-id.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
 import {
   CONSUMERS,
@@ -28,6 +30,14 @@ import {
 } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
 import { findProblems } from './lib/secrets/validate.ts';
+import {
+  appsTableExists,
+  bootstrapWhereRows,
+  type RuntimeWhereRow,
+  runtimeMarkdownRow,
+  runtimeWhereRows,
+  whereTable,
+} from './lib/secrets/where.ts';
 
 const USAGE = 'node --import tsx scripts/secrets.ts';
 const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
@@ -304,10 +314,12 @@ Only the changed keys' ENC[...] change, with sops.lastmodified and sops.mac. Nee
 const whereCommand = defineCommand({
   name: `${USAGE} where`,
   synopsis: '[options]',
-  description:
-    'Which secret lives where, set when, and whether it may be rotated (generated from the schema).',
-  options: COMMON_OPTIONS,
-  run: async (_flags, _positionals, out) => where(out),
+  description: `Which secret lives where, set when, and whether it may be rotated: the design page's "What Lives
+Where" table, generated from the bootstrap schema and the runtime apps table (under its backend).`,
+  options: { ...COMMON_OPTIONS, apps: { type: 'string' }, backend: { type: 'string' } },
+  optionsHelp: `  --apps FILE          the runtime apps table (default ${DEFAULT_APPS_FILE})
+  --backend B          show the runtime rows under backend B (default: the table's \`backend\`)`,
+  run: async (flags, _positionals, out) => where(flags, out),
 });
 
 const statusCommand = defineCommand({
@@ -523,39 +535,16 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
   return EXIT.ok;
 }
 
-function where(out: Output): number {
-  const rows = SPECS.map((spec) => {
-    const places = usesOf(spec).map((u) => {
-      const c = CONSUMERS[u.consumer];
-      return c.kind === 'env-file'
-        ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}`
-        : c.kind === 'k8s-secret'
-          ? `k8s Secret ${u.consumer}`
-          : c.kind === 'suite'
-            ? 'secrets-flow (local only)'
-            : 'operator';
-    });
-    const rotation =
-      spec.rotation.kind === 'free'
-        ? 'Yes'
-        : spec.rotation.kind === 'disruptive'
-          ? `Yes (${spec.rotation.effect})`
-          : `**No** (${spec.rotation.reason})`;
-    return [`\`${spec.key}\``, `SOPS → ${[...new Set(places)].join(' + ')}`, spec.setDuring, rotation];
-  });
-  rows.push([
-    '`NB_IDP_MGMT_TOKEN`',
-    'written to `.secrets.env` on the VPS by the bootstrap engine',
-    'Auto',
-    'Yes',
-  ]);
-  const lines = [
-    '| Secret | Lives in | Set during | Rotatable? |',
-    '|--------|---------|-----------|-----------|',
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-  ];
-  out.data(lines.join('\n'));
-  out.result({ ok: true, rows });
+async function where(flags: { apps?: string; backend?: string }, out: Output): Promise<number> {
+  const bootstrap = bootstrapWhereRows();
+  let runtime: RuntimeWhereRow[] = [];
+  if (appsTableExists(flags.apps)) {
+    const table = await loadAppsTable(flags.apps, (m) => out.warn(m));
+    const backend = flags.backend !== undefined ? parseBackend(flags.backend) : table.backend;
+    runtime = runtimeWhereRows(table, backend);
+  } else out.warn(`no apps table (${DEFAULT_APPS_FILE}): the runtime rows are left out; pass --apps FILE`);
+  out.data(whereTable([...bootstrap, ...runtime.map(runtimeMarkdownRow)]));
+  out.result({ ok: true, rows: bootstrap, runtime });
   return EXIT.ok;
 }
 

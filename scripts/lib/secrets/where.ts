@@ -1,0 +1,105 @@
+/**
+ * `secrets where`: the design page's "What Lives Where" table, produced from data: the bootstrap rows
+ * from the schema (SECRET_SCHEMA, CONSUMERS), the runtime rows from the apps table, where they live
+ * under the table's backend.
+ */
+import { existsSync } from 'node:fs';
+import type { AppsTable, RuntimeApp } from '../runtime/apps.ts';
+import { type BackendId, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from '../runtime/backend-id.ts';
+import { apiPath } from '../runtime/backends/openbao.ts';
+import { CONSUMERS, SECRET_SCHEMA, type SecretSpec, type SecretUse } from './schema.ts';
+
+export interface RuntimeWhereRow {
+  app: string;
+  title: string;
+  key: string;
+  /** The key's name at the source when renamed. */
+  from?: string;
+  backend: BackendId;
+  source: string;
+  secret: string;
+  delivery: RuntimeApp['delivery'];
+  setDuring: string;
+  rotatable: boolean;
+  why?: string;
+}
+
+/** One markdown row per bootstrap key: `| key | lives in | set during | rotatable |`. */
+export function bootstrapWhereRows(): string[][] {
+  const rows = (SECRET_SCHEMA as readonly SecretSpec[]).map((spec) => {
+    const places = (spec.uses as readonly SecretUse[]).map((u) => {
+      const c = CONSUMERS[u.consumer];
+      return c.kind === 'env-file'
+        ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}`
+        : c.kind === 'k8s-secret'
+          ? `k8s Secret ${u.consumer}`
+          : c.kind === 'suite'
+            ? 'secrets-flow (local only)'
+            : 'operator';
+    });
+    const rotation =
+      spec.rotation.kind === 'free'
+        ? 'Yes'
+        : spec.rotation.kind === 'disruptive'
+          ? `Yes (${spec.rotation.effect})`
+          : `**No** (${spec.rotation.reason})`;
+    return [`\`${spec.key}\``, `SOPS → ${[...new Set(places)].join(' + ')}`, spec.setDuring, rotation];
+  });
+  rows.push([
+    '`NB_IDP_MGMT_TOKEN`',
+    'written to `.secrets.env` on the VPS by the bootstrap engine',
+    'Auto',
+    'Yes',
+  ]);
+  return rows;
+}
+
+/** Where an app's values live at the source, per backend (`Infisical /grafana`). */
+function sourceOf(app: RuntimeApp, table: AppsTable, backend: BackendId): string {
+  return backend === 'openbao' ? `OpenBao \`${apiPath(app, table.openbao)}\`` : `Infisical \`${app.path}\``;
+}
+
+export function runtimeWhereRows(table: AppsTable, backend: BackendId): RuntimeWhereRow[] {
+  return table.apps.flatMap((app) =>
+    app.keys.map((k) => ({
+      app: app.id,
+      title: app.title,
+      key: k.key,
+      ...(k.from !== k.key ? { from: k.from } : {}),
+      backend,
+      source: sourceOf(app, table, backend),
+      secret: `${app.namespace}/${app.secret}`,
+      delivery: app.delivery,
+      setDuring: k.setDuring,
+      rotatable: k.rotatable,
+      ...(k.why ? { why: k.why } : {}),
+    })),
+  );
+}
+
+export function runtimeMarkdownRow(r: RuntimeWhereRow): string[] {
+  const source = `${r.source}${r.from ? ` as \`${r.from}\`` : ''}`;
+  const target =
+    r.delivery === 'secret'
+      ? `k8s Secret \`${r.secret}\``
+      : `files mounted in ${r.secret.split('/')[0]} (no Secret)`;
+  return [
+    `\`${r.key}\` (${r.title})`,
+    `${source} → ${target}`,
+    r.setDuring,
+    r.rotatable ? 'Yes' : `**No** (${r.why})`,
+  ];
+}
+
+export function whereTable(rows: readonly string[][]): string {
+  return [
+    '| Secret | Lives in | Set during | Rotatable? |',
+    '|--------|---------|-----------|-----------|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+/** Whether an apps table is where commands look for it (a user's clone may have none). */
+export function appsTableExists(file?: string): boolean {
+  return file ? existsSync(file) : existsSync(DEFAULT_APPS_FILE) || existsSync(LEGACY_APPS_FILE);
+}
