@@ -86,6 +86,7 @@ export function openBaoSetupPlan(
   for (const app of table.apps) {
     const values: Record<string, string> = {};
     for (const key of app.keys) {
+      if (key.generate.kind === 'manual') continue;
       const value = generate(app, key);
       if (value !== undefined) values[key.from] = value;
     }
