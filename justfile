@@ -107,6 +107,10 @@ infisical-render *ARGS:
 infisical-check DIR:
     {{tsx}} scripts/render-infisical-secrets.ts --check {{DIR}}
 
+# One-time OpenBao setup in its pod: auth, KV mount, per-app policy and role, create-only initial values (token on stdin)
+runtime-setup *ARGS:
+    {{tsx}} scripts/runtime.ts setup --secrets-file {{secrets_file}} {{ARGS}}
+
 # Recovery: each Bifrost container's state and health
 bifrost-status HOST *ARGS:
     {{tsx}} scripts/bifrost.ts status --host {{HOST}} {{ARGS}}

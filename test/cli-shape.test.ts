@@ -54,6 +54,7 @@ const SUBCOMMANDS: Record<string, string[]> = {
   'bifrost.ts': ['status', 'logs', 'token', 'render', 'verify', 'unlock', 'check-bundle'],
   'secrets.ts': ['init', 'check', 'where'],
   'sops.ts': ['decrypt', 'exec-env'],
+  'runtime.ts': ['setup'],
 };
 const SINGLE = [
   'bifrost-bootstrap.ts',
