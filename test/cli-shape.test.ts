@@ -61,6 +61,7 @@ const SINGLE = [
   'provision-bifrost.ts',
   'create-bootstrap-secrets.ts',
   'render-infisical-secrets.ts',
+  'render-runtime-secrets.ts',
   'demo.ts',
 ];
 
