@@ -79,9 +79,9 @@ secrets-rotate +ARGS:
 secrets-recipients *ARGS:
     {{tsx}} scripts/secrets.ts recipients --secrets-file {{secrets_file}} {{ARGS}}
 
-# Which secret lives where, set when, rotatable or not
-secrets-where:
-    {{tsx}} scripts/secrets.ts where
+# Which secret lives where, set when, rotatable or not (bootstrap keys and the runtime apps table)
+secrets-where *ARGS:
+    {{tsx}} scripts/secrets.ts where {{ARGS}}
 
 # Where every value stands, per key and place (cluster Secrets; host files with --host H): in sync / differs / missing
 secrets-status *ARGS:
