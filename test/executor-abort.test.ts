@@ -131,11 +131,12 @@ describe.skipIf(!sshd)('SshExecutor abort', () => {
     ).exitCode === 0;
 
   it('signals the remote process group: nothing is left running, and the output so far comes back', async () => {
-    // A shell that starts a background sleep, prints both pids, and waits: two processes to end.
+    // A shell that records its pid, starts a background sleep, prints both pids, and waits: two
+    // processes to end. The pid file is written before the lines the abort waits for, so it is there.
     const { result, seen } = await runUntilLines(
       ssh,
       {
-        argv: ['sh', '-c', 'sleep 300 & echo $$; echo $!; echo "$$" > "$1"; wait', 'sh', `${remoteDir}/pid`],
+        argv: ['sh', '-c', 'echo "$$" > "$1"; sleep 300 & echo $$; echo $!; wait', 'sh', `${remoteDir}/pid`],
       },
       2,
     );
