@@ -8,6 +8,12 @@ import { EXIT, InputError, WorkError } from './lib/errors.ts';
 import { formatCommand } from './lib/exec/executor.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import {
+  backendOptionHelp,
+  chooseBackend,
+  describeBackendChoice,
+  describeBackendSecrets,
+} from './lib/kube/backend-choice.ts';
+import {
   changeCounts,
   finalLine,
   MODE_TAG,
@@ -22,13 +28,15 @@ import {
   planBootstrapSecrets,
   type SecretEntry,
   toYamlStream,
+  type UnplannedSecret,
+  unplannedSecrets,
 } from './lib/kube/manifests.ts';
 import { diffSecrets } from './lib/kube/secret-diff.ts';
 import { describeKubeTarget, resolveKubeTarget } from './lib/kube/target.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret, hasFingerprintKey } from './lib/redact.ts';
 import { FINGERPRINT_KEY, registerSecrets } from './lib/secrets/registry.ts';
-import { type ConsumerId, keysFor } from './lib/secrets/schema.ts';
+import { type ConsumerId, k8sConsumersFor, keysFor } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from './lib/secrets/source.ts';
 import { findProblems, formatProblems, splitProblems } from './lib/secrets/validate.ts';
 
@@ -44,22 +52,21 @@ const OPTIONS = {
   kubeconfig: { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
   strict: { type: 'boolean' },
+  backend: { type: 'string' },
 } as const;
-
-/** The consumers this command serves; their required keys decide validation. */
-const K8S_CONSUMERS: ConsumerId[] = ['infisical-secrets', 'cloudflare-api-token', 'infisical-service-token'];
 
 export const command = defineCommand({
   name: USAGE,
   synopsis: '[options]',
-  description: `Creates the bootstrap-tier Kubernetes Secrets from the SOPS file, in one
-\`kubectl apply --server-side\` with the manifests on stdin:
-  infisical-secrets        (ns infisical)     DB_PASSWORD AUTH_SECRET ENCRYPTION_KEY REDIS_PASSWORD DB_CONNECTION_URI
-  cloudflare-api-token     (ns cert-manager)  CLOUDFLARE_API_TOKEN
-  infisical-service-token  (ns infisical)     infisicalToken, only when INFISICAL_SERVICE_TOKEN is set
-Namespaces are created when missing. Before applying, one \`kubectl get\` reads the live Secrets, and
-each key is reported as added, changed, unchanged, removed (this tool set it and it is no longer
-planned: server-side apply deletes it) or kept (another field manager set it: it stays); never a value.
+  description: `Creates the bootstrap-tier Kubernetes Secrets of the cluster's runtime backend (--backend, else
+the apps table's \`backend:\`) from the SOPS file, in one \`kubectl apply --server-side\` with the
+manifests on stdin. Each backend's Secrets:
+${describeBackendSecrets()}
+Namespaces are created when missing. Before applying, one \`kubectl get\` reads the live Secrets it
+plans, and each of their keys is reported as added, changed, unchanged, removed (this tool set it and it
+is no longer planned: server-side apply deletes it) or kept (another field manager set it: it stays);
+never a value. Switching the backend leaves the old backend's Secrets in place (nothing here deletes a
+Secret or reads one it does not plan): delete them by hand (kubectl delete secret -n NS NAME).
 Re-running with the same input changes nothing and says so.
 
 Secrets come from, in this order: the environment when it already holds the keys (sops exec-env),
@@ -79,6 +86,7 @@ sops finds them: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, ~/.config/so
                        added / changed / unchanged / removed / kept, by fingerprint; exit 0
   --context C          kubeconfig context to write to (printed before anything is written)
   --kubeconfig K       kubeconfig file
+${backendOptionHelp('create')}
   --strict             refuse a hand-made token (Cloudflare, Infisical) whose format is not the vendor's
                        documented one; without it that is a warning and the value is used
   -y, --yes            no prompts (this command asks none; accepted for scripts)`,
@@ -99,13 +107,17 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
   const secretsFile = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
   const executor = new LocalExecutor();
 
+  // An unknown backend is bad input before anything is read.
+  const backend = chooseBackend(flags.backend);
+  const consumers = k8sConsumersFor(backend.id);
   const target = resolveKubeTarget({ kubeconfig: flags.kubeconfig, context: flags.context });
   const tag = MODE_TAG[mode];
   out.info(
     `${out.color.bold('target')}  ${describeKubeTarget(target)}${tag ? out.color.cyan(`  ${tag}`) : ''}`,
   );
+  out.info(`${out.color.bold('backend')} ${describeBackendChoice(backend)}`);
 
-  const { required } = keysFor(K8S_CONSUMERS);
+  const { required } = keysFor(consumers);
   const loaded = await loadSecrets({
     secretsFile,
     fromEnv: Boolean(flags['from-env']),
@@ -123,7 +135,7 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
   for (const warning of loaded.warnings) out.warn(warning);
   out.info(`${out.color.bold('source')}  ${loaded.describe}`);
 
-  const { errors, warnings } = checkSecrets(loaded, Boolean(flags.strict));
+  const { errors, warnings } = checkSecrets(loaded, consumers, Boolean(flags.strict));
   for (const w of warnings) out.warn(`${w.key}: ${w.detail}`);
   const problems = errors.length > 0 ? formatProblems(errors) : undefined;
   if (problems) {
@@ -136,12 +148,15 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
   }
 
   const keyless = loaded.kind === 'key-names-only';
-  const planned = planBootstrapSecrets(
-    keyless ? Object.fromEntries(loaded.present.map((k) => [k, `<${k}>`])) : loaded.values,
-  );
+  const values = keyless ? Object.fromEntries(loaded.present.map((k) => [k, `<${k}>`])) : loaded.values;
+  const planned = planBootstrapSecrets(values, backend.id);
+  const unplanned = unplannedSecrets(values, backend.id);
+  for (const u of unplanned) out.info(notCreated(u, loaded.file ?? secretsFile));
   const namespaces = [...new Set(planned.map((s) => s.namespace))].sort();
   const summary = {
     mode,
+    backend: { id: backend.id, from: backend.from },
+    notCreated: unplanned,
     dryRun: mode === 'offline' ? 'client' : mode === 'server' ? 'server' : false,
     source: { kind: loaded.kind, file: loaded.file },
     target: { context: target.context, server: target.server },
@@ -209,15 +224,29 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
   return EXIT.ok;
 }
 
-function checkSecrets(loaded: LoadedSecrets, strict: boolean): ReturnType<typeof splitProblems> {
+/** The backend's consumers decide validation: keys only other backends' Secrets read are not needed. */
+function checkSecrets(
+  loaded: LoadedSecrets,
+  consumers: readonly ConsumerId[],
+  strict: boolean,
+): ReturnType<typeof splitProblems> {
   // Without values (the keyless dry run) only presence can be checked.
   const problems =
     loaded.kind === 'key-names-only'
-      ? findProblems(Object.fromEntries(loaded.present.map((k) => [k, 'present'])), K8S_CONSUMERS, {
+      ? findProblems(Object.fromEntries(loaded.present.map((k) => [k, 'present'])), consumers, {
           presenceOnly: true,
         })
-      : findProblems(loaded.values, K8S_CONSUMERS, { strict });
+      : findProblems(loaded.values, consumers, { strict });
   return splitProblems(problems);
+}
+
+/** Says that a backend's optional Secret is not created yet, and how to set the key that creates it. */
+function notCreated(u: UnplannedSecret, secretsFile: string): string {
+  const keys = u.keys.join(' or ');
+  const set = u.keys
+    .map((k) => `\`node --import tsx scripts/secrets.ts set ${k} --secrets-file ${secretsFile}\``)
+    .join(' / ');
+  return `note    ${u.namespace}/${u.name} is not created: ${keys} is not set; set it with ${set}, then run again`;
 }
 
 function showEntry(loaded: LoadedSecrets, entry: SecretEntry): string {

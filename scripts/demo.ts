@@ -18,7 +18,7 @@ import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret } from './lib/redact.ts';
-import { BACKEND_IDS } from './lib/runtime/backend-id.ts';
+import { BACKEND_IDS, DEFAULT_BACKEND } from './lib/runtime/backend-id.ts';
 import {
   type DockerSimServer,
   serveDockerSimulator,
@@ -126,7 +126,14 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
       KUBECACHEDIR: join(dir, 'kube-cache'),
       KUBECTL: kubectl ?? join(ROOT, 'scripts/lib/sandbox/fake-kubectl'),
     };
-    const args = ['--secrets-file', secretsFile, ...(kubectl ? [] : ['--dry-run'])];
+    // The default backend, named: the repository's apps table must not change what the demo shows.
+    const args = [
+      '--secrets-file',
+      secretsFile,
+      '--backend',
+      DEFAULT_BACKEND,
+      ...(kubectl ? [] : ['--dry-run']),
+    ];
 
     t = timed();
     step(4, 'create-bootstrap-secrets, twice: the second run changes nothing');
@@ -167,7 +174,7 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
     out.info(`      ${t()}`);
 
     step(7, 'which secret went where (fingerprints only)');
-    for (const secret of planBootstrapSecrets(values)) {
+    for (const secret of planBootstrapSecrets(values, DEFAULT_BACKEND)) {
       const stored = server.get('Secret', secret.name, secret.namespace);
       out.info(`  k8s ${secret.namespace}/${secret.name}${stored ? '' : ' (dry run: not stored)'}`);
       for (const e of secret.entries) out.info(`    ${describeSecret(e.name, e.value)} <- ${e.key}`);

@@ -15,6 +15,7 @@ import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
 import { formatTable } from './lib/format.ts';
+import { backendOptionHelp, chooseBackend } from './lib/kube/backend-choice.ts';
 import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
 import { loadAppsTable } from './lib/runtime/apps.ts';
@@ -324,14 +325,16 @@ Where" table, generated from the bootstrap schema and the runtime apps table (un
 
 const statusCommand = defineCommand({
   name: `${USAGE} status`,
-  synopsis: '[--secrets-file F] [--context C] [--kubeconfig K] [--no-cluster] [--host H ...] [options]',
+  synopsis:
+    '[--secrets-file F] [--context C] [--kubeconfig K] [--backend B] [--no-cluster] [--host H ...] [options]',
   description: `Where every value of the SOPS file stands, per key and per place that holds it: the bootstrap
 Kubernetes Secrets (one \`kubectl get\`), and with --host the Bifrost host's .secrets.env, .env and
 rendered netbird/config.yaml (one SSH connection; --host may be repeated). Each row is "in sync", "differs", "missing" (the place
 exists, the name does not), "not deployed" (the Secret or host file does not exist) or "not set" (no
 value in the SOPS file, none deployed). Values are compared in memory; only lengths and keyed
 fingerprints are shown, never a value. The cluster is checked unless --no-cluster; the host only with
---host.`,
+--host. The cluster's Secrets are those of its runtime backend (--backend, else the apps table's
+\`backend:\`), as create-bootstrap-secrets creates them; keys only other backends use are not compared.`,
   options: {
     ...COMMON_OPTIONS,
     ...FILE_OPTION,
@@ -340,6 +343,7 @@ fingerprints are shown, never a value. The cluster is checked unless --no-cluste
     context: { type: 'string' },
     kubeconfig: { type: 'string' },
     'no-cluster': { type: 'boolean' },
+    backend: { type: 'string' },
     'remote-dir': { type: 'string' },
     // Several Bifrost hosts may be checked in one run, each over its own single connection.
     host: { type: 'string', multiple: true },
@@ -350,6 +354,7 @@ fingerprints are shown, never a value. The cluster is checked unless --no-cluste
   --context C          kubeconfig context to read
   --kubeconfig K       kubeconfig file
   --no-cluster         do not read the cluster
+${backendOptionHelp('check')}
 ${SSH_OPTIONS_HELP}
   --remote-dir D       the bundle directory on the host (default ${DEFAULT_BUNDLE_HOST_DIR})`,
   footer: ENVIRONMENT.replace('Environment: ', 'Environment: KUBECTL (kubectl binary), '),
@@ -360,10 +365,14 @@ ${SSH_OPTIONS_HELP}
   },
   run: async (flags, _positionals, out) => {
     const { secretsStatus } = await import('./lib/secrets/status.ts');
+    // Only the cluster follows the backend; --backend itself is checked either way.
+    const backend =
+      flags['no-cluster'] && flags.backend === undefined ? undefined : chooseBackend(flags.backend);
     return secretsStatus(
       {
         secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
         fromEnv: Boolean(flags['from-env']),
+        ...(backend ? { backend } : {}),
         ...(flags['no-cluster']
           ? {}
           : { cluster: { kubectl: kubectlBinary(), context: flags.context, kubeconfig: flags.kubeconfig } }),

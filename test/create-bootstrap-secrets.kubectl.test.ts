@@ -36,7 +36,15 @@ describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () =
     const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
     const kubeconfig = await writeKubeconfig({ dir: f.dir, server: server.url, name: 'sandbox' });
     const env = kubectlEnv(f, kubectl as string);
-    const args = ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig];
+    // The backend is named: the repository's apps table (runs start in the project) must not decide.
+    const args = [
+      '--secrets-file',
+      f.secretsFile,
+      '--kubeconfig',
+      kubeconfig,
+      '--backend',
+      'infisical-v1alpha1',
+    ];
 
     // The offline dry run contacts nothing: no request reaches the API server.
     const requestsBefore = server.requests.length;
@@ -100,7 +108,15 @@ describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () =
       omit: ['INFISICAL_SERVICE_TOKEN'],
     });
     // A server dry run of the change asks the API server, which stores nothing.
-    const dryArgs = ['--secrets-file', changed.secretsFile, '--kubeconfig', kubeconfig, '--dry-run=server'];
+    const dryArgs = [
+      '--secrets-file',
+      changed.secretsFile,
+      '--kubeconfig',
+      kubeconfig,
+      '--dry-run=server',
+      '--backend',
+      'infisical-v1alpha1',
+    ];
     const serverDry = await runScript('create-bootstrap-secrets.ts', dryArgs, {
       ...env,
       SOPS_AGE_KEY_FILE: changed.keyFile,
@@ -115,7 +131,7 @@ describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () =
 
     const third = await runScript(
       'create-bootstrap-secrets.ts',
-      ['--secrets-file', changed.secretsFile, '--kubeconfig', kubeconfig],
+      ['--secrets-file', changed.secretsFile, '--kubeconfig', kubeconfig, '--backend', 'infisical-v1alpha1'],
       { ...env, SOPS_AGE_KEY_FILE: changed.keyFile },
     );
     expect(third.exitCode).toBe(0);
@@ -205,7 +221,15 @@ describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () =
     // And the command: its --diff of the real Secrets (created fresh here) prints no value.
     const run = await runScript(
       'create-bootstrap-secrets.ts',
-      ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig, '--diff'],
+      [
+        '--secrets-file',
+        f.secretsFile,
+        '--kubeconfig',
+        kubeconfig,
+        '--diff',
+        '--backend',
+        'infisical-v1alpha1',
+      ],
       env,
     );
     expect(run.exitCode, run.stderr).toBe(0);

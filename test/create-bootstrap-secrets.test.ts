@@ -3,7 +3,7 @@
  * a fake kubectl that records argv and stdin, canary values in a SOPS file made with a fresh age key.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { type BootstrapFixture, findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
@@ -28,6 +28,15 @@ function envFor(f: BootstrapFixture, extra: Record<string, string> = {}): Record
     NO_COLOR: '1',
     ...extra,
   };
+}
+
+/**
+ * The script, run in an empty directory of the test's own (its parent's TMPDIR): no apps table there,
+ * so the backend is `--backend` or the suite's default, whatever the repository's own table says.
+ */
+function cli(args: readonly string[], env: Record<string, string>, opts: { cwd?: string } = {}) {
+  if (!env.TMPDIR) throw new Error('cli() runs in the fixture directory, the parent of its TMPDIR');
+  return runScript(SCRIPT, args, env, { cwd: opts.cwd ?? dirname(env.TMPDIR) });
 }
 
 function kubectlCalls(f: BootstrapFixture): KubectlCall[] {
@@ -57,7 +66,8 @@ function expectNoLeaks(f: BootstrapFixture, ...texts: string[]) {
 describe('create-bootstrap-secrets with a recording kubectl', () => {
   it('reads the live Secrets with one kubectl get, then applies in one server-side call, values only on stdin', async () => {
     const f = await makeBootstrapFixture();
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
+    // infisical-v1alpha1: exactly the three Secrets the command made before backends existed.
+    const run = await cli(['--secrets-file', f.secretsFile, '--backend', 'infisical-v1alpha1'], envFor(f));
     expect(run.stderr).toBe('');
     expect(run.exitCode).toBe(0);
     const calls = kubectlCalls(f);
@@ -120,6 +130,8 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
       expect(d.stringData).toBeUndefined();
     }
     expect(run.stdout).toContain('source  ');
+    expect(run.stdout.split('\n')[1]).toBe('backend infisical-v1alpha1 (--backend)');
+    expect(run.stdout).not.toMatch(/machine-identity|openbao/);
     // Nothing exists yet (the recording kubectl's get prints nothing): every key is added.
     expect(run.stdout).toContain('secret  infisical/infisical-secrets: will be created');
     expect(run.stdout).toMatch(
@@ -139,8 +151,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
       kubeconfig,
       'current-context: lab\ncontexts: [{name: lab, context: {cluster: c}}, {name: prod, context: {cluster: p}}]\nclusters: [{name: c, cluster: {server: "https://lab:6443"}}, {name: p, cluster: {server: "https://prod:6443"}}]\n',
     );
-    const run = await runScript(
-      SCRIPT,
+    const run = await cli(
       ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig, '--context', 'prod'],
       envFor(f),
     );
@@ -152,21 +163,30 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
       expect(call.argv.slice(0, 4)).toEqual(['--kubeconfig', kubeconfig, '--context', 'prod']);
   });
 
-  it('leaves out infisical-service-token when INFISICAL_SERVICE_TOKEN is absent', async () => {
+  it('leaves out infisical-service-token when INFISICAL_SERVICE_TOKEN is absent, and says so', async () => {
     const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--json'], envFor(f));
+    const run = await cli(
+      ['--secrets-file', f.secretsFile, '--json', '--backend', 'infisical-v1alpha1'],
+      envFor(f),
+    );
     expect(run.exitCode).toBe(0);
     const result = JSON.parse(run.stdout);
     expect(result.objects.map((o: { name: string }) => o.name)).toEqual([
       'infisical-secrets',
       'cloudflare-api-token',
     ]);
+    expect(result.notCreated).toEqual([
+      { namespace: 'infisical', name: 'infisical-service-token', keys: ['INFISICAL_SERVICE_TOKEN'] },
+    ]);
+    expect(run.stderr).toMatch(
+      /^note {4}infisical\/infisical-service-token is not created: INFISICAL_SERVICE_TOKEN is not set; set it with `node --import tsx scripts\/secrets.ts set INFISICAL_SERVICE_TOKEN/m,
+    );
     expect(kubectlCalls(f)[1]?.stdin).not.toContain('infisical-service-token');
   });
 
   it('without FINGERPRINT_KEY shows lengths only, says how to add the key, and still applies', async () => {
     const f = await makeBootstrapFixture({ omit: ['FINGERPRINT_KEY'] });
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
+    const run = await cli(['--secrets-file', f.secretsFile], envFor(f));
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stderr).toMatch(
       /FINGERPRINT_KEY is not in .*: values are shown by length only; add it with .*init --fill/,
@@ -178,7 +198,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
 
   it('--json prints one parsable result with fingerprints, narration on stderr', async () => {
     const f = await makeBootstrapFixture();
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--json'], envFor(f));
+    const run = await cli(['--secrets-file', f.secretsFile, '--json'], envFor(f));
     expect(run.exitCode).toBe(0);
     const result = JSON.parse(run.stdout);
     expect(result).toMatchObject({ ok: true, dryRun: false, source: { kind: 'native' } });
@@ -195,8 +215,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
 
   it('--from-env takes the values from the environment (as under sops exec-env)', async () => {
     const f = await makeBootstrapFixture();
-    const run = await runScript(
-      SCRIPT,
+    const run = await cli(
       ['--from-env', '--json'],
       envFor(f, { ...f.values, SOPS_AGE_KEY_FILE: '/nonexistent' }),
     );
@@ -208,11 +227,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
 
   it('uses the environment without --from-env when it already holds the required keys', async () => {
     const f = await makeBootstrapFixture();
-    const run = await runScript(
-      SCRIPT,
-      ['--secrets-file', '/nonexistent.yaml', '--json'],
-      envFor(f, f.values),
-    );
+    const run = await cli(['--secrets-file', '/nonexistent.yaml', '--json'], envFor(f, f.values));
     expect(run.exitCode).toBe(0);
     expect(JSON.parse(run.stdout).source.kind).toBe('environment');
   });
@@ -228,11 +243,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
       { mode: 0o755 },
     );
     writeFileSync(join(f.dir, 'package.json'), '{"type":"commonjs"}');
-    const run = await runScript(
-      SCRIPT,
-      ['--secrets-file', f.secretsFile, '--json'],
-      envFor(f, { SOPS_AGE_KEY_FILE: '' }),
-    );
+    const run = await cli(['--secrets-file', f.secretsFile, '--json'], envFor(f, { SOPS_AGE_KEY_FILE: '' }));
     expect(run.stderr).not.toContain('error');
     expect(run.exitCode).toBe(0);
     expect(JSON.parse(run.stdout).source.kind).toBe('sops-binary');
@@ -253,7 +264,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
         mode: 0o755,
       },
     );
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
+    const run = await cli(['--secrets-file', f.secretsFile], envFor(f));
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain('the MAC does not match');
     expect(kubectlCalls(f)).toEqual([]);
@@ -263,7 +274,7 @@ describe('create-bootstrap-secrets with a recording kubectl', () => {
 describe('create-bootstrap-secrets --dry-run (offline)', () => {
   it('prints fingerprints and the manifests, and runs no kubectl at all', async () => {
     const f = await makeBootstrapFixture();
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run'], envFor(f));
+    const run = await cli(['--secrets-file', f.secretsFile, '--dry-run'], envFor(f));
     expect(run.stderr).toBe('');
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toMatch(
@@ -281,7 +292,7 @@ describe('create-bootstrap-secrets --dry-run (offline)', () => {
   it('--dry-run=client is the same, and no kubectl anywhere is needed', async () => {
     const f = await makeBootstrapFixture();
     const env = envFor(f, { KUBECTL: join(f.dir, 'no-such-kubectl') });
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run=client', '--json'], env);
+    const run = await cli(['--secrets-file', f.secretsFile, '--dry-run=client', '--json'], env);
     expect(run.stderr).not.toContain('error');
     expect(run.exitCode).toBe(0);
     const result = JSON.parse(run.stdout);
@@ -295,7 +306,7 @@ describe('create-bootstrap-secrets --dry-run (offline)', () => {
     const f = await makeBootstrapFixture();
     const env = envFor(f);
     delete (env as Record<string, string | undefined>).SOPS_AGE_KEY_FILE;
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run', '--json'], env);
+    const run = await cli(['--secrets-file', f.secretsFile, '--dry-run', '--json'], env);
     expect(run.stderr).not.toContain('error');
     expect(run.exitCode).toBe(0);
     const result = JSON.parse(run.stdout);
@@ -314,7 +325,7 @@ describe('create-bootstrap-secrets --dry-run (offline)', () => {
     const f = await makeBootstrapFixture({ omit: ['REDIS_PASSWORD', 'CLOUDFLARE_API_TOKEN'] });
     const env = envFor(f);
     delete (env as Record<string, string | undefined>).SOPS_AGE_KEY_FILE;
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run'], env);
+    const run = await cli(['--secrets-file', f.secretsFile, '--dry-run'], env);
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain('CLOUDFLARE_API_TOKEN: missing');
     expect(run.stderr).toContain('REDIS_PASSWORD: missing');
@@ -357,6 +368,8 @@ describe('create-bootstrap-secrets --diff, --dry-run=server and the per-key repo
     REDIS_PASSWORD: f.values.REDIS_PASSWORD as string,
   });
   const ALL = ['DB_PASSWORD', 'DB_CONNECTION_URI', 'ENCRYPTION_KEY', 'AUTH_SECRET', 'REDIS_PASSWORD'];
+  // These tests count the Secrets of the backend that has no optional Secret beyond the service token.
+  const V1ALPHA1 = ['--backend', 'infisical-v1alpha1'];
 
   it('--diff: one kubectl get, no apply, each key added / changed / unchanged / removed / kept, no value', async () => {
     const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
@@ -371,7 +384,7 @@ describe('create-bootstrap-secrets --diff, --dry-run=server and the per-key repo
         ],
       },
     ]);
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--diff'], env);
+    const run = await cli(['--secrets-file', f.secretsFile, '--diff', ...V1ALPHA1], env);
     expect(run.stderr).toBe('');
     expect(run.exitCode).toBe(0);
     expect(kubectlCalls(f).map((c) => c.argv[0])).toEqual(['get']);
@@ -397,7 +410,7 @@ describe('create-bootstrap-secrets --diff, --dry-run=server and the per-key repo
     const canaries = { ...f.values, OLD_REDIS, STRAY, GONE };
     for (const text of [out, run.stderr]) expect(findLeaks(text, canaries)).toEqual([]);
 
-    const json = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--diff', '--json'], env);
+    const json = await cli(['--secrets-file', f.secretsFile, '--diff', '--json', ...V1ALPHA1], env);
     expect(json.exitCode).toBe(0);
     const result = JSON.parse(json.stdout);
     expect(result).toMatchObject({ ok: true, mode: 'diff', dryRun: false });
@@ -443,7 +456,7 @@ describe('create-bootstrap-secrets --diff, --dry-run=server and the per-key repo
         owners: [['secrets-flow', 'Apply', ['CLOUDFLARE_API_TOKEN']]],
       },
     ]);
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], env);
+    const run = await cli(['--secrets-file', f.secretsFile, ...V1ALPHA1], env);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(kubectlCalls(f).map((c) => c.argv[0])).toEqual(['get', 'apply']);
     expect(run.stdout).toContain('secret  infisical/infisical-secrets: unchanged');
@@ -454,7 +467,7 @@ describe('create-bootstrap-secrets --diff, --dry-run=server and the per-key repo
 
   it('--dry-run=server: the real apply argv plus --dry-run=server, after the same report', async () => {
     const f = await makeBootstrapFixture();
-    const run = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run=server'], envFor(f));
+    const run = await cli(['--secrets-file', f.secretsFile, '--dry-run=server'], envFor(f));
     expect(run.exitCode, run.stderr).toBe(0);
     const calls = kubectlCalls(f);
     expect(calls.map((c) => c.argv[0])).toEqual(['get', 'apply']);
@@ -476,10 +489,10 @@ describe('create-bootstrap-secrets --diff, --dry-run=server and the per-key repo
 
   it('refuses another --dry-run value, and --diff with --dry-run, with exit 2 before anything runs', async () => {
     const f = await makeBootstrapFixture();
-    const bad = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--dry-run=all'], envFor(f));
+    const bad = await cli(['--secrets-file', f.secretsFile, '--dry-run=all'], envFor(f));
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/--dry-run=all is not a dry-run mode: give --dry-run .* or --dry-run=server/);
-    const both = await runScript(SCRIPT, ['--secrets-file', f.secretsFile, '--diff', '--dry-run'], envFor(f));
+    const both = await cli(['--secrets-file', f.secretsFile, '--diff', '--dry-run'], envFor(f));
     expect(both.exitCode).toBe(2);
     expect(both.stderr).toMatch(/--diff and --dry-run/);
     expect(kubectlCalls(f)).toEqual([]);
@@ -493,7 +506,7 @@ describe('create-bootstrap-secrets refuses bad input with exit 2 and applies not
     env: Record<string, string>,
     expected: RegExp,
   ): Promise<string> {
-    const run = await runScript(SCRIPT, args, env);
+    const run = await cli(args, env);
     expect(run.stderr).toMatch(expected);
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toMatch(/^hint: /m);
@@ -562,7 +575,7 @@ describe('create-bootstrap-secrets refuses bad input with exit 2 and applies not
       envFor(f),
       /CLOUDFLARE_API_TOKEN: malformed/,
     );
-    const warned = await runScript(SCRIPT, ['--secrets-file', f.secretsFile], envFor(f));
+    const warned = await cli(['--secrets-file', f.secretsFile], envFor(f));
     expect(warned.exitCode, warned.stderr).toBe(0);
     expect(warned.stderr).toMatch(
       /^warning: CLOUDFLARE_API_TOKEN: unexpected format: expected .*--strict refuses it/m,
@@ -596,11 +609,7 @@ describe('create-bootstrap-secrets refuses bad input with exit 2 and applies not
 describe('create-bootstrap-secrets when kubectl fails', () => {
   it('exits 1 and passes kubectl stderr through the redactor', async () => {
     const f = await makeBootstrapFixture();
-    const run = await runScript(
-      SCRIPT,
-      ['--secrets-file', f.secretsFile],
-      envFor(f, { FAKE_KUBECTL_FAIL: '1' }),
-    );
+    const run = await cli(['--secrets-file', f.secretsFile], envFor(f, { FAKE_KUBECTL_FAIL: '1' }));
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toContain('kubectl apply failed');
     // The fake echoed the whole manifest (base64 values included) back on stderr.
@@ -611,8 +620,7 @@ describe('create-bootstrap-secrets when kubectl fails', () => {
   it('exits 1 with a hint when kubectl cannot be found', async () => {
     const f = await makeBootstrapFixture();
     mkdirSync(join(f.dir, 'empty'));
-    const run = await runScript(
-      SCRIPT,
+    const run = await cli(
       ['--secrets-file', f.secretsFile],
       envFor(f, { KUBECTL: join(f.dir, 'empty', 'kubectl') }),
     );
@@ -622,13 +630,180 @@ describe('create-bootstrap-secrets when kubectl fails', () => {
   });
 });
 
+describe('create-bootstrap-secrets follows the runtime backend', () => {
+  const INFISICAL_KEYS = [
+    'INFISICAL_DB_PASSWORD',
+    'INFISICAL_ENCRYPTION_KEY',
+    'INFISICAL_AUTH_SECRET',
+    'REDIS_PASSWORD',
+    'INFISICAL_SERVICE_TOKEN',
+    'INFISICAL_IDENTITY_ID',
+  ];
+  const decode = (d: { data: Record<string, string> }) =>
+    Object.fromEntries(
+      Object.entries(d.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+    );
+
+  it('openbao: reads and applies cloudflare-api-token and openbao-unseal-key, never an Infisical Secret', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await cli(['--secrets-file', f.secretsFile, '--backend', 'openbao'], envFor(f));
+    expect(run.stderr).toBe('');
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout.split('\n')[1]).toBe('backend openbao (--backend)');
+    expect(run.stdout.match(/^backend /gm)).toHaveLength(1);
+    const [get, apply] = kubectlCalls(f);
+    const stubs = parseAllDocuments(get?.stdin ?? '').map((d) => d.toJS().metadata);
+    expect(stubs).toEqual([
+      { name: 'cloudflare-api-token', namespace: 'cert-manager' },
+      { name: 'openbao-unseal-key', namespace: 'openbao' },
+    ]);
+    const docs = parseAllDocuments(apply?.stdin ?? '').map((d) => d.toJS());
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      'Namespace/cert-manager',
+      'Namespace/openbao',
+      'Secret/cloudflare-api-token',
+      'Secret/openbao-unseal-key',
+    ]);
+    expect(decode(docs[3])).toEqual({ 'unseal-key': f.values.OPENBAO_UNSEAL_KEY });
+    expect(docs[3].metadata.namespace).toBe('openbao');
+    expect(`${get?.stdin}${apply?.stdin}`).not.toMatch(/infisical/i);
+    expect(run.stdout).toMatch(/^applied: changed 2 of 2 secret\(s\) in 2 namespace\(s\): 2 added key\(s\)/m);
+    expectNoLeaks(
+      f,
+      run.stdout,
+      run.stderr,
+      kubectlCalls(f)
+        .map((c) => c.argv.join(' '))
+        .join('\n'),
+    );
+  });
+
+  it('openbao needs none of the Infisical keys; without OPENBAO_UNSEAL_KEY it says the Secret is not created, and how to set it', async () => {
+    const f = await makeBootstrapFixture({ omit: [...INFISICAL_KEYS, 'OPENBAO_UNSEAL_KEY'] });
+    const run = await cli(['--secrets-file', f.secretsFile, '--backend', 'openbao', '--dry-run'], envFor(f));
+    expect(run.stderr).toBe('');
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toContain(
+      `note    openbao/openbao-unseal-key is not created: OPENBAO_UNSEAL_KEY is not set; set it with \`node --import tsx scripts/secrets.ts set OPENBAO_UNSEAL_KEY --secrets-file ${f.secretsFile}\``,
+    );
+    expect(run.stdout).toContain('secret  cert-manager/cloudflare-api-token');
+    expect(run.stdout).not.toContain('secret  openbao/');
+    expect(run.stdout).toMatch(/^dry run: 1 secret\(s\) in 1 namespace\(s\) would be applied/m);
+    expect(run.stdout).not.toMatch(/INFISICAL|REDIS/);
+    // The same file for an Infisical backend lacks every Infisical key: refused, nothing applied.
+    const infisical = await cli(['--secrets-file', f.secretsFile, '--backend', 'infisical'], envFor(f));
+    expect(infisical.exitCode).toBe(2);
+    for (const key of [
+      'INFISICAL_DB_PASSWORD',
+      'INFISICAL_ENCRYPTION_KEY',
+      'INFISICAL_AUTH_SECRET',
+      'REDIS_PASSWORD',
+    ])
+      expect(infisical.stderr).toContain(`${key}: missing`);
+    expect(infisical.stderr).not.toContain('OPENBAO_UNSEAL_KEY');
+    expect(kubectlCalls(f)).toEqual([]);
+    expectNoLeaks(f, run.stdout, run.stderr, infisical.stdout, infisical.stderr);
+  });
+
+  it('infisical (the default): infisical-machine-identity with identityId when INFISICAL_IDENTITY_ID is set, never the service token', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await cli(['--secrets-file', f.secretsFile, '--json'], envFor(f));
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.backend).toEqual({ id: 'infisical', from: 'default: no apps table' });
+    expect(result.objects.map((o: { name: string }) => o.name)).toEqual([
+      'infisical-secrets',
+      'cloudflare-api-token',
+      'infisical-machine-identity',
+    ]);
+    expect(result.notCreated).toEqual([]);
+    const docs = parseAllDocuments(kubectlCalls(f)[1]?.stdin ?? '').map((d) => d.toJS());
+    const identity = docs.find((d) => d.metadata.name === 'infisical-machine-identity');
+    expect(identity.metadata.namespace).toBe('infisical');
+    expect(decode(identity)).toEqual({ identityId: f.values.INFISICAL_IDENTITY_ID });
+    expect(kubectlCalls(f)[1]?.stdin).not.toContain('infisical-service-token');
+    expectNoLeaks(f, run.stdout, run.stderr);
+
+    const g = await makeBootstrapFixture({ omit: ['INFISICAL_IDENTITY_ID'] });
+    const without = await cli(
+      ['--secrets-file', g.secretsFile, '--dry-run', '--backend', 'infisical'],
+      envFor(g),
+    );
+    expect(without.exitCode, without.stderr).toBe(0);
+    expect(without.stdout).not.toContain('secret  infisical/infisical-machine-identity');
+    expect(without.stdout).toMatch(
+      /^note {4}infisical\/infisical-machine-identity is not created: INFISICAL_IDENTITY_ID is not set; set it with `node --import tsx scripts\/secrets.ts set INFISICAL_IDENTITY_ID/m,
+    );
+    expect(without.stdout).toMatch(/^dry run: 2 secret\(s\) in 2 namespace\(s\)/m);
+  });
+
+  it('an unknown --backend: exit 2 naming the backends there are, before anything is read or run', async () => {
+    const f = await makeBootstrapFixture();
+    const run = await cli(['--secrets-file', f.secretsFile, '--backend', 'vault'], envFor(f));
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('error: --backend "vault" is not a runtime backend');
+    expect(run.stderr).toMatch(/^hint: use one of infisical, infisical-v1alpha1, openbao$/m);
+    expect(run.stdout).toBe('');
+    expect(kubectlCalls(f)).toEqual([]);
+  });
+
+  it("without --backend, follows the apps table's backend: in the working directory, and names where it came from", async () => {
+    const f = await makeBootstrapFixture();
+    const cwd = join(f.dir, 'repo');
+    mkdirSync(join(cwd, 'cloud', 'runtime'), { recursive: true });
+    writeFileSync(join(cwd, 'cloud', 'runtime', 'apps.yaml'), 'backend: openbao\n');
+    const run = await cli(['--secrets-file', f.secretsFile, '--dry-run', '--json'], envFor(f), { cwd });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.backend).toEqual({ id: 'openbao', from: 'from cloud/runtime/apps.yaml' });
+    expect(result.objects.map((o: { name: string }) => o.name)).toEqual([
+      'cloudflare-api-token',
+      'openbao-unseal-key',
+    ]);
+    expect(run.stderr).toContain('backend openbao (from cloud/runtime/apps.yaml)');
+    // --backend wins over the table.
+    const flag = await cli(
+      ['--secrets-file', f.secretsFile, '--dry-run', '--json', '--backend', 'infisical-v1alpha1'],
+      envFor(f),
+      { cwd },
+    );
+    expect(JSON.parse(flag.stdout).objects.map((o: { name: string }) => o.name)).toEqual([
+      'infisical-secrets',
+      'cloudflare-api-token',
+      'infisical-service-token',
+    ]);
+    // A table naming no backend in the old home describes v1alpha1 InfisicalSecrets.
+    const legacy = join(f.dir, 'legacy');
+    mkdirSync(join(legacy, 'cloud', 'infisical'), { recursive: true });
+    writeFileSync(join(legacy, 'cloud', 'infisical', 'apps.yaml'), 'apps: {}\n');
+    const old = await cli(['--secrets-file', f.secretsFile, '--dry-run', '--json'], envFor(f), {
+      cwd: legacy,
+    });
+    expect(JSON.parse(old.stdout).backend).toEqual({
+      id: 'infisical-v1alpha1',
+      from: 'from cloud/infisical/apps.yaml',
+    });
+    expect(kubectlCalls(f)).toEqual([]);
+    expectNoLeaks(f, run.stdout, run.stderr, flag.stdout, flag.stderr, old.stdout, old.stderr);
+  });
+});
+
 describe('create-bootstrap-secrets --help', () => {
   it('documents every option and exits 0', async () => {
     const f = await makeBootstrapFixture();
-    const run = await runScript(SCRIPT, ['--help'], envFor(f));
+    const run = await cli(['--help'], envFor(f));
     expect(run.exitCode).toBe(0);
     for (const flag of ['--secrets-file', '--from-env', '--dry-run', '--context', '--kubeconfig', '--json']) {
       expect(run.stdout).toContain(flag);
     }
+    expect(run.stdout).toContain('--backend B');
+    // Each backend's Secrets, from the schema table; switching leaves the old ones in place.
+    expect(run.stdout).toMatch(
+      /^ {2}openbao:\n {4}cloudflare-api-token .*\n {4}openbao-unseal-key +\(ns openbao\) +unseal-key, only when OPENBAO_UNSEAL_KEY is set$/m,
+    );
+    expect(run.stdout).toMatch(
+      /^ {4}infisical-machine-identity +\(ns infisical\) +identityId, only when INFISICAL_IDENTITY_ID is set$/m,
+    );
+    expect(run.stdout).toMatch(/Switching the backend leaves the old backend's Secrets in place/);
   });
 });

@@ -47,6 +47,12 @@ interface Row {
 
 const TOKEN = 'CANARY-idp-mgmt-token-0123456789abcdef';
 
+/**
+ * The cluster tests name their backend: the repository's own apps table (these runs start in the
+ * project directory) must not decide which Secrets are compared.
+ */
+const V1ALPHA1 = ['--backend', 'infisical-v1alpha1'];
+
 /** Every fixture dir a test makes is removed after it, whatever the test's outcome. */
 const tempDirs: string[] = [];
 afterEach(() => {
@@ -187,10 +193,10 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
   });
 
   /** Creates the Secrets from `f` with create-bootstrap-secrets (the real kubectl). */
-  async function createSecrets(f: BootstrapFixture, kubeconfig: string) {
+  async function createSecrets(f: BootstrapFixture, kubeconfig: string, backend = V1ALPHA1) {
     const r = await runScript(
       'create-bootstrap-secrets.ts',
-      ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig],
+      ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig, ...backend],
       kubectlEnv(f, kubectl as string),
     );
     expect(r.stderr).toBe('');
@@ -202,7 +208,7 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     await createSecrets(s.f, s.kubeconfig);
     const run = await runScript(
       'secrets.ts',
-      ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, '--json'],
+      ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, ...V1ALPHA1, '--json'],
       s.env,
     );
     expect(run.stderr).not.toMatch(/^error:/m);
@@ -233,7 +239,7 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     // The human table: the same rows, states and fingerprints, no value.
     const human = await runScript(
       'secrets.ts',
-      ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig],
+      ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, ...V1ALPHA1],
       s.env,
     );
     expect(human.exitCode).toBe(0);
@@ -251,7 +257,7 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     await createSecrets(changed, s.kubeconfig);
     const run = await runScript(
       'secrets.ts',
-      ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, '--json'],
+      ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, ...V1ALPHA1, '--json'],
       s.env,
     );
     expect(run.exitCode).toBe(1);
@@ -271,7 +277,7 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
       const s = await setUp(empty);
       const run = await runScript(
         'secrets.ts',
-        ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, '--json'],
+        ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, ...V1ALPHA1, '--json'],
         s.env,
       );
       expect(run.exitCode).toBe(1);
@@ -303,12 +309,70 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
     expect(run.stderr).toMatch(/nothing to check/);
   }, 60_000);
 
+  it("follows the backend: openbao compares its two Secrets only; the Infisical keys are listed as another backend's", async () => {
+    const s = await setUp(server);
+    await createSecrets(s.f, s.kubeconfig, ['--backend', 'openbao']);
+    const args = ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, '--json'];
+    const run = await runScript('secrets.ts', [...args, '--backend', 'openbao'], s.env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.cluster.backend).toEqual({ id: 'openbao', from: '--backend' });
+    expect(run.stderr).toContain('backend  openbao (--backend)');
+    expect(result.rows.map((r: Row) => `${r.place}/${r.name} ${r.state}`)).toEqual([
+      'cloudflare-api-token/CLOUDFLARE_API_TOKEN in sync',
+      'openbao-unseal-key/unseal-key in sync',
+    ]);
+    expect(result.otherBackends).toEqual([
+      'INFISICAL_DB_PASSWORD',
+      'INFISICAL_ENCRYPTION_KEY',
+      'INFISICAL_AUTH_SECRET',
+      'REDIS_PASSWORD',
+      'INFISICAL_SERVICE_TOKEN',
+      'INFISICAL_IDENTITY_ID',
+    ]);
+    expect(run.stderr).toMatch(/^not compared \(not used with backend openbao\): INFISICAL_DB_PASSWORD, /m);
+    expect(s.kubectlCalls()).toHaveLength(1);
+
+    // The same cluster read as the default backend's: its machine identity Secret was never created.
+    const infisical = await runScript('secrets.ts', [...args, '--backend', 'infisical'], s.env);
+    expect(infisical.exitCode).toBe(1);
+    const rows = rowsOf(infisical);
+    expect(new Set(rows.map((r) => r.place))).toEqual(
+      new Set(['infisical-secrets', 'cloudflare-api-token', 'infisical-machine-identity']),
+    );
+    expect(stateOf(rows, 'infisical-machine-identity', 'identityId')).toBe('not deployed');
+    expect(infisical.stderr).toMatch(/create-bootstrap-secrets --backend infisical \(just create-secrets\)/);
+
+    // Without --backend, the apps table in the working directory decides.
+    mkdirSync(join(s.f.dir, 'cloud', 'runtime'), { recursive: true });
+    writeFileSync(join(s.f.dir, 'cloud', 'runtime', 'apps.yaml'), 'backend: openbao\n');
+    const table = await runScript('secrets.ts', args, s.env, { cwd: s.f.dir });
+    expect(table.exitCode, table.stderr).toBe(0);
+    expect(JSON.parse(table.stdout).cluster.backend).toEqual({
+      id: 'openbao',
+      from: 'from cloud/runtime/apps.yaml',
+    });
+    const unknown = await runScript('secrets.ts', [...args, '--backend', 'vault'], s.env);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toMatch(/use one of infisical, infisical-v1alpha1, openbao/);
+    expectNoLeaks(
+      s.f.values,
+      run.stdout,
+      run.stderr,
+      infisical.stdout,
+      infisical.stderr,
+      table.stdout,
+      table.stderr,
+      readFileSync(s.log, 'utf8'),
+    );
+  }, 60_000);
+
   it('no age key: exit 2 before anything is read', async () => {
     const s = await setUp(server);
     const { SOPS_AGE_KEY_FILE: _, ...noKey } = s.env;
     const run = await runScript(
       'secrets.ts',
-      ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig],
+      ['status', '--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, ...V1ALPHA1],
       noKey,
     );
     expect(run.exitCode).toBe(2);
@@ -447,7 +511,7 @@ describe.skipIf(!kubectl || !sshd)('secrets status: cluster and host in one run'
     const s = await setUp(api);
     const created = await runScript(
       'create-bootstrap-secrets.ts',
-      ['--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig],
+      ['--secrets-file', s.f.secretsFile, '--kubeconfig', s.kubeconfig, ...V1ALPHA1],
       s.env,
     );
     expect(created.exitCode).toBe(0);
@@ -465,6 +529,7 @@ describe.skipIf(!kubectl || !sshd)('secrets status: cluster and host in one run'
         s.f.secretsFile,
         '--kubeconfig',
         s.kubeconfig,
+        ...V1ALPHA1,
         ...sshCliArgs(server),
         '--remote-dir',
         dir,

@@ -39,6 +39,8 @@ export function canaryValues(): Record<string, string> {
     INFISICAL_AUTH_SECRET: `CANARY-auth-${tag}-${hex(16)}`,
     REDIS_PASSWORD: `CANARY-redis-${tag}-${hex(8)}`,
     INFISICAL_SERVICE_TOKEN: `st.CANARY${tag}.${alnum(24)}.${alnum(24)}`,
+    INFISICAL_IDENTITY_ID: randomUUID(),
+    OPENBAO_UNSEAL_KEY: randomBytes(32).toString('base64'),
     FINGERPRINT_KEY: randomBytes(32).toString('base64'),
   };
 }

@@ -4,7 +4,9 @@ import {
   describeGenerator,
   type Generator,
   infisicalDbConnectionUri,
+  k8sConsumersFor,
   keysFor,
+  namesFor,
   SECRET_KEYS,
   SECRET_SCHEMA,
   specOf,
@@ -31,9 +33,15 @@ const DESIGN_PAGE_KEYS = [
 ];
 
 describe('secret schema', () => {
-  it('holds exactly the design page keys plus INFISICAL_SERVICE_TOKEN and FINGERPRINT_KEY, once each', () => {
+  it("holds exactly the design page keys plus the runtime backends' keys and FINGERPRINT_KEY, once each", () => {
     expect([...SECRET_KEYS].sort()).toEqual(
-      [...DESIGN_PAGE_KEYS, 'INFISICAL_SERVICE_TOKEN', 'FINGERPRINT_KEY'].sort(),
+      [
+        ...DESIGN_PAGE_KEYS,
+        'INFISICAL_SERVICE_TOKEN',
+        'INFISICAL_IDENTITY_ID',
+        'OPENBAO_UNSEAL_KEY',
+        'FINGERPRINT_KEY',
+      ].sort(),
     );
     expect(new Set(SECRET_KEYS).size).toBe(SECRET_KEYS.length);
   });
@@ -66,7 +74,7 @@ describe('secret schema', () => {
     expect(secretsEnv.optional).toEqual(['NB_PROXY_TOKEN', 'NB_BIFROST_SETUP_KEY']);
     // The original made NB_BIFROST_SETUP_KEY required in .env and broke every first deploy.
     expect(keysFor(['bifrost-dot-env']).optional).toEqual(['NB_BIFROST_SETUP_KEY']);
-    const k8s = keysFor(['infisical-secrets', 'cloudflare-api-token', 'infisical-service-token']);
+    const k8s = keysFor(k8sConsumersFor('infisical-v1alpha1'));
     expect(k8s.required.sort()).toEqual(
       [
         'CLOUDFLARE_API_TOKEN',
@@ -77,6 +85,58 @@ describe('secret schema', () => {
       ].sort(),
     );
     expect(k8s.optional).toEqual(['INFISICAL_SERVICE_TOKEN']);
+  });
+
+  it("lists each runtime backend's Kubernetes Secrets, and the keys each requires", () => {
+    expect(k8sConsumersFor('infisical-v1alpha1')).toEqual([
+      'infisical-secrets',
+      'cloudflare-api-token',
+      'infisical-service-token',
+    ]);
+    expect(k8sConsumersFor('infisical')).toEqual([
+      'infisical-secrets',
+      'cloudflare-api-token',
+      'infisical-machine-identity',
+    ]);
+    expect(k8sConsumersFor('openbao')).toEqual(['cloudflare-api-token', 'openbao-unseal-key']);
+    expect(keysFor(k8sConsumersFor('infisical'))).toEqual({
+      required: [
+        'CLOUDFLARE_API_TOKEN',
+        'INFISICAL_DB_PASSWORD',
+        'INFISICAL_ENCRYPTION_KEY',
+        'INFISICAL_AUTH_SECRET',
+        'REDIS_PASSWORD',
+      ],
+      optional: ['INFISICAL_IDENTITY_ID'],
+    });
+    // With OpenBao, none of Infisical's keys is needed, nor reported missing.
+    expect(keysFor(k8sConsumersFor('openbao'))).toEqual({
+      required: ['CLOUDFLARE_API_TOKEN'],
+      optional: ['OPENBAO_UNSEAL_KEY'],
+    });
+    expect(namesFor('infisical-machine-identity')).toEqual([
+      { name: 'identityId', key: 'INFISICAL_IDENTITY_ID', required: false },
+    ]);
+    expect(namesFor('openbao-unseal-key')).toEqual([
+      { name: 'unseal-key', key: 'OPENBAO_UNSEAL_KEY', required: false },
+    ]);
+    const ns = (c: keyof typeof CONSUMERS) => (CONSUMERS[c] as { namespace?: string }).namespace;
+    expect(ns('infisical-machine-identity')).toBe('infisical');
+    expect(ns('openbao-unseal-key')).toBe('openbao');
+    expect(valuesFor('openbao-unseal-key', { OPENBAO_UNSEAL_KEY: 'k' })).toEqual([
+      { name: 'unseal-key', key: 'OPENBAO_UNSEAL_KEY', value: 'k' },
+    ]);
+  });
+
+  it('the backend keys are set by hand in Phase 2; the unseal key is rotated only after a rekey', () => {
+    for (const key of ['INFISICAL_IDENTITY_ID', 'OPENBAO_UNSEAL_KEY']) {
+      expect(specOf(key)?.generate.kind, key).toBe('manual');
+      expect(specOf(key)?.setDuring, key).toMatch(/^Phase 2 /);
+    }
+    expect(specOf('INFISICAL_IDENTITY_ID')?.rotation.kind).toBe('free');
+    const rotation = specOf('OPENBAO_UNSEAL_KEY')?.rotation;
+    expect(rotation?.kind).toBe('disruptive');
+    expect(rotation?.kind === 'disruptive' && rotation.effect).toMatch(/bao operator rekey/);
   });
 
   it('derives DB_CONNECTION_URI with the password URL-encoded', () => {
@@ -116,6 +176,8 @@ describe('secret schema', () => {
       NB_PROXY_TOKEN: `nbx_${'A1'.repeat(18)}`,
       NB_BIFROST_SETUP_KEY: '1B2C3D4E-0000-4000-8000-000000000000',
       HCLOUD_TOKEN: 'x'.repeat(64),
+      INFISICAL_IDENTITY_ID: '1b2c3d4e-0000-4000-8000-000000000000',
+      OPENBAO_UNSEAL_KEY: Buffer.alloc(32, 3).toString('base64'),
     };
     const bad: Record<string, string> = {
       NB_DATA_STORE_KEY: Buffer.alloc(16, 7).toString('base64'),
@@ -124,8 +186,13 @@ describe('secret schema', () => {
       NB_PROXY_TOKEN: `nbp_${'A1'.repeat(18)}`,
       NB_BIFROST_SETUP_KEY: 'not-a-uuid',
       HCLOUD_TOKEN: 'x'.repeat(63),
+      INFISICAL_IDENTITY_ID: 'my-identity',
+      OPENBAO_UNSEAL_KEY: Buffer.alloc(16, 3).toString('base64'),
     };
     for (const [key, value] of Object.entries(ok)) expect(specOf(key)?.format?.test(value), key).toBe(true);
     for (const [key, value] of Object.entries(bad)) expect(specOf(key)?.format?.test(value), key).toBe(false);
+    // `bao operator init` prints a 33-byte share with Shamir (several shares), 32 bytes with one.
+    expect(specOf('OPENBAO_UNSEAL_KEY')?.format?.test(Buffer.alloc(33, 3).toString('base64'))).toBe(true);
+    expect(specOf('OPENBAO_UNSEAL_KEY')?.format?.test(Buffer.alloc(34, 3).toString('base64'))).toBe(false);
   });
 });

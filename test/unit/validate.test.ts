@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { k8sConsumersFor } from '../../scripts/lib/secrets/schema.ts';
 import { findProblems, formatProblems, splitProblems } from '../../scripts/lib/secrets/validate.ts';
 
-const K8S = ['infisical-secrets', 'cloudflare-api-token', 'infisical-service-token'] as const;
+const K8S = k8sConsumersFor('infisical-v1alpha1');
 
 const good = {
   INFISICAL_DB_PASSWORD: 'db-password-0123456789',
@@ -70,5 +71,35 @@ describe('findProblems', () => {
     expect(findProblems(present, K8S, { presenceOnly: true })).toEqual([]);
     const { REDIS_PASSWORD: _, ...rest } = present;
     expect(findProblems(rest, K8S, { presenceOnly: true }).map((p) => p.key)).toEqual(['REDIS_PASSWORD']);
+  });
+
+  it("checks only the backend's Secrets: OpenBao needs no Infisical key, and its unseal key is optional", () => {
+    const openbao = k8sConsumersFor('openbao');
+    const cf = { CLOUDFLARE_API_TOKEN: good.CLOUDFLARE_API_TOKEN };
+    expect(findProblems(cf, openbao)).toEqual([]);
+    expect(findProblems(cf, openbao, { presenceOnly: true })).toEqual([]);
+    // The same values for an Infisical backend miss every Infisical key.
+    expect(findProblems(cf, k8sConsumersFor('infisical')).map((p) => `${p.key} ${p.kind}`)).toEqual([
+      'INFISICAL_DB_PASSWORD missing',
+      'INFISICAL_ENCRYPTION_KEY missing',
+      'INFISICAL_AUTH_SECRET missing',
+      'REDIS_PASSWORD missing',
+    ]);
+    // An unseal key that is present is checked (a wrong length is a warning: it is made by hand).
+    const short = findProblems({ ...cf, OPENBAO_UNSEAL_KEY: Buffer.alloc(16).toString('base64') }, openbao);
+    expect(short.map((p) => [p.key, p.severity])).toEqual([['OPENBAO_UNSEAL_KEY', 'warning']]);
+    expect(
+      findProblems({ ...cf, OPENBAO_UNSEAL_KEY: Buffer.alloc(32, 1).toString('base64') }, openbao),
+    ).toEqual([]);
+    // An Infisical key that is malformed is not OpenBao's business.
+    expect(findProblems({ ...cf, INFISICAL_ENCRYPTION_KEY: 'not-hex' }, openbao)).toEqual([]);
+  });
+
+  it('checks the machine identity id only with the infisical backend', () => {
+    const bad = { ...good, INFISICAL_IDENTITY_ID: 'not-a-uuid' };
+    expect(findProblems(bad, k8sConsumersFor('infisical')).map((p) => p.key)).toEqual([
+      'INFISICAL_IDENTITY_ID',
+    ]);
+    expect(findProblems(bad, k8sConsumersFor('infisical-v1alpha1'))).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
-import { CONSUMERS, type ConsumerId, valuesFor } from '../secrets/schema.ts';
+import type { BackendId } from '../runtime/backend-id.ts';
+import { CONSUMERS, k8sConsumersFor, namesFor, valuesFor } from '../secrets/schema.ts';
 
 /** A Kubernetes object as plain data; serialised only when handed to kubectl or shown. */
 export interface Manifest {
@@ -37,18 +38,46 @@ export interface PlannedSecret {
 }
 
 /**
- * The bootstrap Secrets to create, derived from the schema: every k8s-secret consumer that receives
- * at least one value. A consumer whose keys are all optional and absent (infisical-service-token before
- * Phase 2) is left out rather than created empty.
+ * The bootstrap Secrets to create for a runtime backend, derived from the schema: every k8s-secret
+ * consumer of that backend that receives at least one value. A consumer whose keys are all optional and
+ * absent (infisical-service-token before Phase 2) is left out rather than created empty; see
+ * `unplannedSecrets` for saying so.
  */
-export function planBootstrapSecrets(values: Readonly<Record<string, string | undefined>>): PlannedSecret[] {
+export function planBootstrapSecrets(
+  values: Readonly<Record<string, string | undefined>>,
+  backend: BackendId,
+): PlannedSecret[] {
   const planned: PlannedSecret[] = [];
-  for (const [name, info] of Object.entries(CONSUMERS)) {
+  for (const name of k8sConsumersFor(backend)) {
+    const info = CONSUMERS[name];
     if (info.kind !== 'k8s-secret') continue;
-    const entries = valuesFor(name as ConsumerId, values);
+    const entries = valuesFor(name, values);
     if (entries.length > 0) planned.push({ namespace: info.namespace, name, entries });
   }
   return planned;
+}
+
+/** A backend's Secret that is not created because none of its (optional) keys has a value yet. */
+export interface UnplannedSecret {
+  namespace: string;
+  name: string;
+  /** The schema keys that would fill it. */
+  keys: string[];
+}
+
+/** The backend's Secrets `planBootstrapSecrets` leaves out, with the keys that would create them. */
+export function unplannedSecrets(
+  values: Readonly<Record<string, string | undefined>>,
+  backend: BackendId,
+): UnplannedSecret[] {
+  const planned = new Set(planBootstrapSecrets(values, backend).map((s) => s.name));
+  const out: UnplannedSecret[] = [];
+  for (const name of k8sConsumersFor(backend)) {
+    const info = CONSUMERS[name];
+    if (info.kind !== 'k8s-secret' || planned.has(name)) continue;
+    out.push({ namespace: info.namespace, name, keys: [...new Set(namesFor(name).map((n) => n.key))] });
+  }
+  return out;
 }
 
 /**

@@ -12,6 +12,8 @@ const MANUAL_SAMPLES: Record<string, () => string> = {
   NB_PROXY_TOKEN: () => `nbx_${generateValue({ kind: 'random-chars', length: 36 })}`,
   NB_BIFROST_SETUP_KEY: () => randomUUID().toUpperCase(),
   INFISICAL_SERVICE_TOKEN: () => `st.${randomUUID()}.${randomBytes(16).toString('hex')}`,
+  INFISICAL_IDENTITY_ID: () => randomUUID(),
+  OPENBAO_UNSEAL_KEY: () => randomBytes(32).toString('base64'),
 };
 
 /** A complete set of bootstrap values for the sandbox: generated where the schema can, samples elsewhere. */

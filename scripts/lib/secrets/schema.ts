@@ -5,22 +5,47 @@
  * "What Lives Where" docs all derive from SECRET_SCHEMA and CONSUMERS below; nothing else lists keys.
  */
 
-/** Everything that reads a bootstrap secret, and where it lives. */
+import type { BackendId } from '../runtime/backend-id.ts';
+
+/**
+ * Everything that reads a bootstrap secret, and where it lives. A Kubernetes Secret belongs to the
+ * runtime backends that read it (`backends`): create-bootstrap-secrets and `secrets status` serve only
+ * the cluster's backend's Secrets, in this order.
+ */
 export const CONSUMERS = {
   'infisical-secrets': {
     kind: 'k8s-secret',
     namespace: 'infisical',
+    backends: ['infisical', 'infisical-v1alpha1'],
     title: 'k8s Secret infisical-secrets (ns infisical)',
   },
   'cloudflare-api-token': {
     kind: 'k8s-secret',
     namespace: 'cert-manager',
+    // cert-manager's DNS-01 solver reads it whatever syncs the apps' secrets.
+    backends: ['infisical', 'infisical-v1alpha1', 'openbao'],
     title: 'k8s Secret cloudflare-api-token (ns cert-manager)',
   },
   'infisical-service-token': {
     kind: 'k8s-secret',
     namespace: 'infisical',
+    // v1alpha1 InfisicalSecrets authenticate with a service token (serviceTokenSecretReference).
+    backends: ['infisical-v1alpha1'],
     title: 'k8s Secret infisical-service-token (ns infisical)',
+  },
+  'infisical-machine-identity': {
+    kind: 'k8s-secret',
+    namespace: 'infisical',
+    // The v1beta1 InfisicalAuth's identityIdRef: {name: infisical-machine-identity, namespace: infisical, key: identityId}.
+    backends: ['infisical'],
+    title: 'k8s Secret infisical-machine-identity (ns infisical)',
+  },
+  'openbao-unseal-key': {
+    kind: 'k8s-secret',
+    namespace: 'openbao',
+    // The unseal sidecar's env OPENBAO_UNSEAL_KEY, from this Secret's key unseal-key.
+    backends: ['openbao'],
+    title: 'k8s Secret openbao-unseal-key (ns openbao)',
   },
   'bifrost-secrets-env': { kind: 'env-file', path: '.secrets.env', title: 'Bifrost .secrets.env' },
   'bifrost-dot-env': { kind: 'env-file', path: '.env', title: 'Bifrost .env (compose interpolation)' },
@@ -31,7 +56,7 @@ export const CONSUMERS = {
 export type ConsumerId = keyof typeof CONSUMERS;
 
 export type ConsumerInfo =
-  | { kind: 'k8s-secret'; namespace: string; title: string }
+  | { kind: 'k8s-secret'; namespace: string; backends: readonly BackendId[]; title: string }
   | { kind: 'env-file'; path: string; title: string }
   | { kind: 'operator'; title: string }
   | { kind: 'suite'; title: string };
@@ -109,6 +134,7 @@ export function infisicalDbConnectionUri(password: string): string {
 }
 
 const PHASE_0 = 'Phase 0';
+const UUID = /^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$/;
 const AFTER_NETBIRD_LOGIN = 'After first NetBird login';
 
 export const SECRET_SCHEMA = [
@@ -246,7 +272,7 @@ export const SECRET_SCHEMA = [
     ],
     generate: { kind: 'manual', howTo: 'NetBird UI → Setup Keys (after the first login)' },
     format: {
-      test: (v) => /^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$/.test(v),
+      test: (v) => UUID.test(v),
       expected: 'a UUID such as 1B2C3D4E-0000-4000-8000-000000000000 (a NetBird setup key)',
     },
     rotation: { kind: 'free' },
@@ -313,6 +339,43 @@ export const SECRET_SCHEMA = [
     setDuring: 'Phase 2 (after Infisical is up)',
   },
   {
+    key: 'INFISICAL_IDENTITY_ID',
+    description:
+      "Id of the Infisical machine identity the v1beta1 operator logs in as (InfisicalAuth's identityIdRef)",
+    uses: [{ consumer: 'infisical-machine-identity', as: 'identityId', required: false }],
+    generate: {
+      kind: 'manual',
+      howTo:
+        'Infisical UI → Organization → Access Control → Identities → the identity with Kubernetes Auth → its ID',
+    },
+    format: {
+      test: (v) => UUID.test(v),
+      expected: 'a UUID such as 1b2c3d4e-0000-4000-8000-000000000000 (an Infisical identity id)',
+    },
+    rotation: { kind: 'free' },
+    setDuring: 'Phase 2 (after Infisical is up)',
+  },
+  {
+    key: 'OPENBAO_UNSEAL_KEY',
+    description: "OpenBao's unseal key (the unseal sidecar reads it as OPENBAO_UNSEAL_KEY)",
+    uses: [{ consumer: 'openbao-unseal-key', as: 'unseal-key', required: false }],
+    generate: {
+      kind: 'manual',
+      howTo:
+        'printed once as "Unseal Key 1" by kubectl exec -it -n openbao openbao-0 -- bao operator init -key-shares=1 -key-threshold=1',
+    },
+    format: {
+      test: (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && [32, 33].includes(Buffer.from(v, 'base64').length),
+      expected: 'base64 of 32 or 33 bytes (an OpenBao unseal key share)',
+    },
+    rotation: {
+      kind: 'disruptive',
+      effect:
+        'rekey OpenBao first (bao operator rekey), then set the new key and re-run create-secrets; a pod restarting in between cannot unseal',
+    },
+    setDuring: 'Phase 2 (after OpenBao is initialised)',
+  },
+  {
     key: 'FINGERPRINT_KEY',
     description:
       'Key of the fingerprints the suite shows and stores (HMAC-SHA-256): no plain hash of a secret leaves the process',
@@ -348,6 +411,19 @@ export function keysFor(consumers: readonly ConsumerId[]): { required: SecretKey
     (uses.some((u) => u.required) ? required : optional).push(spec.key);
   }
   return { required, optional };
+}
+
+/** The Kubernetes Secrets a runtime backend's cluster gets, in table order. */
+export function k8sConsumersFor(backend: BackendId): ConsumerId[] {
+  return (Object.keys(CONSUMERS) as ConsumerId[]).filter((c) => {
+    const info: ConsumerInfo = CONSUMERS[c];
+    return info.kind === 'k8s-secret' && info.backends.includes(backend);
+  });
+}
+
+/** Every Kubernetes Secret consumer, whatever the backend. */
+export function allK8sConsumers(): ConsumerId[] {
+  return (Object.keys(CONSUMERS) as ConsumerId[]).filter((c) => CONSUMERS[c].kind === 'k8s-secret');
 }
 
 type Delivered = { name: string; key: SecretKey; value: string };

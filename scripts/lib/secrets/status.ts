@@ -20,13 +20,23 @@ import type { Executor } from '../exec/executor.ts';
 import { LocalExecutor } from '../exec/local.ts';
 import { connectFromFlags, type SshFlags } from '../exec/ssh-cli.ts';
 import { formatTable } from '../format.ts';
+import { type BackendChoice, chooseBackend, describeBackendChoice } from '../kube/backend-choice.ts';
 import type { KubectlOptions } from '../kube/kubectl.ts';
 import { readLiveSecrets } from '../kube/live-secrets.ts';
 import { describeKubeTarget, resolveKubeTarget } from '../kube/target.ts';
 import type { Output } from '../output.ts';
 import { fingerprint, hasFingerprintKey, redactor } from '../redact.ts';
+import type { BackendId } from '../runtime/backend-id.ts';
 import { FINGERPRINT_KEY, registerSecrets } from './registry.ts';
-import { CONSUMERS, type ConsumerId, namesFor, SECRET_SCHEMA, type SecretUse } from './schema.ts';
+import {
+  allK8sConsumers,
+  CONSUMERS,
+  type ConsumerId,
+  k8sConsumersFor,
+  namesFor,
+  SECRET_SCHEMA,
+  type SecretUse,
+} from './schema.ts';
 import { loadSecrets } from './source.ts';
 
 /** in sync / differs / missing (the place exists, the name does not) / not deployed (no such place);
@@ -116,20 +126,30 @@ export function placeTitle(place: PlaceId): string {
 
 // ---- what should be where -------------------------------------------------------------------------
 
-export const CLUSTER_PLACES: readonly ConsumerId[] = (Object.keys(CONSUMERS) as ConsumerId[]).filter(
-  (c) => CONSUMERS[c].kind === 'k8s-secret',
-);
+/** The cluster's places: the bootstrap Secrets of the cluster's runtime backend. */
+export function clusterPlaces(backend: BackendId): readonly ConsumerId[] {
+  return k8sConsumersFor(backend);
+}
 export const HOST_ENV_PLACES: readonly ConsumerId[] = (Object.keys(CONSUMERS) as ConsumerId[]).filter(
   (c) => CONSUMERS[c].kind === 'env-file',
 );
 
-/** Keys that no checked place holds (operator-only, the suite's own key): listed, not compared. */
-export const UNCHECKED_KEYS: readonly string[] = SECRET_SCHEMA.filter(
-  (s) =>
-    !(s.uses as readonly SecretUse[]).some((u) =>
-      [...CLUSTER_PLACES, ...HOST_ENV_PLACES].includes(u.consumer),
-    ),
-).map((s) => s.key);
+const keysHeldBy = (places: readonly ConsumerId[]) =>
+  SECRET_SCHEMA.filter((s) => (s.uses as readonly SecretUse[]).some((u) => places.includes(u.consumer))).map(
+    (s) => s.key as string,
+  );
+
+/** Keys that no place of any backend holds (operator-only, the suite's own key): listed, not compared. */
+export const UNCHECKED_KEYS: readonly string[] = (() => {
+  const held = new Set(keysHeldBy([...allK8sConsumers(), ...HOST_ENV_PLACES]));
+  return SECRET_SCHEMA.map((s) => s.key as string).filter((k) => !held.has(k));
+})();
+
+/** Keys only other backends' Secrets hold: not compared with this backend's cluster. */
+export function otherBackendKeys(backend: BackendId): string[] {
+  const held = new Set([...keysHeldBy([...clusterPlaces(backend), ...HOST_ENV_PLACES]), ...UNCHECKED_KEYS]);
+  return SECRET_SCHEMA.map((s) => s.key as string).filter((k) => !held.has(k));
+}
 
 /** Every use of a schema key by one of `places`, in schema order, with derived values computed. */
 export function consumerExpectations(
@@ -318,6 +338,8 @@ export interface StatusOptions {
   fromEnv: boolean;
   /** The cluster to read, or undefined for --no-cluster. */
   cluster?: KubectlOptions;
+  /** Whose Secrets the cluster holds (--backend, else the apps table); resolved when absent. */
+  backend?: BackendChoice;
   /** The hosts to read (--host, repeatable); none without --host. */
   hosts: (SshFlags & { host: string })[];
   remoteDir: string;
@@ -326,7 +348,9 @@ export interface StatusOptions {
 export interface StatusResult {
   ok: boolean;
   source: { kind: string; file?: string };
-  cluster: { checked: true; target: string } | { checked: false; skipped: string };
+  cluster:
+    | { checked: true; target: string; backend: { id: BackendId; from: string } }
+    | { checked: false; skipped: string };
   /** One entry per --host; empty when none was given (`hostSkipped` says so). */
   hosts: { host: string; where: string; dir: string }[];
   hostSkipped?: string;
@@ -334,6 +358,8 @@ export interface StatusResult {
   counts: Record<StatusState, number>;
   /** Keys no checked place holds (operator-only, the suite's own): not compared. */
   unchecked: string[];
+  /** Keys only other runtime backends' Secrets hold (with the cluster checked): not compared. */
+  otherBackends: string[];
   notes: string[];
 }
 
@@ -349,6 +375,9 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
     );
   }
   const local = new LocalExecutor();
+  // The cluster's places follow its runtime backend; an unknown one is bad input before anything is read.
+  const backend = opts.cluster ? (opts.backend ?? chooseBackend(undefined)) : undefined;
+  const places = backend ? clusterPlaces(backend.id) : [];
   const target = opts.cluster
     ? resolveKubeTarget({ kubeconfig: opts.cluster.kubeconfig, context: opts.cluster.context })
     : undefined;
@@ -367,7 +396,7 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
   // Every side at once: the cluster (one kubectl get) and each host (one SSH connection each); all settle
   // before a failure is reported, so that no connection is left open behind it.
   const [clusterRead, ...hostReads] = await Promise.allSettled([
-    opts.cluster ? readCluster(local, opts.cluster) : Promise.resolve(undefined),
+    opts.cluster ? readCluster(local, opts.cluster, places) : Promise.resolve(undefined),
     ...opts.hosts.map((h) => readHostOver(h, opts.remoteDir)),
   ]);
   for (const r of [clusterRead, ...hostReads]) if (r?.status === 'rejected') throw r.reason;
@@ -375,8 +404,7 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
 
   const unsorted: StatusRow[] = [];
   const cluster = clusterRead?.status === 'fulfilled' ? clusterRead.value : undefined;
-  if (cluster)
-    unsorted.push(...compareStatus(consumerExpectations(loaded.values, CLUSTER_PLACES), new Map(cluster)));
+  if (cluster) unsorted.push(...compareStatus(consumerExpectations(loaded.values, places), new Map(cluster)));
   for (const [i, host] of hosts.entries()) {
     const name = opts.hosts[i]?.host ?? host.where;
     const expectations = [
@@ -406,18 +434,25 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
   const result: StatusResult = {
     ok: rows.every((r) => !OUT_OF_SYNC.includes(r.state)),
     source: { kind: loaded.kind, ...(loaded.file ? { file: loaded.file } : {}) },
-    cluster: opts.cluster
-      ? { checked: true, target: target ? describeKubeTarget(target) : '' }
-      : { checked: false, skipped: '--no-cluster' },
+    cluster:
+      opts.cluster && backend
+        ? {
+            checked: true,
+            target: target ? describeKubeTarget(target) : '',
+            backend: { id: backend.id, from: backend.from },
+          }
+        : { checked: false, skipped: '--no-cluster' },
     hosts: hosts.map((h, i) => ({ host: opts.hosts[i]?.host ?? h.where, where: h.where, dir: h.dir })),
     ...(hosts.length === 0 ? { hostSkipped: 'no --host given' } : {}),
     rows,
     counts,
     unchecked: [...UNCHECKED_KEYS],
+    otherBackends: backend ? otherBackendKeys(backend.id) : [],
     notes,
   };
 
   out.info(`cluster  ${result.cluster.checked ? result.cluster.target : 'skipped (--no-cluster)'}`);
+  if (backend) out.info(`backend  ${describeBackendChoice(backend)}`);
   out.info(
     hosts.length
       ? `${hosts.map((h) => `host     ${h.where}:${h.dir}`).join('\n')}\n`
@@ -440,6 +475,8 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
   );
   for (const note of notes) out.warn(note);
   out.info(`\nnot compared (no deployed copy): ${UNCHECKED_KEYS.join(', ')}`);
+  if (backend && result.otherBackends.length > 0)
+    out.info(`not compared (not used with backend ${backend.id}): ${result.otherBackends.join(', ')}`);
   const summary = (Object.entries(counts) as [StatusState, number][])
     .filter(([, n]) => n > 0)
     .map(([s, n]) => `${n} ${s}`)
@@ -451,10 +488,12 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
   }
   const bad = rows.filter((r) => OUT_OF_SYNC.includes(r.state));
   const fixes = [
-    ...(bad.some((r) => (CLUSTER_PLACES as readonly PlaceId[]).includes(r.place))
-      ? ['the cluster: create-bootstrap-secrets (just create-secrets)']
+    ...(bad.some((r) => (places as readonly PlaceId[]).includes(r.place))
+      ? [
+          `the cluster: create-bootstrap-secrets${backend?.from === '--backend' ? ` --backend ${backend.id}` : ''} (just create-secrets)`,
+        ]
       : []),
-    ...(bad.some((r) => !(CLUSTER_PLACES as readonly PlaceId[]).includes(r.place))
+    ...(bad.some((r) => !(places as readonly PlaceId[]).includes(r.place))
       ? [
           `the host${hosts.length > 1 ? 's' : ''}: provision-bifrost (just bifrost-up HOST), which renders the NetBird config too`,
         ]
@@ -471,8 +510,9 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
 async function readCluster(
   executor: Executor,
   kubectl: KubectlOptions,
+  places: readonly ConsumerId[],
 ): Promise<[PlaceId, Record<string, string> | undefined][]> {
-  const refs = CLUSTER_PLACES.map((c) => {
+  const refs = places.map((c) => {
     const info = CONSUMERS[c];
     return { namespace: info.kind === 'k8s-secret' ? info.namespace : '', name: c };
   });
