@@ -15,14 +15,20 @@ import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
 import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
 import { formatTable } from './lib/format.ts';
-import { backendOptionHelp, chooseBackend } from './lib/kube/backend-choice.ts';
+import {
+  type BackendChoice,
+  backendOptionHelp,
+  chooseBackend,
+  describeBackendChoice,
+} from './lib/kube/backend-choice.ts';
 import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
 import { loadAppsTable } from './lib/runtime/apps.ts';
-import { DEFAULT_APPS_FILE, parseBackend } from './lib/runtime/backend-id.ts';
+import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/runtime/backend-id.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
 import {
   CONSUMERS,
+  consumersFor,
   describeGenerator,
   SECRET_SCHEMA,
   type SecretSpec,
@@ -71,17 +77,20 @@ const checkCommand = defineCommand({
   synopsis: '[--secrets-file F] [--from-env] [--strict] [options]',
   description: `A table of every key: present, length, format, who needs it; never a value. A hand-made token
 (Hetzner, Cloudflare, NetBird…) not in its vendor's documented format is a warning (a vendor may change
-it); --strict refuses it. Without an age key it checks key names only.`,
+it); --strict refuses it. Without an age key it checks key names only. Keys only another runtime
+backend's Secrets read are not listed (with openbao, no INFISICAL_* key is needed).`,
   options: {
     ...COMMON_OPTIONS,
     ...FILE_OPTION,
     'from-env': { type: 'boolean' },
     strict: { type: 'boolean' },
+    backend: { type: 'string' },
   },
   aliases: { file: 'secrets-file' },
   optionsHelp: `${FILE_HELP}
   --from-env           take the secrets from the environment only
-  --strict             refuse a hand-made token whose format is not its vendor's`,
+  --strict             refuse a hand-made token whose format is not its vendor's
+${backendOptionHelp('check')}`,
   footer: ENVIRONMENT,
   exits: { badInput: 'a required key is missing or malformed, or bad input' },
   run: (flags, _positionals, out) =>
@@ -90,6 +99,7 @@ it); --strict refuses it. Without an age key it checks key names only.`,
       flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
       Boolean(flags['from-env']),
       Boolean(flags.strict),
+      chooseBackend(flags.backend),
     ),
 });
 
@@ -467,7 +477,13 @@ async function init(
   return EXIT.ok;
 }
 
-async function check(out: Output, file: string, fromEnv: boolean, strict: boolean): Promise<number> {
+async function check(
+  out: Output,
+  file: string,
+  fromEnv: boolean,
+  strict: boolean,
+  backend: BackendChoice,
+): Promise<number> {
   const loaded = await loadSecrets({
     secretsFile: file,
     fromEnv,
@@ -478,15 +494,17 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
   registerSecrets(loaded.values);
   for (const warning of loaded.warnings) out.warn(warning);
   const keyless = loaded.kind === 'key-names-only';
-  const consumers = Object.keys(CONSUMERS) as (keyof typeof CONSUMERS)[];
+  const consumers = consumersFor(backend.id);
+  const usedHere = (spec: SecretSpec) => usesOf(spec).filter((u) => consumers.includes(u.consumer));
   const values = keyless ? Object.fromEntries(loaded.present.map((k) => [k, 'x'])) : loaded.values;
   const problems = findProblems(values, consumers, { presenceOnly: keyless, strict });
-  out.info(`source  ${loaded.describe}\n`);
-  const rows = SPECS.map((spec) => {
+  out.info(`source  ${loaded.describe}`);
+  out.info(`backend ${describeBackendChoice(backend)}\n`);
+  const rows = SPECS.filter((spec) => usedHere(spec).length > 0).map((spec) => {
     const value = loaded.values[spec.key];
     const present = keyless ? loaded.present.includes(spec.key) : Boolean(value);
     const problem = problems.find((p) => p.key === spec.key);
-    const required = usesOf(spec).some((u) => u.required);
+    const required = usedHere(spec).some((u) => u.required);
     return {
       key: spec.key,
       present,
@@ -505,7 +523,7 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
       detail: problem?.detail,
       neededBy: [
         ...new Set(
-          usesOf(spec)
+          usedHere(spec)
             .filter((u) => u.required)
             .map((u) => CONSUMERS[u.consumer].title),
         ),
@@ -521,7 +539,12 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
   out.info(formatTable(['key', 'status', 'length', 'needed by'], lines, { rule: false }));
   for (const r of rows.filter((x) => x.detail)) out.info(out.color.red(`\n${r.key}: ${r.detail}`));
   const bad = rows.filter((r) => r.status === 'missing' || r.status === 'malformed');
-  out.result({ ok: bad.length === 0, source: { kind: loaded.kind, file: loaded.file }, keys: rows });
+  out.result({
+    ok: bad.length === 0,
+    source: { kind: loaded.kind, file: loaded.file },
+    backend: backend.id,
+    keys: rows,
+  });
   if (bad.length > 0) {
     // A missing key the suite can generate needs no editor: `init --fill` adds exactly those.
     const generatable = bad.filter(
@@ -545,15 +568,16 @@ async function check(out: Output, file: string, fromEnv: boolean, strict: boolea
 }
 
 async function where(flags: { apps?: string; backend?: string }, out: Output): Promise<number> {
-  const bootstrap = bootstrapWhereRows();
+  let backend = flags.backend !== undefined ? parseBackend(flags.backend) : DEFAULT_BACKEND;
   let runtime: RuntimeWhereRow[] = [];
   if (appsTableExists(flags.apps)) {
     const table = await loadAppsTable(flags.apps, (m) => out.warn(m));
-    const backend = flags.backend !== undefined ? parseBackend(flags.backend) : table.backend;
+    if (flags.backend === undefined) backend = table.backend;
     runtime = runtimeWhereRows(table, backend);
   } else out.warn(`no apps table (${DEFAULT_APPS_FILE}): the runtime rows are left out; pass --apps FILE`);
+  const bootstrap = bootstrapWhereRows(backend);
   out.data(whereTable([...bootstrap, ...runtime.map(runtimeMarkdownRow)]));
-  out.result({ ok: true, rows: bootstrap, runtime });
+  out.result({ ok: true, backend, rows: bootstrap, runtime });
   return EXIT.ok;
 }
 

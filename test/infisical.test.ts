@@ -28,6 +28,7 @@ import {
   validateCustomResource,
   validateSchema,
 } from '../scripts/lib/runtime/schema-validate.ts';
+import { backendRefusals, tableProblems } from './helpers/apps-table.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { requireShared } from './helpers/tiers.ts';
 
@@ -54,28 +55,6 @@ const HEADER = { script: 'infisical-secrets.ts', source: DEFAULT_APPS_FILE };
 const loadApps = async () => (await loadAppsTable(APPS_FILE)).apps;
 const v1alpha1Files = (table: AppsTable) => renderBackend(table, 'infisical-v1alpha1', HEADER);
 const v1alpha1Stream = (table: AppsTable) => renderStream(v1alpha1Files(table), HEADER);
-
-/** Problems the v1alpha1 backend finds in a table that resolves, as `where: message` lines. */
-function renderProblemsOf(table: unknown): string[] {
-  try {
-    v1alpha1Files(resolveAppsTable(table, 'apps.yaml'));
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppsTableError);
-    return (err as AppsTableError).problems.map((p) => `${p.where}: ${p.message}`);
-  }
-  throw new Error('expected the backend to refuse the table');
-}
-
-/** Resolves a table expected to be bad and returns its problems as `where: message` lines. */
-function problemsOf(table: unknown): string[] {
-  try {
-    resolveAppsTable(table, 'apps.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppsTableError);
-    return (err as AppsTableError).problems.map((p) => `${p.where}: ${p.message}`);
-  }
-  throw new Error('expected the table to be refused');
-}
 
 const identityApps = (): RuntimeApp[] => {
   const table = tableData();
@@ -150,7 +129,7 @@ describe('the apps table', () => {
       colour: 'blue',
     });
     table.extra = {};
-    const problems = problemsOf(table);
+    const problems = tableProblems(table);
     const expected = [
       /^apps\.grafana\.auth\.serviceToken\.projectSlug: not a field of serviceToken in the InfisicalSecret CRD/,
       /^apps\.harbor\.path: "harbor" must start with "\/"/,
@@ -172,7 +151,7 @@ describe('the apps table', () => {
     const table = tableData();
     appOf(table, 'grafana').namespace = 'g'.repeat(64);
     appOf(table, 'harbor').name = 'Harbor-Secrets';
-    expect(problemsOf(table)).toEqual([
+    expect(tableProblems(table)).toEqual([
       expect.stringMatching(/^apps\.grafana\.namespace: .* 64 characters; a DNS-1123 label has at most 63/),
       expect.stringMatching(/^apps\.harbor\.name: "Harbor-Secrets" is not a DNS-1123 subdomain/),
     ]);
@@ -182,7 +161,7 @@ describe('the apps table', () => {
     const table = tableData();
     Object.assign(appOf(table, 'harbor'), { namespace: 'grafana', secret: 'grafana-admin' });
     Object.assign(appOf(table, 'n8n'), { namespace: 'grafana', name: 'grafana-admin', secret: 'n8n-db' });
-    expect(problemsOf(table)).toEqual([
+    expect(tableProblems(table)).toEqual([
       'apps.harbor.name: resource grafana/grafana-admin is also used by app grafana',
       'apps.harbor.secret: managed Secret grafana/grafana-admin is also used by app grafana',
       'apps.n8n.name: resource grafana/grafana-admin is also used by app grafana',
@@ -193,7 +172,7 @@ describe('the apps table', () => {
     const table = tableData();
     Object.assign(appOf(table, 'grafana'), { namespace: 'a-b', name: 'c' });
     Object.assign(appOf(table, 'harbor'), { namespace: 'a', name: 'b-c' });
-    expect(problemsOf(table)).toEqual([
+    expect(tableProblems(table)).toEqual([
       'apps.harbor.name: output file a-b-c.yaml is also used by app grafana',
     ]);
   });
@@ -203,7 +182,7 @@ describe('the apps table', () => {
     appOf(table, 'n8n').auth = { ldapAuth: {} };
     appOf(table, 'rancher').auth = { kubernetesAuth: { identityId: 'id', secretsScope: {} } };
     appOf(table, 'netbird-peer').keys = ['NETBIRD_SETUP_KEY', 'NETBIRD_SETUP_KEY', 'bad key'];
-    expect(problemsOf(table)).toEqual([
+    expect(tableProblems(table)).toEqual([
       expect.stringMatching(
         /^apps\.n8n\.auth\.ldapAuth: the CRD has this method but this table does not support it/,
       ),
@@ -223,7 +202,7 @@ describe('the apps table', () => {
     appOf(table, 'harbor').projectId = 'p-1';
     appOf(table, 'n8n').keys = { N8N_ENCRYPTION_KEY: { from: 'ENCRYPTION_KEY', generate: 'hex 32' } };
     appOf(table, 'rancher').delivery = 'files';
-    expect(renderProblemsOf(table)).toEqual([
+    expect(backendRefusals(table, 'infisical-v1alpha1')).toEqual([
       'apps.grafana.projectSlug: missing: auth universalAuth needs exactly one of projectSlug or projectId (here or in defaults)',
       expect.stringMatching(
         /^apps\.harbor\.projectId: the CRD's serviceToken\.secretsScope has no project field/,

@@ -24,6 +24,7 @@ import { templateOf } from '../scripts/lib/runtime/backends/infisical.ts';
 import { openBaoSetupPlan } from '../scripts/lib/runtime/openbao-plan.ts';
 import { renderBackend } from '../scripts/lib/runtime/render.ts';
 import { validateCustomResource } from '../scripts/lib/runtime/schema-validate.ts';
+import { backendRefusals, tableProblems } from './helpers/apps-table.ts';
 import { runScriptInPty } from './helpers/pty.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { requireShared, requireTool } from './helpers/tiers.ts';
@@ -90,27 +91,6 @@ const shipped = () => loadAppsTable(APPS_FILE);
 const documentsOf = (table: AppsTable, backend: BackendId): Document[] =>
   renderBackend(table, backend, HEADER).flatMap((f) => f.documents);
 const ofKind = (docs: Document[], kind: string) => docs.filter((d) => d.kind === kind);
-
-/** What a backend refuses in a table, as `where: message` lines. */
-function refusals(table: unknown, backend: BackendId): string[] {
-  try {
-    renderBackend(resolveAppsTable(table, 'apps.yaml'), backend, HEADER);
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppsTableError);
-    return (err as AppsTableError).problems.map((p) => `${p.where}: ${p.message}`);
-  }
-  throw new Error(`expected backend ${backend} to refuse the table`);
-}
-
-function tableProblems(table: unknown): string[] {
-  try {
-    resolveAppsTable(table, 'apps.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppsTableError);
-    return (err as AppsTableError).problems.map((p) => `${p.where}: ${p.message}`);
-  }
-  throw new Error('expected the table to be refused');
-}
 
 describe('the one apps table', () => {
   it('holds the design page apps with their Secrets and keys, and names the backend', async () => {
@@ -305,7 +285,7 @@ describe.skipIf(!v1beta1Dir)('backend infisical (v1beta1) against the real CRDs'
     };
     appOf(table, 'rancher').delivery = 'files';
     delete (table.defaults as Plain).projectSlug;
-    const problems = refusals(table, 'infisical');
+    const problems = backendRefusals(table, 'infisical');
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(
@@ -448,7 +428,7 @@ describe.skipIf(!csiDir)('backend openbao against the SecretProviderClass CRD', 
       mountedBy: 'sync-workload',
       serviceAccount: 'secret-sync',
     });
-    expect(refusals(table, 'openbao')).toEqual([
+    expect(backendRefusals(table, 'openbao')).toEqual([
       expect.stringMatching(/^apps\.grafana\.serviceAccount: missing: OpenBao's role/),
       'apps.n8n.path: /n8n is also used by app harbor: give each app its own OpenBao path',
       expect.stringMatching(/^apps\.rancher\.restartOnChange: files-only delivery updates files in place/),
@@ -573,7 +553,14 @@ describe('the CLI', () => {
     expect(r.stdout).toContain(
       '| `NETBIRD_SETUP_KEY` (NetBird peer) | OpenBao `secret/data/netbird` → k8s Secret `netbird/netbird-setup-key` | After first NetBird login | Yes |',
     );
+    // The bootstrap rows follow the backend too: no Infisical Secret in an OpenBao cluster.
+    expect(r.stdout).not.toContain('INFISICAL_');
+    expect(r.stdout).toContain('| `OPENBAO_UNSEAL_KEY` | SOPS → k8s Secret openbao-unseal-key |');
     const json = JSON.parse((await runScript('secrets.ts', ['where', '--json'], env())).stdout);
+    expect(json.backend).toBe('infisical');
+    const bootstrapKeys = (json.rows as string[][]).map((row) => row[0]);
+    expect(bootstrapKeys).toContain('`INFISICAL_IDENTITY_ID`');
+    expect(bootstrapKeys).not.toContain('`INFISICAL_SERVICE_TOKEN`');
     expect(json.runtime.map((row: Plain) => `${row.secret} ${row.key}`)).toEqual(
       DESIGN_PAGE.flatMap((row) => row.keys.map((k) => `${row.namespace}/${row.secret} ${k}`)),
     );

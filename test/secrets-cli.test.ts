@@ -2,7 +2,7 @@
  * scripts/secrets.ts: init → decrypt round trip, --fill keeping existing values, check's table and exit
  * codes, and the "What Lives Where" table, all as real processes with a fresh age key.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
@@ -114,6 +114,39 @@ describe('secrets check', () => {
     expect(after.exitCode, after.stderr).toBe(0);
     expect(after.stdout).toMatch(/^FINGERPRINT_KEY\s+ok\s+44\s/m);
     expect(readFileSync(f.secretsFile, 'utf8')).not.toBe(before);
+  });
+
+  it('follows the runtime backend: OpenBao needs no Infisical key, the default needs them', async () => {
+    const f = await makeBootstrapFixture({
+      omit: ['INFISICAL_DB_PASSWORD', 'INFISICAL_ENCRYPTION_KEY', 'INFISICAL_AUTH_SECRET', 'REDIS_PASSWORD'],
+    });
+    const fenv = env({ SOPS_AGE_KEY_FILE: f.keyFile, HOME: f.home });
+    const bao = await runScript(
+      'secrets.ts',
+      ['check', '--file', f.secretsFile, '--backend', 'openbao'],
+      fenv,
+    );
+    expect(bao.exitCode, bao.stderr).toBe(0);
+    expect(bao.stdout).toContain('backend openbao (--backend)');
+    expect(bao.stdout).not.toMatch(/^INFISICAL_/m);
+    expect(bao.stdout).toMatch(/^OPENBAO_UNSEAL_KEY\s+ok\s/m);
+    const infisical = await runScript(
+      'secrets.ts',
+      ['check', '--file', f.secretsFile, '--backend', 'infisical', '--json'],
+      fenv,
+    );
+    expect(infisical.exitCode).toBe(2);
+    const keys = JSON.parse(infisical.stdout).keys as { key: string; status: string }[];
+    expect(keys.filter((k) => k.status === 'missing').map((k) => k.key)).toEqual([
+      'INFISICAL_DB_PASSWORD',
+      'INFISICAL_ENCRYPTION_KEY',
+      'INFISICAL_AUTH_SECRET',
+      'REDIS_PASSWORD',
+    ]);
+    // v1beta1 reads the machine identity, not the service token.
+    expect(keys.map((k) => k.key)).toContain('INFISICAL_IDENTITY_ID');
+    expect(keys.map((k) => k.key)).not.toContain('INFISICAL_SERVICE_TOKEN');
+    rmSync(f.dir, { recursive: true, force: true });
   });
 
   it('without an age key checks key names only', async () => {

@@ -86,7 +86,6 @@ export interface RuntimeApp {
 export interface InfisicalSettings {
   namespace: string;
   serviceAccount: string;
-  identitySecret: string;
 }
 
 /** backend openbao: where OpenBao runs and how its one-time setup configures it. */
@@ -113,7 +112,6 @@ export interface AppsTable {
 export const INFISICAL_DEFAULTS: InfisicalSettings = {
   namespace: 'infisical',
   serviceAccount: 'infisical-auth',
-  identitySecret: 'infisical-machine-identity',
 };
 
 export const OPENBAO_DEFAULTS: OpenBaoSettings = {
@@ -247,7 +245,6 @@ function resolveTable(table: unknown, problems: Problems, file: string): AppsTab
   const infisical = readSettings(table.infisical, INFISICAL_DEFAULTS, problems.at('infisical'), {
     namespace: dnsLabelProblem,
     serviceAccount: dnsSubdomainProblem,
-    identitySecret: dnsSubdomainProblem,
   });
   const openbao = readSettings(table.openbao, OPENBAO_DEFAULTS, problems.at('openbao'), {
     namespace: dnsLabelProblem,

@@ -421,6 +421,14 @@ export function k8sConsumersFor(backend: BackendId): ConsumerId[] {
   });
 }
 
+/** Every consumer that reads bootstrap secrets in a cluster running `backend`: its Secrets, and the rest. */
+export function consumersFor(backend: BackendId): ConsumerId[] {
+  const k8s = new Set(k8sConsumersFor(backend));
+  return (Object.keys(CONSUMERS) as ConsumerId[]).filter(
+    (c) => CONSUMERS[c].kind !== 'k8s-secret' || k8s.has(c),
+  );
+}
+
 /** Every Kubernetes Secret consumer, whatever the backend. */
 export function allK8sConsumers(): ConsumerId[] {
   return (Object.keys(CONSUMERS) as ConsumerId[]).filter((c) => CONSUMERS[c].kind === 'k8s-secret');

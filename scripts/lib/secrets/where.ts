@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import type { AppsTable, RuntimeApp } from '../runtime/apps.ts';
 import { type BackendId, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from '../runtime/backend-id.ts';
 import { apiPath } from '../runtime/backends/openbao.ts';
-import { CONSUMERS, SECRET_SCHEMA, type SecretSpec, type SecretUse } from './schema.ts';
+import { CONSUMERS, consumersFor, SECRET_SCHEMA, type SecretSpec, type SecretUse } from './schema.ts';
 
 export interface RuntimeWhereRow {
   app: string;
@@ -24,10 +24,17 @@ export interface RuntimeWhereRow {
   why?: string;
 }
 
-/** One markdown row per bootstrap key: `| key | lives in | set during | rotatable |`. */
-export function bootstrapWhereRows(): string[][] {
-  const rows = (SECRET_SCHEMA as readonly SecretSpec[]).map((spec) => {
-    const places = (spec.uses as readonly SecretUse[]).map((u) => {
+/**
+ * One markdown row per bootstrap key a cluster running `backend` uses: `| key | lives in | set during |
+ * rotatable |`. Keys only another backend's Secrets read are left out, and so are those Secrets.
+ */
+export function bootstrapWhereRows(backend: BackendId): string[][] {
+  const consumers = consumersFor(backend);
+  const usedHere = (spec: SecretSpec) =>
+    (spec.uses as readonly SecretUse[]).filter((u) => consumers.includes(u.consumer));
+  const specs = (SECRET_SCHEMA as readonly SecretSpec[]).filter((spec) => usedHere(spec).length > 0);
+  const rows = specs.map((spec) => {
+    const places = usedHere(spec).map((u) => {
       const c = CONSUMERS[u.consumer];
       return c.kind === 'env-file'
         ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}`

@@ -9,6 +9,8 @@
  * service-token scope; the v1beta1 schema defines every field rendered here, so Argo CD's server-side
  * apply validates these resources as they are.
  */
+
+import { CONSUMERS, type ConsumerId, namesFor } from '../../secrets/schema.ts';
 import type { AppsTable, RuntimeApp } from '../apps.ts';
 import type { Problem } from '../fields.ts';
 import {
@@ -23,8 +25,16 @@ import { INFISICAL_AUTO_RELOAD } from './infisical-v1alpha1.ts';
 export const API_VERSION = 'secrets.infisical.com/v1beta1';
 export const CONNECTION_NAME = 'infisical';
 export const AUTH_NAME = 'infisical-kubernetes';
-/** The key of the identity Secret that holds the machine identity's id (create-bootstrap-secrets). */
-export const IDENTITY_ID_KEY = 'identityId';
+/**
+ * The bootstrap Secret that holds the machine identity's id: create-bootstrap-secrets makes it from
+ * INFISICAL_IDENTITY_ID, so its name, namespace and key come from the bootstrap schema's table.
+ */
+const IDENTITY_SECRET = 'infisical-machine-identity' satisfies ConsumerId;
+export const identityIdRef = () => ({
+  key: namesFor(IDENTITY_SECRET)[0]?.name ?? 'identityId',
+  name: IDENTITY_SECRET,
+  namespace: CONSUMERS[IDENTITY_SECRET].namespace,
+});
 /** The operator refuses a shorter refreshInterval (internal/util/time.go, shared/reference v1beta1 README). */
 const MIN_REFRESH_SECONDS = 5;
 
@@ -100,7 +110,7 @@ function files(table: AppsTable): BackendFile[] {
         infisicalConnectionRef: { name: CONNECTION_NAME, namespace: ns },
         method: 'kubernetes',
         kubernetes: {
-          identityIdRef: { key: IDENTITY_ID_KEY, name: table.infisical.identitySecret, namespace: ns },
+          identityIdRef: identityIdRef(),
           serviceAccountRef: { name: table.infisical.serviceAccount, namespace: ns },
         },
       },
