@@ -12,7 +12,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import {
   type AppsTable,
-  AppsTableError,
   DEFAULT_APPS_FILE,
   loadAppsTable,
   resolveAppsTable,
