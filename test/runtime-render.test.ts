@@ -447,18 +447,21 @@ describe('the setup plan', () => {
     expect(r.stdout).toBe('');
     const python = requireTool('python3', 'the setup plan on a terminal');
     if (!python) return;
-    // Fresh secret values are not for a screen: on a terminal the plan is refused, nothing printed.
-    const tty = await runScriptInPty({
-      python,
-      prompt: 'never shown',
-      answer: '',
-      script: SCRIPT,
-      args: ['--backend', 'openbao', '--setup-plan'],
-      env: env(),
-    });
-    expect(tty.exitCode).toBe(2);
-    expect(tty.stdout).toContain('stdout is a terminal');
-    expect(tty.stdout).not.toContain('"argv"');
+    // Fresh secret values are not for a screen: on a terminal the plan is refused, nothing printed,
+    // as JSON result or not.
+    for (const extra of [[], ['--json']]) {
+      const tty = await runScriptInPty({
+        python,
+        prompt: 'never shown',
+        answer: '',
+        script: SCRIPT,
+        args: ['--backend', 'openbao', '--setup-plan', ...extra],
+        env: env(),
+      });
+      expect(tty.exitCode).toBe(2);
+      expect(tty.stdout).toContain('stdout is a terminal');
+      expect(tty.stdout).not.toContain('"argv"');
+    }
   });
 
   it('puts every generated value on stdin only, flags before the path, create-only', async () => {

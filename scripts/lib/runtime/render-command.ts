@@ -84,7 +84,7 @@ function printSetupPlan(
     );
   if (flags.out !== undefined || flags.check !== undefined)
     throw new InputError('--setup-plan prints the plan only', 'run it without --out and --check');
-  if (opts.stdoutIsTTY && !flags.json)
+  if (opts.stdoutIsTTY)
     throw new InputError(
       "--setup-plan prints freshly generated secret values (in the steps' stdin) and stdout is a terminal",
       'redirect it to a private file ((umask 077; node --import tsx scripts/render-runtime-secrets.ts --backend openbao --setup-plan > plan.json)), or let `just runtime-setup` run the plan without showing any value',
