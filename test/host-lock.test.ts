@@ -21,8 +21,14 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireHostLock, currentHolder, type LockHolder } from '../scripts/lib/bifrost/lock.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
+import { requireTier } from './helpers/tiers.ts';
 
 const local = new LocalExecutor();
+const procfs = requireTier(
+  'procfs',
+  existsSync('/proc/self/stat') ? { ok: true } : { ok: false, reason: '/proc/self/stat (Linux procfs)' },
+  'the takeover of a lock whose pid now belongs to another process',
+);
 let root: string;
 let remoteDir: string;
 const lockDir = () => `${remoteDir}.lock`;
@@ -77,16 +83,13 @@ describe('host lock takeover', () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
-  it.skipIf(!existsSync('/proc/self/stat'))(
-    'takes over a lock whose pid now belongs to another process',
-    async () => {
-      fresh();
-      leaveLock({ ...currentHolder('provision-bifrost'), pidStart: '1' });
-      const { lock, notices } = await acquire();
-      expect(notices[0]).toMatch(/is another process now/);
-      await lock.release();
-    },
-  );
+  it.skipIf(!procfs)('takes over a lock whose pid now belongs to another process', async () => {
+    fresh();
+    leaveLock({ ...currentHolder('provision-bifrost'), pidStart: '1' });
+    const { lock, notices } = await acquire();
+    expect(notices[0]).toMatch(/is another process now/);
+    await lock.release();
+  });
 
   it('takes over a lock whose record was never completed, once older than the grace period', async () => {
     fresh();

@@ -1,12 +1,6 @@
-/**
- * The real kubectl against the fake API server (scripts/lib/sandbox/kube-apiserver.ts): the commands the
- * product runs must behave as they would against a cluster, or tests built on the fake prove nothing.
- * kubectl runs with default validation (`--validate=strict`), as the product runs it.
- */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -15,14 +9,9 @@ import {
   startFakeKubeApiServer,
 } from '../scripts/lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from '../scripts/lib/sandbox/kubeconfig.ts';
+import { requireTool } from './helpers/tiers.ts';
 
-const kubectlBin = (process.env.PATH ?? '')
-  .split(delimiter)
-  .map((dir) => join(dir, 'kubectl'))
-  .find((path) => existsSync(path));
-if (!kubectlBin && !process.env.SECRETS_FLOW_REQUIRE_TIERS) {
-  console.warn('kube-apiserver tests skipped: no kubectl on PATH (they fail instead when CI is set)');
-}
+const kubectlBin = requireTool('kubectl', 'the fake kube-apiserver driven by the real kubectl');
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const SSA = ['apply', '--server-side', '--field-manager=secrets-flow', '-f', '-'];
@@ -55,189 +44,178 @@ function allButDataAndVersion(obj: KubeObject | undefined): KubeObject {
   return { ...rest, metadata, owners: managedFields?.map(({ time: _time, ...entry }: KubeObject) => entry) };
 }
 
-describe.skipIf(!kubectlBin && !process.env.SECRETS_FLOW_REQUIRE_TIERS)(
-  'fake kube-apiserver driven by the real kubectl',
-  () => {
-    let server: FakeKubeApiServer;
-    let dir: string;
-    let env: Record<string, string>;
-    const timings: { args: string; ms: number }[] = [];
+describe.skipIf(!kubectlBin)('fake kube-apiserver driven by the real kubectl', () => {
+  let server: FakeKubeApiServer;
+  let dir: string;
+  let env: Record<string, string>;
+  const timings: { args: string; ms: number }[] = [];
 
-    async function kubectl(args: string[], input = '') {
-      const started = performance.now();
-      const result = await execa(kubectlBin ?? 'kubectl', args, {
-        input,
-        env,
-        reject: false,
-        timeout: 20_000,
-      });
-      timings.push({ args: args.join(' '), ms: Math.round(performance.now() - started) });
-      return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
+  async function kubectl(args: string[], input = '') {
+    const started = performance.now();
+    const result = await execa(kubectlBin ?? 'kubectl', args, {
+      input,
+      env,
+      reject: false,
+      timeout: 20_000,
+    });
+    timings.push({ args: args.join(' '), ms: Math.round(performance.now() - started) });
+    return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
+  }
+
+  beforeAll(async () => {
+    server = await startFakeKubeApiServer();
+    dir = await mkdtemp(join(tmpdir(), 'fake-kube-'));
+    const kubeconfig = await writeKubeconfig({ server: server.url, dir, name: 'fake', token: 'dummy' });
+    // KUBECACHEDIR keeps kubectl's discovery cache out of ~/.kube.
+    env = { KUBECONFIG: kubeconfig, KUBECACHEDIR: join(dir, 'cache') };
+  });
+
+  afterAll(async () => {
+    const total = timings.reduce((sum, t) => sum + t.ms, 0);
+    const slowest = timings.reduce((a, b) => (b.ms > a.ms ? b : a), { args: '', ms: 0 });
+    console.log(
+      `kubectl: ${timings.length} calls, ${total} ms in total, slowest ${slowest.ms} ms (${slowest.args})`,
+    );
+    await server?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes a 0600 kubeconfig', async () => {
+    expect((await stat(env.KUBECONFIG as string)).mode & 0o777).toBe(0o600);
+  });
+
+  it('server-side apply creates namespace then secret; a rerun changes nothing; one changed value changes only it', async () => {
+    const first = await kubectl(SSA, manifest('apps', { password: 'hunter2', username: 'admin' }));
+    expect(first, first.stderr).toMatchObject({ exitCode: 0, stderr: '' });
+    expect(first.stdout).toBe('namespace/apps serverside-applied\nsecret/db serverside-applied');
+    // Default validation: kubectl read the OpenAPI v3 document and left strict validation to the server.
+    const patches = server.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.map((r) => r.path)).toEqual([
+      '/api/v1/namespaces/apps',
+      '/api/v1/namespaces/apps/secrets/db',
+    ]);
+    for (const p of patches) {
+      expect(p.contentType).toBe('application/apply-patch+yaml');
+      expect(new URLSearchParams(p.query).get('fieldValidation')).toBe('Strict');
     }
 
-    beforeAll(async () => {
-      if (!kubectlBin) throw new Error('kubectl is not on PATH, and CI is set: install it (see .ci/run)');
-      server = await startFakeKubeApiServer();
-      dir = await mkdtemp(join(tmpdir(), 'fake-kube-'));
-      const kubeconfig = await writeKubeconfig({ server: server.url, dir, name: 'fake', token: 'dummy' });
-      // KUBECACHEDIR keeps kubectl's discovery cache out of ~/.kube.
-      env = { KUBECONFIG: kubeconfig, KUBECACHEDIR: join(dir, 'cache') };
-    });
+    const created = server.get('Secret', 'db', 'apps');
+    expect(created?.data).toEqual({ password: b64('hunter2'), username: b64('admin') });
+    expect(created?.metadata.annotations).toEqual({ 'argocd.argoproj.io/sync-options': 'Prune=false' });
+    expect(created?.metadata.managedFields).toMatchObject([{ manager: 'secrets-flow', operation: 'Apply' }]);
+    expect(server.get('Namespace', 'apps')?.status).toEqual({ phase: 'Active' });
+    expect(server.writes.get('Secret/apps/db')).toBe(1);
+    expect(server.writes.get('Namespace//apps')).toBe(1);
 
-    afterAll(async () => {
-      const total = timings.reduce((sum, t) => sum + t.ms, 0);
-      const slowest = timings.reduce((a, b) => (b.ms > a.ms ? b : a), { args: '', ms: 0 });
-      console.log(
-        `kubectl: ${timings.length} calls, ${total} ms in total, slowest ${slowest.ms} ms (${slowest.args})`,
-      );
-      await server?.close();
-      if (dir) await rm(dir, { recursive: true, force: true });
-    });
+    // kubectl says "serverside-applied" every time, so the stored state is what shows a no-op.
+    const again = await kubectl(SSA, manifest('apps', { password: 'hunter2', username: 'admin' }));
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(server.get('Secret', 'db', 'apps')).toEqual(created);
+    expect(server.writes.get('Secret/apps/db')).toBe(1);
+    expect(server.writes.get('Namespace//apps')).toBe(1);
 
-    it('writes a 0600 kubeconfig', async () => {
-      expect((await stat(env.KUBECONFIG as string)).mode & 0o777).toBe(0o600);
-    });
+    const changed = await kubectl(SSA, manifest('apps', { password: 'hunter3', username: 'admin' }));
+    expect(changed.exitCode, changed.stderr).toBe(0);
+    const after = server.get('Secret', 'db', 'apps');
+    expect(after?.data).toEqual({ password: b64('hunter3'), username: b64('admin') });
+    expect(Number(after?.metadata.resourceVersion)).toBeGreaterThan(
+      Number(created?.metadata.resourceVersion),
+    );
+    expect(allButDataAndVersion(after)).toEqual(allButDataAndVersion(created));
+    expect(server.writes.get('Secret/apps/db')).toBe(2);
+    expect(server.writes.get('Namespace//apps')).toBe(1);
 
-    it('server-side apply creates namespace then secret; a rerun changes nothing; one changed value changes only it', async () => {
-      const first = await kubectl(SSA, manifest('apps', { password: 'hunter2', username: 'admin' }));
-      expect(first, first.stderr).toMatchObject({ exitCode: 0, stderr: '' });
-      expect(first.stdout).toBe('namespace/apps serverside-applied\nsecret/db serverside-applied');
-      // Default validation: kubectl read the OpenAPI v3 document and left strict validation to the server.
-      const patches = server.requests.filter((r) => r.method === 'PATCH');
-      expect(patches.map((r) => r.path)).toEqual([
-        '/api/v1/namespaces/apps',
-        '/api/v1/namespaces/apps/secrets/db',
-      ]);
-      for (const p of patches) {
-        expect(p.contentType).toBe('application/apply-patch+yaml');
-        expect(new URLSearchParams(p.query).get('fieldValidation')).toBe('Strict');
-      }
+    // A key the manager stops applying is removed: it owned it alone.
+    const dropped = await kubectl(SSA, manifest('apps', { password: 'hunter3' }));
+    expect(dropped.exitCode, dropped.stderr).toBe(0);
+    expect(server.get('Secret', 'db', 'apps')?.data).toEqual({ password: b64('hunter3') });
+  });
 
-      const created = server.get('Secret', 'db', 'apps');
-      expect(created?.data).toEqual({ password: b64('hunter2'), username: b64('admin') });
-      expect(created?.metadata.annotations).toEqual({ 'argocd.argoproj.io/sync-options': 'Prune=false' });
-      expect(created?.metadata.managedFields).toMatchObject([
-        { manager: 'secrets-flow', operation: 'Apply' },
-      ]);
-      expect(server.get('Namespace', 'apps')?.status).toEqual({ phase: 'Active' });
-      expect(server.writes.get('Secret/apps/db')).toBe(1);
-      expect(server.writes.get('Namespace//apps')).toBe(1);
+  it('kubectl get -o json returns the stored object', async () => {
+    await kubectl(SSA, manifest('getter', { token: 't0ken' }));
+    const got = await kubectl(['get', 'secret', '-n', 'getter', 'db', '-o', 'json']);
+    expect(got.exitCode, got.stderr).toBe(0);
+    // kubectl leaves managedFields out unless --show-managed-fields is given.
+    const { managedFields, ...metadata } = server.get('Secret', 'db', 'getter')?.metadata ?? {};
+    expect(managedFields).toHaveLength(1);
+    expect(JSON.parse(got.stdout)).toEqual({ ...server.get('Secret', 'db', 'getter'), metadata });
+  });
 
-      // kubectl says "serverside-applied" every time, so the stored state is what shows a no-op.
-      const again = await kubectl(SSA, manifest('apps', { password: 'hunter2', username: 'admin' }));
-      expect(again.exitCode, again.stderr).toBe(0);
-      expect(server.get('Secret', 'db', 'apps')).toEqual(created);
-      expect(server.writes.get('Secret/apps/db')).toBe(1);
-      expect(server.writes.get('Namespace//apps')).toBe(1);
+  it('server-side dry run stores nothing', async () => {
+    await kubectl(SSA, manifest('dry', { a: '1' }));
+    const secrets = server.list('Secret');
+    const writes = new Map(server.writes);
+    const changed = manifest('dry', { a: '2' });
+    const added = manifest('dry', { b: '3' }, { name: 'other', withNamespace: false });
+    const dry = await kubectl([...SSA, '--dry-run=server'], `${changed}---\n${added}`);
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain('secret/other serverside-applied (server dry run)');
+    expect(
+      server.requests
+        .filter((r) => r.method === 'PATCH')
+        .slice(-3)
+        .map((r) => r.query),
+    ).toEqual(Array(3).fill(expect.stringContaining('dryRun=All')));
+    expect(server.list('Secret')).toEqual(secrets);
+    expect(server.writes).toEqual(writes);
 
-      const changed = await kubectl(SSA, manifest('apps', { password: 'hunter3', username: 'admin' }));
-      expect(changed.exitCode, changed.stderr).toBe(0);
-      const after = server.get('Secret', 'db', 'apps');
-      expect(after?.data).toEqual({ password: b64('hunter3'), username: b64('admin') });
-      expect(Number(after?.metadata.resourceVersion)).toBeGreaterThan(
-        Number(created?.metadata.resourceVersion),
-      );
-      expect(allButDataAndVersion(after)).toEqual(allButDataAndVersion(created));
-      expect(server.writes.get('Secret/apps/db')).toBe(2);
-      expect(server.writes.get('Namespace//apps')).toBe(1);
+    // As on a real server, a dry-run namespace does not exist for the secrets after it.
+    const fresh = await kubectl([...SSA, '--dry-run=server'], manifest('dry-fresh', { c: '4' }));
+    expect(fresh.exitCode).toBe(1);
+    expect(fresh.stdout).toBe('namespace/dry-fresh serverside-applied (server dry run)');
+    expect(fresh.stderr).toContain('namespaces "dry-fresh" not found');
+    expect(server.get('Namespace', 'dry-fresh')).toBeUndefined();
+  });
 
-      // A key the manager stops applying is removed: it owned it alone.
-      const dropped = await kubectl(SSA, manifest('apps', { password: 'hunter3' }));
-      expect(dropped.exitCode, dropped.stderr).toBe(0);
-      expect(server.get('Secret', 'db', 'apps')?.data).toEqual({ password: b64('hunter3') });
-    });
+  it('client-side kubectl apply creates, leaves unchanged, and configures', async () => {
+    const docs = (value: string) => manifest('csa', { key: value });
+    const created = await kubectl(['apply', '-f', '-'], docs('v1'));
+    expect(created, created.stderr).toMatchObject({ exitCode: 0, stderr: '' });
+    expect(created.stdout).toBe('namespace/csa created\nsecret/db created');
+    const stored = server.get('Secret', 'db', 'csa');
+    expect(stored?.metadata.annotations).toHaveProperty(['kubectl.kubernetes.io/last-applied-configuration']);
+    expect(stored?.metadata.managedFields).toMatchObject([
+      { manager: 'kubectl-client-side-apply', operation: 'Update' },
+    ]);
 
-    it('kubectl get -o json returns the stored object', async () => {
-      await kubectl(SSA, manifest('getter', { token: 't0ken' }));
-      const got = await kubectl(['get', 'secret', '-n', 'getter', 'db', '-o', 'json']);
-      expect(got.exitCode, got.stderr).toBe(0);
-      // kubectl leaves managedFields out unless --show-managed-fields is given.
-      const { managedFields, ...metadata } = server.get('Secret', 'db', 'getter')?.metadata ?? {};
-      expect(managedFields).toHaveLength(1);
-      expect(JSON.parse(got.stdout)).toEqual({ ...server.get('Secret', 'db', 'getter'), metadata });
-    });
+    const same = await kubectl(['apply', '-f', '-'], docs('v1'));
+    expect(same.stdout).toBe('namespace/csa unchanged\nsecret/db unchanged');
+    const changed = await kubectl(['apply', '-f', '-'], docs('v2'));
+    expect(changed.stdout).toBe('namespace/csa unchanged\nsecret/db configured');
+    expect(server.get('Secret', 'db', 'csa')?.data).toEqual({ key: b64('v2') });
+    // kubectl had everything it needed from the OpenAPI v3 document.
+    expect(server.requests.some((r) => r.path === '/openapi/v2')).toBe(false);
 
-    it('server-side dry run stores nothing', async () => {
-      await kubectl(SSA, manifest('dry', { a: '1' }));
-      const secrets = server.list('Secret');
-      const writes = new Map(server.writes);
-      const changed = manifest('dry', { a: '2' });
-      const added = manifest('dry', { b: '3' }, { name: 'other', withNamespace: false });
-      const dry = await kubectl([...SSA, '--dry-run=server'], `${changed}---\n${added}`);
-      expect(dry.exitCode, dry.stderr).toBe(0);
-      expect(dry.stdout).toContain('secret/other serverside-applied (server dry run)');
-      expect(
-        server.requests
-          .filter((r) => r.method === 'PATCH')
-          .slice(-3)
-          .map((r) => r.query),
-      ).toEqual(Array(3).fill(expect.stringContaining('dryRun=All')));
-      expect(server.list('Secret')).toEqual(secrets);
-      expect(server.writes).toEqual(writes);
+    // Server-side apply then takes over, migrating ownership with a JSON patch, without warnings.
+    const takeover = await kubectl(SSA, docs('v2'));
+    expect(takeover, takeover.stderr).toMatchObject({ exitCode: 0, stderr: '' });
+    const owned = server.get('Secret', 'db', 'csa');
+    expect(owned?.metadata.managedFields.map((m: { manager: string }) => m.manager)).toEqual([
+      'secrets-flow',
+    ]);
+    expect(owned?.metadata.annotations).toEqual({ 'argocd.argoproj.io/sync-options': 'Prune=false' });
+  });
 
-      // As on a real server, a dry-run namespace does not exist for the secrets after it.
-      const fresh = await kubectl([...SSA, '--dry-run=server'], manifest('dry-fresh', { c: '4' }));
-      expect(fresh.exitCode).toBe(1);
-      expect(fresh.stdout).toBe('namespace/dry-fresh serverside-applied (server dry run)');
-      expect(fresh.stderr).toContain('namespaces "dry-fresh" not found');
-      expect(server.get('Namespace', 'dry-fresh')).toBeUndefined();
-    });
+  it('a secret in a missing namespace fails with NotFound and stores nothing', async () => {
+    const result = await kubectl(SSA, manifest('nowhere', { a: '1' }, { withNamespace: false }));
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('Error from server (NotFound): namespaces "nowhere" not found');
+    expect(server.get('Secret', 'db', 'nowhere')).toBeUndefined();
+  });
 
-    it('client-side kubectl apply creates, leaves unchanged, and configures', async () => {
-      const docs = (value: string) => manifest('csa', { key: value });
-      const created = await kubectl(['apply', '-f', '-'], docs('v1'));
-      expect(created, created.stderr).toMatchObject({ exitCode: 0, stderr: '' });
-      expect(created.stdout).toBe('namespace/csa created\nsecret/db created');
-      const stored = server.get('Secret', 'db', 'csa');
-      expect(stored?.metadata.annotations).toHaveProperty([
-        'kubectl.kubernetes.io/last-applied-configuration',
-      ]);
-      expect(stored?.metadata.managedFields).toMatchObject([
-        { manager: 'kubectl-client-side-apply', operation: 'Update' },
-      ]);
+  it('refuses unknown fields, as a real server does under default validation', async () => {
+    const result = await kubectl(SSA, manifest('strict', { a: '1' }).replace('type: Opaque', 'typo: Opaque'));
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('unknown field "typo"');
+    expect(server.get('Secret', 'db', 'strict')).toBeUndefined();
+  });
 
-      const same = await kubectl(['apply', '-f', '-'], docs('v1'));
-      expect(same.stdout).toBe('namespace/csa unchanged\nsecret/db unchanged');
-      const changed = await kubectl(['apply', '-f', '-'], docs('v2'));
-      expect(changed.stdout).toBe('namespace/csa unchanged\nsecret/db configured');
-      expect(server.get('Secret', 'db', 'csa')?.data).toEqual({ key: b64('v2') });
-      // kubectl had everything it needed from the OpenAPI v3 document.
-      expect(server.requests.some((r) => r.path === '/openapi/v2')).toBe(false);
-
-      // Server-side apply then takes over, migrating ownership with a JSON patch, without warnings.
-      const takeover = await kubectl(SSA, docs('v2'));
-      expect(takeover, takeover.stderr).toMatchObject({ exitCode: 0, stderr: '' });
-      const owned = server.get('Secret', 'db', 'csa');
-      expect(owned?.metadata.managedFields.map((m: { manager: string }) => m.manager)).toEqual([
-        'secrets-flow',
-      ]);
-      expect(owned?.metadata.annotations).toEqual({ 'argocd.argoproj.io/sync-options': 'Prune=false' });
-    });
-
-    it('a secret in a missing namespace fails with NotFound and stores nothing', async () => {
-      const result = await kubectl(SSA, manifest('nowhere', { a: '1' }, { withNamespace: false }));
-      expect(result.exitCode).toBe(1);
-      expect(result.stderr).toContain('Error from server (NotFound): namespaces "nowhere" not found');
-      expect(server.get('Secret', 'db', 'nowhere')).toBeUndefined();
-    });
-
-    it('refuses unknown fields, as a real server does under default validation', async () => {
-      const result = await kubectl(
-        SSA,
-        manifest('strict', { a: '1' }).replace('type: Opaque', 'typo: Opaque'),
-      );
-      expect(result.exitCode).toBe(1);
-      expect(result.stderr).toContain('unknown field "typo"');
-      expect(server.get('Secret', 'db', 'strict')).toBeUndefined();
-    });
-
-    it('answers protobuf with 415, which is why callers use apply', async () => {
-      const result = await kubectl(['create', 'namespace', 'proto']);
-      expect(result.exitCode).toBe(1);
-      expect(result.stderr).toContain('does not speak protobuf');
-    });
-  },
-);
+  it('answers protobuf with 415, which is why callers use apply', async () => {
+    const result = await kubectl(['create', 'namespace', 'proto']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('does not speak protobuf');
+  });
+});
 
 // Paths kubectl does not take in the tests above, driven over plain HTTP (no kubectl needed).
 describe('fake kube-apiserver over HTTP', () => {

@@ -439,13 +439,14 @@ describe.skipIf(!csiDir)('backend openbao against the SecretProviderClass CRD', 
   });
 });
 
+const python = requireTool('python3', 'the setup plan on a terminal (a pseudo-terminal)');
+
 describe('the setup plan', () => {
   it('is refused for the Infisical backends and on a terminal', async () => {
     const r = await runScript(SCRIPT, ['--backend', 'infisical', '--setup-plan'], env());
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('backend infisical has no setup plan');
     expect(r.stdout).toBe('');
-    const python = requireTool('python3', 'the setup plan on a terminal');
     if (!python) return;
     // Fresh secret values are not for a screen: on a terminal the plan is refused, nothing printed,
     // as JSON result or not.

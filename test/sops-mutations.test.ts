@@ -17,6 +17,7 @@ import {
   secretStrings,
   writeTemp,
 } from './fixtures/make-sops-fixtures.ts';
+import { tierMissing } from './helpers/tiers.ts';
 
 /** The line holding `key` (top level or nested: key names used here are unique in their file). */
 function lineRegex(format: SopsFormat, key: string): RegExp {
@@ -245,9 +246,12 @@ const vectorTargets = (): Target[] => {
   ];
 };
 
-// test/sops-vectors.test.ts fails under CI when the vectors are missing; here they are only skipped.
 if (vectors.length === 0)
-  console.warn('skipping the mutated vector copies: ../shared/vectors/sops is not there');
+  tierMissing(
+    'shared',
+    'the SOPS vectors (../shared/vectors/sops)',
+    'the mutated copies of the shared vectors',
+  );
 describe.skipIf(vectors.length === 0)('mutated copies of the shared vectors', () => {
   mutationSuite(vectorTargets);
 });

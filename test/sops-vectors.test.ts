@@ -12,21 +12,15 @@ import { compileRules } from '../scripts/lib/secrets/sops/rules.ts';
 import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
 import { aadOf, type Scalar, walkBranch } from '../scripts/lib/secrets/sops/tree.ts';
 import { loadVectors, type Vector, vectorsDir } from './fixtures/make-sops-fixtures.ts';
+import { tierMissing } from './helpers/tiers.ts';
 
 const { vectors, identities } = loadVectors();
-const missing = `the SOPS vectors are not at ${vectorsDir} (../shared beside the project)`;
-
-if (vectors.length === 0) {
-  if (process.env.SECRETS_FLOW_REQUIRE_TIERS) {
-    describe('SOPS vectors', () => {
-      it('are present under CI', () => {
-        throw new Error(missing);
-      });
-    });
-  } else {
-    console.warn(`skipping the SOPS vector tests: ${missing}`);
-  }
-}
+if (vectors.length === 0)
+  tierMissing(
+    'shared',
+    `the SOPS vectors at ${vectorsDir} (../shared beside the project)`,
+    'the SOPS vector tests',
+  );
 
 function goKind(value: Exclude<Scalar, null>): string {
   if (typeof value === 'bigint') return 'int';

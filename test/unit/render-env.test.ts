@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as yamlParse } from 'yaml';
 import { parseEnvFile } from '../../scripts/lib/bifrost/env-file.ts';
 import { renderBifrostEnvFiles } from '../../scripts/lib/bifrost/render-env.ts';
-import { findOnPath } from '../../scripts/lib/exec/which.ts';
+import { requireTool } from '../helpers/tiers.ts';
 
 // Characters compose would otherwise interpret: `$` interpolation, ` #` comments, quotes, spaces, `\`.
 const AWKWARD = [
@@ -82,7 +82,7 @@ describe('renderBifrostEnvFiles', () => {
     }
   });
 
-  const compose = findOnPath('docker-compose');
+  const compose = requireTool('docker-compose', "the env files read back through Debian's docker-compose");
   it.skipIf(!compose)("reads back exactly through Debian's docker-compose config (env_file and .env)", () => {
     const dir = mkdtempSync(join(tmpdir(), 'sf-dc-'));
     writeFileSync(join(dir, '.secrets.env'), secretsEnv);
