@@ -24,12 +24,13 @@ import {
   dockerEngineAvailable,
   startDockerEngine,
 } from './harness/docker-engine.ts';
+import { requireTier } from './helpers/tiers.ts';
 
-const availability = dockerEngineAvailable();
-const enabled = availability.ok || Boolean(process.env.SECRETS_FLOW_REQUIRE_TIERS);
-if (!availability.ok && !process.env.SECRETS_FLOW_REQUIRE_TIERS) {
-  console.warn(`SKIP docker-engine tests: ${availability.reason} (they fail instead when CI is set)`);
-}
+const enabled = requireTier(
+  'docker-engine',
+  dockerEngineAvailable(),
+  'the real Docker engine with the Bifrost stand-in images',
+);
 
 // Recognisable values: a leak would show up verbatim in any output.
 const SECRETS = {
@@ -117,7 +118,6 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
   }
 
   beforeAll(async () => {
-    if (!availability.ok) throw new Error(`${availability.reason} (required under CI; .ci/run installs it)`);
     engine = await time('engine start', () => startDockerEngine({ name: 'bundle' }));
     await time('stand-in image builds', () => buildBifrostStandInImages(engine as DockerEngine));
     dir = await mkdtemp(join(tmpdir(), 'sf-bundle-'));
