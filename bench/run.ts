@@ -104,6 +104,8 @@ async function main() {
     dtimes.push(performance.now() - t0);
   }
   report('native decrypt, 50-key YAML, in-process median', median(dtimes), 'ms', 50);
+  // Was a test's threshold (test/sops-native.test.ts, "fastest of 5 under 50 ms"); a figure here.
+  report('native decrypt, 50-key YAML, in-process fastest', Math.min(...dtimes), 'ms', 50);
 
   // 3. kubectl processes per real run.
   const log = join(dir, 'kubectl-log');

@@ -16,6 +16,7 @@ import {
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   acquireHostLock,
@@ -257,9 +258,24 @@ describe.skipIf(!sshd)('bundle upload and host lock over OpenSSH sshd', () => {
     const killer = recording(victim);
     let writesStarted = 0;
     killer.files.writeFileAtomic = (p, c, m) => {
-      const write = victim.files.writeFileAtomic(p, c, m);
-      if (c.length > 1_000_000 && ++writesStarted === 1) setTimeout(() => client.destroy(), 15);
-      return write;
+      if (c.length > 1_000_000) writesStarted++;
+      return victim.files.writeFileAtomic(p, c, m);
+    };
+    // The connection dies when the server has acknowledged the big file's first SFTP WRITE and the
+    // next one goes out: an event, not a timer (ssh2 sends a large write as a chain of WRITE requests,
+    // each from the previous one's reply, through the session's own write()). Part of the file is in
+    // the temporary file, the rest is not.
+    const sftp = await (victim.files as unknown as { sftp(): Promise<SFTPWrapper> }).sftp();
+    const write = sftp.write;
+    let cutAt: number | undefined;
+    sftp.write = function (this: SFTPWrapper, ...args: Parameters<SFTPWrapper['write']>) {
+      const [, buf, off] = args;
+      const sent = write.apply(this, args);
+      if (cutAt === undefined && buf.length > 1_000_000 && off > 0) {
+        cutAt = off;
+        client.destroy();
+      }
+      return sent;
     };
     const err = await failure(uploadBundle(killer, live, newFiles));
     expect(err).toBeInstanceOf(WorkError);
@@ -267,6 +283,7 @@ describe.skipIf(!sshd)('bundle upload and host lock over OpenSSH sshd', () => {
     expect(err.hint).toMatch(/re-run/);
     console.log(`killed mid-upload: ${err.message}`);
     expect(writesStarted).toBe(1);
+    expect(cutAt).toBeDefined();
     await victim.close();
 
     expect(treeHashes(live)).toEqual(oldTree);
@@ -509,18 +526,27 @@ describe.skipIf(!sshd)('bundle upload and host lock over OpenSSH sshd', () => {
       );
       expect(held.message).not.toMatch(/STALE/);
 
-      // A waiter gets the lock once the first holder releases it a second later.
-      const t0 = Date.now();
-      setTimeout(() => void first.release(), 1000);
+      // A waiter gets the lock once the first holder releases it. The release is set off by the
+      // waiter's own first report that it is waiting (an event, not a clock): the order of the
+      // events is the claim, and waitSeconds is only a bound that makes a hang fail.
+      const order: string[] = [];
       const waits: string[] = [];
+      let released: Promise<void> | undefined;
       const second = await acquireHostLock(ssh, live, {
         holder: holder(303),
-        waitSeconds: 3,
-        onWait: (l) => waits.push(l),
+        waitSeconds: 30,
+        onWait: (l) => {
+          waits.push(l);
+          order.push('waiting');
+          if (!released) {
+            order.push('release');
+            released = first.release();
+          }
+        },
       });
-      const waited = Date.now() - t0;
-      expect(waited).toBeGreaterThanOrEqual(900);
-      expect(waited).toBeLessThan(3000);
+      order.push('acquired');
+      await released;
+      expect(order).toEqual(['waiting', 'release', 'acquired']);
       expect(waits[0]).toMatch(/waiting up to \d+ s for .*held by op101@laptop/);
       expect(await readHostLock(ssh, live)).toMatchObject({ pid: 303 });
       // The first holder's late release (already done) does not touch the new holder's lock.

@@ -541,22 +541,16 @@ describe('files the native decryptor refuses', () => {
   });
 });
 
-describe('performance', () => {
-  it('decrypts a 50-key YAML file in under 50 ms (module load excluded)', async () => {
+describe('a 50-key file', () => {
+  // Its speed (goal: under 50 ms in-process) is a figure of `npm run bench`, not a test: a threshold
+  // on the wall clock fails on a busy machine without anything being wrong.
+  it('decrypts a 50-key YAML file', async () => {
     const doc = Object.fromEntries(
       Array.from({ length: 50 }, (_, i) => [`KEY_${i}`, `canary-value-${i}-${'x'.repeat(40)}`]),
     );
     const text = await encryptSops(doc, { recipients: [fx.key.recipient], format: 'yaml' });
-    const opts = { path: 'big.yaml', identities: [fx.key.identity] };
-    await decryptSopsText(text, opts);
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const start = performance.now();
-      const decrypted = await decryptSopsText(text, opts);
-      times.push(performance.now() - start);
-      expect(decrypted.documents[0]).toEqual(doc);
-    }
-    expect(Math.min(...times)).toBeLessThan(50);
+    const decrypted = await decryptSopsText(text, { path: 'big.yaml', identities: [fx.key.identity] });
+    expect(decrypted.documents[0]).toEqual(doc);
   });
 });
 
@@ -575,9 +569,12 @@ if (!hasAgeCli) {
   }
 }
 
-// One retry: a single unexplained failure (25 ms, never reproduced alone) was seen once while the real
-// Docker tier loaded the machine; the cross-check spawns the external age CLI several times.
-describe.skipIf(!hasAgeCli)('age CLI cross-check (Debian age)', { retry: 1 }, () => {
+// No retry. The one failure once seen here (25 ms, blamed on the load of the real Docker tier) was no
+// race: execa strips one final newline from stdout by default, Buffers included, so whenever the
+// fixture's random 32-byte data key ended in 0x0a (1 run in 256; 0x0d 0x0a too) `age -d` returned
+// 31 bytes and the length check failed. The binary read below keeps every byte (stripFinalNewline:
+// false); "a data key ending in a line feed" pins the case.
+describe.skipIf(!hasAgeCli)('age CLI cross-check (Debian age)', () => {
   const meta = (recipient: string, enc: string): SopsMetadata => ({
     version: null,
     macAad: '',
@@ -597,10 +594,30 @@ describe.skipIf(!hasAgeCli)('age CLI cross-check (Debian age)', { retry: 1 }, ()
     expect(Buffer.from(recovered)).toEqual(dataKey);
   });
 
+  it('a data key ending in a line feed keeps every byte both ways', async () => {
+    const dataKey = Buffer.concat([randomBytes(30), Buffer.from('\r\n')]);
+    const { stdout: armored } = await execa('age', ['-e', '-a', '-r', fx.key.recipient], { input: dataKey });
+    const recovered = await recoverDataKey(meta(fx.key.recipient, `${armored}\n`), 'cli', {
+      env: {},
+      identities: [fx.key.identity],
+    });
+    expect(Buffer.from(recovered)).toEqual(dataKey);
+    const { stdout } = await execa('age', ['-d', '-i', fx.key.keysFile], {
+      input: armored,
+      encoding: 'buffer',
+      stripFinalNewline: false,
+    });
+    expect(Buffer.from(stdout)).toEqual(dataKey);
+  });
+
   it('`age -d` recovers the data key written here, and it opens the values', async () => {
     const text = readFileSync(fx.files.nested, 'utf8');
     const enc = parseYamlText(text).sops.age[0].enc as string;
-    const { stdout } = await execa('age', ['-d', '-i', fx.key.keysFile], { input: enc, encoding: 'buffer' });
+    const { stdout } = await execa('age', ['-d', '-i', fx.key.keysFile], {
+      input: enc,
+      encoding: 'buffer',
+      stripFinalNewline: false,
+    });
     expect(stdout).toHaveLength(32);
     const ciphertext = /^DB_PASSWORD: (.*)$/m.exec(text)?.[1] ?? '';
     expect(decryptValue(stdout, ciphertext, 'DB_PASSWORD:').value).toBe(NESTED_DOC.DB_PASSWORD);
