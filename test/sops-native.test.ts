@@ -41,6 +41,7 @@ import {
   NESTED_DOC,
   type SopsFixtures,
 } from './fixtures/make-sops-fixtures.ts';
+import { requireTool } from './helpers/tiers.ts';
 
 let fx: SopsFixtures;
 beforeAll(async () => {
@@ -554,20 +555,7 @@ describe('a 50-key file', () => {
   });
 });
 
-const hasAgeCli =
-  (await execa('age', ['--version'], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
-if (!hasAgeCli) {
-  const reason = 'the age CLI is not installed (apt-get install -y age)';
-  if (process.env.SECRETS_FLOW_REQUIRE_TIERS) {
-    describe('age CLI cross-check', () => {
-      it('has the age CLI under CI', () => {
-        throw new Error(reason);
-      });
-    });
-  } else {
-    console.warn(`skipping the age CLI cross-check: ${reason}`);
-  }
-}
+const hasAgeCli = Boolean(requireTool('age', 'the age CLI cross-check (apt-get install -y age)'));
 
 // No retry. The one failure once seen here (25 ms, blamed on the load of the real Docker tier) was no
 // race: execa strips one final newline from stdout by default, Buffers included, so whenever the
