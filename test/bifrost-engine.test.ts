@@ -5,7 +5,7 @@
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
 import { type EngineResult, runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
@@ -21,9 +21,18 @@ import {
 
 const MS = 10; // one "second" of the reference timeline
 
+const made: { bundle: ReturnType<typeof makeBundle>; sim: DockerSimulator }[] = [];
+afterEach(async () => {
+  for (const { bundle, sim } of made.splice(0)) {
+    await sim.close();
+    bundle.cleanup();
+  }
+});
+
 function setup(opts: { values?: ReturnType<typeof bifrostSecrets>; sim?: Partial<SimulatorOptions> } = {}) {
   const bundle = makeBundle(opts.values);
   const sim = new DockerSimulator({ dir: bundle.dir, ...referenceTimeline(MS), ...opts.sim });
+  made.push({ bundle, sim });
   const cli: DockerCli = { docker: 'docker', compose: ['docker', 'compose'], dir: bundle.dir };
   return { bundle, sim, cli };
 }
@@ -143,6 +152,26 @@ describe('bifrost engine on the simulator', () => {
     expect(envOf('netbird-agent.env')).toEqual({ NB_SETUP_KEY: s.bundle.secretsEnv.NB_BIFROST_SETUP_KEY });
     expect(s.sim.containers.get('netbird-agent')?.env.NB_SETUP_KEY).toBe(
       s.bundle.secretsEnv.NB_BIFROST_SETUP_KEY,
+    );
+  });
+
+  it('upserts NB_IDP_MGMT_TOKEN over an empty line already in .secrets.env, keeping every other line', async () => {
+    // A failed `bifrost token` or a hand edit leaves `NB_IDP_MGMT_TOKEN=`: the engine mints (the value is
+    // empty) and must replace that line, not add a second one.
+    const s = setup();
+    const path = join(s.bundle.dir, '.secrets.env');
+    const original = readFileSync(path, 'utf8');
+    const [first, ...rest] = original.trimEnd().split('\n');
+    writeFileSync(path, `# hand edit\n${first}\nNB_IDP_MGMT_TOKEN=\n${rest.join('\n')}\n`);
+    const r = await run(s);
+    expect(r.failure).toBeUndefined();
+    expect(r.log).toContain('netbird-mgmt-token minted on attempt 1');
+    const after = readFileSync(path, 'utf8');
+    expect(after.match(/^\s*(?:export\s+)?NB_IDP_MGMT_TOKEN\s*=/gm)).toHaveLength(1);
+    expect(parseEnvFile(after).get('NB_IDP_MGMT_TOKEN')).toBe(s.bundle.secretsEnv.AUTHENTIK_BOOTSTRAP_TOKEN);
+    // Every other line is kept as it was, in order.
+    expect(after.split('\n').filter((l) => !l.startsWith('NB_IDP_MGMT_TOKEN='))).toEqual(
+      `# hand edit\n${original}`.split('\n'),
     );
   });
 
@@ -336,6 +365,20 @@ describe('bifrost engine on the simulator', () => {
     expect(s.sim.calls.filter((c) => c.argv.includes('exec'))).toHaveLength(3);
     expect(r.log).toMatch(/attempt 1 failed \(ERROR: user akadmin does not exist yet\); retrying/);
     expect(r.log).toContain('minted on attempt 3');
+  });
+
+  it('the token waits for authentik-worker: with a worker slower than the server, minted on the first attempt', async () => {
+    // The reference timeline makes the worker healthy first, and retries would hide a token step that
+    // waited for the server alone: here the worker (which creates akadmin) is the slow one.
+    const ref = referenceTimeline(MS);
+    const s = setup({
+      sim: { timeline: { ...ref.timeline, 'authentik-worker': { healthyAfterMs: 120 * MS } } },
+    });
+    const r = await run(s);
+    expect(r.failure).toBeUndefined();
+    expect(s.sim.calls.filter((c) => c.argv.includes('exec'))).toHaveLength(1);
+    expect(r.log).not.toMatch(/netbird-mgmt-token: attempt \d+ failed/);
+    expect(r.log).toContain('netbird-mgmt-token minted on attempt 1');
   });
 
   it('gives up on the token at its deadline with the last error', async () => {

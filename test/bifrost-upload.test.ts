@@ -329,6 +329,40 @@ describe.skipIf(!sshd)('bundle upload and host lock over OpenSSH sshd', () => {
     expect(leftovers(live)).toEqual([]);
   });
 
+  it('a swap whose second rename fails leaves the old tree live, not removed (never "remove live, then move")', async () => {
+    const live = freshLive();
+    const oldFiles = bundle('v1');
+    await uploadBundle(ssh, live, oldFiles);
+    const oldTree = treeHashes(live);
+
+    // Fault: just before the swap's shell runs, its staging dir vanishes, so the rename of staging into
+    // place fails after the live dir was moved aside (or, by a wrong swap, removed).
+    const faulty = recording(ssh);
+    let swaps = 0;
+    faulty.run = async (cmd) => {
+      const [sh, , script = '', , ...args] = cmd.argv;
+      const staging = args.find((a) => a.startsWith(`${live}.staging-`));
+      if (sh === 'sh' && /\bmv\b/.test(script) && staging) {
+        swaps++;
+        rmSync(staging, { recursive: true, force: true });
+      }
+      return ssh.run(cmd);
+    };
+    const err = await failure(uploadBundle(faulty, live, bundle('v2')));
+    expect(swaps).toBe(1);
+    expect(err).toBeInstanceOf(WorkError);
+    expect(err.message).toMatch(/upload step "swap staging into place" failed for /);
+    expect(existsSync(live), 'the live dir exists').toBe(true);
+    expect(treeHashes(live)).toEqual(oldTree);
+    expect(leftovers(live)).toEqual([]);
+
+    // And the next run converges.
+    const result = await uploadBundle(ssh, live, bundle('v2'));
+    expect(result).toMatchObject({ changed: ['docker-compose.yml'], swapped: true });
+    const { [MANIFEST]: _, ...tree } = treeHashes(live);
+    expect(tree).toEqual(hashesOf(bundle('v2')));
+  });
+
   it('no file content ever reaches a command line (canaries)', async () => {
     const live = freshLive();
     const rec = recording(ssh);

@@ -12,7 +12,9 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -156,6 +158,50 @@ describe('host lock takeover', () => {
     const err = await acquireHostLock(racing, remoteDir, { holder: currentHolder('test') }).catch((e) => e);
     expect(String(err)).toMatch(/is held by /);
     expect(JSON.parse(readFileSync(join(lockDir(), 'holder.json'), 'utf8'))).toEqual(live);
+    expect(readdirSync(root)).toEqual(['bifrost.lock']);
+  });
+
+  // Another run is taking the dead lock over right now (its `.takeover` marker is in the lock dir, it has
+  // not moved the dir yet): a second taker must stand back, never take the same lock over too.
+  it('a dead lock another run is already taking over is not taken over a second time', async () => {
+    fresh();
+    const dead = { ...currentHolder('provision-bifrost'), pid: deadPid() };
+    leaveLock(dead);
+    mkdirSync(join(lockDir(), '.takeover'));
+    await expect(acquire()).rejects.toThrow(/is held by /);
+    expect(JSON.parse(readFileSync(join(lockDir(), 'holder.json'), 'utf8'))).toEqual(dead);
+    expect(existsSync(join(lockDir(), '.takeover'))).toBe(true);
+    expect(readdirSync(root)).toEqual(['bifrost.lock']);
+  });
+
+  // Between the judgement "dead" (an old lock dir without a record) and the takeover, that dir was
+  // released and a new run made its own, not yet holding its record either: the same (absent) record,
+  // another inode. Only the inode tells them apart.
+  it('a takeover never removes a new lock dir that replaced the one judged dead, even with the same record', async () => {
+    fresh();
+    leaveLock(undefined, 600);
+    let replaced: number | undefined;
+    const racing = {
+      ...local,
+      where: local.where,
+      files: local.files,
+      close: local.close.bind(local),
+      run: (cmd: Parameters<typeof local.run>[0]) => {
+        if (replaced === undefined && cmd.argv.some((a) => a.includes('.takeover'))) {
+          // Made while the old one still exists, so it cannot get the old one's inode.
+          mkdirSync(`${lockDir()}.new`, { mode: 0o700 });
+          rmSync(lockDir(), { recursive: true });
+          renameSync(`${lockDir()}.new`, lockDir());
+          replaced = statSync(lockDir()).ino;
+        }
+        return local.run(cmd);
+      },
+    };
+    const err = await acquireHostLock(racing, remoteDir, { holder: currentHolder('test') }).catch((e) => e);
+    expect(replaced).toBeDefined();
+    expect(String(err)).toMatch(/is held by unknown .*\(no holder\.json\)/);
+    expect(statSync(lockDir()).ino).toBe(replaced);
+    expect(existsSync(join(lockDir(), 'holder.json'))).toBe(false);
     expect(readdirSync(root)).toEqual(['bifrost.lock']);
   });
 

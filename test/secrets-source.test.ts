@@ -165,6 +165,23 @@ describe('warnings when the sops binary decrypts', () => {
   });
 });
 
+describe('the MAC when the sops binary decrypts', () => {
+  it('is never skipped: a sops that finds a MAC mismatch refuses, and no option asks it to ignore the MAC', async () => {
+    // A stand-in that answers like sops on a tampered file: exit 51 ("MAC mismatch"), unless told to
+    // skip the check (`--ignore-mac`), when it prints the values.
+    const sops = join(fx.dir, 'sops-tampered');
+    writeFileSync(
+      sops,
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = --ignore-mac ] && { echo '{"HCLOUD_TOKEN": "tampered"}'; exit 0; }; done\n` +
+        `echo 'MAC mismatch. File has 0123 as MAC, but computed 4567' >&2\nexit 51\n`,
+      { mode: 0o700 },
+    );
+    const err = await rejection(load(fx.secretsFile, { SOPS: sops }));
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.message).toContain('the MAC does not match: the file was changed outside sops');
+  });
+});
+
 describe('SOPS_AGE_KEY_CMD has a deadline', () => {
   /** The age identities found with only SOPS_AGE_KEY_CMD set, under a half-second deadline. */
   const keysFromCommand = (command: string) =>

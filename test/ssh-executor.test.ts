@@ -303,6 +303,32 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
       expect((await ssh.files.stat(`${dir}/big.env`))?.mode).toBe(0o600);
     });
 
+    it('creates the file with its mode: a server that ignores every later chmod still holds it 0600', async () => {
+      // Every way to change a mode after creation (fsetstat, setstat, fchmod, chmod) is made a no-op that
+      // reports success, so the mode seen afterwards is the one the file was created with. A file opened
+      // 0644 (or the default 0666) and chmod-ed to 0600 afterwards shows up here.
+      type Sftp = Record<'fsetstat' | 'setstat' | 'fchmod' | 'chmod', (...args: unknown[]) => unknown>;
+      const sftp = await (ssh.files as unknown as { sftp(): Promise<Sftp> }).sftp();
+      const names = ['fsetstat', 'setstat', 'fchmod', 'chmod'] as const;
+      const saved = names.map((n) => [n, sftp[n]] as const);
+      for (const n of names) {
+        sftp[n] = (...args: unknown[]) => {
+          const cb = args[args.length - 1];
+          if (typeof cb === 'function') setImmediate(() => (cb as (err?: Error) => void)());
+          return true;
+        };
+      }
+      const path = `${remoteDir}/born.env`;
+      try {
+        await ssh.files.writeFileAtomic(path, 'S=secret\n', 0o600);
+      } finally {
+        for (const [n, f] of saved) sftp[n] = f;
+      }
+      // sshd's SFTP runs with umask 000 here: the mode is exactly the one asked for at creation.
+      expect((await ssh.run({ argv: ['stat', '-c', '%a', path] })).stdout).toBe('600\n');
+      await ssh.run({ argv: ['rm', '-f', path] });
+    });
+
     it('the host lock: its dir is created 0700 and its holder record 0600, whatever the umask', async () => {
       const lock = await acquireHostLock(ssh, `${remoteDir}/bifrost`, { holder: currentHolder('test') });
       expect((await ssh.files.stat(`${remoteDir}/bifrost.lock`))?.mode).toBe(0o700);

@@ -71,6 +71,28 @@ describe('LocalExecutor files', () => {
     expect(await local.files.stat(join(dir, 'nope'))).toBeUndefined();
   });
 
+  it('creates the file with its mode: with every later chmod of a file handle a no-op, it is still 0600', async () => {
+    const { mkdtempSync, rmSync, statSync } = await import('node:fs');
+    const { open } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'le-born-'));
+    const probe = await open(dir, 'r');
+    const proto = Object.getPrototypeOf(probe) as { chmod: (mode: number) => Promise<void> };
+    await probe.close();
+    const chmod = proto.chmod;
+    proto.chmod = async () => {};
+    const oldUmask = process.umask(0);
+    try {
+      await local.files.writeFileAtomic(join(dir, '.secrets.env'), 'A=1\n', 0o600);
+      expect(statSync(join(dir, '.secrets.env')).mode & 0o777).toBe(0o600);
+    } finally {
+      process.umask(oldUmask);
+      proto.chmod = chmod;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('streams output as it arrives', async () => {
     const chunks: string[] = [];
     await local.run({

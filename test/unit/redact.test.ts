@@ -20,6 +20,13 @@ describe('Redactor', () => {
       expect(out).toContain('[REDACTED:DB_PASSWORD]');
       expect(out).not.toContain(value);
     }
+    // Each form is replaced whole: nothing of it is left beside the label (a base64 form hidden only
+    // up to its last, padded group would still show the value's last bytes).
+    const whole = (form: string) => r.redact(`before ${form} after`);
+    expect(whole(value)).toBe('before [REDACTED:DB_PASSWORD] after');
+    expect(whole(Buffer.from(value).toString('base64'))).toBe('before [REDACTED:DB_PASSWORD] after');
+    expect(whole(encodeURIComponent(value))).toBe('before [REDACTED:DB_PASSWORD] after');
+    expect(whole(JSON.stringify(value))).toBe('before "[REDACTED:DB_PASSWORD]" after');
   });
 
   it('replaces the longest secret first, so one inside another is hidden whole', () => {

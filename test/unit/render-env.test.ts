@@ -66,6 +66,15 @@ describe('renderBifrostEnvFiles', () => {
     expect(dotenvParse(dotEnv)).toEqual(expectedDotEnv);
   });
 
+  it('single-quotes a value with `$` even without a space: bare or double-quoted, compose v2 interpolates it', () => {
+    for (const v of ['pa$$word', '$HOME', 'a$b', 'x$', '$']) {
+      const { secretsEnv: text } = renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: v });
+      const line = text.split('\n').find((l) => l.startsWith('NB_RELAY_SECRET='));
+      expect(line, v).toBe(`NB_RELAY_SECRET='${v}'`);
+      expect(dotenvParse(text).NB_RELAY_SECRET, v).toBe(v);
+    }
+  });
+
   it('refuses a value no env file can carry, naming the key and never the value', () => {
     expect(() => renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: 'two\nlines' })).toThrow(
       /^NB_RELAY_SECRET contains a line break/,

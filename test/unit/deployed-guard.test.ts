@@ -1,0 +1,96 @@
+/**
+ * The never-rotate guard of provisioning (checkGuardedSecrets in scripts/lib/bifrost/deployed.ts, called by
+ * provision-bifrost before anything is uploaded): every secret the README names as one that must not change
+ * after the first deploy is refused when changed, against a record of either version, unless
+ * --allow-rotate names it; and another FINGERPRINT_KEY is refused since nothing could be compared.
+ */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  checkGuardedSecrets,
+  type DeployedRecord,
+  GUARDED_SECRETS,
+  HostFingerprints,
+} from '../../scripts/lib/bifrost/deployed.ts';
+
+const KEY = 'fingerprint-key-0123456789abcdef';
+const values: Record<string, string> = {
+  CLOUDFLARE_API_TOKEN: 'cf-token-0123456789',
+  AUTHENTIK_TOKEN: 'ak-token-0123456789',
+  AUTHENTIK_SECRET_KEY: 'ak-secret-key-0123456789',
+  AUTHENTIK_POSTGRESQL_PASSWORD: 'ak-pg-password-0123456789',
+  NB_DATA_STORE_KEY: Buffer.alloc(32, 7).toString('base64'),
+  NB_RELAY_SECRET: 'relay-secret-0123456789',
+};
+// README "Provisioning the Bifrost VPS", step 2.
+const MUST_NOT_CHANGE = [
+  'AUTHENTIK_POSTGRESQL_PASSWORD',
+  'AUTHENTIK_SECRET_KEY',
+  'NB_DATA_STORE_KEY',
+  'NB_RELAY_SECRET',
+];
+
+/** The record a first deploy of `values` leaves (version 2). */
+function firstDeploy(): DeployedRecord {
+  const fp = HostFingerprints.forHost(KEY, undefined);
+  const { guarded } = checkGuardedSecrets(values, undefined, [], fp);
+  return {
+    version: 2,
+    salt: fp.salt,
+    keyCheck: fp.keyCheck,
+    bundleDigest: 'digest',
+    secrets: fp.secretsOf(values),
+    guarded,
+    deployedAt: new Date(0).toISOString(),
+    by: 'test',
+  };
+}
+
+/** A record as the first release wrote it: plain SHA-256 of each value. */
+function legacyDeploy(): DeployedRecord {
+  const sha = (v: string) => createHash('sha256').update(v, 'utf8').digest('hex');
+  const guarded = Object.fromEntries(MUST_NOT_CHANGE.map((k) => [k, sha(values[k] as string)]));
+  return { bundleDigest: 'digest', secrets: {}, guarded, deployedAt: new Date(0).toISOString(), by: 'test' };
+}
+
+const check = (record: DeployedRecord, changed: Record<string, string>, allow: string[] = [], key = KEY) =>
+  checkGuardedSecrets({ ...values, ...changed }, record, allow, HostFingerprints.forHost(key, record));
+
+describe('the never-rotate guard of provisioning', () => {
+  it('guards exactly the secrets the README names', () => {
+    expect(GUARDED_SECRETS.map((s) => s.key).sort()).toEqual(MUST_NOT_CHANGE);
+    expect(Object.keys(firstDeploy().guarded).sort()).toEqual(MUST_NOT_CHANGE);
+  });
+
+  for (const [what, record] of [
+    ['a version 2 record', firstDeploy],
+    ['a version 1 (plain SHA-256) record', legacyDeploy],
+  ] as const) {
+    it(`refuses each of them changed against ${what}, unless --allow-rotate names it`, () => {
+      expect(check(record(), {}).rotated).toEqual([]);
+      for (const key of MUST_NOT_CHANGE) {
+        const changed = { [key]: `${values[key]}-changed` };
+        expect(() => check(record(), changed), key).toThrow(
+          new RegExp(`nothing uploaded: secrets that must not change have changed:\\n  - ${key}: differs`),
+        );
+        expect(() => check(record(), changed, ['NB_PROXY_TOKEN']), key).toThrow(/must not change/);
+        expect(check(record(), changed, [key]).rotated).toEqual([key]);
+      }
+      // Two changed at once: both named, nothing allowed by naming only one.
+      const both = { NB_DATA_STORE_KEY: 'other-store-key-0123', NB_RELAY_SECRET: 'other-relay-0123' };
+      expect(() => check(record(), both, ['NB_RELAY_SECRET'])).toThrow(/NB_DATA_STORE_KEY: differs/);
+      // A free secret changes freely.
+      expect(check(record(), { CLOUDFLARE_API_TOKEN: 'new-cf-token-0123' }).rotated).toEqual([]);
+    });
+  }
+
+  it('refuses another FINGERPRINT_KEY (nothing could be compared) unless --allow-rotate FINGERPRINT_KEY', () => {
+    const record = firstDeploy();
+    const otherKey = 'another-fingerprint-key-0123456789';
+    expect(() => check(record, {}, [], otherKey)).toThrow(/FINGERPRINT_KEY is not the key/);
+    expect(() => check(record, {}, ['NB_DATA_STORE_KEY'], otherKey)).toThrow(
+      /FINGERPRINT_KEY is not the key/,
+    );
+    expect(check(record, {}, ['FINGERPRINT_KEY'], otherKey).rotated).toEqual(['FINGERPRINT_KEY']);
+  });
+});
