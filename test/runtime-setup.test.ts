@@ -1,6 +1,6 @@
 /**
  * `runtime.ts setup`, the one-time OpenBao setup, against a stand-in for the cluster side: a fake
- * `kubectl exec` (scripts/lib/sandbox/fake-kubectl-exec.mjs) that runs the step's `sh -c` with a real
+ * `kubectl exec` (scripts/lib/sandbox/fake-kubectl-exec) that runs the step's `sh -c` with a real
  * shell (dash, and busybox sh as in the OpenBao image when installed) and a fake `bao`
  * (scripts/lib/sandbox/fake-bao.mjs) keeping OpenBao's state in a JSON file. The token and the generated
  * values must reach bao through stdin only: never argv, kubectl's environment, a file or the output.
@@ -26,7 +26,7 @@ import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const APPS = resolve(PROJECT_ROOT, 'cloud/runtime/apps.yaml');
-const FAKE_KUBECTL = resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-kubectl-exec.mjs');
+const FAKE_KUBECTL = resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-kubectl-exec');
 const FAKE_BAO = resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-bao.mjs');
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
