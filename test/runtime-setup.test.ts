@@ -330,7 +330,6 @@ describe('runtime setup against the stand-in', { timeout: 120_000 }, () => {
 
   it('stand-in: a -cas=0 after the path is data, so that write overwrites (Go flag rule)', async () => {
     const s = await sandbox();
-    expect((await s.setup()).exitCode).toBe(0);
     const bao = (args: string[], input: string, interactive = true) =>
       execa(
         FAKE_KUBECTL,
@@ -351,7 +350,15 @@ describe('runtime setup against the stand-in', { timeout: 120_000 }, () => {
         ],
         { env: s.env, extendEnv: false, reject: false, input: `${s.token}\n${input}` },
       );
+    // What a first setup leaves for grafana (the first-run tests prove the setup does), made directly.
+    expect((await bao(['secrets', 'enable', '-path=secret', 'kv-v2'], '')).exitCode).toBe(0);
+    const seeded = await bao(
+      ['kv', 'put', '-mount=secret', '-cas=0', 'grafana', '-'],
+      '{"ADMIN_PASSWORD":"old"}',
+    );
+    expect(seeded.exitCode, seeded.stderr).toBe(0);
     const original = s.readState().kv.secret?.grafana?.versions.at(-1)?.data;
+    expect(original).toEqual({ ADMIN_PASSWORD: 'old' });
     const right = await bao(
       ['kv', 'put', '-mount=secret', '-cas=0', 'grafana', '-'],
       '{"ADMIN_PASSWORD":"new"}',
