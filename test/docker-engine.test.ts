@@ -1,8 +1,14 @@
 /**
- * The Bifrost bundle as shipped (cloud/bifrost/docker-compose.yml, healthchecks untouched) under a real
- * Docker engine and Debian's docker-compose 1.29, with offline stand-in images: proves the compose file
- * works with compose v1 and that the harness the engine tests build on behaves like the services do.
- * dockerd runs in a network namespace of its own (test/harness/docker-engine.ts).
+ * The Bifrost bundle (cloud/bifrost/docker-compose.yml) under a real Docker engine and Debian's
+ * docker-compose 1.29, with offline stand-in images: proves the compose file works with compose v1 and
+ * that the harness the engine tests build on behaves like the services do. dockerd runs in a network
+ * namespace of its own (test/harness/docker-engine.ts).
+ *
+ * The copy's healthchecks run every 1 s instead of every 10 s to 30 s (Docker 20.10 runs the first check
+ * only after one full interval): the one difference from the shipped file, checked below, together with
+ * dockerd holding each shipped healthcheck command, timeout, retries and start period as written, each
+ * shipped command passing once run in its container, and every service step's deadline leaving room for
+ * the shipped interval.
  *
  * Skips with a reason without root or the packages; fails instead under CI (.ci/run installs them).
  */
@@ -14,11 +20,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONFIG_PLACEHOLDERS } from '../scripts/lib/bifrost/plan.ts';
+import { parse as parseYaml } from 'yaml';
+import { BIFROST_PLAN, CONFIG_PLACEHOLDERS } from '../scripts/lib/bifrost/plan.ts';
 import { renderYamlTemplate } from '../scripts/lib/bifrost/template.ts';
 import { AK_SHELL_SCRIPT, findTokenLine } from '../scripts/lib/bifrost/token.ts';
-import { prepareBundleCopy } from './harness/bifrost-bundle.ts';
+import { BUNDLE_SOURCE, prepareBundleCopy } from './harness/bifrost-bundle.ts';
 import {
+  BIFROST_SERVICES,
   buildBifrostStandInImages,
   type DockerEngine,
   dockerEngineAvailable,
@@ -43,6 +51,30 @@ const SECRETS = {
   NB_BIFROST_SETUP_KEY: 'canary-setup-key-6b6b',
   CF_DNS_API_TOKEN: 'canary-cf-token-8c8c',
 };
+
+/** The copy's healthcheck interval, in seconds (the shipped file has 10 s to 30 s). */
+const COPY_INTERVAL_SECONDS = 1;
+
+interface Healthcheck {
+  test: string[];
+  interval?: string;
+  timeout?: string;
+  retries?: number;
+  start_period?: string;
+}
+type Services = Record<string, { healthcheck?: Healthcheck } & Record<string, unknown>>;
+
+/** The services of a compose file, with the `<<:` anchors merged in. */
+async function composeServices(file: string): Promise<Services> {
+  return (parseYaml(await readFile(file, 'utf8'), { merge: true }) as { services: Services }).services;
+}
+
+/** Compose's duration strings as the bundle writes them (`10s`, `1m30s`), in seconds. */
+function seconds(duration: string): number {
+  const m = /^(?:(\d+)m)?(?:(\d+)s)?$/.exec(duration);
+  if (!m || duration === '') throw new Error(`unexpected duration ${JSON.stringify(duration)}`);
+  return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0);
+}
 
 async function writePrivate(path: string, text: string): Promise<void> {
   const fh = await open(path, 'w', 0o600);
@@ -75,9 +107,11 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
       timeout: 120_000,
     });
 
-  async function up(service: string): Promise<void> {
-    const r = await time(`up ${service}`, () => compose('up', '-d', '--no-deps', service));
-    expect(r.exitCode, `up ${service}: ${r.stderr}`).toBe(0);
+  /** One `up -d --no-deps` for services the plan starts together (as the engine batches them). */
+  async function up(...services: string[]): Promise<void> {
+    const what = services.join(' ');
+    const r = await time(`up ${what}`, () => compose('up', '-d', '--no-deps', ...services));
+    expect(r.exitCode, `up ${what}: ${r.stderr}`).toBe(0);
   }
 
   interface Inspected {
@@ -121,14 +155,18 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
     engine = await time('engine start', () => startDockerEngine({ name: 'bundle' }));
     await time('stand-in image builds', () => buildBifrostStandInImages(engine as DockerEngine));
     dir = await mkdtemp(join(tmpdir(), 'sf-bundle-'));
-    await prepareBundleCopy(dir, {
-      secretsEnv: SECRETS,
-      dotEnv: {
-        AUTHENTIK_SECRET_KEY: SECRETS.AUTHENTIK_SECRET_KEY,
-        AUTHENTIK_POSTGRESQL_PASSWORD: SECRETS.AUTHENTIK_POSTGRESQL_PASSWORD,
-        NB_BIFROST_SETUP_KEY: SECRETS.NB_BIFROST_SETUP_KEY,
+    await prepareBundleCopy(
+      dir,
+      {
+        secretsEnv: SECRETS,
+        dotEnv: {
+          AUTHENTIK_SECRET_KEY: SECRETS.AUTHENTIK_SECRET_KEY,
+          AUTHENTIK_POSTGRESQL_PASSWORD: SECRETS.AUTHENTIK_POSTGRESQL_PASSWORD,
+          NB_BIFROST_SETUP_KEY: SECRETS.NB_BIFROST_SETUP_KEY,
+        },
       },
-    });
+      { healthcheckIntervalSeconds: COPY_INTERVAL_SECONDS },
+    );
     // What the engine renders itself, minimally (scripts/lib/bifrost/plan.ts SERVICE_SECRET_FILES).
     await writePrivate(join(dir, 'env', 'traefik.env'), `CF_DNS_API_TOKEN=${SECRETS.CF_DNS_API_TOKEN}\n`);
     await writePrivate(
@@ -156,8 +194,7 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
 
   it('starts every service in plan order until healthy, with the token from ak shell on stdin', async () => {
     const startAll = performance.now();
-    await up('traefik');
-    await up('authentik-postgres');
+    await up('traefik', 'authentik-postgres');
     await time('wait traefik + authentik-postgres', () =>
       waitHealthy(['traefik', 'authentik-postgres'], 40_000),
     );
@@ -228,9 +265,7 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
     expect(other.exitCode).toBe(2);
     expect(String(other.stderr)).toContain('bash stand-in');
 
-    await up('netbird-dashboard');
-    await up('netbird-proxy');
-    await up('netbird-agent');
+    await up('netbird-dashboard', 'netbird-proxy', 'netbird-agent');
     await time('wait dashboard + proxy + agent', () =>
       waitHealthy(['netbird-dashboard', 'netbird-proxy', 'netbird-agent'], 40_000),
     );
@@ -268,6 +303,58 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
     const nsAddrs = execFileSync('ip', ['-n', engine?.netns ?? '', '-br', 'addr'], { encoding: 'utf8' });
     expect(nsAddrs).toContain('172.30.0.1');
   }, 150_000);
+
+  it('the copy differs from the shipped file only in its healthcheck intervals; each deadline leaves room for the shipped one', async () => {
+    const shipped = await composeServices(join(BUNDLE_SOURCE, 'docker-compose.yml'));
+    const copy = await composeServices(join(dir, 'docker-compose.yml'));
+    expect(Object.keys(copy)).toEqual(Object.keys(shipped));
+    expect(Object.keys(shipped).sort()).toEqual([...BIFROST_SERVICES].sort());
+    const withoutInterval = (services: Services) =>
+      Object.fromEntries(
+        Object.entries(services).map(([name, svc]) => {
+          const { interval: _interval, ...healthcheck } = svc.healthcheck ?? { test: [] };
+          return [name, { ...svc, healthcheck }];
+        }),
+      );
+    expect(withoutInterval(copy)).toEqual(withoutInterval(shipped));
+    for (const [name, svc] of Object.entries(copy)) {
+      expect(svc.healthcheck?.interval, name).toBe(`${COPY_INTERVAL_SECONDS}s`);
+      // Docker 20.10 runs the first check one full interval after the start: the engine's deadline for the
+      // service's step must outlast the shipped interval (and its start period), or a healthy service times out.
+      const hc = shipped[name]?.healthcheck as Healthcheck;
+      const first = seconds(hc.interval as string) + seconds(hc.start_period ?? '0s');
+      const steps = BIFROST_PLAN.filter((s) => s.kind === 'service' && s.service === name);
+      expect(steps.length, name).toBeGreaterThan(0);
+      for (const step of steps) expect(step.deadlineSec, `${name}: ${first} s`).toBeGreaterThan(first);
+    }
+  });
+
+  it('dockerd holds every shipped healthcheck as written, and each shipped command passes once run', async () => {
+    const shipped = await composeServices(join(BUNDLE_SOURCE, 'docker-compose.yml'));
+    const ns = (d: string) => seconds(d) * 1e9;
+    const r = await docker(['inspect', '--format', '{{json .Config.Healthcheck}}', ...BIFROST_SERVICES]);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const held = String(r.stdout).trim().split('\n');
+    expect(held).toHaveLength(BIFROST_SERVICES.length);
+    await Promise.all(
+      BIFROST_SERVICES.map(async (name, i) => {
+        const hc = shipped[name]?.healthcheck as Healthcheck;
+        expect(JSON.parse(held[i] as string), name).toEqual({
+          Test: hc.test,
+          Interval: COPY_INTERVAL_SECONDS * 1e9,
+          Timeout: ns(hc.timeout as string),
+          StartPeriod: ns(hc.start_period as string),
+          Retries: hc.retries,
+        });
+        // What dockerd runs for the check: CMD's argv as is, CMD-SHELL's string with the image's /bin/sh -c.
+        const [kind, ...rest] = hc.test;
+        expect(['CMD', 'CMD-SHELL'], name).toContain(kind);
+        const argv = kind === 'CMD-SHELL' ? ['/bin/sh', '-c', rest.join(' ')] : rest;
+        const once = await docker(['exec', name, ...argv]);
+        expect(once.exitCode, `${name}: ${hc.test.join(' ')}: ${once.stderr}`).toBe(0);
+      }),
+    );
+  });
 
   it('ak shell refuses Python that is not the token request, or that is not on stdin', async () => {
     const other = await docker(['exec', '-i', 'authentik-server', 'ak', 'shell'], 'print("hello")\n');

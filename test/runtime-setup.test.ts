@@ -1,6 +1,6 @@
 /**
  * `runtime.ts setup`, the one-time OpenBao setup, against a stand-in for the cluster side: a fake
- * `kubectl exec` (scripts/lib/sandbox/fake-kubectl-exec.mjs) that runs the step's `sh -c` with a real
+ * `kubectl exec` (scripts/lib/sandbox/fake-kubectl-exec) that runs the step's `sh -c` with a real
  * shell (dash, and busybox sh as in the OpenBao image when installed) and a fake `bao`
  * (scripts/lib/sandbox/fake-bao.mjs) keeping OpenBao's state in a JSON file. The token and the generated
  * values must reach bao through stdin only: never argv, kubectl's environment, a file or the output.
@@ -26,7 +26,7 @@ import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const APPS = resolve(PROJECT_ROOT, 'cloud/runtime/apps.yaml');
-const FAKE_KUBECTL = resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-kubectl-exec.mjs');
+const FAKE_KUBECTL = resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-kubectl-exec');
 const FAKE_BAO = resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-bao.mjs');
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -330,7 +330,6 @@ describe('runtime setup against the stand-in', { timeout: 120_000 }, () => {
 
   it('stand-in: a -cas=0 after the path is data, so that write overwrites (Go flag rule)', async () => {
     const s = await sandbox();
-    expect((await s.setup()).exitCode).toBe(0);
     const bao = (args: string[], input: string, interactive = true) =>
       execa(
         FAKE_KUBECTL,
@@ -351,7 +350,15 @@ describe('runtime setup against the stand-in', { timeout: 120_000 }, () => {
         ],
         { env: s.env, extendEnv: false, reject: false, input: `${s.token}\n${input}` },
       );
+    // What a first setup leaves for grafana (the first-run tests prove the setup does), made directly.
+    expect((await bao(['secrets', 'enable', '-path=secret', 'kv-v2'], '')).exitCode).toBe(0);
+    const seeded = await bao(
+      ['kv', 'put', '-mount=secret', '-cas=0', 'grafana', '-'],
+      '{"ADMIN_PASSWORD":"old"}',
+    );
+    expect(seeded.exitCode, seeded.stderr).toBe(0);
     const original = s.readState().kv.secret?.grafana?.versions.at(-1)?.data;
+    expect(original).toEqual({ ADMIN_PASSWORD: 'old' });
     const right = await bao(
       ['kv', 'put', '-mount=secret', '-cas=0', 'grafana', '-'],
       '{"ADMIN_PASSWORD":"new"}',
