@@ -33,12 +33,13 @@ import {
 import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
+import { requireTier } from './helpers/tiers.ts';
 
-const availability = dockerEngineAvailable();
-const enabled = availability.ok || Boolean(process.env.SECRETS_FLOW_REQUIRE_TIERS);
-if (!availability.ok && !process.env.SECRETS_FLOW_REQUIRE_TIERS) {
-  console.warn(`SKIP bifrost-bootstrap on a real Docker engine: ${availability.reason} (required under CI)`);
-}
+const enabled = requireTier(
+  'docker-engine',
+  dockerEngineAvailable(),
+  'bifrost-bootstrap on a real Docker engine',
+);
 
 const SECRETS = {
   CF_DNS_API_TOKEN: 'canary-cf-token-8c8c-real',
@@ -85,7 +86,6 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
   };
 
   beforeAll(async () => {
-    if (!availability.ok) throw new Error(`${availability.reason} (required under CI; .ci/run installs it)`);
     engine = await startDockerEngine({ name: 'bifrost-engine' });
     await buildBifrostStandInImages(engine);
     dir = join(mkdtempSync(join(tmpdir(), 'sf-real-')), 'bifrost');
