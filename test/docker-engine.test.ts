@@ -9,8 +9,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +23,7 @@ import {
   dockerEngineAvailable,
   startDockerEngine,
 } from './harness/docker-engine.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const availability = dockerEngineAvailable();
 const enabled = availability.ok || Boolean(process.env.SECRETS_FLOW_REQUIRE_TIERS);
@@ -120,7 +120,7 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
     if (!availability.ok) throw new Error(`${availability.reason} (required under CI; .ci/run installs it)`);
     engine = await time('engine start', () => startDockerEngine({ name: 'bundle' }));
     await time('stand-in image builds', () => buildBifrostStandInImages(engine as DockerEngine));
-    dir = await mkdtemp(join(tmpdir(), 'sf-bundle-'));
+    dir = tempDir('sf-bundle-');
     await prepareBundleCopy(dir, {
       secretsEnv: SECRETS,
       dotEnv: {

@@ -6,21 +6,12 @@
  * The shell scripts run for real through the LocalExecutor; the modes over SSH are in ssh-executor.test.ts.
  */
 import { spawnSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireHostLock, currentHolder, type LockHolder } from '../scripts/lib/bifrost/lock.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const local = new LocalExecutor();
 let root: string;
@@ -58,7 +49,7 @@ describe('host lock takeover', () => {
     rmSync(root, { recursive: true, force: true });
   });
   const fresh = () => {
-    root = mkdtempSync(join(tmpdir(), 'sf-lock-'));
+    root = tempDir('sf-lock-');
     remoteDir = join(root, 'bifrost');
   };
 

@@ -4,8 +4,7 @@
  * kubectl runs with default validation (`--validate=strict`), as the product runs it.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import {
   startFakeKubeApiServer,
 } from '../scripts/lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from '../scripts/lib/sandbox/kubeconfig.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const kubectlBin = (process.env.PATH ?? '')
   .split(delimiter)
@@ -78,7 +78,7 @@ describe.skipIf(!kubectlBin && !process.env.SECRETS_FLOW_REQUIRE_TIERS)(
     beforeAll(async () => {
       if (!kubectlBin) throw new Error('kubectl is not on PATH, and CI is set: install it (see .ci/run)');
       server = await startFakeKubeApiServer();
-      dir = await mkdtemp(join(tmpdir(), 'fake-kube-'));
+      dir = tempDir('fake-kube-');
       const kubeconfig = await writeKubeconfig({ server: server.url, dir, name: 'fake', token: 'dummy' });
       // KUBECACHEDIR keeps kubectl's discovery cache out of ~/.kube.
       env = { KUBECONFIG: kubeconfig, KUBECACHEDIR: join(dir, 'cache') };

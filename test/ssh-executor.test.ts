@@ -4,9 +4,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { appendFile, mkdtemp } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireHostLock, currentHolder } from '../scripts/lib/bifrost/lock.ts';
@@ -16,6 +15,7 @@ import { connectSsh, type SshExecutor, type SshOptions } from '../scripts/lib/ex
 import { InterruptedError, runContext } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, regenerateHostKey, type SshdServer, startSshd } from './harness/sshd.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const sshd = findSshd('the SSH executor tests (apt-get install openssh-server)');
 
@@ -43,7 +43,7 @@ async function failure(p: Promise<unknown>): Promise<Error & { hint?: string; ex
 
 const localDirs: string[] = [];
 async function localTemp(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'ssh-test-'));
+  const dir = tempDir('ssh-test-');
   localDirs.push(dir);
   return dir;
 }

@@ -33,6 +33,7 @@ import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
 import { findOnPath } from '../../scripts/lib/exec/which.ts';
+import { recordCreated } from '../helpers/leak-ledger.ts';
 
 export interface DockerEngine {
   /** `unix:///tmp/sf-dockerd-…/docker.sock` */
@@ -436,6 +437,7 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
     await rm(root, { recursive: true, force: true });
     throw new Error(`cannot create network namespace ${netns}: ${(e as Error).message}`);
   }
+  recordCreated('netns', netns);
   liveEngines.add(state);
   installHooks();
 

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as dotenvParse } from 'dotenv';
 import { describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { parse as yamlParse } from 'yaml';
 import { parseEnvFile } from '../../scripts/lib/bifrost/env-file.ts';
 import { renderBifrostEnvFiles } from '../../scripts/lib/bifrost/render-env.ts';
 import { findOnPath } from '../../scripts/lib/exec/which.ts';
+import { tempDir } from '../helpers/temp.ts';
 
 // Characters compose would otherwise interpret: `$` interpolation, ` #` comments, quotes, spaces, `\`.
 const AWKWARD = [
@@ -84,7 +84,7 @@ describe('renderBifrostEnvFiles', () => {
 
   const compose = findOnPath('docker-compose');
   it.skipIf(!compose)("reads back exactly through Debian's docker-compose config (env_file and .env)", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sf-dc-'));
+    const dir = tempDir('sf-dc-');
     writeFileSync(join(dir, '.secrets.env'), secretsEnv);
     writeFileSync(join(dir, '.env'), dotEnv);
     const interpolated = Object.keys(expectedDotEnv).map((k) => `      I_${k}: \${${k}}`);
