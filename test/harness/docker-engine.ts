@@ -447,9 +447,13 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
     const logFd = openSync(logFile, 'a');
     // nsenter without --fork execs dockerd in place, so this pid is dockerd's own. detached: a Ctrl-C
     // aimed at the test runner must not kill dockerd before stop() has removed its containers.
+    // TMPDIR inside the engine's own dir: containerd writes containerd.PID.stacks.log there when it stops.
+    const engineTmp = join(root, 'tmp');
+    mkdirSync(engineTmp);
     const child = spawn(nsenter, [`--net=/run/netns/${netns}`, dockerd, '--config-file', configFile], {
       stdio: ['ignore', logFd, logFd],
       detached: true,
+      env: { ...process.env, TMPDIR: engineTmp },
     });
     closeSync(logFd);
     child.unref();
