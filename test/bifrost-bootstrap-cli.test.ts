@@ -3,24 +3,24 @@
  * host-key refusal, and the pre-flight failures (no compose, missing secrets) with their exit codes.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const SCRIPT = 'bifrost-bootstrap.ts';
 const baseEnv = () => ({
   PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: mkdtempSync(join(tmpdir(), 'sf-home-')),
+  HOME: tempDir('sf-home-'),
   NO_COLOR: '1',
 });
 
 /** A docker CLI whose `compose version` answers as given; anything else fails loudly. */
 function fakeDocker(composeWorks: boolean): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sf-docker-'));
+  const dir = tempDir('sf-docker-');
   const bin = join(dir, 'docker');
   writeFileSync(
     bin,
@@ -114,7 +114,7 @@ describe('bifrost-bootstrap CLI', () => {
   it('exits 2 on a bundle check-bundle refuses, naming each problem, before any docker command', async () => {
     const b = makeBundle();
     plantUnsound(b.dir);
-    const calls = join(mkdtempSync(join(tmpdir(), 'sf-calls-')), 'calls');
+    const calls = join(tempDir('sf-calls-'), 'calls');
     const docker = join(dirname(calls), 'docker');
     writeFileSync(docker, `#!/bin/sh\necho "$*" >> ${calls}\nexit 0\n`, { mode: 0o755 });
     const r = await runScript(
@@ -199,7 +199,7 @@ describe.skipIf(!sshd)('bifrost-bootstrap over SSH to a loopback sshd', () => {
 
   it('refuses an unknown host key (exit 2) with its fingerprint and the --accept-new hint', async () => {
     const b = bundleFor(server.user);
-    const empty = join(mkdtempSync(join(tmpdir(), 'sf-kh-')), 'known_hosts');
+    const empty = join(tempDir('sf-kh-'), 'known_hosts');
     const r = await runScript(SCRIPT, [...sshCliArgs(server, empty), '--dir', b.dir, '--dry-run'], baseEnv());
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/SHA256:[A-Za-z0-9+/]{43}/);

@@ -12,8 +12,7 @@
  * Skips with a reason without root or the packages; fails instead under CI (.ci/run installs them).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +32,7 @@ import {
 import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTier } from './helpers/tiers.ts';
 
 const enabled = requireTier(
@@ -88,10 +88,10 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
   beforeAll(async () => {
     engine = await startDockerEngine({ name: 'bifrost-engine' });
     await buildBifrostStandInImages(engine);
-    dir = join(mkdtempSync(join(tmpdir(), 'sf-real-')), 'bifrost');
+    dir = join(tempDir('sf-real-'), 'bifrost');
     await prepareBundleCopy(dir, { secretsEnv: SECRETS, dotEnv: DOT_ENV }, { healthcheckIntervalSeconds: 1 });
     // The docker CLIs the engine is told to use: the real ones, pointed at this engine, logging each process.
-    cli = await writeDockerCliWrappers(engine, mkdtempSync(join(tmpdir(), 'sf-real-bin-')));
+    cli = await writeDockerCliWrappers(engine, tempDir('sf-real-bin-'));
   }, 120_000);
 
   afterAll(async () => {
@@ -186,7 +186,7 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
         cli.reset();
         const r = await runScript('bifrost-bootstrap.ts', [...sshCliArgs(server), ...args()], {
           PATH: process.env.PATH ?? '',
-          HOME: mkdtempSync(join(tmpdir(), 'sf-home-')),
+          HOME: tempDir('sf-home-'),
         });
         expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
         expect(r.exitCode).toBe(0);
@@ -212,9 +212,9 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
     async () => {
       const server: SshdServer = await startSshd(sshd as string);
       try {
-        const local = join(mkdtempSync(join(tmpdir(), 'sf-real-local-')), 'bifrost');
+        const local = join(tempDir('sf-real-local-'), 'bifrost');
         await prepareBundleCopy(local, { secretsEnv: {}, dotEnv: {} }, { healthcheckIntervalSeconds: 1 });
-        const remoteParent = mkdtempSync(join(tmpdir(), 'sf-real-remote-'));
+        const remoteParent = tempDir('sf-real-remote-');
         if (process.getuid?.() === 0) execFileSync('chown', [server.user, remoteParent]);
         cli.reset();
         // Same database password as the stack already running: postgres keeps the one it started with.
@@ -237,7 +237,7 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
             '--from-env',
             '--json',
           ],
-          { PATH: process.env.PATH ?? '', HOME: mkdtempSync(join(tmpdir(), 'sf-home-')), ...values },
+          { PATH: process.env.PATH ?? '', HOME: tempDir('sf-home-'), ...values },
         );
         expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
         expect(r.exitCode).toBe(0);

@@ -13,8 +13,6 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +35,7 @@ import type { Command, Executor } from '../scripts/lib/exec/executor.ts';
 import { connectSsh, type SshExecutor } from '../scripts/lib/exec/ssh.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { PROJECT_ROOT } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 import { sha256, treeHashes } from './helpers/tree.ts';
 
 const sshd = findSshd('the bundle upload tests (apt-get install openssh-server)');
@@ -136,7 +135,7 @@ describe.skipIf(!sshd)('bundle upload and host lock over OpenSSH sshd', () => {
 
   beforeAll(async () => {
     server = await startSshd(sshd as string);
-    base = await mkdtemp(join(tmpdir(), 'bifrost-upload-'));
+    base = tempDir('bifrost-upload-');
     if (process.getuid?.() === 0) {
       const { uid, gid } = uidOf(server.user);
       chownSync(base, uid, gid);

@@ -11,7 +11,6 @@ import {
   cpSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -19,7 +18,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bundle, isHostGenerated } from '../scripts/lib/bifrost/bundle.ts';
@@ -34,6 +32,7 @@ import { findSshd, type SshdServer } from './harness/sshd.ts';
 import { BUNDLE_SOURCE } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 import { treeHashes } from './helpers/tree.ts';
 
 const values = sampleSecrets();
@@ -48,7 +47,7 @@ describe('provision-bifrost refuses a bundle that reaches outside itself, before
   let sock: Server | undefined;
 
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'sf-bundle-safety-'));
+    root = tempDir('sf-bundle-safety-');
     home = join(root, 'home');
     mkdirSync(join(home, '.config/sops/age'), { recursive: true });
     writeFileSync(join(home, '.config/sops/age/keys.txt'), `${AGE_KEY}\n`, { mode: 0o600 });

@@ -3,17 +3,17 @@
  * copy of cloud/bifrost and must make the command exit 2 naming it; the shipped bundle's own known problems
  * are pinned as a list; a copy with those fixed exits 0.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type BundleProblem, bundleProblems, readHostBundle } from '../scripts/lib/bifrost/check-bundle.ts';
 import { matchersOf } from '../scripts/lib/bifrost/traefik-routes.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const SHIPPED = resolve(PROJECT_ROOT, 'cloud', 'bifrost');
-const root = mkdtempSync(join(tmpdir(), 'sf-check-bundle-'));
+const root = tempDir('sf-check-bundle-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const ENV = { PATH: process.env.PATH ?? '', NO_COLOR: '1' };

@@ -4,8 +4,6 @@
  * exit 2, a negative number is refused by the one number parser, aliases behave like their canonical
  * flags, and bifrost-bootstrap's --dry-run is the real plan run against a recording executor.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
@@ -18,10 +16,11 @@ import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { bifrostSecrets, capturedOutput, makeBundle } from './helpers/bifrost-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const env = () => ({
   PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: mkdtempSync(join(tmpdir(), 'sf-home-')),
+  HOME: tempDir('sf-home-'),
   NO_COLOR: '1',
 });
 
@@ -191,7 +190,7 @@ describe('numeric flags', () => {
 
 describe('aliases behave like the canonical flags', () => {
   it('--file is --secrets-file (secrets check)', async () => {
-    const missing = join(mkdtempSync(join(tmpdir(), 'sf-alias-')), 'nope.sops.yaml');
+    const missing = join(tempDir('sf-alias-'), 'nope.sops.yaml');
     const [canonical, alias] = await Promise.all([
       runScript('secrets.ts', ['check', '--secrets-file', missing, '--json'], env()),
       runScript('secrets.ts', ['check', '--file', missing, '--json'], env()),

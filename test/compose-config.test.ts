@@ -6,8 +6,7 @@
  *
  * Skips with a reason without docker-compose; fails instead where SECRETS_FLOW_REQUIRE_TIERS is set.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { renderBifrostEnvFiles } from '../scripts/lib/bifrost/render-env.ts';
 import { renderYamlTemplate } from '../scripts/lib/bifrost/template.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { prepareBundleCopy } from './harness/bifrost-bundle.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const compose = requireTool('docker-compose', "the bundle's docker-compose config check");
@@ -34,7 +34,7 @@ afterAll(async () => {
  * token it appends to .secrets.env.
  */
 async function renderedCopy(): Promise<string> {
-  const parent = await mkdtemp(join(tmpdir(), 'sf-compose-config-'));
+  const parent = tempDir('sf-compose-config-');
   dirs.push(parent);
   const dir = join(parent, 'bifrost');
   const rendered = renderBifrostEnvFiles(sampleSecrets());

@@ -15,8 +15,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,6 +31,7 @@ import {
   dockerEngineAvailable,
   startDockerEngine,
 } from './harness/docker-engine.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTier } from './helpers/tiers.ts';
 
 const enabled = requireTier(
@@ -154,7 +154,7 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
   beforeAll(async () => {
     engine = await time('engine start', () => startDockerEngine({ name: 'bundle' }));
     await time('stand-in image builds', () => buildBifrostStandInImages(engine as DockerEngine));
-    dir = await mkdtemp(join(tmpdir(), 'sf-bundle-'));
+    dir = tempDir('sf-bundle-');
     await prepareBundleCopy(
       dir,
       {

@@ -5,8 +5,7 @@
  * `inspect`'s Config.Healthcheck and State fields.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
@@ -16,6 +15,7 @@ import { DockerSimulator, type SimulatorOptions } from '../scripts/lib/sandbox/d
 import { findSshd, startSshd } from './harness/sshd.ts';
 import { makeBundle } from './helpers/bifrost-fixture.ts';
 import { eventually } from './helpers/process.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const COMPOSE = ['docker', 'compose', '-f', 'docker-compose.yml'];
 const FILTERS = [
@@ -314,7 +314,7 @@ describe('docker events on the simulator', () => {
 describe('docker events through the simulator socket (docker-sim-server, docker-sim-client)', () => {
   async function served() {
     const sim = simulator();
-    const dir = mkdtempSync(join(tmpdir(), 'sf-sim-sock-'));
+    const dir = tempDir('sf-sim-sock-');
     dirs.push(dir);
     const server = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
     servers.push(server);
@@ -394,7 +394,7 @@ const sshd = findSshd('docker events over SSH (apt-get install openssh-server)')
 describe.skipIf(!sshd)('docker events over SSH, through the simulator client', () => {
   it('streams the lines over the one connection; abort ends the remote client and the simulator call', async () => {
     const sim = simulator();
-    const dir = mkdtempSync(join(tmpdir(), 'sf-sim-ssh-'));
+    const dir = tempDir('sf-sim-ssh-');
     dirs.push(dir);
     const server = await startSshd(sshd as string);
     servers.push({ close: () => server.stop() });

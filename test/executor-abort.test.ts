@@ -4,8 +4,7 @@
  * `run` resolves with the output so far, streamed through onOutput as it came. An already-aborted
  * signal starts nothing.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command, CommandResult, Executor } from '../scripts/lib/exec/executor.ts';
@@ -13,8 +12,9 @@ import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { connectSsh, type SshExecutor } from '../scripts/lib/exec/ssh.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { alive, eventually } from './helpers/process.ts';
+import { tempDir } from './helpers/temp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'sf-abort-'));
+const dir = tempDir('sf-abort-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**

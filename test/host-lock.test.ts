@@ -9,7 +9,6 @@ import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -18,11 +17,11 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireHostLock, currentHolder, type LockHolder } from '../scripts/lib/bifrost/lock.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTier } from './helpers/tiers.ts';
 
 const local = new LocalExecutor();
@@ -66,7 +65,7 @@ describe('host lock takeover', () => {
     rmSync(root, { recursive: true, force: true });
   });
   const fresh = () => {
-    root = mkdtempSync(join(tmpdir(), 'sf-lock-'));
+    root = tempDir('sf-lock-');
     remoteDir = join(root, 'bifrost');
   };
 

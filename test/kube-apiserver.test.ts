@@ -1,5 +1,9 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+/**
+ * The real kubectl against the fake API server (scripts/lib/sandbox/kube-apiserver.ts): the commands the
+ * product runs must behave as they would against a cluster, or tests built on the fake prove nothing.
+ * kubectl runs with default validation (`--validate=strict`), as the product runs it.
+ */
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +13,7 @@ import {
   startFakeKubeApiServer,
 } from '../scripts/lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from '../scripts/lib/sandbox/kubeconfig.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const kubectlBin = requireTool('kubectl', 'the fake kube-apiserver driven by the real kubectl');
@@ -64,7 +69,7 @@ describe.skipIf(!kubectlBin)('fake kube-apiserver driven by the real kubectl', (
 
   beforeAll(async () => {
     server = await startFakeKubeApiServer();
-    dir = await mkdtemp(join(tmpdir(), 'fake-kube-'));
+    dir = tempDir('fake-kube-');
     const kubeconfig = await writeKubeconfig({ server: server.url, dir, name: 'fake', token: 'dummy' });
     // KUBECACHEDIR keeps kubectl's discovery cache out of ~/.kube.
     env = { KUBECONFIG: kubeconfig, KUBECACHEDIR: join(dir, 'cache') };

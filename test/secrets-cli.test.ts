@@ -2,7 +2,7 @@
  * scripts/secrets.ts: init → decrypt round trip, --fill keeping existing values, check's table and exit
  * codes, and the "What Lives Where" table, all as real processes with a fresh age key.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
@@ -11,9 +11,10 @@ import { SECRET_SCHEMA } from '../scripts/lib/secrets/schema.ts';
 import { decryptSopsFile } from '../scripts/lib/secrets/sops/index.ts';
 import { makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 
 async function keyPair() {
-  const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-'));
+  const dir = tempDir('sf-secrets-');
   const identity = await generateIdentity();
   const keyFile = join(dir, 'keys.txt');
   writeFileSync(keyFile, `${identity}\n`, { mode: 0o600 });

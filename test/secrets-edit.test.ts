@@ -8,14 +8,12 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,6 +25,7 @@ import { alive } from './helpers/process.ts';
 import { runScriptInPty } from './helpers/pty.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const CANARY = {
@@ -64,7 +63,7 @@ afterAll(() => {
 });
 
 async function fixture() {
-  const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-edit-'));
+  const dir = tempDir('sf-secrets-edit-');
   made.push(dir);
   const key = await makeAgeKey(dir);
   const file = join(dir, 'bootstrap.sops.yaml');
@@ -260,7 +259,7 @@ describe('secrets edit', { timeout: 90_000 }, () => {
 
 describe('where the plaintext goes and which editor opens it', () => {
   it('XDG_RUNTIME_DIR when it is a 0700 directory of ours, else /dev/shm, else the temp dir', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-edit-base-'));
+    const dir = tempDir('sf-secrets-edit-base-');
     made.push(dir);
     const runtime = join(dir, 'runtime');
     const shm = join(dir, 'shm');

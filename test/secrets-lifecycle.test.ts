@@ -4,8 +4,7 @@
  * change byte-identical), no value in the output, and every file read back natively and by the real sops
  * library. The removed recipient's identity can open nothing in the new file.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -15,6 +14,7 @@ import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.
 import { copyVector, makeAgeKey, YAML_VECTORS } from './fixtures/make-sops-fixtures.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
 
@@ -31,7 +31,7 @@ function canaryValues(): Record<string, string> {
 }
 
 async function fixture(omit: string[] = []) {
-  const dir = mkdtempSync(join(tmpdir(), 'sf-lifecycle-'));
+  const dir = tempDir('sf-lifecycle-');
   const k1 = await makeAgeKey(dir, 'k1.txt');
   const k2 = await makeAgeKey(dir, 'k2.txt');
   mkdirSync(join(dir, 'secrets'));
@@ -233,7 +233,7 @@ describe('secrets init --fill', () => {
   });
 
   it('without --recipient, a new file follows the .sops.yaml creation rule', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sf-lifecycle-rule-'));
+    const dir = tempDir('sf-lifecycle-rule-');
     const k = await makeAgeKey(dir, 'k.txt');
     writeFileSync(
       join(dir, '.sops.yaml'),
@@ -255,7 +255,7 @@ describe('secrets init --fill', () => {
 describe.skipIf(!realSopsDecryptBin)('recipients on files sops wrote (shared/vectors/sops)', () => {
   for (const v of YAML_VECTORS) {
     it(`${v.dir}/${v.name}: add keeps every value's ciphertext, remove re-encrypts; sops reads both`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'sf-lifecycle-vector-'));
+      const dir = tempDir('sf-lifecycle-vector-');
       const { file, keys } = copyVector(v, dir);
       const original = await realSopsDecrypt(file, keys);
       const k2 = await makeAgeKey(dir, 'k2.txt');

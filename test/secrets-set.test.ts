@@ -3,8 +3,7 @@
  * change), refusals (unknown key, malformed value, never-rotated key) leaving the file untouched, and the
  * result read back by the native decryptor and by the real sops library.
  */
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
@@ -12,6 +11,7 @@ import { copyVector, makeAgeKey, YAML_VECTORS } from './fixtures/make-sops-fixtu
 import { runScriptInPty } from './helpers/pty.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const CANARY = {
@@ -24,7 +24,7 @@ const NEW_POSTGRES = 'canary1postgres1bbbbbbbbbbbbbbbb';
 const NEW_REDIS = 'canary2redis2cccccccccccccccccccc';
 
 async function fixture() {
-  const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-set-'));
+  const dir = tempDir('sf-secrets-set-');
   const key = await makeAgeKey(dir);
   const file = join(dir, 'bootstrap.sops.yaml');
   writeFileSync(file, await encryptSops(CANARY, { recipients: [key.recipient], format: 'yaml' }), {
@@ -178,7 +178,7 @@ describe('secrets set', () => {
 describe.skipIf(!realSopsDecryptBin)('secrets set on a file sops wrote (shared/vectors/sops)', () => {
   for (const v of YAML_VECTORS.filter((x) => x.topLevelEncrypted)) {
     it(`${v.dir}/${v.name}: one value set, every other line kept, the real sops library reads the result`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-set-vector-'));
+      const dir = tempDir('sf-secrets-set-vector-');
       const { file, keys } = copyVector(v, dir, 'age-keys.txt');
       const before = readFileSync(file, 'utf8');
       const original = (await realSopsDecrypt(file, keys)) as Record<string, unknown>;
@@ -205,7 +205,7 @@ describe.skipIf(!realSopsDecryptBin)('secrets set on a file sops wrote (shared/v
 describe('setSecret (library): what it leaves to sops', () => {
   it('refuses a JSON file, several YAML documents, a nested value and a missing age key, writing nothing', async () => {
     const { setSecret } = await import('../scripts/lib/secrets/set.ts');
-    const dir = mkdtempSync(join(tmpdir(), 'sf-secrets-set-lib-'));
+    const dir = tempDir('sf-secrets-set-lib-');
     const key = await makeAgeKey(dir);
     const env = { SOPS_AGE_KEY_FILE: key.keysFile, HOME: dir };
     const recipients = [key.recipient];

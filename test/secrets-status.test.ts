@@ -5,8 +5,7 @@
  * kubectl get and one SSH connection, and canary values never in any output or argv.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatEnvFile } from '../scripts/lib/bifrost/env-file.ts';
@@ -31,6 +30,7 @@ import {
   makeBootstrapFixture,
 } from './helpers/bootstrap-fixture.ts';
 import { type CliRun, runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const kubectl = requireTool('kubectl', 'secrets status against the fake API server with the real kubectl');
@@ -385,7 +385,7 @@ describe.skipIf(!sshd)('secrets status: the host', () => {
   let root: string;
   beforeAll(async () => {
     server = await startSshd(sshd as string);
-    root = mkdtempSync(join(tmpdir(), 'sf-status-'));
+    root = tempDir('sf-status-');
     // sshd logs in as its test user: it must reach and read the bundle dirs made here.
     if (process.getuid?.() === 0) execFileSync('chmod', ['711', root]);
   }, 60_000);
@@ -498,7 +498,7 @@ describe.skipIf(!kubectl || !sshd)('secrets status: cluster and host in one run'
   beforeAll(async () => {
     api = await startFakeKubeApiServer();
     server = await startSshd(sshd as string);
-    root = mkdtempSync(join(tmpdir(), 'sf-status-both-'));
+    root = tempDir('sf-status-both-');
     if (process.getuid?.() === 0) execFileSync('chmod', ['711', root]);
   }, 60_000);
   afterAll(async () => {

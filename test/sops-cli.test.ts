@@ -1,6 +1,5 @@
 /** scripts/sops.ts as an operator runs it: a real `node --import tsx` process per case. */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYamlText } from 'yaml';
@@ -14,6 +13,7 @@ import {
   type SopsFixtures,
   secretStrings,
 } from './fixtures/make-sops-fixtures.ts';
+import { tempDir } from './helpers/temp.ts';
 
 let fx: SopsFixtures;
 beforeAll(async () => {
@@ -81,7 +81,7 @@ describe('scripts/sops.ts', () => {
   });
 
   it('exec-env runs the command with the values in its environment and returns its exit code', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'sops-exec-')), 'env.json');
+    const out = join(tempDir('sops-exec-'), 'env.json');
     const script = `require("fs").writeFileSync(process.argv[1], JSON.stringify(process.env))`;
     const result = await sops(['exec-env', fx.files.flat, `node -e '${script}' ${out}; exit 7`]);
     expect(result.exitCode).toBe(7);
@@ -93,7 +93,7 @@ describe('scripts/sops.ts', () => {
   });
 
   it('exec-env refuses a nested value before running anything (exit 2)', async () => {
-    const marker = join(mkdtempSync(join(tmpdir(), 'sops-exec-')), 'ran');
+    const marker = join(tempDir('sops-exec-'), 'ran');
     const result = await sops(['exec-env', fx.files.nested, `touch ${marker}`]);
     expect(result.exitCode).toBe(2);
     expectCleanError(result.stderr, /cannot use complex value in environment; offending key nested/);

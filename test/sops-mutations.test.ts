@@ -3,9 +3,7 @@
  * there is one, the key path, and never showing a value. The copies are made at test time in a
  * temp dir, from the shared vectors and from fixtures encrypted here (so this runs everywhere).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../scripts/lib/errors.ts';
 import { decryptSopsText, type SopsFormat } from '../scripts/lib/secrets/sops/index.ts';
@@ -17,6 +15,7 @@ import {
   secretStrings,
   writeTemp,
 } from './fixtures/make-sops-fixtures.ts';
+import { tempDir } from './helpers/temp.ts';
 import { tierMissing } from './helpers/tiers.ts';
 
 /** The line holding `key` (top level or nested: key names used here are unique in their file). */
@@ -161,7 +160,7 @@ function mutationSuite(targets: () => Target[]): void {
   });
 
   it('the wrong age key: no identity, with every place searched', async () => {
-    const stranger = await makeAgeKey(mkdtempSync(join(tmpdir(), 'sops-stranger-')));
+    const stranger = await makeAgeKey(tempDir('sops-stranger-'));
     for (const t of targets()) {
       const err = await refusal(t, readFileSync(t.path, 'utf8'), [stranger.identity]);
       expect(err.message, t.label).toMatch(/no age identity decrypts the data key/);

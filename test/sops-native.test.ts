@@ -3,8 +3,7 @@
  * round trips, awkward values, go-yaml typing, rules, key discovery, PQ keys, the age CLI.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
 import { execa } from 'execa';
@@ -41,6 +40,7 @@ import {
   NESTED_DOC,
   type SopsFixtures,
 } from './fixtures/make-sops-fixtures.ts';
+import { tempDir } from './helpers/temp.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 let fx: SopsFixtures;
@@ -367,7 +367,7 @@ describe('exec-env values (sops ≥ 3.11)', () => {
 describe('age identity discovery (isolated environments, never the real HOME)', () => {
   let dir: string;
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'sops-keys-'));
+    dir = tempDir('sops-keys-');
   });
 
   it('reports every place it looked when nothing is there', async () => {

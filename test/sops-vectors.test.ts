@@ -1,6 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseEnc } from '../scripts/lib/secrets/sops/cipher.ts';
 import { decryptToTree } from '../scripts/lib/secrets/sops/decrypt.ts';
@@ -12,6 +10,7 @@ import { compileRules } from '../scripts/lib/secrets/sops/rules.ts';
 import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
 import { aadOf, type Scalar, walkBranch } from '../scripts/lib/secrets/sops/tree.ts';
 import { loadVectors, type Vector, vectorsDir } from './fixtures/make-sops-fixtures.ts';
+import { tempDir } from './helpers/temp.ts';
 import { tierMissing } from './helpers/tiers.ts';
 
 const { vectors, identities } = loadVectors();
@@ -74,7 +73,7 @@ describe.skipIf(vectors.length === 0)('SOPS vectors (shared/vectors/sops)', () =
   for (const vector of vectors) {
     describe(vector.name, () => {
       it('decrypts to the expected documents, finding its key through SOPS_AGE_KEY', async () => {
-        const home = mkdtempSync(join(tmpdir(), 'sops-home-'));
+        const home = tempDir('sops-home-');
         const decrypted = await decryptSopsFile(vector.path, {
           env: { HOME: home, SOPS_AGE_KEY: identities.join('\n') },
         });
@@ -98,7 +97,7 @@ describe.skipIf(vectors.length === 0)('SOPS vectors (shared/vectors/sops)', () =
 
       it('gives what sops exec-env would', async () => {
         const decrypted = await decryptSopsFile(vector.path, {
-          env: { HOME: mkdtempSync(join(tmpdir(), 'sops-home-')), SOPS_AGE_KEY: identities.join('\n') },
+          env: { HOME: tempDir('sops-home-'), SOPS_AGE_KEY: identities.join('\n') },
         });
         const expected = vector.expected.exec_env;
         if (Array.isArray(expected)) {

@@ -4,9 +4,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { appendFile, mkdtemp } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { connectSsh, type SshExecutor, type SshOptions } from '../scripts/lib/ex
 import { InterruptedError, runContext } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, regenerateHostKey, type SshdServer, startSshd } from './harness/sshd.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const sshd = findSshd('the SSH executor tests (apt-get install openssh-server)');
 
@@ -47,7 +47,7 @@ const sftpOf = (ex: SshExecutor) => (ex.files as unknown as { sftp(): Promise<SF
 
 const localDirs: string[] = [];
 async function localTemp(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'ssh-test-'));
+  const dir = tempDir('ssh-test-');
   localDirs.push(dir);
   return dir;
 }

@@ -33,6 +33,7 @@ import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
 import { findOnPath } from '../../scripts/lib/exec/which.ts';
+import { recordCreated } from '../helpers/leak-ledger.ts';
 
 export interface DockerEngine {
   /** `unix:///tmp/sf-dockerd-…/docker.sock` */
@@ -436,6 +437,7 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
     await rm(root, { recursive: true, force: true });
     throw new Error(`cannot create network namespace ${netns}: ${(e as Error).message}`);
   }
+  recordCreated('netns', netns);
   liveEngines.add(state);
   installHooks();
 
@@ -445,9 +447,13 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
     const logFd = openSync(logFile, 'a');
     // nsenter without --fork execs dockerd in place, so this pid is dockerd's own. detached: a Ctrl-C
     // aimed at the test runner must not kill dockerd before stop() has removed its containers.
+    // TMPDIR inside the engine's own dir: containerd writes containerd.PID.stacks.log there when it stops.
+    const engineTmp = join(root, 'tmp');
+    mkdirSync(engineTmp);
     const child = spawn(nsenter, [`--net=/run/netns/${netns}`, dockerd, '--config-file', configFile], {
       stdio: ['ignore', logFd, logFd],
       detached: true,
+      env: { ...process.env, TMPDIR: engineTmp },
     });
     closeSync(logFd);
     child.unref();

@@ -2,22 +2,26 @@
  * A real OpenSSH sshd for tests (DESIGN.md "Tests"): 127.0.0.1, an ephemeral port, its own host key,
  * config and authorized_keys in a temp dir, run in the foreground (-D -e) and stopped by its process id.
  *
- * As root it logs in a dedicated user whose shell is /bin/sh (`sftest`, created with useradd when
- * missing): root's ~/.bashrc on these machines runs a slow init for every session. As another user,
- * sshd runs unprivileged and can only log that same user in.
+ * As root it logs in a dedicated user whose shell is /bin/sh (`sft-` and 8 hex digits, one per server,
+ * created with useradd and removed with userdel by stop()): root's ~/.bashrc on these machines runs a slow
+ * init for every session. As another user, sshd runs unprivileged and can only log that same user in.
+ * A worker that exits without stop() still kills sshd and removes the user and the dir (exit hook).
  *
  * The SFTP server runs with `-u 000`, the most permissive umask, so tests prove that file modes come
  * from the client's open request and not from a friendly umask on the server.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { recordCreated } from '../helpers/leak-ledger.ts';
 import { requireTool } from '../helpers/tiers.ts';
 
-export const TEST_USER = 'sftest';
+/** As root, each server logs in a user of its own: this prefix and 8 hex digits. */
+export const TEST_USER_PREFIX = 'sft-';
 
 export interface SshdServer {
   readonly host: '127.0.0.1';
@@ -54,24 +58,105 @@ function keygen(file: string, comment: string): void {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file], { stdio: 'pipe' });
 }
 
-/** The login user: root's slow shell init is avoided with a /bin/sh user created on first use. */
-function ensureTestUser(): string {
-  if (process.getuid?.() !== 0) return userInfo().username;
-  const passwd = readFileSync('/etc/passwd', 'utf8');
-  if (!passwd.split('\n').some((l) => l.startsWith(`${TEST_USER}:`))) {
+/** useradd / userdel, retried while another process holds /etc/passwd's lock (exit 10). */
+function userTool(args: string[]): void {
+  for (let attempt = 1; ; attempt++) {
     try {
-      // -p '*': no password but not locked; with UsePAM no, sshd refuses accounts locked with '!'.
-      execFileSync('useradd', ['-m', '-s', '/bin/sh', '-p', '*', TEST_USER], { stdio: 'pipe' });
+      execFileSync(args[0] as string, args.slice(1), { stdio: 'pipe' });
+      return;
     } catch (err) {
-      // Another test worker may have created it in the meantime (useradd exit 9: already exists).
-      if ((err as { status?: number }).status !== 9) throw err;
+      if ((err as { status?: number }).status !== 10 || attempt >= 50) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     }
   }
-  const shadow = readFileSync('/etc/shadow', 'utf8')
+}
+
+/**
+ * The login user. As root, a /bin/sh user of this server's own (root's slow shell init is avoided),
+ * removed by stop(): no other server, worker or run shares it, so removing it never pulls it from under
+ * another test. Otherwise the current user.
+ */
+function createTestUser(): { name: string; created: boolean } {
+  if (process.getuid?.() !== 0) return { name: userInfo().username, created: false };
+  const name = `${TEST_USER_PREFIX}${randomBytes(4).toString('hex')}`;
+  // -p '*': no password but not locked; with UsePAM no, sshd refuses accounts locked with '!'.
+  userTool(['useradd', '-m', '-s', '/bin/sh', '-p', '*', name]);
+  recordCreated('user', name);
+  return { name, created: true };
+}
+
+function uidOf(user: string): number | undefined {
+  const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
-    .find((l) => l.startsWith(`${TEST_USER}:`));
-  if (shadow?.split(':')[1]?.startsWith('!')) execFileSync('usermod', ['-p', '*', TEST_USER]);
-  return TEST_USER;
+    .find((l) => l.startsWith(`${user}:`));
+  return line ? Number(line.split(':')[2]) : undefined;
+}
+
+/** SIGKILLs every process running as `uid` (sessions sshd left), by pid. */
+function killUserProcesses(uid: number): void {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = (() => {
+      try {
+        return readFileSync(`/proc/${entry}/status`, 'utf8');
+      } catch {
+        return '';
+      }
+    })();
+    if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1) !== uid) continue;
+    try {
+      process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** Removes the test user (and its home), its processes first: userdel refuses a user still running. */
+function removeTestUser(user: string): void {
+  const uid = uidOf(user);
+  if (uid === undefined) return;
+  for (let attempt = 1; ; attempt++) {
+    killUserProcesses(uid);
+    try {
+      userTool(['userdel', '-r', user]);
+      return;
+    } catch (err) {
+      // exit 8: still logged in (a killed process not reaped yet); 12: home not removed (mail spool missing).
+      const status = (err as { status?: number }).status;
+      if (status === 12 || uidOf(user) === undefined) return;
+      if (status !== 8 || attempt >= 20) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
+}
+
+/** Servers not stopped yet: the exit hook stops them if the worker dies first. */
+const liveServers = new Set<Sshd>();
+
+/** Synchronous: sshd by pid, the user, the temp dir. An exit hook cannot wait. */
+function emergencyStop(): void {
+  for (const server of liveServers) server.stopNow();
+  liveServers.clear();
+  removeHooks();
+}
+function onSignal(sig: NodeJS.Signals): void {
+  emergencyStop();
+  // Re-raise so the process still dies of the signal it was sent.
+  process.kill(process.pid, sig);
+}
+const onSigterm = () => onSignal('SIGTERM');
+const onSigint = () => onSignal('SIGINT');
+function installHooks(): void {
+  if (liveServers.size !== 1) return;
+  process.on('exit', emergencyStop);
+  process.on('SIGTERM', onSigterm);
+  process.on('SIGINT', onSigint);
+}
+function removeHooks(): void {
+  process.off('exit', emergencyStop);
+  process.off('SIGTERM', onSigterm);
+  process.off('SIGINT', onSigint);
 }
 
 function freePort(): Promise<number> {
@@ -117,7 +202,12 @@ class Sshd implements SshdServer {
     readonly dir: string,
     readonly user: string,
     private readonly logLevel = 'INFO',
-  ) {}
+    /** The user was made for this server: stop() removes it. */
+    private readonly ownsUser = false,
+  ) {
+    liveServers.add(this);
+    installHooks();
+  }
 
   get identity(): string {
     return join(this.dir, 'client_ed25519');
@@ -191,28 +281,55 @@ class Sshd implements SshdServer {
 
   async stop(): Promise<void> {
     await this.stopDaemon();
-    await rm(this.dir, { recursive: true, force: true });
+    this.removeRest();
+  }
+
+  /** For the exit hook: SIGKILL sshd, then what stop() removes. */
+  stopNow(): void {
+    const pid = this.child?.pid;
+    this.child = undefined;
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    this.removeRest();
+  }
+
+  private removeRest(): void {
+    if (liveServers.delete(this) && liveServers.size === 0) removeHooks();
+    if (this.ownsUser) removeTestUser(this.user);
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
 /** Starts sshd (the path from findSshd); call stop() when done. */
 export async function startSshd(sshdPath: string, options: SshdStartOptions = {}): Promise<SshdServer> {
-  const user = ensureTestUser();
   // The privilege separation directory sshd insists on when run as root.
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(tmpdir(), 'sshd-'));
-  // sshd reads authorized_keys as the logging-in user: the dir must be traversable and the file readable.
-  await chmod(dir, 0o711);
-  keygen(join(dir, 'host_ed25519'), 'test-host');
-  keygen(join(dir, 'client_ed25519'), 'test-client');
-  await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client_ed25519.pub')), {
-    mode: 0o644,
-  });
-  const server = new Sshd(sshdPath, dir, user, options.logLevel);
+  let user: { name: string; created: boolean };
   try {
-    await server.start();
+    user = createTestUser();
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  // sshd reads authorized_keys as the logging-in user: the dir must be traversable and the file readable.
+  await chmod(dir, 0o711);
+  // From here on the server owns dir and user: stop() (or the exit hook) removes both.
+  const server = new Sshd(sshdPath, dir, user.name, options.logLevel, user.created);
+  try {
+    keygen(join(dir, 'host_ed25519'), 'test-host');
+    keygen(join(dir, 'client_ed25519'), 'test-client');
+    await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client_ed25519.pub')), {
+      mode: 0o644,
+    });
+    await server.start();
+  } catch (err) {
+    await server.stop();
     throw err;
   }
   await writeKnownHosts(server);

@@ -3,12 +3,12 @@
  * canary values, and an Output that captures every line, for engine tests against the simulator.
  */
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { createOutput, type Output } from '../../scripts/lib/output.ts';
 import { PROJECT_ROOT } from './run-cli.ts';
+import { tempDir } from './temp.ts';
 
 export const BUNDLE_SOURCE = resolve(PROJECT_ROOT, 'cloud/bifrost');
 
@@ -44,7 +44,7 @@ export function envText(values: Record<string, string | undefined>): string {
 }
 
 export function makeBundle(values = bifrostSecrets()) {
-  const dir = join(mkdtempSync(join(tmpdir(), 'sf-bifrost-')), 'bifrost');
+  const dir = join(tempDir('sf-bifrost-'), 'bifrost');
   cpSync(BUNDLE_SOURCE, dir, { recursive: true });
   writeFileSync(join(dir, '.secrets.env'), envText(values.secretsEnv), { mode: 0o600 });
   writeFileSync(join(dir, '.env'), envText(values.dotEnv), { mode: 0o600 });

@@ -4,14 +4,14 @@
  * with the project's own SOPS encryptor. Nothing here is committed; every test gets its own directory.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { encodedForms, Redactor } from '../../scripts/lib/redact.ts';
 import { valuesToHide } from '../../scripts/lib/secrets/registry.ts';
 import { SECRET_KEYS } from '../../scripts/lib/secrets/schema.ts';
 import { encryptSops } from '../../scripts/lib/secrets/sops/index.ts';
+import { tempDir } from './temp.ts';
 
 const alnum = (n: number) =>
   [...randomBytes(n)]
@@ -104,7 +104,7 @@ export function kubectlEnv(f: BootstrapFixture, kubectl: string): Record<string,
 export async function makeBootstrapFixture(
   opts: { values?: Record<string, string | undefined>; omit?: readonly string[] } = {},
 ): Promise<BootstrapFixture> {
-  const dir = mkdtempSync(join(tmpdir(), 'sf-fixture-'));
+  const dir = tempDir('sf-fixture-');
   const identity = await generateIdentity();
   const recipient = await identityToRecipient(identity);
   const keyFile = join(dir, 'keys.txt');

@@ -1,11 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeKubeTarget, resolveKubeTarget } from '../../scripts/lib/kube/target.ts';
+import { tempDir } from '../helpers/temp.ts';
 
 function kubeconfig(current: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kt-'));
+  const dir = tempDir('kt-');
   const file = join(dir, 'config');
   writeFileSync(
     file,
@@ -41,7 +42,7 @@ describe('resolveKubeTarget', () => {
   });
 
   it('says so when there is no kubeconfig', () => {
-    const t = resolveKubeTarget({ env: { HOME: mkdtempSync(join(tmpdir(), 'kt-home-')) } });
+    const t = resolveKubeTarget({ env: { HOME: tempDir('kt-home-') } });
     expect(t.context).toBeUndefined();
     expect(describeKubeTarget(t)).toMatch(/no current context/);
   });
@@ -85,7 +86,7 @@ describe('resolveKubeTarget refuses bad input before anything is decrypted', () 
   });
 
   it('leaves a kubeconfig it cannot parse to kubectl', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kt-'));
+    const dir = tempDir('kt-');
     try {
       writeFileSync(join(dir, 'config'), 'contexts: [unclosed\n');
       expect(resolveKubeTarget({ kubeconfig: join(dir, 'config'), context: 'any', env: {} }).context).toBe(

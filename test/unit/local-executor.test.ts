@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatCommand, shellQuote } from '../../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../../scripts/lib/exec/local.ts';
+import { tempDir } from '../helpers/temp.ts';
 
 const local = new LocalExecutor();
 
@@ -51,10 +52,9 @@ describe('shellQuote', () => {
 
 describe('LocalExecutor files', () => {
   it('writes atomically with the mode from creation, reads back, stats, and reports missing files', async () => {
-    const { mkdtempSync, readdirSync, statSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const { readdirSync, statSync } = await import('node:fs');
     const { join } = await import('node:path');
-    const dir = mkdtempSync(join(tmpdir(), 'le-'));
+    const dir = tempDir('le-');
     const path = join(dir, '.secrets.env');
     const oldUmask = process.umask(0);
     try {
@@ -131,10 +131,9 @@ describe('LocalExecutor on zx/core', () => {
   });
 
   it('reports a file that is not executable as never started', async () => {
-    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const { rmSync, writeFileSync } = await import('node:fs');
     const { join } = await import('node:path');
-    const dir = mkdtempSync(join(tmpdir(), 'le-'));
+    const dir = tempDir('le-');
     try {
       writeFileSync(join(dir, 'prog'), '#!/bin/sh\necho hi\n', { mode: 0o644 });
       const r = await local.run({ argv: [join(dir, 'prog')] });

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as dotenvParse } from 'dotenv';
 import { describe, expect, it } from 'vitest';
 import { parse as yamlParse } from 'yaml';
 import { parseEnvFile } from '../../scripts/lib/bifrost/env-file.ts';
 import { renderBifrostEnvFiles } from '../../scripts/lib/bifrost/render-env.ts';
+import { tempDir } from '../helpers/temp.ts';
 import { requireTool } from '../helpers/tiers.ts';
 
 // Characters compose would otherwise interpret: `$` interpolation, ` #` comments, quotes, spaces, `\`.
@@ -93,7 +93,7 @@ describe('renderBifrostEnvFiles', () => {
 
   const compose = requireTool('docker-compose', "the env files read back through Debian's docker-compose");
   it.skipIf(!compose)("reads back exactly through Debian's docker-compose config (env_file and .env)", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sf-dc-'));
+    const dir = tempDir('sf-dc-');
     writeFileSync(join(dir, '.secrets.env'), secretsEnv);
     writeFileSync(join(dir, '.env'), dotEnv);
     const interpolated = Object.keys(expectedDotEnv).map((k) => `      I_${k}: \${${k}}`);

@@ -2,8 +2,7 @@
  * The --host spec parser and the ~/.ssh/config resolution (issue 10): what ssh accepts, flags over the
  * config, tokens, ProxyJump chains, StrictHostKeyChecking, and the exit-2 messages for bad input.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../scripts/lib/errors.ts';
@@ -14,8 +13,9 @@ import {
   parseHostSpec,
   resolveTarget,
 } from '../../scripts/lib/exec/ssh-config.ts';
+import { tempDir } from '../helpers/temp.ts';
 
-const home = mkdtempSync(join(tmpdir(), 'sf-sshcfg-'));
+const home = tempDir('sf-sshcfg-');
 mkdirSync(join(home, '.ssh'));
 const env = { home, localUser: 'me' };
 afterAll(() => rmSync(home, { recursive: true, force: true }));
