@@ -6,7 +6,12 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { type BootstrapFixture, findLeaks, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
+import {
+  type BootstrapFixture,
+  findLeaks,
+  INFISICAL_ONLY_KEYS,
+  makeBootstrapFixture,
+} from './helpers/bootstrap-fixture.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 
 const FAKE_KUBECTL = resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-kubectl');
@@ -631,14 +636,7 @@ describe('create-bootstrap-secrets when kubectl fails', () => {
 });
 
 describe('create-bootstrap-secrets follows the runtime backend', () => {
-  const INFISICAL_KEYS = [
-    'INFISICAL_DB_PASSWORD',
-    'INFISICAL_ENCRYPTION_KEY',
-    'INFISICAL_AUTH_SECRET',
-    'REDIS_PASSWORD',
-    'INFISICAL_SERVICE_TOKEN',
-    'INFISICAL_IDENTITY_ID',
-  ];
+  const INFISICAL_KEYS = INFISICAL_ONLY_KEYS;
   const decode = (d: { data: Record<string, string> }) =>
     Object.fromEntries(
       Object.entries(d.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),

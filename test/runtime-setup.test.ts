@@ -140,6 +140,9 @@ function filesUnder(dir: string, except: string[]): { path: string; text: string
   return out;
 }
 
+/** What follows `kubectl exec [-i]` for every setup step: the OpenBao pod's container, the token script. */
+const POD_EXEC = ['-n', 'openbao', 'openbao-0', '-c', 'openbao', '--', 'sh', '-c', TOKEN_SCRIPT];
+
 describe('the OpenBao setup plan for the shipped table', () => {
   it('puts flags before the path, data on stdin only, and uses current role fields', async () => {
     const table = await loadAppsTable(APPS);
@@ -250,20 +253,7 @@ describe('runtime setup against the stand-in', { timeout: 120_000 }, () => {
       const kubectlCalls = s.log('kubectl');
       expect(kubectlCalls).toHaveLength(17);
       for (const call of kubectlCalls) {
-        expect(call.argv.slice(0, 12)).toEqual([
-          'kubectl',
-          'exec',
-          '-i',
-          '-n',
-          'openbao',
-          'openbao-0',
-          '-c',
-          'openbao',
-          '--',
-          'sh',
-          '-c',
-          TOKEN_SCRIPT,
-        ]);
+        expect(call.argv.slice(0, 12)).toEqual(['kubectl', 'exec', '-i', ...POD_EXEC]);
         expect(call.envHoldsToken).toBe(false);
         expect(call.stdin.bytes).toBeGreaterThan(s.token.length);
       }
@@ -331,25 +321,12 @@ describe('runtime setup against the stand-in', { timeout: 120_000 }, () => {
   it('stand-in: a -cas=0 after the path is data, so that write overwrites (Go flag rule)', async () => {
     const s = await sandbox();
     const bao = (args: string[], input: string, interactive = true) =>
-      execa(
-        FAKE_KUBECTL,
-        [
-          'exec',
-          ...(interactive ? ['-i'] : []),
-          '-n',
-          'openbao',
-          'openbao-0',
-          '-c',
-          'openbao',
-          '--',
-          'sh',
-          '-c',
-          TOKEN_SCRIPT,
-          'bao',
-          ...args,
-        ],
-        { env: s.env, extendEnv: false, reject: false, input: `${s.token}\n${input}` },
-      );
+      execa(FAKE_KUBECTL, ['exec', ...(interactive ? ['-i'] : []), ...POD_EXEC, 'bao', ...args], {
+        env: s.env,
+        extendEnv: false,
+        reject: false,
+        input: `${s.token}\n${input}`,
+      });
     // What a first setup leaves for grafana (the first-run tests prove the setup does), made directly.
     expect((await bao(['secrets', 'enable', '-path=secret', 'kv-v2'], '')).exitCode).toBe(0);
     const seeded = await bao(

@@ -26,6 +26,7 @@ import { BUNDLE_SOURCE } from './helpers/bifrost-fixture.ts';
 import {
   type BootstrapFixture,
   findLeaks,
+  INFISICAL_ONLY_KEYS,
   kubectlEnv,
   makeBootstrapFixture,
 } from './helpers/bootstrap-fixture.ts';
@@ -322,14 +323,7 @@ describe.skipIf(!kubectl)('secrets status: the cluster', () => {
       'cloudflare-api-token/CLOUDFLARE_API_TOKEN in sync',
       'openbao-unseal-key/unseal-key in sync',
     ]);
-    expect(result.otherBackends).toEqual([
-      'INFISICAL_DB_PASSWORD',
-      'INFISICAL_ENCRYPTION_KEY',
-      'INFISICAL_AUTH_SECRET',
-      'REDIS_PASSWORD',
-      'INFISICAL_SERVICE_TOKEN',
-      'INFISICAL_IDENTITY_ID',
-    ]);
+    expect(result.otherBackends).toEqual(INFISICAL_ONLY_KEYS);
     expect(run.stderr).toMatch(/^not compared \(not used with backend openbao\): INFISICAL_DB_PASSWORD, /m);
     expect(s.kubectlCalls()).toHaveLength(1);
 

@@ -12,6 +12,7 @@
  * rootfs, then one `docker build` per image that adds small shell scripts answering the commands the
  * compose file's healthchecks and the bootstrap engine run (see STANDINS).
  */
+
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -34,6 +35,7 @@ import { execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
 import { findOnPath } from '../../scripts/lib/exec/which.ts';
 import { recordCreated } from '../helpers/leak-ledger.ts';
+import { CrashStops } from './crash-stop.ts';
 
 export interface DockerEngine {
   /** `unix:///tmp/sf-dockerd-…/docker.sock` */
@@ -240,7 +242,15 @@ interface EngineState {
   createdHostDirs: string[];
 }
 
-const liveEngines = new Set<EngineState>();
+/**
+ * Engines not stopped yet. If the test process dies without calling stop() (an uncaught error, the worker
+ * torn down), our daemons are killed rather than left running on the machine: SIGKILL, because an exit
+ * hook cannot wait.
+ */
+const liveEngines = new CrashStops<EngineState>((state) => {
+  if (state.dockerdPid) signal(state.dockerdPid, 'SIGKILL');
+  finalCleanup(state);
+});
 
 /** Everything our engine may have left in cgroupfs: one parent of our own per controller. */
 function cgroupDirs(parent: string): string[] {
@@ -345,38 +355,6 @@ function finalCleanup(state: EngineState): string[] {
   return problems;
 }
 
-/**
- * If the test process dies without calling stop() (an uncaught error, the worker torn down), kill our
- * daemons rather than leave them running on the machine. SIGKILL, because an exit hook cannot wait.
- */
-function emergencyStop(): void {
-  for (const state of liveEngines) {
-    if (state.dockerdPid) signal(state.dockerdPid, 'SIGKILL');
-    finalCleanup(state);
-  }
-  liveEngines.clear();
-}
-
-function onSignal(sig: NodeJS.Signals): void {
-  emergencyStop();
-  removeHooks();
-  // Re-raise so the process still dies of the signal it was sent.
-  process.kill(process.pid, sig);
-}
-const onSigterm = () => onSignal('SIGTERM');
-const onSigint = () => onSignal('SIGINT');
-function installHooks(): void {
-  if (liveEngines.size !== 1) return;
-  process.on('exit', emergencyStop);
-  process.on('SIGTERM', onSigterm);
-  process.on('SIGINT', onSigint);
-}
-function removeHooks(): void {
-  process.off('exit', emergencyStop);
-  process.off('SIGTERM', onSigterm);
-  process.off('SIGINT', onSigint);
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // The engine
 
@@ -439,7 +417,6 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
   }
   recordCreated('netns', netns);
   liveEngines.add(state);
-  installHooks();
 
   const started = Date.now();
   try {
@@ -478,7 +455,6 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
     await sleep(200);
     finalCleanup(state);
     liveEngines.delete(state);
-    if (liveEngines.size === 0) removeHooks();
     throw new Error(`${(e as Error).message}\n--- dockerd log (last lines) ---\n${log}`);
   }
 
@@ -520,7 +496,6 @@ export async function startDockerEngine(opts: { name?: string } = {}): Promise<D
     // 3. Shims or container processes that outlived them, mounts, netns, cgroups, temp dir.
     problems.push(...finalCleanup(state));
     liveEngines.delete(state);
-    if (liveEngines.size === 0) removeHooks();
     if (problems.length > 0)
       throw new Error(`docker engine ${netns} stopped with problems: ${problems.join('; ')}`);
   };

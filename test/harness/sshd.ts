@@ -10,6 +10,7 @@
  * The SFTP server runs with `-u 000`, the most permissive umask, so tests prove that file modes come
  * from the client's open request and not from a friendly umask on the server.
  */
+
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { recordCreated } from '../helpers/leak-ledger.ts';
 import { requireTool } from '../helpers/tiers.ts';
+import { CrashStops } from './crash-stop.ts';
 
 /** As root, each server logs in a user of its own: this prefix and 8 hex digits. */
 export const TEST_USER_PREFIX = 'sft-';
@@ -131,33 +133,8 @@ function removeTestUser(user: string): void {
   }
 }
 
-/** Servers not stopped yet: the exit hook stops them if the worker dies first. */
-const liveServers = new Set<Sshd>();
-
-/** Synchronous: sshd by pid, the user, the temp dir. An exit hook cannot wait. */
-function emergencyStop(): void {
-  for (const server of liveServers) server.stopNow();
-  liveServers.clear();
-  removeHooks();
-}
-function onSignal(sig: NodeJS.Signals): void {
-  emergencyStop();
-  // Re-raise so the process still dies of the signal it was sent.
-  process.kill(process.pid, sig);
-}
-const onSigterm = () => onSignal('SIGTERM');
-const onSigint = () => onSignal('SIGINT');
-function installHooks(): void {
-  if (liveServers.size !== 1) return;
-  process.on('exit', emergencyStop);
-  process.on('SIGTERM', onSigterm);
-  process.on('SIGINT', onSigint);
-}
-function removeHooks(): void {
-  process.off('exit', emergencyStop);
-  process.off('SIGTERM', onSigterm);
-  process.off('SIGINT', onSigint);
-}
+/** Servers not stopped yet: stopped synchronously (sshd by pid, the user, the temp dir) if the worker dies first. */
+const liveServers = new CrashStops<Sshd>((server) => server.stopNow());
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -206,7 +183,6 @@ class Sshd implements SshdServer {
     private readonly ownsUser = false,
   ) {
     liveServers.add(this);
-    installHooks();
   }
 
   get identity(): string {
@@ -299,7 +275,7 @@ class Sshd implements SshdServer {
   }
 
   private removeRest(): void {
-    if (liveServers.delete(this) && liveServers.size === 0) removeHooks();
+    liveServers.delete(this);
     if (this.ownsUser) removeTestUser(this.user);
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -132,3 +132,13 @@ export async function makeBootstrapFixture(
 
 /** Every key of the schema; lets tests assert that a run touched all of them. */
 export const ALL_KEYS = SECRET_KEYS;
+
+/** The keys only the Infisical backends' Secrets read, in schema order: OpenBao needs none of them. */
+export const INFISICAL_ONLY_KEYS = [
+  'INFISICAL_DB_PASSWORD',
+  'INFISICAL_ENCRYPTION_KEY',
+  'INFISICAL_AUTH_SECRET',
+  'REDIS_PASSWORD',
+  'INFISICAL_SERVICE_TOKEN',
+  'INFISICAL_IDENTITY_ID',
+];

@@ -29,7 +29,7 @@ import { runContext } from '../run-context.ts';
 import { generateValue } from '../secrets/generate.ts';
 import { FINGERPRINT_KEY, registerSecrets } from '../secrets/registry.ts';
 import { loadSecrets } from '../secrets/source.ts';
-import { type AppsTable, loadAppsTable, type RuntimeApp } from './apps.ts';
+import { type AppsTable, loadAppsTable } from './apps.ts';
 import { BACKENDS } from './backend-id.ts';
 import { kvPath, openbao } from './backends/openbao.ts';
 import { ALREADY_DONE, openBaoSetupPlan, type SetupStep, type StepKind } from './openbao-plan.ts';
@@ -345,12 +345,9 @@ export async function openBaoSetup(opts: OpenBaoSetupOptions, out: Output): Prom
   out.info(`${out.color.bold('token')}   from ${found.source} (sent on stdin only)`);
 
   // Generated values are registered before anything runs; the plan holds them only in stdin.
-  const generated = new Map<string, Record<string, string>>();
-  const steps = openBaoSetupPlan(table, (app: RuntimeApp, key) => {
+  const steps = openBaoSetupPlan(table, (_app, key) => {
     const value = generateValue(key.generate);
-    if (value === undefined) return undefined;
-    redactor.register(value, key.from);
-    generated.set(app.id, { ...generated.get(app.id), [key.from]: value });
+    if (value !== undefined) redactor.register(value, key.from);
     return value;
   });
 
@@ -401,7 +398,8 @@ export async function openBaoSetup(opts: OpenBaoSetupOptions, out: Output): Prom
     }
     let said = outcome === 'done' ? DONE_SAID[step.kind] : (ALREADY_SAID[step.kind] ?? 'already done');
     if (step.kind === 'initial-values' && outcome === 'done') {
-      const values = generated.get(step.app ?? '') ?? {};
+      // The values written are the step's stdin, one JSON object (openbao-plan.ts).
+      const values = JSON.parse(step.stdin ?? '{}') as Record<string, string>;
       said = `${(step.keys ?? []).map((k) => (values[k] === undefined ? k : describeSecret(k, values[k]))).join(', ')} written`;
     }
     out.info(`${label.padEnd(24)} ${outcome === 'done' ? out.color.green(said) : said}`);

@@ -27,6 +27,16 @@ export const SYNC_OPTIONS_VALUE = 'ServerSideApply=false';
 /** The operator's own restart mechanism: it restarts annotated workloads that use the managed Secret. */
 export const INFISICAL_AUTO_RELOAD = 'secrets.infisical.com/auto-reload';
 
+/** Both Infisical backends: the operator restarts workloads carrying its annotation (either API version). */
+export const infisicalRestartHint: RuntimeBackend['restartHint'] = (app) =>
+  app.restartOnChange
+    ? { annotation: INFISICAL_AUTO_RELOAD, value: 'true', by: 'the Infisical operator' }
+    : undefined;
+
+/** Both Infisical backends: the operator writes a Secret whatever the row says. */
+export const FILES_NEED_CSI =
+  'files-only delivery needs the CSI driver: the Infisical operator always writes a Secret (use --backend openbao)';
+
 export const infisicalV1alpha1: RuntimeBackend = {
   id: 'infisical-v1alpha1',
   kinds: [KIND],
@@ -35,10 +45,7 @@ export const infisicalV1alpha1: RuntimeBackend = {
     table.apps.map(
       (app): BackendFile => ({ file: outputFileName(app), app, documents: [infisicalSecretManifest(app)] }),
     ),
-  restartHint: (app) =>
-    app.restartOnChange
-      ? { annotation: INFISICAL_AUTO_RELOAD, value: 'true', by: 'the Infisical operator' }
-      : undefined,
+  restartHint: infisicalRestartHint,
 };
 
 function problems(table: AppsTable): Problem[] {
@@ -47,11 +54,7 @@ function problems(table: AppsTable): Problem[] {
     const add = (field: string, message: string) => out.push(appProblem(app, field, message));
     for (const field of ['hostAPI', 'envSlug', 'resyncInterval', 'auth'] as const)
       if (app[field] === undefined) add(field, 'missing (set it on the app or in defaults)');
-    if (app.delivery === 'files')
-      add(
-        'delivery',
-        'files-only delivery needs the CSI driver: the Infisical operator always writes a Secret (use --backend openbao)',
-      );
+    if (app.delivery === 'files') add('delivery', FILES_NEED_CSI);
     for (const k of app.keys)
       if (k.from !== k.key)
         add(

@@ -20,7 +20,7 @@ import {
   MANAGED_LABELS,
   type RuntimeBackend,
 } from './backend.ts';
-import { INFISICAL_AUTO_RELOAD } from './infisical-v1alpha1.ts';
+import { FILES_NEED_CSI, infisicalRestartHint } from './infisical-v1alpha1.ts';
 
 export const API_VERSION = 'secrets.infisical.com/v1beta1';
 export const CONNECTION_NAME = 'infisical';
@@ -43,10 +43,7 @@ export const infisicalV1beta1: RuntimeBackend = {
   kinds: ['InfisicalConnection', 'InfisicalAuth', 'ServiceAccount', 'InfisicalStaticSecret'],
   problems,
   files,
-  restartHint: (app) =>
-    app.restartOnChange
-      ? { annotation: INFISICAL_AUTO_RELOAD, value: 'true', by: 'the Infisical operator' }
-      : undefined,
+  restartHint: infisicalRestartHint,
 };
 
 /** One address for every app: each InfisicalConnection is one Infisical instance. */
@@ -79,11 +76,7 @@ function problems(table: AppsTable): Problem[] {
         'auth',
         `one InfisicalAuth (Kubernetes auth, the table's infisical block) serves every app; per-app auth is infisical-v1alpha1's`,
       );
-    if (app.delivery === 'files')
-      add(
-        'delivery',
-        'files-only delivery needs the CSI driver: the Infisical operator always writes a Secret (use --backend openbao)',
-      );
+    if (app.delivery === 'files') add('delivery', FILES_NEED_CSI);
   }
   return out;
 }
