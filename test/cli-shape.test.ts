@@ -79,11 +79,29 @@ async function helpOf(
   argv: string[],
 ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   if (!IMPORTABLE.has(script)) return runScript(script, argv, env());
-  const { command } = (await import(`../scripts/${script}`)) as { command: Command };
+  const { command } = (await import(/* @vite-ignore */ `../scripts/${script}`)) as { command: Command };
   const captured = capturedOutput();
   const exitCode = await command.main(argv, captured.out);
   return { exitCode, stdout: captured.text(), stderr: '' };
 }
+
+describe('the test bundles are the scripts operators run', () => {
+  // Most tests start a script from its bundle (test/helpers/script-bundles.ts). Here each script also
+  // starts as operators start it, `node --import tsx scripts/X.ts`: the same help, and the same usage error.
+  it.each([...SINGLE, ...Object.keys(SUBCOMMANDS)])(
+    '%s: --help and a mistyped flag, both ways',
+    async (script) => {
+      for (const args of [['--help'], ['--jsno']]) {
+        const [bundled, operators] = await Promise.all([
+          runScript(script, args, env()),
+          runScript(script, args, env(), { asOperators: true }),
+        ]);
+        expect(operators).toEqual(bundled);
+        expect(operators.exitCode).toBe(args[0] === '--help' ? 0 : 2);
+      }
+    },
+  );
+});
 
 describe('every --help', () => {
   it.each(SINGLE)('%s --help ends with the exit-code table', async (script) => {

@@ -17,8 +17,11 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LEDGER_ENV, readLedger } from './helpers/leak-ledger.ts';
+import { BUNDLES_ENV, buildScriptBundles } from './helpers/script-bundles.ts';
 
 const LEDGER_NAME = '.leak-ledger';
+/** The scripts' bundles for the run (test/helpers/script-bundles.ts), removed with the root. */
+const BUNDLES_NAME = '.script-bundles';
 
 function pids(): number[] {
   return readdirSync('/proc')
@@ -102,7 +105,7 @@ function runProcesses(root: string, baseline: Baseline, ledgerFile: string): Lef
 function rootEntries(root: string): string[] {
   let names: string[] = [];
   try {
-    names = readdirSync(root).filter((n) => n !== LEDGER_NAME);
+    names = readdirSync(root).filter((n) => n !== LEDGER_NAME && n !== BUNDLES_NAME);
   } catch {
     return [];
   }
@@ -122,7 +125,7 @@ function rootEntries(root: string): string[] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export default function setup(): () => Promise<void> {
+export default async function setup(): Promise<() => Promise<void>> {
   const baseline: Baseline = {
     pids: new Set(pids()),
     netns: new Set(netnsList()),
@@ -132,9 +135,16 @@ export default function setup(): () => Promise<void> {
   chmodSync(root, 0o711);
   const ledgerFile = join(root, LEDGER_NAME);
   writeFileSync(ledgerFile, '');
-  const previous = { TMPDIR: process.env.TMPDIR, [LEDGER_ENV]: process.env[LEDGER_ENV] };
+  const bundles = join(root, BUNDLES_NAME);
+  await buildScriptBundles(bundles);
+  const previous = {
+    TMPDIR: process.env.TMPDIR,
+    [LEDGER_ENV]: process.env[LEDGER_ENV],
+    [BUNDLES_ENV]: process.env[BUNDLES_ENV],
+  };
   process.env.TMPDIR = root;
   process.env[LEDGER_ENV] = ledgerFile;
+  process.env[BUNDLES_ENV] = bundles;
 
   return async () => {
     for (const [k, v] of Object.entries(previous)) {

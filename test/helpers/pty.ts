@@ -4,6 +4,7 @@
  */
 import { execa } from 'execa';
 import { PROJECT_ROOT } from './run-cli.ts';
+import { scriptArgv } from './script-bundles.ts';
 
 const IN_PTY = `
 import os, pty, select, sys, time
@@ -45,9 +46,7 @@ export async function runScriptInPty(opts: {
       opts.prompt,
       opts.answer,
       process.execPath,
-      '--import',
-      'tsx',
-      `scripts/${opts.script}`,
+      ...scriptArgv(opts.script, 'tsx'),
       ...opts.args,
     ],
     { cwd: PROJECT_ROOT, env: opts.env, extendEnv: false, reject: false, timeout: 90_000 },

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
+import { scriptArgv } from './script-bundles.ts';
 
 export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -14,24 +15,27 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs a project script the way operators do (`node --import tsx scripts/X.ts`), with exactly `env`. */
+/**
+ * Runs a project script as its own process, with exactly `env`: its test bundle (script-bundles.ts), or the
+ * way operators do (`node --import tsx scripts/X.ts`) where the run built none or `asOperators` asks for it.
+ */
 export async function runScript(
   script: string,
   args: readonly string[],
   env: Record<string, string>,
-  opts: { input?: string; cwd?: string } = {},
+  opts: { input?: string; cwd?: string; asOperators?: boolean } = {},
 ): Promise<CliRun> {
-  const result = await execa(
-    process.execPath,
-    ['--import', opts.cwd ? TSX : 'tsx', resolve(PROJECT_ROOT, 'scripts', script), ...args],
-    {
-      env,
-      extendEnv: false,
-      reject: false,
-      input: opts.input ?? '',
-      cwd: opts.cwd ?? PROJECT_ROOT,
-      timeout: 60_000,
-    },
-  );
+  const tsx = opts.cwd ? TSX : 'tsx';
+  const start = opts.asOperators
+    ? ['--import', tsx, resolve(PROJECT_ROOT, 'scripts', script)]
+    : scriptArgv(script, tsx);
+  const result = await execa(process.execPath, [...start, ...args], {
+    env,
+    extendEnv: false,
+    reject: false,
+    input: opts.input ?? '',
+    cwd: opts.cwd ?? PROJECT_ROOT,
+    timeout: 60_000,
+  });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
