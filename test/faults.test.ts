@@ -12,7 +12,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
@@ -23,6 +23,7 @@ import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { eventually } from './helpers/process.ts';
 import { type CliRun, PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { scriptArgv } from './helpers/script-bundles.ts';
 
 const sshd = findSshd('faults: interrupts and dropped connections over a loopback sshd');
 
@@ -37,15 +38,11 @@ interface Running {
 const running = new Set<ChildProcess>();
 
 function start(script: string, args: readonly string[], env: Record<string, string>): Running {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', resolve(PROJECT_ROOT, 'scripts', script), ...args],
-    {
-      env,
-      cwd: PROJECT_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [...scriptArgv(script, 'tsx'), ...args], {
+    env,
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.add(child);
   let stdout = '';
   let stderr = '';

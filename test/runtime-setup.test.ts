@@ -23,6 +23,7 @@ import {
 } from './helpers/bootstrap-fixture.ts';
 import { alive, eventually } from './helpers/process.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { scriptArgv } from './helpers/script-bundles.ts';
 import { requireTool } from './helpers/tiers.ts';
 
 const APPS = resolve(PROJECT_ROOT, 'cloud/runtime/apps.yaml');
@@ -465,16 +466,7 @@ describe('runtime setup against the stand-in', { timeout: 120_000 }, () => {
     const t = await sandbox();
     const child = execa(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        resolve(PROJECT_ROOT, 'scripts/runtime.ts'),
-        'setup',
-        '--apps',
-        APPS,
-        '--secrets-file',
-        t.f.secretsFile,
-      ],
+      [...scriptArgv('runtime.ts', 'tsx'), 'setup', '--apps', APPS, '--secrets-file', t.f.secretsFile],
       {
         env: { ...t.env, FAKE_BAO_HANG: 'policy write' },
         extendEnv: false,

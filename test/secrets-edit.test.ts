@@ -25,6 +25,7 @@ import { alive } from './helpers/process.ts';
 import { runScriptInPty } from './helpers/pty.ts';
 import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { scriptArgv } from './helpers/script-bundles.ts';
 import { tempDir } from './helpers/temp.ts';
 import { requireTool } from './helpers/tiers.ts';
 
@@ -229,7 +230,7 @@ describe('secrets edit', { timeout: 90_000 }, () => {
       const before = readFileSync(f.file);
       const child = execa(
         process.execPath,
-        ['--import', 'tsx', 'scripts/secrets.ts', 'edit', '--secrets-file', f.file],
+        [...scriptArgv('secrets.ts', 'tsx'), 'edit', '--secrets-file', f.file],
         { cwd: PROJECT_ROOT, env: f.env(['wait']), extendEnv: false, reject: false, timeout: 60_000 },
       );
       const pidFile = join(f.log, 'pid');

@@ -25,6 +25,7 @@ import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { scriptArgv } from './helpers/script-bundles.ts';
 
 const SCRIPT = 'bifrost-bootstrap.ts';
 const temps: string[] = [];
@@ -183,9 +184,7 @@ describe.skipIf(!sshd)('OpenSSH habits against loopback sshds', () => {
   async function atPassphrasePrompt(env: NodeJS.ProcessEnv, keys: string) {
     const cli = [
       process.execPath,
-      '--import',
-      'tsx',
-      join(PROJECT_ROOT, 'scripts', SCRIPT),
+      ...scriptArgv(SCRIPT, 'tsx'),
       '--host',
       `${target.user}@127.0.0.1:${target.port}`,
       '--dir',
