@@ -155,8 +155,8 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
     writeFileSync(join(bundle, '.secrets.env'), rendered.secretsEnv, { mode: 0o600 });
     writeFileSync(join(bundle, '.env'), rendered.dotEnv, { mode: 0o600 });
     const sim = new DockerSimulator({ dir: bundle, ...SANDBOX_TIMELINE });
-    simServer = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
-    const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer.socketPath);
+    simServer = await serveDockerSimulator(sim);
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer);
     const bifrostArgs = ['--local', '--dir', bundle, '--docker', docker, '--compose', `${docker} compose`];
     const scaled = { ...env, SECRETS_FLOW_TIME_SCALE: '0.05' };
     if ((await runStep(out, 'bifrost-bootstrap.ts', bifrostArgs, scaled)) !== 0) return EXIT.failed;

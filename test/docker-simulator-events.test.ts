@@ -4,7 +4,7 @@
  * log, a recreate's kill/die/stop/destroy for the old id, abort and `--until` ending the call, and
  * `inspect`'s Config.Healthcheck and State fields.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -311,17 +311,65 @@ describe('docker events on the simulator', () => {
   });
 });
 
-describe('docker events through the simulator socket (docker-sim-server, docker-sim-client)', () => {
+describe('docker events through the simulator socket (docker-sim-server and its bash wrapper)', () => {
   async function served() {
     const sim = simulator();
     const dir = tempDir('sf-sim-sock-');
     dirs.push(dir);
-    const server = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
+    const server = await serveDockerSimulator(sim);
     servers.push(server);
-    const docker = await writeDockerSimWrapper(join(dir, 'docker'), server.socketPath);
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), server);
     const eventsEnded = () => sim.calls.some((c) => c.argv[1] === 'events');
     return { sim, docker, eventsEnded };
   }
+
+  it('the bash wrapper passes argv, stdin and output through byte for byte, with the exit code', async () => {
+    // Every control character, backslash sequences printf would interpret, % directives, non-ASCII
+    // text, NUL, and no final newline.
+    const tricky = `${Array.from({ length: 127 }, (_, i) => String.fromCharCode(i + 1)).join('')}\\c \\n \\0101 %s %b é🔑\0end`;
+    const seen: { argv: string[]; input: string }[] = [];
+    const fake = {
+      run: async (call: {
+        argv: string[];
+        input: string;
+        onOutput(data: string, stream: 'stdout' | 'stderr'): void;
+      }) => {
+        seen.push({ argv: call.argv, input: call.input });
+        call.onOutput(tricky, 'stdout');
+        call.onOutput(`err ${tricky}`, 'stderr');
+        return { exitCode: 7 };
+      },
+    } as unknown as DockerSimulator;
+    const dir = tempDir('sf-sim-bytes-');
+    dirs.push(dir);
+    const server = await serveDockerSimulator(fake);
+    servers.push(server);
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), server);
+    const argv = ['a b', '', "it's", '$HOME', '--format', '{{json .}}', 'multi\nline', '\\n'];
+    const input = `print("x")\n${tricky.replace('\0', '')}\n`;
+    const child = spawn(docker, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.end(input);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(seen).toEqual([{ argv: ['docker', ...argv], input }]);
+    expect(Buffer.concat(out).toString('utf8')).toBe(tricky);
+    expect(Buffer.concat(err).toString('utf8')).toBe(`err ${tricky}`);
+    expect(code).toBe(7);
+  });
+
+  it('a simulator that is gone: exit 125 naming it', async () => {
+    const dir = tempDir('sf-sim-gone-');
+    dirs.push(dir);
+    const server = await serveDockerSimulator(simulator());
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), server);
+    await server.close();
+    const r = spawnSync(docker, ['ps'], { encoding: 'utf8', input: '' });
+    expect(r.status).toBe(125);
+    expect(r.stderr).toBe(`docker (sandbox): cannot reach the simulator at 127.0.0.1:${server.port}\n`);
+  });
 
   it('a real child process prints each line as it happens; killing it ends the call', async () => {
     const { sim, docker, eventsEnded } = await served();
@@ -398,9 +446,9 @@ describe.skipIf(!sshd)('docker events over SSH, through the simulator client', (
     dirs.push(dir);
     const server = await startSshd(sshd as string);
     servers.push({ close: () => server.stop() });
-    const simServer = await serveDockerSimulator(sim, join(dir, 'docker.sock'));
+    const simServer = await serveDockerSimulator(sim);
     servers.push(simServer);
-    const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer.socketPath);
+    const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer);
     // sshd's test user must reach the wrapper and the socket.
     if (process.getuid?.() === 0) chmodSync(dir, 0o711);
     const ssh = await connectSsh({

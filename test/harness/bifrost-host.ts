@@ -54,9 +54,9 @@ export async function startBifrostTestHost(
     ...reference,
     timeline: opts.timeline ?? reference.timeline,
   });
-  const simServer = await serveDockerSimulator(sim, join(root, 'docker.sock'));
+  const simServer = await serveDockerSimulator(sim);
   mkdirSync(join(root, 'bin'));
-  const docker = await writeDockerSimWrapper(join(root, 'bin', 'docker'), simServer.socketPath);
+  const docker = await writeDockerSimWrapper(join(root, 'bin', 'docker'), simServer);
   if (process.getuid?.() === 0) {
     // sshd logs in as its /bin/sh test user: it must own the remote dir and reach the socket and wrapper.
     execFileSync('chown', [server.user, join(root, 'remote')]);
