@@ -15,6 +15,7 @@
  * - ssh2 stays an external package (its native crypto binding is loaded as under tsx), as does zx, which
  *   the product loads lazily through `require`.
  */
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -61,8 +62,21 @@ function sourceLocations(entries: ReadonlySet<string>): Plugin {
   };
 }
 
+/** Where a bundle dir records how new its sources were (ms since the epoch). */
+const STAMP = '.sources-mtime';
+
+/** The newest modification time of anything under scripts/ (ms since the epoch). */
+function newestSource(): number {
+  let newest = 0;
+  for (const name of readdirSync(SCRIPTS_DIR, { recursive: true, encoding: 'utf8' })) {
+    newest = Math.max(newest, statSync(join(SCRIPTS_DIR, name)).mtimeMs);
+  }
+  return newest;
+}
+
 /** Bundles every `scripts/*.ts` into `outDir/<name>.mjs`. */
 export async function buildScriptBundles(outDir: string): Promise<void> {
+  const sources = newestSource();
   const entries = (await readdir(SCRIPTS_DIR))
     .filter((n) => n.endsWith('.ts'))
     .map((n) => join(SCRIPTS_DIR, n));
@@ -81,14 +95,18 @@ export async function buildScriptBundles(outDir: string): Promise<void> {
     },
     plugins: [sourceLocations(new Set(entries))],
   });
+  writeFileSync(join(outDir, STAMP), String(sources));
 }
 
 /**
- * How to start `scripts/<script>`: its bundle when the run built them, else as operators do (the argv after
- * `node`). `tsx` is the `--import` specifier (a file URL when the working directory is not the project).
+ * How to start `scripts/<script>`: its bundle when the run built them and no source changed since (a
+ * watch-mode run after an edit), else as operators do (the argv after `node`). `tsx` is the `--import`
+ * specifier (a file URL when the working directory is not the project).
  */
 export function scriptArgv(script: string, tsx: string): string[] {
   const bundles = process.env[BUNDLES_ENV];
-  if (bundles) return [join(bundles, script.replace(/\.ts$/, '.mjs'))];
+  if (bundles && newestSource() <= Number(readFileSync(join(bundles, STAMP), 'utf8'))) {
+    return [join(bundles, script.replace(/\.ts$/, '.mjs'))];
+  }
   return ['--import', tsx, join(SCRIPTS_DIR, script)];
 }
