@@ -13,9 +13,9 @@ import { connectSsh } from '../scripts/lib/exec/ssh.ts';
 import { findOnPath } from '../scripts/lib/exec/which.ts';
 import { findSshd, startSshd } from '../test/harness/sshd.ts';
 import { BUNDLE_SOURCE } from '../test/helpers/bifrost-fixture.ts';
+import { median } from './median.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
 async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
   const t0 = performance.now();

@@ -15,16 +15,11 @@ import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
 import { canaryValues } from '../test/helpers/bootstrap-fixture.ts';
 import { benchBifrost } from './bifrost.ts';
 import { benchBifrostReal } from './bifrost-real.ts';
+import { median } from './median.ts';
 import { benchProvision } from './provision.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-};
 
 function report(
   name: string,

@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { serveDockerSimulator, writeDockerSimWrapper } from '../scripts/lib/sandbox/docker-sim-server.ts';
 import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { buildScriptBundles } from '../test/helpers/script-bundles.ts';
+import { median } from './median.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -26,8 +27,6 @@ const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).
 /** Runs `file` and resolves with its exit status, without blocking the event loop. */
 const exited = (file: string, args: string[]) =>
   new Promise<number | null>((ok) => spawn(file, args, { stdio: 'ignore' }).on('close', ok));
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 /** CPU seconds of this process's children that have ended and been waited for. */
 function childrenCpuSeconds(): number {

@@ -20,6 +20,7 @@ import {
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireHostLock, currentHolder, type LockHolder } from '../scripts/lib/bifrost/lock.ts';
+import type { Executor } from '../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { tempDir } from './helpers/temp.ts';
 import { requireTier } from './helpers/tiers.ts';
@@ -35,6 +36,20 @@ let remoteDir: string;
 const lockDir = () => `${remoteDir}.lock`;
 
 /** A pid that existed and is gone: a child that already exited. */
+/** The local executor, with `race` run just before each command of a lock takeover (a race's other side). */
+function beforeTakeover(race: () => void): Executor {
+  return {
+    ...local,
+    where: local.where,
+    files: local.files,
+    close: local.close.bind(local),
+    run: (cmd: Parameters<typeof local.run>[0]) => {
+      if (cmd.argv.some((a) => a.includes('.takeover'))) race();
+      return local.run(cmd);
+    },
+  };
+}
+
 function deadPid(): number {
   const pid = spawnSync('true').pid;
   if (!pid) throw new Error('no pid');
@@ -142,18 +157,7 @@ describe('host lock takeover', () => {
     fresh();
     leaveLock({ ...currentHolder('provision-bifrost'), pid: deadPid() });
     const live = currentHolder('another run');
-    const racing = {
-      ...local,
-      where: local.where,
-      files: local.files,
-      close: local.close.bind(local),
-      run: (cmd: Parameters<typeof local.run>[0]) => {
-        if (cmd.argv.some((a) => a.includes('.takeover'))) {
-          writeFileSync(join(lockDir(), 'holder.json'), JSON.stringify(live));
-        }
-        return local.run(cmd);
-      },
-    };
+    const racing = beforeTakeover(() => writeFileSync(join(lockDir(), 'holder.json'), JSON.stringify(live)));
     const err = await acquireHostLock(racing, remoteDir, { holder: currentHolder('test') }).catch((e) => e);
     expect(String(err)).toMatch(/is held by /);
     expect(JSON.parse(readFileSync(join(lockDir(), 'holder.json'), 'utf8'))).toEqual(live);
@@ -180,22 +184,14 @@ describe('host lock takeover', () => {
     fresh();
     leaveLock(undefined, 600);
     let replaced: number | undefined;
-    const racing = {
-      ...local,
-      where: local.where,
-      files: local.files,
-      close: local.close.bind(local),
-      run: (cmd: Parameters<typeof local.run>[0]) => {
-        if (replaced === undefined && cmd.argv.some((a) => a.includes('.takeover'))) {
-          // Made while the old one still exists, so it cannot get the old one's inode.
-          mkdirSync(`${lockDir()}.new`, { mode: 0o700 });
-          rmSync(lockDir(), { recursive: true });
-          renameSync(`${lockDir()}.new`, lockDir());
-          replaced = statSync(lockDir()).ino;
-        }
-        return local.run(cmd);
-      },
-    };
+    const racing = beforeTakeover(() => {
+      if (replaced !== undefined) return;
+      // Made while the old one still exists, so it cannot get the old one's inode.
+      mkdirSync(`${lockDir()}.new`, { mode: 0o700 });
+      rmSync(lockDir(), { recursive: true });
+      renameSync(`${lockDir()}.new`, lockDir());
+      replaced = statSync(lockDir()).ino;
+    });
     const err = await acquireHostLock(racing, remoteDir, { holder: currentHolder('test') }).catch((e) => e);
     expect(replaced).toBeDefined();
     expect(String(err)).toMatch(/is held by unknown .*\(no holder\.json\)/);

@@ -98,6 +98,17 @@ export async function buildScriptBundles(outDir: string): Promise<void> {
   writeFileSync(join(outDir, STAMP), String(sources));
 }
 
+/** Per bundle dir, whether it is as new as the sources: looked up once per test file (its module instance). */
+const current = new Map<string, boolean>();
+function bundlesCurrent(dir: string): boolean {
+  let known = current.get(dir);
+  if (known === undefined) {
+    known = newestSource() <= Number(readFileSync(join(dir, STAMP), 'utf8'));
+    current.set(dir, known);
+  }
+  return known;
+}
+
 /**
  * How to start `scripts/<script>`: its bundle when the run built them and no source changed since (a
  * watch-mode run after an edit), else as operators do (the argv after `node`). `tsx` is the `--import`
@@ -105,7 +116,7 @@ export async function buildScriptBundles(outDir: string): Promise<void> {
  */
 export function scriptArgv(script: string, tsx: string): string[] {
   const bundles = process.env[BUNDLES_ENV];
-  if (bundles && newestSource() <= Number(readFileSync(join(bundles, STAMP), 'utf8'))) {
+  if (bundles && bundlesCurrent(bundles)) {
     return [join(bundles, script.replace(/\.ts$/, '.mjs'))];
   }
   return ['--import', tsx, join(SCRIPTS_DIR, script)];

@@ -26,7 +26,7 @@ export interface DockerSimServer {
 }
 
 /** `text` as `printf %b` reads it back: `\` doubled, every control character as `\0ooo`. */
-export function escapeForPrintfB(text: string): string {
+function escapeForPrintfB(text: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is escaped
   return text.replace(/[\\\x00-\x1f\x7f]/g, (c) =>
     c === '\\' ? '\\\\' : `\\0${c.charCodeAt(0).toString(8).padStart(3, '0')}`,
@@ -39,7 +39,7 @@ interface SimRequest {
 }
 
 /** The request, once `buffer` holds all of it (see the wire format above); undefined while it does not. */
-export function parseSimRequest(buffer: Buffer): SimRequest | undefined {
+function parseSimRequest(buffer: Buffer): SimRequest | undefined {
   let at = 0;
   const field = (): string | undefined => {
     const end = buffer.indexOf(0, at);
@@ -67,12 +67,13 @@ export function parseSimRequest(buffer: Buffer): SimRequest | undefined {
 function serveCall(sim: DockerSimulator, socket: Socket): void {
   let buffer = Buffer.alloc(0);
   let started = false;
+  let finished = false;
   // A client that goes away (killed, its socket closed) ends its call: a `docker events` stops.
   const controller = new AbortController();
-  let finished = false;
   socket.on('close', () => {
     if (!finished) controller.abort();
   });
+  // A client killed mid-call resets the connection; 'close' follows and ends the call.
   socket.on('error', () => {});
   const frame = (kind: 'O' | 'E' | 'X', text: string) => {
     if (!socket.destroyed) socket.write(`${kind}${kind === 'X' ? text : escapeForPrintfB(text)}\n`);
@@ -80,31 +81,24 @@ function serveCall(sim: DockerSimulator, socket: Socket): void {
   socket.on('data', async (chunk: Buffer) => {
     if (started) return;
     buffer = Buffer.concat([buffer, chunk]);
-    let request: SimRequest | undefined;
+    let exitCode: number;
     try {
-      request = parseSimRequest(buffer);
-    } catch (err) {
+      const request = parseSimRequest(buffer);
+      if (!request) return;
       started = true;
-      frame('E', `simulator: ${(err as Error).message}\n`);
-      frame('X', '125');
-      finished = true;
-      socket.end();
-      return;
-    }
-    if (!request) return;
-    started = true;
-    try {
       const r = await sim.run({
         argv: ['docker', ...request.argv],
         input: request.input,
         signal: controller.signal,
         onOutput: (data, stream) => frame(stream === 'stdout' ? 'O' : 'E', data),
       });
-      frame('X', String(r.spawnError ? 127 : r.exitCode));
+      exitCode = r.spawnError ? 127 : r.exitCode;
     } catch (err) {
+      started = true;
       frame('E', `simulator: ${(err as Error).message}\n`);
-      frame('X', '125');
+      exitCode = 125;
     }
+    frame('X', String(exitCode));
     finished = true;
     socket.end();
   });
