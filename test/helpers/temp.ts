@@ -1,8 +1,8 @@
 /**
  * Temporary directories that a test file (or a helper it uses) makes and that are removed when the file
- * ends (issue 14: a run leaves nothing behind; test/global-setup.ts fails it otherwise). Importing this
- * module from a test file, directly or through a helper, registers one afterAll that removes them; outside
- * vitest (bench/) nothing is registered and removeTempDirs() is the caller's to run.
+ * ends (issue 14: a run leaves nothing behind; test/global-setup.ts fails it otherwise). The removal is an
+ * afterAll that test/each-file.ts registers in every test file: a worker runs many files in one module
+ * instance (vitest.config.ts, isolate: false), so a hook registered here would belong to the first file only.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,12 +14,6 @@ const dirs = new Set<string>();
 export function removeTempDirs(): void {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   dirs.clear();
-}
-
-if (process.env.VITEST) {
-  // vitest refuses to be imported outside its runner; this module is also used by bench/.
-  const { afterAll } = await import('vitest');
-  afterAll(removeTempDirs);
 }
 
 /** mkdtemp under os.tmpdir(), removed when the test file ends. */

@@ -32,4 +32,14 @@ describe('scriptArgv', () => {
     delete process.env[BUNDLES_ENV];
     expect(scriptArgv('secrets.ts', 'tsx')[0]).toBe('--import');
   });
+
+  it('looks again on every start: a worker keeps this module across test files (isolate: false)', () => {
+    const dir = tempDir('sf-bundles-');
+    process.env[BUNDLES_ENV] = dir;
+    writeFileSync(join(dir, '.sources-mtime'), String(Date.now() + 60_000));
+    expect(scriptArgv('secrets.ts', 'tsx')).toEqual([join(dir, 'secrets.mjs')]);
+    // A source edited since the bundles were built (as the stamp now says) sends the next start to tsx.
+    writeFileSync(join(dir, '.sources-mtime'), '0');
+    expect(scriptArgv('secrets.ts', 'tsx')[0]).toBe('--import');
+  });
 });
