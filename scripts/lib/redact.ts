@@ -38,6 +38,11 @@ export class Redactor {
   get size(): number {
     return this.patterns.length;
   }
+
+  /** Forgets every registered value: the state of a process that registered none (tests, between files). */
+  clear(): void {
+    this.patterns = [];
+  }
 }
 
 /**
