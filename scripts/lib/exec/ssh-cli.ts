@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.ts';
 import { ask } from '../prompt.ts';
-import type { IdentityKey, SshExecutor, SshOptions } from './ssh.ts';
+import { type IdentityKey, loadSsh2, type SshExecutor, type SshOptions } from './ssh.ts';
 import {
   defaultIdentityFiles,
   localEnv,
@@ -96,7 +96,7 @@ async function optionsFor(
     // As before: the one key given, a prompt for its passphrase on a terminal, no agent.
     const file = hop.identityFiles[0] as string;
     opts.identity = file;
-    const ssh2 = (await import('ssh2')).default;
+    const ssh2 = await loadSsh2();
     const key = await readFile(file).catch(() => undefined);
     const parsed = key ? ssh2.utils.parseKey(key) : undefined;
     if (parsed instanceof Error && /passphrase|encrypted/i.test(parsed.message) && process.stdin.isTTY) {
@@ -140,7 +140,7 @@ async function loadKeys(
   haveAgent: boolean,
   warn: (line: string) => void,
 ): Promise<{ keys: IdentityKey[]; skipped: string[] }> {
-  const ssh2 = (await import('ssh2')).default;
+  const ssh2 = await loadSsh2();
   const keys: IdentityKey[] = [];
   const skipped: string[] = [];
   const skip = (file: string, why: string, quiet = false) => {

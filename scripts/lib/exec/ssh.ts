@@ -12,8 +12,7 @@ import { homedir, constants as osConstants } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
-import ssh2 from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import { InputError, WorkError } from '../errors.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import {
@@ -126,6 +125,15 @@ const NEVER_CONNECTED = new Set([
 ]);
 const RERUN_HINT = 'check the network and the server, then re-run: the steps are safe to repeat';
 
+/**
+ * ssh2, loaded on first use: loading it compiles its protocol code and instantiates its WebAssembly
+ * (~70 ms of CPU), which every command that never connects (`--help`, the local and kubectl paths) would
+ * pay at start.
+ */
+export async function loadSsh2(): Promise<typeof import('ssh2')> {
+  return (await import('ssh2')).default;
+}
+
 export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
   const port = opts.port ?? 22;
   const user = opts.user ?? process.env.USER ?? 'root';
@@ -157,7 +165,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
   );
   const timeoutMs = opts.connectTimeoutMs ?? 10_000;
 
-  const client = new ssh2.Client();
+  const client = new (await loadSsh2()).Client();
   const config: ConnectConfig = {
     host: opts.host,
     port,
@@ -275,7 +283,7 @@ async function loadAuth(opts: SshOptions, where: string): Promise<AuthConfig> {
       );
     }
     // Parsed here, not inside ssh2's connect, to report a bad key as the operator's input.
-    const parsed = ssh2.utils.parseKey(key, opts.passphrase);
+    const parsed = (await loadSsh2()).utils.parseKey(key, opts.passphrase);
     if (parsed instanceof Error) {
       const encrypted = /passphrase|encrypted/i.test(parsed.message);
       throw new InputError(
@@ -489,7 +497,7 @@ export class SshExecutor implements Executor {
   readonly jump: SshExecutor | undefined;
 
   constructor(
-    private readonly client: InstanceType<typeof ssh2.Client>,
+    private readonly client: Client,
     readonly where: string,
     readonly hostKey: HostKeyInfo,
     limits: Partial<Limits> = {},
@@ -850,7 +858,7 @@ class SftpFiles implements FileOps {
   private session: Promise<SFTPWrapper> | undefined;
 
   constructor(
-    private readonly client: InstanceType<typeof ssh2.Client>,
+    private readonly client: Client,
     private readonly where: string,
     /** Whether the connection is still up: requests on a dropped one are never answered. */
     private readonly connected: () => boolean,
