@@ -116,11 +116,23 @@ function wholeSuite(dir: string) {
   const json = JSON.parse(readFileSync(report, 'utf8')) as {
     numPassedTests: number;
     numFailedTests: number;
-    testResults: { name: string; startTime: number; endTime: number }[];
+    testResults: {
+      name: string;
+      startTime: number;
+      endTime: number;
+      assertionResults: { status: string; fullName: string; failureMessages: string[] }[];
+    }[];
   };
   console.log(
     `whole suite (vitest exit ${r.status}: ${json.numPassedTests} passed, ${json.numFailedTests} failed)`,
   );
+  // A bench run is also a run of the suite: a failure it met is named, not only counted.
+  for (const file of json.testResults) {
+    for (const a of file.assertionResults.filter((x) => x.status === 'failed')) {
+      const first = (a.failureMessages[0] ?? '').split('\n').slice(0, 3).join(' | ');
+      console.log(`  FAILED ${file.name.replace(`${ROOT}/`, '')} > ${a.fullName}: ${first}`);
+    }
+  }
   console.log(
     `  wall ${wall.toFixed(0)} s  goal 60 s  ratio ${(wall / 60).toFixed(2)}  ${wall <= 60 ? 'meets goal' : 'MISSES goal'}`,
   );
