@@ -35,7 +35,6 @@ let root: string;
 let remoteDir: string;
 const lockDir = () => `${remoteDir}.lock`;
 
-/** A pid that existed and is gone: a child that already exited. */
 /** The local executor, with `race` run just before each command of a lock takeover (a race's other side). */
 function beforeTakeover(race: () => void): Executor {
   return {
@@ -50,6 +49,7 @@ function beforeTakeover(race: () => void): Executor {
   };
 }
 
+/** A pid that existed and is gone: a child that already exited. */
 function deadPid(): number {
   const pid = spawnSync('true').pid;
   if (!pid) throw new Error('no pid');
