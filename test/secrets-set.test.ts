@@ -197,7 +197,7 @@ describe('secrets set', () => {
     noCanary(ok, [value, CANARY.INFISICAL_ENCRYPTION_KEY]);
   });
 
-  it('an age key source set but unusable is a warning naming it (never its content) while another key opens the file; an error item when none does', async () => {
+  it('an age key source set but unusable is a warning naming it (never its content) while another key opens the file; the refusal names it when none does', async () => {
     const f = await fixture();
     const before = readFileSync(f.file);
     // The working key where sops looks by default; a missing SOPS_AGE_KEY_FILE and a cut-short SOPS_AGE_KEY.
