@@ -830,7 +830,7 @@ export interface LocalFile {
  * engine's NB_IDP_MGMT_TOKEN line in .secrets.env is neither a change nor an edit. No secret value or
  * file hash is ever in a verdict.
  */
-export function fileVerdict(
+function fileVerdict(
   path: string,
   mine: LocalFile | undefined,
   sent: ManifestEntry | undefined,
