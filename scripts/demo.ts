@@ -56,7 +56,7 @@ function runStep(
   });
 }
 
-const command = defineCommand({
+export const command = defineCommand({
   name: 'node --import tsx scripts/demo.ts',
   synopsis: '[--keep] [--json]',
   description: `Runs the whole flow on a built-in sandbox, with nothing but Node: a new age key; secrets init; the fake
@@ -250,4 +250,6 @@ const SANDBOX_TIMELINE = {
   migrateMs: 6 * 20,
 };
 
-await runMain((out) => command.main(process.argv.slice(2), out));
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runMain((out) => command.main(process.argv.slice(2), out));
+}

@@ -64,21 +64,16 @@ const SINGLE = [
   'demo.ts',
 ];
 
-/** Scripts that run their command only as the entry point, so a test can import them (sops.ts always runs). */
-const IMPORTABLE = new Set(
-  [...SINGLE, ...Object.keys(SUBCOMMANDS)].filter((s) => !['sops.ts', 'demo.ts'].includes(s)),
-);
-
 /**
  * --help in-process, through the script's exported command (the same main the entry point hands to
- * runMain); scripts that cannot be imported are spawned. Every script is also spawned once with --help
- * below (the entry point's wiring: exit 0, the text on stdout), so this only skips a node start per help.
+ * runMain; every script runs it only as the entry point, so importing one runs nothing). Every script is
+ * also spawned once with --help below (the entry point's wiring: exit 0, the text on stdout), so this only
+ * skips a node start per help.
  */
 async function helpOf(
   script: string,
   argv: string[],
 ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  if (!IMPORTABLE.has(script)) return runScript(script, argv, env());
   const { command } = (await import(/* @vite-ignore */ `../scripts/${script}`)) as { command: Command };
   const captured = capturedOutput();
   const exitCode = await command.main(argv, captured.out);
