@@ -143,3 +143,15 @@ bifrost-unlock HOST *ARGS:
 # Read the Bifrost bundle against its plan and the pinned images' facts (no host, no secrets)
 bifrost-check-bundle *ARGS:
     {{tsx}} scripts/bifrost.ts check-bundle "$@"
+
+# Rehearse provisioning on this machine, no VPS or Docker: provision-bifrost --local into .rehearsal/ (docker simulator)
+rehearse-up *ARGS:
+    {{tsx}} scripts/rehearse.ts up --secrets-file {{quote(secrets_file)}} "$@"
+
+# Rehearse a command on .rehearsal/: up, bootstrap, or bifrost COMMAND (status, logs, token, render, verify, unlock)
+rehearse +ARGS:
+    {{tsx}} scripts/rehearse.ts "$@"
+
+# Remove the rehearsal target .rehearsal/
+rehearse-clean:
+    {{tsx}} scripts/rehearse.ts clean

@@ -2,7 +2,8 @@
  * The README and the commands agree: every command the README shows (`just RECIPE …` and
  * `node --import tsx scripts/X.ts …`, in code blocks and in inline code) names a recipe the justfile has
  * and a script that exists, and every option shown with it, and every option the recipe itself passes,
- * is one that command's own parser takes and its --help lists. Each command is reached in-process through
+ * is one that command's own parser takes and its --help lists (for `just rehearse…`, also the product
+ * command it runs with --local). Each command is reached in-process through
  * the command its script exports (the same main its entry point runs), with `--help` last, so the parser
  * judges each option and nothing runs.
  */
@@ -10,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../scripts/lib/cli.ts';
+import { rehearsedCommand, splitRehearsal } from '../scripts/rehearse.ts';
 import { capturedOutput } from './helpers/bifrost-fixture.ts';
 import { PROJECT_ROOT } from './helpers/run-cli.ts';
 
@@ -26,11 +28,10 @@ interface Shown {
   words: string[];
 }
 
-/** What a recipe runs: its script, the subcommand, and the options its body passes itself. */
+/** What a recipe runs: its script and the words its body passes it (its parameters' places left out). */
 interface RecipeCommand {
   script: string;
-  sub?: string;
-  options: string[];
+  words: string[];
 }
 
 /** Each recipe of the justfile and what it runs (undefined: not a project script, like `test`). */
@@ -42,13 +43,9 @@ function justfileRecipes(): Map<string, RecipeCommand | undefined> {
     if (!head) continue;
     const body: string[] = [];
     while (lines[i + 1]?.startsWith('    ')) body.push((lines[++i] as string).trim());
-    const run = /scripts\/([\w-]+\.ts)(?: ([a-z][\w-]*))?/.exec(body.join(' '));
-    recipes.set(
-      head[1] as string,
-      run
-        ? { script: run[1] as string, sub: run[2], options: optionsIn(body.join(' ').split(/\s+/)) }
-        : undefined,
-    );
+    const run = /scripts\/([\w-]+\.ts)(.*)$/.exec(body.join(' '));
+    const words = (run?.[2] ?? '').split(/\s+/).filter((w) => w && !/^"\$|^\{\{/.test(w));
+    recipes.set(head[1] as string, run ? { script: run[1] as string, words } : undefined);
   }
   return recipes;
 }
@@ -144,8 +141,28 @@ async function refusal(command: Command, sub: string | undefined, flag: string):
   let r = await attempt([flag]);
   if (r.error && /needs a value/.test(r.error)) r = await attempt([`${flag}=x`]);
   if (r.error) return r.error;
-  const listed = new RegExp(`(^|[\\s,(\\[/])${flag.replace(/-/g, '\\-')}(?![\\w-])`, 'm');
-  return listed.test(r.help ?? '') ? undefined : 'the parser takes it but its --help does not list it';
+  // Listed in its Options: an option line's own flag (`  --tail N`, `  -y, --yes`), or one named beside it
+  // as the same (`; --file F is the same`, `-y/--yes`); a mention in another option's words is not enough.
+  const options = (r.help ?? '').slice((r.help ?? '').indexOf('\nOptions:'));
+  const listed = new RegExp(`(^ +(?:-\\w, )?|; |, |/)${flag}(?![\\w-])`, 'm');
+  return listed.test(options) ? undefined : 'the parser takes it but its --help does not list it';
+}
+
+/**
+ * The commands that parse `words` given to `script`: the script's own command, and for rehearse.ts also the
+ * product command it runs (the words after its command word are that command's, --local added).
+ */
+function parsersOf(script: string, words: string[]): { script: string; words: string[] }[] {
+  if (script !== 'rehearse.ts') return [{ script, words }];
+  const { own, words: rehearsed } = splitRehearsal(words);
+  const parsers = [{ script, words: own }];
+  // A placeholder (`just rehearse bifrost COMMAND`, the table's `+ARGS`) names no command to check.
+  const named = rehearsed.slice(0, 2).every((w) => !/^[*+]?[A-Z][A-Z_]*$/.test(w));
+  if (rehearsed.length > 0 && rehearsed[0] !== 'clean' && named) {
+    const { script: runs, args } = rehearsedCommand(rehearsed, '/rehearsal/bifrost');
+    parsers.push({ script: runs, words: args });
+  }
+  return parsers;
 }
 
 describe('the README shows only commands and options that exist', () => {
@@ -174,8 +191,7 @@ describe('the README shows only commands and options that exist', () => {
     for (const s of shown) {
       const where = `README.md:${s.line} \`${s.text}\``;
       let script: string;
-      let sub: string | undefined;
-      let options = optionsIn(s.words);
+      let words: string[];
       if (s.recipe) {
         if (!recipes.has(s.recipe)) {
           problems.push(`${where}: the justfile has no recipe ${s.recipe}`);
@@ -183,20 +199,31 @@ describe('the README shows only commands and options that exist', () => {
         }
         const run = recipes.get(s.recipe);
         if (!run) continue; // test, check, bench: not a project script's options
-        ({ script, sub } = run);
-        options = [...run.options, ...options];
+        script = run.script;
+        words = [...run.words, ...s.words];
       } else {
         script = s.words[0] as string;
+        words = s.words.slice(1);
         if (!existsSync(join(PROJECT_ROOT, 'scripts', script))) {
           problems.push(`${where}: there is no scripts/${script}`);
           continue;
         }
-        sub = s.words.slice(1).find((w) => !w.startsWith('-'));
       }
-      const command = await commandOf(script);
-      for (const flag of new Set(options)) {
-        const why = await refusal(command, sub, flag);
-        if (why) problems.push(`${where}: ${flag} (${script}${sub ? ` ${sub}` : ''}): ${why}`);
+      let parsers: { script: string; words: string[] }[];
+      try {
+        parsers = parsersOf(script, words);
+      } catch (err) {
+        problems.push(`${where}: ${(err as Error).message}`);
+        continue;
+      }
+      for (const p of parsers) {
+        // A group's subcommand is its first word; a single command ignores a positional before --help.
+        const sub = p.words[0]?.startsWith('-') ? undefined : p.words[0];
+        const command = await commandOf(p.script);
+        for (const flag of new Set(optionsIn(p.words))) {
+          const why = await refusal(command, sub, flag);
+          if (why) problems.push(`${where}: ${flag} (${p.script}${sub ? ` ${sub}` : ''}): ${why}`);
+        }
       }
     }
     expect(problems).toEqual([]);
