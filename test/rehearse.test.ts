@@ -7,12 +7,14 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { decryptSopsFile } from '../scripts/lib/secrets/sops/index.ts';
 import { makeAgeKey } from './fixtures/make-sops-fixtures.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
-import { runScript } from './helpers/run-cli.ts';
+import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { scriptArgv } from './helpers/script-bundles.ts';
 import { tempDir } from './helpers/temp.ts';
 
 /** The keys the guide sets by hand before day 1, and the two it sets after the first NetBird login. */
@@ -123,6 +125,35 @@ describe('rehearsing the Bifrost days on this machine', () => {
     expect(state()).toBe(before);
     const verify = await rehearse(['bifrost', 'verify', '--secrets-file', secretsFile]);
     expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+  }, 60_000);
+
+  it('SIGTERM stops the rehearsed command, which releases the host lock, then the state is saved (exit 143)', async () => {
+    const other = join(dir, 'interrupted');
+    const run = execa(
+      process.execPath,
+      [...scriptArgv('rehearse.ts', 'tsx'), '--target', other, 'up', '--secrets-file', secretsFile],
+      { env, extendEnv: false, reject: false, cwd: PROJECT_ROOT },
+    );
+    // Once the first service starts (order of events, not time), the bootstrap is under way.
+    let seen = '';
+    await new Promise<void>((started) => {
+      const watch = (chunk: Buffer) => {
+        seen += String(chunk);
+        if (/start\s+traefik/.test(seen)) started();
+      };
+      run.stdout?.on('data', watch);
+      run.stderr?.on('data', watch);
+    });
+    run.kill('SIGTERM');
+    const r = await run;
+    expect(r.exitCode).toBe(143);
+    expect(r.stderr).toMatch(/interrupted by SIGTERM during bootstrap/);
+    expect(r.stderr).toMatch(
+      /interrupted by SIGTERM during rehearse up: the rehearsal target's state was saved/,
+    );
+    expect(existsSync(join(other, 'bifrost.lock'))).toBe(false);
+    const saved = JSON.parse(readFileSync(join(other, 'docker-simulator.json'), 'utf8'));
+    expect(saved.containers.map((c: { service: string }) => c.service)).toContain('traefik');
   }, 60_000);
 
   it('refuses a target that holds something else, and clean removes only a rehearsal target', async () => {
