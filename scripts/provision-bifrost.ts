@@ -18,14 +18,13 @@ import {
   writeDeployed,
 } from './lib/bifrost/deployed.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
-import { HOST_OPTIONS, HOST_OPTIONS_HELP, hostDockerCli } from './lib/bifrost/host-flags.ts';
+import { HOST_OPTIONS, HOST_OPTIONS_HELP, openHost, requireHost } from './lib/bifrost/host-flags.ts';
 import { carryToken, RENDERED_ENV_FILES, readHostEnvState, SECRETS_ENV } from './lib/bifrost/host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from './lib/bifrost/plan.ts';
 import { buildProvisionInput } from './lib/bifrost/provision-input.ts';
 import { COMMON_OPTIONS, defineCommand, type Flags, numberFlag, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
-import { connectFromFlags } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
 import { runContext, withCleanup } from './lib/run-context.ts';
 import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
@@ -51,8 +50,8 @@ const OPTIONS = {
 
 export const command = defineCommand({
   name: USAGE,
-  synopsis: '--host H [options]',
-  description: `Provisions the Bifrost VPS in one SSH connection:
+  synopsis: '(--host H | --local) [options]',
+  description: `Provisions the Bifrost VPS in one SSH connection (--local: this machine, on the VPS itself):
   1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally), and
      checks the bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
   2. refuses a changed NB_DATA_STORE_KEY / NB_RELAY_SECRET / Authentik key unless --allow-rotate KEY
@@ -88,9 +87,8 @@ Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was i
 export const main = command.main;
 
 async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<number> {
-  if (!flags.host) throw new InputError('--host is required', `see ${USAGE} --help`);
+  const { cli } = requireHost(flags, USAGE);
   const lockWait = numberFlag('lock-wait', flags['lock-wait'], 'non-negative', 0);
-  const cli = hostDockerCli(flags);
   const remoteDir = cli.dir;
   const allowRotate = flags['allow-rotate'] ?? [];
 
@@ -118,8 +116,7 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
 
   // 2. One SSH connection for everything.
-  runContext.setPhase('connecting', NOTHING_CHANGED);
-  const executor = await connectFromFlags({ ...flags, host: flags.host });
+  const executor = await openHost(flags);
   const work = async () => {
     runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
     out.info(`target  ${executor.where}:${remoteDir}`);
