@@ -68,6 +68,13 @@ export function requireHost(flags: HostFlags, usage: string): { cli: DockerCli; 
   return { host: flags.host ?? LOCAL_HOST, cli: hostDockerCli(flags) };
 }
 
+/** The command that provisions the host these flags name, for hints. */
+export function provisionCommand(flags: HostFlags): string {
+  return flags.local
+    ? 'node --import tsx scripts/provision-bifrost.ts --local'
+    : `just bifrost-up ${flags.host ?? 'HOST'}`;
+}
+
 /** The host's executor: this machine with --local, else one SSH connection to --host. */
 export async function openHost(flags: HostFlags): Promise<Executor> {
   runContext.setPhase('connecting', 'nothing was changed on the host');

@@ -12,7 +12,7 @@ export const summary = 'the last log lines of a service (--tail N, default 100),
 
 export const command = defineCommand({
   name: `${USAGE} logs`,
-  synopsis: 'SERVICE --host H [--tail N] [options]',
+  synopsis: 'SERVICE (--host H | --local) [--tail N] [options]',
   description: `Prints \`docker logs --tail N SERVICE\` from the host. The values of the host's .secrets.env and .env are
 read first (over SFTP) and every one of them is replaced by [REDACTED:NAME] before anything is printed.
 SERVICE is one of: ${planServices()

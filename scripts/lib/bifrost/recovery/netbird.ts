@@ -42,7 +42,7 @@ export function netbirdCommand(
 ) {
   return defineCommand({
     name: `${USAGE} ${which}`,
-    synopsis: '--host H [options]',
+    synopsis: '(--host H | --local) [options]',
     ...text,
     options: OPTIONS,
     optionsHelp: `${LOCK_WAIT_HELP}

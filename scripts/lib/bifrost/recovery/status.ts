@@ -23,7 +23,7 @@ export const summary = "each service's container state and health, as a table";
 
 export const command = defineCommand({
   name: `${USAGE} status`,
-  synopsis: '--host H [options]',
+  synopsis: '(--host H | --local) [options]',
   description: `Shows every Bifrost service's container state and health (one \`docker inspect\` of all of them).
 Services gated by an optional secret that is not set (netbird-proxy, netbird-agent) are reported as
 skipped, not as failures. Changes nothing.`,

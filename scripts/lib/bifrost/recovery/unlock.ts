@@ -10,7 +10,7 @@ export const summary = "show the host lock's holder and clear it (asks first on 
 
 export const command = defineCommand({
   name: `${USAGE} unlock`,
-  synopsis: '--host H [--yes] [options]',
+  synopsis: '(--host H | --local) [--yes] [options]',
   description: `Shows who holds the host lock (REMOTE-DIR.lock: user@machine, pid, since when, which command) and
 clears it. Asks for confirmation on a terminal; elsewhere pass --yes. Only clear a lock whose run is
 really gone: two runs at once would break each other's upload. A lock left by a run of the same machine

@@ -9,7 +9,7 @@ import { DEFAULT_SECRETS_FILE } from '../../secrets/source.ts';
 import { formatProblems } from '../../secrets/validate.ts';
 import { compareSecrets, DEPLOYED_FILE, HostFingerprints, readDeployed } from '../deployed.ts';
 import { parseEnvFile } from '../env-file.ts';
-import { requireHost, withHost } from '../host-flags.ts';
+import { provisionCommand, requireHost, withHost } from '../host-flags.ts';
 import { DOT_ENV, hasToken, SECRETS_ENV } from '../host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from '../plan.ts';
 import { buildProvisionInput, DEFAULT_BUNDLE_DIR } from '../provision-input.ts';
@@ -22,7 +22,7 @@ upload now; exit 1 when anything differs`;
 
 export const command = defineCommand({
   name: `${USAGE} verify`,
-  synopsis: '--host H [options]',
+  synopsis: '(--host H | --local) [options]',
   description: `Compares the host with what \`just bifrost-up\` would upload now: each bundle file (the local bundle and the
 env files rendered in memory from the secrets, against the host's ${MANIFEST} and the files themselves)
 is same / differs / missing on host / only on host; each Bifrost secret is same / differs by its SHA-256
@@ -136,7 +136,7 @@ ${READ_ONLY_HELP}`,
             `edited on the host, which provisioning does not notice: remove ${editedOnHost.length === 1 ? 'it' : 'them'} there first (rm ${editedOnHost.map((f) => `${cli.dir}/${f.path}`).join(' ')}),`,
           );
         }
-        out.info(`to bring the host in line, run: just bifrost-up ${host}`);
+        out.info(`to bring the host in line, run: ${provisionCommand(flags)}`);
       }
       out.result({ ok, where: executor.where, dir: cli.dir, files: fileVerdicts, secrets });
       return ok ? EXIT.ok : EXIT.failed;
