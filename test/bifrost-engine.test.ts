@@ -288,6 +288,59 @@ describe('bifrost engine on the simulator', () => {
     expect(r.log).toContain('netbird-server (recreate');
   });
 
+  // Docker sends an event only on a change: a container that is already healthy, and that an up leaves
+  // alone, sends nothing more. Each wait reads the present state before it listens.
+  /** The guide's day 2 on an engine-level host: day 1 without the post-login keys, then both set. */
+  async function dayOne(before?: (s: ReturnType<typeof setup>) => void) {
+    const values = bifrostSecrets({ NB_PROXY_TOKEN: undefined, NB_BIFROST_SETUP_KEY: undefined });
+    const s = setup({ values });
+    const first = await run(s);
+    expect(first.ok, first.log).toBe(true);
+    expect(status(first, 'netbird-proxy')).toBe('skipped');
+    before?.(s);
+    const day2 = { ...values.secretsEnv, NB_PROXY_TOKEN: 'nbx_proxy', NB_BIFROST_SETUP_KEY: 'SETUP-KEY' };
+    const secretsEnv = join(s.bundle.dir, '.secrets.env');
+    const minted = parseEnvFile(readFileSync(secretsEnv, 'utf8')).get('NB_IDP_MGMT_TOKEN');
+    writeFileSync(secretsEnv, envText({ ...day2, NB_IDP_MGMT_TOKEN: minted }));
+    writeFileSync(
+      join(s.bundle.dir, '.env'),
+      envText({ ...values.dotEnv, NB_BIFROST_SETUP_KEY: day2.NB_BIFROST_SETUP_KEY }),
+    );
+    return { s, creations: new Map(s.sim.creations) };
+  }
+
+  /** Services the last run sent an up that compose did not act on: the same containers as before. */
+  const upButLeftAlone = (s: ReturnType<typeof setup>, creations: Map<string, number>, since: number) => {
+    const upped = new Set(
+      upCalls(s.sim)
+        .filter((c) => c.startedAt >= since)
+        .flatMap((c) => c.services),
+    );
+    return [...upped].filter((svc) => s.sim.creations.get(svc) === creations.get(svc));
+  };
+
+  it('day 2: the post-login keys set, the services an up leaves alone count as healthy at once', async () => {
+    const { s, creations } = await dayOne();
+    const since = s.sim.now();
+    // A deadline of a minute: the test would time out if a wait sat on a container that sends nothing.
+    const second = await run(s, 1);
+    expect(second.failure, second.log).toBeUndefined();
+    expect(status(second, 'netbird-proxy')).toBe('done');
+    expect(status(second, 'netbird-agent')).toBe('done');
+    expect(upButLeftAlone(s, creations, since)).toContain('traefik');
+  }, 30_000);
+
+  it('a container already unhealthy when its wait begins fails at once, not at its deadline', async () => {
+    // traefik turned unhealthy between the runs: its event went by before day 2 listened.
+    const { s, creations } = await dayOne((s) => s.sim.turnUnhealthy('traefik'));
+    const since = s.sim.now();
+    const r = await run(s, 1);
+    expect(r.failure?.step, r.log).toBe('traefik');
+    expect(r.failure?.message).toMatch(/traefik turned unhealthy, before it was healthy \(reported at once/);
+    // compose left it alone (nothing it compares changed), so no new event could have come.
+    expect(upButLeftAlone(s, creations, since)).toContain('traefik');
+  }, 30_000);
+
   it('a service that turns unhealthy fails at once, not at its deadline, with its logs and health-check output', async () => {
     const timeline = {
       ...referenceTimeline(MS).timeline,
@@ -312,8 +365,13 @@ describe('bifrost engine on the simulator', () => {
       '30',
       'netbird-dashboard',
     ]);
-    // Heard, not polled: no inspect between the up and the failure but the failure report's own.
-    const inspects = s.sim.calls.filter((c) => c.argv[1] === 'inspect');
+    // Heard, not polled: after the dashboard's up, one read of its present state where the wait begins
+    // and the failure report's own, nothing every poll interval.
+    const up = must(
+      firstCall(s.sim, (a) => a.includes('up') && a.includes('netbird-dashboard')),
+      'up',
+    );
+    const inspects = s.sim.calls.filter((c) => c.argv[1] === 'inspect' && c.startedAt >= up.startedAt);
     expect(inspects.length).toBeLessThanOrEqual(2);
   }, 30_000);
 

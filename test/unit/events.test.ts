@@ -31,6 +31,7 @@ interface Inspected {
   id: string;
   status?: string;
   health?: string;
+  exitCode?: number;
 }
 
 class ScriptedDocker implements Executor {
@@ -39,6 +40,8 @@ class ScriptedDocker implements Executor {
   readonly argvs: string[][] = [];
   inspect = new Map<string, Inspected>();
   eventsExit: CommandResult | undefined;
+  /** Holds every inspect's answer until it resolves (the inspect has looked; its answer is on the way). */
+  gate: Promise<void> | undefined;
   private push: ((chunk: string) => void) | undefined;
   streamAborted = false;
 
@@ -62,6 +65,7 @@ class ScriptedDocker implements Executor {
       });
     }
     if (sub === 'inspect') {
+      const gate = this.gate;
       const found = cmd.argv.slice(2).flatMap((name) => {
         const c = this.inspect.get(name);
         if (!c) return [];
@@ -71,11 +75,13 @@ class ScriptedDocker implements Executor {
             Name: `/${name}`,
             State: {
               Status: c.status ?? 'running',
+              ...(c.exitCode === undefined ? {} : { ExitCode: c.exitCode }),
               ...(c.health ? { Health: { Status: c.health, Log: [{ Output: 'probe said so' }] } } : {}),
             },
           },
         ];
       });
+      await gate;
       return { exitCode: 0, stdout: JSON.stringify(found), stderr: '', timedOut: false };
     }
     return { exitCode: 125, stdout: '', stderr: 'unsupported', timedOut: false };
@@ -128,7 +134,7 @@ describe('parseEventLine', () => {
 });
 
 describe('EventWatcher', () => {
-  it('opens the stream first, inspects once, then waits on events alone: start, then healthy', async () => {
+  it('opens the stream first, inspects once, reads the present where the wait begins, then waits on events alone', async () => {
     const docker = new ScriptedDocker();
     const w = watcher(docker, { traefik: true });
     await w.start();
@@ -140,7 +146,56 @@ describe('EventWatcher', () => {
     await tick();
     docker.emit(line('health_status: healthy', 'traefik', ID(1)));
     expect(await ready).toMatchObject({ id: ID(1), status: 'running', health: 'healthy' });
-    expect(docker.count('inspect')).toBe(1);
+    expect(docker.count('inspect')).toBe(2);
+  });
+
+  it('a container already healthy that the up left alone counts at once: no event will come', async () => {
+    const docker = new ScriptedDocker();
+    docker.inspect.set('traefik', { id: ID(1), health: 'healthy' });
+    const w = watcher(docker, { traefik: true });
+    await w.start();
+    w.expectStart('traefik');
+    // No event: docker sends one only on a change.
+    expect(await w.waitReady('traefik', 2_000)).toMatchObject({ id: ID(1), health: 'healthy' });
+  });
+
+  it('a container found unhealthy or exited where the wait begins fails at once, naming it', async () => {
+    const docker = new ScriptedDocker();
+    docker.inspect.set('traefik', { id: ID(1), health: 'unhealthy' });
+    docker.inspect.set('netbird-server', { id: ID(2), status: 'exited', exitCode: 3 });
+    const w = watcher(docker, { traefik: true, 'netbird-server': true });
+    await w.start();
+    w.expectStart('traefik');
+    w.expectStart('netbird-server');
+    const [unhealthy, exited] = await Promise.allSettled([
+      w.waitReady('traefik', 600_000),
+      w.waitReady('netbird-server', 600_000),
+    ]);
+    expect(unhealthy).toMatchObject({
+      status: 'rejected',
+      reason: { reason: 'unhealthy', container: 'traefik' },
+    });
+    expect(exited).toMatchObject({ status: 'rejected', reason: { reason: 'died', exitCode: 3 } });
+    // Both waits began together: one inspect read both (after the first look).
+    expect(docker.count('inspect')).toBe(2);
+  });
+
+  it('events heard while the present is being read count on top of what the read saw', async () => {
+    const docker = new ScriptedDocker();
+    const w = watcher(docker, { traefik: true });
+    await w.start();
+    w.expectStart('traefik');
+    docker.inspect.set('traefik', { id: ID(1), health: 'starting' });
+    let release = () => {};
+    docker.gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const ready = w.waitReady('traefik', 2_000);
+    await tick();
+    // The healthcheck passed after the inspect looked and before its answer came back.
+    docker.emit(line('health_status: healthy', 'traefik', ID(1)));
+    release();
+    expect(await ready).toMatchObject({ id: ID(1), health: 'healthy' });
   });
 
   it('a recreated container: the old instance dying does not count; the new one healthy does', async () => {
@@ -150,6 +205,8 @@ describe('EventWatcher', () => {
     await w.start();
     expect(w.current('authentik-server')?.id).toBe(ID(1));
     w.expectStart('authentik-server');
+    // compose recreated it: the new instance runs when the up returns, its healthcheck still starting.
+    docker.inspect.set('authentik-server', { id: ID(2), health: 'starting' });
     const ready = w.waitReady('authentik-server', 10_000);
     // The old instance was healthy: that must not end the wait for the new one.
     let settled = false;
@@ -302,7 +359,8 @@ describe('EventWatcher', () => {
     const ready = w.waitReady('traefik', 60_000);
     await progressed;
     expect(seen[0]).toBe('traefik undefined');
-    expect(docker.count('inspect')).toBe(1);
+    // The first look and the wait's one read of the present; nothing every interval.
+    expect(docker.count('inspect')).toBe(2);
     docker.emit(line('start', 'traefik', ID(9)));
     docker.emit(line('health_status: healthy', 'traefik', ID(9)));
     await ready;

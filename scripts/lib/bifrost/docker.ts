@@ -82,6 +82,8 @@ export interface ContainerState {
   /** Health status, or 'none' for a container without a healthcheck. */
   health: 'starting' | 'healthy' | 'unhealthy' | 'none';
   startedAt?: string;
+  /** The exit code docker records for a container that is not running. */
+  exitCode?: number;
   /** The last health-check outputs, newest last. */
   healthLog: string[];
 }
@@ -92,6 +94,7 @@ interface InspectEntry {
   State?: {
     Status?: string;
     StartedAt?: string;
+    ExitCode?: number;
     Health?: { Status?: string; Log?: { Output?: string }[] };
   };
 }
@@ -124,6 +127,7 @@ export async function inspectContainers(
       status: e.State?.Status ?? 'unknown',
       health: health === 'starting' || health === 'healthy' || health === 'unhealthy' ? health : 'none',
       startedAt: e.State?.StartedAt,
+      ...(Number.isInteger(e.State?.ExitCode) ? { exitCode: e.State?.ExitCode } : {}),
       healthLog: (e.State?.Health?.Log ?? []).map((l) => (l.Output ?? '').trim()).filter(Boolean),
     });
   }

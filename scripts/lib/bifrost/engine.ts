@@ -426,15 +426,10 @@ class Engine {
     const recreate = recorded !== inputs;
     const why = recorded === undefined ? '' : recreate ? ' (recreate: its config or env file changed)' : '';
     this.out.info(`start  ${service}${why}`);
-    // Whether this up makes a new container (its start event is then what counts, not the old one's
-    // events): forced, none running, or a definition compose will see changed. Unknown (a state recorded
-    // before definitions were): one inspect after the up says.
-    const running = this.watcher.current(service)?.status === 'running';
-    const before = this.state.services[service]?.definition;
-    const startsNew = recreate || !running || (before !== undefined && before !== definition);
-    if (startsNew) this.watcher.expectStart(service);
+    // Compose alone decides whether this up makes a new container (by a config hash the engine cannot
+    // see): the old instance's health says nothing until the wait reads what runs now.
+    this.watcher.expectStart(service);
     const up = await this.ups.request(service, recreate);
-    if (!startsNew && before === undefined && up.exitCode === 0) await this.watcher.resync(service);
     if (up.exitCode !== 0) {
       throw new StepFailure(
         `compose up ${service} failed (exit ${up.exitCode}):\n${tail(`${up.stdout}\n${up.stderr}`)}`,

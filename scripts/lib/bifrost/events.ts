@@ -9,8 +9,15 @@
  * - `health_status: healthy|unhealthy` of that id sets its health; unhealthy fails its wait at once;
  * - `die` of that id is confirmed with one inspect (compose recreating it dies the old one first), then
  *   fails its wait at once, naming the exit code;
- * - before a recreating `up` (`expectStart`) the old instance's events no longer count, and the wait
- *   holds until the new instance's `start`.
+ * - before an `up` (`expectStart`) the old instance's events no longer count: compose alone decides
+ *   whether it recreates, so the wait holds until a new instance's `start` or the present is read.
+ *
+ * Every wait starts from the present: docker sends an event only on a change, so a container that is
+ * already healthy, and that an `up` left alone, sends nothing more (moby daemon/health.go emits
+ * `health_status` when the status changes). Unless what is known of it already says ready, a wait reads
+ * the container's state once (the stream is already open, so no change falls between): healthy counts at
+ * once, unhealthy or exited fails at once. Events that arrive while that read is in flight are applied
+ * on top of it, since they may be newer than what it saw.
  *
  * Each wait keeps its own deadline. A container whose events stop coming for `reconcileMs` is inspected
  * once (a missed event costs at most that); when the stream cannot be opened or ends early, the watcher
@@ -83,6 +90,8 @@ interface Tracked {
   /** Started, and whether it has a healthcheck is not known yet: asked once it is awaited. */
   probe?: boolean;
   lastEventAt: number;
+  /** Events heard while the present state is being read; applied again on top of what the read saw. */
+  heardWhileReading?: DockerEvent[];
 }
 
 interface Waiter {
@@ -117,6 +126,8 @@ export class EventWatcher {
   private polling: HealthWatcher | undefined;
   private buffered = '';
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Containers whose present state the next inspect reads (waits that begin in the same turn). */
+  private readonly presentQueue = new Set<string>();
   private reconcileTimer: NodeJS.Timeout | undefined;
   private offStop: (() => void) | undefined;
   /** Called with every state seen, for progress lines. */
@@ -178,30 +189,17 @@ export class EventWatcher {
     return t && !t.awaitingStart && !t.died ? t.state : undefined;
   }
 
-  /** Before an `up` that recreates (or creates) the container: only its new instance counts. */
+  /**
+   * Before an `up` of the container: only a new instance counts until the present is read, since the old
+   * one's health no longer says anything about what compose leaves running.
+   */
   expectStart(name: string): void {
     const t = this.track(name);
     t.awaitingStart = true;
     t.died = undefined;
   }
 
-  /**
-   * After an `up` that may or may not have recreated the container (compose decides by its own config
-   * hash, which the engine cannot see for a state recorded before definitions were): one inspect says
-   * which container runs now.
-   */
-  async resync(name: string): Promise<void> {
-    if (this.polling || this.stopped) return;
-    const seen = (await this.inspect([name]).catch(() => new Map<string, ContainerState>())).get(name);
-    const t = this.track(name);
-    if (seen && seen.id !== t.state?.id) {
-      t.awaitingStart = false;
-      t.died = undefined;
-      t.probe = false;
-      t.state = seen;
-    }
-  }
-
+  /** Called once the container's `up` has returned: what runs by that name then is what is awaited. */
   waitReady(name: string, deadlineMs: number): Promise<ContainerState> {
     if (this.polling) return this.polling.waitReady(name, deadlineMs);
     return new Promise((resolve, reject) => {
@@ -216,10 +214,60 @@ export class EventWatcher {
         timer: setTimeout(() => this.expire(waiter), deadlineMs),
       };
       this.waiters.push(waiter);
-      this.track(name).lastEventAt = Date.now();
+      const t = this.track(name);
+      t.lastEventAt = Date.now();
       this.ensureReconcile();
-      this.settle(name);
+      if (!t.awaitingStart && !t.died && isReady(t.state)) this.settle(name);
+      else this.readPresent(name);
     });
+  }
+
+  /**
+   * Reads the state of `name` once, where a wait begins: waits that begin together (one `up` of several
+   * services) share one inspect.
+   */
+  private readPresent(name: string): void {
+    const t = this.track(name);
+    if (t.heardWhileReading) return;
+    t.heardWhileReading = [];
+    this.presentQueue.add(name);
+    if (this.presentQueue.size > 1) return;
+    queueMicrotask(() => {
+      const names = [...this.presentQueue];
+      this.presentQueue.clear();
+      if (this.stopped) return;
+      this.inspect(names).then(
+        (states) => {
+          for (const n of names) this.takePresent(n, states.get(n));
+        },
+        () => {
+          // A read that fails changes nothing: the stream, the quiet-container check and the deadline hold.
+          for (const n of names) this.track(n).heardWhileReading = undefined;
+        },
+      );
+    });
+  }
+
+  private takePresent(name: string, seen: ContainerState | undefined): void {
+    const t = this.track(name);
+    const heard = t.heardWhileReading ?? [];
+    t.heardWhileReading = undefined;
+    if (!seen) {
+      // No container by that name when read. Heard of meanwhile: the events are newer, keep them.
+      // Otherwise compose is between removing one and starting its replacement: its start (or the
+      // quiet-container check, or the deadline) decides.
+      if (heard.length === 0) t.awaitingStart = true;
+      return;
+    }
+    t.awaitingStart = false;
+    t.probe = false;
+    t.state = seen;
+    t.died =
+      seen.status === 'running' ? undefined : seen.exitCode === undefined ? {} : { exitCode: seen.exitCode };
+    // What was heard meanwhile of this instance may be newer than the read; a start of another
+    // instance may be older, and is left to the quiet-container check.
+    for (const e of heard) if (e.id === seen.id) this.apply(e);
+    this.settle(name);
   }
 
   /** Ends the stream and every wait (StoppedError); idempotent. */
@@ -271,6 +319,7 @@ export class EventWatcher {
   private apply(e: DockerEvent): void {
     const t = this.track(e.name);
     t.lastEventAt = Date.now();
+    t.heardWhileReading?.push(e);
     if (e.action === 'start') {
       // The container already known running (a replayed start): nothing new.
       if (!t.awaitingStart && t.state?.id === e.id && t.state.status === 'running') return;

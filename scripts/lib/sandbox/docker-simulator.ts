@@ -69,6 +69,8 @@ interface Container {
   configHash: string;
   /** Set once its main process exited (kill()): docker keeps the container, not running. */
   exitCode?: number;
+  /** Set once its healthcheck started failing (turnUnhealthy()). */
+  failing?: boolean;
 }
 
 interface ServiceDef {
@@ -302,6 +304,15 @@ export class DockerSimulator implements Executor {
     this.emit(c, 'die', { exitCode: String(exitCode), execDuration: '1' });
   }
 
+  /** The container's healthcheck starts failing: `health_status: unhealthy`, as docker sends on the change. */
+  turnUnhealthy(service: string): void {
+    const c = this.containers.get(service);
+    if (!c?.healthcheck || c.exitCode !== undefined || c.failing) return;
+    this.cancelHealth(c);
+    c.failing = true;
+    this.emit(c, 'health_status: unhealthy');
+  }
+
   /** compose's project name: the bundle directory's name, as compose normalizes it. */
   private project(): string {
     return basename(this.opts.dir)
@@ -421,6 +432,7 @@ export class DockerSimulator implements Executor {
   }
 
   private health(c: Container): 'starting' | 'healthy' | 'unhealthy' {
+    if (c.failing) return 'unhealthy';
     const after = this.opts.timeline[c.service]?.healthyAfterMs;
     const age = this.now() - c.startedAt;
     if (after === undefined) return age > 50 ? 'unhealthy' : 'starting';
