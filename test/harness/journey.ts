@@ -44,6 +44,14 @@ export interface JourneyHost {
   dockerCommands(): string[];
 }
 
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // ended meanwhile
+  }
+}
+
 export class Operator {
   /** The operator's repository: every command runs here, with the guide's relative paths. */
   readonly repo: string;
@@ -183,7 +191,10 @@ export class Operator {
     if (this.uid !== undefined) {
       const uid = this.uid;
       await eventually(() => processesOf(uid).length === 0);
-      expect(processesOf(uid), `${what}: processes left on the host`).toEqual([]);
+      const left = processesOf(uid);
+      // Ended once seen, so that the next command is judged on what it leaves itself.
+      for (const p of left) killQuietly(Number(p.split(' ')[0]));
+      expect(left, `${what}: processes left on the host`).toEqual([]);
     }
     await eventually(() => this.host.openEventStreams() === 0);
     expect(this.host.openEventStreams(), `${what}: docker events streams left open`).toBe(0);
@@ -193,7 +204,7 @@ export class Operator {
     // Nor on the argv of a docker command it ran on the host (`ps` shows those to every user there).
     const commands = this.host.dockerCommands();
     const argv = commands.slice(this.dockerChecked).join('\n');
-    expect(findLeaks(argv, known), `${what}: secret values on a docker argv`).toEqual([]);
     this.dockerChecked = commands.length;
+    expect(findLeaks(argv, known), `${what}: secret values on a docker argv`).toEqual([]);
   }
 }
