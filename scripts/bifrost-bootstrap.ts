@@ -3,16 +3,18 @@
  * SSH), mints the Authentik token for NetBird, renders NetBird's config, and reports a status table.
  */
 
-import { resolve } from 'node:path';
 import { bundleProblems, readHostBundle, requireSoundBundle } from './lib/bifrost/check-bundle.ts';
 import { dryRunBootstrap, reportDryRun } from './lib/bifrost/dry-run.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
-import { HOST_ALIASES, HOST_OPTIONS, HOST_OPTIONS_HELP, hostDockerCli } from './lib/bifrost/host-flags.ts';
+import {
+  HOST_ALIASES,
+  HOST_OPTIONS,
+  HOST_OPTIONS_HELP,
+  openHost,
+  requireHost,
+} from './lib/bifrost/host-flags.ts';
 import { COMMON_OPTIONS, defineCommand, numberFlag, runMain } from './lib/cli.ts';
-import { EXIT, InputError } from './lib/errors.ts';
-import type { Executor } from './lib/exec/executor.ts';
-import { LocalExecutor } from './lib/exec/local.ts';
-import { connectFromFlags } from './lib/exec/ssh-cli.ts';
+import { EXIT } from './lib/errors.ts';
 import { runContext, withCleanup } from './lib/run-context.ts';
 
 const USAGE = 'node --import tsx scripts/bifrost-bootstrap.ts';
@@ -33,35 +35,26 @@ command is recorded and answered as a host where everything comes up; it prints 
   options: {
     ...COMMON_OPTIONS,
     ...HOST_OPTIONS,
-    local: { type: 'boolean' },
     'cloud-init-timeout': { type: 'string' },
     'dry-run': { type: 'boolean' },
     yes: { type: 'boolean', short: 'y' },
   },
   aliases: HOST_ALIASES,
-  optionsHelp: `  --local              run on this machine (instead of --host)
-${HOST_OPTIONS_HELP}
+  optionsHelp: `${HOST_OPTIONS_HELP}
   --dir D              the same as --remote-dir
   --cloud-init-timeout S  seconds to wait for cloud-init (default 600)
   --dry-run            print what would run (a recording run), run nothing
   -y, --yes            no prompts (it asks none)`,
   exits: { ok: 'done (skipped optional services included)', failed: 'a step failed' },
   async run(flags, _positionals, out) {
-    if (Boolean(flags.local) === Boolean(flags.host)) {
-      throw new InputError('say where to run: --local or --host H (exactly one)', `see ${USAGE} --help`);
-    }
+    const { cli } = requireHost(flags, USAGE);
     const cloudInitTimeoutSec = numberFlag(
       'cloud-init-timeout',
       flags['cloud-init-timeout'],
       'positive',
       600,
     );
-    const local = flags['remote-dir'] && flags.local ? resolve(flags['remote-dir']) : flags['remote-dir'];
-    const cli = hostDockerCli({ ...flags, 'remote-dir': local });
-    runContext.setPhase('connecting', 'nothing was changed on the host');
-    const executor: Executor = flags.local
-      ? new LocalExecutor()
-      : await connectFromFlags({ ...flags, host: flags.host as string });
+    const executor = await openHost(flags);
     return withCleanup(
       async () => {
         // check-bundle on the bundle as it sits on the host, before anything starts.

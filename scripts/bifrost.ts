@@ -15,9 +15,10 @@ import { defineGroup, runMain } from './lib/cli.ts';
 
 export const command = defineGroup({
   name: USAGE,
-  description: `Recovery commands for the Bifrost VPS, over one SSH connection each (the same --host, --remote-dir,
---docker and --compose options as provision-bifrost). token, render and unlock take --dry-run (show
-what would happen); status, logs and verify change nothing, and accept --dry-run and --yes as no-ops.
+  description: `Recovery commands for the Bifrost VPS, over one SSH connection each, or on the VPS itself with --local
+(the same --host or --local, --remote-dir, --docker and --compose options as provision-bifrost). token,
+render and unlock take --dry-run (show what would happen); status, logs and verify change nothing, and
+accept --dry-run and --yes as no-ops.
 Each has a justfile recipe: just bifrost-status HOST, bifrost-logs HOST SERVICE, bifrost-token HOST,
 bifrost-render HOST, bifrost-verify HOST, bifrost-unlock HOST, bifrost-check-bundle.`,
   commands: {

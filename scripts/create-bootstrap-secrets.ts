@@ -21,7 +21,7 @@ import {
   resultObjects,
   runMode,
 } from './lib/kube/bootstrap-report.ts';
-import { kubectlApply, kubectlBinary } from './lib/kube/kubectl.ts';
+import { kubectlApply, kubectlBinary, kubectlSaid } from './lib/kube/kubectl.ts';
 import { liveArgv, readLiveSecretDetails } from './lib/kube/live-secrets.ts';
 import {
   bootstrapManifests,
@@ -94,7 +94,8 @@ ${backendOptionHelp('create')}
 for sops and SOPS_AGE_KEY_CMD), NO_COLOR.`,
   exits: {
     failed: 'kubectl failed',
-    badInput: 'bad input (missing file or key, wrong age key, tampered file)',
+    badInput:
+      'bad input (missing file or key, wrong age key, tampered file, a cluster that cannot be reached)',
   },
   run: (flags, _positionals, out) => createSecrets(flags, out),
 });
@@ -215,7 +216,7 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
   }
   if (applied.exitCode !== 0) {
     throw new WorkError(
-      `kubectl apply failed (exit ${applied.exitCode}); ${mode === 'server' ? 'nothing was applied' : 'see its message'}:\n${applied.stderr.trim()}`,
+      `kubectl apply failed (exit ${applied.exitCode}); ${mode === 'server' ? 'nothing was applied' : 'see its message'}:\n${kubectlSaid(applied.stderr)}`,
       'check the context and that the cluster is reachable (kubectl cluster-info), then run again: applying is idempotent',
     );
   }

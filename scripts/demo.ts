@@ -24,7 +24,7 @@ import {
   serveDockerSimulator,
   writeDockerSimWrapper,
 } from './lib/sandbox/docker-sim-server.ts';
-import { DockerSimulator } from './lib/sandbox/docker-simulator.ts';
+import { DockerSimulator, SANDBOX_TIME_SCALE, SANDBOX_TIMELINE } from './lib/sandbox/docker-simulator.ts';
 import { startFakeKubeApiServer } from './lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from './lib/sandbox/kubeconfig.ts';
 import { sampleSecrets } from './lib/sandbox/sample-secrets.ts';
@@ -56,7 +56,7 @@ function runStep(
   });
 }
 
-const command = defineCommand({
+export const command = defineCommand({
   name: 'node --import tsx scripts/demo.ts',
   synopsis: '[--keep] [--json]',
   description: `Runs the whole flow on a built-in sandbox, with nothing but Node: a new age key; secrets init; the fake
@@ -158,7 +158,7 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
     simServer = await serveDockerSimulator(sim);
     const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer);
     const bifrostArgs = ['--local', '--dir', bundle, '--docker', docker, '--compose', `${docker} compose`];
-    const scaled = { ...env, SECRETS_FLOW_TIME_SCALE: '0.05' };
+    const scaled = { ...env, SECRETS_FLOW_TIME_SCALE: SANDBOX_TIME_SCALE };
     if ((await runStep(out, 'bifrost-bootstrap.ts', bifrostArgs, scaled)) !== 0) return EXIT.failed;
     out.info(`      ${sim.containers.size} containers healthy, ${sim.calls.length} docker calls ${t()}`);
 
@@ -233,21 +233,6 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
   }
 }
 
-/** The reference health timeline of the Bifrost plan, shortened for the sandbox. */
-const SANDBOX_TIMELINE = {
-  timeline: Object.fromEntries(
-    Object.entries({
-      traefik: 3,
-      'authentik-postgres': 8,
-      'authentik-server': 45,
-      'authentik-worker': 40,
-      'netbird-server': 4,
-      'netbird-dashboard': 3,
-      'netbird-proxy': 3,
-      'netbird-agent': 4,
-    }).map(([name, sec]) => [name, { healthyAfterMs: sec * 20 }]),
-  ),
-  migrateMs: 6 * 20,
-};
-
-await runMain((out) => command.main(process.argv.slice(2), out));
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runMain((out) => command.main(process.argv.slice(2), out));
+}

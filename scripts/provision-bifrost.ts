@@ -18,14 +18,13 @@ import {
   writeDeployed,
 } from './lib/bifrost/deployed.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
-import { HOST_OPTIONS, HOST_OPTIONS_HELP, hostDockerCli } from './lib/bifrost/host-flags.ts';
-import { readHostEnvState, SECRETS_ENV } from './lib/bifrost/host-state.ts';
+import { HOST_OPTIONS, HOST_OPTIONS_HELP, openHost, requireHost } from './lib/bifrost/host-flags.ts';
+import { carryToken, RENDERED_ENV_FILES, readHostEnvState, SECRETS_ENV } from './lib/bifrost/host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from './lib/bifrost/plan.ts';
 import { buildProvisionInput } from './lib/bifrost/provision-input.ts';
 import { COMMON_OPTIONS, defineCommand, type Flags, numberFlag, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
-import { connectFromFlags } from './lib/exec/ssh-cli.ts';
 import type { Output } from './lib/output.ts';
 import { runContext, withCleanup } from './lib/run-context.ts';
 import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
@@ -51,8 +50,8 @@ const OPTIONS = {
 
 export const command = defineCommand({
   name: USAGE,
-  synopsis: '--host H [options]',
-  description: `Provisions the Bifrost VPS in one SSH connection:
+  synopsis: '(--host H | --local) [options]',
+  description: `Provisions the Bifrost VPS in one SSH connection (--local: this machine, on the VPS itself):
   1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally), and
      checks the bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
   2. refuses a changed NB_DATA_STORE_KEY / NB_RELAY_SECRET / Authentik key unless --allow-rotate KEY
@@ -88,9 +87,8 @@ Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was i
 export const main = command.main;
 
 async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<number> {
-  if (!flags.host) throw new InputError('--host is required', `see ${USAGE} --help`);
+  const { cli } = requireHost(flags, USAGE);
   const lockWait = numberFlag('lock-wait', flags['lock-wait'], 'non-negative', 0);
-  const cli = hostDockerCli(flags);
   const remoteDir = cli.dir;
   const allowRotate = flags['allow-rotate'] ?? [];
 
@@ -118,35 +116,53 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
 
   // 2. One SSH connection for everything.
-  runContext.setPhase('connecting', NOTHING_CHANGED);
-  const executor = await connectFromFlags({ ...flags, host: flags.host });
+  const executor = await openHost(flags);
   const work = async () => {
     runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
     out.info(`target  ${executor.where}:${remoteDir}`);
     const { lockHost } = await import('./lib/bifrost/lock.ts');
-    const { planUpload, uploadBundle } = await import('./lib/bifrost/upload.ts');
-    const deployed = await readDeployed(executor.files, remoteDir);
-    const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed);
+    const { editedOnHost, MANIFEST, manifestSalt, parseManifest, planUpload, uploadBundle } = await import(
+      './lib/bifrost/upload.ts'
+    );
+    const [deployed, manifestText, hostEnv] = await Promise.all([
+      readDeployed(executor.files, remoteDir),
+      executor.files.readFile(`${remoteDir}/${MANIFEST}`),
+      readHostEnvState(executor, remoteDir),
+    ]);
+    const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed, manifestSalt(manifestText));
+    const secretDigest = (data: Buffer) => fp.digest(data);
     const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate, fp);
     for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
-    // The host's own state, not only our inputs: env files edited there are sent again, and a missing
-    // NB_IDP_MGMT_TOKEN (a failed `bifrost token`, a hand edit) makes the bootstrap run to mint it.
-    const hostEnv = await readHostEnvState(executor, remoteDir, {
-      '.secrets.env': rendered.secretsEnv,
-      '.env': rendered.dotEnv,
-    });
-    const resend = hostEnv.edited;
+    // The host's own state, not only our inputs: an env file unchanged here since it was sent but not as
+    // sent on the host is sent again (the manifest alone cannot show it; the upload names a bad manifest
+    // itself), and a missing NB_IDP_MGMT_TOKEN (a hand edit) makes the bootstrap run to mint it.
+    const resend = editedOnHost(
+      RENDERED_ENV_FILES,
+      files,
+      parseManifest(manifestText) ?? {},
+      hostEnv.texts,
+      secretDigest,
+    );
     for (const file of resend) out.info(`host    ${file} was edited on the host; sending it again`);
-    const tokenMissing = hostEnv.tokenMissing && !resend.includes(SECRETS_ENV);
+    const tokenMissing = hostEnv.tokenMissing;
     if (tokenMissing && deployed)
       out.info(`host    ${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}; the bootstrap mints it`);
+    // What goes up: .secrets.env keeps the host's token whenever it is sent (carryToken). Everything that
+    // compares (the manifest's digests, the deploy record's bundle digest) leaves that line out.
+    const toSend = files.map((f) =>
+      f.path === SECRETS_ENV
+        ? { ...f, content: carryToken(String(f.content), hostEnv.texts[SECRETS_ENV]) }
+        : f,
+    );
+    const uploadOptions = {
+      resend,
+      secretDigest,
+      salt: fp.salt,
+      onWarning: (line: string) => out.warn(line),
+    };
 
     if (flags['dry-run']) {
-      const plan = await planUpload(executor, remoteDir, files, {
-        resend,
-        secretDigest: (data) => fp.digest(data),
-        onWarning: (line) => out.warn(line),
-      });
+      const plan = await planUpload(executor, remoteDir, toSend, uploadOptions);
       out.info(
         `upload  ${plan.changed.length} changed: ${plan.changed.join(', ') || 'none'}; ${plan.unchanged.length} unchanged; ${plan.removed.length} removed`,
       );
@@ -169,11 +185,9 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
         'upload',
         'the live bundle is unchanged (a swap cut short is put back by the next run)',
       );
-      const upload = await uploadBundle(executor, remoteDir, files, {
+      const upload = await uploadBundle(executor, remoteDir, toSend, {
+        ...uploadOptions,
         onProgress: (line) => out.detail(line),
-        resend,
-        secretDigest: (data) => fp.digest(data),
-        onWarning: (line) => out.warn(line),
       });
       out.info(
         `upload  ${upload.changed.length} file(s) sent (${upload.changed.join(', ') || 'none'}), ${upload.unchanged.length} unchanged, ${upload.removed.length} removed`,

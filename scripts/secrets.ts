@@ -51,6 +51,10 @@ const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
 const usesOf = (spec: SecretSpec) => spec.uses as readonly SecretUse[];
 
 const FILE_OPTION = { 'secrets-file': { type: 'string' } } as const;
+/** --allow-rotate KEY, repeatable or KEY,KEY: the same on set, edit and rotate. */
+const ALLOW_ROTATE_OPTION = { 'allow-rotate': { type: 'string', multiple: true } } as const;
+const allowRotateKeys = (flag: readonly string[] | undefined): string[] =>
+  (flag ?? []).flatMap((k) => k.split(',')).filter(Boolean);
 const FILE_HELP = `  --secrets-file F     the SOPS file (default ${DEFAULT_SECRETS_FILE}); --file F is the same`;
 const ENVIRONMENT = `Environment: SOPS (sops binary), SECRETS_FLOW_SOPS_TIMEOUT (seconds, default 30, for sops and
 SOPS_AGE_KEY_CMD).`;
@@ -105,22 +109,22 @@ ${backendOptionHelp('check')}`,
 
 const rotateCommand = defineCommand({
   name: `${USAGE} rotate`,
-  synopsis: 'KEY... [--secrets-file F] [--allow-rotate] [--dry-run] [--bundle DIR] [options]',
+  synopsis: 'KEY... [--secrets-file F] [--allow-rotate KEY[,KEY]] [--dry-run] [--bundle DIR] [options]',
   description: `New values for generatable keys, each made by its schema generator; only those keys' ENC[...]
 change (with sops.lastmodified and sops.mac). A key set by hand is refused with the set command to use; a key
-that is never rotated is refused unless --allow-rotate. Ends with what must be redeployed: which Kubernetes
+that is never rotated is refused unless --allow-rotate KEY. Ends with what must be redeployed: which Kubernetes
 Secret, which host file, which Bifrost services (read from the bundle's compose file). Needs your age key.`,
   options: {
     ...COMMON_OPTIONS,
     ...FILE_OPTION,
-    'allow-rotate': { type: 'boolean' },
+    ...ALLOW_ROTATE_OPTION,
     'dry-run': { type: 'boolean' },
     bundle: { type: 'string' },
   },
   aliases: { file: 'secrets-file' },
   positionals: { min: 1, max: 64, wrong: 'rotate takes the KEYs to rotate' },
   optionsHelp: `${FILE_HELP}
-  --allow-rotate       rotate a key that is never rotated too (you know what it breaks)
+  --allow-rotate KEY   rotate KEY although it is never rotated (you know what it breaks; repeatable, or KEY,KEY)
   --dry-run            say what would be rotated and redeployed; write nothing
   --bundle DIR         the Bifrost bundle whose compose file names the services (default cloud/bifrost)`,
   footer: ENVIRONMENT,
@@ -132,7 +136,7 @@ Secret, which host file, which Bifrost services (read from the bundle's compose 
     const r = await rotateSecrets({
       file,
       keys: positionals,
-      allowRotate: Boolean(flags['allow-rotate']),
+      allowRotate: allowRotateKeys(flags['allow-rotate']),
       dryRun: Boolean(flags['dry-run']),
       ...(flags.bundle ? { bundleDir: flags.bundle } : {}),
     });
@@ -226,7 +230,7 @@ rotated (--allow-rotate KEY).`,
     ...COMMON_OPTIONS,
     ...FILE_OPTION,
     'allow-unknown': { type: 'boolean' },
-    'allow-rotate': { type: 'string' },
+    ...ALLOW_ROTATE_OPTION,
     strict: { type: 'boolean' },
   },
   aliases: { file: 'secrets-file' },
@@ -252,7 +256,7 @@ rotated (--allow-rotate KEY).`,
       key,
       value: await readSecretValue(key),
       allowUnknown: Boolean(flags['allow-unknown']),
-      allowRotate: flags['allow-rotate'] ? [flags['allow-rotate']] : [],
+      allowRotate: allowRotateKeys(flags['allow-rotate']),
       strict: Boolean(flags.strict),
     });
     for (const warning of result.warnings) out.warn(warning);
@@ -271,7 +275,8 @@ const editCommand = defineCommand({
   name: `${USAGE} edit`,
   synopsis: '[--secrets-file F] [--allow-unknown] [--allow-rotate KEY[,KEY]] [--strict] [options]',
   description: `Opens the decrypted SOPS file in $VISUAL, else $EDITOR, else vim/nano/vi, like \`sops FILE\` without
-the sops binary. The plaintext is a 0600 file in a 0700 directory on a memory file system ($XDG_RUNTIME_DIR
+the sops binary. That fallback is named before it opens, and only on a terminal: with neither variable set
+and stdin or stdout not a terminal, edit exits 2 (vi would print the file and wait). The plaintext is a 0600 file in a 0700 directory on a memory file system ($XDG_RUNTIME_DIR
 when it is a 0700 directory of yours, else /dev/shm; else the temp directory, with a warning), removed
 afterwards on every path, Ctrl-C, SIGTERM and SIGHUP included; the editor gets its path only. After the
 editor exits the document is checked: valid YAML, a map, no sops key, each changed key well-formed, unknown
@@ -282,7 +287,7 @@ Only the changed keys' ENC[...] change, with sops.lastmodified and sops.mac. Nee
     ...COMMON_OPTIONS,
     ...FILE_OPTION,
     'allow-unknown': { type: 'boolean' },
-    'allow-rotate': { type: 'string', multiple: true },
+    ...ALLOW_ROTATE_OPTION,
     strict: { type: 'boolean' },
   },
   aliases: { file: 'secrets-file' },
@@ -291,15 +296,20 @@ Only the changed keys' ENC[...] change, with sops.lastmodified and sops.mac. Nee
   --allow-rotate KEY   change or remove KEY although it is never rotated (repeatable, or KEY,KEY)
   --strict             refuse a hand-made token whose format is not its vendor's`,
   footer: `Environment: VISUAL, EDITOR (the editor, split like a shell word list), XDG_RUNTIME_DIR.`,
-  exits: { badInput: 'the edit was refused or abandoned, or bad input; the file is untouched' },
+  exits: {
+    badInput:
+      'the edit was refused or abandoned, no editor (no EDITOR and no terminal), or bad input; the file is untouched',
+  },
   run: async (flags, _positionals, out) => {
     const { editSecrets } = await import('./lib/secrets/edit.ts');
     const { ask } = await import('./lib/prompt.ts');
     const terminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
     const result = await editSecrets({
       file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      // The editor draws on stdout and reads stdin: both must be the terminal.
+      terminal: Boolean(process.stdin.isTTY && process.stdout.isTTY),
       allowUnknown: Boolean(flags['allow-unknown']),
-      allowRotate: [flags['allow-rotate'] ?? []].flat().flatMap((k) => k.split(',')),
+      allowRotate: allowRotateKeys(flags['allow-rotate']),
       strict: Boolean(flags.strict),
       ui: out,
       reopen: terminal

@@ -133,4 +133,6 @@ async function execEnv(positionals: string[], out: Output): Promise<number> {
 
 // The plaintext goes to stdout untouched (that is what decrypt is for); errors go through runMain's
 // redacted error path with the conventional exit codes.
-await runMain((out) => command.main(process.argv.slice(2), out));
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runMain((out) => command.main(process.argv.slice(2), out));
+}

@@ -60,7 +60,7 @@ describe('bifrost-bootstrap CLI', () => {
     for (const args of [[], ['--local', '--host', 'h']]) {
       const r = await runScript(SCRIPT, args, baseEnv());
       expect(r.exitCode).toBe(2);
-      expect(r.stderr).toMatch(/--local or --host/);
+      expect(r.stderr).toMatch(/--local \(this machine\) or --host H/);
     }
   });
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
-import { type EngineResult, runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
+import { type EngineOptions, type EngineResult, runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
 import { DockerSimulator, type SimulatorOptions } from '../scripts/lib/sandbox/docker-simulator.ts';
 import {
@@ -37,7 +37,11 @@ function setup(opts: { values?: ReturnType<typeof bifrostSecrets>; sim?: Partial
   return { bundle, sim, cli };
 }
 
-async function run(s: ReturnType<typeof setup>, timeScale = 0.05): Promise<EngineResult & { log: string }> {
+async function run(
+  s: ReturnType<typeof setup>,
+  timeScale = 0.05,
+  extra: Pick<EngineOptions, 'remintToken'> = {},
+): Promise<EngineResult & { log: string }> {
   const { out, text } = capturedOutput();
   const result = await runBifrostBootstrap({
     executor: s.sim,
@@ -45,6 +49,7 @@ async function run(s: ReturnType<typeof setup>, timeScale = 0.05): Promise<Engin
     out,
     timeScale,
     pollIntervalMs: 5,
+    ...extra,
   });
   // Every run, whatever its end, leaves no docker events call running.
   expect(s.sim.listening).toBe(0);
@@ -64,6 +69,15 @@ const firstCall = (sim: DockerSimulator, pred: (argv: string[]) => boolean) =>
 function must<T>(v: T | undefined, what = 'value'): T {
   if (v === undefined) throw new Error(`missing ${what}`);
   return v;
+}
+/** A bundle deployed once, then its .secrets.env edited on the host: `line` replaces its key's line. */
+async function deployedThenEdited(line: string) {
+  const s = setup();
+  expect((await run(s)).ok).toBe(true);
+  const path = join(s.bundle.dir, '.secrets.env');
+  const key = line.slice(0, line.indexOf('='));
+  writeFileSync(path, readFileSync(path, 'utf8').replace(new RegExp(`^${key}=.*$`, 'm'), line));
+  return { s, path, edited: readFileSync(path, 'utf8') };
 }
 const status = (r: EngineResult, id: string) => r.steps.find((s) => s.id === id)?.status;
 
@@ -450,6 +464,42 @@ describe('bifrost engine on the simulator', () => {
     expect(s.sim.calls.filter((c) => c.argv.includes('exec')).length).toBeGreaterThan(2);
     expect(status(r, 'netbird-server')).toBe('not run');
     expect(readFileSync(join(s.bundle.dir, '.secrets.env'), 'utf8')).not.toContain('NB_IDP_MGMT_TOKEN');
+  });
+
+  it('remintToken mints though the token is set; the old line stays until a new token is minted', async () => {
+    // An old token, as after Authentik's database was restored.
+    const { s, path, edited: old } = await deployedThenEdited('NB_IDP_MGMT_TOKEN=old-token-from-a-lost-db');
+    // Authentik refuses every attempt: the step fails at its deadline and the file is as it was.
+    s.sim.opts.tokenFailures = 10_000;
+    const failed = await run(s, 0.01, { remintToken: true });
+    expect(failed.failure?.step).toBe('netbird-mgmt-token');
+    expect(readFileSync(path, 'utf8')).toBe(old);
+    // Authentik answers: the one line now holds the new token, every other line as it was.
+    s.sim.opts.tokenFailures = 0;
+    const calls = s.sim.calls.length;
+    const minted = await run(s, 0.05, { remintToken: true });
+    expect(minted.failure).toBeUndefined();
+    expect(s.sim.calls.slice(calls).filter((c) => c.argv.includes('exec'))).toHaveLength(1);
+    const after = readFileSync(path, 'utf8');
+    expect(after.match(/^NB_IDP_MGMT_TOKEN=.*$/gm)).toEqual([
+      `NB_IDP_MGMT_TOKEN=${s.bundle.secretsEnv.AUTHENTIK_BOOTSTRAP_TOKEN}`,
+    ]);
+    const others = (text: string) => text.split('\n').filter((l) => !l.startsWith('NB_IDP_MGMT_TOKEN='));
+    expect(others(after)).toEqual(others(old));
+  });
+
+  it('a pre-flight that fails writes nothing: env files are rendered only once it has passed', async () => {
+    // A changed value the engine would render into env/traefik.env.
+    const { s } = await deployedThenEdited('CF_DNS_API_TOKEN="CANARY-changed-cf"');
+    const traefikEnv = readFileSync(join(s.bundle.dir, 'env/traefik.env'), 'utf8');
+    const { out } = capturedOutput();
+    // A docker without the compose plugin.
+    const broken = { ...s.cli, compose: ['docker', 'no-such-plugin'] };
+    await expect(runBifrostBootstrap({ executor: s.sim, cli: broken, out, timeScale: 0.05 })).rejects.toThrow(
+      /docker compose is not available/,
+    );
+    expect(readFileSync(join(s.bundle.dir, 'env/traefik.env'), 'utf8')).toBe(traefikEnv);
+    expect(s.sim.listening).toBe(0);
   });
 
   it('skips gated services with setup guidance and still succeeds', async () => {

@@ -165,7 +165,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     }
   }, 30_000);
 
-  it('token: mints NB_IDP_MGMT_TOKEN again with one ak shell call, leaving exactly one line', async () => {
+  it('token: mints NB_IDP_MGMT_TOKEN again with one ak shell call each run, leaving exactly one line', async () => {
     // A stale token on the host, as after Authentik's database was restored.
     writeFileSync(
       join(remoteDir, '.secrets.env'),
@@ -179,7 +179,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     const sinceDry = sim.now();
     const dry = await bifrost(['token', '--dry-run']);
     expect(dry.exitCode).toBe(0);
-    expect(dry.stdout).toContain('would remove the NB_IDP_MGMT_TOKEN line');
+    expect(dry.stdout).toContain('would mint NB_IDP_MGMT_TOKEN anew and replace its line');
     expect(dry.stdout).toMatch(/^ {2}netbird-mgmt-token: would run$/m);
     // The recording run: the engine's own commands, none run (no ak shell call reached the simulator).
     expect(dry.stdout).toMatch(/^ {2}\$ .* exec -i authentik-server ak shell$/m);
@@ -201,7 +201,85 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(result.recreated).toBe(false);
     expect(sim.creations).toEqual(creations);
     expect(r.stdout).not.toContain('stale-token-from-an-old-database');
+
+    // Asked again with the token in place: minted again (not "already set"), still one line.
+    const minted = hostSecretsEnv();
+    const sinceAgain = sim.now();
+    const again = await bifrost(['token']);
+    expect(again.stderr, again.stderr).not.toMatch(/^error:/m);
+    expect(again.exitCode).toBe(0);
+    expect(akShellCalls(sinceAgain)).toBe(1);
+    expect(again.stdout).toContain('NB_IDP_MGMT_TOKEN minted: the same value as before');
+    expect(tokenLines()).toHaveLength(1);
+    expect(hostSecretsEnv()).toBe(minted);
   }, 30_000);
+
+  it('token: a pre-flight that fails (no such compose command) changes nothing on the host', async () => {
+    const path = join(remoteDir, '.secrets.env');
+    const original = hostSecretsEnv();
+    // A hand edit the engine would render into env/traefik.env, were it to write before its pre-flight.
+    const edited = original.replace(/^CF_DNS_API_TOKEN=.*$/m, 'CF_DNS_API_TOKEN=edited-by-hand-on-the-host');
+    writeFileSync(path, edited);
+    const traefikEnv = readFileSync(join(remoteDir, 'env/traefik.env'), 'utf8');
+    const missingCompose = join(host.root, 'no-such-compose');
+    try {
+      const since = sim.now();
+      const r = await runScript(
+        'bifrost.ts',
+        ['token', ...hostArgs(), '--docker', docker, '--compose', missingCompose],
+        env(),
+      );
+      outputs.push(r.stdout, r.stderr);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(`docker compose is not available on ssh `);
+      expect(r.stderr).toContain(`${missingCompose} version failed`);
+      expect(r.stderr).toMatch(/^hint: .*--compose/m);
+      // Byte for byte: the token line was never taken out, and no env file was rendered.
+      expect(hostSecretsEnv()).toBe(edited);
+      expect(readFileSync(join(remoteDir, 'env/traefik.env'), 'utf8')).toBe(traefikEnv);
+      expect(akShellCalls(since)).toBe(0);
+      expect(existsSync(`${remoteDir}.lock`)).toBe(false);
+      // verify still finds the token on the host.
+      const verify = await bifrost(['verify'], ['--bundle', bundle, '--from-env']);
+      expect(verify.stdout).not.toMatch(/^NB_IDP_MGMT_TOKEN\s+missing on host/m);
+    } finally {
+      writeFileSync(path, original);
+    }
+  }, 30_000);
+
+  it('status, logs, verify, token and render say plainly that --remote-dir holds no bundle (exit 1), creating nothing', async () => {
+    const missing = join(host.root, 'remote', 'nowhere', 'bifrost');
+    const notBundle = join(host.root, 'remote');
+    const at = (dir: string, command: string[], extra: string[] = []) =>
+      runScript(
+        'bifrost.ts',
+        [...command, ...sshCliArgs(server), '--remote-dir', dir, ...dockerArgs(), ...extra],
+        env(),
+      ).then((r) => {
+        outputs.push(r.stdout, r.stderr);
+        return r;
+      });
+    for (const command of [['status'], ['logs', 'traefik'], ['token'], ['render'], ['token', '--dry-run']]) {
+      const r = await at(missing, command);
+      expect(r.exitCode, `${command.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toContain(`${missing} does not exist on ssh `);
+      expect(r.stderr).toMatch(
+        /^hint: check --remote-dir \(default \/etc\/bifrost\), or provision the host first: just bifrost-up HOST$/m,
+      );
+      expect(r.stdout).not.toContain('healthy');
+    }
+    const verify = await at(missing, ['verify'], ['--bundle', bundle, '--from-env']);
+    expect(verify.exitCode).toBe(1);
+    expect(verify.stderr).toContain(`${missing} does not exist on ssh `);
+    // The lock of a mutating command would have made the missing parent: it was never taken.
+    expect(existsSync(join(host.root, 'remote', 'nowhere'))).toBe(false);
+
+    const status = await at(notBundle, ['status']);
+    expect(status.exitCode).toBe(1);
+    expect(status.stderr).toContain(`${notBundle} on ssh `);
+    expect(status.stderr).toContain('holds no docker-compose.yml');
+    expect(status.stderr).not.toContain('running services are healthy');
+  }, 60_000);
 
   it('render: an unchanged config recreates nothing; a changed NB_RELAY_SECRET recreates netbird-server only', async () => {
     const creations = new Map(sim.creations);
@@ -257,10 +335,13 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     );
     if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
     try {
-      // A mutating command stops at the lock, naming its holder.
+      // A mutating command stops at the lock, naming its holder and what the operator can do.
       const blocked = await bifrost(['render']);
       expect(blocked.exitCode).toBe(1);
       expect(blocked.stderr).toContain('alice@laptop');
+      expect(blocked.stderr).toMatch(/STALE lock/);
+      expect(blocked.stderr).toMatch(/^hint: .*clear it with `just bifrost-unlock HOST`, then run again$/m);
+      expect(blocked.stderr).not.toContain('breakHostLock');
 
       const unconfirmed = await bifrost(['unlock']);
       expect(unconfirmed.exitCode).toBe(2);

@@ -11,6 +11,7 @@ import { dryRunBootstrap } from '../scripts/lib/bifrost/dry-run.ts';
 import { runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
 import { BIFROST_PLAN, type PlanStep } from '../scripts/lib/bifrost/plan.ts';
 import { type Command, numberFlag, parseCli, suggestFlag } from '../scripts/lib/cli.ts';
+import { InputError } from '../scripts/lib/errors.ts';
 import { formatCommand } from '../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
@@ -62,23 +63,19 @@ const SINGLE = [
   'render-infisical-secrets.ts',
   'render-runtime-secrets.ts',
   'demo.ts',
+  'rehearse.ts',
 ];
-
-/** Scripts that run their command only as the entry point, so a test can import them (sops.ts always runs). */
-const IMPORTABLE = new Set(
-  [...SINGLE, ...Object.keys(SUBCOMMANDS)].filter((s) => !['sops.ts', 'demo.ts'].includes(s)),
-);
 
 /**
  * --help in-process, through the script's exported command (the same main the entry point hands to
- * runMain); scripts that cannot be imported are spawned. Every script is also spawned once with --help
- * below (the entry point's wiring: exit 0, the text on stdout), so this only skips a node start per help.
+ * runMain; every script runs it only as the entry point, so importing one runs nothing). Every script is
+ * also spawned once with --help below (the entry point's wiring: exit 0, the text on stdout), so this only
+ * skips a node start per help.
  */
 async function helpOf(
   script: string,
   argv: string[],
 ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  if (!IMPORTABLE.has(script)) return runScript(script, argv, env());
   const { command } = (await import(/* @vite-ignore */ `../scripts/${script}`)) as { command: Command };
   const captured = capturedOutput();
   const exitCode = await command.main(argv, captured.out);
@@ -138,10 +135,30 @@ describe('every --help', () => {
     const sshLines = (text: string) =>
       text
         .split('\n')
-        .filter((l) => /^ {2}--(host|identity|known-hosts|accept-new|remote-dir|docker|compose) /.test(l));
+        .filter((l) =>
+          /^ {2}--(local|host|identity|known-hosts|accept-new|remote-dir|docker|compose) /.test(l),
+        );
     const [first, ...rest] = runs.map((r) => sshLines(r.stdout));
-    expect(first).toHaveLength(7);
+    expect(first).toHaveLength(8);
     for (const lines of rest) expect(lines).toEqual(first);
+  });
+});
+
+describe('where a host command runs', () => {
+  it.each([
+    ['provision-bifrost.ts', []],
+    ['bifrost.ts', ['status']],
+    ['bifrost.ts', ['token']],
+    ['bifrost-bootstrap.ts', []],
+  ])('%s %j: exactly one of --local and --host, else exit 2 before anything runs', async (script, pre) => {
+    const { command } = (await import(/* @vite-ignore */ `../scripts/${script}`)) as { command: Command };
+    for (const where of [[], ['--local', '--host', 'h']]) {
+      const captured = capturedOutput();
+      const err = await command.main([...pre, ...where], captured.out).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as InputError).message).toMatch(/^say where to run: --local .*or --host H/);
+      expect(captured.text()).toBe('');
+    }
   });
 });
 

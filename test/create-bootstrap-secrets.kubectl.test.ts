@@ -13,6 +13,16 @@ import { requireTool } from './helpers/tiers.ts';
 
 const kubectl = requireTool('kubectl', 'the real kubectl against the fake API server');
 
+// The backend is named: the repository's apps table (runs start in the project) must not decide.
+const targetArgs = (secretsFile: string, kubeconfig: string) => [
+  '--secrets-file',
+  secretsFile,
+  '--kubeconfig',
+  kubeconfig,
+  '--backend',
+  'infisical-v1alpha1',
+];
+
 describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () => {
   let server: FakeKubeApiServer;
   beforeAll(async () => {
@@ -36,15 +46,7 @@ describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () =
     const f = await makeBootstrapFixture({ omit: ['INFISICAL_SERVICE_TOKEN'] });
     const kubeconfig = await writeKubeconfig({ dir: f.dir, server: server.url, name: 'sandbox' });
     const env = kubectlEnv(f, kubectl as string);
-    // The backend is named: the repository's apps table (runs start in the project) must not decide.
-    const args = [
-      '--secrets-file',
-      f.secretsFile,
-      '--kubeconfig',
-      kubeconfig,
-      '--backend',
-      'infisical-v1alpha1',
-    ];
+    const args = targetArgs(f.secretsFile, kubeconfig);
 
     // The offline dry run contacts nothing: no request reaches the API server.
     const requestsBefore = server.requests.length;
@@ -236,27 +238,35 @@ describe.skipIf(!kubectl)('create-bootstrap-secrets with the real kubectl', () =
     expect(findLeaks(run.stdout + run.stderr, canaries)).toEqual([]);
   });
 
-  it("a kubectl that cannot reach the cluster exits 1 with kubectl's message", async () => {
+  it("a cluster that cannot be reached: exit 2, kubectl's line said once, and a hint (create, --diff, secrets status)", async () => {
     const f = await makeBootstrapFixture();
     const kubeconfig = await writeKubeconfig({ dir: f.dir, server: 'http://127.0.0.1:1', name: 'gone' });
-    const run = await runScript(
-      'create-bootstrap-secrets.ts',
-      ['--secrets-file', f.secretsFile, '--kubeconfig', kubeconfig],
-      {
-        PATH: f.binDir,
-        HOME: f.home,
-        KUBECTL: kubectl as string,
-        KUBECACHEDIR: join(f.dir, 'kube-cache'),
-        SOPS_AGE_KEY_FILE: f.keyFile,
-      },
-    );
-    expect(run.exitCode).toBe(1);
-    expect(run.stderr).toMatch(
-      /reading the live Secrets failed \(kubectl get, exit 1\): the cluster cannot be reached/,
-    );
-    expect(run.stderr).toMatch(/127\.0\.0\.1:1/);
-    expect(run.stderr).not.toMatch(/^E\d{4} /m);
-    expect(run.stderr).toMatch(/^hint: check the context and that the API server is up/m);
-    expect(findLeaks(run.stdout + run.stderr, f.values)).toEqual([]);
+    const env = {
+      PATH: f.binDir,
+      HOME: f.home,
+      KUBECTL: kubectl as string,
+      KUBECACHEDIR: join(f.dir, 'kube-cache'),
+      SOPS_AGE_KEY_FILE: f.keyFile,
+    };
+    // kubectl says its failure once per Secret it was asked about; the operator reads it once.
+    const target = targetArgs(f.secretsFile, kubeconfig);
+    const runs = [
+      await runScript('create-bootstrap-secrets.ts', target, env),
+      await runScript('create-bootstrap-secrets.ts', [...target, '--diff'], env),
+      await runScript('secrets.ts', ['status', ...target], env),
+    ];
+    for (const run of runs) {
+      expect(run.exitCode, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(
+        /reading the live Secrets failed \(kubectl get, exit 1\): the cluster cannot be reached/,
+      );
+      expect(run.stderr.match(/^.*127\.0\.0\.1:1.*connection refused.*$/gm)).toHaveLength(1);
+      expect(run.stderr).not.toMatch(/^E\d{4} /m);
+      expect(run.stderr).toMatch(
+        new RegExp(`^hint: check the context .*kubectl --kubeconfig ${kubeconfig} cluster-info`, 'm'),
+      );
+      expect(findLeaks(run.stdout + run.stderr, f.values)).toEqual([]);
+    }
+    expect(runs[2]?.stderr).toMatch(/--no-cluster/);
   });
 });

@@ -49,6 +49,8 @@ describe('the sandbox demo', () => {
 
 describe('the sandbox code', () => {
   const scripts = join(PROJECT_ROOT, 'scripts');
+  /** The entry points that run the sandbox: the demo, and the rehearsal of the Bifrost days. */
+  const SANDBOX_SIDE = ['demo.ts', 'rehearse.ts'];
   const sources = (readdirSync(scripts, { recursive: true }) as string[])
     .filter((f) => /\.(ts|mjs)$/.test(f) || f.endsWith('fake-kubectl'))
     .map((f) => ({ file: f, text: readFileSync(join(scripts, f), 'utf8') }));
@@ -56,15 +58,18 @@ describe('the sandbox code', () => {
   it('lives in scripts/lib/sandbox: neither the demo nor the sandbox reaches into test/', () => {
     const reaching = sources.filter(
       ({ file, text }) =>
-        (file === 'demo.ts' || file.startsWith('lib/sandbox/')) && /['"`/]test\/|\.\.\/test\b/.test(text),
+        (SANDBOX_SIDE.includes(file) || file.startsWith('lib/sandbox/')) &&
+        /['"`/]test\/|\.\.\/test\b/.test(text),
     );
     expect(reaching.map((s) => s.file)).toEqual([]);
   });
 
-  it('is imported by no operator path, only by the demo (and the tests and the bench)', () => {
+  it('is imported by no operator path, only by the demo and the rehearsal (and the tests and the bench)', () => {
     const importing = sources.filter(
       ({ file, text }) =>
-        file !== 'demo.ts' && !file.startsWith('lib/sandbox/') && /from '[^']*sandbox\//.test(text),
+        !SANDBOX_SIDE.includes(file) &&
+        !file.startsWith('lib/sandbox/') &&
+        /from '[^']*(sandbox\/|\/(demo|rehearse)\.ts')/.test(text),
     );
     expect(importing.map((s) => s.file)).toEqual([]);
   });

@@ -157,6 +157,17 @@ describe('secrets check', () => {
     const r = await runScript('secrets.ts', ['check', '--file', file, '--json'], env({ HOME: k.dir }));
     expect(r.exitCode).toBe(2);
     expect(JSON.parse(r.stdout).source.kind).toBe('key-names-only');
+    // A key source that is set but unusable is why: said, naming it, not passed over.
+    const missing = join(k.dir, 'moved-keys.txt');
+    const named = await runScript(
+      'secrets.ts',
+      ['check', '--file', file],
+      env({ HOME: k.dir, SOPS_AGE_KEY_FILE: missing }),
+    );
+    expect(named.exitCode).toBe(2);
+    expect(named.stderr).toContain(
+      `warning: SOPS_AGE_KEY_FILE=${missing} does not exist: no usable age key, so only key names are read`,
+    );
   });
 });
 

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodedForms } from '../scripts/lib/redact.ts';
-import { editBase, editorCommand } from '../scripts/lib/secrets/edit.ts';
+import { chooseEditor, editBase, editorCommand } from '../scripts/lib/secrets/edit.ts';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { makeAgeKey } from './fixtures/make-sops-fixtures.ts';
 import { alive } from './helpers/process.ts';
@@ -58,6 +58,17 @@ case "$step" in
 esac
 `;
 
+/**
+ * What stands in for vim when neither EDITOR nor VISUAL is set: like vi, it writes the file to stdout when
+ * stdout is no terminal (the leak to a CI log this guards against); on a terminal it only says it started.
+ */
+const FALLBACK_EDITOR = `#!/bin/sh
+for a; do f="$a"; done
+echo started > "$EDIT_LOG/fallback-ran"
+echo FALLBACK-EDITOR-STARTED
+[ -t 1 ] || cat "$f"
+`;
+
 const made: string[] = [];
 afterAll(() => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
@@ -79,6 +90,9 @@ async function fixture() {
   mkdirSync(log);
   const editor = join(dir, 'editor.sh');
   writeFileSync(editor, EDITOR, { mode: 0o755 });
+  const fallbackBin = join(dir, 'fallback-bin');
+  mkdirSync(fallbackBin);
+  writeFileSync(join(fallbackBin, 'vim'), FALLBACK_EDITOR, { mode: 0o755 });
   const env = (steps: string[]) => ({
     PATH: process.env.PATH ?? '',
     HOME: dir,
@@ -100,7 +114,12 @@ async function fixture() {
       string
     >;
   const logged = (name: string) => readFileSync(join(log, name), 'utf8');
-  return { dir, key, file, runtime, tmp, log, env, edit, decrypt, logged };
+  /** Neither EDITOR nor VISUAL: the fallback (the stand-in vim, first on PATH) is what would open. */
+  const noEditorEnv = () => {
+    const { EDITOR: _editor, ...rest } = env([]);
+    return { ...rest, PATH: `${fallbackBin}:${rest.PATH}` };
+  };
+  return { dir, key, file, runtime, tmp, log, env, edit, decrypt, logged, noEditorEnv };
 }
 
 type Fixture = Awaited<ReturnType<typeof fixture>>;
@@ -173,7 +192,14 @@ describe('secrets edit', { timeout: 90_000 }, () => {
     const cases: [string, RegExp][] = [
       ['s/^REDIS_PASSWORD: .*/REDIS_PASSWORD: short/', /REDIS_PASSWORD: malformed/],
       ['$a NOT_A_KNOWN_KEY: canary-unknown-value-0123456789', /NOT_A_KNOWN_KEY is not in the schema/],
-      ['s/c0ffee00c0ffee00/deadbeefdeadbeef/', /INFISICAL_ENCRYPTION_KEY already has a different value/],
+      [
+        '$a REDIS_PASWORD: canary-unknown-value-0123456789',
+        /REDIS_PASWORD is not in the schema; did you mean REDIS_PASSWORD\?/,
+      ],
+      [
+        's/c0ffee00c0ffee00/deadbeefdeadbeef/',
+        /INFISICAL_ENCRYPTION_KEY already has a different value.*pass --allow-rotate INFISICAL_ENCRYPTION_KEY/,
+      ],
       ['/^INFISICAL_ENCRYPTION_KEY/d', /INFISICAL_ENCRYPTION_KEY .*never rotated/],
       ['s/^REDIS_PASSWORD: /REDIS_PASSWORD: [/', /not valid YAML: .* at line \d+/],
       ['$a sops: {}', /top-level sops key/],
@@ -208,6 +234,32 @@ describe('secrets edit', { timeout: 90_000 }, () => {
     });
     expect(r.stdout + r.stderr).not.toContain('canaryUnknownValue');
     expect(readdirSync(f.runtime)).toEqual([]);
+  });
+
+  it('neither EDITOR nor VISUAL and no terminal: exit 2 naming EDITOR, no editor started, nothing of the file shown or left', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const r = await runScript('secrets.ts', ['edit', '--secrets-file', f.file], f.noEditorEnv());
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^error: no editor: set EDITOR or VISUAL; stdin or stdout is not a terminal/m);
+    expect(r.stderr).toMatch(/^hint: run it as EDITOR=nano just secrets-edit .*just secrets-set KEY/m);
+    expect(existsSync(join(f.log, 'fallback-ran'))).toBe(false);
+    expect(r.stdout).not.toMatch(/FALLBACK-EDITOR-STARTED/);
+    expect(readFileSync(f.file)).toEqual(before);
+    expectNoTrace(f, r);
+  });
+
+  it('a misspelt --allow-rotate is refused before any editor opens', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const r = await f.edit(['--allow-rotate', 'INFISICAL_ENCRYPTON_KEY'], ['']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(
+      /--allow-rotate INFISICAL_ENCRYPTON_KEY is not in the schema; did you mean INFISICAL_ENCRYPTION_KEY\?/,
+    );
+    expect(existsSync(join(f.log, 'count'))).toBe(false);
+    expect(readFileSync(f.file)).toEqual(before);
+    expectNoTrace(f, r);
   });
 
   it('an editor that fails leaves the file as it was (exit 1)', async () => {
@@ -276,11 +328,21 @@ describe('where the plaintext goes and which editor opens it', () => {
     expect(editBase({}, join(dir, 'none'), tmp)).toEqual({ base: tmp, inMemory: false });
   });
 
-  it('$VISUAL, else $EDITOR split like a shell word list, else vim/nano/vi', () => {
-    expect(editorCommand({ VISUAL: 'code --wait', EDITOR: 'vim' })).toEqual(['code', '--wait']);
-    expect(editorCommand({ EDITOR: `"/opt/my editor/bin/ed" -n` })).toEqual(['/opt/my editor/bin/ed', '-n']);
-    expect(editorCommand({ EDITOR: '  ', PATH: '' })).toEqual(['vi']);
+  it('$VISUAL, else $EDITOR split like a shell word list, else vim/nano/vi on a terminal only', () => {
+    expect(editorCommand({ VISUAL: 'code --wait', EDITOR: 'vim' })).toEqual({
+      argv: ['code', '--wait'],
+      from: 'VISUAL',
+    });
+    expect(editorCommand({ EDITOR: `"/opt/my editor/bin/ed" -n` })).toEqual({
+      argv: ['/opt/my editor/bin/ed', '-n'],
+      from: 'EDITOR',
+    });
+    expect(editorCommand({ EDITOR: '  ', PATH: '' })).toEqual({ argv: ['vi'], from: 'fallback' });
     expect(() => editorCommand({ EDITOR: '"unclosed' })).toThrow(/unclosed quote/);
+    // A named editor opens without a terminal (it may be a script, or `code --wait`); the fallback does not.
+    expect(chooseEditor({ EDITOR: 'ed' }, false).argv).toEqual(['ed']);
+    expect(chooseEditor({ PATH: '' }, true)).toEqual({ argv: ['vi'], from: 'fallback' });
+    expect(() => chooseEditor({ EDITOR: ' ', PATH: '' }, false)).toThrow(/no editor: set EDITOR or VISUAL/);
   });
 });
 
@@ -321,4 +383,43 @@ describe.skipIf(!python)('secrets edit on a terminal', { timeout: 120_000 }, () 
       expectNoTrace(f, { stdout: shown, stderr: String(r.stderr) });
     });
   }
+
+  /** `secrets edit` with neither EDITOR nor VISUAL, on a terminal (stdout to `stdoutFile` if given). */
+  const noEditorOnTerminal = (f: Fixture, stdoutFile?: string) =>
+    runScriptInPty({
+      python: python as string,
+      prompt: 'never shown',
+      answer: '',
+      script: 'secrets.ts',
+      args: ['edit', '--secrets-file', f.file],
+      env: f.noEditorEnv(),
+      ...(stdoutFile ? { stdoutFile } : {}),
+    });
+
+  it('neither EDITOR nor VISUAL on a terminal: the fallback is named on stderr before it starts', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const r = await noEditorOnTerminal(f);
+    const shown = String(r.stdout);
+    expect(r.exitCode, shown).toBe(0);
+    const named = shown.indexOf('warning: EDITOR is not set: opening vim');
+    expect(named, shown).toBeGreaterThanOrEqual(0);
+    expect(shown.indexOf('FALLBACK-EDITOR-STARTED')).toBeGreaterThan(named);
+    expect(shown).toMatch(/no changes; nothing written/);
+    expect(readFileSync(f.file)).toEqual(before);
+    expectNoTrace(f, { stdout: shown, stderr: String(r.stderr) });
+  });
+
+  it('neither EDITOR nor VISUAL, stdin a terminal but stdout a file: exit 2, no editor, nothing of the file in it', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const r = await noEditorOnTerminal(f, join(f.dir, 'stdout.log'));
+    const shown = String(r.stdout);
+    expect(r.exitCode, shown).toBe(2);
+    expect(shown).toMatch(/error: no editor: set EDITOR or VISUAL/);
+    expect(existsSync(join(f.log, 'fallback-ran'))).toBe(false);
+    expect(readFileSync(f.file)).toEqual(before);
+    // expectNoTrace reads every file under the fixture, the redirected stdout too.
+    expectNoTrace(f, { stdout: shown, stderr: String(r.stderr) });
+  });
 });

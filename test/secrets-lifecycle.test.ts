@@ -113,7 +113,7 @@ describe('secrets rotate', () => {
     await sopsReads(f.file, f.k1.keysFile, decrypted);
   });
 
-  it('refuses a hand-set key (naming set), a never-rotated one (unless --allow-rotate) and an unknown one; file untouched', async () => {
+  it('refuses a hand-set key (naming set), a never-rotated one (unless --allow-rotate KEY) and an unknown one; file untouched', async () => {
     const f = await fixture();
     const before = readFileSync(f.file, 'utf8');
     const manual = await f.run(['rotate', 'REDIS_PASSWORD', 'CLOUDFLARE_API_TOKEN']);
@@ -123,20 +123,32 @@ describe('secrets rotate', () => {
     const never = await f.run(['rotate', 'NB_DATA_STORE_KEY']);
     expect(never.exitCode).toBe(2);
     expect(never.stderr).toMatch(/NB_DATA_STORE_KEY is never rotated: the NetBird database/);
-    expect(never.stderr).toMatch(/--allow-rotate/);
-    const unknown = await f.run(['rotate', 'NOT_A_KEY']);
+    // The way past names the key, as set and edit say it.
+    expect(never.stderr).toMatch(/^hint: .*pass --allow-rotate NB_DATA_STORE_KEY$/m);
+    const unknown = await f.run(['rotate', 'NOT_A_KEY', 'REDIS_PASWORD', 'nb_relay_secret']);
     expect(unknown.exitCode).toBe(2);
-    expect(unknown.stderr).toMatch(/NOT_A_KEY is not in the schema/);
+    expect(unknown.stderr).toMatch(/NOT_A_KEY is not in the schema$/m);
+    expect(unknown.stderr).toMatch(/REDIS_PASWORD is not in the schema; did you mean REDIS_PASSWORD\?/);
+    expect(unknown.stderr).toMatch(/nb_relay_secret is not in the schema; did you mean NB_RELAY_SECRET\?/);
+    // A name in --allow-rotate the schema does not know would let nothing through: refused, with a guess.
+    const typo = await f.run(['rotate', 'NB_DATA_STORE_KEY', '--allow-rotate', 'NB_DATA_STORE_KY']);
+    expect(typo.exitCode).toBe(2);
+    expect(typo.stderr).toMatch(
+      /--allow-rotate NB_DATA_STORE_KY is not in the schema; did you mean NB_DATA_STORE_KEY\?/,
+    );
+    const other = await f.run(['rotate', 'NB_DATA_STORE_KEY', '--allow-rotate', 'REDIS_PASSWORD']);
+    expect(other.exitCode).toBe(2);
+    expect(other.stderr).toMatch(/NB_DATA_STORE_KEY is never rotated/);
     const dry = await f.run(['rotate', 'REDIS_PASSWORD', '--dry-run']);
     expect(dry.exitCode, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/would rotate\s+REDIS_PASSWORD/);
     expect(readFileSync(f.file, 'utf8')).toBe(before);
 
-    const allowed = await f.run(['rotate', 'NB_DATA_STORE_KEY', '--allow-rotate']);
+    const allowed = await f.run(['rotate', 'NB_DATA_STORE_KEY', '--allow-rotate', 'NB_DATA_STORE_KEY']);
     expect(allowed.exitCode, allowed.stderr).toBe(0);
     const now = await f.decrypt();
     expect(now.NB_DATA_STORE_KEY).not.toBe(f.values.NB_DATA_STORE_KEY);
-    for (const r of [manual, never, unknown, dry, allowed]) noValues(r, { ...f.values, ...now });
+    for (const r of [manual, never, unknown, typo, other, dry, allowed]) noValues(r, { ...f.values, ...now });
   });
 });
 

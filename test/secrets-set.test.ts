@@ -3,7 +3,7 @@
  * change), refusals (unknown key, malformed value, never-rotated key) leaving the file untouched, and the
  * result read back by the native decryptor and by the real sops library.
  */
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
@@ -114,6 +114,40 @@ describe('secrets set', () => {
     noCanary(ok, ['canary-unknown-value']);
   });
 
+  it('a misspelt key gets "did you mean" (edit distance over the schema); --allow-unknown still takes it as typed', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    const token = `canary4hcloud4${'e'.repeat(50)}`;
+    const typo = await f.set(['HCLOUD_TOKN'], token);
+    expect(typo.exitCode).toBe(2);
+    expect(typo.stderr).toMatch(/^error: HCLOUD_TOKN is not in the schema; did you mean HCLOUD_TOKEN\?$/m);
+    expect(typo.stderr).toMatch(
+      /^hint: set HCLOUD_TOKEN instead; or, if HCLOUD_TOKN is meant, pass --allow-unknown$/m,
+    );
+    const lower = await f.set(['redis_password'], token);
+    expect(lower.stderr).toMatch(/did you mean REDIS_PASSWORD\?/);
+    // Nothing close: no guess.
+    const far = await f.set(['MY_OWN_SETTING'], token);
+    expect(far.stderr).toMatch(/^error: MY_OWN_SETTING is not in the schema$/m);
+    expect(readFileSync(f.file)).toEqual(before);
+
+    // A misspelt --allow-rotate would let nothing through: refused before the file is opened.
+    const allow = await f.set(
+      ['INFISICAL_ENCRYPTION_KEY', '--allow-rotate', 'INFISICAL_ENCRYPTON_KEY'],
+      token,
+    );
+    expect(allow.exitCode).toBe(2);
+    expect(allow.stderr).toMatch(
+      /--allow-rotate INFISICAL_ENCRYPTON_KEY is not in the schema; did you mean INFISICAL_ENCRYPTION_KEY\?/,
+    );
+    expect(readFileSync(f.file)).toEqual(before);
+
+    const ok = await f.set(['HCLOUD_TOKN', '--allow-unknown'], token);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(((await f.decrypt()) as Record<string, string>).HCLOUD_TOKN).toBe(token);
+    for (const r of [typo, lower, far, allow, ok]) noCanary(r, [token]);
+  });
+
   it('refuses a malformed value with the file untouched (bytes and mtime)', async () => {
     const f = await fixture();
     const before = readFileSync(f.file);
@@ -161,6 +195,49 @@ describe('secrets set', () => {
     expect(((await f.decrypt()) as Record<string, string>).INFISICAL_ENCRYPTION_KEY).toBe(value);
     noCanary(r, [value, CANARY.INFISICAL_ENCRYPTION_KEY]);
     noCanary(ok, [value, CANARY.INFISICAL_ENCRYPTION_KEY]);
+  });
+
+  it('an age key source set but unusable is a warning naming it (never its content) while another key opens the file; the refusal names it when none does', async () => {
+    const f = await fixture();
+    const before = readFileSync(f.file);
+    // The working key where sops looks by default; a missing SOPS_AGE_KEY_FILE and a cut-short SOPS_AGE_KEY.
+    const configDir = join(f.dir, '.config', 'sops', 'age');
+    mkdirSync(configDir, { recursive: true });
+    copyFileSync(f.key.keysFile, join(configDir, 'keys.txt'));
+    const missing = join(f.dir, 'no-such-keys.txt');
+    const cutShort = 'AGE-SECRET-KEY-1CANARYCUTSHORT0QQQQ';
+    const env = {
+      PATH: process.env.PATH ?? '',
+      HOME: f.dir,
+      NO_COLOR: '1',
+      SOPS_AGE_KEY_FILE: missing,
+      SOPS_AGE_KEY: cutShort,
+    };
+    const ok = await runScript('secrets.ts', ['set', 'REDIS_PASSWORD', '--secrets-file', f.file], env, {
+      input: NEW_REDIS,
+    });
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain(
+      `warning: SOPS_AGE_KEY_FILE=${missing} does not exist: ignored (another age key opened ${f.file})`,
+    );
+    expect(ok.stderr).toMatch(
+      /^warning: SOPS_AGE_KEY line 1 is not a valid age secret key \(cut short or mistyped\?\): ignored/m,
+    );
+    expect(((await f.decrypt()) as Record<string, string>).REDIS_PASSWORD).toBe(NEW_REDIS);
+
+    // No key that works: the refusal still names both, and nothing is written.
+    rmSync(join(configDir, 'keys.txt'));
+    const afterOk = readFileSync(f.file);
+    const none = await runScript('secrets.ts', ['set', 'REDIS_PASSWORD', '--secrets-file', f.file], env, {
+      input: CANARY.REDIS_PASSWORD,
+    });
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr).toMatch(/no age identity decrypts the data key/);
+    expect(none.stderr).toContain(`problem: SOPS_AGE_KEY_FILE=${missing} does not exist`);
+    expect(none.stderr).toMatch(/problem: SOPS_AGE_KEY line 1 is not a valid age secret key/);
+    expect(readFileSync(f.file)).toEqual(afterOk);
+    expect(afterOk).not.toEqual(before);
+    for (const r of [ok, none]) noCanary(r, [cutShort, 'CANARYCUTSHORT', f.key.identity, NEW_REDIS]);
   });
 
   it('never takes the value from the command line, and never echoes one given there', async () => {

@@ -30,6 +30,19 @@ function sops(
 
 const allSecrets = () => [...secretStrings(NESTED_DOC), ...secretStrings(FLAT_DOC)];
 
+/** A copy of the nested file with an unencrypted value edited by hand: its MAC no longer matches. */
+function tamperedCopy(name: string): string {
+  const path = join(fx.dir, name);
+  writeFileSync(
+    path,
+    readFileSync(fx.files.nested, 'utf8').replace(
+      'note_unencrypted: canary-visible-note',
+      'note_unencrypted: edited',
+    ),
+  );
+  return path;
+}
+
 function expectCleanError(stderr: string, pattern: RegExp): void {
   expect(stderr).toMatch(/^error: /m);
   expect(stderr).toMatch(/^hint: /m);
@@ -101,14 +114,7 @@ describe('scripts/sops.ts', () => {
   });
 
   it('bad input exits 2 with error and hint on stderr, never a value', async () => {
-    const tampered = join(fx.dir, 'tampered.sops.yaml');
-    writeFileSync(
-      tampered,
-      readFileSync(fx.files.nested, 'utf8').replace(
-        'note_unencrypted: canary-visible-note',
-        'note_unencrypted: edited',
-      ),
-    );
+    const tampered = tamperedCopy('tampered.sops.yaml');
     const cases: [string[], RegExp, NodeJS.ProcessEnv?][] = [
       [['decrypt', join(fx.dir, 'missing.yaml')], /missing.yaml does not exist/],
       [['decrypt', tampered], /MAC mismatch: the file was modified outside sops/],
@@ -136,4 +142,23 @@ describe('scripts/sops.ts', () => {
       expectCleanError(result.stderr, pattern);
     });
   }, 120_000); // ten CLI runs at once, each a cold Node start: bounded, not timed
+
+  it("the way out of a tampered or plaintext file needs no sops binary: git, then the suite's own commands", async () => {
+    const tampered = tamperedCopy('hint-tampered.sops.yaml');
+    const plain = join(fx.dir, 'hint-plain.yaml');
+    writeFileSync(plain, 'A: b\n');
+    const [mac, notSops] = await Promise.all([sops(['decrypt', tampered]), sops(['decrypt', plain])]);
+    expect(mac.exitCode).toBe(2);
+    expect(mac.stderr).toMatch(/MAC mismatch/);
+    const macHint = mac.stderr.match(/^hint: (.*)$/m)?.[1] ?? '';
+    expect(macHint).toContain(`git checkout -- ${tampered}`);
+    expect(macHint).toContain(`scripts/secrets.ts set KEY --secrets-file ${tampered}`);
+    expect(macHint).toMatch(/just secrets-set KEY, just secrets-edit/);
+    // sops only where it is a real alternative: a value the native reader may type differently.
+    expect(macHint).not.toMatch(/(re-?encrypt|edit) it with sops/);
+    expect(notSops.exitCode).toBe(2);
+    const plainHint = notSops.stderr.match(/^hint: (.*)$/m)?.[1] ?? '';
+    expect(plainHint).toMatch(/^check that .*hint-plain\.yaml is the right file; .*just secrets-init AGE1…/);
+    expect(plainHint).not.toMatch(/^encrypt it with sops/);
+  });
 });

@@ -455,12 +455,37 @@ describe('age identity discovery (isolated environments, never the real HOME)', 
     expect(found.identities).toEqual([]);
     expect(problems).toMatch(/SSH identities are not supported natively/);
     expect(problems).toMatch(/SOPS_AGE_KEY line 1 is a plugin identity/);
-    expect(problems).toMatch(/SOPS_AGE_KEY line 2 is not an age identity/);
+    expect(problems).toMatch(/SOPS_AGE_KEY line 2 is not a valid age secret key \(cut short or mistyped\?\)/);
     expect(problems).toMatch(/holds an SSH private key/);
     expect(problems).not.toContain('NOTAVALIDKEY');
 
     const missing = await findAgeIdentities(isolatedEnv(dir, { SOPS_AGE_KEY_FILE: join(dir, 'nope.txt') }));
-    expect(missing.problems.join('\n')).toMatch(/nope.txt cannot be read \(ENOENT\)/);
+    expect(missing.problems.join('\n')).toMatch(/^SOPS_AGE_KEY_FILE=.*nope\.txt does not exist$/);
+  });
+
+  it('decrypts with the key that works and warns about each source set but unusable, never quoting it', async () => {
+    const home = join(dir, 'warn-home');
+    mkdirSync(join(home, '.config', 'sops', 'age'), { recursive: true });
+    writeFileSync(join(home, '.config', 'sops', 'age', 'keys.txt'), `${fx.key.identity}\n`, { mode: 0o600 });
+    const missing = join(dir, 'gone.txt');
+    const env = {
+      ...isolatedEnv(dir),
+      HOME: home,
+      SOPS_AGE_KEY_FILE: missing,
+      // The public key where the secret key belongs: a common slip.
+      SOPS_AGE_KEY: fx.key.recipient,
+    };
+    const decrypted = await decryptSopsFile(fx.files.flat, { env });
+    expect(decrypted.documents[0]).toEqual(FLAT_DOC);
+    expect(decrypted.warnings).toEqual([
+      `SOPS_AGE_KEY line 1 is an age public key (age1…), not the secret key (AGE-SECRET-KEY-1…): ignored (another age key opened ${fx.files.flat})`,
+      `SOPS_AGE_KEY_FILE=${missing} does not exist: ignored (another age key opened ${fx.files.flat})`,
+    ]);
+    expect(decrypted.warnings.join('\n')).not.toContain(fx.key.recipient);
+    expect(decrypted.warnings.join('\n')).not.toContain(fx.key.identity);
+    // Nothing to say when every source set is usable.
+    const clean = await decryptSopsFile(fx.files.flat, { env: { ...env, SOPS_AGE_KEY: fx.key.identity } });
+    expect(clean.warnings.filter((w) => w.includes('SOPS_AGE_KEY line'))).toEqual([]);
   });
 
   it('names every place searched when no key fits, and how to fix it', async () => {
@@ -579,7 +604,7 @@ describe.skipIf(!hasAgeCli)('age CLI cross-check (Debian age)', () => {
       env: {},
       identities: [fx.key.identity],
     });
-    expect(Buffer.from(recovered)).toEqual(dataKey);
+    expect(Buffer.from(recovered.key)).toEqual(dataKey);
   });
 
   it('a data key ending in a line feed keeps every byte both ways', async () => {
@@ -589,7 +614,7 @@ describe.skipIf(!hasAgeCli)('age CLI cross-check (Debian age)', () => {
       env: {},
       identities: [fx.key.identity],
     });
-    expect(Buffer.from(recovered)).toEqual(dataKey);
+    expect(Buffer.from(recovered.key)).toEqual(dataKey);
     const { stdout } = await execa('age', ['-d', '-i', fx.key.keysFile], {
       input: armored,
       encoding: 'buffer',

@@ -16,6 +16,7 @@ import { connectSsh, type SshExecutor, type SshOptions } from '../scripts/lib/ex
 import { InterruptedError, runContext } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, regenerateHostKey, type SshdServer, startSshd } from './harness/sshd.ts';
+import { eventually } from './helpers/process.ts';
 import { tempDir } from './helpers/temp.ts';
 
 const sshd = findSshd('the SSH executor tests (apt-get install openssh-server)');
@@ -30,6 +31,25 @@ function optionsFor(server: SshdServer, extra: Partial<SshOptions> = {}): SshOpt
     knownHosts: server.knownHosts,
     ...extra,
   };
+}
+
+/** Whether a process whose argv holds `tag` runs on this machine (the loopback sshd's side), within 10 s. */
+async function eventuallyRunning(tag: string): Promise<boolean> {
+  return eventually(() => pgrep(tag));
+}
+
+/** Whether no process whose argv holds `tag` is left, within 10 s (a loaded machine is slow to reap). */
+async function eventuallyGone(tag: string): Promise<boolean> {
+  return eventually(() => !pgrep(tag));
+}
+
+function pgrep(tag: string): boolean {
+  try {
+    // The supervising shell's argv holds the tag too: `sleep 300` under it is what must go.
+    return execFileSync('pgrep', ['-f', '--', tag], { encoding: 'utf8' }).trim() !== '';
+  } catch {
+    return false;
+  }
 }
 
 /** The rejection of a promise, for assertions on its class, message and hint. */
@@ -192,6 +212,31 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
       });
       expect(gone.exitCode).toBe(0);
       expect(await ssh.files.stat(marker)).toBeUndefined();
+    });
+
+    it('an aborted stream ends with everything it started; its exit is the abort', async () => {
+      const tag = `abort-${process.pid}-${Date.now()}`;
+      const stop = new AbortController();
+      // bash forks sleep (the `:` after it keeps bash from exec'ing it): a child of the command.
+      const running = ssh.run({ argv: ['bash', '-c', `sleep 300; : ${tag}`], signal: stop.signal });
+      expect(await eventuallyRunning(tag)).toBe(true);
+      stop.abort();
+      expect(await running).toMatchObject({ exitCode: 143 });
+      expect(await eventuallyGone(tag)).toBe(true);
+    });
+
+    it('a stream still running when the connection closes ends with it', async () => {
+      const own = await connectSsh(optionsFor(server));
+      const tag = `closed-${process.pid}-${Date.now()}`;
+      const running = own.run({
+        argv: ['bash', '-c', `sleep 300; : ${tag}`],
+        signal: new AbortController().signal,
+      });
+      running.catch(() => {});
+      expect(await eventuallyRunning(tag)).toBe(true);
+      await own.close();
+      // No signal was sent: sshd closing the session ends the stream's stdin, its stop line.
+      expect(await eventuallyGone(tag)).toBe(true);
     });
 
     it('an interrupt kills the remote command and refuses new ones; clean-up is still served', async () => {
@@ -631,3 +676,31 @@ describe.skipIf(!sshd)('every SSH wait is bounded', () => {
     await conn.close();
   });
 });
+
+describe.skipIf(!sshd)(
+  'an aborted stream on a forced-command account (sshd refuses signal requests there)',
+  () => {
+    let server: SshdServer;
+    beforeAll(async () => {
+      server = await startSshd(sshd as string, { forceCommand: true });
+    });
+    afterAll(async () => {
+      await server?.stop();
+    });
+
+    it('still ends, with everything it started: its stdin closing is its stop', async () => {
+      const ssh = await connectSsh(optionsFor(server));
+      try {
+        const tag = `forced-${process.pid}-${Date.now()}`;
+        const stop = new AbortController();
+        const running = ssh.run({ argv: ['bash', '-c', `sleep 300; : ${tag}`], signal: stop.signal });
+        expect(await eventuallyRunning(tag)).toBe(true);
+        stop.abort();
+        await running;
+        expect(await eventuallyGone(tag)).toBe(true);
+      } finally {
+        await ssh.close();
+      }
+    });
+  },
+);

@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { closest } from './closest.ts';
 import { EXIT, exitCodeOf, InputError } from './errors.ts';
 import { createOutput, type Output } from './output.ts';
 import { redactor } from './redact.ts';
@@ -40,32 +41,10 @@ export function exitCodeTable(codes: ExitCodes = {}): string {
   ].join('\n');
 }
 
-/** The Levenshtein distance, for "did you mean". */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(
-        (prev[j] ?? 0) + 1,
-        (row[j - 1] ?? 0) + 1,
-        (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    prev = row;
-  }
-  return prev[b.length] ?? 0;
-}
-
 /** The known flag closest to `typed` (`--dryrun` → `--dry-run`), when one is close enough to be meant. */
 export function suggestFlag(typed: string, known: readonly string[]): string | undefined {
-  const bare = typed.replace(/^-+/, '').split('=')[0] ?? '';
-  let best: { name: string; d: number } | undefined;
-  for (const name of known) {
-    const d = editDistance(bare, name);
-    if (!best || d < best.d) best = { name, d };
-  }
-  return best && best.d <= Math.max(2, Math.ceil(bare.length / 3)) ? `--${best.name}` : undefined;
+  const guess = closest(typed.replace(/^-+/, '').split('=')[0] ?? '', known);
+  return guess === undefined ? undefined : `--${guess}`;
 }
 
 /**

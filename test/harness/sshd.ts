@@ -48,6 +48,11 @@ export interface SshdServer {
 export interface SshdStartOptions {
   /** sshd's LogLevel; DEBUG1 shows forwarded (direct-tcpip) channels. Default INFO. */
   logLevel?: 'INFO' | 'VERBOSE' | 'DEBUG1';
+  /**
+   * Every session runs through a ForceCommand that runs the requested command, as restricted deploy
+   * accounts do. OpenSSH then refuses the client's signal requests (session.c `session_signal_req`).
+   */
+  forceCommand?: boolean;
 }
 
 /** The sshd binary, or undefined after a printed skip (a failure under CI). */
@@ -142,8 +147,8 @@ function freePort(): Promise<number> {
   });
 }
 
-function config(dir: string, port: number, user: string, logLevel: string): string {
-  return `Port ${port}
+function config(dir: string, port: number, user: string, logLevel: string, forceCommand: boolean): string {
+  return `${forceCommand ? 'ForceCommand /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n' : ''}Port ${port}
 ListenAddress 127.0.0.1
 HostKey ${join(dir, 'host_ed25519')}
 PidFile ${join(dir, 'sshd.pid')}
@@ -175,6 +180,7 @@ class Sshd implements SshdServer {
     private readonly logLevel = 'INFO',
     /** The user was made for this server: stop() removes it. */
     private readonly ownsUser = false,
+    private readonly forceCommand = false,
   ) {
     liveServers.add(this);
   }
@@ -197,7 +203,7 @@ class Sshd implements SshdServer {
     for (let attempt = 1; ; attempt++) {
       this.port = port ?? (await freePort());
       const configFile = join(this.dir, 'sshd_config');
-      await writeFile(configFile, config(this.dir, this.port, this.user, this.logLevel));
+      await writeFile(configFile, config(this.dir, this.port, this.user, this.logLevel, this.forceCommand));
       const result = await this.launch(configFile);
       if (result === 'ok') break;
       if (!/Address already in use/.test(result) || attempt >= 5) {
@@ -290,7 +296,7 @@ export async function startSshd(sshdPath: string, options: SshdStartOptions = {}
   // sshd reads authorized_keys as the logging-in user: the dir must be traversable and the file readable.
   await chmod(dir, 0o711);
   // From here on the server owns dir and user: stop() (or the exit hook) removes both.
-  const server = new Sshd(sshdPath, dir, user.name, options.logLevel, user.created);
+  const server = new Sshd(sshdPath, dir, user.name, options.logLevel, user.created, options.forceCommand);
   try {
     keygen(join(dir, 'host_ed25519'), 'test-host');
     keygen(join(dir, 'client_ed25519'), 'test-client');

@@ -1,6 +1,8 @@
 /**
  * A project script in a pseudo-terminal (python3's pty module): when its output shows `prompt`, `answer`
  * is typed and Enter pressed. What the terminal showed comes back, so a test sees whether it was echoed.
+ * With `stdoutFile`, the script's stdout goes to that file instead (a terminal on stdin and stderr only,
+ * as in `cmd > log` typed at a terminal).
  */
 import { execa } from 'execa';
 import { PROJECT_ROOT } from './run-cli.ts';
@@ -8,10 +10,12 @@ import { scriptArgv } from './script-bundles.ts';
 
 const IN_PTY = `
 import os, pty, select, sys, time
-prompt, answer = sys.argv[1].encode(), sys.argv[2].encode()
+prompt, answer, stdout_file = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execvp(sys.argv[3], sys.argv[3:])
+    if stdout_file:
+        os.dup2(os.open(stdout_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
+    os.execvp(sys.argv[4], sys.argv[4:])
 out, sent, deadline = b"", False, time.time() + 60
 while time.time() < deadline:
     if select.select([fd], [], [], 0.2)[0]:
@@ -37,6 +41,7 @@ export async function runScriptInPty(opts: {
   script: string;
   args: readonly string[];
   env: Record<string, string>;
+  stdoutFile?: string;
 }): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const r = await execa(
     opts.python,
@@ -45,6 +50,7 @@ export async function runScriptInPty(opts: {
       IN_PTY,
       opts.prompt,
       opts.answer,
+      opts.stdoutFile ?? '',
       process.execPath,
       ...scriptArgv(opts.script, 'tsx'),
       ...opts.args,

@@ -72,15 +72,26 @@ export class HostFingerprints {
     readonly salt: string,
   ) {}
 
-  /** The host's own salt when it has a record of this version, else a new one. */
-  static forHost(fingerprintKey: string | undefined, deployed: DeployedRecord | undefined): HostFingerprints {
+  /**
+   * The host's own salt: its record's (this version), else the one its upload manifest recorded (a host
+   * whose first bootstrap has not succeeded yet: without it every run would key the secret files' digests
+   * anew and send them again), else a new one.
+   */
+  static forHost(
+    fingerprintKey: string | undefined,
+    deployed: DeployedRecord | undefined,
+    uploadedSalt?: string,
+  ): HostFingerprints {
     if (!fingerprintKey) {
       throw new InputError(
         `${FINGERPRINT_KEY} is missing: the deploy record on the host is keyed with it`,
         'add it with `node --import tsx scripts/secrets.ts init --fill` (generates only the missing keys), then run again',
       );
     }
-    const salt = deployed?.version === RECORD_VERSION ? deployed.salt : randomBytes(16).toString('hex');
+    const salt =
+      deployed?.version === RECORD_VERSION
+        ? deployed.salt
+        : (uploadedSalt ?? randomBytes(16).toString('hex'));
     return new HostFingerprints(Buffer.from(fingerprintKey, 'utf8'), salt);
   }
 

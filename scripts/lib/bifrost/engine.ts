@@ -52,6 +52,11 @@ export interface EngineOptions {
   /** Multiplies every deadline and backoff (default: SECRETS_FLOW_TIME_SCALE, else 1). */
   timeScale?: number;
   cloudInitTimeoutSec?: number;
+  /**
+   * Mint netbird-mgmt-token even when .secrets.env already holds NB_IDP_MGMT_TOKEN (`bifrost token`). The
+   * old line stays until the new token is minted, and is then replaced in one atomic write.
+   */
+  remintToken?: boolean;
 }
 
 export type StepStatus = 'done' | 'skipped' | 'failed' | 'not run';
@@ -162,14 +167,14 @@ class Engine {
   private async preflight(): Promise<void> {
     const { executor, cli } = this.opts;
     const timeoutSec = this.opts.cloudInitTimeoutSec ?? 600;
-    // Independent checks, run together: each is a process (or an SSH round trip) of its own.
-    // Rendering the per-service env files is derived state only, so it overlaps the checks too.
+    // Independent checks, run together: each is a process (or an SSH round trip) of its own. Reading
+    // overlaps them; writing waits for them: nothing on the host changes before the pre-flight passes.
     const [version, ci] = await Promise.all([
       this.run$(composeVersionArgv(cli), { timeoutMs: 30_000 }),
       this.run$(['cloud-init', 'status', '--wait'], { timeoutMs: timeoutSec * 1000 }),
       this.readSecrets().then(async () => {
         if (this.missing.length > 0) return;
-        [this.state] = await Promise.all([this.bundle.loadState(), this.renderServiceEnvFiles()]);
+        this.state = await this.bundle.loadState();
       }),
     ]);
     if (version.exitCode !== 0 || version.spawnError) {
@@ -196,6 +201,7 @@ class Engine {
         'render and upload them with provision-bifrost (just bifrost-up), then run again',
       );
     }
+    await this.renderServiceEnvFiles();
   }
 
   private missing: string[] = [];
@@ -306,7 +312,7 @@ class Engine {
   private warmTokenRetry(): void {
     if (this.tokenRetryWarmed || !this.plan.some((s) => s.kind === 'token')) return;
     this.tokenRetryWarmed = true;
-    if (!this.secrets.get(NB_IDP_MGMT_TOKEN)) setImmediate(() => loadRetry().catch(() => {}));
+    if (this.mintsToken()) setImmediate(() => loadRetry().catch(() => {}));
   }
 
   /** Up to date: the definition and inputs recorded when it last came up, and running and healthy now. */
@@ -519,8 +525,13 @@ class Engine {
     return 'completed';
   }
 
+  /** The token step mints: none in .secrets.env yet, or a new one asked for. */
+  private mintsToken(): boolean {
+    return this.opts.remintToken === true || !this.secrets.get(NB_IDP_MGMT_TOKEN);
+  }
+
   private async mintToken(container: string, deadlineSec: number): Promise<string> {
-    if (this.secrets.get(NB_IDP_MGMT_TOKEN)) return `${NB_IDP_MGMT_TOKEN} already set in .secrets.env; kept`;
+    if (!this.mintsToken()) return `${NB_IDP_MGMT_TOKEN} already set in .secrets.env; kept`;
     const outcome = await mintWithRetry({
       deadline: Date.now() + deadlineSec * 1000 * this.scale,
       firstDelayMs: 1000 * this.scale,

@@ -1,10 +1,13 @@
 /**
  * The host flags every Bifrost command shares (bifrost-bootstrap, provision-bifrost, the recovery
- * commands): the SSH options, where the bundle lives on the host and which docker CLI runs there, with
- * their help lines, so that the same flag means the same thing everywhere.
+ * commands): where the host is (--host over SSH, with the SSH options, or --local: this machine is the
+ * host), where the bundle lives on it and which docker CLI runs there, with their help lines, so that the
+ * same flag means the same thing everywhere.
  */
+import { resolve } from 'node:path';
 import { InputError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
+import { LocalExecutor } from '../exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS, SSH_OPTIONS_HELP, type SshFlags } from '../exec/ssh-cli.ts';
 import type { Output } from '../output.ts';
 import { runContext, withCleanup } from '../run-context.ts';
@@ -12,6 +15,7 @@ import { DEFAULT_BUNDLE_HOST_DIR, type DockerCli, dockerCliFromFlags } from './d
 import { normalizeRemoteDir } from './upload.ts';
 
 export const HOST_OPTIONS = {
+  local: { type: 'boolean' },
   ...SSH_OPTIONS,
   'remote-dir': { type: 'string' },
   docker: { type: 'string' },
@@ -21,41 +25,65 @@ export const HOST_OPTIONS = {
 /** bifrost-bootstrap's --dir is the older spelling of --remote-dir. */
 export const HOST_ALIASES = { dir: 'remote-dir' } as const;
 
-export const HOST_OPTIONS_HELP = `${SSH_OPTIONS_HELP}
-  --remote-dir D       the bundle directory on the host (default ${DEFAULT_BUNDLE_HOST_DIR})
+export const HOST_OPTIONS_HELP = `  --local              this machine is the host (on the VPS itself): local commands, no SSH
+${SSH_OPTIONS_HELP}
+  --remote-dir D       the bundle directory on the host (default ${DEFAULT_BUNDLE_HOST_DIR}; with --local
+                       a relative path is from the current directory)
   --docker BIN         docker CLI on the host (default $DOCKER, else docker)
   --compose CMD        compose command on the host (default "docker compose"; "docker-compose" for v1)`;
 
 export interface HostFlags extends SshFlags {
+  local?: boolean;
   'remote-dir'?: string;
   docker?: string;
   compose?: string;
 }
 
-/** The docker CLI on the host from the flags; the dir is checked before connecting (it must be absolute). */
+/**
+ * The docker CLI on the host from the flags; the dir is checked before connecting (it must be absolute on
+ * a remote host; with --local a relative one is taken from the current directory).
+ */
 export function hostDockerCli(flags: HostFlags): DockerCli {
+  const dir = flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR;
   return dockerCliFromFlags(
     flags,
-    normalizeRemoteDir(flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR),
+    normalizeRemoteDir(flags.local ? resolve(dir) : dir),
     process.env.DOCKER ?? 'docker',
   );
 }
 
-/** --host is required: the host and its docker CLI. */
+/** What a command that sets no `where` of its own calls this machine as the host. */
+export const LOCAL_HOST = 'localhost';
+
+/**
+ * Exactly one of --local and --host: the host (LOCAL_HOST for --local) and its docker CLI. Checked
+ * before anything else, so a command with neither (or both) exits 2 having done nothing.
+ */
 export function requireHost(flags: HostFlags, usage: string): { cli: DockerCli; host: string } {
-  if (!flags.host) throw new InputError('--host is required', `see ${usage} --help`);
-  return { host: flags.host, cli: hostDockerCli(flags) };
+  if (Boolean(flags.local) === Boolean(flags.host))
+    throw new InputError(
+      'say where to run: --local (this machine) or --host H (over SSH), exactly one',
+      `see ${usage} --help`,
+    );
+  return { host: flags.host ?? LOCAL_HOST, cli: hostDockerCli(flags) };
 }
 
-/** Connects, runs `fn` over the one connection, and closes it whatever happens. */
+/** The host's executor: this machine with --local, else one SSH connection to --host. */
+export async function openHost(flags: HostFlags): Promise<Executor> {
+  runContext.setPhase('connecting', 'nothing was changed on the host');
+  if (flags.local) return new LocalExecutor();
+  if (!flags.host) throw new InputError('say where to run: --local or --host H');
+  return connectFromFlags({ ...flags, host: flags.host });
+}
+
+/** Opens the host (requireHost checked the flags), runs `fn` on it, and closes it whatever happens. */
 export async function withHost<T>(
-  flags: HostFlags & { host: string },
+  flags: HostFlags,
   out: Output,
   cli: DockerCli,
   fn: (executor: Executor) => Promise<T>,
 ): Promise<T> {
-  runContext.setPhase('connecting', 'nothing was changed on the host');
-  const executor = await connectFromFlags(flags);
+  const executor = await openHost(flags);
   return withCleanup(
     async () => {
       runContext.setPhase('reading the host', 'nothing was changed on the host');

@@ -1,60 +1,77 @@
 /**
- * The host's own state of the two rendered env files, compared with what a provision would upload. The
- * upload diffs against its manifest (what it sent), so a file edited or trimmed on the host is invisible
- * to it; provision and `bifrost verify` read the files themselves to see such drift. Values stay in memory:
- * only key names and verdicts come out.
+ * The host's own state of the two rendered env files. The upload diffs against its manifest (what it
+ * sent), so a file edited or trimmed on the host is invisible to it; provision and `bifrost verify` read
+ * the files themselves to see such drift. .secrets.env also holds a line provision never renders, the
+ * engine's NB_IDP_MGMT_TOKEN: the rules for that line live here. Values stay in memory: only key names
+ * and verdicts come out.
  */
 import type { Executor } from '../exec/executor.ts';
 import { redactor } from '../redact.ts';
 import { parseEnvFile } from './env-file.ts';
 import { NB_IDP_MGMT_TOKEN } from './plan.ts';
+import { TOKEN_MINTED_FROM } from './token.ts';
 
 export const SECRETS_ENV = '.secrets.env';
 export const DOT_ENV = '.env';
 export const RENDERED_ENV_FILES: readonly string[] = [SECRETS_ENV, DOT_ENV];
 
-export interface HostEnvState {
-  /** Rendered files whose keys or values on the host differ from what would be uploaded. */
-  edited: string[];
-  /** Files that are not on the host at all. */
-  missing: string[];
-  /** .secrets.env is there but holds no NB_IDP_MGMT_TOKEN (a failed `bifrost token`, a hand edit). */
-  tokenMissing: boolean;
+/** The engine's line in .secrets.env, in any form an env file allows (`export`, blanks). */
+const TOKEN_LINE = new RegExp(`^\\s*(?:export\\s+)?${NB_IDP_MGMT_TOKEN}\\s*=`);
+
+/**
+ * The part of a bundle file provisioning owns, which its upload manifest records: all of it, except the
+ * NB_IDP_MGMT_TOKEN lines of .secrets.env, which the engine writes and replaces on the host. A token minted
+ * or minted again therefore never reads as a change of the file, nor as an edit on the host.
+ */
+export function provisionedText(path: string, text: string): string {
+  if (path !== SECRETS_ENV) return text;
+  return text
+    .split('\n')
+    .filter((l) => !TOKEN_LINE.test(l))
+    .join('\n');
 }
 
 /**
- * Same keys and values, ignoring NB_IDP_MGMT_TOKEN: the engine adds that line on the host, so it is
- * never part of what provision renders.
+ * The .secrets.env to upload: the rendered one, with the host's NB_IDP_MGMT_TOKEN line carried over as it
+ * stands. The token is minted in Authentik once; without this, every change of another key would upload a
+ * file without it and the bootstrap would mint it again. Not carried when the key it is minted from
+ * (TOKEN_MINTED_FROM) changes: the token step then mints it under the new key. `bifrost token` is what
+ * asks for a new token otherwise.
  */
-export function sameEnv(want: Map<string, string>, host: Map<string, string>): boolean {
-  const strip = (m: Map<string, string>) =>
-    [...m].filter(([k]) => k !== NB_IDP_MGMT_TOKEN).sort(([a], [b]) => (a < b ? -1 : 1));
-  return JSON.stringify(strip(want)) === JSON.stringify(strip(host));
+export function carryToken(rendered: string, host: string | undefined): string {
+  if (host === undefined) return rendered;
+  const hostValues = parseEnvFile(host);
+  if (!hasToken(hostValues)) return rendered;
+  if (hostValues.get(TOKEN_MINTED_FROM) !== parseEnvFile(rendered).get(TOKEN_MINTED_FROM)) return rendered;
+  // The last line wins, as in compose.
+  const line = host
+    .split('\n')
+    .filter((l) => TOKEN_LINE.test(l))
+    .pop();
+  if (line === undefined) return rendered;
+  const sep = rendered === '' || rendered.endsWith('\n') ? '' : '\n';
+  return `${rendered}${sep}${line.replace(/\r$/, '')}\n`;
 }
 
 export function hasToken(env: Map<string, string>): boolean {
   return Boolean(env.get(NB_IDP_MGMT_TOKEN));
 }
 
-/** Reads the host's .secrets.env and .env under `dir` and compares them with the rendered ones. */
-export async function readHostEnvState(
-  executor: Executor,
-  dir: string,
-  rendered: Readonly<Record<string, string>>,
-): Promise<HostEnvState> {
-  const state: HostEnvState = { edited: [], missing: [], tokenMissing: false };
-  const texts = await Promise.all(RENDERED_ENV_FILES.map((f) => executor.files.readFile(`${dir}/${f}`)));
-  RENDERED_ENV_FILES.forEach((file, i) => {
-    const text = texts[i];
-    if (text === undefined) {
-      state.missing.push(file);
-      return;
-    }
-    const host = parseEnvFile(text);
-    if (!sameEnv(parseEnvFile(rendered[file] ?? ''), host)) state.edited.push(file);
-    if (file === SECRETS_ENV && !hasToken(host)) state.tokenMissing = true;
-  });
-  return state;
+export interface HostEnvState {
+  /** Each rendered env file's text on the host, by name; undefined when it is not there. */
+  texts: Record<string, string | undefined>;
+  /** .secrets.env is there but holds no NB_IDP_MGMT_TOKEN (a failed bootstrap, a hand edit). */
+  tokenMissing: boolean;
+}
+
+/** Reads the host's .secrets.env and .env under `dir`, every value registered with the redactor. */
+export async function readHostEnvState(executor: Executor, dir: string): Promise<HostEnvState> {
+  const texts = await readEnvTexts(executor, dir);
+  const secretsEnv = texts[SECRETS_ENV];
+  return {
+    texts,
+    tokenMissing: secretsEnv !== undefined && !hasToken(parseEnvFile(secretsEnv)),
+  };
 }
 
 /**
@@ -65,16 +82,17 @@ export async function registerHostSecrets(
   executor: Executor,
   dir: string,
 ): Promise<{ secrets: Map<string, string>; dotEnv: Map<string, string>; found: string[] }> {
-  const [secretsText, dotEnvText] = await Promise.all([
-    executor.files.readFile(`${dir}/${SECRETS_ENV}`),
-    executor.files.readFile(`${dir}/${DOT_ENV}`),
-  ]);
-  const secrets = parseEnvFile(secretsText ?? '');
-  const dotEnv = parseEnvFile(dotEnvText ?? '');
-  for (const values of [secrets, dotEnv]) for (const [k, v] of values) redactor.register(v, k);
-  const found = [
-    ...(secretsText === undefined ? [] : [SECRETS_ENV]),
-    ...(dotEnvText === undefined ? [] : [DOT_ENV]),
-  ];
-  return { secrets, dotEnv, found };
+  const texts = await readEnvTexts(executor, dir);
+  return {
+    secrets: parseEnvFile(texts[SECRETS_ENV] ?? ''),
+    dotEnv: parseEnvFile(texts[DOT_ENV] ?? ''),
+    found: RENDERED_ENV_FILES.filter((f) => texts[f] !== undefined),
+  };
+}
+
+async function readEnvTexts(executor: Executor, dir: string): Promise<Record<string, string | undefined>> {
+  const read = await Promise.all(RENDERED_ENV_FILES.map((f) => executor.files.readFile(`${dir}/${f}`)));
+  const texts = Object.fromEntries(RENDERED_ENV_FILES.map((f, i) => [f, read[i]]));
+  for (const text of read) for (const [k, v] of parseEnvFile(text ?? '')) redactor.register(v, k);
+  return texts;
 }

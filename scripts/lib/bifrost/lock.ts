@@ -14,7 +14,7 @@
  * - its holder ran on this machine and that process no longer exists (its pid is gone, is another
  *   process now, or the machine restarted since).
  * Everything else (a live holder, another machine) is refused; one older than `staleAfterSeconds` is
- * reported as STALE with its holder, and the operator clears it (`just bifrost-unlock`, breakHostLock).
+ * reported as STALE with its holder, and the operator clears it (`just bifrost-unlock HOST`).
  *
  * Takeover is race-safe: the taker first creates `.takeover` inside the dead lock dir (atomic, so one of
  * two takers proceeds), checks that the dir is still the one it judged (same inode and same holder
@@ -80,8 +80,10 @@ const TAKEOVER_CHANGED = 12;
 /** While another run takes a dead lock over: how often and how long to look again. */
 const BUSY_PAUSE_MS = 100;
 const BUSY_RETRIES = 30;
+/** What the operator can do about a lock held by another run; every word is a command or a flag they have. */
 const UNLOCK_HINT =
-  'if that run is no longer running, clear the lock with `just bifrost-unlock` (breakHostLock)';
+  'if that run is no longer running (a stale lock), clear it with `just bifrost-unlock HOST`, then run again';
+const HELD_HINT = `wait for that run to finish and run again, or pass --lock-wait S to wait up to S seconds for it; ${UNLOCK_HINT}`;
 
 /**
  * Creates the parent when missing (a fresh host), then tries the atomic mkdir (0700 whatever the umask).
@@ -461,7 +463,7 @@ function heldError(executor: Executor, lockDir: string, h: LockHolder, waitSecon
   const waited = waitSeconds > 0 ? ` (waited ${waitSeconds} s)` : '';
   return new WorkError(
     `${executor.where}: ${shellQuote(lockDir)} is held by ${describeHolder(h)}${waited}`,
-    `wait for that run to finish and re-run (or give a longer lock wait); ${UNLOCK_HINT}`,
+    HELD_HINT,
   );
 }
 

@@ -5,6 +5,12 @@
  */
 export const TOKEN_IDENTIFIER = 'netbird-mgmt-token';
 
+/**
+ * The .secrets.env key the token is minted from: the script below gives the Authentik token the value of
+ * AUTHENTIK_BOOTSTRAP_TOKEN (env/authentik.env, rendered from this key), so a new value means a new token.
+ */
+export const TOKEN_MINTED_FROM = 'AUTHENTIK_BOOTSTRAP_TOKEN';
+
 export const AK_SHELL_SCRIPT = `
 import os, sys
 from authentik.core.models import Token, TokenIntents, User

@@ -9,8 +9,9 @@
  *
  * Incremental: a manifest in the live directory records the SHA-256 and mode of every file WE uploaded.
  * Files whose hash and mode match are not sent again, and a run where nothing changed touches nothing.
- * The manifest, not the remote content, is the reference: the engine edits some uploaded files in place
- * (it upserts NB_IDP_MGMT_TOKEN into .secrets.env), and those edits must not read as "changed".
+ * The manifest, not the remote content, is the reference, and it records only the part of a file
+ * provisioning owns (provisionedText): the engine writes NB_IDP_MGMT_TOKEN into .secrets.env on the host,
+ * and that line must never read as "changed".
  *
  * File contents travel over SFTP only (executor.files), never on a command line; remote paths travel as
  * separate argv elements (positional parameters of `sh -c`), which the executor shell-quotes.
@@ -24,8 +25,7 @@ import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { InputError, WorkError } from '../errors.ts';
 import { type Command, type Executor, shellQuote } from '../exec/executor.ts';
 import { notRegular } from '../file-kind.ts';
-import { parseEnvFile } from './env-file.ts';
-import { sameEnv } from './host-state.ts';
+import { provisionedText } from './host-state.ts';
 
 export interface BundleFile {
   /** Relative, posix. */
@@ -54,6 +54,11 @@ export interface UploadOptions {
   resend?: readonly string[];
   /** Keyed digest for the files that hold secrets (see manifestDigest); plain SHA-256 without it. */
   secretDigest?: SecretDigest;
+  /**
+   * The per-host salt secretDigest is keyed with, recorded in the manifest (manifestSalt): until a deploy
+   * record holds it, the next run keys its digests the same way, so unchanged secret files stay unsent.
+   */
+  salt?: string;
   /** Something on the host was not as an upload leaves it (default: a "warning:" progress line). */
   onWarning?: (line: string) => void;
 }
@@ -85,6 +90,8 @@ export type ManifestFiles = Record<string, ManifestEntry>;
 
 interface Manifest {
   version: number;
+  /** The salt of the keyed digests (UploadOptions.salt); absent in manifests of older releases. */
+  salt?: string;
   files: ManifestFiles;
 }
 
@@ -236,6 +243,20 @@ export function checkBundleFiles(files: readonly BundleFile[]): void {
   prepareFiles(files);
 }
 
+/**
+ * The digest the manifest records for a bundle file: of the part provisioning owns (provisionedText), keyed
+ * for a 0600 file (manifestDigest). The one rule for the upload, provision and `bifrost verify`.
+ */
+export function recordedDigest(
+  path: string,
+  content: Buffer | string,
+  mode: number,
+  secretDigest?: SecretDigest,
+): string {
+  const text = typeof content === 'string' ? content : content.toString('utf8');
+  return manifestDigest(provisionedText(path, text), mode, secretDigest);
+}
+
 /** Checks every path and turns contents into the text the executor writes, with its digest. */
 function prepareFiles(files: readonly BundleFile[], secretDigest?: SecretDigest): Prepared[] {
   const seen = new Set<string>();
@@ -247,12 +268,11 @@ function prepareFiles(files: readonly BundleFile[], secretDigest?: SecretDigest)
       throw new InputError(`bad mode ${f.mode} for ${f.path}`, 'use 0o600 for secrets, 0o644 for the rest');
     }
     const text = toText(f);
-    const data = Buffer.from(text, 'utf8');
     return {
       path: f.path,
       text,
-      bytes: data.length,
-      sha256: manifestDigest(data, f.mode, secretDigest),
+      bytes: Buffer.byteLength(text, 'utf8'),
+      sha256: recordedDigest(f.path, text, f.mode, secretDigest),
       mode: f.mode,
     };
   });
@@ -521,9 +541,25 @@ export function parseManifest(
   return files;
 }
 
-function formatManifest(files: readonly Prepared[]): string {
+/**
+ * The salt a manifest records (UploadOptions.salt), or undefined: none, an older manifest, or one that is
+ * not a manifest. From the host, so only a 32-digit hex string is taken; a wrong one only makes the next
+ * upload send the secret files again.
+ */
+export function manifestSalt(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const salt = (JSON.parse(text) as Partial<Manifest> | null)?.salt;
+    return typeof salt === 'string' && /^[0-9a-f]{32}$/.test(salt) ? salt : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function formatManifest(files: readonly Prepared[], salt: string | undefined): string {
   const entries = Object.fromEntries(files.map((f) => [f.path, { sha256: f.sha256, mode: f.mode }]));
-  return `${JSON.stringify({ version: MANIFEST_VERSION, files: entries }, null, 2)}\n`;
+  const doc: Manifest = { version: MANIFEST_VERSION, ...(salt ? { salt } : {}), files: entries };
+  return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
 function warning(opts: UploadOptions): (line: string) => void {
@@ -605,7 +641,7 @@ export async function uploadBundle(
   await writeFiles(executor, staging, changed, progress);
   await removeFiles(executor, staging, plan.removed);
   const manifestPath = `${staging}/${MANIFEST}`;
-  const manifest = formatManifest(prepared);
+  const manifest = formatManifest(prepared, opts.salt);
   // Last: a staging dir with a manifest is complete (not relied on, but it keeps the tree honest).
   await fileStep(executor, 'write manifest', manifestPath, manifest.length, () =>
     executor.files.writeFileAtomic(manifestPath, manifest, 0o600),
@@ -777,22 +813,70 @@ export interface FileVerdict {
   path: string;
   status: Verdict;
   note?: string;
+  /** Unchanged here since it was sent, but not as sent on the host: provision sends it again. */
+  editedOnHost?: true;
 }
 
 export interface LocalFile {
   path: string;
   content: string | Buffer;
   mode: number;
-  /** For the two rendered env files: what they hold, to compare with the host's copy key by key. */
-  env?: Map<string, string>;
 }
 
 /**
- * Per file: the local version against the manifest (what the last upload sent, which is what provision
- * diffs against), then the host's copy against the manifest, since provision does not notice a file
- * edited on the host. The engine edits .secrets.env in place (its NB_IDP_MGMT_TOKEN line), so that file
- * is compared key by key without that line; no secret value or file hash is ever printed.
+ * One file: the local version against the manifest (what the last upload sent, which is what provision
+ * diffs against), then the host's copy (`remote`, undefined when it is not there) against the manifest,
+ * since the manifest alone does not show a file edited on the host. Both through recordedDigest, so the
+ * engine's NB_IDP_MGMT_TOKEN line in .secrets.env is neither a change nor an edit. No secret value or
+ * file hash is ever in a verdict.
  */
+function fileVerdict(
+  path: string,
+  mine: LocalFile | undefined,
+  sent: ManifestEntry | undefined,
+  remote: string | undefined,
+  secretDigest: SecretDigest,
+): FileVerdict {
+  if (!mine) return { path, status: 'only on host', note: 'not in the local bundle; provision removes it' };
+  if (!sent) return { path, status: 'missing on host', note: 'never uploaded' };
+  if (remote === undefined) return { path, status: 'missing on host', note: 'deleted on the host' };
+  if (sent.sha256 !== recordedDigest(path, mine.content, mine.mode, secretDigest))
+    return { path, status: 'differs', note: 'changed locally' };
+  if (sent.mode !== mine.mode)
+    return {
+      path,
+      status: 'differs',
+      note: `mode ${mine.mode.toString(8)} locally, ${sent.mode.toString(8)} sent`,
+    };
+  if (recordedDigest(path, remote, sent.mode, secretDigest) !== sent.sha256)
+    return { path, status: 'differs', note: 'edited on the host', editedOnHost: true };
+  return { path, status: 'same' };
+}
+
+/**
+ * Of `paths`, those unchanged locally since they were sent but no longer as sent on the host (`remote`: the
+ * host copies, read by the caller): provision sends them again (UploadOptions.resend).
+ */
+export function editedOnHost(
+  paths: readonly string[],
+  local: readonly LocalFile[],
+  manifest: ManifestFiles,
+  remote: Readonly<Record<string, string | undefined>>,
+  secretDigest: SecretDigest,
+): string[] {
+  return paths.filter(
+    (path) =>
+      fileVerdict(
+        path,
+        local.find((f) => f.path === path),
+        manifest[path],
+        remote[path],
+        secretDigest,
+      ).editedOnHost,
+  );
+}
+
+/** Every file of the local bundle and of the manifest, as fileVerdict judges it (host copies read as needed). */
 export async function compareFiles(
   executor: Executor,
   dir: string,
@@ -800,31 +884,14 @@ export async function compareFiles(
   manifest: ManifestFiles,
   secretDigest: SecretDigest,
 ): Promise<FileVerdict[]> {
-  // The same digests provision writes into the manifest (keyed for the 0600 files).
-  const digest = (content: string | Buffer, mode: number) => manifestDigest(content, mode, secretDigest);
   const byPath = new Map(local.map((f) => [f.path, f]));
   const paths = [...new Set([...byPath.keys(), ...Object.keys(manifest)])].sort();
   return Promise.all(
-    paths.map(async (path): Promise<FileVerdict> => {
+    paths.map(async (path) => {
       const mine = byPath.get(path);
       const sent = manifest[path];
-      if (!mine)
-        return { path, status: 'only on host', note: 'not in the local bundle; provision removes it' };
-      if (!sent) return { path, status: 'missing on host', note: 'never uploaded' };
-      const remote = await executor.files.readFile(`${dir}/${path}`);
-      if (remote === undefined) return { path, status: 'missing on host', note: 'deleted on the host' };
-      if (sent.sha256 !== digest(mine.content, mine.mode))
-        return { path, status: 'differs', note: 'changed locally' };
-      if (sent.mode !== mine.mode)
-        return {
-          path,
-          status: 'differs',
-          note: `mode ${mine.mode.toString(8)} locally, ${sent.mode.toString(8)} sent`,
-        };
-      const edited = mine.env
-        ? !sameEnv(mine.env, parseEnvFile(remote))
-        : digest(remote, sent.mode) !== sent.sha256;
-      return edited ? { path, status: 'differs', note: 'edited on the host' } : { path, status: 'same' };
+      const remote = mine && sent ? await executor.files.readFile(`${dir}/${path}`) : undefined;
+      return fileVerdict(path, mine, sent, remote, secretDigest);
     }),
   );
 }

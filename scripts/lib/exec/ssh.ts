@@ -448,6 +448,24 @@ export function remoteCommandLine(cmd: Pick<Command, 'argv' | 'env'>): string {
   return env.length ? `env ${env.map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ')} ${command}` : command;
 }
 
+/**
+ * The remote line of an abortable command (a `docker events` stream). It must end when we stop it, and when
+ * the connection ends, whatever sshd does with signals: OpenSSH refuses the signal request of a forced-command
+ * session (session.c `session_signal_req`), and a dropped link sends none. So a small POSIX shell, the
+ * session's leader for as long as the command runs, holds the channel's stdin open and, once it reads EOF
+ * there (our `end()` on abort, or sshd closing the session), sends SIGTERM to its whole process group (the
+ * session's: the command and whatever it started). The command itself reads nothing (its stdin is
+ * /dev/null); its exit status is the shell's. The shell ignores SIGTERM itself (set after the command and the
+ * reader started, so neither inherits it): it stays the group's leader until the command is gone, so a
+ * command that ignores SIGTERM is still reached by the SIGKILL that follows.
+ */
+export function supervisedCommandLine(cmd: Pick<Command, 'argv' | 'env'>): string {
+  const script =
+    'exec 3<&0; "$@" </dev/null & p=$!; { read -r _ <&3; kill 0; } 2>/dev/null & r=$!; ' +
+    'trap "" TERM; wait "$p"; s=$?; kill "$r" 2>/dev/null; exit "$s"';
+  return `exec sh -c ${shellQuote(script)} sh ${remoteCommandLine(cmd)}`;
+}
+
 /** ssh2 internals used to signal a channel whose stdin is already closed (Channel.signal refuses then). */
 interface SignalableChannel {
   outgoing: { id: number; state: string };
@@ -626,10 +644,9 @@ export class SshExecutor implements Executor {
     const program = cmd.argv[0];
     if (program === undefined) throw new Error('empty command');
     if (cmd.signal?.aborted) return abortedBeforeStart();
-    // An abortable command replaces the login shell (`exec`): sshd signals the session's process group
-    // only while its leader lives, so the leader must be the command, not a shell that dies of the
-    // SIGTERM first and leaves a child that ignores it out of reach of the SIGKILL.
-    const line = `${cmd.signal ? 'exec ' : ''}${remoteCommandLine(cmd)}`;
+    // An abortable command holds its channel's stdin open as its stop line, so it takes no input.
+    if (cmd.signal && cmd.input !== undefined) throw new Error('an abortable command takes no stdin');
+    const line = cmd.signal ? supervisedCommandLine(cmd) : remoteCommandLine(cmd);
     let collecting: Collecting | undefined;
     // Decided now, in the caller's scope: ssh2 calls back from its socket, outside any clean-up scope.
     const onStop = runContext.stopHook();
@@ -721,17 +738,20 @@ export class SshExecutor implements Executor {
       offDown = this.onDown((reason) => fail(this.droppedError(reason, `running ${program}`)));
       // An interrupt kills the remote command (its whole process group) and stops waiting for it.
       offStop = onStop(() => {
+        if (cmd.signal) stream.end();
         this.kill(stream);
         fail(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
       });
-      // An abort sends the remote process group SIGTERM; its exit closes the channel and the command
-      // resolves with what came. One that outlives the grace gets SIGKILL, then, as at a deadline, the
-      // channel is closed after a moment (closing at once would lose the exit status).
+      // An abort ends the channel's stdin (the supervising shell then kills the command) and sends the
+      // remote process group SIGTERM; its exit closes the channel and the command resolves with what came.
+      // One that outlives the grace gets SIGKILL, then, as at a deadline, the channel is closed after a
+      // moment (closing at once would lose the exit status).
       const onAbort = () => {
         if (settled || aborted) return;
         aborted = true;
         clearTimeout(deadline);
         clearTimeout(grace);
+        stream.end();
         this.kill(stream, 'TERM');
         grace = setTimeout(() => {
           this.kill(stream);
@@ -774,6 +794,8 @@ export class SshExecutor implements Executor {
       begin = () => {
         // A command that needs no stdin may have finished already: no deadline to start then.
         if (settled) return;
+        // An abortable command's stdin is its stop line: it stays open until the abort (or the end).
+        if (cmd.signal) return;
         if (cmd.timeoutMs === undefined || aborted) return void stream.end(cmd.input ?? '');
         deadline = setTimeout(() => {
           timedOut = true;

@@ -1,5 +1,6 @@
 import { WorkError } from '../errors.ts';
 import type { CommandResult, Executor } from '../exec/executor.ts';
+import { redactor } from '../redact.ts';
 import { FIELD_MANAGER } from './manifests.ts';
 
 export interface KubectlOptions {
@@ -18,6 +19,20 @@ export function globalArgs(opts: KubectlOptions): string[] {
   if (opts.kubeconfig) argv.push('--kubeconfig', opts.kubeconfig);
   if (opts.context) argv.push('--context', opts.context);
   return argv;
+}
+
+const KLOG = /^[EWI]\d{4} [^\]]*\] /;
+
+/**
+ * kubectl's stderr, each thing said once and redacted. Its klog lines (`E1129 13:42:33.64 memcache.go:265]
+ * ...`) repeat what its plain lines say, and with `-f -` it repeats one failure per object on stdin (an
+ * unreachable cluster: the same line once per Secret), so a line already said is left out.
+ */
+export function kubectlSaid(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  const plain = lines.filter((l) => !KLOG.test(l));
+  const kept = plain.length > 0 ? plain : lines.map((l) => l.replace(KLOG, ''));
+  return redactor.redact([...new Set(kept)].join('\n'));
 }
 
 /**

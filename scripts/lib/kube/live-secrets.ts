@@ -7,10 +7,9 @@
  * plaintext) never leaves kubectl. Every value read is registered with the redactor before anything else.
  */
 import { InputError, WorkError } from '../errors.ts';
-import type { Executor } from '../exec/executor.ts';
-import { redactor } from '../redact.ts';
+import { type Executor, formatCommand } from '../exec/executor.ts';
 import { registerSecrets } from '../secrets/registry.ts';
-import { globalArgs, type KubectlOptions, runKubectl } from './kubectl.ts';
+import { globalArgs, type KubectlOptions, kubectlSaid, runKubectl } from './kubectl.ts';
 import { type Manifest, toYamlStream } from './manifests.ts';
 
 export interface SecretRef {
@@ -158,10 +157,7 @@ export async function readLiveSecrets(
 
 /** kubectl's failure, named: unreachable, not allowed, a wrong context or kubeconfig, or anything else. */
 function getError(opts: KubectlOptions, exitCode: number, stderr: string): Error {
-  // kubectl's klog lines (`E1129 13:42:33.64 memcache.go:265] ...`) repeat what its last line says.
-  const lines = stderr.trim().split('\n');
-  const plain = lines.filter((l) => !/^[EWI]\d{4} /.test(l));
-  const said = redactor.redact((plain.length > 0 ? plain : lines).join('\n'));
+  const said = kubectlSaid(stderr);
   const what = `reading the live Secrets failed (kubectl get, exit ${exitCode})`;
   if (
     /context was not found|context "[^"]*" does not exist|no such file or directory|invalid configuration/i.test(
@@ -178,9 +174,10 @@ function getError(opts: KubectlOptions, exitCode: number, stderr: string): Error
       said,
     )
   ) {
-    return new WorkError(
+    // Nothing was read or written: a wrong server in the kubeconfig, a VPN down. Fix the target, run again.
+    return new InputError(
       `${what}: the cluster cannot be reached:\n${said}`,
-      'check the context and that the API server is up and reachable from here (kubectl cluster-info), then run again',
+      `check the context (--context, --kubeconfig) and that the API server is up and reachable from here (${formatCommand(['kubectl', ...globalArgs(opts).slice(1), 'cluster-info'])}), then run again`,
     );
   }
   if (/forbidden/i.test(said)) {

@@ -56,6 +56,19 @@ export interface RecordedCall {
   endedAt: number;
 }
 
+/**
+ * A simulator's host as data (its containers, how often each was created, the daemon's event log), so that
+ * a simulator in a later process goes on where this one stopped (scripts/rehearse.ts keeps one host across
+ * commands). Container times are wall-clock milliseconds; event times exact nanoseconds as strings.
+ */
+export interface SimulatorState {
+  version: 1;
+  containers: (Omit<Container, 'startedAt'> & { startedAtMs: number; healthPending: boolean })[];
+  creations: Record<string, number>;
+  events: (Omit<DockerEvent, 'timeNano'> & { timeNano: string })[];
+  tokenAttempts: number;
+}
+
 interface Container {
   id: string;
   service: string;
@@ -102,6 +115,29 @@ interface EventStream {
   end(): void;
 }
 
+/**
+ * The reference health timeline of the Bifrost plan, shortened for the sandbox (demo, rehearse): every
+ * second of the real one is 20 ms.
+ */
+export const SANDBOX_TIMELINE = {
+  timeline: Object.fromEntries(
+    Object.entries({
+      traefik: 3,
+      'authentik-postgres': 8,
+      'authentik-server': 45,
+      'authentik-worker': 40,
+      'netbird-server': 4,
+      'netbird-dashboard': 3,
+      'netbird-proxy': 3,
+      'netbird-agent': 4,
+    }).map(([name, sec]) => [name, { healthyAfterMs: sec * 20 }]),
+  ),
+  migrateMs: 6 * 20,
+};
+
+/** The engine's deadlines and backoffs for that timeline (SECRETS_FLOW_TIME_SCALE). */
+export const SANDBOX_TIME_SCALE = '0.05';
+
 export class DockerSimulator implements Executor {
   readonly where = 'docker simulator';
   readonly files = localFiles;
@@ -130,6 +166,47 @@ export class DockerSimulator implements Executor {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const s of [...this.streams]) s.end();
+  }
+
+  /** The host's state as data: what `restore` takes up in another simulator, in another process. */
+  snapshot(): SimulatorState {
+    return {
+      version: 1,
+      containers: [...this.containers.values()].map(({ startedAt, ...c }) => ({
+        ...c,
+        startedAtMs: this.t0 + startedAt,
+        healthPending: this.timers.has(c.id),
+      })),
+      creations: Object.fromEntries(this.creations),
+      events: this.events.map((ev) => ({ ...ev, timeNano: String(ev.timeNano) })),
+      tokenAttempts: this.tokenAttempts,
+    };
+  }
+
+  /**
+   * Takes up a snapshot, replacing this simulator's host: the containers run on (their health as their age
+   * says, a health event still due is emitted when due), and `docker events --since` replays the log.
+   */
+  restore(state: SimulatorState): void {
+    if (state.version !== 1) throw new Error(`simulator state version ${state.version} is not 1`);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.containers.clear();
+    for (const { startedAtMs, healthPending, ...saved } of state.containers) {
+      const c: Container = { ...saved, startedAt: startedAtMs - this.t0 };
+      this.containers.set(c.service, c);
+      if (healthPending) this.scheduleHealth(c);
+    }
+    this.creations.clear();
+    for (const [service, n] of Object.entries(state.creations)) this.creations.set(service, n);
+    this.events.splice(
+      0,
+      this.events.length,
+      ...state.events.map((ev) => ({ ...ev, timeNano: BigInt(ev.timeNano) })),
+    );
+    // The log is in time order, so its last event is the latest.
+    this.lastNano = this.events.at(-1)?.timeNano ?? 0n;
+    this.tokenAttempts = state.tokenAttempts;
   }
 
   /** Milliseconds since the simulator was made; the clock of every recorded call. */
@@ -329,8 +406,9 @@ export class DockerSimulator implements Executor {
         this.timers.delete(c.id);
         this.emit(c, `health_status: ${status}`);
       },
-      // Past 50 ms a container that never gets healthy is unhealthy (see health()).
-      after ?? 51,
+      // Past 50 ms a container that never gets healthy is unhealthy (see health()); the time is counted
+      // from its start, which a restored container had before this simulator was made.
+      Math.max(0, (after ?? 51) - (this.now() - c.startedAt)),
     );
     // Pending health events never keep the process alive; a running events call does (its own wait).
     timer.unref();

@@ -19,8 +19,8 @@ import { InputError, WorkError } from '../errors.ts';
 import { fingerprint } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import { FINGERPRINT_KEY, registerSecrets } from './registry.ts';
-import { specOf } from './schema.ts';
-import { refuseNeverRotate, refusePlain, valueProblems } from './set.ts';
+import { specOf, unknownKeyProblem } from './schema.ts';
+import { checkAllowRotate, refuseNeverRotate, refusePlain, valueProblems } from './set.ts';
 import { shlexSplit } from './sops/age-keys.ts';
 import { emitYaml } from './sops/emit.ts';
 import { GoTime } from './sops/go-values.ts';
@@ -41,6 +41,8 @@ export interface EditOptions {
   now?: Date;
   /** Where the operator is told what happens (never a value). */
   ui: { info(line: string): void; warn(line: string): void };
+  /** Whether stdin and stdout are a terminal: without one, no fallback editor is opened. */
+  terminal: boolean;
   /** Asked after a refused edit; undefined (no terminal): the edit is abandoned at once. */
   reopen?: () => Promise<boolean>;
 }
@@ -102,8 +104,15 @@ function statOrUndefined(path: string) {
   }
 }
 
-/** The editor's argv without the file: $VISUAL, else $EDITOR (split as sops splits it), else vim/nano/vi. */
-export function editorCommand(env: NodeJS.ProcessEnv): string[] {
+/** The editor to open: its argv without the file, and where it came from. */
+export interface Editor {
+  argv: string[];
+  /** $VISUAL, $EDITOR, or neither: then the first of vim, nano, vi on PATH, as sops picks one. */
+  from: 'VISUAL' | 'EDITOR' | 'fallback';
+}
+
+/** $VISUAL, else $EDITOR (split as sops splits it), else vim/nano/vi. */
+export function editorCommand(env: NodeJS.ProcessEnv): Editor {
   for (const name of ['VISUAL', 'EDITOR'] as const) {
     const raw = env[name]?.trim();
     if (!raw) continue;
@@ -113,10 +122,24 @@ export function editorCommand(env: NodeJS.ProcessEnv): string[] {
     } catch {
       throw new InputError(`$${name} has an unclosed quote`, `fix $${name}, e.g. EDITOR=vim`);
     }
-    if (words.length) return words;
+    if (words.length) return { argv: words, from: name };
   }
   const found = ['vim', 'nano', 'vi'].find((e) => onPath(e, env.PATH ?? ''));
-  return [found ?? 'vi'];
+  return { argv: [found ?? 'vi'], from: 'fallback' };
+}
+
+/**
+ * The editor for this run. The fallback is opened on a terminal only: without one, vi writes the
+ * decrypted document to stdout (a CI log) and then waits for keys that never come.
+ */
+export function chooseEditor(env: NodeJS.ProcessEnv, terminal: boolean): Editor {
+  const editor = editorCommand(env);
+  if (editor.from === 'fallback' && !terminal)
+    throw new InputError(
+      `no editor: set EDITOR or VISUAL; stdin or stdout is not a terminal, so ${editor.argv[0]} is not opened (it would print the decrypted file there and wait)`,
+      'run it as EDITOR=nano just secrets-edit (an editor that returns when the file is closed, e.g. EDITOR="code --wait"), or on a terminal; to change one key without an editor: printf %s "$VALUE" | just secrets-set KEY',
+    );
+  return editor;
 }
 
 function onPath(name: string, path: string): boolean {
@@ -215,7 +238,7 @@ export function reviewEdit(
     }
     changes.push(change);
     if (!spec && !opts.allowUnknown) {
-      problems.push(`${key} is not in the schema (check the spelling; --allow-unknown accepts it)`);
+      problems.push(`${unknownKeyProblem(key)} (check the spelling; --allow-unknown accepts it)`);
       continue;
     }
     if (typeof value !== 'string') {
@@ -332,7 +355,9 @@ function runEditor(words: string[], copy: PlaintextCopy, env: NodeJS.ProcessEnv)
 export async function editSecrets(opts: EditOptions): Promise<EditResult> {
   const env = opts.env ?? process.env;
   const { file, ui } = opts;
-  const words = editorCommand(env);
+  const editor = chooseEditor(env, opts.terminal);
+  checkAllowRotate(opts.allowRotate);
+  const words = editor.argv;
   const opened = await openSops(file, env);
   const warnings = [...opened.warnings];
   const where = editBase(env);
@@ -348,6 +373,9 @@ export async function editSecrets(opts: EditOptions): Promise<EditResult> {
     const original = emitYaml([opened.branch]);
     await writeFile(copy.path, original, { mode: 0o600, flag: 'wx' });
     let review: Review;
+    // Said before it starts: a full-screen editor hides everything printed after.
+    if (editor.from === 'fallback')
+      ui.warn(`EDITOR is not set: opening ${words[0]} (set EDITOR or VISUAL to use another editor)`);
     for (;;) {
       ui.info(`editing ${file} in ${words[0]} (plaintext in ${dir}, removed afterwards)`);
       await runEditor(words, copy, env);

@@ -71,7 +71,10 @@ export function checkRecipient(recipient: string): void {
 
 async function fileRecipients(file: string): Promise<string[]> {
   if (formatForPath(file) !== 'yaml')
-    throw new InputError(`${file}: recipients works on YAML SOPS files only`, 'use sops updatekeys for it');
+    throw new InputError(
+      `${file}: recipients works on YAML SOPS files only`,
+      `the sops binary changes recipients of other files (sops updatekeys ${file})`,
+    );
   const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new InputError(`cannot read ${file}: ${err.code ?? err.message}`, 'check --secrets-file');
   });

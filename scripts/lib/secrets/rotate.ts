@@ -9,15 +9,15 @@ import { fingerprint } from '../redact.ts';
 import { generateValue } from './generate.ts';
 import { type Redeploy, redeployFor } from './redeploy.ts';
 import { registerSecrets } from './registry.ts';
-import { describeGenerator, specOf } from './schema.ts';
-import { refusePlain } from './set.ts';
+import { describeGenerator, specOf, unknownKeyProblem } from './schema.ts';
+import { allowRotateHint, checkAllowRotate, refusePlain } from './set.ts';
 import { commitSops, openSops, rewriteSops, withValues } from './sops/rewrite.ts';
 
 export interface RotateOptions {
   file: string;
   keys: readonly string[];
-  /** Rotate keys whose rotation is `never` too. */
-  allowRotate?: boolean;
+  /** Keys whose rotation is `never` that may be rotated all the same. */
+  allowRotate?: readonly string[];
   /** Work it all out, write nothing. */
   dryRun?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -49,21 +49,24 @@ const setCommand = (key: string, file: string) =>
 function checkKeys(opts: RotateOptions): void {
   if (opts.keys.length === 0)
     throw new InputError('rotate needs at least one KEY', '`secrets where` lists them');
+  checkAllowRotate(opts.allowRotate);
   const problems: string[] = [];
   const hints: string[] = [];
+  const never: string[] = [];
   for (const key of new Set(opts.keys)) {
     const spec = specOf(key);
     if (!spec) {
-      problems.push(`${key} is not in the schema`);
+      problems.push(unknownKeyProblem(key));
       hints.push('check the spelling (`secrets where` lists every key)');
     } else if (spec.generate.kind === 'manual') {
       problems.push(`${key} is set by hand (${spec.generate.howTo}); it has no generator`);
       hints.push(`make a new one there, then: ${setCommand(key, opts.file)}`);
-    } else if (spec.rotation.kind === 'never' && !opts.allowRotate) {
+    } else if (spec.rotation.kind === 'never' && !opts.allowRotate?.includes(key)) {
       problems.push(`${key} is never rotated: ${spec.rotation.reason}`);
-      hints.push(`if you mean it, pass --allow-rotate`);
+      never.push(key);
     }
   }
+  if (never.length) hints.push(allowRotateHint(never));
   if (problems.length)
     throw new InputError(`nothing rotated:\n  ${problems.join('\n  ')}`, [...new Set(hints)].join('; '));
 }

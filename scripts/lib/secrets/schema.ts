@@ -5,6 +5,7 @@
  * "What Lives Where" docs all derive from SECRET_SCHEMA and CONSUMERS below; nothing else lists keys.
  */
 
+import { closest } from '../closest.ts';
 import type { BackendId } from '../runtime/backend-id.ts';
 
 /**
@@ -399,6 +400,17 @@ const byKey = new Map<string, SecretSpec>(SECRET_SCHEMA.map((s) => [s.key, s]));
 
 export function specOf(key: string): SecretSpec | undefined {
   return byKey.get(key);
+}
+
+/** The schema key `typed` most likely meant (a typo, or the wrong case), if any is close enough. */
+export function suggestKey(typed: string): string | undefined {
+  return closest(typed, SECRET_KEYS, { ignoreCase: true });
+}
+
+/** The one wording of "not a key the schema knows", with a did-you-mean when a key is close. */
+export function unknownKeyProblem(key: string): string {
+  const guess = suggestKey(key);
+  return `${key} is not in the schema${guess ? `; did you mean ${guess}?` : ''}`;
 }
 
 /** The keys a set of consumers reads, split into required and optional. */

@@ -9,8 +9,9 @@ import { InputError } from '../errors.ts';
 import { ask } from '../prompt.ts';
 import { fingerprint } from '../redact.ts';
 import { registerSecrets } from './registry.ts';
-import { CONSUMERS, type ConsumerId, specOf } from './schema.ts';
-import { commitSops, editByHand, openSops, rewriteSops, withValues } from './sops/rewrite.ts';
+import { CONSUMERS, type ConsumerId, specOf, suggestKey, unknownKeyProblem } from './schema.ts';
+import { editByHand } from './sops/hints.ts';
+import { commitSops, openSops, rewriteSops, withValues } from './sops/rewrite.ts';
 import { findProblems, shapeProblem } from './validate.ts';
 
 export interface SetOptions {
@@ -95,11 +96,16 @@ function checkInput(opts: SetOptions): string[] {
   const { key, value } = opts;
   if (!KEY_NAME.test(key) || key === 'sops')
     throw new InputError(`"${key}" is not a key name set can write`, 'letters, digits and _ (not sops)');
-  if (!specOf(key) && !opts.allowUnknown)
+  if (!specOf(key) && !opts.allowUnknown) {
+    const guess = suggestKey(key);
     throw new InputError(
-      `${key} is not in the schema`,
-      'check the spelling (`secrets where` lists every key), or pass --allow-unknown',
+      unknownKeyProblem(key),
+      guess
+        ? `set ${guess} instead; or, if ${key} is meant, pass --allow-unknown`
+        : 'check the spelling (`secrets where` lists every key), or pass --allow-unknown',
     );
+  }
+  checkAllowRotate(opts.allowRotate);
   const { errors, warnings } = valueProblems(key, value, opts.strict);
   if (errors[0]) throw new InputError(errors[0], 'nothing was written');
   return warnings;
@@ -131,6 +137,21 @@ export async function setSecret(opts: SetOptions): Promise<SetResult> {
   return result(existing ? 'changed' : 'added');
 }
 
+/** The one wording of the way past a never-rotated key, naming the keys (set, edit and rotate say it). */
+export function allowRotateHint(keys: readonly string[]): string {
+  return `if you mean it, pass --allow-rotate ${keys.join(',')}`;
+}
+
+/** --allow-rotate names schema keys: an unknown name there is a typo that would let nothing through. */
+export function checkAllowRotate(keys: readonly string[] = []): void {
+  const unknown = [...new Set(keys.filter((k) => !specOf(k)))];
+  if (unknown.length)
+    throw new InputError(
+      `--allow-rotate ${unknown.map(unknownKeyProblem).join('; ')}`,
+      'name the never-rotated key exactly (`secrets where` lists every key and whether it may be rotated)',
+    );
+}
+
 /** A never-rotated key keeps its value unless the operator names it (restoring a backup, say). */
 export function refuseNeverRotate(
   key: string,
@@ -141,7 +162,7 @@ export function refuseNeverRotate(
   if (spec?.rotation.kind === 'never' && current && !allowed.includes(key))
     throw new InputError(
       `${key} already has a different value and is never rotated: ${spec.rotation.reason}`,
-      `if you mean it (restoring a backup, say), pass --allow-rotate ${key}`,
+      `${allowRotateHint([key])} (restoring a backup, say)`,
     );
 }
 
@@ -151,6 +172,8 @@ export function refusePlain(file: string, plainKeys: readonly string[], keys: re
   if (plain.length)
     throw new InputError(
       `${file}: its encryption rules leave ${plain.join(', ')} unencrypted; secrets are written encrypted only`,
-      editByHand(file),
+      // The rules are the file's own (sops.encrypted_regex and the like, fixed when it was made): the sops
+      // binary would follow them too.
+      `set ${plain.join(', ')} in a file whose rules encrypt every value: a new one from \`just secrets-init AGE1…\` (--secrets-file NEW)`,
     );
 }

@@ -57,7 +57,7 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
   if (!existsSync(file)) {
     throw new InputError(
       `secrets file ${file} not found`,
-      'create it (see README "Operator guide"), pass --secrets-file FILE, or run under `sops exec-env` / with --from-env',
+      'create it with `just secrets-init AGE1…` (README "Operator guide"), pass --secrets-file FILE, or give the values in the environment with --from-env',
     );
   }
 
@@ -73,8 +73,14 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
   // Never a FIFO, device or directory, never past the size limit, whoever decrypts it.
   const { text, warnings } = await decrypt.readSopsFile(file);
   const sops = findSopsBinary(env);
-  if (opts.allowKeyless && (await findAgeIdentities(env)).identities.length === 0) {
-    return keyNamesOnly(file, decrypt.readPlainKeyNames(text, { path: file }), warnings);
+  if (opts.allowKeyless) {
+    const search = await findAgeIdentities(env);
+    // An age key source that is set but unusable is said, not passed over: it is why nothing decrypts.
+    if (search.identities.length === 0)
+      return keyNamesOnly(file, decrypt.readPlainKeyNames(text, { path: file }), [
+        ...warnings,
+        ...search.problems.map((p) => `${p}: no usable age key, so only key names are read`),
+      ]);
   }
   if (sops) {
     const loaded = await decryptWithSopsBinary(sops, file, opts.executor, sopsTimeoutMs(env), execEnvPairs);

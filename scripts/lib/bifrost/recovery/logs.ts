@@ -6,7 +6,7 @@ import { logsArgv } from '../docker.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { DOT_ENV, registerHostSecrets, SECRETS_ENV } from '../host-state.ts';
 import { planServices } from '../plan.ts';
-import { READ_ONLY_HELP, RECOVERY_OPTIONS, USAGE } from './common.ts';
+import { READ_ONLY_HELP, RECOVERY_OPTIONS, requireBundleDir, USAGE } from './common.ts';
 
 export const summary = 'the last log lines of a service (--tail N, default 100), secrets redacted';
 
@@ -23,7 +23,10 @@ SERVICE is one of: ${planServices()
 ${READ_ONLY_HELP}`,
   positionals: { max: 1 },
   footer: 'just: bifrost-logs HOST SERVICE [--tail N]',
-  exits: { failed: 'docker failed (no such container)', badInput: 'unknown service or bad input' },
+  exits: {
+    failed: 'docker failed (no such container), or no bundle at --remote-dir',
+    badInput: 'unknown service or bad input',
+  },
   async run(flags, positionals, out) {
     const known = planServices().map((s) => s.service);
     const [service] = positionals;
@@ -33,6 +36,7 @@ ${READ_ONLY_HELP}`,
     const tail = numberFlag('tail', flags.tail, 'positive-integer', 100);
     const { cli, host } = requireHost(flags, `${USAGE} logs`);
     return withHost({ ...flags, host }, out, cli, async (executor) => {
+      await requireBundleDir(executor, cli.dir);
       const { found } = await registerHostSecrets(executor, cli.dir);
       // Without the host's values the redactor knows nothing to hide: refuse rather than print blind.
       if (found.length === 0) {

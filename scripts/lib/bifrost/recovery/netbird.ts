@@ -10,14 +10,20 @@ import type { Output } from '../../output.ts';
 import { fingerprint } from '../../redact.ts';
 import { runContext, withCleanup } from '../../run-context.ts';
 import { type DockerCli, inspectContainers } from '../docker.ts';
-import { dryRunBootstrap, RecordingExecutor, reportDryRun } from '../dry-run.ts';
+import { dryRunBootstrap, reportDryRun } from '../dry-run.ts';
 import { type EngineResult, formatStatusTable, runBifrostBootstrap } from '../engine.ts';
 import { parseEnvFile } from '../env-file.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { registerHostSecrets, SECRETS_ENV } from '../host-state.ts';
 import { lockHost } from '../lock.ts';
 import { NB_IDP_MGMT_TOKEN, restrictPlan } from '../plan.ts';
-import { LOCK_WAIT_HELP, RECOVERY_OPTIONS, RECOVERY_OPTIONS_HELP, USAGE } from './common.ts';
+import {
+  LOCK_WAIT_HELP,
+  RECOVERY_OPTIONS,
+  RECOVERY_OPTIONS_HELP,
+  requireBundleDir,
+  USAGE,
+} from './common.ts';
 
 type Which = 'token' | 'render';
 
@@ -26,7 +32,6 @@ const STEPS: Record<Which, string[]> = {
   render: ['netbird-config', 'netbird-server'],
 };
 const NETBIRD_SERVER = 'netbird-server';
-const TOKEN_LINE = new RegExp(`^\\s*(?:export\\s+)?${NB_IDP_MGMT_TOKEN}\\s*=`);
 
 const OPTIONS = { ...RECOVERY_OPTIONS, 'lock-wait': { type: 'string' } } as const;
 
@@ -50,9 +55,11 @@ ${RECOVERY_OPTIONS_HELP}`,
         runContext.setPhase(
           which,
           which === 'token'
-            ? 'the token line may be removed: run token again'
+            ? `${NB_IDP_MGMT_TOKEN} is replaced only once a new one is minted; netbird-server may not be recreated yet`
             : 'netbird-server may not be recreated yet',
         );
+        // Before the lock: taking it creates directories beside a --remote-dir that may be wrong.
+        await requireBundleDir(executor, cli.dir);
         if (flags['dry-run']) return dryRun(executor, cli, which, out);
         const lock = await lockHost(executor, cli.dir, `bifrost ${which}`, lockWait, out);
         return withCleanup(
@@ -69,13 +76,18 @@ ${RECOVERY_OPTIONS_HELP}`,
 
 async function dryRun(executor: Executor, cli: DockerCli, which: Which, out: Output): Promise<number> {
   await registerHostSecrets(executor, cli.dir);
-  // The token line goes first, in the recording executor's memory only: the engine then mints anew.
-  const recorder = new RecordingExecutor(executor, cli);
   if (which === 'token') {
-    out.info(`would remove the ${NB_IDP_MGMT_TOKEN} line from ${cli.dir}/${SECRETS_ENV}`);
-    await removeTokenLine(recorder, cli.dir, { ...out, info: out.detail });
+    out.info(
+      `would mint ${NB_IDP_MGMT_TOKEN} anew and replace its line in ${cli.dir}/${SECRETS_ENV} once minted`,
+    );
   }
-  const dry = await dryRunBootstrap({ executor: recorder, cli, out, plan: restrictPlan(STEPS[which]) });
+  const dry = await dryRunBootstrap({
+    executor,
+    cli,
+    out,
+    plan: restrictPlan(STEPS[which]),
+    remintToken: which === 'token',
+  });
   return reportDryRun(dry, out, { where: executor.where, dir: cli.dir });
 }
 
@@ -99,7 +111,7 @@ async function converge(executor: Executor, cli: DockerCli, which: Which, out: O
     which === 'token' ? ['authentik-server', 'authentik-worker', NETBIRD_SERVER] : [NETBIRD_SERVER];
   const before = await inspectContainers(executor, cli, names);
   if (which === 'token') {
-    // Checked before the token line goes: a stopped Authentik would only fail after minutes of retries.
+    // Checked first: a stopped Authentik would only fail after minutes of retries.
     for (const name of ['authentik-server', 'authentik-worker']) {
       const s = before.get(name);
       if (s?.status !== 'running') {
@@ -109,14 +121,16 @@ async function converge(executor: Executor, cli: DockerCli, which: Which, out: O
         );
       }
     }
-    await removeTokenLine(executor, cli.dir, out);
   }
+  // The old token stays in .secrets.env until the engine has minted the new one: a failure before that
+  // (its pre-flight included) leaves the host's token as it was.
   const result = await runBifrostBootstrap({
     executor,
     cli,
     out,
     plan: restrictPlan(STEPS[which]),
     cloudInitTimeoutSec: 60,
+    remintToken: which === 'token',
   });
   out.info(`\n${formatStatusTable(result)}`);
   const after = await inspectContainers(executor, cli, [NETBIRD_SERVER]);
@@ -125,20 +139,6 @@ async function converge(executor: Executor, cli: DockerCli, which: Which, out: O
   // A new container id is what "recreated" means, whatever the engine's reasons were.
   const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
   return report(out, executor, cli, which, result, { previous, recreated });
-}
-
-/** Drops every NB_IDP_MGMT_TOKEN line (atomically, 0600), so that the engine's token step mints anew. */
-async function removeTokenLine(executor: Executor, dir: string, out: Output): Promise<void> {
-  const path = `${dir}/${SECRETS_ENV}`;
-  const text = (await executor.files.readFile(path)) ?? '';
-  const kept = text.split('\n').filter((l) => !TOKEN_LINE.test(l));
-  const next = kept.join('\n');
-  if (next === text) {
-    out.info(`token   no ${NB_IDP_MGMT_TOKEN} line in ${SECRETS_ENV}; minting one`);
-    return;
-  }
-  await executor.files.writeFileAtomic(path, next, 0o600);
-  out.info(`token   removed ${NB_IDP_MGMT_TOKEN} from ${SECRETS_ENV}; minting a new one`);
 }
 
 async function report(
@@ -152,9 +152,13 @@ async function report(
   const config = result.steps.find((s) => s.id === 'netbird-config');
   const base = { where: executor.where, dir: cli.dir, command: which, recreated: facts.recreated };
   if (result.failure) {
+    const minted = result.steps.find((s) => s.id === 'netbird-mgmt-token')?.status === 'done';
+    const kept = minted
+      ? `the new ${NB_IDP_MGMT_TOKEN} is in ${SECRETS_ENV}`
+      : `${SECRETS_ENV} keeps its ${NB_IDP_MGMT_TOKEN} as it was`;
     const hint =
       which === 'token'
-        ? `${NB_IDP_MGMT_TOKEN} is not in ${SECRETS_ENV} now; netbird-server keeps its current config. ${result.failure.hint ?? ''} Run just bifrost-token HOST again once fixed.`
+        ? `${kept}; netbird-server keeps its current config. ${result.failure.hint ?? ''} Run just bifrost-token HOST again once fixed.`
         : result.failure.hint;
     out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, hint?.trim());
     out.result({ ok: false, ...base, bootstrap: result });

@@ -6,7 +6,7 @@ import { type ContainerState, inspectContainers, isReady } from '../docker.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { registerHostSecrets } from '../host-state.ts';
 import { planServices } from '../plan.ts';
-import { READ_ONLY_HELP, RECOVERY_OPTIONS, USAGE } from './common.ts';
+import { READ_ONLY_HELP, RECOVERY_OPTIONS, requireBundleDir, USAGE } from './common.ts';
 
 export interface ServiceStatus {
   service: string;
@@ -32,11 +32,12 @@ skipped, not as failures. Changes nothing.`,
   footer: 'just: bifrost-status HOST [--json]',
   exits: {
     ok: 'every service that should run is running and healthy',
-    failed: 'one is not (or docker failed)',
+    failed: 'one is not (or docker failed, or no bundle at --remote-dir)',
   },
   async run(flags, _positionals, out) {
     const { cli, host } = requireHost(flags, `${USAGE} status`);
     return withHost({ ...flags, host }, out, cli, async (executor) => {
+      await requireBundleDir(executor, cli.dir);
       const { secrets } = await registerHostSecrets(executor, cli.dir);
       const services = planServices();
       const states = await inspectContainers(

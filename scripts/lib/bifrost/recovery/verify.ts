@@ -14,8 +14,8 @@ import { DOT_ENV, hasToken, SECRETS_ENV } from '../host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from '../plan.ts';
 import { buildProvisionInput, DEFAULT_BUNDLE_DIR } from '../provision-input.ts';
 import { BIFROST_CONSUMERS } from '../render-env.ts';
-import { compareFiles, type LocalFile, MANIFEST, parseManifest, type Verdict } from '../upload.ts';
-import { paintVerdict, READ_ONLY_HELP, RECOVERY_OPTIONS, USAGE } from './common.ts';
+import { compareFiles, MANIFEST, manifestSalt, parseManifest, type Verdict } from '../upload.ts';
+import { paintVerdict, READ_ONLY_HELP, RECOVERY_OPTIONS, requireBundleDir, USAGE } from './common.ts';
 
 export const summary = `compare the host's bundle and secret fingerprints with what provision-bifrost would
 upload now; exit 1 when anything differs`;
@@ -39,7 +39,10 @@ fingerprint in the host's ${DEPLOYED_FILE} (never a value). Changes nothing.`,
   --bundle DIR         the local bundle (default cloud/bifrost of this checkout)
 ${READ_ONLY_HELP}`,
   footer: 'just: bifrost-verify HOST',
-  exits: { ok: 'everything the same', failed: 'something differs (run: just bifrost-up HOST)' },
+  exits: {
+    ok: 'everything the same',
+    failed: 'something differs (run: just bifrost-up HOST), or no bundle at --remote-dir',
+  },
   async run(flags, _positionals, out) {
     const { cli, host } = requireHost(flags, `${USAGE} verify`);
     // Everything local first, exactly as provision-bifrost builds it, so bad input fails before connecting.
@@ -56,20 +59,15 @@ ${READ_ONLY_HELP}`,
         `provision-bifrost would refuse these secrets until they are fixed:\n${formatProblems(problems)}`,
       );
     }
-    const local: LocalFile[] = files.map((f) => ({
-      path: f.path,
-      content: f.content,
-      mode: f.mode,
-      ...(f.path === SECRETS_ENV || f.path === DOT_ENV ? { env: parseEnvFile(String(f.content)) } : {}),
-    }));
     out.info(
-      `bundle  ${resolve(flags.bundle ?? DEFAULT_BUNDLE_DIR)} (${local.length - 2} files) + ${SECRETS_ENV} and ${DOT_ENV} rendered in memory`,
+      `bundle  ${resolve(flags.bundle ?? DEFAULT_BUNDLE_DIR)} (${files.length - 2} files) + ${SECRETS_ENV} and ${DOT_ENV} rendered in memory`,
     );
     // Only what the Bifrost host reads: provision records every loaded key, but a change in a key the host
     // never sees uploads nothing, so reporting it as "differs" would never clear.
     const bifrostKeys = [...required, ...optional] as string[];
 
     return withHost({ ...flags, host }, out, cli, async (executor) => {
+      await requireBundleDir(executor, cli.dir);
       const [manifestText, deployed] = await Promise.all([
         executor.files.readFile(`${cli.dir}/${MANIFEST}`),
         readDeployed(executor.files, cli.dir),
@@ -82,8 +80,12 @@ ${READ_ONLY_HELP}`,
             : `${cli.dir}/${MANIFEST} is unreadable; the next provision sends every file`,
         );
       }
-      const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed);
-      const fileVerdicts = await compareFiles(executor, cli.dir, local, manifest ?? {}, (data) =>
+      const fp = HostFingerprints.forHost(
+        loaded.values[FINGERPRINT_KEY],
+        deployed,
+        manifestSalt(manifestText),
+      );
+      const fileVerdicts = await compareFiles(executor, cli.dir, files, manifest ?? {}, (data) =>
         fp.digest(data),
       );
       const secrets = compareSecrets(bifrostKeys, loaded.values, deployed, fp);
@@ -121,7 +123,7 @@ ${READ_ONLY_HELP}`,
           ),
         );
       } else {
-        const editedOnHost = fileVerdicts.filter((f) => f.note?.startsWith('edited on the host'));
+        const editedOnHost = fileVerdicts.filter((f) => f.editedOnHost);
         out.info(
           out.color.yellow(
             `${differing.length} difference(s): ${differing.map((d) => ('path' in d ? d.path : d.key)).join(', ')}`,

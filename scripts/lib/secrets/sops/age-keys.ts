@@ -34,6 +34,14 @@ function isValidIdentity(identity: string): boolean {
   }
 }
 
+/** What a token that is no age identity looks like, never quoting it (it may be most of a secret key). */
+function notAnIdentity(token: string): string {
+  if (/^age1[02-9ac-hj-np-z]+$/.test(token))
+    return 'is an age public key (age1…), not the secret key (AGE-SECRET-KEY-1…)';
+  if (/^AGE-SECRET-KEY-/i.test(token)) return 'is not a valid age secret key (cut short or mistyped?)';
+  return 'is not an age identity (AGE-SECRET-KEY-1…)';
+}
+
 /**
  * A keys file: one identity per line; empty lines and lines starting with `#` skipped; only a
  * trailing `\r` removed. `SOPS_AGE_KEY` (sops ≥ 3.13) may also hold several keys on one line.
@@ -59,7 +67,7 @@ function parseIdentities(
       if (token.startsWith('AGE-PLUGIN-'))
         problems.push(`${label} line ${index + 1} is a plugin identity: ${NOT_NATIVE}`);
       else if (isValidIdentity(token)) identities.push(token);
-      else problems.push(`${label} line ${index + 1} is not an age identity`);
+      else problems.push(`${label} line ${index + 1} ${notAnIdentity(token)}`);
     }
   });
   return { identities, problems };
@@ -161,7 +169,8 @@ async function fromFile(
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
     search.searched.push(`${label}: ${code === 'ENOENT' ? 'not found' : `cannot read (${code})`}`);
-    if (mustExist || code !== 'ENOENT') search.problems.push(`${label} cannot be read (${code})`);
+    if (mustExist || code !== 'ENOENT')
+      search.problems.push(`${label} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`);
     return;
   }
   const found = parseIdentities(text, label);

@@ -56,6 +56,16 @@ async function tryEntry(
   }
 }
 
+export interface RecoveredKey {
+  key: Uint8Array;
+  /**
+   * The age key sources that were set but unusable (a SOPS_AGE_KEY_FILE that does not exist, a malformed
+   * SOPS_AGE_KEY), though another key opened the file. sops ≥ 3.11 says nothing then; an operator who set
+   * them meant them, so they are said. Never key material.
+   */
+  warnings: string[];
+}
+
 /**
  * The data key, as sops's `MasterKey.Decrypt` gets it: every `enc` in file order, each tried with
  * every identity (never chosen by comparing recipient strings); the first that opens wins.
@@ -64,7 +74,7 @@ export async function recoverDataKey(
   meta: SopsMetadata,
   file: string,
   source: IdentitySource,
-): Promise<Uint8Array> {
+): Promise<RecoveredKey> {
   // sops runs SOPS_AGE_KEY_CMD once per age entry it tries, telling it which recipient that is.
   const runsKeyCmd = !source.identities && Boolean(source.env.SOPS_AGE_KEY_CMD);
   const load = async (recipient?: string): Promise<IdentitySearch> =>
@@ -91,7 +101,11 @@ export async function recoverDataKey(
       continue;
     }
     const result = await tryEntry(decrypter, entry, label);
-    if (result instanceof Uint8Array) return result;
+    if (result instanceof Uint8Array)
+      return {
+        key: result,
+        warnings: search.problems.map((p) => `${p}: ignored (another age key opened ${file})`),
+      };
     if (result) problems.push(result);
   }
 

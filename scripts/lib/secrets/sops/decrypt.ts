@@ -4,6 +4,7 @@ import { CipherError, decryptValue } from './cipher.ts';
 import { recoverDataKey } from './data-key.ts';
 import { rememberBranch } from './exec-env.ts';
 import { GoTime } from './go-values.ts';
+import { notSopsHint, restoreHint } from './hints.ts';
 import { modeWarning, readSecretsFile } from './limits.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { parseMetadata, type SopsMetadata } from './metadata.ts';
@@ -60,8 +61,6 @@ export interface SopsFileText {
 
 const INSTALL_SOPS =
   'if the sops binary decrypts this file, install it (https://github.com/getsops/sops) and use it; otherwise restore the file from version control';
-const RESTORE =
-  'restore the file from version control (git diff shows what changed) or re-encrypt it with sops';
 
 function kindOf(value: Exclude<Scalar, null>): string {
   if (value instanceof GoTime) return 'timestamp';
@@ -88,9 +87,10 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
   const parsed = parseStore(text, format, file);
   const metadata = parseMetadata(parsed.metadata, file);
   const shouldEncrypt = compileRules(metadata.rules, file);
-  const key =
-    opts.dataKey ??
-    (await recoverDataKey(metadata, file, { env: opts.env ?? process.env, identities: opts.identities }));
+  const recovered = opts.dataKey
+    ? { key: opts.dataKey, warnings: [] }
+    : await recoverDataKey(metadata, file, { env: opts.env ?? process.env, identities: opts.identities });
+  const key = recovered.key;
   const hasher = new MacHasher(metadata.macOnlyEncrypted);
 
   const decryptLeaf = (leaf: Exclude<Scalar, null> | Comment, place: LeafPlace): Scalar | Comment => {
@@ -102,7 +102,7 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
     }
     const where = `${file}: the value at key path ${place.where}`;
     if (typeof leaf !== 'string') {
-      throw new InputError(`${where} should be encrypted but is a plain ${kindOf(leaf)}`, RESTORE);
+      throw new InputError(`${where} should be encrypted but is a plain ${kindOf(leaf)}`, restoreHint(file));
     }
     try {
       const plain = decryptValue(key, leaf, aadOf(place.path));
@@ -111,16 +111,22 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
     } catch (err) {
       if (!(err instanceof CipherError)) throw err;
       if (err.reason === 'auth') {
-        throw new InputError(`${where} does not decrypt (tampered with, or moved from another key)`, RESTORE);
+        throw new InputError(
+          `${where} does not decrypt (tampered with, or moved from another key)`,
+          restoreHint(file),
+        );
       }
       if (err.reason === 'cipher') throw new InputError(`${where} ${err.message}`, INSTALL_SOPS);
-      throw new InputError(`${where} ${err.message}`, RESTORE);
+      throw new InputError(`${where} ${err.message}`, restoreHint(file));
     }
   };
   const branches = parsed.branches.map((branch) => walkBranch(branch, decryptLeaf));
   const mac = hasher.hex();
   verifyMac(metadata, key, mac, file);
-  const warnings = opts.identities || opts.dataKey ? [] : await keyFileWarnings(opts.env ?? process.env);
+  const warnings = [
+    ...recovered.warnings,
+    ...(opts.identities || opts.dataKey ? [] : await keyFileWarnings(opts.env ?? process.env)),
+  ];
   if (metadata.macOnlyEncrypted) warnings.push(macOnlyNotice(file));
   return { format, metadata, branches, mac, warnings };
 }
@@ -146,7 +152,7 @@ function verifyMac(metadata: SopsMetadata, key: Uint8Array, computed: string, fi
   if (!metadata.mac) {
     throw new InputError(
       `${file}: File has no MAC (sops.mac is missing): the file was modified outside sops`,
-      RESTORE,
+      restoreHint(file),
     );
   }
   let stored: unknown;
@@ -155,13 +161,13 @@ function verifyMac(metadata: SopsMetadata, key: Uint8Array, computed: string, fi
   } catch {
     throw new InputError(
       `${file}: the MAC does not decrypt: sops.mac or sops.lastmodified was modified outside sops`,
-      RESTORE,
+      restoreHint(file),
     );
   }
   if (stored !== computed) {
     throw new InputError(
       `${file}: MAC mismatch: the file was modified outside sops (a value or the order of values changed)`,
-      `${RESTORE}; if the sops binary decrypts this very file, the native reader typed a value differently: use sops`,
+      `${restoreHint(file)}; if the sops binary decrypts this very file, the native reader typed a value differently: use sops`,
     );
   }
 }
@@ -215,10 +221,7 @@ export function readPlainKeyNames(text: string, opts: { path: string; format?: S
   const parsed = parseStore(text, formatOf(opts.path, opts.format), opts.path);
   const metadata = parsed.metadata;
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
-    throw new InputError(
-      `${opts.path} is not a SOPS file: it has no sops metadata`,
-      'encrypt it with sops first',
-    );
+    throw new InputError(`${opts.path} is not a SOPS file: it has no sops metadata`, notSopsHint(opts.path));
   }
   const [first] = parsed.branches;
   return first ? topLevelKeys(first) : [];

@@ -1,4 +1,5 @@
 import { InputError } from '../../errors.ts';
+import { restoreHint } from './hints.ts';
 import { Budget } from './limits.ts';
 import { Branch, Comment, type Pair } from './tree.ts';
 
@@ -49,10 +50,7 @@ export function unflattenMetadata(branch: Branch, file: string): Record<string, 
   const budget = new Budget(file);
   for (const { key, value } of pairs) {
     const bad = (why: string): never => {
-      throw new InputError(
-        `${file}: the metadata line ${key} ${why}`,
-        'restore the file from version control (git diff shows what changed) or re-encrypt it with sops',
-      );
+      throw new InputError(`${file}: the metadata line ${key} ${why}`, restoreHint(file));
     };
     const steps = key.slice(METADATA_PREFIX.length).split(/(?=__map_|__list_)/);
     budget.nest(steps.length, key);

@@ -1,5 +1,6 @@
 import { InputError } from '../../errors.ts';
 import { parseRfc3339 } from './go-values.ts';
+import { notSopsHint } from './hints.ts';
 import { RULE_FIELDS, type RuleSet } from './rules.ts';
 
 export interface AgeEntry {
@@ -128,10 +129,7 @@ function versionOf(v: unknown, file: string): string | null {
 /** Validates the raw `sops` block of a file; the errors say which field is wrong, never a value. */
 export function parseMetadata(raw: unknown, file: string): SopsMetadata {
   if (raw === undefined) {
-    throw new InputError(
-      `${file} is not a SOPS file: it has no sops metadata`,
-      'encrypt it with sops first, or check that this is the right file',
-    );
+    throw new InputError(`${file} is not a SOPS file: it has no sops metadata`, notSopsHint(file));
   }
   if (!isRecord(raw)) throw new InputError(`${file}: the sops metadata is not a map`);
   const lastModified = text(raw.lastmodified);

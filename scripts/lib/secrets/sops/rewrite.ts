@@ -25,6 +25,7 @@ import { encryptValue } from './cipher.ts';
 import { recoverDataKey } from './data-key.ts';
 import { decryptToTree, readSopsFile } from './decrypt.ts';
 import { emitYaml } from './emit.ts';
+import { layoutHint } from './hints.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { type AgeEntry, parseMetadata, type SopsMetadata } from './metadata.ts';
 import { compileRules } from './rules.ts';
@@ -64,10 +65,6 @@ export interface Rewritten {
   plainKeys: string[];
 }
 
-/** What the operator is told to do instead when the file is not one this writer can change safely. */
-export const editByHand = (file: string): string =>
-  `edit it with \`node --import tsx scripts/secrets.ts edit --secrets-file ${file}\` (just secrets-edit), or with sops`;
-
 /** Reads, decrypts (MAC verified) and registers every value with the redactor before anything is printed. */
 export async function openSops(file: string, env: NodeJS.ProcessEnv = process.env): Promise<OpenedSops> {
   if (formatForPath(file) !== 'yaml')
@@ -78,10 +75,10 @@ export async function openSops(file: string, env: NodeJS.ProcessEnv = process.en
   if (parsed.branches.length !== 1)
     throw new InputError(
       `${file} holds ${parsed.branches.length} YAML documents; this writes one`,
-      'use sops',
+      `the sops binary edits multi-document files (sops ${file})`,
     );
   const metadata = parseMetadata(parsed.metadata, file);
-  const dataKey = await recoverDataKey(metadata, file, { env });
+  const { key: dataKey, warnings: keyWarnings } = await recoverDataKey(metadata, file, { env });
   const tree = await decryptToTree(read.text, { path: file, dataKey });
   const branch = tree.branches[0] as Branch;
   registerLeaves(branch);
@@ -93,7 +90,7 @@ export async function openSops(file: string, env: NodeJS.ProcessEnv = process.en
     dataKey,
     encrypted: parsed.branches[0] as Branch,
     branch,
-    warnings: [...read.warnings, ...(await keyFileWarnings(env)), ...tree.warnings],
+    warnings: [...read.warnings, ...keyWarnings, ...(await keyFileWarnings(env)), ...tree.warnings],
   };
 }
 
@@ -175,7 +172,7 @@ function metadataLine(lines: string[], from: number, indent: string, name: strin
   for (let i = from; i < lines.length; i++)
     if ((lines[i] as string).startsWith(`${indent}${name}:`)) found.push(i);
   if (found.length !== 1)
-    throw new InputError(`${file}: sops.${name} is not one line as sops writes it`, editByHand(file));
+    throw new InputError(`${file}: sops.${name} is not one line as sops writes it`, layoutHint(file));
   return found[0] as number;
 }
 
@@ -243,11 +240,11 @@ export async function rewriteSops(
   const lines = opened.text.split('\n');
   const sopsAt = lines.indexOf('sops:');
   if (sopsAt < 0)
-    throw new InputError(`${file}: no top-level sops: line as sops writes it`, editByHand(file));
+    throw new InputError(`${file}: no top-level sops: line as sops writes it`, layoutHint(file));
   const { body, droppedComments } = documentLines(opened, lines.slice(0, sopsAt), encrypted, rotated);
   const meta = lines.slice(sopsAt);
   const indent = /^( +)/.exec(meta[1] ?? '')?.[1] ?? '';
-  if (!indent) throw new InputError(`${file}: the sops: block is empty`, editByHand(file));
+  if (!indent) throw new InputError(`${file}: the sops: block is empty`, layoutHint(file));
 
   const recipients = opts.recipients ?? metadata.ageEntries.map((e) => e.recipient);
   const sameRecipients = isDeepStrictEqual(
@@ -298,7 +295,7 @@ export async function rewriteSops(
   )
     throw new InputError(
       `${file}: the new file does not read back as intended; nothing was written`,
-      editByHand(file),
+      layoutHint(file),
     );
   return { text, droppedComments, plainKeys: [...plainKeys] };
 }
