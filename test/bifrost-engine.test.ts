@@ -10,7 +10,11 @@ import { parse } from 'yaml';
 import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
 import { type EngineOptions, type EngineResult, runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
-import { DockerSimulator, type SimulatorOptions } from '../scripts/lib/sandbox/docker-simulator.ts';
+import {
+  DockerSimulator,
+  type ServiceTimeline,
+  type SimulatorOptions,
+} from '../scripts/lib/sandbox/docker-simulator.ts';
 import {
   bifrostSecrets,
   capturedOutput,
@@ -244,6 +248,27 @@ describe('bifrost engine on the simulator', () => {
       ['traefik'],
     ]);
   });
+
+  it("a recreated container is awaited, not its predecessor: the old one's health does not count", async () => {
+    // The events lag the up's own answer, as a stream over SSH does: when the wait begins, the watcher
+    // still holds the old container, healthy.
+    const timeline = { ...referenceTimeline(MS).timeline };
+    const s = setup({ sim: { timeline, eventLatencyMs: 30 } });
+    expect((await run(s)).ok).toBe(true);
+    // Its next instance never passes its healthcheck.
+    (timeline as Record<string, ServiceTimeline>).traefik = { logs: ['traefik: bad config'] };
+    const compose = join(s.bundle.dir, 'docker-compose.yml');
+    writeFileSync(
+      compose,
+      readFileSync(compose, 'utf8').replace(
+        /^ {4}container_name: traefik$/m,
+        '    container_name: traefik\n    labels: [bench=1]',
+      ),
+    );
+    const r = await run(s, 1);
+    expect(r.failure?.step, r.log).toBe('traefik');
+    expect(r.failure?.message).toMatch(/traefik turned unhealthy, before it was healthy/);
+  }, 30_000);
 
   it('a state recorded before definitions were: one up each, one inspect says nothing was recreated', async () => {
     const s = setup();

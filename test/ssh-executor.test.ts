@@ -45,7 +45,7 @@ async function eventuallyGone(tag: string): Promise<boolean> {
 
 function pgrep(tag: string): boolean {
   try {
-    // The supervising shell's argv holds the tag too: `sleep 300` under it is what must go.
+    // The supervising shell's argv holds the tag too: the command and what it started must go with it.
     return execFileSync('pgrep', ['-f', '--', tag], { encoding: 'utf8' }).trim() !== '';
   } catch {
     return false;
@@ -217,8 +217,12 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
     it('an aborted stream ends with everything it started; its exit is the abort', async () => {
       const tag = `abort-${process.pid}-${Date.now()}`;
       const stop = new AbortController();
-      // bash forks sleep (the `:` after it keeps bash from exec'ing it): a child of the command.
-      const running = ssh.run({ argv: ['bash', '-c', `sleep 300; : ${tag}`], signal: stop.signal });
+      // A grandchild carries the tag (as the inner bash's $0; each `:` keeps a bash from exec'ing its
+      // last command): the whole tree must go, not the command alone.
+      const running = ssh.run({
+        argv: ['bash', '-c', `bash -c 'sleep 300; :' ${tag}; :`],
+        signal: stop.signal,
+      });
       expect(await eventuallyRunning(tag)).toBe(true);
       stop.abort();
       expect(await running).toMatchObject({ exitCode: 143 });
@@ -229,7 +233,7 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
       const own = await connectSsh(optionsFor(server));
       const tag = `closed-${process.pid}-${Date.now()}`;
       const running = own.run({
-        argv: ['bash', '-c', `sleep 300; : ${tag}`],
+        argv: ['bash', '-c', `bash -c 'sleep 300; :' ${tag}; :`],
         signal: new AbortController().signal,
       });
       running.catch(() => {});
@@ -693,7 +697,10 @@ describe.skipIf(!sshd)(
       try {
         const tag = `forced-${process.pid}-${Date.now()}`;
         const stop = new AbortController();
-        const running = ssh.run({ argv: ['bash', '-c', `sleep 300; : ${tag}`], signal: stop.signal });
+        const running = ssh.run({
+          argv: ['bash', '-c', `bash -c 'sleep 300; :' ${tag}; :`],
+          signal: stop.signal,
+        });
         expect(await eventuallyRunning(tag)).toBe(true);
         stop.abort();
         await running;

@@ -47,6 +47,11 @@ export interface SimulatorOptions {
   tokenNoise?: string[];
   /** Whether `cloud-init` exists on the simulated host. */
   cloudInit?: boolean;
+  /**
+   * How long an event takes to reach a running `docker events` call (a stream over SSH lags the daemon):
+   * a command's own answer can then come back before the events it caused.
+   */
+  eventLatencyMs?: number;
 }
 
 export interface RecordedCall {
@@ -84,6 +89,11 @@ interface Container {
   exitCode?: number;
   /** Set once its healthcheck started failing (turnUnhealthy()). */
   failing?: boolean;
+  /**
+   * Its timeline as it stood when it was created: a container's health follows its own image and config,
+   * so a timeline changed later (a test's next instance that never gets healthy) is the next instance's.
+   */
+  timeline?: ServiceTimeline;
 }
 
 interface ServiceDef {
@@ -361,6 +371,7 @@ export class DockerSimulator implements Executor {
       startedAt: this.now(),
       env,
       configHash,
+      timeline: { ...timeline },
     };
     const healthcheck = dockerHealthcheck(def);
     if (timeline?.healthcheck ?? healthcheck !== undefined)
@@ -399,7 +410,7 @@ export class DockerSimulator implements Executor {
 
   /** Health events from timers, as Docker emits them: on a change of status only. */
   private scheduleHealth(c: Container): void {
-    const after = this.opts.timeline[c.service]?.healthyAfterMs;
+    const after = (c.timeline ?? this.opts.timeline[c.service])?.healthyAfterMs;
     const status = after === undefined ? 'unhealthy' : 'healthy';
     const timer = setTimeout(
       () => {
@@ -452,7 +463,11 @@ export class DockerSimulator implements Executor {
     };
     this.events.push(ev);
     if (this.events.length > EVENT_LOG_LIMIT) this.events.shift();
-    for (const s of this.streams) s.deliver(ev);
+    const latency = this.opts.eventLatencyMs;
+    for (const s of this.streams) {
+      if (latency) setTimeout(() => s.deliver(ev), latency);
+      else s.deliver(ev);
+    }
   }
 
   /**
@@ -511,7 +526,7 @@ export class DockerSimulator implements Executor {
 
   private health(c: Container): 'starting' | 'healthy' | 'unhealthy' {
     if (c.failing) return 'unhealthy';
-    const after = this.opts.timeline[c.service]?.healthyAfterMs;
+    const after = (c.timeline ?? this.opts.timeline[c.service])?.healthyAfterMs;
     const age = this.now() - c.startedAt;
     if (after === undefined) return age > 50 ? 'unhealthy' : 'starting';
     return age >= after ? 'healthy' : 'starting';
