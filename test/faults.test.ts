@@ -9,7 +9,6 @@
  *
  * Signals and drops are sent when a progress line appears (event order, not timing).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,72 +21,10 @@ import { findSshd, sshCliArgs } from './harness/sshd.ts';
 import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { eventually } from './helpers/process.ts';
-import { type CliRun, PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
-import { scriptArgv } from './helpers/script-bundles.ts';
+import { type CliRun, runScript } from './helpers/run-cli.ts';
+import { killWatchedRuns, signalRun, startScript, type WatchedRun } from './helpers/watched-run.ts';
 
 const sshd = findSshd('faults: interrupts and dropped connections over a loopback sshd');
-
-/** A script running in the background, watched line by line. */
-interface Running {
-  child: ChildProcess;
-  /** Resolves when a line of stdout or stderr matches; rejects when the script ends first. */
-  line(re: RegExp): Promise<string>;
-  done: Promise<CliRun>;
-}
-
-const running = new Set<ChildProcess>();
-
-function start(script: string, args: readonly string[], env: Record<string, string>): Running {
-  const child = spawn(process.execPath, [...scriptArgv(script, 'tsx'), ...args], {
-    env,
-    cwd: PROJECT_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  let ended = false;
-  const watchers = new Set<() => void>();
-  const check = () => {
-    for (const w of [...watchers]) w();
-  };
-  child.stdout?.on('data', (c: Buffer) => {
-    stdout += c.toString();
-    check();
-  });
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr += c.toString();
-    check();
-  });
-  const done = new Promise<CliRun>((resolveDone) => {
-    child.on('close', (code, signal) => {
-      running.delete(child);
-      ended = true;
-      check();
-      resolveDone({ exitCode: code ?? (signal ? -1 : -2), stdout, stderr });
-    });
-  });
-  const line = (re: RegExp) =>
-    new Promise<string>((resolveLine, reject) => {
-      const w = () => {
-        const found = `${stdout}\n${stderr}`.split('\n').find((l) => re.test(l));
-        if (found !== undefined) {
-          watchers.delete(w);
-          resolveLine(found);
-        } else if (ended) {
-          watchers.delete(w);
-          reject(new Error(`ended before a line matching ${re}:\n${stdout}\n${stderr}`));
-        }
-      };
-      watchers.add(w);
-      w();
-    });
-  return { child, line, done };
-}
-
-function signal(r: Running, sig: NodeJS.Signals): void {
-  if (r.child.pid) process.kill(r.child.pid, sig);
-}
 
 /** Every file of the live bundle with its digest: "unchanged" means this is equal. */
 function snapshot(dir: string): Record<string, string> {
@@ -133,7 +70,7 @@ describe.skipIf(!sshd)('faults', () => {
 
   afterEach(() => {
     // A test that failed half-way must not leave a script running.
-    for (const child of running) if (child.pid) process.kill(child.pid, 'SIGKILL');
+    killWatchedRuns();
     proxy?.setDelay(0);
     proxy?.setDropAfter(undefined);
     proxy?.resume();
@@ -181,10 +118,14 @@ describe.skipIf(!sshd)('faults', () => {
     outputs.push(r.stdout, r.stderr);
     return r;
   }
-  function startProvision(extra: string[]): Running {
-    return start('provision-bifrost.ts', provisionArgs('proxy', ['--json', '--verbose', ...extra]), env());
+  function startProvision(extra: string[]): WatchedRun {
+    return startScript(
+      'provision-bifrost.ts',
+      provisionArgs('proxy', ['--json', '--verbose', ...extra]),
+      env(),
+    );
   }
-  async function finished(r: Running): Promise<CliRun> {
+  async function finished(r: WatchedRun): Promise<CliRun> {
     const result = await r.done;
     outputs.push(result.stdout, result.stderr);
     return result;
@@ -203,7 +144,7 @@ describe.skipIf(!sshd)('faults', () => {
       proxy.setDelay(40);
       const run = startProvision([]);
       await run.line(/: sending \d+ files/);
-      signal(run, 'SIGINT');
+      signalRun(run, 'SIGINT');
       const r = await finished(run);
       expect(r.exitCode, r.stderr).toBe(130);
       expect(r.stderr).toMatch(
@@ -228,7 +169,7 @@ describe.skipIf(!sshd)('faults', () => {
       sim.containers.clear();
       const run = startProvision(['--force']);
       await run.line(/^start\s+traefik/);
-      signal(run, 'SIGTERM');
+      signalRun(run, 'SIGTERM');
       const r = await finished(run);
       expect(r.exitCode, r.stderr).toBe(143);
       expect(r.stderr).toMatch(/interrupted by SIGTERM during bootstrap: .*the host lock was released/);
@@ -249,9 +190,9 @@ describe.skipIf(!sshd)('faults', () => {
       await run.line(/^start\s+traefik/);
       // The host stops answering: the clean-up (releasing the lock) cannot finish.
       proxy.pause();
-      signal(run, 'SIGINT');
+      signalRun(run, 'SIGINT');
       await run.line(/SIGINT: stopping and cleaning up/);
-      signal(run, 'SIGINT');
+      signalRun(run, 'SIGINT');
       const r = await finished(run);
       proxy.drop();
       proxy.resume();
@@ -266,9 +207,9 @@ describe.skipIf(!sshd)('faults', () => {
     it('bifrost-bootstrap: SIGINT mid-engine exits 130 saying so; a re-run succeeds', async () => {
       const args = [...sshArgs('direct'), ...dockerArgs(), '--dir', host.remoteDir];
       sim.containers.clear();
-      const run = start('bifrost-bootstrap.ts', args, env());
+      const run = startScript('bifrost-bootstrap.ts', args, env());
       await run.line(/^start\s+traefik/);
-      signal(run, 'SIGINT');
+      signalRun(run, 'SIGINT');
       const r = await finished(run);
       expect(r.exitCode, r.stderr).toBe(130);
       expect(r.stderr).toMatch(
@@ -283,10 +224,10 @@ describe.skipIf(!sshd)('faults', () => {
       const opts = sim.opts as { tokenFailures?: number };
       opts.tokenFailures = 1_000_000;
       const args = ['token', ...hostArgs('direct'), '--json'];
-      const run = start('bifrost.ts', args, env());
+      const run = startScript('bifrost.ts', args, env());
       try {
         await run.line(/netbird-mgmt-token: attempt 1 failed/);
-        signal(run, 'SIGINT');
+        signalRun(run, 'SIGINT');
         const r = await finished(run);
         expect(r.exitCode, r.stderr).toBe(130);
         expect(r.stderr).toMatch(/interrupted by SIGINT during token: .*the host lock was released/);

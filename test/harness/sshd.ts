@@ -19,6 +19,7 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { recordCreated } from '../helpers/leak-ledger.ts';
+import { uidOf } from '../helpers/process.ts';
 import { requireTool } from '../helpers/tiers.ts';
 import { CrashStops } from './crash-stop.ts';
 
@@ -90,13 +91,6 @@ function createTestUser(): { name: string; created: boolean } {
   userTool(['useradd', '-m', '-s', '/bin/sh', '-p', '*', name]);
   recordCreated('user', name);
   return { name, created: true };
-}
-
-function uidOf(user: string): number | undefined {
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`${user}:`));
-  return line ? Number(line.split(':')[2]) : undefined;
 }
 
 /** SIGKILLs every process running as `uid` (sessions sshd left), by pid. */
@@ -338,7 +332,10 @@ export async function regenerateHostKey(server: SshdServer): Promise<void> {
 }
 
 /** The SSH flags every host command takes, pointing at this server. */
-export function sshCliArgs(server: SshdServer, knownHosts = server.knownHosts): string[] {
+export function sshCliArgs(
+  server: Pick<SshdServer, 'host' | 'port' | 'user' | 'identity' | 'knownHosts'>,
+  knownHosts = server.knownHosts,
+): string[] {
   return [
     '--host',
     server.host,
