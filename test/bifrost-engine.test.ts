@@ -273,10 +273,7 @@ describe('bifrost engine on the simulator', () => {
   it('a state recorded before definitions were: one up each, one inspect says nothing was recreated', async () => {
     const s = setup();
     await run(s);
-    const stateFile = join(s.bundle.dir, '.bifrost-state.json');
-    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
-    for (const svc of Object.values(state.services) as { definition?: string }[]) delete svc.definition;
-    writeFileSync(stateFile, JSON.stringify(state));
+    forgetDefinitions(s);
     const creations = new Map(s.sim.creations);
     const r = await run(s);
     expect(r.failure).toBeUndefined();
@@ -329,23 +326,12 @@ describe('bifrost engine on the simulator', () => {
 
   // Docker sends an event only on a change: a container that is already healthy, and that an up leaves
   // alone, sends nothing more. Each wait reads the present state before it listens.
-  /** The guide's day 2 on an engine-level host: day 1 without the post-login keys, then both set. */
-  async function dayOne(before?: (s: ReturnType<typeof setup>) => void) {
-    const values = bifrostSecrets({ NB_PROXY_TOKEN: undefined, NB_BIFROST_SETUP_KEY: undefined });
-    const s = setup({ values });
-    const first = await run(s);
-    expect(first.ok, first.log).toBe(true);
-    expect(status(first, 'netbird-proxy')).toBe('skipped');
-    before?.(s);
-    const day2 = { ...values.secretsEnv, NB_PROXY_TOKEN: 'nbx_proxy', NB_BIFROST_SETUP_KEY: 'SETUP-KEY' };
-    const secretsEnv = join(s.bundle.dir, '.secrets.env');
-    const minted = parseEnvFile(readFileSync(secretsEnv, 'utf8')).get('NB_IDP_MGMT_TOKEN');
-    writeFileSync(secretsEnv, envText({ ...day2, NB_IDP_MGMT_TOKEN: minted }));
-    writeFileSync(
-      join(s.bundle.dir, '.env'),
-      envText({ ...values.dotEnv, NB_BIFROST_SETUP_KEY: day2.NB_BIFROST_SETUP_KEY }),
-    );
-    return { s, creations: new Map(s.sim.creations) };
+  /** Forgets the definitions the last run recorded (a state from before they were): each gets an up. */
+  function forgetDefinitions(s: ReturnType<typeof setup>): void {
+    const stateFile = join(s.bundle.dir, '.bifrost-state.json');
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    for (const svc of Object.values(state.services) as { definition?: string }[]) delete svc.definition;
+    writeFileSync(stateFile, JSON.stringify(state));
   }
 
   /** Services the last run sent an up that compose did not act on: the same containers as before. */
@@ -358,20 +344,53 @@ describe('bifrost engine on the simulator', () => {
     return [...upped].filter((svc) => s.sim.creations.get(svc) === creations.get(svc));
   };
 
-  it('day 2: the post-login keys set, the services an up leaves alone count as healthy at once', async () => {
-    const { s, creations } = await dayOne();
+  it('day 2: the post-login keys start the proxy and the agent; nothing else gets an up', async () => {
+    const values = bifrostSecrets({ NB_PROXY_TOKEN: undefined, NB_BIFROST_SETUP_KEY: undefined });
+    const s = setup({ values });
+    const first = await run(s);
+    expect(first.ok, first.log).toBe(true);
+    expect(status(first, 'netbird-proxy')).toBe('skipped');
+    const day2 = { ...values.secretsEnv, NB_PROXY_TOKEN: 'nbx_proxy', NB_BIFROST_SETUP_KEY: 'SETUP-KEY' };
+    const secretsEnv = join(s.bundle.dir, '.secrets.env');
+    const minted = parseEnvFile(readFileSync(secretsEnv, 'utf8')).get('NB_IDP_MGMT_TOKEN');
+    writeFileSync(secretsEnv, envText({ ...day2, NB_IDP_MGMT_TOKEN: minted }));
+    // .env gains the agent's setup key: only the agent's definition interpolates it.
+    writeFileSync(
+      join(s.bundle.dir, '.env'),
+      envText({ ...values.dotEnv, NB_BIFROST_SETUP_KEY: day2.NB_BIFROST_SETUP_KEY }),
+    );
     const since = s.sim.now();
-    // A deadline of a minute: the test would time out if a wait sat on a container that sends nothing.
-    const second = await run(s, 1);
+    const second = await run(s);
     expect(second.failure, second.log).toBeUndefined();
     expect(status(second, 'netbird-proxy')).toBe('done');
     expect(status(second, 'netbird-agent')).toBe('done');
+    const upped = upCalls(s.sim).filter((c) => c.startedAt >= since);
+    expect(upped.flatMap((c) => c.services).sort()).toEqual(['netbird-agent', 'netbird-proxy']);
+    // No migration either: Authentik's definitions and inputs are as recorded.
+    expect(s.sim.calls.filter((c) => c.startedAt >= since && c.argv.includes('run'))).toEqual([]);
+  }, 30_000);
+
+  // Docker sends an event only on a change: a container that is already healthy, and that an up leaves
+  // alone, sends nothing more. Each wait reads the present state before it listens.
+  it('an up that compose does not act on, of a container already healthy, counts at once', async () => {
+    const s = setup();
+    expect((await run(s)).ok).toBe(true);
+    forgetDefinitions(s);
+    const creations = new Map(s.sim.creations);
+    const since = s.sim.now();
+    // A deadline of a minute: the test would time out if a wait sat on a container that sends nothing.
+    const r = await run(s, 1);
+    expect(r.failure, r.log).toBeUndefined();
     expect(upButLeftAlone(s, creations, since)).toContain('traefik');
   }, 30_000);
 
   it('a container already unhealthy when its wait begins fails at once, not at its deadline', async () => {
-    // traefik turned unhealthy between the runs: its event went by before day 2 listened.
-    const { s, creations } = await dayOne((s) => s.sim.turnUnhealthy('traefik'));
+    const s = setup();
+    expect((await run(s)).ok).toBe(true);
+    forgetDefinitions(s);
+    // It turned unhealthy between the runs: its event went by before the next run listened.
+    s.sim.turnUnhealthy('traefik');
+    const creations = new Map(s.sim.creations);
     const since = s.sim.now();
     const r = await run(s, 1);
     expect(r.failure?.step, r.log).toBe('traefik');

@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
 import type { FileOps } from '../exec/executor.ts';
 import { type ConsumerId, namesFor } from '../secrets/schema.ts';
-import { Bundle } from './bundle.ts';
+import { Bundle, composeVariables } from './bundle.ts';
 import { formatEnvFile, parseEnvFile } from './env-file.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './plan.ts';
 import { renderYamlTemplate } from './template.ts';
@@ -190,31 +190,6 @@ export async function serviceInputProblems(
     }
   }
   return problems;
-}
-
-/** `${NAME:?…}` / `${NAME?…}`: compose refuses to start anything when NAME is unset (`:?` also empty). */
-const COMPOSE_VAR = /(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+]?)|([A-Za-z_][A-Za-z0-9_]*))/g;
-
-/**
- * The `${NAME…}` and `$NAME` compose interpolates anywhere in `node` (keys and values; `$$` is an
- * escape), with the operator after the name: `:?`/`?` required, `:-`/`-` defaulted, `` plain.
- */
-export function composeVariables(node: unknown): { name: string; op: string }[] {
-  const out: { name: string; op: string }[] = [];
-  const visit = (n: unknown): void => {
-    if (typeof n === 'string') {
-      for (const [, braced, op, bare] of n.matchAll(COMPOSE_VAR)) {
-        out.push({ name: (braced ?? bare) as string, op: op ?? '' });
-      }
-    } else if (n && typeof n === 'object') {
-      for (const [key, value] of Object.entries(n)) {
-        visit(key);
-        visit(value);
-      }
-    }
-  };
-  visit(node);
-  return out;
 }
 
 /**

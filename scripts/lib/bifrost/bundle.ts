@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
 import type { FileOps } from '../exec/executor.ts';
+import { parseEnvFile } from './env-file.ts';
 import { bundlePathProblem } from './upload.ts';
 
 /** The engine's memory between runs: a hash of each service's inputs when it was last started. */
@@ -137,17 +138,19 @@ export class Bundle {
 
   /**
    * A digest of what compose builds the service's container from: its definition in the compose file and
-   * the .env its `${VAR}`s are filled from. With inputsHash unchanged too, `compose up` would change
-   * nothing, so a running, healthy container needs no docker call at all.
+   * the values from .env of the `${VAR}`s it uses (compose's config hash covers the interpolated
+   * definition, so a variable only another service uses changes nothing here). With inputsHash unchanged
+   * too, `compose up` would change nothing, so a running, healthy container needs no docker call at all.
    */
   async definitionHash(service: string): Promise<string> {
     const def = (await this.services())[service] ?? {};
     // Read once per bundle (over SSH each read is a round trip), like the compose file: no step writes it.
     this.dotEnv ??= this.read('.env').catch(() => undefined);
-    const dotEnv = await this.dotEnv;
-    return createHash('sha256')
-      .update(`${JSON.stringify(def)}\0${dotEnv ?? '<none>'}`)
-      .digest('hex');
+    const dotEnv = parseEnvFile((await this.dotEnv) ?? '');
+    const used = [...new Set(composeVariables(def).map((v) => v.name))].sort();
+    const h = createHash('sha256').update(JSON.stringify(def));
+    for (const name of used) h.update(`\0${name}=${dotEnv.get(name) ?? '\0unset'}`);
+    return h.digest('hex');
   }
 
   /** Whether the compose file gives the service a healthcheck; undefined: it does not say (the image may). */
@@ -182,4 +185,29 @@ export class Bundle {
     this.saving = next.catch(() => {});
     return next.then(() => {});
   }
+}
+
+/** `${NAME:?…}` / `${NAME?…}`: compose refuses to start anything when NAME is unset (`:?` also empty). */
+const COMPOSE_VAR = /(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+]?)|([A-Za-z_][A-Za-z0-9_]*))/g;
+
+/**
+ * The `${NAME…}` and `$NAME` compose interpolates anywhere in `node` (keys and values; `$$` is an
+ * escape), with the operator after the name: `:?`/`?` required, `:-`/`-` defaulted, `` plain.
+ */
+export function composeVariables(node: unknown): { name: string; op: string }[] {
+  const out: { name: string; op: string }[] = [];
+  const visit = (n: unknown): void => {
+    if (typeof n === 'string') {
+      for (const [, braced, op, bare] of n.matchAll(COMPOSE_VAR)) {
+        out.push({ name: (braced ?? bare) as string, op: op ?? '' });
+      }
+    } else if (n && typeof n === 'object') {
+      for (const [key, value] of Object.entries(n)) {
+        visit(key);
+        visit(value);
+      }
+    }
+  };
+  visit(node);
+  return out;
 }

@@ -12,16 +12,11 @@ import { namesFor } from '../secrets/schema.ts';
 import {
   type ComposeService as BundleService,
   bundleMountsOf,
+  composeVariables,
   envFilesOf,
   isHostGenerated,
 } from './bundle.ts';
-import {
-  composeVariables,
-  HOST_MINTED,
-  memoryBundle,
-  planServiceProblems,
-  serviceInputProblems,
-} from './bundle-check.ts';
+import { HOST_MINTED, memoryBundle, planServiceProblems, serviceInputProblems } from './bundle-check.ts';
 import { parseEnvFile } from './env-file.ts';
 import { NETBIRD_SERVER_CONFIG, pinnedImage, REVERSE_PROXY_SETTINGS } from './pinned-images.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NOT_STARTED_BY_PLAN } from './plan.ts';
