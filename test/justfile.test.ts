@@ -52,8 +52,8 @@ function readmeJustLine(): string {
     README.indexOf('## Quick start'),
     README.indexOf('\n## ', README.indexOf('## Quick start') + 1),
   );
-  const block = /```sh\n([\s\S]*?)```/.exec(quickStart)?.[1] ?? '';
-  const line = block.split('\n').find((l) => /^export PATH=/.test(l));
+  const blocks = [...quickStart.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  const line = blocks.flatMap((b) => b.split('\n')).find((l) => /^export PATH=/.test(l));
   if (!line) throw new Error("the README's Quick start has no `export PATH=…` line for just");
   return line.replace(/\s+#.*$/, '');
 }
