@@ -224,10 +224,8 @@ describe('bifrost engine on the simulator', () => {
     expect(r.steps.find((x) => x.id === 'netbird-config')?.detail).toMatch(/unchanged/);
   });
 
-  it('a changed compose definition: compose recreates that service; its new container is what is awaited', async () => {
-    const s = setup();
-    await run(s);
-    const creations = new Map(s.sim.creations);
+  /** A change to traefik's compose definition that compose sees (a label), nothing else changed. */
+  function changeTraefikDefinition(s: ReturnType<typeof setup>): void {
     const compose = join(s.bundle.dir, 'docker-compose.yml');
     writeFileSync(
       compose,
@@ -236,6 +234,13 @@ describe('bifrost engine on the simulator', () => {
         '    container_name: traefik\n    labels: [bench=1]',
       ),
     );
+  }
+
+  it('a changed compose definition: compose recreates that service; its new container is what is awaited', async () => {
+    const s = setup();
+    await run(s);
+    const creations = new Map(s.sim.creations);
+    changeTraefikDefinition(s);
     const callsBefore = s.sim.calls.length;
     const r = await run(s);
     expect(r.failure).toBeUndefined();
@@ -257,14 +262,7 @@ describe('bifrost engine on the simulator', () => {
     expect((await run(s)).ok).toBe(true);
     // Its next instance never passes its healthcheck.
     (timeline as Record<string, ServiceTimeline>).traefik = { logs: ['traefik: bad config'] };
-    const compose = join(s.bundle.dir, 'docker-compose.yml');
-    writeFileSync(
-      compose,
-      readFileSync(compose, 'utf8').replace(
-        /^ {4}container_name: traefik$/m,
-        '    container_name: traefik\n    labels: [bench=1]',
-      ),
-    );
+    changeTraefikDefinition(s);
     const r = await run(s, 1);
     expect(r.failure?.step, r.log).toBe('traefik');
     expect(r.failure?.message).toMatch(/traefik turned unhealthy, before it was healthy/);

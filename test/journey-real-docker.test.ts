@@ -29,7 +29,7 @@ import {
   startDockerEngine,
   writeDockerCliWrappers,
 } from './harness/docker-engine.ts';
-import { ageKeygen, Operator } from './harness/journey.ts';
+import { ageKeygen, DAY_1_KEYS, DAY_2_KEYS, Operator, type Step } from './harness/journey.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { canaryValues } from './helpers/bootstrap-fixture.ts';
 import type { CliRun } from './helpers/run-cli.ts';
@@ -45,15 +45,6 @@ const sshd = engineTier
   ? findSshd("the guide's journey on a real Docker engine over a loopback sshd")
   : undefined;
 const ageKeygenBin = engineTier && requireTool('age-keygen', "the guide's journey on a real Docker engine");
-
-const DAY_1_KEYS = ['HCLOUD_TOKEN', 'PROXMOX_PASSWORD', 'CLOUDFLARE_API_TOKEN', 'AUTHENTIK_GITHUB_SECRET'];
-const DAY_2_KEYS = ['NB_PROXY_TOKEN', 'NB_BIFROST_SETUP_KEY'];
-
-interface Step {
-  id: string;
-  status: string;
-  detail: string;
-}
 
 describe.skipIf(!engineTier || !sshd || !ageKeygenBin)("the guide's days on a real Docker engine", () => {
   let engine: DockerEngine;

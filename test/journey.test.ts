@@ -25,7 +25,7 @@ import { writeKubeconfig } from '../scripts/lib/sandbox/kubeconfig.ts';
 import { decryptSopsFile } from '../scripts/lib/secrets/sops/index.ts';
 import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
-import { ageKeygen, Operator, SECRETS_FILE } from './harness/journey.ts';
+import { ageKeygen, DAY_1_KEYS, DAY_2_KEYS, Operator, SECRETS_FILE, type Step } from './harness/journey.ts';
 import { findSshd } from './harness/sshd.ts';
 import { canaryValues } from './helpers/bootstrap-fixture.ts';
 import type { CliRun } from './helpers/run-cli.ts';
@@ -37,16 +37,6 @@ import { killWatchedRuns, signalRun } from './helpers/watched-run.ts';
 const sshd = findSshd("the operator guide's journey over a loopback sshd");
 const ageKeygenBin = requireTool('age-keygen', "the operator guide's journey (its age key)");
 const kubectl = requireTool('kubectl', "the operator guide's journey: section 2 against the fake API server");
-
-/** The keys the guide sets by hand on day 1, and the two it sets after the first NetBird login. */
-const DAY_1_KEYS = ['HCLOUD_TOKEN', 'PROXMOX_PASSWORD', 'CLOUDFLARE_API_TOKEN', 'AUTHENTIK_GITHUB_SECRET'];
-const DAY_2_KEYS = ['NB_PROXY_TOKEN', 'NB_BIFROST_SETUP_KEY'];
-
-interface Step {
-  id: string;
-  status: string;
-  detail: string;
-}
 
 /** The variable names of an env file, in order. */
 const envKeys = (text: string) => text.match(/^[A-Za-z_][A-Za-z0-9_]*(?==)/gm) ?? [];

@@ -19,6 +19,22 @@ import { type CliRun, runScript } from '../helpers/run-cli.ts';
 import { startScript, type WatchedRun } from '../helpers/watched-run.ts';
 import { type SshdServer, sshCliArgs } from './sshd.ts';
 
+/** The keys the guide sets by hand on day 1, and the two it sets after the first NetBird login. */
+export const DAY_1_KEYS = [
+  'HCLOUD_TOKEN',
+  'PROXMOX_PASSWORD',
+  'CLOUDFLARE_API_TOKEN',
+  'AUTHENTIK_GITHUB_SECRET',
+];
+export const DAY_2_KEYS = ['NB_PROXY_TOKEN', 'NB_BIFROST_SETUP_KEY'];
+
+/** One step of a provision's JSON result. */
+export interface Step {
+  id: string;
+  status: string;
+  detail: string;
+}
+
 /** Where the guide keeps the SOPS file, relative to the repository. */
 export const SECRETS_FILE = 'secrets/bootstrap.sops.yaml';
 
