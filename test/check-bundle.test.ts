@@ -79,6 +79,9 @@ async function planted(edits: Record<string, (text: string) => string>): Promise
   return problems.filter((p) => !shipped.has(same(p)));
 }
 
+/** The agent's shipped healthcheck, as docker-compose.yml writes it. */
+const AGENT_HEALTHCHECK = String.raw`["CMD-SHELL", "netbird status --json | grep -q '\"management\":{\"url\":\"[^\"]*\",\"connected\":true'"]`;
+
 /** Two problems of two classes, for the output-format tests. */
 const TWO_PROBLEMS: Record<string, (text: string) => string> = {
   'netbird/config.yaml.tmpl': swap('  logLevel: info\n', '  logLevel: info\n  relayz: true\n'),
@@ -267,10 +270,7 @@ describe('bifrost check-bundle', () => {
 
   it('a healthcheck flag the pinned client lacks, and traefik --ping without ping in its static config', async () => {
     const extra = await planted({
-      'docker-compose.yml': swap(
-        '["CMD", "netbird", "status"]',
-        '["CMD", "netbird", "status", "--check", "ready"]',
-      ),
+      'docker-compose.yml': swap(AGENT_HEALTHCHECK, '["CMD", "netbird", "status", "--check", "ready"]'),
       'traefik/traefik.yml': swap('ping: {}\n', ''),
     });
     expect(extra.map((p) => `[${p.check}] ${p.problem}`)).toEqual([
@@ -280,7 +280,95 @@ describe('bifrost check-bundle', () => {
       expect.stringMatching(
         /^\[healthcheck\] netbird-agent: `netbird status` has no --check flag in netbirdio\/netbird:0\.66\.0 \(added in v0\.67\.0/,
       ),
+      expect.stringMatching(
+        /^\[agent-healthcheck\] netbird-agent: check-bundle cannot tell whether the healthcheck fails while the agent is not connected to management: `netbird status --check ready`/,
+      ),
     ]);
+  });
+
+  it("Traefik's ACME resolver: an account email Let's Encrypt takes, and the propagation block, not the deprecated keys", async () => {
+    const EMAIL = '      email: madhankumaravelu93@gmail.com\n';
+    const resolver = /^traefik\/traefik\.yml:\d+ \[traefik-acme\] certificate resolver cloudflare-dns/;
+    const extra = await expectPlanted({ 'traefik/traefik.yml': swap(EMAIL, '') }, [
+      new RegExp(
+        `${resolver.source} has no account email: Traefik registers a new ACME account at every start`,
+      ),
+    ]);
+    expect(extra[0]?.fix).toContain('traefik/traefik@v3.3.7:pkg/provider/acme/provider.go');
+    for (const [email, problem] of [
+      ['ops@example.com', 'has an account email at example.com, an example domain'],
+      ['ops', 'has an account email that is not an address \\("ops"\\)'],
+      [
+        'ops@bifrost.test',
+        'has an account email at bifrost.test, which is not a public domain \\(.test is reserved\\)',
+      ],
+    ] as const) {
+      await expectPlanted({ 'traefik/traefik.yml': swap(EMAIL, `      email: ${email}\n`) }, [
+        new RegExp(`${resolver.source} ${problem}: Let's Encrypt refuses to register the account`),
+      ]);
+    }
+    const PROPAGATION = '        propagation:\n          delayBeforeChecks: 10s\n';
+    await expectPlanted({ 'traefik/traefik.yml': swap(PROPAGATION, '        delayBeforeCheck: 10\n') }, [
+      new RegExp(`${resolver.source}: dnsChallenge\\.delayBeforeCheck is deprecated since Traefik v3\\.3`),
+    ]);
+    await expectPlanted(
+      {
+        'traefik/traefik.yml': swap(
+          PROPAGATION,
+          '        disablePropagationCheck: true\n        propagation:\n          delayBeforeCheck: 10s\n',
+        ),
+      },
+      [
+        new RegExp(`${resolver.source}: dnsChallenge\\.disablePropagationCheck is deprecated`),
+        new RegExp(
+          `${resolver.source}: dnsChallenge\\.propagation\\.delayBeforeCheck is not a propagation setting`,
+        ),
+      ],
+    );
+    // Another address the operator reads, and another valid propagation setting, pass: nothing is pinned to the shipped values.
+    const dir = plant({
+      'traefik/traefik.yml': all(
+        swap(EMAIL, '      email: ops@madhan.app\n'),
+        swap('delayBeforeChecks: 10s', 'delayBeforeChecks: 30s\n          requireAllRNS: true'),
+      ),
+    });
+    expect((await check(dir)).problems).toEqual([]);
+  });
+
+  it("the agent's healthcheck fails unless the agent is connected to management", async () => {
+    const agent = /^docker-compose\.yml:\d+ \[agent-healthcheck\] netbird-agent: /;
+    const cases: [string, string][] = [
+      // What the bundle had: `netbird status` exits 0 while the daemon answers, logged out or not.
+      ['["CMD", "netbird", "status"]', 'the healthcheck passes while the agent is logged out'],
+      // `connected` alone also matches the signal state, which stays up when management is down.
+      [
+        String.raw`["CMD-SHELL", "netbird status --json | grep -q '\"connected\":true'"]`,
+        'the healthcheck passes while the agent is logged in, management unreachable',
+      ],
+      [
+        String.raw`["CMD-SHELL", "netbird status --json | grep -q '\"management\":{\"url\":\"[^\"]*\",\"connected\":false'"]`,
+        'the healthcheck fails even when the agent is connected to management, so it never turns healthy',
+      ],
+      [
+        // A form the check does not model is named, not passed.
+        `["CMD-SHELL", "netbird status --yaml | grep -q 'connected: true'"]`,
+        'check-bundle cannot tell whether the healthcheck fails while the agent is not connected to management: `netbird status --yaml`',
+      ],
+    ];
+    for (const [test, problem] of cases) {
+      const extra = await expectPlanted({ 'docker-compose.yml': swap(AGENT_HEALTHCHECK, test) }, [
+        new RegExp(`${agent.source}${problem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+      ]);
+      expect(extra[0]?.fix).toContain('management.connected');
+    }
+    // The plain summary's Management line tells it too: the check reads what the line does, not its text.
+    const dir = plant({
+      'docker-compose.yml': swap(
+        AGENT_HEALTHCHECK,
+        `["CMD-SHELL", "netbird status | grep -q '^Management: Connected' || exit 1"]`,
+      ),
+    });
+    expect((await check(dir)).problems).toEqual([]);
   });
 
   it('an image tag the facts table has no row for', async () => {

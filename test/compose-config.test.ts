@@ -12,6 +12,7 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseDocument, parse as parseYaml } from 'yaml';
 import { formatEnvFile, parseEnvFile, upsertEnvLine } from '../scripts/lib/bifrost/env-file.ts';
+import { NETBIRD_CLIENT_STATUS } from '../scripts/lib/bifrost/pinned-images.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, SERVICE_SECRET_FILES } from '../scripts/lib/bifrost/plan.ts';
 import { renderBifrostEnvFiles } from '../scripts/lib/bifrost/render-env.ts';
 import { renderYamlTemplate } from '../scripts/lib/bifrost/template.ts';
@@ -100,7 +101,7 @@ describe.skipIf(!compose)('docker-compose (v1) reads the rendered Bifrost bundle
     expect(String(r.stderr)).not.toMatch(/warning|error/i);
   }, 60_000);
 
-  it('parses the netbird-server and netbird-proxy healthchecks as the CMD arrays the images run', async () => {
+  it("parses the netbird-server and netbird-proxy healthchecks as the CMD arrays the images run, and the agent's sh line", async () => {
     const dir = await renderedCopy();
     const r = await composeConfig(dir);
     expect(r.exitCode, `docker-compose config: ${r.stderr}`).toBe(0);
@@ -123,6 +124,11 @@ describe.skipIf(!compose)('docker-compose (v1) reads the rendered Bifrost bundle
       '-O',
       '/dev/null',
       'http://127.0.0.1:8080/healthz/ready',
+    ]);
+    // The agent's: one sh line, read by compose as the facts write it (check-bundle runs that line).
+    expect(resolved.services['netbird-agent']?.healthcheck?.test).toEqual([
+      'CMD-SHELL',
+      NETBIRD_CLIENT_STATUS.healthcheck,
     ]);
     // compose v1 inlines env_file: the proxy got both its settings file and its token file.
     const proxyEnv = Object.keys(resolved.services['netbird-proxy']?.environment ?? {});

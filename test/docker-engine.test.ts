@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { NETBIRD_CLIENT_STATUS } from '../scripts/lib/bifrost/pinned-images.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS } from '../scripts/lib/bifrost/plan.ts';
 import { renderYamlTemplate } from '../scripts/lib/bifrost/template.ts';
 import { AK_SHELL_SCRIPT, findTokenLine } from '../scripts/lib/bifrost/token.ts';
@@ -354,6 +355,36 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
         expect(once.exitCode, `${name}: ${hc.test.join(' ')}: ${once.stderr}`).toBe(0);
       }),
     );
+  });
+
+  it("the agent's shipped healthcheck passes only while connected to management (busybox sh and grep over the pinned client's output)", async () => {
+    const shipped = await composeServices(join(BUNDLE_SOURCE, 'docker-compose.yml'));
+    const [kind, line] = shipped['netbird-agent']?.healthcheck?.test ?? [];
+    expect(kind).toBe('CMD-SHELL');
+    const outcome: Record<string, number> = {};
+    try {
+      for (const state of NETBIRD_CLIENT_STATUS.states) {
+        const put = await docker([
+          'exec',
+          'netbird-agent',
+          'sh',
+          '-c',
+          `echo ${state.id} > /tmp/netbird.state`,
+        ]);
+        expect(put.exitCode, String(put.stderr)).toBe(0);
+        const shown = await docker(['exec', 'netbird-agent', 'netbird', 'status', '--json']);
+        // execa drops one final newline.
+        expect(String(shown.stdout)).toBe(state.json.replace(/\n$/, ''));
+        outcome[state.id] =
+          (await docker(['exec', 'netbird-agent', '/bin/sh', '-c', line as string])).exitCode ?? -1;
+      }
+    } finally {
+      await docker(['exec', 'netbird-agent', 'rm', '-f', '/tmp/netbird.state']);
+    }
+    expect(outcome).toEqual(
+      Object.fromEntries(NETBIRD_CLIENT_STATUS.states.map((s) => [s.id, s.healthy ? 0 : 1])),
+    );
+    expect(Object.keys(outcome)).toEqual(['connected', 'logged-out', 'management-down', 'daemon-down']);
   });
 
   it('ak shell refuses Python that is not the token request, or that is not on stdin', async () => {

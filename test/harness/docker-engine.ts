@@ -33,6 +33,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
+import { NETBIRD_CLIENT_STATUS } from '../../scripts/lib/bifrost/pinned-images.ts';
 import { findOnPath } from '../../scripts/lib/exec/which.ts';
 import { recordCreated } from '../helpers/leak-ledger.ts';
 import { CrashStops } from './crash-stop.ts';
@@ -770,16 +771,24 @@ forever
 `;
 
 /**
- * netbird agent stand-in, as the pinned 0.66.0 client behaves: \`netbird status\` exits 0 once the daemon
- * answers, connected or not, and has no --check flag (netbirdio/netbird@v0.66.0:client/cmd/status.go).
+ * netbird agent stand-in, as the pinned 0.66.0 client behaves (netbirdio/netbird@v0.66.0:client/cmd/status.go):
+ * \`netbird status\` exits 0 whenever the daemon answers, has no --check flag, and prints the pinned client's
+ * output for its state (NETBIRD_CLIENT_STATUS, installed under STATUS_DIR): logged out without a setup key,
+ * connecting (management not yet reached) until ready, then connected. A test puts it in another state by
+ * writing that state's id to /tmp/netbird.state (daemon-down: exit 1, as when the daemon does not answer).
  */
+const STATUS_DIR = '/usr/local/share/netbird-status';
 const NETBIRD_SH = `#!/bin/sh
 . /usr/local/lib/standin.sh
 READY=/tmp/netbird.ready
 if [ "$1" = status ]; then
   case " $* " in *" --check"*) echo 'Error: unknown flag: --check' >&2; exit 1 ;; esac
-  if [ -f $READY ]; then echo "Management: Connected"; exit 0; fi
-  echo "Management: Disconnected"
+  if [ -f /tmp/netbird.state ]; then state=$(cat /tmp/netbird.state)
+  elif [ -z "$NB_SETUP_KEY" ]; then state=logged-out
+  elif [ -f $READY ]; then state=connected
+  else state=management-down; fi
+  if [ "$state" = daemon-down ]; then echo "failed to connect to daemon error: connection refused" >&2; exit 1; fi
+  case " $* " in *" --json "*) cat ${STATUS_DIR}/$state.json ;; *) cat ${STATUS_DIR}/$state.txt ;; esac
   exit 0
 fi
 on_term
@@ -794,6 +803,14 @@ touch $READY
 log "ready: connected"
 forever
 `;
+
+/** The pinned client's `netbird status` output per state, as files the stand-in prints. */
+const NETBIRD_STATUS_FILES = Object.fromEntries(
+  NETBIRD_CLIENT_STATUS.states.flatMap((s) => [
+    [`${STATUS_DIR}/${s.id}.json`, s.json],
+    [`${STATUS_DIR}/${s.id}.txt`, s.text],
+  ]),
+);
 
 interface StandIn {
   /** The compose services that use this image. */
@@ -860,6 +877,7 @@ const STANDINS: Record<string, StandIn> = {
   agent: {
     services: ['netbird-agent'],
     scripts: { netbird: NETBIRD_SH },
+    files: NETBIRD_STATUS_FILES,
     cmd: ['netbird', 'up', '--foreground-mode'],
     env: (r) => ({ READY_AFTER: String(r('netbird-agent')) }),
   },

@@ -6,9 +6,11 @@ import { describe, expect, it } from 'vitest';
 import {
   CHECKED_ON,
   type Fact,
+  NETBIRD_CLIENT_STATUS,
   NETBIRD_SERVER_CONFIG,
   PINNED_IMAGES,
   pinnedImage,
+  TRAEFIK_ACME,
   TRAEFIK_MATCHERS,
 } from '../../scripts/lib/bifrost/pinned-images.ts';
 
@@ -20,6 +22,10 @@ describe('pinned-image facts', () => {
     ['netbird-server config', NETBIRD_SERVER_CONFIG],
     ['traefik http matchers', { ...TRAEFIK_MATCHERS.http, verified: TRAEFIK_MATCHERS.verified }],
     ['traefik tcp matchers', { ...TRAEFIK_MATCHERS.tcp, verified: TRAEFIK_MATCHERS.verified }],
+    ['netbird client status', NETBIRD_CLIENT_STATUS],
+    ['traefik acme email', { source: TRAEFIK_ACME.emailSource, verified: true }],
+    ['traefik acme deprecations', { source: TRAEFIK_ACME.deprecationSource, verified: true }],
+    ["let's encrypt refused domains", { source: TRAEFIK_ACME.refusedDomainsSource, verified: false }],
   ];
 
   it.each(rows)('%s cites its source', (_name, fact) => {

@@ -18,9 +18,16 @@ import {
 } from './bundle.ts';
 import { HOST_MINTED, memoryBundle, planServiceProblems, serviceInputProblems } from './bundle-check.ts';
 import { parseEnvFile } from './env-file.ts';
-import { NETBIRD_SERVER_CONFIG, pinnedImage, REVERSE_PROXY_SETTINGS } from './pinned-images.ts';
+import {
+  NETBIRD_CLIENT_STATUS,
+  NETBIRD_SERVER_CONFIG,
+  pinnedImage,
+  REVERSE_PROXY_SETTINGS,
+} from './pinned-images.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NOT_STARTED_BY_PLAN } from './plan.ts';
+import { agentHealthcheckProblem } from './status-healthcheck.ts';
 import { placeholdersOf } from './template.ts';
+import { acmeFindings } from './traefik-acme.ts';
 import {
   type Routing,
   readDynamicConfig,
@@ -42,7 +49,9 @@ export type CheckId =
   | 'service-input'
   | 'traefik-service'
   | 'traefik-rule'
-  | 'reverse-proxy';
+  | 'reverse-proxy'
+  | 'traefik-acme'
+  | 'agent-healthcheck';
 
 export interface BundleProblem {
   check: CheckId;
@@ -165,6 +174,8 @@ export async function bundleProblems(files: ReadonlyMap<string, string>): Promis
   checkPlan(ctx);
   checkTemplates(ctx);
   checkImages(ctx);
+  checkAcme(ctx);
+  checkAgentHealthcheck(ctx);
   checkComposeVariables(ctx);
   await checkServiceInputs(ctx);
   checkReverseProxy(ctx, checkTraefik(ctx));
@@ -376,6 +387,52 @@ function checkImages(ctx: Context): void {
         );
       }
     }
+  }
+}
+
+/** Each ACME resolver in a static config mounted into a Traefik service: its account email, its DNS challenge keys. */
+function checkAcme(ctx: Context): void {
+  const seen = new Set<string>();
+  for (const def of Object.values(ctx.services)) {
+    if (pinnedImage(def.image ?? '')?.image !== 'traefik') continue;
+    for (const { source } of bundleMountsOf(def)) {
+      const text = ctx.files.get(source);
+      if (text === undefined || seen.has(source)) continue;
+      seen.add(source);
+      let doc: unknown;
+      try {
+        doc = parse(text);
+      } catch {
+        continue;
+      }
+      const line = yamlLineFinder(text);
+      for (const f of acmeFindings(doc)) {
+        ctx.problems.push({
+          check: 'traefik-acme',
+          file: source,
+          line: line(f.path),
+          problem: f.problem,
+          fix: f.fix,
+        });
+      }
+    }
+  }
+}
+
+/** The NetBird agent's healthcheck fails unless the agent is connected to management (status-healthcheck.ts). */
+function checkAgentHealthcheck(ctx: Context): void {
+  const facts = NETBIRD_CLIENT_STATUS;
+  for (const [service, def] of Object.entries(ctx.services)) {
+    if (def.image !== `${facts.image}:${facts.tag}`) continue;
+    const problem = agentHealthcheckProblem(def.healthcheck?.test);
+    if (!problem) continue;
+    ctx.problems.push({
+      check: 'agent-healthcheck',
+      file: COMPOSE,
+      line: ctx.composeLine(['services', service, 'healthcheck', 'test']),
+      problem: `${service}: ${problem}`,
+      fix: `test on ${facts.field}: ["CMD-SHELL", ${JSON.stringify(facts.healthcheck)}] (${facts.source})`,
+    });
   }
 }
 

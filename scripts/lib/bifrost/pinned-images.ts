@@ -169,6 +169,13 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
         source: `${NB}:client/Dockerfile`,
         verified: true,
       },
+      {
+        name: 'grep',
+        present: true,
+        note: "busybox applet of the alpine:3.23.2 base: reads `netbird status --json` in the agent's healthcheck",
+        source: `${NB}:client/Dockerfile names the base; its busybox applets not read here (unverified)`,
+        verified: false,
+      },
     ],
   },
   {
@@ -242,6 +249,58 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
     ],
   },
 ];
+
+/**
+ * Why the client-status table exists: at 0.66.0 `netbird status` exits 0 whenever the daemon answers, logged
+ * out included (statusFunc prints the NeedsLogin text and returns nil), and has no `--check` (v0.67.0). What
+ * tells whether the agent is connected to management is the `management.connected` field of `--json`, which
+ * json.Marshal writes compact, in ManagementStateOutput's field order (url, connected, error). check-bundle
+ * runs the agent's healthcheck line against these outputs of the pinned client: it must pass on the first
+ * and fail on every other (checkAgentHealthcheck in check-bundle.ts); the docker-engine stand-in prints them.
+ */
+export const NETBIRD_CLIENT_STATUS = {
+  image: 'netbirdio/netbird',
+  tag: '0.66.0',
+  // Read on this day, after the rest of the table.
+  checked: '2026-12-07',
+  verified: true,
+  source: `${NB}:client/cmd/status.go statusFunc, client/status/status.go OutputOverview, JSON`,
+  /** The JSON field that says the agent is connected to management. */
+  field: 'management.connected',
+  /** A line that fails unless that field is true (the shipped healthcheck). */
+  healthcheck: `netbird status --json | grep -q '"management":{"url":"[^"]*","connected":true'`,
+  /**
+   * `netbird status` in each state: stdout with --json (`json`) and without (`text`), trimmed to the fields
+   * around the management state; exit 1 when the daemon does not answer (getStatus).
+   */
+  states: [
+    {
+      id: 'connected',
+      state: 'connected to management',
+      healthy: true,
+      exitCode: 0,
+      json: '{"peers":{"total":1,"connected":0,"details":[]},"cliVersion":"0.66.0","daemonVersion":"0.66.0","management":{"url":"https://netbird.madhan.app:443","connected":true,"error":""},"signal":{"url":"https://netbird.madhan.app:443","connected":true,"error":""},"relays":{"total":1,"available":1,"details":[]},"netbirdIp":"100.64.0.2/16","fqdn":"bifrost-agent.netbird.selfhosted"}',
+      text: 'OS: linux/amd64\nDaemon version: 0.66.0\nCLI version: 0.66.0\nProfile: default\nManagement: Connected\nSignal: Connected\nRelays: 1/1 Available\nPeers count: 0/1 Connected\n',
+    },
+    {
+      id: 'logged-out',
+      state: 'logged out (NeedsLogin: no or a refused setup key)',
+      healthy: false,
+      exitCode: 0,
+      json: 'Daemon status: NeedsLogin\n\nRun UP command to log in with SSO (interactive login):\n\n netbird up \n',
+      text: 'Daemon status: NeedsLogin\n\nRun UP command to log in with SSO (interactive login):\n\n netbird up \n',
+    },
+    {
+      id: 'management-down',
+      state: 'logged in, management unreachable (signal still up)',
+      healthy: false,
+      exitCode: 0,
+      json: '{"peers":{"total":1,"connected":1,"details":[]},"cliVersion":"0.66.0","daemonVersion":"0.66.0","management":{"url":"https://netbird.madhan.app:443","connected":false,"error":"context deadline exceeded"},"signal":{"url":"https://netbird.madhan.app:443","connected":true,"error":""},"relays":{"total":1,"available":1,"details":[]},"netbirdIp":"100.64.0.2/16","fqdn":"bifrost-agent.netbird.selfhosted"}',
+      text: 'OS: linux/amd64\nDaemon version: 0.66.0\nCLI version: 0.66.0\nProfile: default\nManagement: Disconnected, reason: context deadline exceeded\nSignal: Connected\nRelays: 1/1 Available\nPeers count: 1/1 Connected\n',
+    },
+    { id: 'daemon-down', state: 'daemon not answering', healthy: false, exitCode: 1, json: '', text: '' },
+  ],
+} as const;
 
 /**
  * Why the NetBird config table exists: the combined server's `LoadConfig` is a non-strict `yaml.Unmarshal`,
@@ -341,6 +400,40 @@ export const REVERSE_PROXY_SETTINGS = {
   insecureSource: `${NB}:proxy/internal/grpc/auth.go`,
   /** PROXY headers are read only from NB_PROXY_TRUSTED_PROXIES sources; from others they are ignored. */
   proxyProtocolSource: `${NB}:proxy/server.go wrapProxyProtocol, proxyProtocolPolicy`,
+} as const;
+
+/**
+ * Why the ACME table exists: a certificate resolver without `email` gets a new ACME account at every start
+ * (initAccount makes one whenever the stored account has no email), and the account registrations per
+ * address are rate-limited; Let's Encrypt refuses a contact address at example.com/.net/.org and one whose
+ * domain is not public. dnsChallenge.delayBeforeCheck and disablePropagationCheck are deprecated since v3.3
+ * (converted with a warning at every start) for the `propagation` block.
+ */
+export const TRAEFIK_ACME = {
+  tag: 'v3.3',
+  // Read on this day, after the rest of the table.
+  checked: '2026-12-07',
+  verified: true,
+  emailSource: 'traefik/traefik@v3.3.7:pkg/provider/acme/provider.go initAccount, Configuration.Email',
+  refusedDomainsSource:
+    "letsencrypt/boulder:policy/pa.go ValidEmail, forbiddenMailDomains (Let's Encrypt's CA; tag unverified)",
+  /** Domains Let's Encrypt refuses in a contact address (RFC 2606 §3), and reserved top-level names (not public). */
+  refusedDomains: ['example.com', 'example.net', 'example.org'] as readonly string[],
+  reservedTlds: ['example', 'invalid', 'localhost', 'local', 'test'] as readonly string[],
+  deprecationSource:
+    'traefik/traefik@v3.3.7:pkg/config/static/static_config.go SetEffectiveConfiguration, pkg/provider/acme/provider.go DNSChallenge, docs/content/migration/v3.md',
+  /** dnsChallenge key, lower case (compared without case: the CLI and docs/content/migration/v3.md spell them so) → its replacement. */
+  deprecated: {
+    delaybeforecheck: 'propagation.delayBeforeChecks',
+    disablepropagationcheck: 'propagation.disableChecks',
+  } as Readonly<Record<string, string>>,
+  /** Every key of dnsChallenge.propagation (the Propagation struct). */
+  propagationKeys: [
+    'disableChecks',
+    'disableANSChecks',
+    'requireAllRNS',
+    'delayBeforeChecks',
+  ] as readonly string[],
 } as const;
 
 /**
