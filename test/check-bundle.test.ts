@@ -349,6 +349,11 @@ describe('bifrost check-bundle', () => {
         String.raw`["CMD-SHELL", "netbird status --json | grep -q '\"management\":{\"url\":\"[^\"]*\",\"connected\":false'"]`,
         'the healthcheck fails even when the agent is connected to management, so it never turns healthy',
       ],
+      // Looking for the bad states instead: an empty output (the daemon down) then looks healthy.
+      [
+        '["CMD-SHELL", "netbird status | grep -q -e Disconnected -e NeedsLogin && exit 1 || exit 0"]',
+        'the healthcheck passes while the agent is down (its daemon does not answer)',
+      ],
       [
         // A form the check does not model is named, not passed.
         `["CMD-SHELL", "netbird status --yaml | grep -q 'connected: true'"]`,

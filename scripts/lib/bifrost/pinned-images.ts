@@ -298,7 +298,14 @@ export const NETBIRD_CLIENT_STATUS = {
       json: '{"peers":{"total":1,"connected":1,"details":[]},"cliVersion":"0.66.0","daemonVersion":"0.66.0","management":{"url":"https://netbird.madhan.app:443","connected":false,"error":"context deadline exceeded"},"signal":{"url":"https://netbird.madhan.app:443","connected":true,"error":""},"relays":{"total":1,"available":1,"details":[]},"netbirdIp":"100.64.0.2/16","fqdn":"bifrost-agent.netbird.selfhosted"}',
       text: 'OS: linux/amd64\nDaemon version: 0.66.0\nCLI version: 0.66.0\nProfile: default\nManagement: Disconnected, reason: context deadline exceeded\nSignal: Connected\nRelays: 1/1 Available\nPeers count: 1/1 Connected\n',
     },
-    { id: 'daemon-down', state: 'daemon not answering', healthy: false, exitCode: 1, json: '', text: '' },
+    {
+      id: 'daemon-down',
+      state: 'down (its daemon does not answer)',
+      healthy: false,
+      exitCode: 1,
+      json: '',
+      text: '',
+    },
   ],
 } as const;
 

@@ -19,7 +19,10 @@ placeholder with no source, a NetBird config key the pinned server does not read
 program or flag its image lacks, a compose \${VAR} that .env never sets, an env_file or mount neither in
 the bundle nor rendered, a Traefik router whose service is undefined or whose rule Traefik v3 refuses,
 NetBird reverse-proxy settings that disagree with Traefik (TCP passthrough, PROXY protocol, trusted
-proxies, NB_PROXY_ALLOW_INSECURE for a plain-HTTP management address) or that it does not read.
+proxies, NB_PROXY_ALLOW_INSECURE for a plain-HTTP management address) or that it does not read, a
+Traefik ACME resolver without an account email Let's Encrypt takes or with the DNS challenge keys
+deprecated in v3.3, and a NetBird agent healthcheck that does not fail while the agent is not connected
+to management.
 With --json: { ok, dir, problems: [{ check, file, line?, problem, fix }] } on stdout.`,
   options: { ...COMMON_OPTIONS, bundle: { type: 'string' } },
   aliases: { dir: 'bundle' },
