@@ -52,8 +52,9 @@ export const command = defineCommand({
   name: USAGE,
   synopsis: '(--host H | --local) [options]',
   description: `Provisions the Bifrost VPS in one SSH connection (--local: this machine, on the VPS itself):
-  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally), and
-     checks the bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
+  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally;
+     NB_OWNER_PASSWORD only as its bcrypt hash, the host's kept while it verifies), and checks the
+     bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
   2. refuses a changed NB_DATA_STORE_KEY / NB_RELAY_SECRET / Authentik key unless --allow-rotate KEY
   3. uploads cloud/bifrost/ to --remote-dir: only changed files, into a staging directory that replaces
      the live one by rename when complete; secret files are 0600 from creation
