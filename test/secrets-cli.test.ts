@@ -185,7 +185,7 @@ describe('secrets where', () => {
       /\| `CLOUDFLARE_API_TOKEN` \| SOPS → k8s Secret cloudflare-api-token \+ \.secrets\.env as CF_DNS_API_TOKEN/,
     );
     expect(r.stdout).toMatch(
-      /\| `NB_OWNER_PASSWORD` \| SOPS → \.secrets\.env as NB_OWNER_PASSWORD_HASH \(its bcrypt, cost 10 hash, never the value\) \| Phase 0 \| Yes \(provisioning recreates netbird-server, which replaces the owner's stored password/,
+      /\| `NB_OWNER_PASSWORD` \| SOPS → \.secrets\.env as NB_OWNER_PASSWORD_HASH \(hashed: bcrypt, cost 10; never the value\) \| Phase 0 \| Yes \(provisioning recreates netbird-server, which replaces the owner's stored password/,
     );
   });
 });

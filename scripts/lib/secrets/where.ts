@@ -37,7 +37,7 @@ export function bootstrapWhereRows(backend: BackendId): string[][] {
     const places = usedHere(spec).map((u) => {
       const c = CONSUMERS[u.consumer];
       return c.kind === 'env-file'
-        ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}${u.hash ? ` (its ${u.hash.scheme} hash, never the value)` : ''}`
+        ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}${u.hash ? ` (hashed: ${u.hash.scheme}; never the value)` : ''}`
         : c.kind === 'k8s-secret'
           ? `k8s Secret ${u.consumer}`
           : c.kind === 'suite'
