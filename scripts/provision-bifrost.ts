@@ -21,7 +21,7 @@ import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts'
 import { HOST_OPTIONS, HOST_OPTIONS_HELP, openHost, requireHost } from './lib/bifrost/host-flags.ts';
 import { carryToken, RENDERED_ENV_FILES, readHostEnvState, SECRETS_ENV } from './lib/bifrost/host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from './lib/bifrost/plan.ts';
-import { buildProvisionInput } from './lib/bifrost/provision-input.ts';
+import { buildProvisionInput, keepHostHashes } from './lib/bifrost/provision-input.ts';
 import { COMMON_OPTIONS, defineCommand, type Flags, numberFlag, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import { LocalExecutor } from './lib/exec/local.ts';
@@ -52,8 +52,9 @@ export const command = defineCommand({
   name: USAGE,
   synopsis: '(--host H | --local) [options]',
   description: `Provisions the Bifrost VPS in one SSH connection (--local: this machine, on the VPS itself):
-  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally), and
-     checks the bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
+  1. renders .secrets.env and .env in memory from the bootstrap secrets (nothing written locally;
+     NB_OWNER_PASSWORD only as its bcrypt hash, the host's kept while it verifies), and checks the
+     bundle as \`bifrost check-bundle\` does: a problem stops the run (exit 2) before connecting
   2. refuses a changed NB_DATA_STORE_KEY / NB_RELAY_SECRET / Authentik key unless --allow-rotate KEY
   3. uploads cloud/bifrost/ to --remote-dir: only changed files, into a staging directory that replaces
      the live one by rename when complete; secret files are 0600 from creation
@@ -93,12 +94,13 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
   const allowRotate = flags['allow-rotate'] ?? [];
 
   // 1. Secrets, validated and rendered before any connection.
-  const { loaded, problems, rendered, files } = await buildProvisionInput({
+  const input = await buildProvisionInput({
     secretsFile: flags['secrets-file'],
     fromEnv: Boolean(flags['from-env']),
     bundleDir: flags.bundle,
     strict: Boolean(flags.strict),
   });
+  const { loaded, problems, rendered } = input;
   out.info(`source  ${loaded.describe}`);
   for (const warning of loaded.warnings) out.warn(warning);
   const { errors, warnings } = splitProblems(problems);
@@ -111,8 +113,8 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
   }
   // check-bundle against the pinned images, then the engine's own checks on the rendered files: so
   // nothing goes live half-checked.
-  requireSoundBundle(await bundleProblems(uploadedText(files)), flags.bundle ?? 'cloud/bifrost');
-  await checkBundleContent(files);
+  requireSoundBundle(await bundleProblems(uploadedText(input.files)), flags.bundle ?? 'cloud/bifrost');
+  await checkBundleContent(input.files);
   if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
 
   // 2. One SSH connection for everything.
@@ -129,6 +131,8 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
       executor.files.readFile(`${remoteDir}/${MANIFEST}`),
       readHostEnvState(executor, remoteDir),
     ]);
+    // What goes up keeps the host's password hashes while they verify: an unchanged password sends nothing.
+    const { files } = keepHostHashes(input, hostEnv.texts);
     const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed, manifestSalt(manifestText));
     const secretDigest = (data: Buffer) => fp.digest(data);
     const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate, fp);

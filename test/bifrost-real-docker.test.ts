@@ -45,6 +45,7 @@ const SECRETS = {
   CF_DNS_API_TOKEN: 'canary-cf-token-8c8c-real',
   NB_DATA_STORE_KEY: 'canary-store-key-2e2e-real',
   NB_RELAY_SECRET: 'canary-relay-secret-55aa-real',
+  NB_OWNER_PASSWORD_HASH: '$2b$10$abcdefghijklmnopqrstuuj7m4XYqbm74SxoBcXyw8to0CQ061DVG',
   AUTHENTIK_BOOTSTRAP_TOKEN: 'canaryBootstrapTokenC0ffeeReal',
   NB_PROXY_TOKEN: 'canary-proxy-token-4d4d-real',
   NB_BIFROST_SETUP_KEY: 'canary-setup-key-6b6b-real',

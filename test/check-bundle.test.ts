@@ -233,9 +233,42 @@ describe('bifrost check-bundle', () => {
       },
       [
         /^netbird\/config\.yaml\.tmpl:15 \[config-key\] server\.relayz is not a key/,
-        /^netbird\/config\.yaml\.tmpl:35 \[config-key\] server\.store\.file is not a key/,
+        /^netbird\/config\.yaml\.tmpl:41 \[config-key\] server\.store\.file is not a key/,
         /^netbird\/config\.yaml\.tmpl:- \[config-key\] server\.dataDir is missing/,
       ],
+    );
+  });
+
+  it("NetBird's owner: the block missing, its email not an address, its password the plain secret instead of the hash", async () => {
+    const OWNER =
+      '    owner:\n      email: "admin@madhan.app"\n      password: "${NB_OWNER_PASSWORD_HASH}"\n';
+    // Without the block, the server offers its unauthenticated /setup to whoever comes first.
+    await expectPlanted({ 'netbird/config.yaml.tmpl': swap(OWNER, '') }, [
+      /^netbird\/config\.yaml\.tmpl:\d+ \[owner\] server\.auth\.owner is missing: NetBird's unauthenticated \/setup/,
+    ]);
+    // The plain password's placeholder: a value the schema never renders, and no bcrypt hash either.
+    await expectPlanted(
+      {
+        'netbird/config.yaml.tmpl': all(
+          swap('email: "admin@madhan.app"', 'email: "admin at madhan.app"'),
+          swap('password: "${NB_OWNER_PASSWORD_HASH}"', 'password: "${NB_OWNER_PASSWORD}"'),
+        ),
+      },
+      [
+        /^netbird\/config\.yaml\.tmpl:27 \[template-placeholder\] \$\{NB_OWNER_PASSWORD\} has no source/,
+        /^netbird\/config\.yaml\.tmpl:26 \[owner\] server\.auth\.owner\.email is not an email address/,
+        /^netbird\/config\.yaml\.tmpl:27 \[owner\] server\.auth\.owner\.password is not "\$\{NB_OWNER_PASSWORD_HASH\}".*netbirdio\/netbird#7169/,
+      ],
+    );
+    // A literal password, even one that looks like a hash, is not the operator's secret's hash.
+    await expectPlanted(
+      {
+        'netbird/config.yaml.tmpl': swap(
+          '"${NB_OWNER_PASSWORD_HASH}"',
+          '"$2b$10$abcdefghijklmnopqrstuuj7m4XYqbm74SxoBcXyw8to0CQ061DVG"',
+        ),
+      },
+      [/^netbird\/config\.yaml\.tmpl:27 \[owner\] server\.auth\.owner\.password is not/],
     );
   });
 

@@ -48,6 +48,8 @@ const SECRETS = {
   AUTHENTIK_BOOTSTRAP_TOKEN: 'canary-bootstrap-token-c0ffee',
   NB_RELAY_SECRET: 'canary-relay-secret-55aa',
   NB_DATA_STORE_KEY: 'canary-store-key-2e2e',
+  // A bcrypt hash as provisioning renders it ("$" and all: the env file and the template must carry it).
+  NB_OWNER_PASSWORD_HASH: '$2b$10$abcdefghijklmnopqrstuuj7m4XYqbm74SxoBcXyw8to0CQ061DVG',
   NB_PROXY_TOKEN: 'canary-proxy-token-4d4d',
   NB_BIFROST_SETUP_KEY: 'canary-setup-key-6b6b',
   CF_DNS_API_TOKEN: 'canary-cf-token-8c8c',

@@ -1,18 +1,23 @@
 /**
  * provision-bifrost end to end: the real script, a real loopback sshd, and the docker simulator served
  * on a unix socket as the host's docker CLI. First deploy, no-op re-run, a changed config file, a
- * changed secret, the never-rotate guard, host keys, the lock, remote modes, and canary leak checks.
+ * changed secret, the never-rotate guard, host keys, the lock, remote modes, and canary leak checks; NetBird's
+ * owner seeded with a bcrypt hash, checked by an independent implementation.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { GUARDED_SECRETS, HOST_KEYS } from '../scripts/lib/bifrost/deployed.ts';
+import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
 import type { DockerSimulator, ServiceTimeline } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { type BifrostTestHost, provisionOnTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
 import { findSshd, type SshdServer, sshCliArgs } from './harness/sshd.ts';
+import { bcryptCost, libcryptVerifies } from './helpers/bcrypt-check.ts';
 import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
@@ -504,4 +509,89 @@ describe.skipIf(!sshd)('provision-bifrost after a failed first bootstrap, then o
     for (const r of [failed, healed, day2, settled, day3])
       expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
   }, 90_000);
+});
+
+describe.skipIf(!sshd)("provision-bifrost seeds NetBird's owner", () => {
+  let host: BifrostTestHost;
+  const values = sampleSecrets();
+
+  beforeAll(async () => {
+    host = await startBifrostTestHost(sshd as string, { prefix: 'sf-provision-owner-' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.stop();
+  });
+
+  const owner = () =>
+    (
+      parse(readFileSync(join(host.remoteDir, 'netbird/config.yaml'), 'utf8')) as {
+        server: { auth: { owner: { email: string; password: string } } };
+      }
+    ).server.auth.owner;
+  const hostHash = () =>
+    parseEnvFile(readFileSync(join(host.remoteDir, '.secrets.env'), 'utf8')).get('NB_OWNER_PASSWORD_HASH');
+
+  /** Every file under the remote dir, its text: the plaintext must be in none. */
+  const remoteTexts = (dir = host.remoteDir): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory()
+        ? remoteTexts(join(dir, e.name))
+        : e.isFile()
+          ? [readFileSync(join(dir, e.name), 'latin1')]
+          : [],
+    );
+
+  function expectNoPlaintext(password: string, ...outputs: string[]) {
+    for (const text of [...remoteTexts(), ...outputs]) expect(text.includes(password)).toBe(false);
+    for (const call of host.sim.calls) expect(call.argv.join(' ').includes(password)).toBe(false);
+    for (const c of host.sim.containers.values())
+      expect(Object.values(c.env).some((v) => v.includes(password))).toBe(false);
+  }
+
+  it('renders server.auth.owner with the email and a bcrypt hash of NB_OWNER_PASSWORD, the password itself nowhere on the host', async () => {
+    const password = values.NB_OWNER_PASSWORD as string;
+    const r = await provisionOnTestHost(host, [], values);
+    expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+    expect(r.exitCode).toBe(0);
+    const { email, password: hash } = owner();
+    expect(email).toBe('admin@madhan.app');
+    expect(bcryptCost(hash)).toBeGreaterThanOrEqual(10);
+    // The product's library and an independent implementation agree, and neither takes another password.
+    expect(bcrypt.compareSync(password, hash)).toBe(true);
+    expect(libcryptVerifies(password, hash)).toBe(true);
+    expect(libcryptVerifies(`${password}x`, hash)).toBe(false);
+    expect(hostHash()).toBe(hash);
+    expectNoPlaintext(password, r.stdout, r.stderr);
+    // Nor the hash in the output: it is not the password, but nothing prints it either.
+    expect(`${r.stdout}${r.stderr}`).not.toContain(hash);
+    expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
+  }, 60_000);
+
+  it('a re-provision with nothing changed keeps the hash: nothing sent, netbird-server not recreated', async () => {
+    const before = owner().password;
+    const creations = new Map(host.sim.creations);
+    // --force: the bootstrap runs and renders the config again, so the hash it finds is the one it keeps.
+    const r = await provisionOnTestHost(host, ['--force'], values);
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout).upload.changed).toEqual([]);
+    expect(owner().password).toBe(before);
+    expect(host.sim.creations.get('netbird-server')).toBe(creations.get('netbird-server'));
+  }, 60_000);
+
+  it('a changed NB_OWNER_PASSWORD is hashed anew and recreates netbird-server, the new password nowhere on the host', async () => {
+    const before = owner().password;
+    const creations = new Map(host.sim.creations);
+    const changed = `${values.NB_OWNER_PASSWORD}-changed`;
+    const r = await provisionOnTestHost(host, [], { ...values, NB_OWNER_PASSWORD: changed });
+    expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout).upload.changed).toEqual(['.secrets.env']);
+    const after = owner().password;
+    expect(after).not.toBe(before);
+    expect(libcryptVerifies(changed, after)).toBe(true);
+    expect(libcryptVerifies(values.NB_OWNER_PASSWORD as string, after)).toBe(false);
+    expect(host.sim.creations.get('netbird-server')).toBe((creations.get('netbird-server') ?? 0) + 1);
+    expectNoPlaintext(changed, r.stdout, r.stderr);
+  }, 60_000);
 });

@@ -78,6 +78,9 @@ describe('secrets init', () => {
     expect(doc.REDIS_PASSWORD).toBe('kept-redis-0123456789');
     expect(doc.CUSTOM_KEY).toBe('kept-custom');
     expect(doc.NB_DATA_STORE_KEY).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    // A file from before the owner was seeded gets its password.
+    expect(doc.NB_OWNER_PASSWORD).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(JSON.parse(r.stdout).added).toContain('NB_OWNER_PASSWORD');
     expect(JSON.parse(r.stdout).added).not.toContain('REDIS_PASSWORD');
     expect(readFileSync(file, 'utf8')).toContain(k.recipient);
   });
@@ -93,6 +96,7 @@ describe('secrets check', () => {
     expect(r.stdout).toMatch(/^NB_DATA_STORE_KEY\s+ok\s+44\s/m);
     expect(r.stdout).toMatch(/^HCLOUD_TOKEN\s+missing\s/m);
     expect(r.stdout).toMatch(/^NB_PROXY_TOKEN\s+optional\s/m);
+    expect(r.stdout).toMatch(/^NB_OWNER_PASSWORD\s+ok\s+32\s/m);
     const doc = (await decryptSopsFile(file, { env: { SOPS_AGE_KEY_FILE: k.keyFile } }))
       .documents[0] as Record<string, string>;
     for (const v of Object.values(doc)) expect(r.stdout + r.stderr).not.toContain(v);
@@ -179,6 +183,9 @@ describe('secrets where', () => {
     expect(r.stdout).toMatch(/\| `AUTHENTIK_TOKEN` \| SOPS → \.secrets\.env as AUTHENTIK_BOOTSTRAP_TOKEN/);
     expect(r.stdout).toMatch(
       /\| `CLOUDFLARE_API_TOKEN` \| SOPS → k8s Secret cloudflare-api-token \+ \.secrets\.env as CF_DNS_API_TOKEN/,
+    );
+    expect(r.stdout).toMatch(
+      /\| `NB_OWNER_PASSWORD` \| SOPS → \.secrets\.env as NB_OWNER_PASSWORD_HASH \(hashed: bcrypt, cost 10; never the value\) \| Phase 0 \| Yes \(provisioning recreates netbird-server, which replaces the owner's stored password/,
     );
   });
 });

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { formatEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import { formatEnvFile, parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
 import { CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN } from '../scripts/lib/bifrost/plan.ts';
 import { renderBifrostEnvFiles } from '../scripts/lib/bifrost/render-env.ts';
 import { renderYamlTemplate } from '../scripts/lib/bifrost/template.ts';
@@ -118,6 +118,8 @@ function hostDir(
       {
         NB_RELAY_SECRET: values.NB_RELAY_SECRET,
         NB_DATA_STORE_KEY: values.NB_DATA_STORE_KEY,
+        // The engine fills it from .secrets.env: the hash provisioning rendered there.
+        NB_OWNER_PASSWORD_HASH: parseEnvFile(secretsEnv).get('NB_OWNER_PASSWORD_HASH'),
         [NB_IDP_MGMT_TOKEN]: TOKEN,
       },
       { allowed: CONFIG_PLACEHOLDERS, file: 'config.yaml.tmpl' },
@@ -423,7 +425,10 @@ describe.skipIf(!sshd)('secrets status: the host', () => {
     ).toEqual([
       'NB_DATA_STORE_KEY server.store.encryptionKey in sync',
       'NB_RELAY_SECRET server.authSecret in sync',
+      // A hash made at another time (another salt) that verifies against the password is in sync.
+      'NB_OWNER_PASSWORD server.auth.owner.password in sync',
     ]);
+    expect(stateOf(rows, 'bifrost-secrets-env', 'NB_OWNER_PASSWORD_HASH')).toBe('in sync');
     expect(stateOf(rows, 'bifrost-secrets-env', 'CF_DNS_API_TOKEN')).toBe('in sync');
     expect(stateOf(rows, 'bifrost-dot-env', 'AUTHENTIK_SECRET_KEY')).toBe('in sync');
     expect(rows.every((r) => r.state === 'in sync')).toBe(true);
@@ -441,6 +446,22 @@ describe.skipIf(!sshd)('secrets status: the host', () => {
       'bifrost-secrets-env NB_PROXY_TOKEN differs',
     ]);
     expectNoLeaks({ ...f.values, TOKEN, changed: `nbx_${'Q'.repeat(36)}` }, run.stdout, run.stderr);
+  }, 60_000);
+
+  it("the owner's hash on the host of another password: its .secrets.env and config rows differ, exit 1", async () => {
+    const f = await fixture();
+    const other = `${f.values.NB_OWNER_PASSWORD}-other`;
+    const run = await status(f, hostDir(server, root, 'owner', { ...f.values, NB_OWNER_PASSWORD: other }));
+    expect(run.exitCode).toBe(1);
+    expect(
+      rowsOf(run)
+        .filter((r) => r.state !== 'in sync')
+        .map((r) => `${r.place} ${r.name} ${r.state}`),
+    ).toEqual([
+      'bifrost-secrets-env NB_OWNER_PASSWORD_HASH differs',
+      'netbird-config server.auth.owner.password differs',
+    ]);
+    expectNoLeaks({ ...f.values, TOKEN, other }, run.stdout, run.stderr);
   }, 60_000);
 
   it('a host without the files: every host row not deployed, exit 1', async () => {

@@ -7,6 +7,7 @@ import { cpSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { createOutput, type Output } from '../../scripts/lib/output.ts';
+import { BCRYPT } from '../../scripts/lib/secrets/password-hash.ts';
 import { PROJECT_ROOT } from './run-cli.ts';
 import { tempDir } from './temp.ts';
 
@@ -14,12 +15,16 @@ export const BUNDLE_SOURCE = resolve(PROJECT_ROOT, 'cloud/bifrost');
 
 const rand = (n = 12) => randomBytes(n).toString('hex');
 
+/** The owner's password hash as provisioning renders it; one per test file (bcrypt is slow on purpose). */
+const OWNER_HASH = BCRYPT.hash(`CANARY-owner-${rand()}`);
+
 /** Values as provisioning renders them; each holds a random part so a leak anywhere is detectable. */
 export function bifrostSecrets(overrides: Record<string, string | undefined> = {}) {
   const secretsEnv: Record<string, string | undefined> = {
     CF_DNS_API_TOKEN: `CANARYcf${rand()}`,
     NB_DATA_STORE_KEY: randomBytes(32).toString('base64'),
     NB_RELAY_SECRET: `CANARY-relay-${rand()}`,
+    NB_OWNER_PASSWORD_HASH: OWNER_HASH,
     AUTHENTIK_BOOTSTRAP_TOKEN: `CANARYak${rand(24)}`,
     NB_PROXY_TOKEN: `nbx_CANARY${rand(16)}`,
     NB_BIFROST_SETUP_KEY: `CANARY-${rand(8)}`,

@@ -32,6 +32,7 @@ export function canaryValues(): Record<string, string> {
     AUTHENTIK_GITHUB_SECRET: hex(20),
     NB_DATA_STORE_KEY: randomBytes(32).toString('base64'),
     NB_RELAY_SECRET: `CANARY-relay-${tag}-${randomBytes(24).toString('base64')}`,
+    NB_OWNER_PASSWORD: `CANARY-owner-${tag} "q" $x ${alnum(12)}`,
     NB_PROXY_TOKEN: `nbx_${alnum(36)}`,
     NB_BIFROST_SETUP_KEY: randomUUID().toUpperCase(),
     INFISICAL_DB_PASSWORD: `CANARY-db:${tag}/p@ss?w#rd&"'\\$(x)%`,

@@ -27,9 +27,14 @@ describe('renderYamlTemplate on the NetBird template', () => {
         NB_RELAY_SECRET: `relay-${v}`,
         NB_DATA_STORE_KEY: `store-${v}`,
         NB_IDP_MGMT_TOKEN: `tok-${v}`,
+        NB_OWNER_PASSWORD_HASH: `$2b$10$${v}`,
       };
       const config = parse(renderYamlTemplate(TEMPLATE, values, opts));
       expect(config.server.authSecret).toBe(values.NB_RELAY_SECRET);
+      expect(config.server.auth.owner).toEqual({
+        email: 'admin@madhan.app',
+        password: values.NB_OWNER_PASSWORD_HASH,
+      });
       expect(config.server.store.encryptionKey).toBe(values.NB_DATA_STORE_KEY);
       expect(config.server.auth.dashboardRedirectURIs).toEqual([
         'https://netbird.madhan.app/nb-auth',
@@ -40,13 +45,22 @@ describe('renderYamlTemplate on the NetBird template', () => {
   });
 
   it('is deterministic: rendering twice gives the same bytes', () => {
-    const values = { NB_RELAY_SECRET: 'r', NB_DATA_STORE_KEY: 's', NB_IDP_MGMT_TOKEN: 't' };
+    const values = {
+      NB_RELAY_SECRET: 'r',
+      NB_DATA_STORE_KEY: 's',
+      NB_IDP_MGMT_TOKEN: 't',
+      NB_OWNER_PASSWORD_HASH: 'h',
+    };
     expect(renderYamlTemplate(TEMPLATE, values, opts)).toBe(renderYamlTemplate(TEMPLATE, values, opts));
   });
 
   it('names an unresolved placeholder', () => {
     expect(() =>
-      renderYamlTemplate(TEMPLATE, { NB_RELAY_SECRET: 'r', NB_IDP_MGMT_TOKEN: 't' }, opts),
+      renderYamlTemplate(
+        TEMPLATE,
+        { NB_RELAY_SECRET: 'r', NB_IDP_MGMT_TOKEN: 't', NB_OWNER_PASSWORD_HASH: 'h' },
+        opts,
+      ),
     ).toThrow(/no value for \$\{NB_DATA_STORE_KEY\}/);
   });
 

@@ -33,7 +33,7 @@ const DESIGN_PAGE_KEYS = [
 ];
 
 describe('secret schema', () => {
-  it("holds exactly the design page keys plus the runtime backends' keys and FINGERPRINT_KEY, once each", () => {
+  it("holds exactly the design page keys plus the runtime backends' keys, FINGERPRINT_KEY and NB_OWNER_PASSWORD, once each", () => {
     expect([...SECRET_KEYS].sort()).toEqual(
       [
         ...DESIGN_PAGE_KEYS,
@@ -41,6 +41,8 @@ describe('secret schema', () => {
         'INFISICAL_IDENTITY_ID',
         'OPENBAO_UNSEAL_KEY',
         'FINGERPRINT_KEY',
+        // Not on the design page: it seeds NetBird's first admin, so /setup is never offered.
+        'NB_OWNER_PASSWORD',
       ].sort(),
     );
     expect(new Set(SECRET_KEYS).size).toBe(SECRET_KEYS.length);
@@ -70,6 +72,7 @@ describe('secret schema', () => {
       'AUTHENTIK_TOKEN',
       'NB_DATA_STORE_KEY',
       'NB_RELAY_SECRET',
+      'NB_OWNER_PASSWORD',
     ]);
     expect(secretsEnv.optional).toEqual(['NB_PROXY_TOKEN', 'NB_BIFROST_SETUP_KEY']);
     // The original made NB_BIFROST_SETUP_KEY required in .env and broke every first deploy.

@@ -8,7 +8,7 @@
 import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
-import { namesFor } from '../secrets/schema.ts';
+import { hashedNames, namesFor } from '../secrets/schema.ts';
 import {
   type ComposeService as BundleService,
   bundleMountsOf,
@@ -51,7 +51,8 @@ export type CheckId =
   | 'traefik-rule'
   | 'reverse-proxy'
   | 'traefik-acme'
-  | 'agent-healthcheck';
+  | 'agent-healthcheck'
+  | 'owner';
 
 export interface BundleProblem {
   check: CheckId;
@@ -303,6 +304,7 @@ function checkConfigKeys(ctx: Context, template: string, output: string, text: s
     }
   };
   walk(doc, '', []);
+  checkOwner(ctx, template, doc, line);
   const server = ((doc as { server?: unknown } | null)?.server ?? {}) as Record<string, unknown>;
   for (const required of facts.required) {
     if (server[required.replace(/^server\./, '')] !== undefined) continue;
@@ -312,6 +314,55 @@ function checkConfigKeys(ctx: Context, template: string, output: string, text: s
       problem: `${required} is missing: ${facts.image}:${facts.tag} refuses to start without it`,
       fix: `set ${required} (${facts.source}, Validate)`,
     });
+  }
+}
+
+/** The .secrets.env name of the owner's password hash: the only value server.auth.owner.password may take. */
+const OWNER_HASH = hashedNames('bifrost-secrets-env').find((h) => h.key === 'NB_OWNER_PASSWORD')?.name;
+
+/** An email address as people write one: local@domain, the domain dotted labels; no spaces or placeholders. */
+const EMAIL =
+  /^[^\s@"'<>(),;:\\[\]{}$]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+
+/**
+ * NetBird's first admin is seeded: without server.auth.owner the pinned server offers POST /setup,
+ * unauthenticated, until an admin exists, so whoever reaches it first after the boot owns the mesh
+ * (netbirdio/netbird@v0.66.0:management/server/instance/manager.go loadSetupRequired,
+ * management/server/http/handlers/instance/instance_handler.go). The password must be the bcrypt hash: a
+ * plain password is stored as the hash and the owner never logs in (netbirdio/netbird#7169).
+ */
+function checkOwner(
+  ctx: Context,
+  template: string,
+  doc: unknown,
+  line: (path: readonly (string | number)[]) => number | undefined,
+): void {
+  const hash = `\${${OWNER_HASH}}`;
+  const auth = (doc as { server?: { auth?: { owner?: unknown } } } | null)?.server?.auth;
+  const owner = auth?.owner as { email?: unknown; password?: unknown } | null | undefined;
+  const problem = (at: (string | number)[], text: string, fix: string) =>
+    ctx.problems.push({ check: 'owner', file: template, line: line(at), problem: text, fix });
+  if (!owner || typeof owner !== 'object') {
+    problem(
+      ['server', 'auth'],
+      "server.auth.owner is missing: NetBird's unauthenticated /setup then makes whoever reaches it first the mesh's owner",
+      `add server.auth.owner with email: "<the admin's address>" and password: "${hash}"`,
+    );
+    return;
+  }
+  if (typeof owner.email !== 'string' || !EMAIL.test(owner.email)) {
+    problem(
+      ['server', 'auth', 'owner', 'email'],
+      'server.auth.owner.email is not an email address: the owner logs in with it',
+      `set it once to the admin's address, e.g. email: "admin@example.org"`,
+    );
+  }
+  if (owner.password !== hash) {
+    problem(
+      ['server', 'auth', 'owner', 'password'],
+      `server.auth.owner.password is not "${hash}": anything else is no bcrypt hash of NB_OWNER_PASSWORD, and a plain password is stored as the hash, so the owner never logs in (netbirdio/netbird#7169)`,
+      `set password: "${hash}" (provision-bifrost renders the hash into .secrets.env)`,
+    );
   }
 }
 

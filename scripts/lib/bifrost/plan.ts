@@ -166,7 +166,12 @@ export const SERVICE_SECRET_FILES: readonly {
 ];
 
 /** Placeholders the NetBird template may use, all read from .secrets.env. */
-export const CONFIG_PLACEHOLDERS = ['NB_RELAY_SECRET', 'NB_DATA_STORE_KEY', NB_IDP_MGMT_TOKEN] as const;
+export const CONFIG_PLACEHOLDERS = [
+  'NB_RELAY_SECRET',
+  'NB_DATA_STORE_KEY',
+  'NB_OWNER_PASSWORD_HASH',
+  NB_IDP_MGMT_TOKEN,
+] as const;
 
 export function stepById(id: string): PlanStep | undefined {
   return BIFROST_PLAN.find((s) => s.id === id);

@@ -49,3 +49,24 @@ export async function buildProvisionInput(opts: {
   ];
   return { loaded, problems, rendered, files };
 }
+
+/**
+ * The input rendered again against the host's own env files, read over the provisioning connection: a
+ * password hash the host holds is kept while it verifies (the first rendering, before connecting, had to
+ * hash anew). Without this, every run would send a new hash and recreate the service that reads it.
+ */
+export function keepHostHashes(
+  input: ProvisionInput,
+  host: Readonly<Record<string, string | undefined>>,
+): ProvisionInput {
+  const rendered = renderBifrostEnvFiles(input.loaded.values, {
+    secretsEnv: host['.secrets.env'],
+    dotEnv: host['.env'],
+  });
+  const text = new Map([
+    ['.secrets.env', rendered.secretsEnv],
+    ['.env', rendered.dotEnv],
+  ]);
+  const files = input.files.map((f) => ({ ...f, content: text.get(f.path) ?? f.content }));
+  return { ...input, rendered, files };
+}

@@ -1,24 +1,42 @@
 /**
  * The two secret files of the Bifrost bundle, rendered in memory from the secret source with the
- * schema's names (CLOUDFLARE_API_TOKEN → CF_DNS_API_TOKEN, AUTHENTIK_TOKEN → AUTHENTIK_BOOTSTRAP_TOKEN, …).
+ * schema's names (CLOUDFLARE_API_TOKEN → CF_DNS_API_TOKEN, AUTHENTIK_TOKEN → AUTHENTIK_BOOTSTRAP_TOKEN, …)
+ * and, where the host takes a hash (NB_OWNER_PASSWORD → NB_OWNER_PASSWORD_HASH), the hash, computed here.
  * Nothing here touches a disk: provisioning uploads the text over SFTP.
  */
-import { type ConsumerId, valuesFor } from '../secrets/schema.ts';
-import { formatEnvFile } from './env-file.ts';
+import { redactor } from '../redact.ts';
+import { type ConsumerId, hashedNames, valuesFor } from '../secrets/schema.ts';
+import { formatEnvFile, parseEnvFile } from './env-file.ts';
 
 export const BIFROST_CONSUMERS: readonly ConsumerId[] = ['bifrost-secrets-env', 'bifrost-dot-env'];
 
 const HEADER = (file: string) =>
   `${file}: rendered by provision-bifrost from secrets/bootstrap.sops.yaml.\nDo not edit or commit; every provisioning run rewrites it.`;
 
-export function renderBifrostEnvFiles(values: Readonly<Record<string, string | undefined>>): {
+/** The env-file names that hold a hash rather than a value. */
+const HASHED_NAMES: ReadonlySet<string> = new Set(
+  BIFROST_CONSUMERS.flatMap((c) => hashedNames(c).map((h) => h.name)),
+);
+
+/**
+ * `host`: the host's .secrets.env and .env as they stand (undefined: none, or not read yet); a hash they
+ * hold is kept while it verifies against the secret, so an unchanged secret renders an unchanged file.
+ * Every hash rendered is registered with the redactor: it is not the secret, but nothing prints it.
+ */
+export function renderBifrostEnvFiles(
+  values: Readonly<Record<string, string | undefined>>,
+  host: { secretsEnv?: string; dotEnv?: string } = {},
+): {
   secretsEnv: string;
   dotEnv: string;
 } {
-  const entries = (consumer: ConsumerId) =>
-    valuesFor(consumer, values).map(({ name, value }) => ({ name, value }));
+  const entries = (consumer: ConsumerId, held: string | undefined) =>
+    valuesFor(consumer, values, parseEnvFile(held ?? '')).map(({ name, value }) => {
+      if (HASHED_NAMES.has(name)) redactor.register(value, name);
+      return { name, value };
+    });
   return {
-    secretsEnv: formatEnvFile(entries('bifrost-secrets-env'), HEADER('.secrets.env')),
-    dotEnv: formatEnvFile(entries('bifrost-dot-env'), HEADER('.env')),
+    secretsEnv: formatEnvFile(entries('bifrost-secrets-env', host.secretsEnv), HEADER('.secrets.env')),
+    dotEnv: formatEnvFile(entries('bifrost-dot-env', host.dotEnv), HEADER('.env')),
   };
 }

@@ -83,12 +83,7 @@ export async function rotateSecrets(opts: RotateOptions): Promise<RotateResult> 
     registerSecrets({ [key]: value });
     values[key] = value;
     const fp = fingerprint(value);
-    const effect =
-      spec?.rotation.kind === 'disruptive'
-        ? spec.rotation.effect
-        : spec?.rotation.kind === 'never'
-          ? spec.rotation.reason
-          : undefined;
+    const effect = spec?.rotation.kind === 'never' ? spec.rotation.reason : spec?.rotation.effect;
     return {
       key,
       generator: describeGenerator(generate),

@@ -7,6 +7,7 @@
 
 import { closest } from '../closest.ts';
 import type { BackendId } from '../runtime/backend-id.ts';
+import { BCRYPT, BCRYPT_MAX_BYTES, type PasswordHash } from './password-hash.ts';
 
 /**
  * Everything that reads a bootstrap secret, and where it lives. A Kubernetes Secret belongs to the
@@ -69,6 +70,20 @@ export interface SecretUse {
   required: boolean;
   /** A value derived from the secret rather than the secret itself (e.g. a connection string). */
   derive?: (value: string) => string;
+  /**
+   * The consumer receives a salted one-way hash of the secret, never the secret. It is a value of its own
+   * there (a name the consumer requires like any other), kept while it still verifies (`deliveredValue`).
+   */
+  hash?: PasswordHash;
+}
+
+/**
+ * The value one use delivers: the secret, its derived form, or its hash. For a hash, `held` (what the
+ * place holds now) is kept while it verifies against the secret, else the secret is hashed anew.
+ */
+export function deliveredValue(use: SecretUse, value: string, held?: string): string {
+  if (use.hash) return held !== undefined && use.hash.matches(value, held) ? held : use.hash.hash(value);
+  return use.derive ? use.derive(value) : value;
 }
 
 /** How `secrets init` makes a value; `manual` ones come from elsewhere (a provider console, NetBird's UI). */
@@ -85,7 +100,8 @@ export interface FormatCheck {
 }
 
 export type Rotation =
-  | { kind: 'free' }
+  /** `effect`: what a new value does, when it is more than taking the place of the old one. */
+  | { kind: 'free'; effect?: string }
   | { kind: 'disruptive'; effect: string }
   | { kind: 'never'; reason: string };
 
@@ -135,6 +151,10 @@ export function infisicalDbConnectionUri(password: string): string {
 }
 
 const PHASE_0 = 'Phase 0';
+const ownerPasswordFormat: FormatCheck = {
+  test: (v) => [...v].length >= 16 && Buffer.byteLength(v) <= BCRYPT_MAX_BYTES,
+  expected: `16 characters to ${BCRYPT_MAX_BYTES} bytes (bcrypt ignores every byte after the ${BCRYPT_MAX_BYTES}th)`,
+};
 const UUID = /^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$/;
 const AFTER_NETBIRD_LOGIN = 'After first NetBird login';
 
@@ -242,6 +262,28 @@ export const SECRET_SCHEMA = [
     generate: { kind: 'base64', bytes: 32 },
     format: atLeast(32),
     rotation: { kind: 'disruptive', effect: 'every NetBird peer disconnects and reconnects' },
+    setDuring: PHASE_0,
+  },
+  {
+    key: 'NB_OWNER_PASSWORD',
+    description:
+      "Password of NetBird's first admin (server.auth.owner; the email is the bundle's netbird/config.yaml.tmpl): seeded at the first start, so NetBird never offers /setup",
+    uses: [
+      // Only the bcrypt hash leaves the operator's machine: computed there, rendered into .secrets.env,
+      // filled into netbird/config.yaml. A plain password there is stored as the hash and never logs in
+      // (netbirdio/netbird#7169).
+      { consumer: 'bifrost-secrets-env', as: 'NB_OWNER_PASSWORD_HASH', required: true, hash: BCRYPT },
+    ],
+    generate: { kind: 'random-chars', length: 32 },
+    format: ownerPasswordFormat,
+    // netbirdio/netbird@v0.66.0:idp/dex/provider.go ensureStaticPasswords, at every netbird-server start:
+    // an owner email not yet stored is created with a new user id (management/server/idp/embedded.go);
+    // a stored one whose hash differs gets the new hash, its user id unchanged.
+    rotation: {
+      kind: 'free',
+      effect:
+        "provisioning recreates netbird-server, which replaces the owner's stored password at its start: the old password stops working, the owner keeps its user and admin role; a password changed in the NetBird UI is replaced the same way at every netbird-server start",
+    },
     setDuring: PHASE_0,
   },
   {
@@ -449,24 +491,34 @@ export function allK8sConsumers(): ConsumerId[] {
 type Delivered = { name: string; key: SecretKey; value: string };
 
 /** Every use of a present value that `pick` selects, with derived values computed. */
-function deliveries(values: Readonly<Record<string, string | undefined>>, pick: (use: SecretUse) => boolean) {
+function deliveries(
+  values: Readonly<Record<string, string | undefined>>,
+  pick: (use: SecretUse) => boolean,
+  held?: ReadonlyMap<string, string>,
+) {
   const out: Delivered[] = [];
   for (const spec of SECRET_SCHEMA) {
     const value = values[spec.key];
     if (value === undefined || value === '') continue;
     for (const use of spec.uses as readonly SecretUse[]) {
-      if (pick(use)) out.push({ name: use.as, key: spec.key, value: use.derive ? use.derive(value) : value });
+      if (pick(use))
+        out.push({ name: use.as, key: spec.key, value: deliveredValue(use, value, held?.get(use.as)) });
     }
   }
   return out;
 }
 
-/** What a consumer receives: its own names, in schema order, with derived values computed. */
+/**
+ * What a consumer receives: its own names, in schema order, with derived values computed and secrets
+ * hashed where the consumer takes a hash (`held`: what the consumer holds now, name → value, whose hashes
+ * are kept while they verify).
+ */
 export function valuesFor(
   consumer: ConsumerId,
   values: Readonly<Record<string, string | undefined>>,
+  held?: ReadonlyMap<string, string>,
 ): Delivered[] {
-  return deliveries(values, (use) => use.consumer === consumer);
+  return deliveries(values, (use) => use.consumer === consumer, held);
 }
 
 /**
@@ -475,6 +527,15 @@ export function valuesFor(
  */
 export function derivedValues(values: Readonly<Record<string, string | undefined>>): Delivered[] {
   return deliveries(values, (use) => use.derive !== undefined);
+}
+
+/** The names under which `consumer` receives a hash of a secret rather than the secret. */
+export function hashedNames(consumer: ConsumerId): { name: string; key: SecretKey }[] {
+  return SECRET_SCHEMA.flatMap((spec) =>
+    (spec.uses as readonly SecretUse[])
+      .filter((u) => u.consumer === consumer && u.hash)
+      .map((u) => ({ name: u.as, key: spec.key })),
+  );
 }
 
 /** The names a consumer knows, with whether it requires each (e.g. .secrets.env: CF_DNS_API_TOKEN, …). */

@@ -32,8 +32,8 @@ import {
   allK8sConsumers,
   CONSUMERS,
   type ConsumerId,
+  deliveredValue,
   k8sConsumersFor,
-  namesFor,
   SECRET_SCHEMA,
   type SecretUse,
 } from './schema.ts';
@@ -151,17 +151,23 @@ export function otherBackendKeys(backend: BackendId): string[] {
   return SECRET_SCHEMA.map((s) => s.key as string).filter((k) => !held.has(k));
 }
 
-/** Every use of a schema key by one of `places`, in schema order, with derived values computed. */
+/**
+ * Every use of a schema key by one of `places`, in schema order, with derived values computed. A place
+ * that takes a hash is expected to hold one that verifies against the value: what `live` holds when it
+ * does, else a new hash (which differs).
+ */
 export function consumerExpectations(
   values: Readonly<Record<string, string | undefined>>,
   places: readonly ConsumerId[],
+  live?: LivePlaces,
 ): Expectation[] {
   const out: Expectation[] = [];
   for (const spec of SECRET_SCHEMA) {
     const value = values[spec.key] || undefined;
     for (const use of spec.uses as readonly SecretUse[]) {
       if (!places.includes(use.consumer)) continue;
-      const expected = value === undefined ? undefined : use.derive ? use.derive(value) : value;
+      const expected =
+        value === undefined ? undefined : deliveredValue(use, value, live?.get(use.consumer)?.[use.as]);
       out.push({ key: spec.key, place: use.consumer, name: use.as, expected });
     }
   }
@@ -244,18 +250,31 @@ export function configExpectations(
   placements: readonly Placement[],
   values: Readonly<Record<string, string | undefined>>,
   hostSecretsEnv: ReadonlyMap<string, string> | undefined,
+  hostConfig?: Readonly<Record<string, string>>,
 ): Expectation[] {
-  const keyOf = new Map(namesFor('bifrost-secrets-env').map((n) => [n.name, n.key as string]));
+  const useOf = new Map(usesBy('bifrost-secrets-env').map((u) => [u.use.as, u]));
   return placements.map((p) => {
-    const key = keyOf.get(p.placeholder);
-    const expected =
-      key !== undefined
-        ? values[key]
-        : p.placeholder === NB_IDP_MGMT_TOKEN
-          ? hostSecretsEnv?.get(NB_IDP_MGMT_TOKEN)
-          : undefined;
-    return { key: key ?? p.placeholder, place: NETBIRD_CONFIG, name: pathName(p.path), expected };
+    const found = useOf.get(p.placeholder);
+    const name = pathName(p.path);
+    const value = found ? values[found.key] || undefined : undefined;
+    const expected = found
+      ? value === undefined
+        ? undefined
+        : deliveredValue(found.use, value, hostConfig?.[name])
+      : p.placeholder === NB_IDP_MGMT_TOKEN
+        ? hostSecretsEnv?.get(NB_IDP_MGMT_TOKEN)
+        : undefined;
+    return { key: found?.key ?? p.placeholder, place: NETBIRD_CONFIG, name, expected };
   });
+}
+
+/** A consumer's uses that carry the value (or its hash) under a name of their own: not derived ones. */
+function usesBy(consumer: ConsumerId): { key: string; use: SecretUse }[] {
+  return SECRET_SCHEMA.flatMap((spec) =>
+    (spec.uses as readonly SecretUse[])
+      .filter((u) => u.consumer === consumer && !u.derive)
+      .map((use) => ({ key: spec.key as string, use })),
+  );
 }
 
 // ---- reading the host -----------------------------------------------------------------------------
@@ -407,11 +426,12 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
   if (cluster) unsorted.push(...compareStatus(consumerExpectations(loaded.values, places), new Map(cluster)));
   for (const [i, host] of hosts.entries()) {
     const name = opts.hosts[i]?.host ?? host.where;
+    const live = new Map(hostPlaces(host));
     const expectations = [
-      ...consumerExpectations(loaded.values, HOST_ENV_PLACES),
-      ...configExpectations(host.placements, loaded.values, host.secretsEnv),
+      ...consumerExpectations(loaded.values, HOST_ENV_PLACES, live),
+      ...configExpectations(host.placements, loaded.values, host.secretsEnv, host.config),
     ];
-    for (const row of compareStatus(expectations, new Map(hostPlaces(host))))
+    for (const row of compareStatus(expectations, live))
       unsorted.push({
         ...row,
         host: name,

@@ -37,7 +37,7 @@ export function bootstrapWhereRows(backend: BackendId): string[][] {
     const places = usedHere(spec).map((u) => {
       const c = CONSUMERS[u.consumer];
       return c.kind === 'env-file'
-        ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}`
+        ? `${c.path}${u.as !== spec.key ? ` as ${u.as}` : ''}${u.hash ? ` (hashed: ${u.hash.scheme}; never the value)` : ''}`
         : c.kind === 'k8s-secret'
           ? `k8s Secret ${u.consumer}`
           : c.kind === 'suite'
@@ -45,11 +45,11 @@ export function bootstrapWhereRows(backend: BackendId): string[][] {
             : 'operator';
     });
     const rotation =
-      spec.rotation.kind === 'free'
-        ? 'Yes'
-        : spec.rotation.kind === 'disruptive'
+      spec.rotation.kind === 'never'
+        ? `**No** (${spec.rotation.reason})`
+        : spec.rotation.effect
           ? `Yes (${spec.rotation.effect})`
-          : `**No** (${spec.rotation.reason})`;
+          : 'Yes';
     return [`\`${spec.key}\``, `SOPS → ${[...new Set(places)].join(' + ')}`, spec.setDuring, rotation];
   });
   rows.push([

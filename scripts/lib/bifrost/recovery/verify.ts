@@ -12,7 +12,7 @@ import { parseEnvFile } from '../env-file.ts';
 import { provisionCommand, requireHost, withHost } from '../host-flags.ts';
 import { DOT_ENV, hasToken, SECRETS_ENV } from '../host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from '../plan.ts';
-import { buildProvisionInput, DEFAULT_BUNDLE_DIR } from '../provision-input.ts';
+import { buildProvisionInput, DEFAULT_BUNDLE_DIR, keepHostHashes } from '../provision-input.ts';
 import { BIFROST_CONSUMERS } from '../render-env.ts';
 import { compareFiles, MANIFEST, manifestSalt, parseManifest, type Verdict } from '../upload.ts';
 import { paintVerdict, READ_ONLY_HELP, RECOVERY_OPTIONS, requireBundleDir, USAGE } from './common.ts';
@@ -47,11 +47,12 @@ ${READ_ONLY_HELP}`,
     const { cli, host } = requireHost(flags, `${USAGE} verify`);
     // Everything local first, exactly as provision-bifrost builds it, so bad input fails before connecting.
     const { required, optional } = keysFor(BIFROST_CONSUMERS);
-    const { loaded, problems, files } = await buildProvisionInput({
+    const input = await buildProvisionInput({
       secretsFile: flags['secrets-file'],
       fromEnv: Boolean(flags['from-env']),
       bundleDir: flags.bundle,
     });
+    const { loaded, problems } = input;
     out.info(`source  ${loaded.describe}`);
     for (const warning of loaded.warnings) out.warn(warning);
     if (problems.length > 0) {
@@ -60,7 +61,7 @@ ${READ_ONLY_HELP}`,
       );
     }
     out.info(
-      `bundle  ${resolve(flags.bundle ?? DEFAULT_BUNDLE_DIR)} (${files.length - 2} files) + ${SECRETS_ENV} and ${DOT_ENV} rendered in memory`,
+      `bundle  ${resolve(flags.bundle ?? DEFAULT_BUNDLE_DIR)} (${input.files.length - 2} files) + ${SECRETS_ENV} and ${DOT_ENV} rendered in memory`,
     );
     // Only what the Bifrost host reads: provision records every loaded key, but a change in a key the host
     // never sees uploads nothing, so reporting it as "differs" would never clear.
@@ -68,10 +69,14 @@ ${READ_ONLY_HELP}`,
 
     return withHost({ ...flags, host }, out, cli, async (executor) => {
       await requireBundleDir(executor, cli.dir);
-      const [manifestText, deployed] = await Promise.all([
+      const [manifestText, deployed, hostSecretsEnv, hostDotEnv] = await Promise.all([
         executor.files.readFile(`${cli.dir}/${MANIFEST}`),
         readDeployed(executor.files, cli.dir),
+        executor.files.readFile(`${cli.dir}/${SECRETS_ENV}`),
+        executor.files.readFile(`${cli.dir}/${DOT_ENV}`),
       ]);
+      // As provision renders them once connected: a password hash the host holds is kept while it verifies.
+      const { files } = keepHostHashes(input, { [SECRETS_ENV]: hostSecretsEnv, [DOT_ENV]: hostDotEnv });
       const manifest = parseManifest(manifestText, (why) => out.warn(`${cli.dir}/${MANIFEST} ${why}`));
       if (!manifest) {
         out.warn(
@@ -90,7 +95,6 @@ ${READ_ONLY_HELP}`,
       );
       const secrets = compareSecrets(bifrostKeys, loaded.values, deployed, fp);
       // The engine's own line: provision does not render it, so its absence is only seen on the host.
-      const hostSecretsEnv = await executor.files.readFile(`${cli.dir}/${SECRETS_ENV}`);
       if (hostSecretsEnv !== undefined && !hasToken(parseEnvFile(hostSecretsEnv))) {
         secrets.push({
           key: NB_IDP_MGMT_TOKEN,
