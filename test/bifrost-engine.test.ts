@@ -107,8 +107,9 @@ describe('bifrost engine on the simulator', () => {
       (ups.find((u) => u.services.includes(svc))?.startedAt ?? 0) +
       must((referenceTimeline(MS).timeline as Record<string, { healthyAfterMs: number }>)[svc], svc)
         .healthyAfterMs;
-    // traefik and postgres start together (one compose call), before anything is healthy.
-    expect(ups[0]?.services.sort()).toEqual(['authentik-postgres', 'traefik']);
+    // traefik, postgres and netbird-server start together (one compose call), before anything is
+    // healthy: netbird/config.yaml is rendered first, since NetBird waits for no Authentik token.
+    expect(ups[0]?.services.sort()).toEqual(['authentik-postgres', 'netbird-server', 'traefik']);
     expect(ups.find((u) => u.services.includes('authentik-server'))?.services.sort()).toEqual([
       'authentik-server',
       'authentik-worker',

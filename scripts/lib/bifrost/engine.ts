@@ -351,6 +351,14 @@ class Engine {
     while (pending.size > 0 || running.size > 0) {
       if (!this.aborted && !runContext.stopped()) {
         const ready = [...pending.values()].filter((step) => step.after.every(done));
+        // Renders are quick local writes: done before the pass announces its ups, so the services they
+        // unblock join the same compose call whatever the disk's speed (and the dry run matches a run).
+        const renders = ready.filter((step) => step.kind === 'render');
+        if (renders.length > 0) {
+          for (const step of renders) pending.delete(step.id);
+          await Promise.all(renders.map((step) => this.runStep(step)));
+          continue;
+        }
         this.ups.expect(ready.filter((s) => s.kind === 'service' && !this.gatedOut(s)).length);
         for (const step of ready) {
           pending.delete(step.id);
