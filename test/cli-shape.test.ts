@@ -51,7 +51,7 @@ const settled = (commands: readonly string[]) => {
 };
 
 const SUBCOMMANDS: Record<string, string[]> = {
-  'bifrost.ts': ['status', 'logs', 'token', 'render', 'verify', 'unlock', 'check-bundle'],
+  'bifrost.ts': ['status', 'logs', 'token', 'proxy-token', 'render', 'verify', 'unlock', 'check-bundle'],
   'secrets.ts': ['init', 'check', 'where'],
   'sops.ts': ['decrypt', 'exec-env'],
   'runtime.ts': ['setup'],

@@ -19,7 +19,10 @@ placeholder with no source, a NetBird config key the pinned server does not read
 program or flag its image lacks, a compose \${VAR} that .env never sets, an env_file or mount neither in
 the bundle nor rendered, a Traefik router whose service is undefined or whose rule Traefik v3 refuses,
 NetBird reverse-proxy settings that disagree with Traefik (TCP passthrough, PROXY protocol, trusted
-proxies, NB_PROXY_ALLOW_INSECURE for a plain-HTTP management address) or that it does not read.
+proxies, NB_PROXY_ALLOW_INSECURE for a plain-HTTP management address) or that it does not read, a proxy
+whose token no step mints or a token step the pinned server image cannot run (a bare netbird-server, not
+on its PATH), a step that waits for the ak-shell token without reading NB_IDP_MGMT_TOKEN or reads it
+without waiting.
 With --json: { ok, dir, problems: [{ check, file, line?, problem, fix }] } on stdout.`,
   options: { ...COMMON_OPTIONS, bundle: { type: 'string' } },
   aliases: { dir: 'bundle' },
