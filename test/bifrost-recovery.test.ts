@@ -320,6 +320,28 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(readFileSync(join(remoteDir, 'netbird/config.yaml'), 'utf8')).toBe(config);
   }, 45_000);
 
+  it('render needs NB_IDP_MGMT_TOKEN only when the host template names it', async () => {
+    const before = hostSecretsEnv();
+    const templatePath = join(remoteDir, 'netbird/config.yaml.tmpl');
+    const template = readFileSync(templatePath, 'utf8');
+    writeFileSync(join(remoteDir, '.secrets.env'), before.replace(/^NB_IDP_MGMT_TOKEN=.*\n/m, ''));
+    try {
+      // The shipped template names no token: rendering does not wait for one.
+      const free = await bifrost(['render', '--json']);
+      expect(free.exitCode, free.stderr).toBe(0);
+      expect(JSON.parse(free.stdout)).toMatchObject({ ok: true, configChanged: false });
+      // A template that names it: refused (exit 2) until the token step has run, nothing changed.
+      writeFileSync(templatePath, `${template}idpToken: "\${NB_IDP_MGMT_TOKEN}"\n`);
+      const refused = await bifrost(['render']);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(/holds no NB_IDP_MGMT_TOKEN, which the host's NetBird template names/);
+      expect(refused.stderr).toMatch(/hint: mint it first: just bifrost-token HOST/);
+    } finally {
+      writeFileSync(templatePath, template);
+      writeFileSync(join(remoteDir, '.secrets.env'), before);
+    }
+  }, 45_000);
+
   it('unlock: says when there is no lock; shows and clears a held one with --yes, not without', async () => {
     const none = await bifrost(['unlock']);
     expect(none.exitCode).toBe(0);

@@ -16,7 +16,8 @@ import { parseEnvFile } from '../env-file.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { proxyTokenMinted, registerHostSecrets, SECRETS_ENV } from '../host-state.ts';
 import { lockHost } from '../lock.ts';
-import { NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN, restrictPlan } from '../plan.ts';
+import { NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN, restrictPlan, stepById } from '../plan.ts';
+import { placeholdersOf } from '../template.ts';
 import {
   LOCK_WAIT_HELP,
   RECOVERY_OPTIONS,
@@ -121,6 +122,14 @@ async function checkProxyTokenHost(executor: Executor, cli: DockerCli): Promise<
   }
 }
 
+/** Whether the host's NetBird template names NB_IDP_MGMT_TOKEN: only then does rendering need the token. */
+async function templateNamesToken(executor: Executor, cli: DockerCli): Promise<boolean> {
+  const step = stepById('netbird-config');
+  if (step?.kind !== 'render') return false;
+  const text = (await executor.files.readFile(`${cli.dir}/${step.template}`)) ?? '';
+  return placeholdersOf(text).includes(NB_IDP_MGMT_TOKEN);
+}
+
 async function converge(executor: Executor, cli: DockerCli, which: Which, out: Output): Promise<number> {
   // Read under the lock: a provision running a moment ago may have just replaced the file.
   const { secrets, found } = await registerHostSecrets(executor, cli.dir);
@@ -132,9 +141,9 @@ async function converge(executor: Executor, cli: DockerCli, which: Which, out: O
   }
   if (which === 'proxy-token') return convergeProxyToken(executor, cli, out, secrets.get(NB_PROXY_TOKEN));
   const previous = secrets.get(NB_IDP_MGMT_TOKEN);
-  if (which === 'render' && !previous) {
+  if (which === 'render' && !previous && (await templateNamesToken(executor, cli))) {
     throw new InputError(
-      `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}: netbird/config.yaml is rendered after the token step (the design page's order, and a template may use it), which has not run on this host`,
+      `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}, which the host's NetBird template names: the token step, which mints it, has not run on this host`,
       'mint it first: just bifrost-token HOST',
     );
   }
