@@ -483,6 +483,12 @@ describe.skipIf(!sshd)('provision-bifrost after a failed first bootstrap, then o
     expect(proxyLines()).toEqual(mintedProxy);
     expect(host.sim.containers.get('netbird-proxy')?.env.NB_PROXY_TOKEN).toBe(host.sim.proxyTokens[0]);
 
+    // The line minted after the upload is the host's own: the next provision sends nothing, runs nothing.
+    const same = await provisionOnTestHost(host, [], day1);
+    expect(JSON.parse(same.stdout).upload.changed).toEqual([]);
+    expect(JSON.parse(same.stdout).bootstrap).toBe('skipped');
+    expect(same.stderr).not.toContain('edited on the host');
+
     // A change of another .secrets.env key: the file is sent again, with the minted proxy token carried
     // (no second token create), and the minted line reads neither as a change nor as a host edit.
     const otherKey = { ...day1, CLOUDFLARE_API_TOKEN: `${day1.CLOUDFLARE_API_TOKEN}x` };
@@ -527,10 +533,10 @@ describe.skipIf(!sshd)('provision-bifrost after a failed first bootstrap, then o
     expect(JSON.parse(day3.stdout).upload.changed.sort()).toEqual(['.env', '.secrets.env']);
     expect(day3.stderr).not.toContain('edited on the host');
     expect(tokenLines()).toEqual(minted);
-    for (const r of [failed, healed, carried, still, day2, settled, day3]) {
+    for (const r of [failed, healed, same, carried, still, day2, settled, day3]) {
       expect(r.stdout + r.stderr).not.toContain(host.sim.proxyTokens[0]);
     }
-    for (const r of [failed, healed, carried, still, day2, settled, day3])
+    for (const r of [failed, healed, same, carried, still, day2, settled, day3])
       expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
   }, 90_000);
 });
