@@ -228,7 +228,10 @@ class Engine {
       }
       const values = parseEnvFile(text);
       for (const v of values.values()) redactor.register(v);
-      if (file === SECRETS_ENV) this.secrets = values;
+      if (file === SECRETS_ENV) {
+        this.secrets = values;
+        this.secretsText = text;
+      }
       for (const { name, required } of namesFor(consumer)) {
         const value = values.get(name);
         if (value) this.out.info(`pre-flight: ✓ ${file} ${describeSecret(name, value)}`);
@@ -238,7 +241,6 @@ class Engine {
     }
     const token = this.secrets.get(NB_IDP_MGMT_TOKEN);
     if (token) redactor.register(token, NB_IDP_MGMT_TOKEN);
-    this.secretsText = (await this.bundle.read(SECRETS_ENV)) ?? '';
   }
 
   /** .secrets.env as read in the pre-flight: whether its NB_PROXY_TOKEN is minted or the SOPS file's. */
