@@ -1,9 +1,9 @@
 /**
  * The host's own state of the two rendered env files. The upload diffs against its manifest (what it
  * sent), so a file edited or trimmed on the host is invisible to it; provision and `bifrost verify` read
- * the files themselves to see such drift. .secrets.env also holds a line provision never renders, the
- * engine's NB_IDP_MGMT_TOKEN: the rules for that line live here. Values stay in memory: only key names
- * and verdicts come out.
+ * the files themselves to see such drift. .secrets.env also holds lines provision never renders, the
+ * engine's NB_IDP_MGMT_TOKEN and, while the SOPS file has none, the NB_PROXY_TOKEN it minted: the rules
+ * for those lines live here. Values stay in memory: only key names and verdicts come out.
  */
 import type { Executor } from '../exec/executor.ts';
 import { redactor } from '../redact.ts';
