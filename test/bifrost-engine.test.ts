@@ -415,6 +415,7 @@ describe('bifrost engine on the simulator', () => {
     const secretsPath = join(s.bundle.dir, '.secrets.env');
     const text = readFileSync(secretsPath, 'utf8');
     expect(text.match(/^NB_PROXY_TOKEN=.*$/gm)).toEqual([`NB_PROXY_TOKEN=${token}`]);
+    expect(text.match(/NB_PROXY_TOKEN/g)).toHaveLength(1);
     expect(statSync(secretsPath).mode & 0o777).toBe(0o600);
     // The proxy's env file, and so the proxy's container, has it.
     const proxyEnv = readFileSync(join(s.bundle.dir, 'env/netbird-proxy.env'), 'utf8');

@@ -19,10 +19,12 @@ export const RENDERED_ENV_FILES: readonly string[] = [SECRETS_ENV, DOT_ENV];
 const TOKEN_LINE = new RegExp(`^\\s*(?:export\\s+)?${NB_IDP_MGMT_TOKEN}\\s*=`);
 
 /**
- * Marks the NB_PROXY_TOKEN line the engine minted, on the line before it. The same key may come from the
+ * Marks the NB_PROXY_TOKEN line the engine minted, on the line before it (without the key's name, so the
+ * key appears once in the file). The same key may come from the
  * SOPS file (it wins), and that line provisioning owns; only a marked line is the host's own.
  */
-export const MINTED_PROXY_TOKEN_MARK = `# ${NB_PROXY_TOKEN} below: minted on this host by bifrost-bootstrap (netbird-server token create); provision keeps it while the SOPS file has none`;
+export const MINTED_PROXY_TOKEN_MARK =
+  '# The next line was minted on this host by bifrost-bootstrap (netbird-server token create); provision keeps it while the SOPS file has none';
 
 const PROXY_TOKEN_LINE = new RegExp(`^\\s*(?:export\\s+)?${NB_PROXY_TOKEN}\\s*=`);
 
