@@ -128,6 +128,10 @@ bifrost-logs HOST SERVICE *ARGS:
 bifrost-token HOST *ARGS:
     {{tsx}} scripts/bifrost.ts token --host "$1" "${@:2}"
 
+# Recovery: mint a new NetBird proxy token (nbx_) and recreate netbird-proxy on it
+bifrost-proxy-token HOST *ARGS:
+    {{tsx}} scripts/bifrost.ts proxy-token --host "$1" "${@:2}"
+
 # Recovery: render NetBird's config again, recreating netbird-server when it changed
 bifrost-render HOST *ARGS:
     {{tsx}} scripts/bifrost.ts render --host "$1" "${@:2}"

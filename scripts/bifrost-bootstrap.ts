@@ -23,13 +23,16 @@ export const command = defineCommand({
   name: USAGE,
   synopsis: '(--local | --host H [ssh options]) [--remote-dir D] [--dry-run] [options]',
   description: `Starts the Bifrost services in dependency order and waits for each to be healthy:
-  traefik, authentik-postgres → authentik migrate → authentik-server + authentik-worker
-  → netbird-mgmt-token (ak shell) → netbird/config.yaml → netbird-server
-  → netbird-dashboard, netbird-proxy (needs NB_PROXY_TOKEN), netbird-agent (needs NB_BIFROST_SETUP_KEY)
+  traefik; authentik-postgres → authentik migrate → authentik-server + authentik-worker
+  → netbird-mgmt-token (ak shell); beside them, netbird/config.yaml → netbird-server
+  → netbird-dashboard, netbird-proxy-token → netbird-proxy, netbird-agent (needs NB_BIFROST_SETUP_KEY)
+Without NB_PROXY_TOKEN in .secrets.env, netbird-proxy-token mints one once netbird-server is healthy,
+as NetBird's setup does (docker exec netbird-server /go/bin/netbird-server token create; the nbx_ token
+read from stdout), and keeps it in .secrets.env; a value from the SOPS file wins.
 The bundle on the host is checked first (\`bifrost check-bundle\`'s checks): a problem stops the run
 before anything starts, with exit 2. Independent steps run in parallel. A re-run changes nothing; a
-service whose env file or rendered config changed is recreated. Without NB_PROXY_TOKEN /
-NB_BIFROST_SETUP_KEY those services are skipped with setup guidance and the run still succeeds.
+service whose env file or rendered config changed is recreated. Without NB_BIFROST_SETUP_KEY the
+agent is skipped with setup guidance and the run still succeeds.
 --dry-run runs the real plan against a recording executor: the host's files are only read, every
 command is recorded and answered as a host where everything comes up; it prints those commands.`,
   options: {

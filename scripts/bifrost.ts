@@ -6,6 +6,7 @@
 import * as checkBundle from './lib/bifrost/recovery/check-bundle.ts';
 import { USAGE } from './lib/bifrost/recovery/common.ts';
 import * as logs from './lib/bifrost/recovery/logs.ts';
+import * as proxyToken from './lib/bifrost/recovery/proxy-token.ts';
 import * as render from './lib/bifrost/recovery/render.ts';
 import * as status from './lib/bifrost/recovery/status.ts';
 import * as token from './lib/bifrost/recovery/token.ts';
@@ -17,14 +18,16 @@ export const command = defineGroup({
   name: USAGE,
   description: `Recovery commands for the Bifrost VPS, over one SSH connection each, or on the VPS itself with --local
 (the same --host or --local, --remote-dir, --docker and --compose options as provision-bifrost). token,
-render and unlock take --dry-run (show what would happen); status, logs and verify change nothing, and
-accept --dry-run and --yes as no-ops.
+proxy-token, render and unlock take --dry-run (show what would happen); status, logs and verify change
+nothing, and accept --dry-run and --yes as no-ops.
 Each has a justfile recipe: just bifrost-status HOST, bifrost-logs HOST SERVICE, bifrost-token HOST,
-bifrost-render HOST, bifrost-verify HOST, bifrost-unlock HOST, bifrost-check-bundle.`,
+bifrost-proxy-token HOST, bifrost-render HOST, bifrost-verify HOST, bifrost-unlock HOST,
+bifrost-check-bundle.`,
   commands: {
     status,
     logs: { ...logs, summary: `SERVICE: ${logs.summary}` },
     token,
+    'proxy-token': proxyToken,
     render,
     verify,
     unlock,

@@ -65,7 +65,7 @@ describe('bifrost-bootstrap CLI', () => {
   });
 
   it('--dry-run prints every step and runs nothing; gated steps say why they would be skipped', async () => {
-    const b = makeBundle(bifrostSecrets({ NB_PROXY_TOKEN: undefined }));
+    const b = makeBundle(bifrostSecrets({ NB_PROXY_TOKEN: undefined, NB_BIFROST_SETUP_KEY: undefined }));
     const r = await runScript(
       SCRIPT,
       ['--local', '--dir', b.dir, '--dry-run', '--docker', '/nonexistent/docker'],
@@ -85,16 +85,40 @@ describe('bifrost-bootstrap CLI', () => {
           .split(' ')
           .sort(),
       ),
+    ).toEqual(
+      expect.arrayContaining([['authentik-postgres', 'netbird-server', 'traefik'], ['netbird-proxy']]),
+    );
+    // Every service is started by exactly one up; the first up starts NetBird beside Authentik's database.
+    expect(
+      upLines
+        .flatMap((l) =>
+          l
+            .trim()
+            .slice(up.length + 1)
+            .split(' '),
+        )
+        .sort(),
     ).toEqual([
-      ['authentik-postgres', 'traefik'],
-      ['authentik-server', 'authentik-worker'],
-      ['netbird-server'],
-      ['netbird-agent', 'netbird-dashboard'],
+      'authentik-postgres',
+      'authentik-server',
+      'authentik-worker',
+      'netbird-dashboard',
+      'netbird-proxy',
+      'netbird-server',
+      'traefik',
     ]);
     expect(r.stdout).toContain('authentik-migrate (after authentik-postgres): would run');
     expect(r.stdout).toContain('$ /nonexistent/docker exec -i authentik-server ak shell');
-    expect(r.stdout).toContain('netbird-proxy (after netbird-server): skipped, NB_PROXY_TOKEN is not set');
-    expect(r.stdout).toContain('netbird-agent (after netbird-server): would run');
+    // Without NB_PROXY_TOKEN the proxy's token is minted as NetBird's setup does, and the proxy started.
+    expect(r.stdout).toContain('netbird-config: would run');
+    expect(r.stdout).toContain('netbird-proxy-token (after netbird-server): would run');
+    expect(r.stdout).toContain(
+      '$ /nonexistent/docker exec netbird-server /go/bin/netbird-server token create --name bifrost-proxy --config /etc/netbird/config.yaml',
+    );
+    expect(r.stdout).toContain('netbird-proxy (after netbird-proxy-token): would run');
+    expect(r.stdout).toContain(
+      'netbird-agent (after netbird-server): skipped, NB_BIFROST_SETUP_KEY is not set',
+    );
     // Files are read, never written: the rendered ones are listed instead.
     expect(r.stdout).toMatch(new RegExp(`files it would write:\\n  ${b.dir}/env/`));
   });

@@ -10,6 +10,8 @@ import { parse } from 'yaml';
 import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
 import { type EngineOptions, type EngineResult, runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import { carryToken } from '../scripts/lib/bifrost/host-state.ts';
+import { BIFROST_PLAN } from '../scripts/lib/bifrost/plan.ts';
 import {
   DockerSimulator,
   type ServiceTimeline,
@@ -44,7 +46,7 @@ function setup(opts: { values?: ReturnType<typeof bifrostSecrets>; sim?: Partial
 async function run(
   s: ReturnType<typeof setup>,
   timeScale = 0.05,
-  extra: Pick<EngineOptions, 'remintToken'> = {},
+  extra: Pick<EngineOptions, 'remintToken' | 'remintProxyToken'> = {},
 ): Promise<EngineResult & { log: string }> {
   const { out, text } = capturedOutput();
   const result = await runBifrostBootstrap({
@@ -105,8 +107,9 @@ describe('bifrost engine on the simulator', () => {
       (ups.find((u) => u.services.includes(svc))?.startedAt ?? 0) +
       must((referenceTimeline(MS).timeline as Record<string, { healthyAfterMs: number }>)[svc], svc)
         .healthyAfterMs;
-    // traefik and postgres start together (one compose call), before anything is healthy.
-    expect(ups[0]?.services.sort()).toEqual(['authentik-postgres', 'traefik']);
+    // traefik, postgres and netbird-server start together (one compose call), before anything is
+    // healthy: netbird/config.yaml is rendered first, since NetBird waits for no Authentik token.
+    expect(ups[0]?.services.sort()).toEqual(['authentik-postgres', 'netbird-server', 'traefik']);
     expect(ups.find((u) => u.services.includes('authentik-server'))?.services.sort()).toEqual([
       'authentik-server',
       'authentik-worker',
@@ -121,12 +124,14 @@ describe('bifrost engine on the simulator', () => {
     expect(token?.argv).toEqual(['docker', 'exec', '-i', 'authentik-server', 'ak', 'shell']);
     expect(must(token, 'token').startedAt).toBeGreaterThanOrEqual(healthyAt('authentik-server'));
     expect(must(token, 'token').startedAt).toBeGreaterThanOrEqual(healthyAt('authentik-worker'));
-    expect(upAt('netbird-server')).toBeGreaterThanOrEqual(must(token, 'token').endedAt);
+    // NetBird reads no file naming the token: it starts beside Authentik, not after the token.
+    expect(upAt('netbird-server')).toBeLessThan(must(token, 'token').startedAt);
     for (const svc of ['netbird-dashboard', 'netbird-proxy', 'netbird-agent']) {
       expect(upAt(svc)).toBeGreaterThanOrEqual(healthyAt('netbird-server'));
     }
-    // The three NetBird followers start together: ready in the same pass, they share one up call
-    // (the order of the calls, not a clock, proves it; nothing else is started in between).
+    // The three NetBird followers start together: the proxy's token step (kept here, the SOPS file has
+    // it) ends before the batch goes, so they share one up call (the order of the calls, not a clock,
+    // proves it; nothing else is started in between).
     const followerUp = must(
       ups.find((u) => u.services.includes('netbird-dashboard')),
       'netbird-dashboard up',
@@ -342,16 +347,21 @@ describe('bifrost engine on the simulator', () => {
     return [...upped].filter((svc) => s.sim.creations.get(svc) === creations.get(svc));
   };
 
-  it('day 2: the post-login keys start the proxy and the agent; nothing else gets an up', async () => {
+  it('day 2: the setup key starts the agent; nothing else gets an up, the minted proxy token is kept', async () => {
     const values = bifrostSecrets({ NB_PROXY_TOKEN: undefined, NB_BIFROST_SETUP_KEY: undefined });
     const s = setup({ values });
     const first = await run(s);
     expect(first.ok, first.log).toBe(true);
-    expect(status(first, 'netbird-proxy')).toBe('skipped');
-    const day2 = { ...values.secretsEnv, NB_PROXY_TOKEN: 'nbx_proxy', NB_BIFROST_SETUP_KEY: 'SETUP-KEY' };
+    // Day 1 already runs the proxy, on the token the engine minted.
+    expect(status(first, 'netbird-proxy')).toBe('done');
+    expect(status(first, 'netbird-agent')).toBe('skipped');
+    expect(s.sim.proxyTokens).toHaveLength(1);
     const secretsEnv = join(s.bundle.dir, '.secrets.env');
+    const day2 = { ...values.secretsEnv, NB_BIFROST_SETUP_KEY: 'SETUP-KEY' };
     const minted = parseEnvFile(readFileSync(secretsEnv, 'utf8')).get('NB_IDP_MGMT_TOKEN');
-    writeFileSync(secretsEnv, envText({ ...day2, NB_IDP_MGMT_TOKEN: minted }));
+    // What provision uploads on day 2: the rendered file with the host's minted lines carried.
+    writeFileSync(secretsEnv, carryToken(envText(day2), readFileSync(secretsEnv, 'utf8')));
+    expect(parseEnvFile(readFileSync(secretsEnv, 'utf8')).get('NB_IDP_MGMT_TOKEN')).toBe(minted);
     // .env gains the agent's setup key: only the agent's definition interpolates it.
     writeFileSync(
       join(s.bundle.dir, '.env'),
@@ -360,13 +370,103 @@ describe('bifrost engine on the simulator', () => {
     const since = s.sim.now();
     const second = await run(s);
     expect(second.failure, second.log).toBeUndefined();
-    expect(status(second, 'netbird-proxy')).toBe('done');
     expect(status(second, 'netbird-agent')).toBe('done');
     const upped = upCalls(s.sim).filter((c) => c.startedAt >= since);
-    expect(upped.flatMap((c) => c.services).sort()).toEqual(['netbird-agent', 'netbird-proxy']);
-    // No migration either: Authentik's definitions and inputs are as recorded.
+    expect(upped.flatMap((c) => c.services).sort()).toEqual(['netbird-agent']);
+    // No second proxy token, and no migration: Authentik's definitions and inputs are as recorded.
+    expect(s.sim.proxyTokens).toHaveLength(1);
+    expect(parseEnvFile(readFileSync(secretsEnv, 'utf8')).get('NB_PROXY_TOKEN')).toBe(s.sim.proxyTokens[0]);
     expect(s.sim.calls.filter((c) => c.startedAt >= since && c.argv.includes('run'))).toEqual([]);
   }, 30_000);
+
+  const PROXY_EXEC = [
+    'docker',
+    'exec',
+    'netbird-server',
+    '/go/bin/netbird-server',
+    'token',
+    'create',
+    '--name',
+    'bifrost-proxy',
+    '--config',
+    '/etc/netbird/config.yaml',
+  ];
+  const proxyExecs = (sim: DockerSimulator) =>
+    sim.calls.filter((c) => c.argv.includes('exec') && c.argv.includes('netbird-server'));
+
+  it('day 1 without NB_PROXY_TOKEN: mints it once netbird-server is healthy, one 0600 line, then starts the proxy', async () => {
+    const s = setup({ values: bifrostSecrets({ NB_PROXY_TOKEN: undefined }) });
+    const r = await run(s);
+    expect(r.failure, r.log).toBeUndefined();
+    const [mint, ...more] = proxyExecs(s.sim);
+    expect(more).toEqual([]);
+    expect(must(mint, 'token create').argv).toEqual(PROXY_EXEC);
+    // As NetBird's setup does: after the server is up, and the proxy only once the token is there.
+    const ups = upCalls(s.sim);
+    const upOf = (svc: string) =>
+      must(
+        ups.find((u) => u.services.includes(svc)),
+        `${svc} up`,
+      );
+    const serverHealthy = must(referenceTimeline(MS).timeline['netbird-server'], 'timeline').healthyAfterMs;
+    expect(must(mint).startedAt).toBeGreaterThanOrEqual(upOf('netbird-server').startedAt + serverHealthy);
+    expect(upOf('netbird-proxy').startedAt).toBeGreaterThanOrEqual(must(mint).endedAt);
+    const token = must(s.sim.proxyTokens[0], 'minted token');
+    const secretsPath = join(s.bundle.dir, '.secrets.env');
+    const text = readFileSync(secretsPath, 'utf8');
+    expect(text.match(/^NB_PROXY_TOKEN=.*$/gm)).toEqual([`NB_PROXY_TOKEN=${token}`]);
+    expect(text.match(/NB_PROXY_TOKEN/g)).toHaveLength(1);
+    expect(statSync(secretsPath).mode & 0o777).toBe(0o600);
+    // The proxy's env file, and so the proxy's container, has it.
+    const proxyEnv = readFileSync(join(s.bundle.dir, 'env/netbird-proxy.env'), 'utf8');
+    expect(parseEnvFile(proxyEnv).get('NB_PROXY_TOKEN')).toBe(token);
+    expect(s.sim.containers.get('netbird-proxy')?.env.NB_PROXY_TOKEN).toBe(token);
+    // Never printed: it comes on stdout only, and every output after is redacted.
+    expect(r.log).not.toContain(token);
+    expect(r.log).toMatch(/NB_PROXY_TOKEN \(\d+ chars[^)]*\) minted in netbird-server/);
+    // A later run keeps it: no second token create.
+    const again = await run(s);
+    expect(again.failure, again.log).toBeUndefined();
+    expect(proxyExecs(s.sim)).toHaveLength(1);
+    expect(readFileSync(secretsPath, 'utf8')).toBe(text);
+  });
+
+  it('a NB_PROXY_TOKEN from the SOPS file wins: nothing is minted, the proxy gets that value', async () => {
+    const s = setup();
+    const r = await run(s, 0.05, { remintProxyToken: true });
+    expect(r.failure, r.log).toBeUndefined();
+    expect(proxyExecs(s.sim)).toEqual([]);
+    expect(s.sim.containers.get('netbird-proxy')?.env.NB_PROXY_TOKEN).toBe(
+      s.bundle.secretsEnv.NB_PROXY_TOKEN,
+    );
+    expect(r.log).toContain('NB_PROXY_TOKEN already set in .secrets.env (from the SOPS file); kept');
+  });
+
+  it('remintProxyToken replaces a minted token with a new one, and the proxy is recreated with it', async () => {
+    const s = setup({ values: bifrostSecrets({ NB_PROXY_TOKEN: undefined }) });
+    expect((await run(s)).ok).toBe(true);
+    const r = await run(s, 0.05, { remintProxyToken: true });
+    expect(r.failure, r.log).toBeUndefined();
+    expect(s.sim.proxyTokens).toHaveLength(2);
+    const text = readFileSync(join(s.bundle.dir, '.secrets.env'), 'utf8');
+    expect(text.match(/^NB_PROXY_TOKEN=.*$/gm)).toEqual([`NB_PROXY_TOKEN=${s.sim.proxyTokens[1]}`]);
+    expect(s.sim.containers.get('netbird-proxy')?.env.NB_PROXY_TOKEN).toBe(s.sim.proxyTokens[1]);
+    expect(s.sim.creations.get('netbird-proxy')).toBe(2);
+  });
+
+  it('a bare `netbird-server` (not on PATH in the image) fails the token step; the proxy is not started', async () => {
+    const s = setup({ values: bifrostSecrets({ NB_PROXY_TOKEN: undefined }) });
+    const plan = BIFROST_PLAN.map((step) =>
+      step.kind === 'proxy-token' ? { ...step, command: ['netbird-server', ...step.command.slice(1)] } : step,
+    );
+    const { out, text } = capturedOutput();
+    const r = await runBifrostBootstrap({ executor: s.sim, cli: s.cli, out, timeScale: 0.05, plan });
+    expect(r.failure?.step, text()).toBe('netbird-proxy-token');
+    expect(r.failure?.message).toMatch(/exit 126: .*"netbird-server": executable file not found in \$PATH/);
+    expect(r.failure?.hint).toContain('/go/bin/netbird-server token create');
+    expect(status(r, 'netbird-proxy')).toBe('not run');
+    expect(readFileSync(join(s.bundle.dir, '.secrets.env'), 'utf8')).not.toContain('NB_PROXY_TOKEN');
+  });
 
   // Docker sends an event only on a change: a container that is already healthy, and that an up leaves
   // alone, sends nothing more. Each wait reads the present state before it listens.
@@ -504,7 +604,9 @@ describe('bifrost engine on the simulator', () => {
       /could not mint netbird-mgmt-token in 1\.8 s \(\d+ attempts\); last error: ERROR: user akadmin/,
     );
     expect(s.sim.calls.filter((c) => c.argv.includes('exec')).length).toBeGreaterThan(2);
-    expect(status(r, 'netbird-server')).toBe('not run');
+    // The VPN does not wait on it: NetBird and its proxy came up while Authentik failed to mint.
+    expect(status(r, 'netbird-server')).toBe('done');
+    expect(status(r, 'netbird-proxy')).toBe('done');
     expect(readFileSync(join(s.bundle.dir, '.secrets.env'), 'utf8')).not.toContain('NB_IDP_MGMT_TOKEN');
   });
 
@@ -544,16 +646,12 @@ describe('bifrost engine on the simulator', () => {
     expect(s.sim.listening).toBe(0);
   });
 
-  it('skips gated services with setup guidance and still succeeds', async () => {
-    const s = setup({
-      values: bifrostSecrets({ NB_PROXY_TOKEN: undefined, NB_BIFROST_SETUP_KEY: undefined }),
-    });
+  it('skips the gated agent with setup guidance and still succeeds', async () => {
+    const s = setup({ values: bifrostSecrets({ NB_BIFROST_SETUP_KEY: undefined }) });
     const r = await run(s);
     expect(r.ok).toBe(true);
-    expect(status(r, 'netbird-proxy')).toBe('skipped');
     expect(status(r, 'netbird-agent')).toBe('skipped');
-    expect(upCalls(s.sim).flatMap((u) => u.services)).not.toContain('netbird-proxy');
-    expect(r.log).toContain('Settings → Access Tokens');
+    expect(upCalls(s.sim).flatMap((u) => u.services)).not.toContain('netbird-agent');
     expect(r.log).toContain('Setup Keys');
     expect(status(r, 'netbird-dashboard')).toBe('done');
   });

@@ -128,7 +128,8 @@ describe.skipIf(!enabled)('bifrost-bootstrap on a real Docker engine', () => {
     expect(first.stderr, first.stderr).not.toMatch(/^error:/m);
     expect(first.exitCode).toBe(0);
     const result = JSON.parse(first.stdout);
-    expect(result.steps.map((s: { status: string }) => s.status)).toEqual(Array(11).fill('done'));
+    // Every step of the plan, the proxy's token step among them (kept: the SOPS file's value wins).
+    expect(result.steps.map((s: { status: string }) => s.status)).toEqual(Array(12).fill('done'));
     // Health came from the stream: the first look, and one inspect for each container compose had to
     // recreate (its die), instead of one every poll interval for each waited-on container.
     expectOneStream(first);

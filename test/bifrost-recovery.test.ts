@@ -72,11 +72,14 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
 
   const dockerArgs = () => ['--docker', docker, '--compose', `${docker} compose`];
 
-  function provision(): Promise<CliRun> {
+  /** provision-bifrost from the environment; `without` keys are left out of it (not in the SOPS file). */
+  function provision(without: string[] = [], extra: string[] = []): Promise<CliRun> {
+    const all = env();
+    for (const key of without) delete all[key as keyof typeof all];
     return runScript(
       'provision-bifrost.ts',
-      [...hostArgs(), ...dockerArgs(), '--bundle', bundle, '--from-env'],
-      env(),
+      [...hostArgs(), ...dockerArgs(), '--bundle', bundle, '--from-env', ...extra],
+      all,
     );
   }
 
@@ -317,6 +320,28 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(readFileSync(join(remoteDir, 'netbird/config.yaml'), 'utf8')).toBe(config);
   }, 45_000);
 
+  it('render needs NB_IDP_MGMT_TOKEN only when the host template names it', async () => {
+    const before = hostSecretsEnv();
+    const templatePath = join(remoteDir, 'netbird/config.yaml.tmpl');
+    const template = readFileSync(templatePath, 'utf8');
+    writeFileSync(join(remoteDir, '.secrets.env'), before.replace(/^NB_IDP_MGMT_TOKEN=.*\n/m, ''));
+    try {
+      // The shipped template names no token: rendering does not wait for one.
+      const free = await bifrost(['render', '--json']);
+      expect(free.exitCode, free.stderr).toBe(0);
+      expect(JSON.parse(free.stdout)).toMatchObject({ ok: true, configChanged: false });
+      // A template that names it: refused (exit 2) until the token step has run, nothing changed.
+      writeFileSync(templatePath, `${template}idpToken: "\${NB_IDP_MGMT_TOKEN}"\n`);
+      const refused = await bifrost(['render']);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(/holds no NB_IDP_MGMT_TOKEN, which the host's NetBird template names/);
+      expect(refused.stderr).toMatch(/hint: mint it first: just bifrost-token HOST/);
+    } finally {
+      writeFileSync(templatePath, template);
+      writeFileSync(join(remoteDir, '.secrets.env'), before);
+    }
+  }, 45_000);
+
   it('unlock: says when there is no lock; shows and clears a held one with --yes, not without', async () => {
     const none = await bifrost(['unlock']);
     expect(none.exitCode).toBe(0);
@@ -386,6 +411,59 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
       if (worker) sim.containers.set('authentik-worker', worker);
     }
   }, 30_000);
+
+  it("proxy-token: refuses the SOPS file's token; mints a new one in place of a minted one, the proxy recreated on it", async () => {
+    const proxyLines = () => hostSecretsEnv().match(/^NB_PROXY_TOKEN=.*$/gm) ?? [];
+    const tokenCreates = () =>
+      sim.calls.filter((c) => c.argv.includes('exec') && c.argv.includes('/go/bin/netbird-server')).length;
+    // The host's token is the SOPS file's: it wins, so a new one is the operator's to set there.
+    const before = hostSecretsEnv();
+    const refused = await bifrost(['proxy-token']);
+    expect(refused.exitCode, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/holds the NB_PROXY_TOKEN of the SOPS file, which wins over a minted one/);
+    expect(refused.stderr).toMatch(/hint: .*just secrets-set NB_PROXY_TOKEN/);
+    expect(hostSecretsEnv()).toBe(before);
+    expect(tokenCreates()).toBe(0);
+
+    // Without one in the SOPS file, the provision's bootstrap mints it.
+    const minted = await provision(['NB_PROXY_TOKEN']);
+    expect(minted.stderr, minted.stderr).not.toMatch(/^error:/m);
+    expect(sim.proxyTokens).toHaveLength(1);
+    expect(proxyLines()).toEqual([`NB_PROXY_TOKEN=${sim.proxyTokens[0]}`]);
+
+    const mintedText = hostSecretsEnv();
+    const dry = await bifrost(['proxy-token', '--dry-run']);
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/would mint NB_PROXY_TOKEN anew/);
+    expect(dry.stdout).toMatch(/^ {2}netbird-proxy-token: would run$/m);
+    expect(hostSecretsEnv()).toBe(mintedText);
+    expect(sim.proxyTokens).toHaveLength(1);
+
+    const proxyId = sim.containers.get('netbird-proxy')?.id;
+    const r = await bifrost(['proxy-token', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(sim.proxyTokens).toHaveLength(2);
+    const [old, now] = sim.proxyTokens as [string, string];
+    expect(proxyLines()).toEqual([`NB_PROXY_TOKEN=${now}`]);
+    expect(statSync(join(remoteDir, '.secrets.env')).mode & 0o777).toBe(0o600);
+    expect(sim.containers.get('netbird-proxy')?.id).not.toBe(proxyId);
+    expect(sim.containers.get('netbird-proxy')?.env.NB_PROXY_TOKEN).toBe(now);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, command: 'proxy-token', recreated: true });
+    for (const out of [minted, dry, r].flatMap((x) => [x.stdout, x.stderr])) {
+      expect(out).not.toContain(old);
+      expect(out).not.toContain(now);
+    }
+    // A later provision keeps the new token: nothing to send, nothing to run.
+    const kept = await provision(['NB_PROXY_TOKEN'], ['--json']);
+    expect(JSON.parse(kept.stdout).upload.changed).toEqual([]);
+    expect(JSON.parse(kept.stdout).bootstrap).toBe('skipped');
+    expect(proxyLines()).toEqual([`NB_PROXY_TOKEN=${now}`]);
+    // Back to the SOPS file's token, which wins again.
+    const back = await provision();
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(proxyLines()).toEqual([`NB_PROXY_TOKEN=${values.NB_PROXY_TOKEN}`]);
+    expect(sim.proxyTokens).toHaveLength(2);
+  }, 60_000);
 
   it('no secret value in any output, recorded argv or file left on this machine', () => {
     for (const text of outputs) expect(findLeaks(text, values)).toEqual([]);

@@ -7,6 +7,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type BundleProblem, bundleProblems, readHostBundle } from '../scripts/lib/bifrost/check-bundle.ts';
+import { BIFROST_PLAN, type PlanStep } from '../scripts/lib/bifrost/plan.ts';
 import { matchersOf } from '../scripts/lib/bifrost/traefik-routes.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
@@ -111,6 +112,7 @@ describe('bifrost check-bundle', () => {
       },
       [
         /^netbird\/config\.yaml\.tmpl:\d+ \[config-key\] server\.idp is not a key netbirdio\/netbird-server:0\.66\.0 reads/,
+        /^netbird\/config\.yaml\.tmpl:\d+ \[step-graph\] the netbird-config step reads NB_IDP_MGMT_TOKEN but does not wait for the netbird-mgmt-token step/,
       ],
     );
     await expectPlanted(
@@ -514,6 +516,72 @@ describe('bifrost check-bundle', () => {
     // Only the bundle's own files were read: no secret, nothing generated, nothing with an odd name.
     expect(read.map((p) => p.slice(dir.length + 1)).sort()).toEqual([...files.keys()]);
     expect(await bundleProblems(files)).toEqual([]);
+  });
+
+  describe("the plan's proxy token step and its graph", () => {
+    const shipped = () => readHostBundle(new LocalExecutor(), SHIPPED);
+    const withStep = (id: string, edit: (s: PlanStep) => PlanStep | undefined) =>
+      BIFROST_PLAN.flatMap((s) => {
+        if (s.id !== id) return [s];
+        const edited = edit(s);
+        return edited ? [edited] : [];
+      });
+    const problemsOf = async (plan: readonly PlanStep[]) =>
+      (await bundleProblems(await shipped(), plan)).map(key);
+
+    it('the proxy token step missing: the proxy waits for nothing that mints its token', async () => {
+      const plan = withStep('netbird-proxy-token', () => undefined).map((s) =>
+        s.id === 'netbird-proxy' ? { ...s, after: ['netbird-server'] } : s,
+      );
+      expect(await problemsOf(plan)).toEqual([
+        expect.stringMatching(
+          /^scripts\/lib\/bifrost\/plan\.ts:- \[proxy-token\] the netbird-proxy step waits for no step minting NB_PROXY_TOKEN/,
+        ),
+      ]);
+    });
+
+    it('minting with a bare `netbird-server` (not on the image PATH), or without --config', async () => {
+      const bare = withStep('netbird-proxy-token', (s) =>
+        s.kind === 'proxy-token' ? { ...s, command: ['netbird-server', ...s.command.slice(1)] } : s,
+      );
+      expect(await problemsOf(bare)).toEqual([
+        expect.stringMatching(
+          /\[proxy-token\] the netbird-proxy-token step runs `netbird-server`, which is not on netbirdio\/netbird-server:0\.66\.0's PATH/,
+        ),
+      ]);
+      const noConfig = withStep('netbird-proxy-token', (s) =>
+        s.kind === 'proxy-token' ? { ...s, command: s.command.slice(0, 5) } : s,
+      );
+      expect(await problemsOf(noConfig)).toEqual([
+        expect.stringMatching(/\[proxy-token\] .*token create.* \(missing: --config\)/),
+      ]);
+    });
+
+    it('minting before the server is up, or in another container', async () => {
+      const early = withStep('netbird-proxy-token', (s) => ({ ...s, after: [] }));
+      expect(await problemsOf(early)).toEqual([
+        expect.stringMatching(
+          /\[proxy-token\] the netbird-proxy-token step does not wait for netbird-server/,
+        ),
+      ]);
+      const elsewhere = withStep('netbird-proxy-token', (s) =>
+        s.kind === 'proxy-token' ? { ...s, container: 'authentik-server' } : s,
+      );
+      expect(await problemsOf(elsewhere)).toEqual([
+        expect.stringMatching(
+          /\[proxy-token\] .* runs in authentik-server, which is not a netbirdio\/netbird-server service/,
+        ),
+      ]);
+    });
+
+    it('NetBird waiting on the ak-shell token it does not read', async () => {
+      const waits = withStep('netbird-config', (s) => ({ ...s, after: ['netbird-mgmt-token'] }));
+      expect(await problemsOf(waits)).toEqual([
+        expect.stringMatching(
+          /\[step-graph\] the netbird-config step waits for netbird-mgmt-token, but nothing it renders or receives names NB_IDP_MGMT_TOKEN/,
+        ),
+      ]);
+    });
   });
 
   it("the reverse proxy's settings that must agree with Traefik and compose", async () => {

@@ -4,8 +4,9 @@
  * a loopback sshd with the real CLIs from a SOPS file the operator made (harness/journey.ts), on a quarter
  * of the operator's deadlines (the stand-ins turn healthy within a few seconds):
  *
- * - day 1 without the two keys set after the first NetBird login, day 2 with them: the proxy and the agent
- *   start, no other container is recreated;
+ * - day 1: the proxy starts on the token the bootstrap mints in the netbird-server stand-in (at
+ *   /go/bin/netbird-server, off PATH, as in the real image); day 2 with the setup key: the agent starts,
+ *   no other container is recreated;
  * - one service's env file changed in the bundle (netbird/dashboard.env): only that service is recreated,
  *   and no wait outlasts its healthcheck: every service step reports ready (healthy, or left alone as
  *   healthy), none reaches its deadline or the quiet-stream inspect, and the one inspect per recreated
@@ -142,31 +143,24 @@ describe.skipIf(!engineTier || !sshd || !ageKeygenBin)("the guide's days on a re
     await engine?.stop();
   }, 60_000);
 
-  it('day 1 without the NetBird keys, day 2 with them: proxy and agent start, nothing else is recreated', async () => {
+  it('day 1: the proxy starts on a token minted in netbird-server; day 2 with the setup key: the agent starts, nothing else is recreated', async () => {
     const first = await op.provision();
     ok(first, 'day 1: the first provision');
     const day1 = Object.fromEntries(stepsOf(first).map((s) => [s.id, s.status]));
-    expect(day1['netbird-proxy']).toBe('skipped');
+    expect(day1['netbird-proxy-token']).toBe('done');
+    expect(day1['netbird-proxy']).toBe('done');
     expect(day1['netbird-agent']).toBe('skipped');
     const before = await containerIds();
-    expect(Object.keys(before).sort()).toEqual(
-      BIFROST_SERVICES.filter((s) => s !== 'netbird-proxy' && s !== 'netbird-agent').sort(),
-    );
+    expect(Object.keys(before).sort()).toEqual(BIFROST_SERVICES.filter((s) => s !== 'netbird-agent').sort());
 
     for (const k of DAY_2_KEYS) ok(await op.secrets(['set', k], `${typed[k]}\n`), `secrets set ${k}`);
     cli.reset();
     const second = await op.provision();
-    ok(second, 'day 2: provision with the NetBird keys');
+    ok(second, 'day 2: provision with the setup key');
     const day2 = Object.fromEntries(stepsOf(second).map((s) => [s.id, s.status]));
-    expect(day2['netbird-proxy']).toBe('done');
     expect(day2['netbird-agent']).toBe('done');
     const after = await containerIds();
-    expect(after).toEqual({
-      ...before,
-      'netbird-proxy': after['netbird-proxy'],
-      'netbird-agent': after['netbird-agent'],
-    });
-    expect(after['netbird-proxy']).toBeDefined();
+    expect(after).toEqual({ ...before, 'netbird-agent': after['netbird-agent'] });
     expect(after['netbird-agent']).toBeDefined();
     expectWaitsEndedOnHealth(second);
   }, 300_000);

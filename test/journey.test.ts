@@ -5,9 +5,10 @@
  * they make with `secrets init` from an `age-keygen` key (no sops binary anywhere), provisioning over a
  * real loopback sshd to a host whose docker is the simulator.
  *
- * - day 1: init, the hand-made keys, check, the first provision (proxy and agent skipped: no keys yet);
- * - day 2, after the first NetBird login: the two NetBird keys, provision: proxy and agent start, nothing
- *   else is recreated;
+ * - day 1: init, the hand-made keys, check, the first provision (the proxy starts on the token the
+ *   bootstrap mints on the host; the agent is skipped: no setup key yet);
+ * - day 2, after the first NetBird login: the setup key, provision: the agent starts, nothing else is
+ *   recreated, the minted proxy token is kept; then the operator's own NB_PROXY_TOKEN wins over it;
  * - day 3: a no-op provision, the recovery commands, `bifrost token` twice and once with a failing
  *   pre-flight, a rotation, a change of age recipients;
  * - Ctrl-C in each phase of a provision (upload, a bootstrap wait, the token step): exit 130 saying what
@@ -195,14 +196,18 @@ describe.skipIf(!sshd || !ageKeygenBin)('the operator guide, as one journey', ()
   });
 
   describe('section 3: provisioning, day by day', () => {
-    it('day 1: the first provision records the host key; proxy and agent are skipped (no keys yet)', async () => {
+    it('day 1: the first provision records the host key; the proxy starts on a minted token, the agent is skipped', async () => {
       const first = await op.provision(['--accept-new']);
       ok(first, 'the first provision');
       expect(JSON.parse(first.stdout).bootstrap.ok).toBe(true);
       const s = steps(first);
-      expect(s['netbird-proxy']?.status).toBe('skipped');
+      // No manual step for the proxy: its token is minted once netbird-server is up, as NetBird's setup does.
+      expect(s['netbird-proxy-token']?.status).toBe('done');
+      expect(s['netbird-proxy']?.status).toBe('done');
+      expect(host.sim.proxyTokens).toHaveLength(1);
+      expect(runsWith('netbird-proxy', 'NB_PROXY_TOKEN', host.sim.proxyTokens[0])).toBe(true);
+      expect(first.stdout + first.stderr).not.toContain(host.sim.proxyTokens[0]);
       expect(s['netbird-agent']?.status).toBe('skipped');
-      expect(first.stderr).toMatch(/skip\s+netbird-proxy: NB_PROXY_TOKEN is not set/);
       expect(first.stderr).toMatch(/skip\s+netbird-agent: NB_BIFROST_SETUP_KEY is not set/);
       expect([...host.sim.containers.keys()].sort()).toEqual(
         [
@@ -210,6 +215,7 @@ describe.skipIf(!sshd || !ageKeygenBin)('the operator guide, as one journey', ()
           'authentik-server',
           'authentik-worker',
           'netbird-dashboard',
+          'netbird-proxy',
           'netbird-server',
           'traefik',
         ].sort(),
@@ -229,20 +235,37 @@ describe.skipIf(!sshd || !ageKeygenBin)('the operator guide, as one journey', ()
       expect(status.stdout).not.toMatch(/\b(differs|missing|not deployed)\b/);
     }, 60_000);
 
-    it('day 2, after the first NetBird login: the two keys, provision: proxy and agent start, nothing else recreated', async () => {
+    it('day 2, after the first NetBird login: the setup key, provision: the agent starts, nothing else recreated', async () => {
       for (const k of DAY_2_KEYS) ok(await op.secrets(['set', k], `${typed[k]}\n`), `secrets set ${k}`);
       ok(await op.secrets(['check']), 'secrets check');
       const before = creations();
       const r = await op.provision();
-      ok(r, 'provision with the NetBird keys');
+      ok(r, 'provision with the setup key');
       expect(JSON.parse(r.stdout).upload.changed.sort()).toEqual(['.env', '.secrets.env']);
       const s = steps(r);
-      expect(s['netbird-proxy']?.status).toBe('done');
       expect(s['netbird-agent']?.status).toBe('done');
-      expect(creations()).toEqual(plusOne(before, ['netbird-proxy', 'netbird-agent']));
-      expect(runsWith('netbird-proxy', 'NB_PROXY_TOKEN', typed.NB_PROXY_TOKEN)).toBe(true);
-      // The files changed on the operator's side (two new keys), not on the host: the run must not say so.
+      expect(creations()).toEqual(plusOne(before, ['netbird-agent']));
+      // The minted proxy token is carried in the re-rendered .secrets.env: kept, not minted again.
+      expect(host.sim.proxyTokens).toHaveLength(1);
+      expect(runsWith('netbird-proxy', 'NB_PROXY_TOKEN', host.sim.proxyTokens[0])).toBe(true);
+      // The files changed on the operator's side (a new key), not on the host: the run must not say so.
       expect(r.stderr).not.toMatch(/edited on the host/);
+    }, 60_000);
+
+    it("day 2: the operator's own NB_PROXY_TOKEN in the SOPS file wins over the minted one", async () => {
+      ok(
+        await op.secrets(['set', 'NB_PROXY_TOKEN'], `${typed.NB_PROXY_TOKEN}\n`),
+        'secrets set NB_PROXY_TOKEN',
+      );
+      const before = creations();
+      const r = await op.provision();
+      ok(r, 'provision with a proxy token of their own');
+      expect(JSON.parse(r.stdout).upload.changed).toEqual(['.secrets.env']);
+      expect(steps(r)['netbird-proxy-token']?.detail).toMatch(/from the SOPS file\); kept/);
+      expect(creations()).toEqual(plusOne(before, ['netbird-proxy']));
+      expect(runsWith('netbird-proxy', 'NB_PROXY_TOKEN', typed.NB_PROXY_TOKEN)).toBe(true);
+      expect(host.sim.proxyTokens).toHaveLength(1);
+      expect(readFileSync(secretsEnv(), 'utf8').match(/^NB_PROXY_TOKEN=.*$/gm)).toHaveLength(1);
     }, 60_000);
 
     it('day 3: a provision with nothing changed sends nothing and makes no docker call', async () => {

@@ -455,19 +455,21 @@ describe.skipIf(!sshd)('provision-bifrost after a failed first bootstrap, then o
 
   const secretsEnv = () => readFileSync(join(host.remoteDir, '.secrets.env'), 'utf8');
   const tokenLines = () => secretsEnv().match(/^NB_IDP_MGMT_TOKEN=.*$/gm) ?? [];
+  const proxyLines = () => secretsEnv().match(/^NB_PROXY_TOKEN=.*$/gm) ?? [];
   const akShellCalls = (since: number) =>
     host.sim.calls.filter((c) => c.startedAt >= since && c.argv.includes('exec') && c.argv.includes('ak'))
       .length;
 
-  it('an unchanged env file is not sent again after a failed bootstrap; day 2 keeps the minted token', async () => {
+  it('an unchanged env file is not sent again after a failed bootstrap; later runs keep the minted tokens', async () => {
     const failed = await provisionOnTestHost(host, [], day1);
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toMatch(/^error: step netbird-server failed/m);
     expect(JSON.parse(failed.stdout).upload.changed).toEqual(
       expect.arrayContaining(['.secrets.env', '.env']),
     );
-    // The token step ran before netbird-server failed; no deploy record was written.
-    expect(tokenLines()).toHaveLength(1);
+    // NetBird no longer waits for Authentik's token: it failed first, and the run started nothing more
+    // (the token step had not started). No deploy record was written.
+    expect(tokenLines()).toHaveLength(0);
     expect(existsSync(join(host.remoteDir, '.deployed.json'))).toBe(false);
 
     timeline['netbird-server'] = reference.timeline['netbird-server'] ?? {};
@@ -480,10 +482,35 @@ describe.skipIf(!sshd)('provision-bifrost after a failed first bootstrap, then o
     expect(JSON.parse(healed.stdout).bootstrap.ok).toBe(true);
     const minted = tokenLines();
     expect(minted).toHaveLength(1);
+    // The proxy came up on day 1 with the token the engine minted on the host (not one of the SOPS file).
+    expect(host.sim.proxyTokens).toHaveLength(1);
+    const mintedProxy = [`NB_PROXY_TOKEN=${host.sim.proxyTokens[0]}`];
+    expect(proxyLines()).toEqual(mintedProxy);
+    expect(host.sim.containers.get('netbird-proxy')?.env.NB_PROXY_TOKEN).toBe(host.sim.proxyTokens[0]);
 
-    // Day 2: the proxy token arrives; only .secrets.env changes, here, not on the host.
+    // The line minted after the upload is the host's own: the next provision sends nothing, runs nothing.
+    const same = await provisionOnTestHost(host, [], day1);
+    expect(JSON.parse(same.stdout).upload.changed).toEqual([]);
+    expect(JSON.parse(same.stdout).bootstrap).toBe('skipped');
+    expect(same.stderr).not.toContain('edited on the host');
+
+    // A change of another .secrets.env key: the file is sent again, with the minted proxy token carried
+    // (no second token create), and the minted line reads neither as a change nor as a host edit.
+    const otherKey = { ...day1, CLOUDFLARE_API_TOKEN: `${day1.CLOUDFLARE_API_TOKEN}x` };
+    const carried = await provisionOnTestHost(host, [], otherKey);
+    expect(carried.stderr, carried.stderr).not.toMatch(/^error:/m);
+    expect(JSON.parse(carried.stdout).upload.changed).toEqual(['.secrets.env']);
+    expect(carried.stderr).not.toContain('edited on the host');
+    expect(host.sim.proxyTokens).toHaveLength(1);
+    expect(proxyLines()).toEqual(mintedProxy);
+    const still = await provisionOnTestHost(host, [], otherKey);
+    expect(JSON.parse(still.stdout).upload.changed).toEqual([]);
+    expect(JSON.parse(still.stdout).bootstrap).toBe('skipped');
+
+    // Day 2: the operator's own proxy token arrives in the SOPS file and wins over the minted one; only
+    // .secrets.env changes, here, not on the host.
     const since = host.sim.now();
-    const withProxy = { ...day1, NB_PROXY_TOKEN: values.NB_PROXY_TOKEN ?? '' };
+    const withProxy = { ...otherKey, NB_PROXY_TOKEN: values.NB_PROXY_TOKEN ?? '' };
     const day2 = await provisionOnTestHost(host, [], withProxy);
     expect(day2.stderr, day2.stderr).not.toMatch(/^error:/m);
     expect(day2.exitCode).toBe(0);
@@ -492,7 +519,9 @@ describe.skipIf(!sshd)('provision-bifrost after a failed first bootstrap, then o
     expect(day2.stderr).not.toContain('holds no NB_IDP_MGMT_TOKEN');
     expect(akShellCalls(since)).toBe(0);
     expect(tokenLines()).toEqual(minted);
-    expect(host.sim.containers.has('netbird-proxy')).toBe(true);
+    expect(proxyLines()).toEqual([`NB_PROXY_TOKEN=${values.NB_PROXY_TOKEN}`]);
+    expect(host.sim.containers.get('netbird-proxy')?.env.NB_PROXY_TOKEN).toBe(values.NB_PROXY_TOKEN);
+    expect(host.sim.proxyTokens).toHaveLength(1);
 
     const settled = await provisionOnTestHost(host, [], withProxy);
     expect(settled.exitCode).toBe(0);
@@ -502,11 +531,17 @@ describe.skipIf(!sshd)('provision-bifrost after a failed first bootstrap, then o
 
     // Then the setup key, which .env carries too. Only the upload is this test's business here: what it
     // sends, and that the token line is still there once it has sent it.
-    const day3 = await provisionOnTestHost(host, [], values);
+    const day3 = await provisionOnTestHost(host, [], {
+      ...values,
+      CLOUDFLARE_API_TOKEN: otherKey.CLOUDFLARE_API_TOKEN,
+    });
     expect(JSON.parse(day3.stdout).upload.changed.sort()).toEqual(['.env', '.secrets.env']);
     expect(day3.stderr).not.toContain('edited on the host');
     expect(tokenLines()).toEqual(minted);
-    for (const r of [failed, healed, day2, settled, day3])
+    for (const r of [failed, healed, same, carried, still, day2, settled, day3]) {
+      expect(r.stdout + r.stderr).not.toContain(host.sim.proxyTokens[0]);
+    }
+    for (const r of [failed, healed, same, carried, still, day2, settled, day3])
       expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
   }, 90_000);
 });

@@ -1,8 +1,8 @@
 /**
  * Rehearsing the guide's Bifrost days without a VPS or Docker (scripts/rehearse.ts): a SOPS file made the
  * guide's way (`secrets init`, then `secrets set` for the keys made by hand), day 1 through the rehearsal
- * (provision-bifrost --local on the target, the docker simulator as docker), NB_PROXY_TOKEN and
- * NB_BIFROST_SETUP_KEY set, day 2, then a third run that changes nothing. Each command is its own process;
+ * (provision-bifrost --local on the target, the docker simulator as docker; the proxy's token minted on the
+ * "host"), NB_BIFROST_SETUP_KEY set, day 2, then a third run that changes nothing. Each command is its own process;
  * the "host" carries over in the target directory.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -17,9 +17,9 @@ import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { scriptArgv } from './helpers/script-bundles.ts';
 import { tempDir } from './helpers/temp.ts';
 
-/** The keys the guide sets by hand before day 1, and the two it sets after the first NetBird login. */
+/** The keys the guide sets by hand before day 1, and the one it sets after the first NetBird login. */
 const DAY_ONE_KEYS = ['HCLOUD_TOKEN', 'PROXMOX_PASSWORD', 'CLOUDFLARE_API_TOKEN', 'AUTHENTIK_GITHUB_SECRET'];
-const DAY_TWO_KEYS = ['NB_PROXY_TOKEN', 'NB_BIFROST_SETUP_KEY'];
+const DAY_TWO_KEYS = ['NB_BIFROST_SETUP_KEY'];
 
 describe('rehearsing the Bifrost days on this machine', () => {
   let dir: string;
@@ -55,7 +55,7 @@ describe('rehearsing the Bifrost days on this machine', () => {
     }
   }, 60_000);
 
-  it('day 1 provisions the target: the services that need no hand-made NetBird key run', async () => {
+  it('day 1 provisions the target: every service but the agent runs, the proxy on a minted token', async () => {
     const r = await up();
     expect(r.exitCode, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
@@ -66,7 +66,8 @@ describe('rehearsing the Bifrost days on this machine', () => {
       (result.bootstrap.steps as { id: string; status: string }[]).map((s) => [s.id, s.status]),
     );
     expect(steps['netbird-server']).toBe('done');
-    expect(steps['netbird-proxy']).toBe('skipped');
+    expect(steps['netbird-proxy-token']).toBe('done');
+    expect(steps['netbird-proxy']).toBe('done');
     expect(steps['netbird-agent']).toBe('skipped');
     // What a host holds, held as a host holds it.
     expect(statSync(target).mode & 0o777).toBe(0o700);
@@ -82,17 +83,17 @@ describe('rehearsing the Bifrost days on this machine', () => {
       state: string;
       skipped: boolean;
     }[];
-    expect(services.filter((s) => s.state === 'running').map((s) => s.service)).toHaveLength(6);
+    expect(services.filter((s) => s.state === 'running').map((s) => s.service)).toHaveLength(7);
     expect(
       services
         .filter((s) => s.skipped)
         .map((s) => s.service)
         .sort(),
-    ).toEqual(['netbird-agent', 'netbird-proxy']);
+    ).toEqual(['netbird-agent']);
     expect(status.exitCode, status.stderr).toBe(0);
   }, 60_000);
 
-  it('day 2, after the two NetBird keys are set, starts netbird-proxy and netbird-agent', async () => {
+  it('day 2, after the setup key is set, starts netbird-agent; the proxy keeps its minted token', async () => {
     for (const k of DAY_TWO_KEYS) {
       const set = await secrets(['set', k], samples[k]);
       expect(set.exitCode, set.stderr).toBe(0);
@@ -103,7 +104,8 @@ describe('rehearsing the Bifrost days on this machine', () => {
     const steps = Object.fromEntries(
       (result.bootstrap.steps as { id: string; status: string }[]).map((s) => [s.id, s.status]),
     );
-    expect(steps['netbird-proxy']).toBe('done');
+    expect(steps['netbird-proxy-token']).toBe('done');
+    expect(JSON.stringify(result.bootstrap.steps)).toContain('minted here before); kept');
     expect(steps['netbird-agent']).toBe('done');
     lockGone();
     await expectNoLeaks(r.stdout, r.stderr);

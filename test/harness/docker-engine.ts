@@ -689,11 +689,34 @@ esac
 `;
 
 /**
- * netbird-server stand-in. Compose gives it \`--config /etc/netbird/config.yaml\` (a bind mount of the
- * rendered file). It prints the file's sha256 so a test can tell which version a container started with. * Its healthcheck is \`bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090'\` (the real image is ubuntu:24.04): see BASH_SH.
+ * netbird-server stand-in, at /go/bin/netbird-server off PATH as in the real image (netbirdio/netbird@v0.66.0:
+ * combined/Dockerfile), so a bare \`docker exec netbird-server netbird-server …\` is not found there either.
+ * Compose gives it \`--config /etc/netbird/config.yaml\` (a bind mount of the rendered file). It prints the
+ * file's sha256 so a test can tell which version a container started with. \`token create --name N --config
+ * F\` answers as management/cmd/token/token.go prints: the token on a \`Token: nbx_…\` line of stdout.
+ * Its healthcheck is \`bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090'\` (the real image is ubuntu:24.04): see BASH_SH.
  */
 const NETBIRD_SERVER_SH = `#!/bin/sh
 . /usr/local/lib/standin.sh
+if [ "$1" = token ] && [ "$2" = create ]; then
+  shift 2; name=; cfg=
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --name) name=$2; shift 2 ;;
+      --config) cfg=$2; shift 2 ;;
+      *) shift ;;
+    esac
+  done
+  [ -n "$name" ] || { echo 'Error: required flag(s) "name" not set' >&2; exit 1; }
+  [ -f "$cfg" ] || { echo "Error: load config: read config file $cfg: no such file or directory" >&2; exit 1; }
+  secret=$(head -c 512 /dev/urandom | tr -dc 'A-Za-z0-9' | head -c 36)
+  echo "Token created successfully!"
+  echo "Token: nbx_$secret"
+  echo
+  echo "IMPORTANT: Save this token now. It will not be shown again."
+  echo "Token ID: $(head -c 256 /dev/urandom | tr -dc 'a-z0-9' | head -c 20)"
+  exit 0
+fi
 on_term
 cfg=
 while [ $# -gt 0 ]; do
@@ -855,8 +878,9 @@ const STANDINS: Record<string, StandIn> = {
   },
   'netbird-server': {
     services: ['netbird-server'],
-    scripts: { 'netbird-server': NETBIRD_SERVER_SH, bash: BASH_SH },
-    entrypoint: ['netbird-server'],
+    scripts: { bash: BASH_SH },
+    files: { '/go/bin/netbird-server': NETBIRD_SERVER_SH },
+    entrypoint: ['/go/bin/netbird-server'],
     cmd: [],
     env: (r) => ({ READY_AFTER: String(r('netbird-server')) }),
   },

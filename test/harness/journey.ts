@@ -26,7 +26,8 @@ export const DAY_1_KEYS = [
   'CLOUDFLARE_API_TOKEN',
   'AUTHENTIK_GITHUB_SECRET',
 ];
-export const DAY_2_KEYS = ['NB_PROXY_TOKEN', 'NB_BIFROST_SETUP_KEY'];
+/** What the NetBird UI hands out after the first login; the proxy's token the bootstrap mints itself. */
+export const DAY_2_KEYS = ['NB_BIFROST_SETUP_KEY'];
 
 /** One step of a provision's JSON result. */
 export interface Step {

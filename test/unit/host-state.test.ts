@@ -7,7 +7,13 @@
 import { describe, expect, it } from 'vitest';
 import { HostFingerprints } from '../../scripts/lib/bifrost/deployed.ts';
 import { parseEnvFile } from '../../scripts/lib/bifrost/env-file.ts';
-import { carryToken, provisionedText } from '../../scripts/lib/bifrost/host-state.ts';
+import {
+  carryToken,
+  MINTED_PROXY_TOKEN_MARK,
+  provisionedText,
+  proxyTokenMinted,
+  withMintedProxyToken,
+} from '../../scripts/lib/bifrost/host-state.ts';
 import { renderBifrostEnvFiles } from '../../scripts/lib/bifrost/render-env.ts';
 import { editedOnHost, manifestSalt, recordedDigest } from '../../scripts/lib/bifrost/upload.ts';
 import { sampleSecrets } from '../../scripts/lib/sandbox/sample-secrets.ts';
@@ -53,6 +59,41 @@ describe('the engine-owned NB_IDP_MGMT_TOKEN line', () => {
     expect(carryToken(rendered, `${rendered}NB_IDP_MGMT_TOKEN=\n`)).toBe(rendered);
     const newKey = renderBifrostEnvFiles({ ...values, AUTHENTIK_TOKEN: 'k'.repeat(60) }).secretsEnv;
     expect(carryToken(newKey, minted)).toBe(newKey);
+  });
+});
+
+describe('the NB_PROXY_TOKEN line the engine minted (marked), beside one from the SOPS file', () => {
+  const { NB_PROXY_TOKEN: sops, ...noProxy } = values;
+  const withoutProxy = renderBifrostEnvFiles(noProxy).secretsEnv;
+  const withSops = rendered;
+  const line = 'NB_PROXY_TOKEN=nbx_minted0123456789abcdefghijklmnopqrstuv';
+  /** The host's .secrets.env once the engine minted the proxy token (and then the IdP token). */
+  const host = `${withMintedProxyToken(withoutProxy, line)}NB_IDP_MGMT_TOKEN=${values.AUTHENTIK_TOKEN}\n`;
+
+  it('the minted line is written once, marked, replacing any other NB_PROXY_TOKEN line', () => {
+    const twice = withMintedProxyToken(withMintedProxyToken(withSops, 'NB_PROXY_TOKEN=old'), line);
+    expect(twice.match(/^NB_PROXY_TOKEN=.*$/gm)).toEqual([line]);
+    expect(twice.split('\n').filter((l) => l === MINTED_PROXY_TOKEN_MARK)).toHaveLength(1);
+    expect(proxyTokenMinted(twice)).toBe(true);
+    expect(proxyTokenMinted(withSops)).toBe(false);
+  });
+
+  it("provisionedText leaves out the minted line and its mark, and keeps the SOPS file's line", () => {
+    expect(provisionedText('.secrets.env', host)).toBe(withoutProxy);
+    expect(provisionedText('.secrets.env', withSops)).toBe(withSops);
+    expect(parseEnvFile(withSops).get('NB_PROXY_TOKEN')).toBe(sops);
+  });
+
+  it('carryToken carries the minted line only while the SOPS file has no NB_PROXY_TOKEN', () => {
+    const carried = carryToken(withoutProxy, host);
+    expect(parseEnvFile(carried).get('NB_PROXY_TOKEN')).toBe(line.split('=')[1]);
+    expect(provisionedText('.secrets.env', carried)).toBe(withoutProxy);
+    // A value in the SOPS file wins: the minted one is not carried beside it.
+    const won = carryToken(withSops, host);
+    expect(won.match(/^NB_PROXY_TOKEN=.*$/gm)).toEqual([`NB_PROXY_TOKEN=${sops}`]);
+    expect(won).not.toContain(MINTED_PROXY_TOKEN_MARK);
+    // A SOPS line on the host (unmarked) is not the engine's: removed from the SOPS file, it goes.
+    expect(carryToken(withoutProxy, withSops)).toBe(withoutProxy);
   });
 });
 

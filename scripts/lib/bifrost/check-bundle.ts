@@ -21,10 +21,19 @@ import { parseEnvFile } from './env-file.ts';
 import {
   NETBIRD_CLIENT_STATUS,
   NETBIRD_SERVER_CONFIG,
+  PROXY_TOKEN_FACTS,
   pinnedImage,
   REVERSE_PROXY_SETTINGS,
 } from './pinned-images.ts';
-import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NOT_STARTED_BY_PLAN } from './plan.ts';
+import {
+  BIFROST_PLAN,
+  CONFIG_PLACEHOLDERS,
+  NB_IDP_MGMT_TOKEN,
+  NB_PROXY_TOKEN,
+  NOT_STARTED_BY_PLAN,
+  type PlanStep,
+  SERVICE_SECRET_FILES,
+} from './plan.ts';
 import { agentHealthcheckProblem } from './status-healthcheck.ts';
 import { placeholdersOf } from './template.ts';
 import { acmeFindings } from './traefik-acme.ts';
@@ -52,7 +61,9 @@ export type CheckId =
   | 'reverse-proxy'
   | 'traefik-acme'
   | 'agent-healthcheck'
-  | 'owner';
+  | 'owner'
+  | 'proxy-token'
+  | 'step-graph';
 
 export interface BundleProblem {
   check: CheckId;
@@ -144,8 +155,14 @@ export async function readHostBundle(executor: Executor, dir: string): Promise<M
   return files;
 }
 
-/** Every check on the bundle's files (relative path → text), with no host and no secret. */
-export async function bundleProblems(files: ReadonlyMap<string, string>): Promise<BundleProblem[]> {
+/**
+ * Every check on the bundle's files (relative path → text), with no host and no secret. `plan` is the
+ * engine's (another only to show that a defect in the plan's own graph is found).
+ */
+export async function bundleProblems(
+  files: ReadonlyMap<string, string>,
+  plan: readonly PlanStep[] = BIFROST_PLAN,
+): Promise<BundleProblem[]> {
   const problems: BundleProblem[] = [];
   const composeText = files.get(COMPOSE);
   if (composeText === undefined) {
@@ -180,7 +197,131 @@ export async function bundleProblems(files: ReadonlyMap<string, string>): Promis
   checkComposeVariables(ctx);
   await checkServiceInputs(ctx);
   checkReverseProxy(ctx, checkTraefik(ctx));
+  checkProxyToken(ctx, plan);
+  checkStepGraph(ctx, plan);
   return problems;
+}
+
+const PLAN_FILE = 'scripts/lib/bifrost/plan.ts';
+
+/** Whether step `id` waits for `target`, directly or through the steps it waits for. */
+function waitsFor(plan: readonly PlanStep[], id: string, target: string, seen = new Set<string>()): boolean {
+  const step = plan.find((s) => s.id === id);
+  if (!step || seen.has(id)) return false;
+  seen.add(id);
+  return step.after.some((a) => a === target || waitsFor(plan, a, target, seen));
+}
+
+/**
+ * The proxy's token: a service that receives NB_PROXY_TOKEN waits for a step that mints it (without a
+ * SOPS value the proxy would start with none and exit: REVERSE_PROXY_SETTINGS' root.go), and that step
+ * runs `token create` as the pinned server image can: by the binary's full path (its directory is not on
+ * PATH), with the flags it requires, in the server's container once the server is up.
+ */
+function checkProxyToken(ctx: Context, plan: readonly PlanStep[]): void {
+  const push = (problem: string, fix: string, file = PLAN_FILE) =>
+    ctx.problems.push({ check: 'proxy-token', file, problem, fix });
+  const minters = plan.filter(
+    (s): s is Extract<PlanStep, { kind: 'proxy-token' }> =>
+      s.kind === 'proxy-token' && s.key === NB_PROXY_TOKEN,
+  );
+  const readers = SERVICE_SECRET_FILES.filter((f) =>
+    f.entries.some((e) => e.from === NB_PROXY_TOKEN),
+  ).flatMap((f) => f.services);
+  for (const service of readers) {
+    const step = plan.find((s) => s.kind === 'service' && s.service === service);
+    if (!step || minters.some((m) => waitsFor(plan, step.id, m.id))) continue;
+    push(
+      `the ${step.id} step waits for no step minting ${NB_PROXY_TOKEN}: without one in the SOPS file ${service} starts with none and exits (${REVERSE_PROXY_SETTINGS.source})`,
+      `add a 'proxy-token' step (key ${NB_PROXY_TOKEN}, after the server's step) to BIFROST_PLAN and put it in ${step.id}'s after`,
+    );
+  }
+  for (const step of minters) {
+    const def = ctx.services[step.container];
+    const facts = def?.image ? pinnedImage(def.image) : undefined;
+    if (!def || facts?.image !== PROXY_TOKEN_FACTS.image) {
+      push(
+        `the ${step.id} step runs in ${step.container}, which is not a ${PROXY_TOKEN_FACTS.image} service of ${COMPOSE}`,
+        `run it in the service whose image is ${PROXY_TOKEN_FACTS.image}`,
+      );
+      continue;
+    }
+    const [bin = '', ...args] = step.command;
+    const program = facts.programs.find((p) => p.notOnPath && (p.name === bin || p.notOnPath === bin));
+    if (program?.notOnPath && bin !== program.notOnPath) {
+      push(
+        `the ${step.id} step runs \`${bin}\`, which is not on ${facts.image}:${facts.tag}'s PATH ("executable file not found in $PATH"): ${program.note ?? ''} (${program.source})`,
+        `run ${program.notOnPath} by its full path, as NetBird's setup does (${PROXY_TOKEN_FACTS.source})`,
+      );
+    } else if (!program) {
+      push(
+        `the ${step.id} step runs \`${bin}\`, which the facts for ${facts.image}:${facts.tag} do not list`,
+        `run the server binary by its full path (${PROXY_TOKEN_FACTS.source})`,
+      );
+    }
+    const sub = PROXY_TOKEN_FACTS.subcommand;
+    const missing = PROXY_TOKEN_FACTS.requiredFlags.filter((f) => !args.includes(f));
+    if (sub.some((w, i) => args[i] !== w) || missing.length > 0) {
+      push(
+        `the ${step.id} step runs \`${step.command.join(' ')}\`; ${facts.image}:${facts.tag} mints a proxy token with \`${sub.join(' ')}\` and ${PROXY_TOKEN_FACTS.requiredFlags.join(', ')}${missing.length ? ` (missing: ${missing.join(', ')})` : ''}`,
+        `use \`${program?.notOnPath ?? bin} ${sub.join(' ')} --name NAME --config FILE\` (${PROXY_TOKEN_FACTS.source})`,
+      );
+    }
+    const config = args[args.indexOf('--config') + 1];
+    const mounted = bundleMountsOf(def).some((m) => m.target === config);
+    if (args.includes('--config') && !mounted) {
+      push(
+        `the ${step.id} step passes --config ${config ?? ''}, which no bundle file is mounted at in ${step.container}`,
+        `pass the path ${COMPOSE} mounts the server's config at`,
+      );
+    }
+    const server = plan.find((s) => s.kind === 'service' && s.service === step.container);
+    if (server && !waitsFor(plan, step.id, server.id)) {
+      push(
+        `the ${step.id} step does not wait for ${server.id}: \`token create\` opens the server's store, which the server creates`,
+        `add ${server.id} to its after`,
+      );
+    }
+  }
+}
+
+/**
+ * Dependencies follow what each step reads: a step waits for the ak-shell token step only when it reads
+ * NB_IDP_MGMT_TOKEN (a rendered template naming it, or a service's env file taking it), and such a step
+ * does wait for it. A step waiting for a token it never reads is kept down by an Authentik that fails.
+ */
+function checkStepGraph(ctx: Context, plan: readonly PlanStep[]): void {
+  const tokenSteps = plan.filter((s) => s.kind === 'token').map((s) => s.id);
+  const envReaders = new Set(
+    SERVICE_SECRET_FILES.filter((f) => f.entries.some((e) => e.from === NB_IDP_MGMT_TOKEN)).flatMap(
+      (f) => f.services,
+    ),
+  );
+  for (const step of plan) {
+    const template = step.kind === 'render' ? ctx.files.get(step.template) : undefined;
+    const reads =
+      (template !== undefined && placeholdersOf(template).includes(NB_IDP_MGMT_TOKEN)) ||
+      (step.kind === 'service' && envReaders.has(step.service));
+    for (const token of tokenSteps) {
+      const waits = step.after.includes(token);
+      if (reads && !waitsFor(plan, step.id, token)) {
+        ctx.problems.push({
+          check: 'step-graph',
+          file: step.kind === 'render' ? step.template : PLAN_FILE,
+          line: template === undefined ? undefined : lineOfText(template, `\${${NB_IDP_MGMT_TOKEN}}`),
+          problem: `the ${step.id} step reads ${NB_IDP_MGMT_TOKEN} but does not wait for the ${token} step that mints it`,
+          fix: `add ${token} to ${step.id}'s after in ${PLAN_FILE}`,
+        });
+      } else if (!reads && waits) {
+        ctx.problems.push({
+          check: 'step-graph',
+          file: PLAN_FILE,
+          problem: `the ${step.id} step waits for ${token}, but nothing it renders or receives names ${NB_IDP_MGMT_TOKEN}: an Authentik that fails to mint keeps it (and what follows it) down for nothing`,
+          fix: `remove ${token} from ${step.id}'s after in ${PLAN_FILE}`,
+        });
+      }
+    }
+  }
 }
 
 /** Every compose service is started by a plan step or marked as started otherwise, and vice versa. */

@@ -14,6 +14,8 @@ import { BIFROST_PLAN } from './plan.ts';
 
 /** The token the recording run's `ak shell` hands back: clearly not a real one. */
 const DRY_RUN_TOKEN = 'dry-run-token-not-minted';
+/** The proxy token the recording run's `token create` hands back, in NetBird's output shape. */
+const DRY_RUN_PROXY_TOKEN = 'nbx_dry-run-token-not-minted';
 
 const ok = (stdout = ''): CommandResult => ({ exitCode: 0, stdout, stderr: '', timedOut: false });
 
@@ -71,6 +73,8 @@ export class RecordingExecutor implements Executor {
     if (bin === this.cli.docker && sub === 'inspect') return ok(JSON.stringify(rest.map(runningHealthy)));
     if (bin === this.cli.docker && sub === 'exec' && argv.includes('ak'))
       return ok(`TOKEN:${DRY_RUN_TOKEN}\n`);
+    if (bin === this.cli.docker && sub === 'exec' && argv.includes('token'))
+      return ok(`Token created successfully!\nToken: ${DRY_RUN_PROXY_TOKEN}\n`);
     if (bin === 'cloud-init') return ok('status: done\n');
     return ok();
   }

@@ -24,18 +24,20 @@ import {
   runArgv,
   upArgv,
 } from './docker.ts';
-import { formatEnvFile, parseEnvFile, upsertEnvLine } from './env-file.ts';
+import { formatEnvFile, parseEnvFile, quoteEnvValue, upsertEnvLine } from './env-file.ts';
 import { ContainerFailedError, EventWatcher } from './events.ts';
 import { DeadlineError, StoppedError } from './health.ts';
+import { proxyTokenMinted, withMintedProxyToken } from './host-state.ts';
 import {
   BIFROST_PLAN,
   CONFIG_PLACEHOLDERS,
   NB_IDP_MGMT_TOKEN,
   type PlanStep,
+  PROXY_TOKEN_GUIDANCE,
   SERVICE_SECRET_FILES,
 } from './plan.ts';
 import { renderYamlTemplate } from './template.ts';
-import { AK_SHELL_SCRIPT, findTokenLine, loadRetry, mintWithRetry } from './token.ts';
+import { AK_SHELL_SCRIPT, findProxyTokenLine, findTokenLine, loadRetry, mintWithRetry } from './token.ts';
 import { UpBatcher } from './up-batcher.ts';
 
 export interface EngineOptions {
@@ -57,6 +59,11 @@ export interface EngineOptions {
    * old line stays until the new token is minted, and is then replaced in one atomic write.
    */
   remintToken?: boolean;
+  /**
+   * Mint the proxy's token even when .secrets.env holds a minted one (`bifrost proxy-token`); the old line
+   * stays until the new token is minted. A value from the SOPS file is never replaced.
+   */
+  remintProxyToken?: boolean;
 }
 
 export type StepStatus = 'done' | 'skipped' | 'failed' | 'not run';
@@ -221,7 +228,10 @@ class Engine {
       }
       const values = parseEnvFile(text);
       for (const v of values.values()) redactor.register(v);
-      if (file === SECRETS_ENV) this.secrets = values;
+      if (file === SECRETS_ENV) {
+        this.secrets = values;
+        this.secretsText = text;
+      }
       for (const { name, required } of namesFor(consumer)) {
         const value = values.get(name);
         if (value) this.out.info(`pre-flight: ✓ ${file} ${describeSecret(name, value)}`);
@@ -232,6 +242,9 @@ class Engine {
     const token = this.secrets.get(NB_IDP_MGMT_TOKEN);
     if (token) redactor.register(token, NB_IDP_MGMT_TOKEN);
   }
+
+  /** .secrets.env as read in the pre-flight: whether its NB_PROXY_TOKEN is minted or the SOPS file's. */
+  private secretsText = '';
 
   /** Each service's own env file, holding only the secrets it reads (plan.ts). */
   private async renderServiceEnvFiles(): Promise<void> {
@@ -340,6 +353,14 @@ class Engine {
     while (pending.size > 0 || running.size > 0) {
       if (!this.aborted && !runContext.stopped()) {
         const ready = [...pending.values()].filter((step) => step.after.every(done));
+        // Renders are quick local writes: done before the pass announces its ups, so the services they
+        // unblock join the same compose call whatever the disk's speed (and the dry run matches a run).
+        const renders = ready.filter((step) => step.kind === 'render');
+        if (renders.length > 0) {
+          for (const step of renders) pending.delete(step.id);
+          await Promise.all(renders.map((step) => this.runStep(step)));
+          continue;
+        }
         this.ups.expect(ready.filter((s) => s.kind === 'service' && !this.gatedOut(s)).length);
         for (const step of ready) {
           pending.delete(step.id);
@@ -405,6 +426,8 @@ class Engine {
         return this.mintToken(step.container, step.deadlineSec);
       case 'render':
         return this.renderConfig(step.template, step.output);
+      case 'proxy-token':
+        return this.mintProxyToken(step);
     }
   }
 
@@ -566,6 +589,44 @@ class Engine {
       `could not mint netbird-mgmt-token in ${deadlineSec * this.scale} s (${attempt} attempts); last error: ${lastError}`,
       'check that akadmin exists (docker logs authentik-worker) and that env/authentik.env holds AUTHENTIK_BOOTSTRAP_TOKEN, then run again',
     );
+  }
+
+  /**
+   * The proxy's token, as NetBird's own setup makes it once the server is up: `docker exec` of the server's
+   * `token create`, the token read from stdout (never an argv), written into .secrets.env as one marked
+   * line, then into the proxy's env file. A value already there (the SOPS file's, or one minted before) is
+   * kept; `remintProxyToken` replaces only a minted one.
+   */
+  private async mintProxyToken(step: Extract<PlanStep, { kind: 'proxy-token' }>): Promise<string> {
+    const { key } = step;
+    const held = this.secrets.get(key);
+    if (held && !(this.opts.remintProxyToken && proxyTokenMinted(this.secretsText)))
+      return `${key} already set in .secrets.env${proxyTokenMinted(this.secretsText) ? ' (minted here before)' : ' (from the SOPS file)'}; kept`;
+    this.out.info(`mint   ${key}: ${step.command.join(' ')} in ${step.container}`);
+    const r = await this.run$([this.opts.cli.docker, 'exec', step.container, ...step.command], {
+      timeoutMs: step.deadlineSec * 1000 * this.scale,
+    });
+    const token = r.exitCode === 0 ? findProxyTokenLine(r.stdout) : undefined;
+    if (!token) {
+      const why = r.timedOut
+        ? `ran longer than ${step.deadlineSec * this.scale} s`
+        : r.exitCode === 0
+          ? 'no "Token:" line on its stdout'
+          : `exit ${r.exitCode}: ${tail(r.spawnError ?? r.stderr, 4)}`;
+      throw new StepFailure(
+        `could not mint ${key} in ${step.container} (${why})`,
+        `${PROXY_TOKEN_GUIDANCE.join('\n')}\nthen run again: healthy services are kept`,
+      );
+    }
+    redactor.register(token, key);
+    const current = (await this.bundle.read(SECRETS_ENV)) ?? '';
+    const next = withMintedProxyToken(current, `${key}=${quoteEnvValue(key, token)}`);
+    await this.bundle.writeIfChanged(SECRETS_ENV, next);
+    this.secretsText = next;
+    this.secrets.set(key, token);
+    // The proxy's env file was rendered in the pre-flight, without the token.
+    await this.renderServiceEnvFiles();
+    return `${describeSecret(key, token)} minted in ${step.container}; written to .secrets.env and the proxy's env file`;
   }
 
   private async renderConfig(template: string, output: string): Promise<string> {

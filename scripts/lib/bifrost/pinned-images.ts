@@ -33,6 +33,8 @@ export interface ImageProgram extends Fact {
   addedLater?: Record<string, string>;
   /** A key the service's own static config must have for this program's healthcheck to answer. */
   needsStaticKey?: string;
+  /** Where the program is, when its directory is not on the image's PATH: `docker exec` needs this path. */
+  notOnPath?: string;
 }
 
 export interface PinnedImage {
@@ -94,6 +96,8 @@ export const PINNED_IMAGES: readonly PinnedImage[] = [
         note: 'the entrypoint (/go/bin/netbird-server); the image is ubuntu:24.04 plus ca-certificates only',
         source: `${NB}:combined/Dockerfile`,
         verified: true,
+        // COPY to /go/bin with no ENV PATH: `docker exec netbird-server netbird-server …` is "not found".
+        notOnPath: '/go/bin/netbird-server',
       },
       ...['wget', 'curl'].map((name) => ({
         name,
@@ -483,3 +487,21 @@ export function pinnedImage(ref: string): PinnedImage | undefined {
   const [image, tag] = at > slash ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
   return PINNED_IMAGES.find((p) => p.image === image && p.tag === tag);
 }
+
+/**
+ * How the proxy's token is made at the pinned tag: `token create` (a subcommand of the combined server,
+ * combined/cmd/root.go AddCommand(newTokenCommands())) with a required `--name` and the root's `--config`,
+ * printing `Token: nbx_…` on stdout (management/cmd/token/token.go runCreate). NetBird's own setup runs it
+ * in the server container once the server is up (infrastructure_files/getting-started.sh, "Phase 2"). From
+ * v0.75.0 the command is `netbird-server admin token create`.
+ */
+export const PROXY_TOKEN_FACTS = {
+  image: 'netbirdio/netbird-server',
+  tag: '0.66.0',
+  checked: CHECKED_ON,
+  verified: true,
+  subcommand: ['token', 'create'],
+  requiredFlags: ['--name', '--config'],
+  stdoutLine: 'Token: ',
+  source: `${NB}:management/cmd/token/token.go, combined/cmd/token.go, infrastructure_files/getting-started.sh`,
+} as const;

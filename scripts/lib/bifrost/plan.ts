@@ -7,6 +7,12 @@
 /** Keys of .secrets.env that are not in the SOPS file: the engine itself writes them on the host. */
 export const NB_IDP_MGMT_TOKEN = 'NB_IDP_MGMT_TOKEN';
 
+/**
+ * The reverse proxy's token: from the SOPS file when it holds one, else minted on the host by the
+ * netbird-proxy-token step and kept in .secrets.env (host-state.ts carries it over on later provisions).
+ */
+export const NB_PROXY_TOKEN = 'NB_PROXY_TOKEN';
+
 export interface Gate {
   /** A .secrets.env key; without a value the step is skipped (and the run still succeeds). */
   key: string;
@@ -35,14 +41,36 @@ export type PlanStep =
   /** Mint netbird-mgmt-token with `ak shell` and store it as NB_IDP_MGMT_TOKEN. */
   | (StepBase & { kind: 'token'; container: string })
   /** Render netbird/config.yaml from its template. */
-  | (StepBase & { kind: 'render'; template: string; output: string });
+  | (StepBase & { kind: 'render'; template: string; output: string })
+  /**
+   * `docker exec CONTAINER COMMAND…`, which prints the token on a `Token: …` line of stdout, stored as `key`
+   * in .secrets.env. Not run when .secrets.env already holds `key` (from the SOPS file, or minted before).
+   */
+  | (StepBase & { kind: 'proxy-token'; container: string; command: string[]; key: string });
 
-const PROXY_GUIDANCE = [
-  'netbird-proxy needs a NetBird personal access token (one-time setup):',
-  '  1. log in to the NetBird UI',
-  '  2. Settings → Access Tokens → create a personal access token',
-  '  3. add it as NB_PROXY_TOKEN: node --import tsx scripts/secrets.ts set NB_PROXY_TOKEN (just secrets-set NB_PROXY_TOKEN)',
-  '  4. run again: just bifrost-up',
+/**
+ * How NetBird's own setup mints the proxy's token once the server is up (netbirdio/netbird@v0.66.0:
+ * infrastructure_files/getting-started.sh, "Phase 2"): the image has the binary at /go/bin/netbird-server
+ * and /go/bin is not on PATH (combined/Dockerfile), and `token create` prints `Token: nbx_…` on stdout
+ * (management/cmd/token/token.go). The proxy accepts only such nbx_ proxy access tokens, not personal
+ * access tokens (management/internals/shared/grpc/proxy_auth.go).
+ */
+export const PROXY_TOKEN_COMMAND: readonly string[] = [
+  '/go/bin/netbird-server',
+  'token',
+  'create',
+  '--name',
+  'bifrost-proxy',
+  '--config',
+  '/etc/netbird/config.yaml',
+];
+
+/** What an operator does when the proxy token step fails, or to use a token of their own. */
+export const PROXY_TOKEN_GUIDANCE = [
+  'netbird-proxy needs a NetBird proxy access token (nbx_…); the bootstrap mints one itself once netbird-server is healthy:',
+  `  docker exec netbird-server ${PROXY_TOKEN_COMMAND.join(' ')}  (prints "Token: nbx_…")`,
+  '  a new one on request: just bifrost-proxy-token HOST',
+  '  your own instead: node --import tsx scripts/secrets.ts set NB_PROXY_TOKEN (just secrets-set NB_PROXY_TOKEN); the SOPS value wins',
 ];
 
 const AGENT_GUIDANCE = [
@@ -80,6 +108,9 @@ export const BIFROST_PLAN: readonly PlanStep[] = [
     deadlineSec: 300,
   },
   // The worker creates akadmin from its blueprints: waiting for the server alone raced it (original §2).
+  // Minted beside NetBird, not in front of it: no file NetBird reads names NB_IDP_MGMT_TOKEN (the pinned
+  // server has no IdP token, netbirdio/netbird@v0.66.0:combined/cmd/config.go), so an Authentik that fails
+  // to mint does not keep the VPN down. A render step whose template names it waits for it (check-bundle).
   {
     id: 'netbird-mgmt-token',
     kind: 'token',
@@ -92,7 +123,7 @@ export const BIFROST_PLAN: readonly PlanStep[] = [
     kind: 'render',
     template: 'netbird/config.yaml.tmpl',
     output: 'netbird/config.yaml',
-    after: ['netbird-mgmt-token'],
+    after: [],
     deadlineSec: 30,
   },
   {
@@ -110,12 +141,20 @@ export const BIFROST_PLAN: readonly PlanStep[] = [
     deadlineSec: 60,
   },
   {
+    id: 'netbird-proxy-token',
+    kind: 'proxy-token',
+    container: 'netbird-server',
+    command: [...PROXY_TOKEN_COMMAND],
+    key: NB_PROXY_TOKEN,
+    after: ['netbird-server'],
+    deadlineSec: 60,
+  },
+  {
     id: 'netbird-proxy',
     kind: 'service',
     service: 'netbird-proxy',
-    after: ['netbird-server'],
+    after: ['netbird-proxy-token'],
     deadlineSec: 60,
-    gate: { key: 'NB_PROXY_TOKEN', guidance: PROXY_GUIDANCE },
   },
   {
     id: 'netbird-agent',
@@ -156,7 +195,7 @@ export const SERVICE_SECRET_FILES: readonly {
   {
     file: 'env/netbird-proxy.env',
     services: ['netbird-proxy'],
-    entries: [{ name: 'NB_PROXY_TOKEN', from: 'NB_PROXY_TOKEN' }],
+    entries: [{ name: NB_PROXY_TOKEN, from: NB_PROXY_TOKEN }],
   },
   {
     file: 'env/netbird-agent.env',

@@ -130,3 +130,15 @@ export async function mintWithRetry(opts: MintRetryOptions): Promise<MintOutcome
   if ('thrown' in step) throw step.thrown;
   return step;
 }
+
+/**
+ * The token from NetBird's `token create` output: the `Token: nbx_…` line among "Token created
+ * successfully!", the warning and `Token ID: …` (netbirdio/netbird@v0.66.0:management/cmd/token/token.go).
+ */
+export function findProxyTokenLine(stdout: string): string | undefined {
+  for (const line of stdout.split('\n')) {
+    const m = /^Token: (nbx_\S+)\s*$/.exec(line.replace(/\r$/, ''));
+    if (m) return m[1];
+  }
+  return undefined;
+}

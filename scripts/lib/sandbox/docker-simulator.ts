@@ -72,6 +72,8 @@ export interface SimulatorState {
   creations: Record<string, number>;
   events: (Omit<DockerEvent, 'timeNano'> & { timeNano: string })[];
   tokenAttempts: number;
+  /** The proxy access tokens `token create` minted, in order (absent in states saved before them). */
+  proxyTokens?: string[];
 }
 
 interface Container {
@@ -162,6 +164,8 @@ export class DockerSimulator implements Executor {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private lastNano = 0n;
   private tokenAttempts = 0;
+  /** The proxy access tokens netbird-server's store holds: each `token create` adds one. */
+  readonly proxyTokens: string[] = [];
   private readonly t0 = Date.now();
 
   constructor(readonly opts: SimulatorOptions) {}
@@ -190,6 +194,7 @@ export class DockerSimulator implements Executor {
       creations: Object.fromEntries(this.creations),
       events: this.events.map((ev) => ({ ...ev, timeNano: String(ev.timeNano) })),
       tokenAttempts: this.tokenAttempts,
+      proxyTokens: [...this.proxyTokens],
     };
   }
 
@@ -217,6 +222,7 @@ export class DockerSimulator implements Executor {
     // The log is in time order, so its last event is the latest.
     this.lastNano = this.events.at(-1)?.timeNano ?? 0n;
     this.tokenAttempts = state.tokenAttempts;
+    this.proxyTokens.splice(0, this.proxyTokens.length, ...(state.proxyTokens ?? []));
   }
 
   /** Milliseconds since the simulator was made; the clock of every recorded call. */
@@ -584,6 +590,7 @@ export class DockerSimulator implements Executor {
     const [name = '', ...command] = rest;
     const c = this.containers.get(name);
     if (!c) return fail(`Error response from daemon: No such container: ${name}\n`);
+    if (c.service === 'netbird-server') return this.netbirdServerExec(command);
     if (command.join(' ') !== 'ak shell')
       return fail(`simulator: unsupported exec ${command.join(' ')}\n`, 126);
     // Django's shell executes what arrives on stdin.
@@ -600,6 +607,42 @@ export class DockerSimulator implements Executor {
     const key = c.env.AUTHENTIK_BOOTSTRAP_TOKEN;
     if (!key) return fail('ERROR: AUTHENTIK_BOOTSTRAP_TOKEN is not set in the container\n', 3);
     return ok(`${noise}\nTOKEN:${key}\n${noise}\n`, 'created new token\n');
+  }
+
+  /**
+   * The pinned netbird-server image (netbirdio/netbird@v0.66.0:combined/Dockerfile): ubuntu:24.04 with the
+   * binary at /go/bin/netbird-server and /go/bin not on PATH, so a bare `netbird-server` is not found.
+   * `token create --name N --config FILE` answers as management/cmd/token/token.go prints (the token on a
+   * `Token: nbx_…` line of stdout); without --name cobra refuses, and a config path the container does not
+   * have fails to load.
+   */
+  private netbirdServerExec(command: string[]): CommandResult {
+    const [bin = '', ...args] = command;
+    if (bin !== '/go/bin/netbird-server')
+      return fail(
+        `OCI runtime exec failed: exec failed: unable to start container process: exec: "${bin}": executable file not found in $PATH: unknown\n`,
+        126,
+      );
+    const flag = (name: string) => {
+      const i = args.indexOf(name);
+      return i === -1 ? undefined : args[i + 1];
+    };
+    if (args[0] !== 'token' || args[1] !== 'create')
+      return fail(`simulator: unsupported netbird-server ${args.join(' ')}\n`, 1);
+    if (!flag('--name')) return fail('Error: required flag(s) "name" not set\n', 1);
+    if (flag('--config') !== '/etc/netbird/config.yaml')
+      return fail(
+        `Error: load config: read config file ${flag('--config') ?? '""'}: no such file or directory\n`,
+        1,
+      );
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    const pick = (n: number) => Array.from(randomBytes(n), (b) => alphabet[b % alphabet.length]).join('');
+    // nbx_ + 30 characters + a 6-character checksum (management/server/types/proxy_access_token.go).
+    const token = `nbx_${pick(36)}`;
+    this.proxyTokens.push(token);
+    return ok(
+      `Token created successfully!\nToken: ${token}\n\nIMPORTANT: Save this token now. It will not be shown again.\nToken ID: ${pick(20)}\n`,
+    );
   }
 
   private logs(args: string[]): CommandResult {

@@ -157,6 +157,8 @@ const ownerPasswordFormat: FormatCheck = {
 };
 const UUID = /^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$/;
 const AFTER_NETBIRD_LOGIN = 'After first NetBird login';
+/** A key the bootstrap makes on the VPS when the SOPS file has none; set it only to use your own. */
+const OPTIONAL_MINTED = 'Optional (minted on the VPS if unset)';
 
 export const SECRET_SCHEMA = [
   {
@@ -288,12 +290,15 @@ export const SECRET_SCHEMA = [
   },
   {
     key: 'NB_PROXY_TOKEN',
-    description: 'NetBird proxy access token for netbird-proxy (not a personal access token)',
+    description:
+      'NetBird proxy access token (nbx_) for netbird-proxy, not a personal access token; optional: without it the bootstrap mints one on the VPS',
     uses: [{ consumer: 'bifrost-secrets-env', as: 'NB_PROXY_TOKEN', required: false }],
     generate: {
       kind: 'manual',
+      // The image has the binary at /go/bin/netbird-server, not on PATH (netbirdio/netbird@v0.66.0:
+      // combined/Dockerfile); token.go prints the token on a "Token: nbx_…" line.
       howTo:
-        'on the VPS, once NetBird runs: docker exec netbird-server netbird-server token create --name bifrost-proxy --config /etc/netbird/config.yaml (prints "Token: nbx_…")',
+        'optional: bifrost-up mints one itself once netbird-server is healthy; to use your own, on the VPS: docker exec netbird-server /go/bin/netbird-server token create --name bifrost-proxy --config /etc/netbird/config.yaml (prints "Token: nbx_…")',
     },
     // netbirdio/netbird@v0.66.0:management/server/types/proxy_access_token.go: "nbx_", 30 base62
     // characters and a 6-character checksum, 40 in all (ProxyTokenLength).
@@ -302,7 +307,7 @@ export const SECRET_SCHEMA = [
       expected: '"nbx_" followed by 36 letters and digits (a NetBird proxy access token, 40 characters)',
     },
     rotation: { kind: 'free' },
-    setDuring: AFTER_NETBIRD_LOGIN,
+    setDuring: OPTIONAL_MINTED,
   },
   {
     key: 'NB_BIFROST_SETUP_KEY',

@@ -12,8 +12,8 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { parseEnvFile } from '../bifrost/env-file.ts';
-import { DOT_ENV, SECRETS_ENV } from '../bifrost/host-state.ts';
-import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN } from '../bifrost/plan.ts';
+import { DOT_ENV, proxyTokenMinted, SECRETS_ENV } from '../bifrost/host-state.ts';
+import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN } from '../bifrost/plan.ts';
 import { normalizeRemoteDir } from '../bifrost/upload.ts';
 import { EXIT, InputError, WorkError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
@@ -322,6 +322,9 @@ export async function readHost(executor: Executor, dir: string): Promise<HostRea
   if (secretsText !== undefined) read.secretsEnv = parseEnvFile(secretsText);
   if (dotEnvText !== undefined) read.dotEnv = parseEnvFile(dotEnvText);
   for (const env of [read.secretsEnv, read.dotEnv]) for (const [k, v] of env ?? []) redactor.register(v, k);
+  // A NB_PROXY_TOKEN the bootstrap minted on the host (the SOPS file has none) is the host's own, as
+  // NB_IDP_MGMT_TOKEN is (its value registered above all the same): not provisioned, so not compared.
+  if (secretsText !== undefined && proxyTokenMinted(secretsText)) read.secretsEnv?.delete(NB_PROXY_TOKEN);
   // Where the placeholders sit comes from the suite's own template (what provision uploads), not from
   // the host: host content only ever supplies values to compare.
   read.placements = placementsOf(await readFile(LOCAL_TEMPLATE, 'utf8'));

@@ -58,6 +58,12 @@ export function bootstrapWhereRows(backend: BackendId): string[][] {
     'Auto',
     'Yes',
   ]);
+  rows.push([
+    '`NB_PROXY_TOKEN` (minted)',
+    'without a SOPS value: minted on the VPS by the bootstrap (`/go/bin/netbird-server token create`, an `nbx_` proxy token) into `.secrets.env`',
+    'Auto',
+    'Yes (`just bifrost-proxy-token HOST`)',
+  ]);
   return rows;
 }
 

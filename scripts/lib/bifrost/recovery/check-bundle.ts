@@ -21,8 +21,10 @@ the bundle nor rendered, a Traefik router whose service is undefined or whose ru
 NetBird reverse-proxy settings that disagree with Traefik (TCP passthrough, PROXY protocol, trusted
 proxies, NB_PROXY_ALLOW_INSECURE for a plain-HTTP management address) or that it does not read, a
 Traefik ACME resolver without an account email Let's Encrypt takes or with the DNS challenge keys
-deprecated in v3.3, and a NetBird agent healthcheck that does not fail while the agent is not connected
-to management.
+deprecated in v3.3, a NetBird agent healthcheck that does not fail while the agent is not connected
+to management, a proxy whose token no step mints or a token step the pinned server image cannot run (a
+bare netbird-server, not on its PATH), a step that waits for the ak-shell token without reading
+NB_IDP_MGMT_TOKEN or reads it without waiting.
 With --json: { ok, dir, problems: [{ check, file, line?, problem, fix }] } on stdout.`,
   options: { ...COMMON_OPTIONS, bundle: { type: 'string' } },
   aliases: { dir: 'bundle' },

@@ -1,5 +1,5 @@
 /**
- * What `bifrost token` and `bifrost render` share: the bootstrap engine restricted to their steps, so
+ * What `bifrost token`, `bifrost proxy-token` and `bifrost render` share: the bootstrap engine restricted to their steps, so
  * they follow its convergence rules (a service is recreated only when its inputs changed) instead of
  * re-implementing them, under the host lock; --dry-run is the same run against a recording executor.
  */
@@ -14,9 +14,10 @@ import { dryRunBootstrap, reportDryRun } from '../dry-run.ts';
 import { type EngineResult, formatStatusTable, runBifrostBootstrap } from '../engine.ts';
 import { parseEnvFile } from '../env-file.ts';
 import { requireHost, withHost } from '../host-flags.ts';
-import { registerHostSecrets, SECRETS_ENV } from '../host-state.ts';
+import { proxyTokenMinted, registerHostSecrets, SECRETS_ENV } from '../host-state.ts';
 import { lockHost } from '../lock.ts';
-import { NB_IDP_MGMT_TOKEN, restrictPlan } from '../plan.ts';
+import { NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN, restrictPlan, stepById } from '../plan.ts';
+import { placeholdersOf } from '../template.ts';
 import {
   LOCK_WAIT_HELP,
   RECOVERY_OPTIONS,
@@ -25,13 +26,22 @@ import {
   USAGE,
 } from './common.ts';
 
-type Which = 'token' | 'render';
+type Which = 'token' | 'render' | 'proxy-token';
 
 const STEPS: Record<Which, string[]> = {
   token: ['netbird-mgmt-token', 'netbird-config', 'netbird-server'],
   render: ['netbird-config', 'netbird-server'],
+  'proxy-token': ['netbird-proxy-token', 'netbird-proxy'],
 };
 const NETBIRD_SERVER = 'netbird-server';
+const NETBIRD_PROXY = 'netbird-proxy';
+
+/** What an interrupt leaves, per command. */
+const INTERRUPTED: Record<Which, string> = {
+  token: `${NB_IDP_MGMT_TOKEN} is replaced only once a new one is minted; netbird-server may not be recreated yet`,
+  render: 'netbird-server may not be recreated yet',
+  'proxy-token': `${NB_PROXY_TOKEN} is replaced only once a new one is minted; netbird-proxy may not be recreated yet`,
+};
 
 const OPTIONS = { ...RECOVERY_OPTIONS, 'lock-wait': { type: 'string' } } as const;
 
@@ -52,12 +62,7 @@ ${RECOVERY_OPTIONS_HELP}`,
       const { cli, host } = requireHost(flags, `${USAGE} ${which}`);
       const lockWait = numberFlag('lock-wait', flags['lock-wait'], 'non-negative', 0);
       return withHost({ ...flags, host }, out, cli, async (executor) => {
-        runContext.setPhase(
-          which,
-          which === 'token'
-            ? `${NB_IDP_MGMT_TOKEN} is replaced only once a new one is minted; netbird-server may not be recreated yet`
-            : 'netbird-server may not be recreated yet',
-        );
+        runContext.setPhase(which, INTERRUPTED[which]);
         // Before the lock: taking it creates directories beside a --remote-dir that may be wrong.
         await requireBundleDir(executor, cli.dir);
         if (flags['dry-run']) return dryRun(executor, cli, which, out);
@@ -76,19 +81,53 @@ ${RECOVERY_OPTIONS_HELP}`,
 
 async function dryRun(executor: Executor, cli: DockerCli, which: Which, out: Output): Promise<number> {
   await registerHostSecrets(executor, cli.dir);
-  if (which === 'token') {
-    out.info(
-      `would mint ${NB_IDP_MGMT_TOKEN} anew and replace its line in ${cli.dir}/${SECRETS_ENV} once minted`,
-    );
+  if (which !== 'render') {
+    const key = which === 'token' ? NB_IDP_MGMT_TOKEN : NB_PROXY_TOKEN;
+    out.info(`would mint ${key} anew and replace its line in ${cli.dir}/${SECRETS_ENV} once minted`);
   }
+  if (which === 'proxy-token') await refuseSopsProxyToken(executor, cli);
   const dry = await dryRunBootstrap({
     executor,
     cli,
     out,
     plan: restrictPlan(STEPS[which]),
     remintToken: which === 'token',
+    remintProxyToken: which === 'proxy-token',
   });
   return reportDryRun(dry, out, { where: executor.where, dir: cli.dir });
+}
+
+/**
+ * A NB_PROXY_TOKEN from the SOPS file wins over a minted one, and provision would put it back: a new one
+ * is the operator's to set there. Checked before anything runs.
+ */
+async function refuseSopsProxyToken(executor: Executor, cli: DockerCli): Promise<void> {
+  const text = (await executor.files.readFile(`${cli.dir}/${SECRETS_ENV}`)) ?? '';
+  if (!parseEnvFile(text).get(NB_PROXY_TOKEN) || proxyTokenMinted(text)) return;
+  throw new InputError(
+    `${cli.dir}/${SECRETS_ENV} holds the ${NB_PROXY_TOKEN} of the SOPS file, which wins over a minted one: nothing changed`,
+    `put a new token in the SOPS file (just secrets-set ${NB_PROXY_TOKEN}, then just bifrost-up HOST), or remove it there (just secrets-edit) and provision: the bootstrap then mints one`,
+  );
+}
+
+/** bifrost proxy-token: netbird-server must run (the token is minted in it), and the SOPS file's token is not replaced. */
+async function checkProxyTokenHost(executor: Executor, cli: DockerCli): Promise<void> {
+  await refuseSopsProxyToken(executor, cli);
+  const server = (await inspectContainers(executor, cli, [NETBIRD_SERVER])).get(NETBIRD_SERVER);
+  if (server?.status !== 'running') {
+    throw new WorkError(
+      `${NETBIRD_SERVER} is ${server ? server.status : 'missing'} on ${executor.where}: the proxy's token is minted inside it; nothing changed`,
+      'start the stack with just bifrost-up HOST (just bifrost-status HOST shows what runs), then run again',
+    );
+  }
+}
+
+/** Whether the host's NetBird template names NB_IDP_MGMT_TOKEN: only then does rendering need the token. */
+async function templateNamesToken(executor: Executor, cli: DockerCli): Promise<boolean> {
+  const step = stepById('netbird-config');
+  if (step?.kind !== 'render') return false;
+  const text = (await executor.files.readFile(`${cli.dir}/${step.template}`)) ?? '';
+  return placeholdersOf(text).includes(NB_IDP_MGMT_TOKEN);
 }
 
 async function converge(executor: Executor, cli: DockerCli, which: Which, out: Output): Promise<number> {
@@ -100,10 +139,11 @@ async function converge(executor: Executor, cli: DockerCli, which: Which, out: O
       'provision the host first (just bifrost-up HOST), or check --remote-dir',
     );
   }
+  if (which === 'proxy-token') return convergeProxyToken(executor, cli, out, secrets.get(NB_PROXY_TOKEN));
   const previous = secrets.get(NB_IDP_MGMT_TOKEN);
-  if (which === 'render' && !previous) {
+  if (which === 'render' && !previous && (await templateNamesToken(executor, cli))) {
     throw new InputError(
-      `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}: netbird/config.yaml is rendered after the token step (the design page's order, and a template may use it), which has not run on this host`,
+      `${cli.dir}/${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}, which the host's NetBird template names: the token step, which mints it, has not run on this host`,
       'mint it first: just bifrost-token HOST',
     );
   }
@@ -139,6 +179,61 @@ async function converge(executor: Executor, cli: DockerCli, which: Which, out: O
   // A new container id is what "recreated" means, whatever the engine's reasons were.
   const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
   return report(out, executor, cli, which, result, { previous, recreated });
+}
+
+/**
+ * A new proxy access token: minted in netbird-server, its line in .secrets.env replaced once minted, the
+ * proxy's env file rendered and netbird-proxy recreated on it. The old token stays valid in NetBird's
+ * store until revoked there (`token list`, `token revoke ID`).
+ */
+async function convergeProxyToken(
+  executor: Executor,
+  cli: DockerCli,
+  out: Output,
+  previous: string | undefined,
+): Promise<number> {
+  await checkProxyTokenHost(executor, cli);
+  const before = await inspectContainers(executor, cli, [NETBIRD_PROXY]);
+  const result = await runBifrostBootstrap({
+    executor,
+    cli,
+    out,
+    plan: restrictPlan(STEPS['proxy-token']),
+    cloudInitTimeoutSec: 60,
+    remintProxyToken: true,
+  });
+  out.info(`\n${formatStatusTable(result)}`);
+  const after = await inspectContainers(executor, cli, [NETBIRD_PROXY]);
+  const wasId = before.get(NETBIRD_PROXY)?.id;
+  const nowId = after.get(NETBIRD_PROXY)?.id;
+  const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
+  const base = { where: executor.where, dir: cli.dir, command: 'proxy-token', recreated };
+  if (result.failure) {
+    const minted = result.steps.find((s) => s.id === 'netbird-proxy-token')?.status === 'done';
+    const kept = minted
+      ? `the new ${NB_PROXY_TOKEN} is in ${SECRETS_ENV}`
+      : `${SECRETS_ENV} keeps its ${NB_PROXY_TOKEN} as it was`;
+    out.error(
+      `step ${result.failure.step} failed:\n${result.failure.message}`,
+      `${kept}. ${result.failure.hint ?? ''}`.trim(),
+    );
+    out.result({ ok: false, ...base, bootstrap: result });
+    return EXIT.failed;
+  }
+  const now = parseEnvFile((await executor.files.readFile(`${cli.dir}/${SECRETS_ENV}`)) ?? '').get(
+    NB_PROXY_TOKEN,
+  );
+  const shown = (v: string | undefined) => (v && fingerprint(v) ? ` ${fingerprint(v)}` : '');
+  out.info(
+    out.color.green(
+      `${NB_PROXY_TOKEN} minted: a new value${shown(now)} (was ${previous === undefined ? 'unset' : `another value${shown(previous)}`}); ${NETBIRD_PROXY} ${recreated ? 'recreated' : 'started'} on it`,
+    ),
+  );
+  out.info(
+    `the old token stays valid in NetBird until revoked: docker exec ${NETBIRD_SERVER} /go/bin/netbird-server token list --config /etc/netbird/config.yaml, then token revoke ID`,
+  );
+  out.result({ ok: true, ...base, token: { changed: now !== previous } });
+  return EXIT.ok;
 }
 
 async function report(

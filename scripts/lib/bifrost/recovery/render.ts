@@ -9,5 +9,8 @@ export const command = netbirdCommand('render', {
 netbird-server only when the rendered config changed (after a hand edit of NB_RELAY_SECRET, for example).
 Takes the host lock.`,
   footer: 'just: bifrost-render HOST',
-  exits: { failed: 'a step failed', badInput: 'bad input (no NB_IDP_MGMT_TOKEN yet: run token first)' },
+  exits: {
+    failed: 'a step failed',
+    badInput: 'bad input (the template names NB_IDP_MGMT_TOKEN, and there is none yet: run token first)',
+  },
 });

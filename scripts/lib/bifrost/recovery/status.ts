@@ -25,8 +25,8 @@ export const command = defineCommand({
   name: `${USAGE} status`,
   synopsis: '(--host H | --local) [options]',
   description: `Shows every Bifrost service's container state and health (one \`docker inspect\` of all of them).
-Services gated by an optional secret that is not set (netbird-proxy, netbird-agent) are reported as
-skipped, not as failures. Changes nothing.`,
+Services gated by an optional secret that is not set (netbird-agent without NB_BIFROST_SETUP_KEY) are
+reported as skipped, not as failures. Changes nothing.`,
   options: RECOVERY_OPTIONS,
   optionsHelp: READ_ONLY_HELP,
   footer: 'just: bifrost-status HOST [--json]',
