@@ -455,14 +455,15 @@ export function remoteCommandLine(cmd: Pick<Command, 'argv' | 'env'>): string {
  * session's leader for as long as the command runs, holds the channel's stdin open and, once it reads EOF
  * there (our `end()` on abort, or sshd closing the session), sends SIGTERM to its whole process group (the
  * session's: the command and whatever it started). The command itself reads nothing (its stdin is
- * /dev/null); its exit status is the shell's. The shell ignores SIGTERM itself (set after the command and the
- * reader started, so neither inherits it): it stays the group's leader until the command is gone, so a
- * command that ignores SIGTERM is still reached by the SIGKILL that follows.
+ * /dev/null); its exit status is the shell's. The shell ignores SIGTERM from its first word (the command and
+ * the reader put the default back before they run, so neither inherits it): it stays the group's leader
+ * until the command is gone, so a command that ignores SIGTERM is still reached by the SIGKILL that follows,
+ * however early the stop comes.
  */
 export function supervisedCommandLine(cmd: Pick<Command, 'argv' | 'env'>): string {
   const script =
-    'exec 3<&0; "$@" </dev/null & p=$!; { read -r _ <&3; kill 0; } 2>/dev/null & r=$!; ' +
-    'trap "" TERM; wait "$p"; s=$?; kill "$r" 2>/dev/null; exit "$s"';
+    'trap "" TERM; exec 3<&0; (trap - TERM; exec "$@") </dev/null & p=$!; ' +
+    '{ trap - TERM; read -r _ <&3; kill 0; } 2>/dev/null & r=$!; wait "$p"; s=$?; kill "$r" 2>/dev/null; exit "$s"';
   return `exec sh -c ${shellQuote(script)} sh ${remoteCommandLine(cmd)}`;
 }
 
