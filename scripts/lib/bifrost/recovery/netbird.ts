@@ -45,6 +45,54 @@ const INTERRUPTED: Record<Which, string> = {
 
 const OPTIONS = { ...RECOVERY_OPTIONS, 'lock-wait': { type: 'string' } } as const;
 
+/** The engine's steps and re-mint flags for each command, the dry run's and the real run's alike. */
+function engineOptions(which: Which) {
+  return {
+    plan: restrictPlan(STEPS[which]),
+    remintToken: which === 'token',
+    remintProxyToken: which === 'proxy-token',
+  };
+}
+
+/** Runs the command's steps; `recreated`: `container` has a new id now, whatever the engine's reasons. */
+async function runSteps(
+  executor: Executor,
+  cli: DockerCli,
+  out: Output,
+  which: Which,
+  container: string,
+  before: ReadonlyMap<string, { id: string }>,
+): Promise<{ result: EngineResult; recreated: boolean }> {
+  const result = await runBifrostBootstrap({
+    executor,
+    cli,
+    out,
+    cloudInitTimeoutSec: 60,
+    ...engineOptions(which),
+  });
+  out.info(`\n${formatStatusTable(result)}`);
+  const wasId = before.get(container)?.id;
+  const nowId = (await inspectContainers(executor, cli, [container])).get(container)?.id;
+  return { result, recreated: wasId !== undefined && nowId !== undefined && wasId !== nowId };
+}
+
+/** What a failed run left of the token it was to mint: the new one if its step was done, else the old. */
+function tokenKept(result: EngineResult, step: string, key: string): string {
+  return result.steps.find((x) => x.id === step)?.status === 'done'
+    ? `the new ${key} is in ${SECRETS_ENV}`
+    : `${SECRETS_ENV} keeps its ${key} as it was`;
+}
+
+/** "KEY minted: a new value FP (was …)", fingerprints only (keyed: this command may lack the key). */
+function mintedLine(key: string, previous: string | undefined, now: string | undefined): string {
+  const shown = (v: string | undefined) => (v && fingerprint(v) ? ` ${fingerprint(v)}` : '');
+  return `${key} minted: ${
+    previous !== now
+      ? `a new value${shown(now)} (was ${previous === undefined ? 'unset' : `another value${shown(previous)}`})`
+      : `the same value as before${shown(now)}`
+  }`;
+}
+
 /** token's and render's command, from the words of their help. */
 export function netbirdCommand(
   which: Which,
@@ -86,14 +134,7 @@ async function dryRun(executor: Executor, cli: DockerCli, which: Which, out: Out
     out.info(`would mint ${key} anew and replace its line in ${cli.dir}/${SECRETS_ENV} once minted`);
   }
   if (which === 'proxy-token') await refuseSopsProxyToken(executor, cli);
-  const dry = await dryRunBootstrap({
-    executor,
-    cli,
-    out,
-    plan: restrictPlan(STEPS[which]),
-    remintToken: which === 'token',
-    remintProxyToken: which === 'proxy-token',
-  });
+  const dry = await dryRunBootstrap({ executor, cli, out, ...engineOptions(which) });
   return reportDryRun(dry, out, { where: executor.where, dir: cli.dir });
 }
 
@@ -164,20 +205,7 @@ async function converge(executor: Executor, cli: DockerCli, which: Which, out: O
   }
   // The old token stays in .secrets.env until the engine has minted the new one: a failure before that
   // (its pre-flight included) leaves the host's token as it was.
-  const result = await runBifrostBootstrap({
-    executor,
-    cli,
-    out,
-    plan: restrictPlan(STEPS[which]),
-    cloudInitTimeoutSec: 60,
-    remintToken: which === 'token',
-  });
-  out.info(`\n${formatStatusTable(result)}`);
-  const after = await inspectContainers(executor, cli, [NETBIRD_SERVER]);
-  const wasId = before.get(NETBIRD_SERVER)?.id;
-  const nowId = after.get(NETBIRD_SERVER)?.id;
-  // A new container id is what "recreated" means, whatever the engine's reasons were.
-  const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
+  const { result, recreated } = await runSteps(executor, cli, out, which, NETBIRD_SERVER, before);
   return report(out, executor, cli, which, result, { previous, recreated });
 }
 
@@ -194,25 +222,10 @@ async function convergeProxyToken(
 ): Promise<number> {
   await checkProxyTokenHost(executor, cli);
   const before = await inspectContainers(executor, cli, [NETBIRD_PROXY]);
-  const result = await runBifrostBootstrap({
-    executor,
-    cli,
-    out,
-    plan: restrictPlan(STEPS['proxy-token']),
-    cloudInitTimeoutSec: 60,
-    remintProxyToken: true,
-  });
-  out.info(`\n${formatStatusTable(result)}`);
-  const after = await inspectContainers(executor, cli, [NETBIRD_PROXY]);
-  const wasId = before.get(NETBIRD_PROXY)?.id;
-  const nowId = after.get(NETBIRD_PROXY)?.id;
-  const recreated = wasId !== undefined && nowId !== undefined && wasId !== nowId;
+  const { result, recreated } = await runSteps(executor, cli, out, 'proxy-token', NETBIRD_PROXY, before);
   const base = { where: executor.where, dir: cli.dir, command: 'proxy-token', recreated };
   if (result.failure) {
-    const minted = result.steps.find((s) => s.id === 'netbird-proxy-token')?.status === 'done';
-    const kept = minted
-      ? `the new ${NB_PROXY_TOKEN} is in ${SECRETS_ENV}`
-      : `${SECRETS_ENV} keeps its ${NB_PROXY_TOKEN} as it was`;
+    const kept = tokenKept(result, 'netbird-proxy-token', NB_PROXY_TOKEN);
     out.error(
       `step ${result.failure.step} failed:\n${result.failure.message}`,
       `${kept}. ${result.failure.hint ?? ''}`.trim(),
@@ -223,10 +236,9 @@ async function convergeProxyToken(
   const now = parseEnvFile((await executor.files.readFile(`${cli.dir}/${SECRETS_ENV}`)) ?? '').get(
     NB_PROXY_TOKEN,
   );
-  const shown = (v: string | undefined) => (v && fingerprint(v) ? ` ${fingerprint(v)}` : '');
   out.info(
     out.color.green(
-      `${NB_PROXY_TOKEN} minted: a new value${shown(now)} (was ${previous === undefined ? 'unset' : `another value${shown(previous)}`}); ${NETBIRD_PROXY} ${recreated ? 'recreated' : 'started'} on it`,
+      `${mintedLine(NB_PROXY_TOKEN, previous, now)}; ${NETBIRD_PROXY} ${recreated ? 'recreated' : 'started'} on it`,
     ),
   );
   out.info(
@@ -247,10 +259,7 @@ async function report(
   const config = result.steps.find((s) => s.id === 'netbird-config');
   const base = { where: executor.where, dir: cli.dir, command: which, recreated: facts.recreated };
   if (result.failure) {
-    const minted = result.steps.find((s) => s.id === 'netbird-mgmt-token')?.status === 'done';
-    const kept = minted
-      ? `the new ${NB_IDP_MGMT_TOKEN} is in ${SECRETS_ENV}`
-      : `${SECRETS_ENV} keeps its ${NB_IDP_MGMT_TOKEN} as it was`;
+    const kept = tokenKept(result, 'netbird-mgmt-token', NB_IDP_MGMT_TOKEN);
     const hint =
       which === 'token'
         ? `${kept}; netbird-server keeps its current config. ${result.failure.hint ?? ''} Run just bifrost-token HOST again once fixed.`
@@ -270,11 +279,7 @@ async function report(
       now: now === undefined ? undefined : fingerprint(now),
       changed: facts.previous !== now,
     };
-    // Fingerprints are keyed with FINGERPRINT_KEY, which this command (reading only the host) may lack.
-    const shown = (fp: string | undefined) => (fp ? ` ${fp}` : '');
-    out.info(
-      `${NB_IDP_MGMT_TOKEN} minted: ${token.changed ? `a new value${shown(token.now)} (was ${facts.previous === undefined ? 'unset' : `another value${shown(token.previous)}`})` : `the same value as before${shown(token.now)}`}`,
-    );
+    out.info(mintedLine(NB_IDP_MGMT_TOKEN, facts.previous, now));
   }
   const configChanged = config?.detail.endsWith('rendered') ?? false;
   out.info(
