@@ -79,10 +79,16 @@ function parseValue(rest: string): string {
   return (hash === -1 ? v : v.slice(0, hash)).replace(/\s+$/, '');
 }
 
+/** A line that sets `name`, in any form an env file allows (`export`, blanks). */
+export function envLineFor(name: string): RegExp {
+  return new RegExp(`^\\s*(?:export\\s+)?${name}\\s*=`);
+}
+
 /** Replaces or appends one key, leaving every other line as it was: exactly one line for the key. */
 export function upsertEnvLine(text: string, name: string, value: string): string {
   const line = `${name}=${quoteEnvValue(name, value)}`;
-  const kept = text.split('\n').filter((l) => !new RegExp(`^\\s*(?:export\\s+)?${name}\\s*=`).test(l));
+  const setsName = envLineFor(name);
+  const kept = text.split('\n').filter((l) => !setsName.test(l));
   while (kept.length > 0 && kept[kept.length - 1] === '') kept.pop();
   return `${[...kept, line].join('\n')}\n`;
 }

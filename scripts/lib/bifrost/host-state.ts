@@ -7,7 +7,7 @@
  */
 import type { Executor } from '../exec/executor.ts';
 import { redactor } from '../redact.ts';
-import { parseEnvFile } from './env-file.ts';
+import { envLineFor, parseEnvFile } from './env-file.ts';
 import { NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN } from './plan.ts';
 import { TOKEN_MINTED_FROM } from './token.ts';
 
@@ -15,8 +15,8 @@ export const SECRETS_ENV = '.secrets.env';
 export const DOT_ENV = '.env';
 export const RENDERED_ENV_FILES: readonly string[] = [SECRETS_ENV, DOT_ENV];
 
-/** The engine's line in .secrets.env, in any form an env file allows (`export`, blanks). */
-const TOKEN_LINE = new RegExp(`^\\s*(?:export\\s+)?${NB_IDP_MGMT_TOKEN}\\s*=`);
+/** The engine's line in .secrets.env. */
+const TOKEN_LINE = envLineFor(NB_IDP_MGMT_TOKEN);
 
 /**
  * Marks the NB_PROXY_TOKEN line the engine minted, on the line before it (without the key's name, so the
@@ -26,7 +26,7 @@ const TOKEN_LINE = new RegExp(`^\\s*(?:export\\s+)?${NB_IDP_MGMT_TOKEN}\\s*=`);
 export const MINTED_PROXY_TOKEN_MARK =
   '# The next line was minted on this host by bifrost-bootstrap (netbird-server token create); provision keeps it while the SOPS file has none';
 
-const PROXY_TOKEN_LINE = new RegExp(`^\\s*(?:export\\s+)?${NB_PROXY_TOKEN}\\s*=`);
+const PROXY_TOKEN_LINE = envLineFor(NB_PROXY_TOKEN);
 
 /** Indexes of the minted proxy-token lines: each mark with the NB_PROXY_TOKEN line right after it. */
 function mintedProxyLines(lines: readonly string[]): Set<number> {
