@@ -10,6 +10,7 @@ import { keysFor } from '../secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from '../secrets/source.ts';
 import { findProblems, type SecretProblem } from '../secrets/validate.ts';
 import { isHostGenerated } from './bundle.ts';
+import { DOT_ENV, SECRETS_ENV } from './host-state.ts';
 import { BIFROST_CONSUMERS, renderBifrostEnvFiles } from './render-env.ts';
 import type { BundleFile } from './upload.ts';
 
@@ -44,10 +45,17 @@ export async function buildProvisionInput(opts: {
   const { readLocalBundle } = await import('./upload.ts');
   const files: BundleFile[] = [
     ...(await readLocalBundle(resolve(opts.bundleDir ?? DEFAULT_BUNDLE_DIR), isHostGenerated)),
-    { path: '.secrets.env', content: rendered.secretsEnv, mode: 0o600 },
-    { path: '.env', content: rendered.dotEnv, mode: 0o600 },
+    ...renderedFiles(rendered),
   ];
   return { loaded, problems, rendered, files };
+}
+
+/** The two rendered env files as bundle files, 0600. */
+function renderedFiles(rendered: ReturnType<typeof renderBifrostEnvFiles>): BundleFile[] {
+  return [
+    { path: SECRETS_ENV, content: rendered.secretsEnv, mode: 0o600 },
+    { path: DOT_ENV, content: rendered.dotEnv, mode: 0o600 },
+  ];
 }
 
 /**
@@ -60,13 +68,10 @@ export function keepHostHashes(
   host: Readonly<Record<string, string | undefined>>,
 ): ProvisionInput {
   const rendered = renderBifrostEnvFiles(input.loaded.values, {
-    secretsEnv: host['.secrets.env'],
-    dotEnv: host['.env'],
+    secretsEnv: host[SECRETS_ENV],
+    dotEnv: host[DOT_ENV],
   });
-  const text = new Map([
-    ['.secrets.env', rendered.secretsEnv],
-    ['.env', rendered.dotEnv],
-  ]);
-  const files = input.files.map((f) => ({ ...f, content: text.get(f.path) ?? f.content }));
+  const again = renderedFiles(rendered);
+  const files = input.files.map((f) => again.find((r) => r.path === f.path) ?? f);
   return { ...input, rendered, files };
 }
