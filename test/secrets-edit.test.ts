@@ -17,8 +17,10 @@ import {
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AGE_KEY_VARIABLES } from '../scripts/lib/child-env.ts';
 import { encodedForms } from '../scripts/lib/redact.ts';
 import { chooseEditor, editBase, editorCommand } from '../scripts/lib/secrets/edit.ts';
+import { SECRET_KEYS } from '../scripts/lib/secrets/schema.ts';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { makeAgeKey } from './fixtures/make-sops-fixtures.ts';
 import { alive } from './helpers/process.ts';
@@ -52,6 +54,7 @@ stat -c '%a' "$f" "$(dirname "$f")" >> "$EDIT_LOG/modes"
 eval "step=\\$EDIT_$n"
 case "$step" in
   wait) echo $$ > "$EDIT_LOG/pid.tmp"; mv "$EDIT_LOG/pid.tmp" "$EDIT_LOG/pid"; exec sleep 600;;
+  env) cat /proc/$$/environ > "$EDIT_LOG/env";;
   fail) exit 3;;
   '') ;;
   *) sed -i "$step" "$f";;
@@ -301,6 +304,29 @@ describe('secrets edit', { timeout: 90_000 }, () => {
       expectNoTrace(f, { stdout: String(r.stdout), stderr: String(r.stderr) });
     });
   }
+
+  it("the editor's environment holds no secret: no schema key, no age key source, no value under any name", async () => {
+    const f = await fixture();
+    const ageKey = readFileSync(f.key.keysFile, 'utf8').match(/AGE-SECRET-KEY-1\S+/)?.[0] as string;
+    const r = await runScript('secrets.ts', ['edit', '--secrets-file', f.file], {
+      ...f.env(['env']),
+      // As under `sops exec-env` or --from-env: the schema's keys exported, and a value copied elsewhere.
+      ...CANARY,
+      COPY_OF_A_TOKEN: `Bearer ${CANARY.AUTHENTIK_TOKEN}`,
+      SOPS_AGE_KEY: ageKey,
+      ORDINARY_VARIABLE: 'kept',
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const dump = f.logged('env');
+    const names = dump.split('\0').map((entry) => entry.slice(0, entry.indexOf('=')));
+    // The editor did get the environment, less the secrets.
+    expect(names).toEqual(expect.arrayContaining(['ORDINARY_VARIABLE', 'PATH', 'HOME', 'EDIT_LOG']));
+    for (const name of [...SECRET_KEYS, ...AGE_KEY_VARIABLES, 'COPY_OF_A_TOKEN'])
+      expect(names, name).not.toContain(name);
+    for (const form of [...ALL_VALUES.flatMap((v) => encodedForms(v)), ageKey])
+      expect(dump.includes(form), 'a value reached the editor').toBe(false);
+    expectNoTrace(f, r);
+  });
 
   it('--help says where the plaintext goes and what is checked', async () => {
     const r = await runScript('secrets.ts', ['edit', '--help'], { PATH: process.env.PATH ?? '' });

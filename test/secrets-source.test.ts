@@ -5,7 +5,16 @@
  * The stand-ins record their pid, so each test can check that nothing is left running.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, WorkError } from '../scripts/lib/errors.ts';
@@ -197,7 +206,7 @@ describe('SOPS_AGE_KEY_CMD has a deadline', () => {
     const found = await keysFromCommand(cmd.path);
     expect(found.identities).toEqual([]);
     expect(found.problems).toContain(
-      `SOPS_AGE_KEY_CMD (${cmd.path}) did not finish within 0.5 s and was killed (if it is only slow, raise SECRETS_FLOW_SOPS_TIMEOUT)`,
+      `SOPS_AGE_KEY_CMD (${cmd.path}) timed out after 0.5 s and was killed (if it is only slow, raise SECRETS_FLOW_SOPS_TIMEOUT)`,
     );
     expect(alive(cmd.pid())).toBe(false);
   });
@@ -205,7 +214,7 @@ describe('SOPS_AGE_KEY_CMD has a deadline', () => {
   it('kills a wrapper command and the child it forked', async () => {
     const wrapper = forkingProgram('key-cmd-wrapper');
     const found = await keysFromCommand(wrapper.path);
-    expect(found.problems.join('\n')).toContain('did not finish within 0.5 s and was killed');
+    expect(found.problems.join('\n')).toContain('timed out after 0.5 s and was killed');
     await wrapper.expectAllGone();
   });
 
@@ -218,7 +227,7 @@ describe('SOPS_AGE_KEY_CMD has a deadline', () => {
       SECRETS_FLOW_SOPS_TIMEOUT: '1',
     });
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain(`SOPS_AGE_KEY_CMD (${cmd.path}) did not finish within 1 s and was killed`);
+    expect(r.stderr).toContain(`SOPS_AGE_KEY_CMD (${cmd.path}) timed out after 1 s and was killed`);
     expect(r.stdout).toBe('');
     expect(alive(cmd.pid())).toBe(false);
   });
@@ -292,4 +301,74 @@ describe('the secrets file must be a regular file of a sane size', () => {
       expect(r.stderr.split('\n')[0]).toMatch(new RegExp(`^error: .*${message.source.replace(/^\^/, '')}`));
     });
   }
+});
+
+describe('a key source that failed is named when another key opens the file', () => {
+  const ageKey = () => readFileSync(fx.keyFile, 'utf8');
+  /** The warning's line for a failed source, with the file another key opened; never key material. */
+  const passedOver = (stderr: string, source: string) => {
+    expect(stderr).not.toContain(ageKey().match(/AGE-SECRET-KEY-1\S+/)?.[0]);
+    return stderr.split('\n').filter((l) => l.startsWith(`warning: ${source}`));
+  };
+
+  it('a SOPS_AGE_KEY_CMD that timed out, beside a good SOPS_AGE_KEY_FILE: decrypted, and stderr says it timed out', async () => {
+    const cmd = hangingProgram('key-cmd-hangs-beside-file');
+    for (const [script, args] of [
+      ['sops.ts', ['decrypt', fx.secretsFile]],
+      ['create-bootstrap-secrets.ts', ['--dry-run', '--secrets-file', fx.secretsFile]],
+    ] as const) {
+      const r = await runScript(
+        script,
+        [...args],
+        env({ SOPS_AGE_KEY_CMD: cmd.path, SECRETS_FLOW_SOPS_TIMEOUT: '1' }),
+      );
+      expect(r.exitCode, `${script}: ${r.stderr}`).toBe(0);
+      expect(passedOver(r.stderr, 'SOPS_AGE_KEY_CMD')).toEqual([
+        `warning: SOPS_AGE_KEY_CMD (${cmd.path}) timed out after 1 s and was killed (if it is only slow, raise SECRETS_FLOW_SOPS_TIMEOUT): ignored (another age key opened ${fx.secretsFile})`,
+      ]);
+      expect(alive(cmd.pid())).toBe(false);
+    }
+  });
+
+  it('a SOPS_AGE_KEY_CMD that failed is named with its exit status', async () => {
+    const cmd = join(fx.dir, 'key-cmd-fails');
+    writeFileSync(cmd, '#!/bin/sh\necho "no token" >&2\nexit 3\n', { mode: 0o700 });
+    const r = await runScript('sops.ts', ['decrypt', fx.secretsFile], env({ SOPS_AGE_KEY_CMD: cmd }));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(passedOver(r.stderr, 'SOPS_AGE_KEY_CMD')).toEqual([
+      `warning: SOPS_AGE_KEY_CMD (${cmd}) exited with code 3: ignored (another age key opened ${fx.secretsFile})`,
+    ]);
+  });
+
+  it('a SOPS_AGE_KEY_FILE that cannot be read, beside a good SOPS_AGE_KEY: named with the reason', async () => {
+    // Root reads any mode, so the file is made unreadable by a symlink loop.
+    const loop = join(fx.dir, 'keys-loop.txt');
+    symlinkSync(loop, loop);
+    const r = await runScript(
+      'sops.ts',
+      ['decrypt', fx.secretsFile],
+      env({ SOPS_AGE_KEY_FILE: loop, SOPS_AGE_KEY: ageKey() }),
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(passedOver(r.stderr, 'SOPS_AGE_KEY_FILE')).toEqual([
+      `warning: SOPS_AGE_KEY_FILE=${loop} cannot be read (too many levels of symbolic links, ELOOP): ignored (another age key opened ${fx.secretsFile})`,
+    ]);
+  });
+
+  it('with the sops binary too: the key file it passed over in silence is named', async () => {
+    const loop = join(fx.dir, 'keys-loop-binary.txt');
+    symlinkSync(loop, loop);
+    // A stand-in that decrypts as sops would with another key; it never reads the loop.
+    const sops = join(fx.dir, 'sops-json-ok');
+    writeFileSync(sops, `#!/bin/sh\necho '{"HCLOUD_TOKEN": "from-the-stand-in"}'\n`, { mode: 0o700 });
+    const loaded = await load(fx.secretsFile, {
+      SOPS: sops,
+      SOPS_AGE_KEY_FILE: loop,
+      SOPS_AGE_KEY: ageKey(),
+    });
+    expect(loaded.kind).toBe('sops-binary');
+    expect(loaded.warnings).toContain(
+      `SOPS_AGE_KEY_FILE=${loop} cannot be read (too many levels of symbolic links, ELOOP): ignored (another age key opened ${fx.secretsFile})`,
+    );
+  });
 });

@@ -35,6 +35,11 @@ export class Redactor {
     return out;
   }
 
+  /** Whether `text` holds a registered value in any of its forms (so it must not be handed on). */
+  holds(text: string): boolean {
+    return this.patterns.some((p) => text.includes(p.text));
+  }
+
   get size(): number {
     return this.patterns.length;
   }

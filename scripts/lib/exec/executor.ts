@@ -12,6 +12,11 @@ export interface Command {
    * remote command line (`env K=V cmd`).
    */
   env?: Readonly<Record<string, string>>;
+  /**
+   * Variables of this process's environment that children are otherwise denied (child-env.ts) and this
+   * one needs, by name: the sops binary gets the age key sources. Local commands only.
+   */
+  passEnv?: readonly string[];
   /** Wall-clock deadline; the process is killed when it passes. */
   timeoutMs?: number;
   /** Streams output as it arrives (the result still carries all of it). */

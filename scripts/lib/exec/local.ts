@@ -4,6 +4,7 @@ import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { childEnv } from '../child-env.ts';
 import { redactor } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import {
@@ -163,7 +164,8 @@ export class LocalExecutor implements Executor {
     if (!file) throw new Error('empty command');
     runContext.throwIfStopped();
     if (cmd.signal?.aborted) return abortedBeforeStart();
-    const env = cmd.env ? { ...process.env, ...cmd.env } : process.env;
+    // Never the whole environment: children get it less every secret (child-env.ts), plus what they ask for.
+    const env = childEnv({ passEnv: cmd.passEnv, extra: cmd.env });
     // The shell would say "command not found" with exit 127; callers want to know it never started.
     const missing = cannotStart(file, env);
     if (missing) return { exitCode: 127, stdout: '', stderr: '', timedOut: false, spawnError: missing };

@@ -15,6 +15,7 @@ import { accessSync, constants as fsConstants, rmSync, statSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
+import { childEnv } from '../child-env.ts';
 import { InputError, WorkError } from '../errors.ts';
 import { fingerprint } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
@@ -317,7 +318,8 @@ function runEditor(words: string[], copy: PlaintextCopy, env: NodeJS.ProcessEnv)
   runContext.throwIfStopped();
   const [command = 'vi', ...args] = words;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args, copy.path], { stdio: 'inherit', env });
+    // The file's path and the environment less every secret (child-env.ts): nothing else of ours.
+    const child = spawn(command, [...args, copy.path], { stdio: 'inherit', env: childEnv({ base: env }) });
     copy.child = child;
     let timer: NodeJS.Timeout | undefined;
     const off = runContext.onStop(() => {

@@ -5,6 +5,7 @@
  * "What Lives Where" docs all derive from SECRET_SCHEMA and CONSUMERS below; nothing else lists keys.
  */
 
+import { withholdFromChildren } from '../child-env.ts';
 import { closest } from '../closest.ts';
 import type { BackendId } from '../runtime/backend-id.ts';
 import { BCRYPT, BCRYPT_MAX_BYTES, type PasswordHash } from './password-hash.ts';
@@ -442,6 +443,10 @@ export const SECRET_SCHEMA = [
 export type SecretKey = (typeof SECRET_SCHEMA)[number]['key'];
 
 export const SECRET_KEYS: readonly SecretKey[] = SECRET_SCHEMA.map((s) => s.key);
+
+// No child process inherits a schema key from this environment (under --from-env they hold the values):
+// registered here, with the table, so every command that can hold them withholds them (child-env.ts).
+withholdFromChildren(SECRET_KEYS);
 
 const byKey = new Map<string, SecretSpec>(SECRET_SCHEMA.map((s) => [s.key, s]));
 

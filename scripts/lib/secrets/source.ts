@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { AGE_KEY_VARIABLES } from '../child-env.ts';
 import { InputError, WorkError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
 import { findOnPath } from '../exec/which.ts';
@@ -63,13 +64,17 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
 
   // Loaded on demand (the environment source never needs them), all at once: module loading is most
   // of a cold start, and one batch of imports costs less than three in a row.
-  const [decrypt, { execEnvPairs }, { findAgeIdentities, keyFileWarnings }, { sopsTimeoutMs }] =
-    await Promise.all([
-      import('./sops/decrypt.ts'),
-      import('./sops/exec-env.ts'),
-      import('./sops/age-keys.ts'),
-      import('./sops/limits.ts'),
-    ]);
+  const [
+    decrypt,
+    { execEnvPairs },
+    { findAgeIdentities, keyFileWarnings, passedOverSources },
+    { sopsTimeoutMs },
+  ] = await Promise.all([
+    import('./sops/decrypt.ts'),
+    import('./sops/exec-env.ts'),
+    import('./sops/age-keys.ts'),
+    import('./sops/limits.ts'),
+  ]);
   // Never a FIFO, device or directory, never past the size limit, whoever decrypts it.
   const { text, warnings } = await decrypt.readSopsFile(file);
   const sops = findSopsBinary(env);
@@ -84,7 +89,11 @@ export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
   }
   if (sops) {
     const loaded = await decryptWithSopsBinary(sops, file, opts.executor, sopsTimeoutMs(env), execEnvPairs);
-    const more = [...(await keyFileWarnings(env)), ...decrypt.macOnlyNotices(text, file)];
+    const more = [
+      ...(await passedOverSources(env, file)),
+      ...(await keyFileWarnings(env)),
+      ...decrypt.macOnlyNotices(text, file),
+    ];
     return { ...loaded, warnings: [...warnings, ...more] };
   }
 
@@ -142,7 +151,8 @@ async function decryptWithSopsBinary(
 ): Promise<Omit<LoadedSecrets, 'warnings'>> {
   // Only the file name is on argv; the plaintext comes back on stdout and stays in memory.
   const argv = [sops, '--decrypt', '--output-type', 'json', file];
-  const result = await executor.run({ argv, timeoutMs });
+  // The one child that gets the age key sources (children are denied them: child-env.ts).
+  const result = await executor.run({ argv, timeoutMs, passEnv: AGE_KEY_VARIABLES });
   if (result.timedOut) {
     throw new WorkError(
       `sops (${sops}) did not finish decrypting ${file} within ${timeoutMs / 1000} s and was killed`,

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Decrypter } from 'age-encryption';
+import { childEnv } from '../../child-env.ts';
 import { killTree } from '../../exec/local.ts';
 import { notRegular } from '../../file-kind.ts';
 import { fileModeWarning, formatTimeout, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
@@ -119,6 +120,22 @@ export function shlexSplit(command: string): string[] {
   return words;
 }
 
+/** A system error code as the operator reads it: `permission denied (EACCES)`. */
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'not found',
+  ENOTDIR: 'a component of the path is not a directory',
+  ELOOP: 'too many levels of symbolic links',
+  EIO: 'input/output error',
+  ENAMETOOLONG: 'the name is too long',
+};
+
+function whyUnreadable(code: string): string {
+  const text = ERRNO_TEXT[code];
+  return text ? `${text}, ${code}` : code;
+}
+
 function runKeyCommand(
   argv: string[],
   env: NodeJS.ProcessEnv,
@@ -133,9 +150,9 @@ function runKeyCommand(
       if (!err) return resolve({ stdout });
       const code = (err as NodeJS.ErrnoException).code;
       const failure = killed
-        ? `did not finish within ${formatTimeout(timeout)} and was killed (if it is only slow, raise ${TIMEOUT_VARIABLE})`
+        ? `timed out after ${formatTimeout(timeout)} and was killed (if it is only slow, raise ${TIMEOUT_VARIABLE})`
         : typeof code === 'string'
-          ? `cannot run it (${code})`
+          ? `cannot run it (${whyUnreadable(code)})`
           : `exited with code ${code ?? 'unknown'}`;
       resolve({ stdout: '', failure });
     });
@@ -168,9 +185,10 @@ async function fromFile(
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    search.searched.push(`${label}: ${code === 'ENOENT' ? 'not found' : `cannot read (${code})`}`);
+    const why = whyUnreadable(code);
+    search.searched.push(`${label}: ${code === 'ENOENT' ? 'not found' : `cannot read (${why})`}`);
     if (mustExist || code !== 'ENOENT')
-      search.problems.push(`${label} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`);
+      search.problems.push(`${label} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${why})`}`);
     return;
   }
   const found = parseIdentities(text, label);
@@ -183,10 +201,15 @@ async function fromFile(
  * Loads every identity sops would. `recipient`, when given, is passed to `SOPS_AGE_KEY_CMD` as
  * `SOPS_AGE_RECIPIENT` (sops ≥ 3.12 runs the command once per age recipient it tries).
  */
-export async function loadAgeIdentities(env: NodeJS.ProcessEnv, recipient?: string): Promise<IdentitySearch> {
+export async function loadAgeIdentities(
+  env: NodeJS.ProcessEnv,
+  recipient?: string,
+  opts: { runCommand?: boolean } = {},
+): Promise<IdentitySearch> {
   const search: IdentitySearch = { identities: [], searched: [], problems: [] };
   for (const name of ['SOPS_AGE_SSH_PRIVATE_KEY_FILE', 'SOPS_AGE_SSH_PRIVATE_KEY_CMD']) {
-    if (env[name]) search.problems.push(`${name} is set, but SSH identities are ${NOT_NATIVE}`);
+    if (env[name] && opts.runCommand !== false)
+      search.problems.push(`${name} is set, but SSH identities are ${NOT_NATIVE}`);
   }
 
   if (env.SOPS_AGE_KEY) {
@@ -204,7 +227,7 @@ export async function loadAgeIdentities(env: NodeJS.ProcessEnv, recipient?: stri
     search.searched.push('SOPS_AGE_KEY_FILE: not set');
   }
 
-  const keyCmd = env.SOPS_AGE_KEY_CMD;
+  const keyCmd = opts.runCommand === false ? undefined : env.SOPS_AGE_KEY_CMD;
   if (keyCmd) {
     const label = `SOPS_AGE_KEY_CMD (${keyCmd})`;
     let argv: string[] = [];
@@ -214,7 +237,9 @@ export async function loadAgeIdentities(env: NodeJS.ProcessEnv, recipient?: stri
       search.problems.push(`${label} has an unclosed quote`);
     }
     if (argv.length > 0) {
-      const result = await runKeyCommand(argv, recipient ? { ...env, SOPS_AGE_RECIPIENT: recipient } : env);
+      // Its own environment less every secret and the other key sources (child-env.ts), plus the recipient.
+      const keyEnv = childEnv({ base: env, extra: recipient ? { SOPS_AGE_RECIPIENT: recipient } : {} });
+      const result = await runKeyCommand(argv, keyEnv);
       if (result.failure) search.problems.push(`${label} ${result.failure}`);
       const found = parseIdentities(result.stdout, label);
       search.identities.push(...found.identities);
@@ -224,7 +249,7 @@ export async function loadAgeIdentities(env: NodeJS.ProcessEnv, recipient?: stri
       search.searched.push(`${label}: no command to run`);
     }
   } else {
-    search.searched.push('SOPS_AGE_KEY_CMD: not set');
+    search.searched.push(`SOPS_AGE_KEY_CMD: ${env.SOPS_AGE_KEY_CMD ? 'not run' : 'not set'}`);
   }
 
   const defaultFile = defaultKeysFile(env);
@@ -233,6 +258,21 @@ export async function loadAgeIdentities(env: NodeJS.ProcessEnv, recipient?: stri
 
   search.identities = [...new Set(search.identities)];
   return search;
+}
+
+/** How a key source that failed is said once another key opened the file: named, why, never its key. */
+export function ignoredSource(problem: string, file: string): string {
+  return `${problem}: ignored (another age key opened ${file})`;
+}
+
+/**
+ * After the sops binary decrypted `file`: the key sources it passed over in silence (sops ≥ 3.11 reports
+ * them only when no key works), as the native decryptor names them. The files and SOPS_AGE_KEY only:
+ * SOPS_AGE_KEY_CMD ran inside sops, and running it again could prompt or touch a token a second time.
+ */
+export async function passedOverSources(env: NodeJS.ProcessEnv, file: string): Promise<string[]> {
+  const search = await loadAgeIdentities(env, undefined, { runCommand: false });
+  return search.problems.map((p) => ignoredSource(p, file));
 }
 
 /**

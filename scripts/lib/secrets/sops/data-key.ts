@@ -1,6 +1,6 @@
 import { armor, Decrypter } from 'age-encryption';
 import { InputError } from '../../errors.ts';
-import { defaultKeysFile, type IdentitySearch, loadAgeIdentities } from './age-keys.ts';
+import { defaultKeysFile, type IdentitySearch, ignoredSource, loadAgeIdentities } from './age-keys.ts';
 import type { AgeEntry, SopsMetadata } from './metadata.ts';
 
 const DATA_KEY_BYTES = 32;
@@ -104,7 +104,7 @@ export async function recoverDataKey(
     if (result instanceof Uint8Array)
       return {
         key: result,
-        warnings: search.problems.map((p) => `${p}: ignored (another age key opened ${file})`),
+        warnings: search.problems.map((p) => ignoredSource(p, file)),
       };
     if (result) problems.push(result);
   }
