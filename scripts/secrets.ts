@@ -278,7 +278,8 @@ const editCommand = defineCommand({
 the sops binary. That fallback is named before it opens, and only on a terminal: with neither variable set
 and stdin or stdout not a terminal, edit exits 2 (vi would print the file and wait). The plaintext is a 0600 file in a 0700 directory on a memory file system ($XDG_RUNTIME_DIR
 when it is a 0700 directory of yours, else /dev/shm; else the temp directory, with a warning), removed
-afterwards on every path, Ctrl-C, SIGTERM and SIGHUP included; the editor gets its path only. After the
+afterwards on every path, Ctrl-C, SIGTERM and SIGHUP included (a copy a SIGKILLed edit left is removed,
+and said, by the next edit); the editor gets its path and the environment less every secret. After the
 editor exits the document is checked: valid YAML, a map, no sops key, each changed key well-formed, unknown
 keys refused (--allow-unknown), never-rotated keys kept (--allow-rotate KEY). On a problem it is listed
 (never a value) and, on a terminal, the editor may be re-opened on your text; otherwise nothing is written.

@@ -12,9 +12,10 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AGE_KEY_VARIABLES } from '../scripts/lib/child-env.ts';
@@ -325,6 +326,68 @@ describe('secrets edit', { timeout: 90_000 }, () => {
       expect(names, name).not.toContain(name);
     for (const form of [...ALL_VALUES.flatMap((v) => encodedForms(v)), ageKey])
       expect(dump.includes(form), 'a value reached the editor').toBe(false);
+    expectNoTrace(f, r);
+  });
+
+  it('the plaintext a SIGKILLed edit left is removed by the next edit, and said; a live edit and a symlink are left alone', async () => {
+    const f = await fixture();
+    /** An edit whose editor waits until killed, logging to its own directory; resolves once the editor runs. */
+    const startWaiting = async (logName: string) => {
+      const log = join(f.dir, logName);
+      mkdirSync(log);
+      const child = execa(
+        process.execPath,
+        [...scriptArgv('secrets.ts', 'tsx'), 'edit', '--secrets-file', f.file],
+        {
+          cwd: PROJECT_ROOT,
+          env: { ...f.env(['wait']), EDIT_LOG: log },
+          extendEnv: false,
+          reject: false,
+          timeout: 60_000,
+        },
+      );
+      const pidFile = join(log, 'pid');
+      while (!existsSync(pidFile) && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      const plaintext = readFileSync(join(log, 'path'), 'utf8').trim();
+      return { child, editorPid: Number(readFileSync(pidFile, 'utf8')), plaintext };
+    };
+    // Started first: each edit clears what it finds, so the live one must predate the leftover.
+    const live = await startWaiting('log-live');
+    const killed = await startWaiting('log-killed');
+    // SIGKILL to the whole tree: no clean-up of the command's runs.
+    killed.child.kill('SIGKILL');
+    process.kill(killed.editorPid, 'SIGKILL');
+    await killed.child;
+    expect(readFileSync(killed.plaintext, 'utf8')).toContain('REDIS_PASSWORD');
+
+    // A symlink named like a leftover of a dead process, to a directory of someone else's: never followed.
+    const elsewhere = join(f.dir, 'not-a-leftover');
+    mkdirSync(elsewhere, { mode: 0o700 });
+    writeFileSync(join(elsewhere, 'keep'), 'kept');
+    const [, uid, ns, pid] =
+      /secrets-edit-(\d+)-(\d+)-(\d+)-/.exec(basename(dirname(killed.plaintext))) ?? [];
+    const trap = join(f.runtime, `secrets-edit-${uid}-${ns}-${pid}-symlnk`);
+    symlinkSync(elsewhere, trap);
+    // A directory named so that is not 0700: not one `edit` made.
+    const open = join(f.runtime, `secrets-edit-${uid}-${ns}-${pid}-open00`);
+    mkdirSync(open);
+    chmodSync(open, 0o755);
+
+    const r = await f.edit([], ['']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `warning: removed the plaintext copy an interrupted edit left behind (its process is gone): ${dirname(killed.plaintext)}`,
+    );
+    expect(existsSync(dirname(killed.plaintext))).toBe(false);
+    expect(readFileSync(live.plaintext, 'utf8')).toContain('REDIS_PASSWORD');
+    expect(readFileSync(join(trap, 'keep'), 'utf8')).toBe('kept');
+    expect(existsSync(open)).toBe(true);
+
+    live.child.kill('SIGTERM');
+    expect((await live.child).exitCode).toBe(143);
+    expect(alive(live.editorPid)).toBe(false);
+    rmSync(trap);
+    rmSync(open, { recursive: true });
     expectNoTrace(f, r);
   });
 

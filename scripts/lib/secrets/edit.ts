@@ -8,10 +8,19 @@
  * value) and, on a terminal, the editor may be re-opened on the operator's own text. Nothing is written
  * unless the result is valid; then only the changed keys' ENC[...] change (rewrite.ts). The plaintext
  * directory is removed on every path: success, failure, abort, SIGINT/SIGTERM (through the run context's
- * clean-up) and SIGHUP, and the editor is stopped with the command.
+ * clean-up) and SIGHUP, and the editor is stopped with the command. SIGKILL skips all of that: the next
+ * edit removes what such a run left (removeLeftovers).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, rmSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  lstatSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
@@ -75,8 +84,10 @@ export interface EditBase {
   note?: string;
 }
 
+const SHM = '/dev/shm';
+
 /** $XDG_RUNTIME_DIR when it is a 0700 directory of ours, else /dev/shm when writable, else the temp dir. */
-export function editBase(env: NodeJS.ProcessEnv, shm = '/dev/shm', tmp = tmpdir()): EditBase {
+export function editBase(env: NodeJS.ProcessEnv, shm = SHM, tmp = tmpdir()): EditBase {
   const xdg = env.XDG_RUNTIME_DIR;
   let note: string | undefined;
   if (xdg) {
@@ -95,6 +106,76 @@ export function editBase(env: NodeJS.ProcessEnv, shm = '/dev/shm', tmp = tmpdir(
     // No /dev/shm (macOS) or not writable: the temp directory, with a warning.
   }
   return { base: tmp, inMemory: false, ...(note ? { note } : {}) };
+}
+
+/**
+ * The plaintext directory's name says whose it is: `secrets-edit-UID-NS-PID-XXXXXX`, the user, the pid
+ * namespace (a container sharing the directory counts its pids apart) and the process of the edit. A
+ * later edit removes one whose process is gone: SIGKILL skips every clean-up, and /dev/shm keeps the
+ * plaintext until reboot.
+ */
+const LEFTOVER = /^secrets-edit-(\d+)-(\d+)-(\d+)-[A-Za-z0-9]+$/;
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid').replace(/\D/g, '') || '0';
+  } catch {
+    return '0';
+  }
+}
+
+function editDirPrefix(): string {
+  return `secrets-edit-${process.getuid?.() ?? 0}-${pidNamespace()}-${process.pid}-`;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, someone else's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes, from each of `bases`, the plaintext directories of earlier edits of this user whose process
+ * is gone; returns what it removed. Only a real 0700 directory of ours whose name is one `edit` makes,
+ * in this pid namespace: never a symlink, never a live edit's.
+ */
+export function removeLeftovers(bases: Iterable<string>): string[] {
+  const uid = process.getuid?.();
+  const ns = pidNamespace();
+  const removed: string[] = [];
+  for (const base of new Set(bases)) {
+    let names: string[];
+    try {
+      names = readdirSync(base);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = LEFTOVER.exec(name);
+      if (!m || (uid !== undefined && Number(m[1]) !== uid) || m[2] !== ns) continue;
+      const pid = Number(m[3]);
+      if (pid === process.pid || processAlive(pid)) continue;
+      const dir = join(base, name);
+      const st = lstatOrUndefined(dir);
+      if (!st?.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o777) !== 0o700)
+        continue;
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
+  }
+  return removed;
+}
+
+function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 function statOrUndefined(path: string) {
@@ -368,8 +449,10 @@ export async function editSecrets(opts: EditOptions): Promise<EditResult> {
     ui.warn(
       `no memory file system ($XDG_RUNTIME_DIR, /dev/shm): the plaintext goes to ${where.base} on disk while you edit (removed afterwards)`,
     );
+  for (const dir of removeLeftovers([where.base, SHM, tmpdir()]))
+    ui.warn(`removed the plaintext copy an interrupted edit left behind (its process is gone): ${dir}`);
   runContext.setPhase('edit', `${file} is unchanged`);
-  const dir = await mkdtemp(join(where.base, 'secrets-edit-'));
+  const dir = await mkdtemp(join(where.base, editDirPrefix()));
   const copy = new PlaintextCopy(dir, join(dir, basename(file).replace(/\.sops(\.ya?ml)$/, '$1')), file);
   try {
     const original = emitYaml([opened.branch]);
