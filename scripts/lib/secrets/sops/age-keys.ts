@@ -120,7 +120,7 @@ export function shlexSplit(command: string): string[] {
   return words;
 }
 
-/** A system error code as the operator reads it: `permission denied (EACCES)`. */
+/** A system error code as the operator reads it: `permission denied, EACCES`. */
 const ERRNO_TEXT: Record<string, string> = {
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',
@@ -139,9 +139,9 @@ function whyUnreadable(code: string): string {
 function runKeyCommand(
   argv: string[],
   env: NodeJS.ProcessEnv,
+  timeout: number,
 ): Promise<{ stdout: string; failure?: string }> {
   const [file = '', ...args] = argv;
-  const timeout = sopsTimeoutMs(env);
   return new Promise((resolve) => {
     let killed = false;
     // No shell, like sops; stdin closed, stderr kept out of our output (it may say anything).
@@ -199,16 +199,18 @@ async function fromFile(
 
 /**
  * Loads every identity sops would. `recipient`, when given, is passed to `SOPS_AGE_KEY_CMD` as
- * `SOPS_AGE_RECIPIENT` (sops ≥ 3.12 runs the command once per age recipient it tries).
+ * `SOPS_AGE_RECIPIENT` (sops ≥ 3.12 runs the command once per age recipient it tries). `sopsRan`: the
+ * sops binary has decrypted already, so its key command is not run a second time, and the SSH
+ * identities it reads itself are no problem.
  */
 export async function loadAgeIdentities(
   env: NodeJS.ProcessEnv,
   recipient?: string,
-  opts: { runCommand?: boolean } = {},
+  opts: { sopsRan?: boolean } = {},
 ): Promise<IdentitySearch> {
   const search: IdentitySearch = { identities: [], searched: [], problems: [] };
   for (const name of ['SOPS_AGE_SSH_PRIVATE_KEY_FILE', 'SOPS_AGE_SSH_PRIVATE_KEY_CMD']) {
-    if (env[name] && opts.runCommand !== false)
+    if (env[name] && !opts.sopsRan)
       search.problems.push(`${name} is set, but SSH identities are ${NOT_NATIVE}`);
   }
 
@@ -227,7 +229,7 @@ export async function loadAgeIdentities(
     search.searched.push('SOPS_AGE_KEY_FILE: not set');
   }
 
-  const keyCmd = opts.runCommand === false ? undefined : env.SOPS_AGE_KEY_CMD;
+  const keyCmd = opts.sopsRan ? undefined : env.SOPS_AGE_KEY_CMD;
   if (keyCmd) {
     const label = `SOPS_AGE_KEY_CMD (${keyCmd})`;
     let argv: string[] = [];
@@ -239,7 +241,7 @@ export async function loadAgeIdentities(
     if (argv.length > 0) {
       // Its own environment less every secret and the other key sources (child-env.ts), plus the recipient.
       const keyEnv = childEnv({ base: env, extra: recipient ? { SOPS_AGE_RECIPIENT: recipient } : {} });
-      const result = await runKeyCommand(argv, keyEnv);
+      const result = await runKeyCommand(argv, keyEnv, sopsTimeoutMs(env));
       if (result.failure) search.problems.push(`${label} ${result.failure}`);
       const found = parseIdentities(result.stdout, label);
       search.identities.push(...found.identities);
@@ -271,7 +273,7 @@ export function ignoredSource(problem: string, file: string): string {
  * SOPS_AGE_KEY_CMD ran inside sops, and running it again could prompt or touch a token a second time.
  */
 export async function passedOverSources(env: NodeJS.ProcessEnv, file: string): Promise<string[]> {
-  const search = await loadAgeIdentities(env, undefined, { runCommand: false });
+  const search = await loadAgeIdentities(env, undefined, { sopsRan: true });
   return search.problems.map((p) => ignoredSource(p, file));
 }
 
