@@ -28,6 +28,32 @@ describe('LocalExecutor', () => {
     expect(r.stdout).toBe('yes');
   });
 
+  it('a withheld variable reaches only the command that names it (passEnv), its own env on top', async () => {
+    const names = ['REDIS_PASSWORD', 'SOPS_AGE_KEY', 'ONLY_HERE'];
+    const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+    Object.assign(process.env, {
+      REDIS_PASSWORD: 'canary-redis-in-env',
+      SOPS_AGE_KEY: 'canary-age-key-in-env',
+      ONLY_HERE: 'the-parent-s',
+    });
+    // REDIS_PASSWORD is a schema key: withheld once the schema is loaded, as in every command.
+    await import('../../scripts/lib/secrets/schema.ts');
+    const show = 'printf "%s|%s|%s" "${REDIS_PASSWORD-unset}" "${SOPS_AGE_KEY-unset}" "${ONLY_HERE-unset}"';
+    try {
+      expect((await local.run({ argv: ['/bin/sh', '-c', show] })).stdout).toBe('unset|unset|the-parent-s');
+      const given = await local.run({
+        argv: ['/bin/sh', '-c', show],
+        passEnv: ['SOPS_AGE_KEY'],
+        env: { ONLY_HERE: 'yes', REDIS_PASSWORD: 'its-own' },
+      });
+      expect(given.stdout).toBe('its-own|canary-age-key-in-env|yes');
+    } finally {
+      for (const n of names)
+        if (saved[n] === undefined) delete process.env[n];
+        else process.env[n] = saved[n];
+    }
+  });
+
   it('reports a program that does not exist', async () => {
     const r = await local.run({ argv: ['/nonexistent/prog'] });
     expect(r.spawnError).toMatch(/not found/);
