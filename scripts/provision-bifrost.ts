@@ -135,7 +135,7 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
     const { files } = keepHostHashes(input, hostEnv.texts);
     const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed, manifestSalt(manifestText));
     const secretDigest = (data: Buffer) => fp.digest(data);
-    const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate, fp);
+    const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate, fp, hostEnv.texts);
     for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
     // The host's own state, not only our inputs: an env file unchanged here since it was sent but not as
     // sent on the host is sent again (the manifest alone cannot show it; the upload names a bad manifest

@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -171,6 +171,29 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     expect(allowed.stderr).toContain('NB_DATA_STORE_KEY rotates');
     // Rotate back, so the tests after this one deploy the original values again.
     expect((await provision(['--allow-rotate', 'NB_DATA_STORE_KEY'])).exitCode).toBe(0);
+  }, 90_000);
+
+  it('without the deploy record (deleted, or unreadable) the guard compares with the live host files, and says so', async () => {
+    const rotated = Buffer.alloc(32, 7).toString('base64');
+    const record = join(remoteDir, '.deployed.json');
+    const before = readFileSync(join(remoteDir, '.secrets.env'), 'utf8');
+    for (const damage of [() => rmSync(record), () => writeFileSync(record, '{"version": 2, "salt": 1')]) {
+      damage();
+      const since = sim.now();
+      const refused = await provision([], { NB_DATA_STORE_KEY: rotated });
+      expect(refused.exitCode, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(
+        /NB_DATA_STORE_KEY: differs from the value in the host's live \.secrets\.env \(compared with the live file because the host's deploy record \.deployed\.json is missing or unreadable\)/,
+      );
+      expect(refused.stderr).toMatch(/^hint: .*--allow-rotate NB_DATA_STORE_KEY/m);
+      expect(refused.stderr).not.toContain(rotated);
+      expect(readFileSync(join(remoteDir, '.secrets.env'), 'utf8')).toBe(before);
+      expect(sim.calls.filter((c) => c.startedAt >= since)).toEqual([]);
+    }
+    // The value the host holds is no rotation: the run goes through and records the deploy again.
+    const same = await provision();
+    expect(same.exitCode, same.stderr).toBe(0);
+    expect(existsSync(record)).toBe(true);
   }, 90_000);
 
   it('refuses an unknown host unless --accept-new, and a changed host key always', async () => {

@@ -27,7 +27,7 @@ import {
 import { formatEnvFile, parseEnvFile, quoteEnvValue, upsertEnvLine } from './env-file.ts';
 import { ContainerFailedError, EventWatcher } from './events.ts';
 import { DeadlineError, StoppedError } from './health.ts';
-import { proxyTokenMinted, withMintedProxyToken } from './host-state.ts';
+import { proxyTokenMinted, RENDERED_ENV_CONSUMERS, SECRETS_ENV, withMintedProxyToken } from './host-state.ts';
 import {
   BIFROST_PLAN,
   CONFIG_PLACEHOLDERS,
@@ -81,9 +81,6 @@ export interface EngineResult {
   steps: StepResult[];
   failure?: { step: string; message: string; hint?: string };
 }
-
-const SECRETS_ENV = '.secrets.env';
-const DOT_ENV = '.env';
 
 class StepFailure extends Error {
   constructor(
@@ -216,11 +213,7 @@ class Engine {
   /** Reads .secrets.env and .env, reporting each key by length; missing ones are collected. */
   private async readSecrets(): Promise<void> {
     const missing = this.missing;
-    const files: [string, 'bifrost-secrets-env' | 'bifrost-dot-env'][] = [
-      [SECRETS_ENV, 'bifrost-secrets-env'],
-      [DOT_ENV, 'bifrost-dot-env'],
-    ];
-    for (const [file, consumer] of files) {
+    for (const [file, consumer] of RENDERED_ENV_CONSUMERS) {
       const text = await this.bundle.read(file);
       if (text === undefined) {
         missing.push(`${file}: the file is missing`);
