@@ -61,7 +61,8 @@ export const command = defineCommand({
   4. runs the bootstrap (service order, health, Authentik token, NetBird config) over the same
      connection, its output streamed; skipped when nothing changed since the last deploy (--force runs it)
 A lock on the host stops two operators provisioning at once; a lock whose run is provably gone (it ran
-on this machine and its process has ended, or it never recorded its holder) is taken over with a notice.
+on this machine and its process has ended, even if its take was cut short; or it never recorded its holder,
+after 60 s) is taken over with a notice.
 Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was interrupted.`,
   options: OPTIONS,
   aliases: { file: 'secrets-file' },

@@ -4,7 +4,7 @@
  * changed secret, the never-rotate guard, host keys, the lock, remote modes, and canary leak checks; NetBird's
  * owner seeded with a bcrypt hash, checked by an independent implementation.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { GUARDED_SECRETS, HOST_KEYS } from '../scripts/lib/bifrost/deployed.ts';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import { currentHolder } from '../scripts/lib/bifrost/lock.ts';
 import type { DockerSimulator, ServiceTimeline } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { type BifrostTestHost, provisionOnTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
@@ -278,6 +279,31 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
       expect(r.stderr).not.toContain('breakHostLock');
     } finally {
       execFileSync('rm', ['-rf', lockDir]);
+    }
+  }, 60_000);
+
+  it("a take of this machine's cut short before its record (its run gone) is taken over at once, with a notice", async () => {
+    const lockDir = `${remoteDir}.lock`;
+    const take = `${lockDir}.take.cut`;
+    // As a take killed between its mkdir and moving its record in leaves it: the record beside the empty dir.
+    const dead = spawnSync('true').pid as number;
+    writeFileSync(take, JSON.stringify({ ...currentHolder('provision-bifrost'), pid: dead }));
+    execFileSync('touch', ['-d', '@1000000000', take]);
+    mkdirSync(lockDir, { mode: 0o700 });
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir, take]);
+    try {
+      const r = await provision(['--force']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^warning: lock: took over \\S+bifrost\\.lock: its take was cut short before it recorded its holder \\(no holder\\.json; its holder .*\\(pid ${dead}, provision-bifrost\\) no longer runs on this machine\\)$`,
+          'm',
+        ),
+      );
+      expect(existsSync(take)).toBe(false);
+      expect(existsSync(lockDir)).toBe(false);
+    } finally {
+      execFileSync('rm', ['-rf', lockDir, take]);
     }
   }, 60_000);
 
