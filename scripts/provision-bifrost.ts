@@ -76,7 +76,7 @@ Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was i
   --lock-wait S        wait up to S seconds for another operator's lock (default 0)
   --write-local DIR    also write the rendered .secrets.env and .env to DIR (0600, atomic)
   --bundle DIR         the local bundle to upload (default cloud/bifrost of this checkout)
-  --dry-run            say what would be uploaded and run; change nothing
+  --dry-run            say what would be uploaded and run; change nothing (--write-local writes nothing)
   -y, --yes            no prompts (it asks none)`,
   exits: {
     ok: 'done (or nothing to do)',
@@ -116,7 +116,7 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
   // nothing goes live half-checked.
   requireSoundBundle(await bundleProblems(uploadedText(input.files)), flags.bundle ?? 'cloud/bifrost');
   await checkBundleContent(input.files);
-  if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
+  if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out, Boolean(flags['dry-run']));
 
   // 2. One SSH connection for everything.
   const executor = await openHost(flags);
@@ -253,7 +253,13 @@ async function writeLocal(
   dir: string,
   rendered: { secretsEnv: string; dotEnv: string },
   out: Output,
+  dryRun: boolean,
 ): Promise<void> {
+  // A dry run changes nothing, on this machine either.
+  if (dryRun) {
+    out.info(`dry run: would write .secrets.env and .env to ${dir} (0600); nothing written`);
+    return;
+  }
   const local = new LocalExecutor();
   await local.files.writeFileAtomic(resolve(dir, '.secrets.env'), rendered.secretsEnv, 0o600);
   await local.files.writeFileAtomic(resolve(dir, '.env'), rendered.dotEnv, 0o600);

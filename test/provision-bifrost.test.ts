@@ -101,6 +101,17 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     expect(statSync(join(local, '.secrets.env')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(local, '.secrets.env'), 'utf8')).toContain('CF_DNS_API_TOKEN=');
     expect(r.stderr).toContain('plaintext secrets on this machine');
+
+    // A dry run writes nothing there either, and says what it would write.
+    const dry = join(root, 'dry-local-out');
+    mkdirSync(dry);
+    const planned = await provision(['--dry-run', '--write-local', dry]);
+    expect(planned.exitCode, planned.stderr).toBe(0);
+    expect(readdirSync(dry)).toEqual([]);
+    expect(planned.stderr).toContain(
+      `dry run: would write .secrets.env and .env to ${dry} (0600); nothing written`,
+    );
+    expect(planned.stderr).not.toContain('plaintext secrets on this machine');
   }, 60_000);
 
   it('one config file changed: only it is sent and only its service is recreated', async () => {

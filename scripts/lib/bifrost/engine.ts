@@ -82,6 +82,9 @@ export interface EngineResult {
   failure?: { step: string; message: string; hint?: string };
 }
 
+/** How long `compose version` may take before the pre-flight calls docker unavailable. */
+const COMPOSE_VERSION_TIMEOUT_SEC = 30;
+
 class StepFailure extends Error {
   constructor(
     message: string,
@@ -173,8 +176,9 @@ class Engine {
     const timeoutSec = this.opts.cloudInitTimeoutSec ?? 600;
     // Independent checks, run together: each is a process (or an SSH round trip) of its own. Reading
     // overlaps them; writing waits for them: nothing on the host changes before the pre-flight passes.
+    const versionTimeoutSec = COMPOSE_VERSION_TIMEOUT_SEC * this.scale;
     const [version, ci] = await Promise.all([
-      this.run$(composeVersionArgv(cli), { timeoutMs: 30_000 }),
+      this.run$(composeVersionArgv(cli), { timeoutMs: versionTimeoutSec * 1000 }),
       this.run$(['cloud-init', 'status', '--wait'], { timeoutMs: timeoutSec * 1000 }),
       this.readSecrets().then(async () => {
         if (this.missing.length > 0) return;
@@ -182,8 +186,12 @@ class Engine {
       }),
     ]);
     if (version.exitCode !== 0 || version.spawnError) {
+      // A hung docker (a stuck daemon socket) says nothing: the reason is then the time it was given.
+      const reason = version.timedOut
+        ? `timed out after ${Number(versionTimeoutSec.toFixed(2))} s`
+        : `failed: ${(version.spawnError ?? version.stderr).trim() || `exit ${version.exitCode}, no message`}`;
       throw new WorkError(
-        `docker compose is not available on ${executor.where} (${formatCommand(composeVersionArgv(cli))} failed: ${(version.spawnError ?? version.stderr).trim()})`,
+        `docker compose is not available on ${executor.where} (${formatCommand(composeVersionArgv(cli))} ${reason})`,
         'install Docker with the compose plugin, or pass --compose docker-compose for v1; on a new VPS see /var/log/cloud-init-output.log',
       );
     }
