@@ -61,7 +61,8 @@ export const command = defineCommand({
   4. runs the bootstrap (service order, health, Authentik token, NetBird config) over the same
      connection, its output streamed; skipped when nothing changed since the last deploy (--force runs it)
 A lock on the host stops two operators provisioning at once; a lock whose run is provably gone (it ran
-on this machine and its process has ended, or it never recorded its holder) is taken over with a notice.
+on this machine and its process has ended, even if its take was cut short; or it never recorded its holder,
+after 60 s) is taken over with a notice.
 Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was interrupted.`,
   options: OPTIONS,
   aliases: { file: 'secrets-file' },
@@ -75,7 +76,7 @@ Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was i
   --lock-wait S        wait up to S seconds for another operator's lock (default 0)
   --write-local DIR    also write the rendered .secrets.env and .env to DIR (0600, atomic)
   --bundle DIR         the local bundle to upload (default cloud/bifrost of this checkout)
-  --dry-run            say what would be uploaded and run; change nothing
+  --dry-run            say what would be uploaded and run; change nothing (--write-local writes nothing)
   -y, --yes            no prompts (it asks none)`,
   exits: {
     ok: 'done (or nothing to do)',
@@ -115,7 +116,7 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
   // nothing goes live half-checked.
   requireSoundBundle(await bundleProblems(uploadedText(input.files)), flags.bundle ?? 'cloud/bifrost');
   await checkBundleContent(input.files);
-  if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out);
+  if (flags['write-local']) await writeLocal(flags['write-local'], rendered, out, Boolean(flags['dry-run']));
 
   // 2. One SSH connection for everything.
   const executor = await openHost(flags);
@@ -135,7 +136,7 @@ async function provision(flags: Flags<typeof OPTIONS>, out: Output): Promise<num
     const { files } = keepHostHashes(input, hostEnv.texts);
     const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed, manifestSalt(manifestText));
     const secretDigest = (data: Buffer) => fp.digest(data);
-    const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate, fp);
+    const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate, fp, hostEnv.texts);
     for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
     // The host's own state, not only our inputs: an env file unchanged here since it was sent but not as
     // sent on the host is sent again (the manifest alone cannot show it; the upload names a bad manifest
@@ -252,7 +253,13 @@ async function writeLocal(
   dir: string,
   rendered: { secretsEnv: string; dotEnv: string },
   out: Output,
+  dryRun: boolean,
 ): Promise<void> {
+  // A dry run changes nothing, on this machine either.
+  if (dryRun) {
+    out.info(`dry run: would write .secrets.env and .env to ${dir} (0600); nothing written`);
+    return;
+  }
   const local = new LocalExecutor();
   await local.files.writeFileAtomic(resolve(dir, '.secrets.env'), rendered.secretsEnv, 0o600);
   await local.files.writeFileAtomic(resolve(dir, '.env'), rendered.dotEnv, 0o600);

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
+import { alive } from './helpers/process.ts';
 import { runScript } from './helpers/run-cli.ts';
 import { tempDir } from './helpers/temp.ts';
 
@@ -133,6 +134,24 @@ describe('bifrost-bootstrap CLI', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/docker compose is not available/);
     expect(r.stderr).toMatch(/hint: install Docker with the compose plugin/);
+  });
+
+  it('a `compose version` that hangs is reported as timed out, with the time it was given', async () => {
+    const b = makeBundle();
+    const dir = tempDir('sf-docker-');
+    const bin = join(dir, 'docker');
+    writeFileSync(bin, `#!/bin/sh\necho $$ > ${dir}/pid\nexec sleep 300\n`, { mode: 0o755 });
+    const r = await runScript(
+      SCRIPT,
+      ['--local', '--dir', b.dir, '--docker', 'unused', '--compose', `${bin} compose`],
+      { ...baseEnv(), SECRETS_FLOW_TIME_SCALE: '0.05' },
+    );
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(
+      /^error: docker compose is not available on \S+ \(\S+docker compose version timed out after 1\.5 s\)$/m,
+    );
+    // The hung process did not outlive the run.
+    expect(alive(Number(readFileSync(join(dir, 'pid'), 'utf8')))).toBe(false);
   });
 
   it('exits 2 on a bundle check-bundle refuses, naming each problem, before any docker command', async () => {

@@ -3,11 +3,12 @@
  * served on a unix socket as the host's docker CLI, on a bundle first deployed by provision-bifrost.
  * status, logs (redacted), token, render, verify and unlock, with canary leak checks on every output.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import { currentHolder } from '../scripts/lib/bifrost/lock.ts';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
@@ -384,6 +385,39 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
       });
       expect(existsSync(lockDir)).toBe(false);
     } finally {
+      execFileSync('rm', ['-rf', lockDir]);
+    }
+  }, 30_000);
+
+  it('unlock never clears a lock whose holder runs on this machine, even with --yes; one of another machine it does', async () => {
+    const lockDir = `${remoteDir}.lock`;
+    // A real process of this machine as the holder: a run still uploading.
+    const sleeper = spawn('sleep', ['300'], { stdio: 'ignore' });
+    const pid = sleeper.pid as number;
+    const leave = (holder: object) => {
+      mkdirSync(lockDir);
+      writeFileSync(join(lockDir, 'holder.json'), JSON.stringify(holder));
+      if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
+    };
+    try {
+      const { pidStart: _, ...here } = currentHolder('provision-bifrost');
+      leave({ ...here, pid });
+      const refused = await bifrost(['unlock', '--yes']);
+      expect(refused.exitCode, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(
+        `not clearing the lock: its holder, pid ${pid} (provision-bifrost), is running on this machine`,
+      );
+      expect(refused.stderr).toMatch(new RegExp(`^hint: .*kill ${pid}`, 'm'));
+      expect(JSON.parse(readFileSync(join(lockDir, 'holder.json'), 'utf8')).pid).toBe(pid);
+      execFileSync('rm', ['-rf', lockDir]);
+
+      // The same pid on another machine proves nothing here: the operator may clear it.
+      leave({ ...here, pid, host: 'laptop', machine: 'another-machine-id' });
+      const cleared = await bifrost(['unlock', '--yes']);
+      expect(cleared.exitCode, cleared.stderr).toBe(0);
+      expect(existsSync(lockDir)).toBe(false);
+    } finally {
+      sleeper.kill('SIGKILL');
       execFileSync('rm', ['-rf', lockDir]);
     }
   }, 30_000);

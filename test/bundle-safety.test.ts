@@ -105,6 +105,47 @@ describe('provision-bifrost refuses a bundle that reaches outside itself, before
     expect(r.stderr).not.toContain('CANARY-stray-local');
   });
 
+  it("a secret file's backup or editor's file, in any directory, is refused by name; check-bundle too", async () => {
+    const dir = freshBundle('backups');
+    // What editors and hand backups leave next to the file `--write-local` wrote, and in a subdirectory.
+    const copies = [
+      '.secrets.env~',
+      '.secrets.env.bak',
+      '.secrets.env.swp',
+      '.#.secrets.env',
+      '#.secrets.env#',
+      '.env.orig',
+      'netbird/.env.save',
+      'traefik/..secrets.env.swp',
+    ];
+    for (const [i, name] of copies.entries()) {
+      writeFileSync(join(dir, name), `NB_RELAY_SECRET=CANARY-backup-${i}\n`, { mode: 0o644 });
+    }
+    // A link to one carries it as well; names that merely end in .env or extend the word are no copies.
+    symlinkSync('../.env.orig', join(dir, 'traefik/extra.yml'));
+    writeFileSync(join(dir, 'traefik/.envrc'), 'x\n');
+    const r = await provisionOffline(dir);
+    expectRefusedOffline(r, [
+      ...copies.map((c) => `  - ${c}: named as a backup or an editor's copy of`),
+      'traefik/extra.yml: a symlink to .env.orig',
+      "move a secret file's backup out of the bundle",
+    ]);
+    expect(r.stderr).toContain(".secrets.env~: named as a backup or an editor's copy of .secrets.env,");
+    expect(r.stderr).toContain(".env.orig: named as a backup or an editor's copy of .env,");
+    for (const ok of ['netbird/proxy.env', 'netbird/dashboard.env', 'traefik/.envrc']) {
+      expect(r.stderr).not.toContain(`- ${ok}`);
+    }
+    expect(r.stderr).not.toContain('CANARY-backup');
+
+    const check = await runScript('bifrost.ts', ['check-bundle', '--dir', dir], {
+      PATH: process.env.PATH ?? '',
+      NO_COLOR: '1',
+    });
+    expect(check.exitCode, check.stderr).toBe(2);
+    for (const c of copies) expect(check.stderr).toContain(`  - ${c}: named as a backup`);
+    expect(`${check.stdout}${check.stderr}`).not.toContain('CANARY-backup');
+  });
+
   it("a bundle check-bundle refuses stops before connecting, every problem named with check-bundle's fix", async () => {
     const dir = freshBundle('unsound');
     const compose = join(dir, 'docker-compose.yml');

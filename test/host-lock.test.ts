@@ -69,6 +69,18 @@ function leaveLock(record: LockHolder | string | undefined, ageSeconds = 0): voi
   utimesSync(lockDir(), when, when);
 }
 
+/** A holder on another machine (its pid, gone here or not, proves nothing). */
+function otherMachine(): LockHolder {
+  return {
+    holder: 'alice@laptop',
+    host: 'laptop',
+    machine: 'another-machine-id',
+    pid: deadPid(),
+    since: new Date().toISOString(),
+    command: 'provision-bifrost',
+  };
+}
+
 async function acquire(holder = currentHolder('test')) {
   const notices: string[] = [];
   const lock = await acquireHostLock(local, remoteDir, { holder, onNotice: (l) => notices.push(l) });
@@ -136,14 +148,7 @@ describe('host lock takeover', () => {
     await expect(acquire()).rejects.toThrow(/is held by .*\(pid \d+\)/);
     rmSync(lockDir(), { recursive: true });
 
-    leaveLock({
-      holder: 'alice@laptop',
-      host: 'laptop',
-      machine: 'another-machine-id',
-      pid: deadPid(),
-      since: new Date().toISOString(),
-      command: 'provision-bifrost',
-    });
+    leaveLock(otherMachine());
     const err = await acquire().catch((e: Error & { hint?: string }) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/is held by alice@laptop/);
@@ -208,6 +213,89 @@ describe('host lock takeover', () => {
     expect(won).toHaveLength(1);
     for (const r of results) if (r.status === 'rejected') expect(String(r.reason)).toMatch(/held/);
     await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquire>>>).value.lock.release();
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  /** What a take cut short between its mkdir and its move leaves: the take file with `record`, then the empty dir. */
+  function leaveCutTake(record: LockHolder, ageSeconds = 0): string {
+    const take = `${lockDir()}.take.cut-${record.pid}`;
+    writeFileSync(take, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    const when = Date.now() / 1000 - ageSeconds;
+    utimesSync(take, when - 1, when - 1);
+    mkdirSync(lockDir(), { mode: 0o700 });
+    utimesSync(lockDir(), when, when);
+    return take;
+  }
+
+  it('a take cut short on this machine (its run gone) is taken over at once, its take file removed', async () => {
+    fresh();
+    mkdirSync(root, { recursive: true });
+    leaveCutTake({ ...currentHolder('provision-bifrost'), pid: deadPid() });
+    const { lock, notices } = await acquire();
+    expect(notices[0]).toMatch(
+      /took over .*bifrost\.lock: its take was cut short before it recorded its holder \(no holder\.json; its holder .*provision-bifrost\) no longer runs on this machine\)/,
+    );
+    expect(JSON.parse(readFileSync(join(lockDir(), 'holder.json'), 'utf8')).pid).toBe(process.pid);
+    await lock.release();
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it("another machine's take, or a live one of this machine, is respected until the grace period; the hint is to wait, not unlock", async () => {
+    fresh();
+    mkdirSync(root, { recursive: true });
+    const elsewhere = otherMachine();
+    const take = leaveCutTake(elsewhere);
+    const err = await acquire().catch((e: Error & { hint?: string }) => e);
+    expect((err as Error).message).toMatch(
+      /is held by alice@laptop \(pid \d+\) .*running: provision-bifrost \(taking the lock: no holder\.json yet\)/,
+    );
+    expect((err as { hint?: string }).hint).toMatch(/run again in \d+ s, or pass --lock-wait \d+/);
+    expect((err as { hint?: string }).hint).not.toMatch(/unlock/);
+    expect(existsSync(take)).toBe(true);
+    rmSync(lockDir(), { recursive: true });
+    rmSync(take);
+
+    leaveCutTake(currentHolder('a live run'));
+    await expect(acquire()).rejects.toThrow(/taking the lock: no holder\.json yet/);
+    rmSync(root, { recursive: true });
+
+    // Past the grace period, the other machine's cut take is taken over, as any lock without a record.
+    fresh();
+    mkdirSync(root, { recursive: true });
+    leaveCutTake(elsewhere, 600);
+    const late = await acquire();
+    expect(late.notices[0]).toMatch(/never completed its record \(no holder\.json, \d+ s old\)/);
+    await late.lock.release();
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  // The link drops right after the host ran the take: the run never hears back. The lock must hold its
+  // record all the same, so the next run of this machine (the dropped one is gone) takes it over at once.
+  it('a link that drops while the lock is taken leaves a complete lock, taken over at once by the next run', async () => {
+    fresh();
+    let dropped = false;
+    const gone = () => Promise.reject(new Error('the SSH connection dropped'));
+    const dropping: Executor = {
+      ...local,
+      where: local.where,
+      close: local.close.bind(local),
+      files: new Proxy(local.files, {
+        get: (target, key) =>
+          dropped ? gone : (target[key as keyof typeof target] as (...a: unknown[]) => unknown).bind(target),
+      }),
+      run: async (cmd: Parameters<typeof local.run>[0]) => {
+        if (dropped) return gone();
+        const r = await local.run(cmd);
+        dropped = true;
+        return r.exitCode === 0 ? gone() : r;
+      },
+    };
+    const cut = { ...currentHolder('provision-bifrost'), pid: deadPid() };
+    await expect(acquireHostLock(dropping, remoteDir, { holder: cut })).rejects.toThrow(/dropped/);
+    expect(JSON.parse(readFileSync(join(lockDir(), 'holder.json'), 'utf8'))).toEqual(cut);
+    const { lock, notices } = await acquire();
+    expect(notices[0]).toMatch(/no longer runs on this machine/);
+    await lock.release();
     expect(readdirSync(root)).toEqual([]);
   });
 });

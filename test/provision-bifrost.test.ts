@@ -4,15 +4,16 @@
  * changed secret, the never-rotate guard, host keys, the lock, remote modes, and canary leak checks; NetBird's
  * owner seeded with a bcrypt hash, checked by an independent implementation.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { GUARDED_SECRETS, HOST_KEYS } from '../scripts/lib/bifrost/deployed.ts';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
+import { currentHolder } from '../scripts/lib/bifrost/lock.ts';
 import type { DockerSimulator, ServiceTimeline } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { type BifrostTestHost, provisionOnTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
@@ -100,6 +101,17 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     expect(statSync(join(local, '.secrets.env')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(local, '.secrets.env'), 'utf8')).toContain('CF_DNS_API_TOKEN=');
     expect(r.stderr).toContain('plaintext secrets on this machine');
+
+    // A dry run writes nothing there either, and says what it would write.
+    const dry = join(root, 'dry-local-out');
+    mkdirSync(dry);
+    const planned = await provision(['--dry-run', '--write-local', dry]);
+    expect(planned.exitCode, planned.stderr).toBe(0);
+    expect(readdirSync(dry)).toEqual([]);
+    expect(planned.stderr).toContain(
+      `dry run: would write .secrets.env and .env to ${dry} (0600); nothing written`,
+    );
+    expect(planned.stderr).not.toContain('plaintext secrets on this machine');
   }, 60_000);
 
   it('one config file changed: only it is sent and only its service is recreated', async () => {
@@ -171,6 +183,29 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     expect(allowed.stderr).toContain('NB_DATA_STORE_KEY rotates');
     // Rotate back, so the tests after this one deploy the original values again.
     expect((await provision(['--allow-rotate', 'NB_DATA_STORE_KEY'])).exitCode).toBe(0);
+  }, 90_000);
+
+  it('without the deploy record (deleted, or unreadable) the guard compares with the live host files, and says so', async () => {
+    const rotated = Buffer.alloc(32, 7).toString('base64');
+    const record = join(remoteDir, '.deployed.json');
+    const before = readFileSync(join(remoteDir, '.secrets.env'), 'utf8');
+    for (const damage of [() => rmSync(record), () => writeFileSync(record, '{"version": 2, "salt": 1')]) {
+      damage();
+      const since = sim.now();
+      const refused = await provision([], { NB_DATA_STORE_KEY: rotated });
+      expect(refused.exitCode, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(
+        /NB_DATA_STORE_KEY: differs from the value in the host's live \.secrets\.env \(compared with the live file because the host's deploy record \.deployed\.json is missing or unreadable\)/,
+      );
+      expect(refused.stderr).toMatch(/^hint: .*--allow-rotate NB_DATA_STORE_KEY/m);
+      expect(refused.stderr).not.toContain(rotated);
+      expect(readFileSync(join(remoteDir, '.secrets.env'), 'utf8')).toBe(before);
+      expect(sim.calls.filter((c) => c.startedAt >= since)).toEqual([]);
+    }
+    // The value the host holds is no rotation: the run goes through and records the deploy again.
+    const same = await provision();
+    expect(same.exitCode, same.stderr).toBe(0);
+    expect(existsSync(record)).toBe(true);
   }, 90_000);
 
   it('refuses an unknown host unless --accept-new, and a changed host key always', async () => {
@@ -255,6 +290,31 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
       expect(r.stderr).not.toContain('breakHostLock');
     } finally {
       execFileSync('rm', ['-rf', lockDir]);
+    }
+  }, 60_000);
+
+  it("a take of this machine's cut short before its record (its run gone) is taken over at once, with a notice", async () => {
+    const lockDir = `${remoteDir}.lock`;
+    const take = `${lockDir}.take.cut`;
+    // As a take killed between its mkdir and moving its record in leaves it: the record beside the empty dir.
+    const dead = spawnSync('true').pid as number;
+    writeFileSync(take, JSON.stringify({ ...currentHolder('provision-bifrost'), pid: dead }));
+    execFileSync('touch', ['-d', '@1000000000', take]);
+    mkdirSync(lockDir, { mode: 0o700 });
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir, take]);
+    try {
+      const r = await provision(['--force']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^warning: lock: took over \\S+bifrost\\.lock: its take was cut short before it recorded its holder \\(no holder\\.json; its holder .*\\(pid ${dead}, provision-bifrost\\) no longer runs on this machine\\)$`,
+          'm',
+        ),
+      );
+      expect(existsSync(take)).toBe(false);
+      expect(existsSync(lockDir)).toBe(false);
+    } finally {
+      execFileSync('rm', ['-rf', lockDir, take]);
     }
   }, 60_000);
 

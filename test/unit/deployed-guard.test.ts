@@ -93,4 +93,30 @@ describe('the never-rotate guard of provisioning', () => {
     );
     expect(check(record, {}, ['FINGERPRINT_KEY'], otherKey).rotated).toEqual(['FINGERPRINT_KEY']);
   });
+
+  it('without a record, compares with the live env file that holds each (.secrets.env or .env) and names it', () => {
+    const fp = HostFingerprints.forHost(KEY, undefined);
+    const live = {
+      '.secrets.env': `NB_DATA_STORE_KEY=${values.NB_DATA_STORE_KEY}\nNB_RELAY_SECRET=${values.NB_RELAY_SECRET}\n`,
+      '.env': `AUTHENTIK_SECRET_KEY=${values.AUTHENTIK_SECRET_KEY}\nAUTHENTIK_POSTGRESQL_PASSWORD=${values.AUTHENTIK_POSTGRESQL_PASSWORD}\n`,
+    };
+    const withoutRecord = (
+      changed: Record<string, string>,
+      allow: string[] = [],
+      files: Record<string, string> = live,
+    ) => checkGuardedSecrets({ ...values, ...changed }, undefined, allow, fp, files);
+    expect(withoutRecord({}).rotated).toEqual([]);
+    for (const [key, file] of [
+      ['NB_DATA_STORE_KEY', '.secrets.env'],
+      ['AUTHENTIK_SECRET_KEY', '.env'],
+    ]) {
+      const changed = { [key as string]: 'changed-0123456789' };
+      expect(() => withoutRecord(changed), key).toThrow(
+        `  - ${key}: differs from the value in the host's live ${file} (compared with the live file because the host's deploy record .deployed.json is missing or unreadable)`,
+      );
+      expect(withoutRecord(changed, [key as string]).rotated).toEqual([key]);
+      // A first deploy: nothing on the host to compare with.
+      expect(withoutRecord(changed, [], {}).rotated).toEqual([]);
+    }
+  });
 });

@@ -8,9 +8,10 @@
 import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
 import type { FileOps } from '../exec/executor.ts';
-import { type ConsumerId, namesFor } from '../secrets/schema.ts';
+import { namesFor } from '../secrets/schema.ts';
 import { Bundle, composeVariables } from './bundle.ts';
 import { formatEnvFile, parseEnvFile } from './env-file.ts';
+import { RENDERED_ENV_CONSUMERS } from './host-state.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './plan.ts';
 import { renderYamlTemplate } from './template.ts';
 import { type BundleFile, bundlePathProblem, checkBundleFiles } from './upload.ts';
@@ -18,12 +19,6 @@ import { type BundleFile, bundlePathProblem, checkBundleFiles } from './upload.t
 /** Written into .secrets.env by the engine on the host; a template may use them before they exist. */
 export const HOST_MINTED: readonly string[] = [NB_IDP_MGMT_TOKEN];
 const STAND_IN = 'minted-on-the-host';
-
-/** The secret files the engine's pre-flight reads, with the schema consumer that says what they need. */
-const SECRET_INPUTS: readonly [string, ConsumerId][] = [
-  ['.secrets.env', 'bifrost-secrets-env'],
-  ['.env', 'bifrost-dot-env'],
-];
 
 /** A virtual directory for the engine's Bundle reader over the in-memory files. */
 const DIR = '<bundle>';
@@ -52,7 +47,7 @@ export async function checkBundleContent(files: readonly BundleFile[]): Promise<
 /** The engine's pre-flight: the required names of each secret file; returns .secrets.env's values. */
 function checkSecretInputs(byPath: Map<string, string>, problems: string[]): Map<string, string> {
   let secrets = new Map<string, string>();
-  for (const [file, consumer] of SECRET_INPUTS) {
+  for (const [file, consumer] of RENDERED_ENV_CONSUMERS) {
     const text = byPath.get(file);
     if (text === undefined) {
       problems.push(`${file}: the file is missing`);

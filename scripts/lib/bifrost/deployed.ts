@@ -15,6 +15,8 @@ import { InputError } from '../errors.ts';
 import type { FileOps } from '../exec/executor.ts';
 import { FINGERPRINT_KEY } from '../secrets/registry.ts';
 import { keysFor, SECRET_SCHEMA, type SecretSpec, type SecretUse } from '../secrets/schema.ts';
+import { parseEnvFile } from './env-file.ts';
+import { RENDERED_ENV_CONSUMERS } from './host-state.ts';
 import { BIFROST_CONSUMERS } from './render-env.ts';
 import type { Verdict } from './upload.ts';
 
@@ -205,13 +207,17 @@ export async function writeDeployed(files: FileOps, dir: string, state: Deployed
 /**
  * Refuses, before anything is uploaded, a guarded secret that differs from what was first deployed, and
  * a FINGERPRINT_KEY other than the one the record was made with (the comparison would be meaningless).
- * Returns the guarded fingerprints to record (version 2, whatever the record's version was).
+ * Without a readable record (deleted, or not one this code reads), the host's live env files are what was
+ * deployed: `live` (each rendered env file's text on the host, by name) is compared instead, so deleting
+ * the record is no way past the guard. Returns the guarded fingerprints to record (version 2, whatever
+ * the record's version was).
  */
 export function checkGuardedSecrets(
   values: Readonly<Record<string, string | undefined>>,
   deployed: DeployedRecord | undefined,
   allowRotate: readonly string[],
   fp: HostFingerprints,
+  live: Readonly<Record<string, string | undefined>> = {},
 ): { guarded: Record<string, string>; rotated: string[] } {
   const guarded: Record<string, string> = {};
   const rotated: string[] = [];
@@ -232,7 +238,12 @@ export function checkGuardedSecrets(
     if (!value) continue;
     guarded[spec.key] = fp.of(spec.key, value);
     const before = previous?.guarded?.[spec.key];
-    if (!previous || before === undefined || sameAsRecorded(fp, previous, spec.key, value, before)) continue;
+    const differs = deployed
+      ? previous !== undefined &&
+        before !== undefined &&
+        !sameAsRecorded(fp, previous, spec.key, value, before)
+      : liveDiffers(spec, value, live);
+    if (!differs) continue;
     if (allowRotate.includes(spec.key)) {
       rotated.push(spec.key);
       continue;
@@ -243,7 +254,10 @@ export function checkGuardedSecrets(
         : spec.rotation.kind === 'disruptive'
           ? spec.rotation.effect
           : '';
-    refused.push({ key: spec.key, line: `  - ${spec.key}: differs from the value deployed first; ${why}` });
+    const against = deployed
+      ? 'differs from the value deployed first'
+      : `differs from the value in the host's live ${differs} (compared with the live file because the host's deploy record ${DEPLOYED_FILE} is missing or unreadable)`;
+    refused.push({ key: spec.key, line: `  - ${spec.key}: ${against}; ${why}` });
   }
   if (refused.length > 0) {
     throw new InputError(
@@ -252,6 +266,27 @@ export function checkGuardedSecrets(
     );
   }
   return { guarded, rotated };
+}
+
+/**
+ * The live env file on the host that holds `spec`'s secret as another value, or false. Only the secret
+ * itself is compared (a hash or derived form is not the value), and a file or line the host lacks is
+ * nothing to compare (a first deploy).
+ */
+function liveDiffers(
+  spec: SecretSpec,
+  value: string,
+  live: Readonly<Record<string, string | undefined>>,
+): string | false {
+  for (const [file, consumer] of RENDERED_ENV_CONSUMERS) {
+    const held = parseEnvFile(live[file] ?? '');
+    for (const use of spec.uses as readonly SecretUse[]) {
+      if (use.consumer !== consumer || use.hash || use.derive) continue;
+      const there = held.get(use.as);
+      if (there && there !== value) return file;
+    }
+  }
+  return false;
 }
 
 export interface SecretVerdict {

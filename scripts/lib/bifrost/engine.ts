@@ -27,7 +27,7 @@ import {
 import { formatEnvFile, parseEnvFile, quoteEnvValue, upsertEnvLine } from './env-file.ts';
 import { ContainerFailedError, EventWatcher } from './events.ts';
 import { DeadlineError, StoppedError } from './health.ts';
-import { proxyTokenMinted, withMintedProxyToken } from './host-state.ts';
+import { proxyTokenMinted, RENDERED_ENV_CONSUMERS, SECRETS_ENV, withMintedProxyToken } from './host-state.ts';
 import {
   BIFROST_PLAN,
   CONFIG_PLACEHOLDERS,
@@ -82,8 +82,8 @@ export interface EngineResult {
   failure?: { step: string; message: string; hint?: string };
 }
 
-const SECRETS_ENV = '.secrets.env';
-const DOT_ENV = '.env';
+/** How long `compose version` may take before the pre-flight calls docker unavailable. */
+const COMPOSE_VERSION_TIMEOUT_SEC = 30;
 
 class StepFailure extends Error {
   constructor(
@@ -176,8 +176,9 @@ class Engine {
     const timeoutSec = this.opts.cloudInitTimeoutSec ?? 600;
     // Independent checks, run together: each is a process (or an SSH round trip) of its own. Reading
     // overlaps them; writing waits for them: nothing on the host changes before the pre-flight passes.
+    const versionTimeoutSec = COMPOSE_VERSION_TIMEOUT_SEC * this.scale;
     const [version, ci] = await Promise.all([
-      this.run$(composeVersionArgv(cli), { timeoutMs: 30_000 }),
+      this.run$(composeVersionArgv(cli), { timeoutMs: versionTimeoutSec * 1000 }),
       this.run$(['cloud-init', 'status', '--wait'], { timeoutMs: timeoutSec * 1000 }),
       this.readSecrets().then(async () => {
         if (this.missing.length > 0) return;
@@ -185,8 +186,12 @@ class Engine {
       }),
     ]);
     if (version.exitCode !== 0 || version.spawnError) {
+      // A hung docker (a stuck daemon socket) says nothing: the reason is then the time it was given.
+      const reason = version.timedOut
+        ? `timed out after ${Number(versionTimeoutSec.toFixed(2))} s`
+        : `failed: ${(version.spawnError ?? version.stderr).trim() || `exit ${version.exitCode}, no message`}`;
       throw new WorkError(
-        `docker compose is not available on ${executor.where} (${formatCommand(composeVersionArgv(cli))} failed: ${(version.spawnError ?? version.stderr).trim()})`,
+        `docker compose is not available on ${executor.where} (${formatCommand(composeVersionArgv(cli))} ${reason})`,
         'install Docker with the compose plugin, or pass --compose docker-compose for v1; on a new VPS see /var/log/cloud-init-output.log',
       );
     }
@@ -216,11 +221,7 @@ class Engine {
   /** Reads .secrets.env and .env, reporting each key by length; missing ones are collected. */
   private async readSecrets(): Promise<void> {
     const missing = this.missing;
-    const files: [string, 'bifrost-secrets-env' | 'bifrost-dot-env'][] = [
-      [SECRETS_ENV, 'bifrost-secrets-env'],
-      [DOT_ENV, 'bifrost-dot-env'],
-    ];
-    for (const [file, consumer] of files) {
+    for (const [file, consumer] of RENDERED_ENV_CONSUMERS) {
       const text = await this.bundle.read(file);
       if (text === undefined) {
         missing.push(`${file}: the file is missing`);

@@ -7,6 +7,7 @@
  */
 import type { Executor } from '../exec/executor.ts';
 import { redactor } from '../redact.ts';
+import type { ConsumerId } from '../secrets/schema.ts';
 import { envLineFor, parseEnvFile } from './env-file.ts';
 import { NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN } from './plan.ts';
 import { TOKEN_MINTED_FROM } from './token.ts';
@@ -14,6 +15,11 @@ import { TOKEN_MINTED_FROM } from './token.ts';
 export const SECRETS_ENV = '.secrets.env';
 export const DOT_ENV = '.env';
 export const RENDERED_ENV_FILES: readonly string[] = [SECRETS_ENV, DOT_ENV];
+/** Each rendered env file with the schema consumer whose names it holds. */
+export const RENDERED_ENV_CONSUMERS: readonly (readonly [string, ConsumerId])[] = [
+  [SECRETS_ENV, 'bifrost-secrets-env'],
+  [DOT_ENV, 'bifrost-dot-env'],
+];
 
 /** The engine's line in .secrets.env. */
 const TOKEN_LINE = envLineFor(NB_IDP_MGMT_TOKEN);

@@ -3,16 +3,24 @@
  * dirs; two engines would race on the same containers).
  *
  * Kamal's design (reference/anchors.md §1.4): `mkdir DIR.lock` is atomic on every POSIX filesystem, so
- * exactly one of two racing runs creates it; the winner then writes holder.json inside with who, since
+ * exactly one of two racing runs creates it; the winner holds holder.json inside with who, since
  * when, what command, and what proves it alive: its machine (hostname, machine id, boot id), pid and
  * the pid's start time. The lock dir is 0700 and the record 0600: who deploys when is nobody else's
  * business on the host.
  *
+ * Taking it is one host command that has the whole record before it starts (on stdin): it writes the
+ * record beside the lock dir (`DIR.lock.take.PID.RANDOM`, the take file), makes the dir, and moves the
+ * record in. A link that drops while the lock is taken cannot stop that command halfway (it writes
+ * nothing back until it is done), so the lock is complete, naming this run, and the next run from this
+ * machine takes it over at once. Should the command itself die between its mkdir and its move, its take
+ * file still names it: a lock dir without holder.json is judged by the take files no newer than it.
+ *
  * A lock whose holder is provably gone is taken over with a notice instead of refused:
- * - its record was never completed (no holder.json, or an unreadable one) and the dir is older than a
- *   short grace period (a run that died between its mkdir and its write), or
  * - its holder ran on this machine and that process no longer exists (its pid is gone, is another
- *   process now, or the machine restarted since).
+ *   process now, or the machine restarted since): by its holder.json or, without one, by its take file;
+ * - its record was never completed (no holder.json, or an unreadable one, and no take file of a gone run
+ *   of this machine) and the dir is older than a short grace period: another machine's run in the middle
+ *   of its take is respected until then.
  * Everything else (a live holder, another machine) is refused; one older than `staleAfterSeconds` is
  * reported as STALE with its holder, and the operator clears it (`just bifrost-unlock HOST`).
  *
@@ -86,13 +94,23 @@ const UNLOCK_HINT =
 const HELD_HINT = `wait for that run to finish and run again, or pass --lock-wait S to wait up to S seconds for it; ${UNLOCK_HINT}`;
 
 /**
- * Creates the parent when missing (a fresh host), then tries the atomic mkdir (0700 whatever the umask).
- * A failing mkdir with the dir present means "held": the script then prints what judging the holder
- * needs, from the host's own clock (no skew): the dir's inode and age, and the holder record. Any other
- * failure (permissions, read-only filesystem) is reported as is.
+ * $1 the parent, $2 the lock dir, $3 the take file; stdin: the holder record. The record is read whole
+ * before anything is made (it ends with `}`: a link that dropped while sending it leaves nothing behind).
+ * Creates the parent when missing (a fresh host), writes the take file (0600), tries the atomic mkdir
+ * (0700 whatever the umask) and moves the take file in as holder.json. A failing mkdir with the dir
+ * present means "held": the script then prints what judging the holder needs, from the host's own clock
+ * (no skew): the dir's inode and age, the holder record, and the take files no newer than the dir (each
+ * after a `--- take NAME` line). Any other failure (permissions, read-only filesystem) is reported as is.
  */
-const TRY_LOCK_SCRIPT = `mkdir -p -- "$1" || exit 1
-mkdir -m 700 -- "$2" 2>/dev/null && exit 0
+const TRY_LOCK_SCRIPT = `rec=$(cat) && case $rec in *'}') ;; *) exit 1 ;; esac
+mkdir -p -- "$1" || exit 1
+(umask 077 && printf '%s\\n' "$rec" > "$3") || exit 1
+if mkdir -m 700 -- "$2" 2>/dev/null; then
+  mv -f -- "$3" "$2/${HOLDER_FILE}" && exit 0
+  rm -rf -- "$2" "$3"
+  exit 1
+fi
+rm -f -- "$3"
 [ -d "$2" ] || exec mkdir -m 700 -- "$2"
 printf 'inode=%s\\n' "$(ls -di -- "$2" 2>/dev/null | awk '{print $1}')"
 printf 'now=%s\\n' "$(date +%s)"
@@ -102,11 +120,17 @@ if [ -e "$2/${HOLDER_FILE}" ]; then echo record=present; else echo record=absent
 printf 'sum=%s\n' "$(cksum < "$2/${HOLDER_FILE}" 2>/dev/null)"
 echo ---
 cat -- "$2/${HOLDER_FILE}" 2>/dev/null
+[ -e "$2/${HOLDER_FILE}" ] || for f in "$2".take.*; do
+  [ -f "$f" ] && [ ! "$f" -nt "$2" ] && printf '\\n--- take %s\\n' "\${f##*/}" && cat -- "$f"
+done
 exit ${HELD}`;
+
+/** The separator before each take file's record in TRY_LOCK_SCRIPT's output. */
+const TAKE_MARK = /\n--- take ([^\n]*)\n/;
 
 /**
  * $1 the lock dir, $2 the inode judged dead, $3 the unique name it is moved to, $4 the cksum of the holder
- * record judged (empty: none). Same inode AND same record: an inode freed by a takeover may be reused by
+ * record judged (empty: none), then the take files judged (removed with the dead dir). Same inode AND same record: an inode freed by a takeover may be reused by
  * the next lock dir at once, so the inode alone could name a live lock. The taker makes its own lock dir
  * while the dead one still exists under its new name, so the new dir cannot get the dead one's inode;
  * then it removes the dead one. The taker's record (stdin) is written in the same script, so no dropped
@@ -125,6 +149,8 @@ if mkdir -m 700 -- "$1" 2>/dev/null; then
   (umask 077 && cat > "$1/${HOLDER_FILE}.tmp" && mv -- "$1/${HOLDER_FILE}.tmp" "$1/${HOLDER_FILE}") || took=1
 fi
 rm -rf -- "$3"
+shift 4
+[ "$took" = 0 ] && rm -f -- "$@"
 exit $took`;
 
 function lockDirOf(remoteDir: string): string {
@@ -173,6 +199,8 @@ interface Seen {
   readable: boolean;
   record: 'present' | 'absent';
   text: string;
+  /** Without holder.json: the take files no newer than the dir, by name, with their records. */
+  takes: { name: string; text: string }[];
 }
 
 function parseSeen(stdout: string): Seen | undefined {
@@ -190,42 +218,77 @@ function parseSeen(stdout: string): Seen | undefined {
     ageSeconds: mtime > 0 && Number.isFinite(age) ? Math.max(0, age) : 0,
     readable: fields.get('readable') === 'yes',
     record: fields.get('record') === 'present' ? 'present' : 'absent',
-    text: rest.join('\n---\n'),
+    ...splitTakes(rest.join('\n---\n')),
   };
 }
 
-/** Why the holder is provably gone, or undefined when it may be alive. */
+/** The holder record, then `--- take NAME` and its record for each take file (none when there is a record). */
+function splitTakes(all: string): { text: string; takes: { name: string; text: string }[] } {
+  const [text = '', ...parts] = all.split(TAKE_MARK);
+  const takes: { name: string; text: string }[] = [];
+  for (let i = 0; i + 1 < parts.length; i += 2)
+    takes.push({ name: parts[i] as string, text: parts[i + 1] as string });
+  return { text, takes };
+}
+
+/**
+ * Why the holder is provably gone, or undefined when it may be alive. Without a holder record, the take
+ * files say who was making the dir: when each names a run of this machine that is gone, that run died in
+ * the middle of its take, and nobody has to wait.
+ */
 function whyGone(
-  seen: Pick<Seen, 'ageSeconds' | 'readable' | 'record'>,
+  seen: Pick<Seen, 'ageSeconds' | 'readable' | 'record' | 'takes'>,
   holder: LockHolder | undefined,
   graceSeconds: number,
   me: LockHolder = currentHolder(''),
 ): string | undefined {
   if (!holder) {
+    const takers = seen.takes.map((t) => parseHolder(t.text));
+    const cut = takers.map((t) => t && holderState(t, me));
+    if (seen.record === 'absent' && cut.length > 0 && cut.every((c) => c?.state === 'gone')) {
+      return `its take was cut short before it recorded its holder (no ${HOLDER_FILE}; ${cut
+        .map((c) => (c as { why: string }).why)
+        .join('; ')})`;
+    }
     if (!seen.readable || seen.ageSeconds < graceSeconds) return undefined;
     const what = seen.record === 'absent' ? `no ${HOLDER_FILE}` : `an unreadable ${HOLDER_FILE}`;
     return `its holder never completed its record (${what}, ${seen.ageSeconds} s old)`;
   }
+  const state = holderState(holder, me);
+  return state.state === 'gone' ? state.why : undefined;
+}
+
+/**
+ * Whether a holder runs on this machine (`me`'s) and whether its process is gone, with why; a holder of
+ * another machine (or without a pid) cannot be judged from here.
+ */
+export function holderState(
+  holder: LockHolder,
+  me: LockHolder = currentHolder(''),
+): { state: 'elsewhere' } | { state: 'alive' } | { state: 'gone'; why: string } {
   const sameMachine =
     holder.machine && me.machine
       ? holder.machine === me.machine
       : (holder.host ?? holder.holder.slice(holder.holder.lastIndexOf('@') + 1)) === me.host;
-  if (!sameMachine || !Number.isInteger(holder.pid) || holder.pid <= 0) return undefined;
+  if (!sameMachine || !Number.isInteger(holder.pid) || holder.pid <= 0) return { state: 'elsewhere' };
   const who = `${holder.holder} (pid ${holder.pid}, ${holder.command})`;
   if (holder.machine && holder.boot && me.boot && holder.boot !== me.boot) {
-    return `its holder ${who} ran before this machine restarted`;
+    return { state: 'gone', why: `its holder ${who} ran before this machine restarted` };
   }
   try {
     process.kill(holder.pid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH')
-      return `its holder ${who} no longer runs on this machine`;
-    return undefined; // EPERM: a process of another user has that pid
+      return { state: 'gone', why: `its holder ${who} no longer runs on this machine` };
+    return { state: 'alive' }; // EPERM: a process of another user has that pid
   }
   const start = holder.pidStart && processStart(holder.pid);
   if (start && start !== holder.pidStart)
-    return `its holder ${who} no longer runs (pid ${holder.pid} is another process now)`;
-  return undefined;
+    return {
+      state: 'gone',
+      why: `its holder ${who} no longer runs (pid ${holder.pid} is another process now)`,
+    };
+  return { state: 'alive' };
 }
 
 export async function acquireHostLock(
@@ -241,11 +304,8 @@ export async function acquireHostLock(
   let lastReport = 0;
   let busyRetries = 0;
   for (;;) {
-    const seen = await tryLock(executor, lockDir);
-    if (seen === 'acquired') {
-      await writeHolder(executor, lockDir, opts.holder);
-      return handle(executor, remoteDir, opts.holder);
-    }
+    const seen = await tryLock(executor, lockDir, opts.holder);
+    if (seen === 'acquired') return handle(executor, remoteDir, opts.holder);
     // Released between our mkdir and the look: try again at once.
     if (!seen) continue;
     const parsed = seen.readable && seen.record === 'present' ? parseHolder(seen.text) : undefined;
@@ -263,12 +323,16 @@ export async function acquireHostLock(
         continue;
       }
     }
-    const current = parsed ?? unknownHolder(seen);
+    const current = parsed ?? takerOf(seen) ?? unknownHolder(seen);
     const ageMs = Date.now() - Date.parse(current.since);
     if (!(ageMs <= staleAfterMs))
       throw staleError(executor, lockDir, current, opts.staleAfterSeconds ?? 1800);
     const left = deadline - Date.now();
-    if (left <= 0) throw heldError(executor, lockDir, current, opts.waitSeconds ?? 0);
+    if (left <= 0) {
+      // A lock that never recorded its holder needs no unlock: it is taken over once the grace is over.
+      const hint = parsed || !seen.readable ? HELD_HINT : incompleteHint(graceSeconds - seen.ageSeconds);
+      throw heldError(executor, lockDir, current, opts.waitSeconds ?? 0, hint);
+    }
     if (Date.now() - lastReport >= WAIT_REPORT_MS) {
       opts.onWait?.(
         `waiting up to ${Math.ceil(left / 1000)} s for ${lockDir}: held by ${describeHolder(current)}`,
@@ -277,6 +341,12 @@ export async function acquireHostLock(
     }
     await stoppableSleep(Math.min(POLL_MS, left));
   }
+}
+
+/** Without holder.json: the run a take file names, as the holder (its record is not in the lock dir yet). */
+function takerOf(seen: Seen): LockHolder | undefined {
+  const taker = seen.takes.map((t) => parseHolder(t.text)).find((t) => t !== undefined);
+  return taker && { ...taker, command: `${taker.command} (taking the lock: no ${HOLDER_FILE} yet)` };
 }
 
 function unknownHolder(seen: Seen): LockHolder {
@@ -299,8 +369,9 @@ async function takeOver(
   seen: Seen,
   holder: LockHolder,
 ): Promise<boolean | 'busy'> {
-  const dead = `${lockDir}.dead-${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const argv = ['sh', '-c', TAKEOVER_SCRIPT, 'sh', lockDir, seen.inode, dead, seen.sum];
+  const dead = `${lockDir}.dead-${uniqueSuffix()}`;
+  const takes = seen.takes.map((t) => `${lockDir.slice(0, lockDir.lastIndexOf('/') + 1)}${t.name}`);
+  const argv = ['sh', '-c', TAKEOVER_SCRIPT, 'sh', lockDir, seen.inode, dead, seen.sum, ...takes];
   const r = await lockStep(executor, 'take over', lockDir, () =>
     executor.run({ argv, input: holderText(holder), timeoutMs: COMMAND_TIMEOUT_MS }),
   );
@@ -367,11 +438,15 @@ function parseHolder(text: string): LockHolder | undefined {
   }
 }
 
-async function tryLock(executor: Executor, lockDir: string): Promise<'acquired' | Seen | undefined> {
+async function tryLock(
+  executor: Executor,
+  lockDir: string,
+  holder: LockHolder,
+): Promise<'acquired' | Seen | undefined> {
   const parent = lockDir.slice(0, lockDir.lastIndexOf('/')) || '/';
-  const argv = ['sh', '-c', TRY_LOCK_SCRIPT, 'sh', parent, lockDir];
+  const argv = ['sh', '-c', TRY_LOCK_SCRIPT, 'sh', parent, lockDir, `${lockDir}.take.${uniqueSuffix()}`];
   const r = await lockStep(executor, 'acquire', lockDir, () =>
-    executor.run({ argv, timeoutMs: COMMAND_TIMEOUT_MS }),
+    executor.run({ argv, input: holderText(holder), timeoutMs: COMMAND_TIMEOUT_MS }),
   );
   if (r.exitCode === 0) return 'acquired';
   if (r.exitCode === HELD) return parseSeen(r.stdout);
@@ -379,19 +454,14 @@ async function tryLock(executor: Executor, lockDir: string): Promise<'acquired' 
   throw lockError(executor, 'acquire', lockDir, `exit ${r.exitCode}${detail ? `: ${detail}` : ''}`);
 }
 
-/** The lock is ours from the mkdir on; without a holder file nobody could tell, so a failed write undoes it. */
+/** The holder record; it ends with `}` and a newline (TRY_LOCK_SCRIPT checks it arrived whole). */
 function holderText(holder: LockHolder): string {
   return `${JSON.stringify(holder, null, 2)}\n`;
 }
 
-async function writeHolder(executor: Executor, lockDir: string, holder: LockHolder): Promise<void> {
-  const path = `${lockDir}/${HOLDER_FILE}`;
-  try {
-    await executor.files.writeFileAtomic(path, holderText(holder), 0o600);
-  } catch (err) {
-    await executor.run({ argv: ['rm', '-rf', '--', lockDir], timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => {});
-    throw lockError(executor, 'acquire', lockDir, `cannot record the holder: ${(err as Error).message}`);
-  }
+/** Names a take file or a dead lock dir of this run: unique on the host. */
+function uniqueSuffix(): string {
+  return `${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
 function handle(executor: Executor, remoteDir: string, mine: LockHolder): HostLock {
@@ -459,12 +529,24 @@ function lockError(executor: Executor, step: string, lockDir: string, reason: st
   );
 }
 
-function heldError(executor: Executor, lockDir: string, h: LockHolder, waitSeconds: number): WorkError {
+function heldError(
+  executor: Executor,
+  lockDir: string,
+  h: LockHolder,
+  waitSeconds: number,
+  hint: string,
+): WorkError {
   const waited = waitSeconds > 0 ? ` (waited ${waitSeconds} s)` : '';
   return new WorkError(
     `${executor.where}: ${shellQuote(lockDir)} is held by ${describeHolder(h)}${waited}`,
-    HELD_HINT,
+    hint,
   );
+}
+
+/** A lock dir without its holder's record: a run in the middle of its take, or one cut short on another machine. */
+function incompleteHint(leftSeconds: number): string {
+  const wait = Math.max(1, Math.ceil(leftSeconds));
+  return `it has not recorded its holder yet (a run taking it now, or one cut short on another machine); it is taken over once that has lasted too long: run again in ${wait} s, or pass --lock-wait ${wait + 1}`;
 }
 
 function staleError(

@@ -25,7 +25,7 @@ import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { InputError, WorkError } from '../errors.ts';
 import { type Command, type Executor, shellQuote } from '../exec/executor.ts';
 import { notRegular } from '../file-kind.ts';
-import { provisionedText } from './host-state.ts';
+import { provisionedText, RENDERED_ENV_FILES } from './host-state.ts';
 
 export interface BundleFile {
   /** Relative, posix. */
@@ -66,7 +66,28 @@ export interface UploadOptions {
 export const MANIFEST = '.bundle-manifest.json';
 
 /** Local files that hold secrets whatever their local mode: uploaded 0600. */
-export const SECRET_FILE_NAMES: readonly string[] = ['.secrets.env', '.env'];
+export const SECRET_FILE_NAMES: readonly string[] = RENDERED_ENV_FILES;
+
+/**
+ * A secret file's name with something before or after it: a backup (`.secrets.env~`, `.env.bak`,
+ * `.env.orig`, `.env.save`), an editor's swap or lock file (`.secrets.env.swp`, `.#.secrets.env`,
+ * `#.secrets.env#`), a copy (`.env-old`). Before the name only the characters editors prepend (`.`, `#`,
+ * `~`), so `proxy.env` is not one; after it, anything that does not continue the name's word, so
+ * `.envrc` is not one either. Such a file holds the secrets under a name no rule keeps private: it is
+ * never uploaded, in any directory of the bundle. Returns the secret file's name, or undefined.
+ */
+export function secretFileVariant(path: string): string | undefined {
+  const name = posix.basename(path);
+  if (SECRET_FILE_NAMES.includes(name)) return undefined;
+  for (let at = 0; at < name.length; at++) {
+    const secret = SECRET_FILE_NAMES.find(
+      (n) => name.startsWith(n, at) && !/^[A-Za-z0-9]/.test(name.slice(at + n.length)),
+    );
+    if (secret) return secret;
+    if (!'.#~'.includes(name[at] as string)) return undefined;
+  }
+  return undefined;
+}
 
 const MANIFEST_VERSION = 1;
 /** SFTP pipelines requests; a few files in flight hide the round trips without flooding the channel. */
@@ -142,11 +163,14 @@ export async function readLocalBundle(
   if (refused.length > 0) {
     throw new InputError(
       `nothing done: the bundle ${localDir} holds entries that cannot be uploaded:\n${refused.map((r) => `  - ${r}`).join('\n')}`,
-      'the bundle carries regular files only (a symlink only to a file inside it): remove or replace these',
+      "the bundle carries regular files only (a symlink only to a file inside it), and no copy of a secret file: remove or replace these (move a secret file's backup out of the bundle)",
     );
   }
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
+
+const SECRET_COPY = (name: string) =>
+  `named as a backup or an editor's copy of ${name}, which holds secrets (it would be uploaded under a name no rule keeps private)`;
 
 interface Walk {
   /** The bundle directory, with every symlink in it resolved: the boundary symlinks must stay inside. */
@@ -164,6 +188,11 @@ async function walk(w: Walk, rel: string): Promise<void> {
       await walk(w, path);
       continue;
     }
+    const variant = secretFileVariant(path);
+    if (variant) {
+      w.refused.push(`${path}: ${SECRET_COPY(variant)}`);
+      continue;
+    }
     let source = path;
     if (entry.isSymbolicLink()) {
       const target = await linkTarget(w, path);
@@ -172,6 +201,11 @@ async function walk(w: Walk, rel: string): Promise<void> {
         continue;
       }
       source = target.rel;
+      const targetVariant = secretFileVariant(source);
+      if (targetVariant) {
+        w.refused.push(`${path}: a symlink to ${source}, ${SECRET_COPY(targetVariant)}`);
+        continue;
+      }
     } else if (!entry.isFile()) {
       w.refused.push(`${path}: ${notRegular(entry)}, not a regular file`);
       continue;

@@ -13,8 +13,9 @@ export const command = defineCommand({
   synopsis: '(--host H | --local) [--yes] [options]',
   description: `Shows who holds the host lock (REMOTE-DIR.lock: user@machine, pid, since when, which command) and
 clears it. Asks for confirmation on a terminal; elsewhere pass --yes. Only clear a lock whose run is
-really gone: two runs at once would break each other's upload. A lock left by a run of the same machine
-whose process has ended, or one that never recorded its holder, needs no unlock: the next run takes it over.`,
+really gone: two runs at once would break each other's upload. A lock whose holder is still running on
+this machine is never cleared (exit 2, even with --yes). A lock left by a run of the same machine whose
+process has ended, or one that never recorded its holder, needs no unlock: the next run takes it over.`,
   options: RECOVERY_OPTIONS,
   optionsHelp: `  -y, --yes            clear without asking
   --dry-run            show the holder; clear nothing
@@ -23,7 +24,7 @@ ${RECOVERY_OPTIONS_HELP}`,
   exits: { ok: 'cleared (or there was no lock)', badInput: 'bad input or not confirmed' },
   async run(flags, _positionals, out) {
     const { cli, host } = requireHost(flags, `${USAGE} unlock`);
-    const { breakHostLock, describeHolder, readHostLock } = await import('../lock.ts');
+    const { breakHostLock, describeHolder, holderState, readHostLock } = await import('../lock.ts');
     return withHost({ ...flags, host }, out, cli, async (executor) => {
       const holder = await readHostLock(executor, cli.dir);
       if (!holder) {
@@ -36,6 +37,13 @@ ${RECOVERY_OPTIONS_HELP}`,
         out.info('dry run: the lock stays');
         out.result({ ok: true, dryRun: true, where: executor.where, dir: cli.dir, locked: true, holder });
         return EXIT.ok;
+      }
+      // Its run is alive here, so clearing it would let a second run overlap it, --yes or not.
+      if (holderState(holder).state === 'alive') {
+        throw new InputError(
+          `not clearing the lock: its holder, pid ${holder.pid} (${holder.command}), is running on this machine`,
+          `wait for it to finish, or stop it (Ctrl-C where it runs, or kill ${holder.pid}): it releases the lock itself`,
+        );
       }
       if (!flags.yes) {
         if (!process.stdin.isTTY || !process.stderr.isTTY) {
