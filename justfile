@@ -1,4 +1,5 @@
-# secrets-flow operator recipes. Each runs `node --import tsx scripts/...` (npx would add ~0.5 s).
+# secrets-flow operator recipes. Each runs `node --import tsx scripts/...` (npx would add ~0.5 s), with
+# scripts/lib/startup-signals.mjs first: a Ctrl-C while the modules load is reported, not a silent exit.
 # `just` itself comes from the rust-just npm package; after `npm ci`, in the checkout (README, Quick start):
 #   export PATH="$PWD/bin:$PATH"
 # (bin/just starts the package's native binary, which hands arguments over as typed.)
@@ -9,7 +10,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # strings arrive as given (interpolating them into the command line would split and expand them).
 set positional-arguments
 
-tsx := "node --import tsx"
+tsx := "node --import ./scripts/lib/startup-signals.mjs --import tsx"
 secrets_file := env_var_or_default("SECRETS_FILE", "secrets/bootstrap.sops.yaml")
 
 # List the recipes

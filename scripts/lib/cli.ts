@@ -366,6 +366,8 @@ export async function runMain(
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
+  // From here on these handlers say what was interrupted: the start-up ones (startup-signals.mjs) step aside.
+  (globalThis as Record<symbol, (() => void) | undefined>)[STARTUP_SIGNALS_DISPOSE]?.();
   process.on('beforeExit', onBeforeExit);
   const work = main(guarded).then(
     (code) => ({ code }),
@@ -391,6 +393,9 @@ export async function runMain(
     }
   }
 }
+
+/** Left on globalThis by scripts/lib/startup-signals.mjs when the command was started through it. */
+const STARTUP_SIGNALS_DISPOSE = Symbol.for('secrets-flow.startup-signals.dispose');
 
 const LOCK_LEFT_HINT =
   'if a host lock is left, the next run from this machine takes it over (its holder is gone); else bifrost unlock';
