@@ -51,7 +51,7 @@ function expandEscapes(s: string): string {
  * `$NAME` and `${NAME}` (with `:-`, `-`, `:+`, `+`, `:?`, `?`) are looked up, an unset name reads empty (v2
  * warns), a `$` starting nothing valid is an "Invalid template" error.
  */
-const TEMPLATE = /\$(?:(\$)|([_a-z][_a-z0-9]*)|\{(?:([_a-z][_a-z0-9]*(?::?[-+?](.*))?)\}|()))/gi;
+const TEMPLATE = /\$(?:(\$)|([_a-z][_a-z0-9]*)|\{(?:([_a-z][_a-z0-9]*(?::?[-+?](.*))?)\}|()))/giu; // u: Go folds U+017F and U+212A onto s and k too
 function substitute(value: string, lookup: (k: string) => string | undefined): string {
   return value.replace(TEMPLATE, (_m, escaped, named, braced) => {
     if (escaped) return '$';

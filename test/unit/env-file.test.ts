@@ -59,7 +59,8 @@ function seeded(seed: number): () => number {
 }
 // Not U+0085 (NEL): python-dotenv reads it, but `docker-compose config` prints it as a line break that reads
 // back as a space, so the real compose could not show it; the renderer treats it as white space all the same.
-const HOSTILE = [...'\\\'"${}# \t=\n\r`ab1ü😀\u00a0\u2028\x1f'];
+// The pairs compose reads specially are drawn as units too, so they come up often.
+const HOSTILE = [...'\\\'"${}# \t=\n\r`ab1ü😀\u00a0\u2028\x1f', '${', '\\\\', "\\'", ' #'];
 function hostileStrings(count: number, seed: number): string[] {
   const rnd = seeded(seed);
   return Array.from({ length: count }, () =>
@@ -92,7 +93,7 @@ describe('env files over hostile values (seeded)', () => {
   }
 
   it('writes most of them, and the engine parser and compose v2 (port) read each back exactly', () => {
-    expect(written.length).toBeGreaterThan(strings.length * 0.8);
+    expect(written.length).toBeGreaterThan(strings.length * 0.7);
     for (const { value } of written) {
       const text = formatEnvFile([
         { name: 'K', value },
@@ -134,32 +135,48 @@ describe('env files over hostile values (seeded)', () => {
   );
 
   it.skipIf(!compose)(
-    'refuses only values that no form carries: v1 or v2 misreads each candidate form',
+    'refuses only values that no one-line form carries: v1 or v2 misreads each candidate form',
     () => {
-      const sample = [...new Set(refused)].filter((v) => !v.includes('\0')).slice(0, 24);
+      // Two of each mix of the features compose reads specially, so a rare mix refused wrongly is sampled.
+      const features = [/\$/, /[\n\r]/, /\\$/, /\\\\/, /\\'/, /^\s/, /^['"]/, /\s#/, /\$\{[^}]*\}/];
+      const byMix = new Map<string, string[]>();
+      for (const v of new Set(refused)) {
+        const mix = features.map((f) => (f.test(v) ? 1 : 0)).join('');
+        byMix.set(mix, [...(byMix.get(mix) ?? []), v]);
+      }
+      const sample = [...byMix.values()].flatMap((vs) => vs.slice(0, 2));
+      // Later lines quote as the renderer would: a value that runs on reaches their quotes.
+      const file = (form: string) => `K=${form}\nNEXT=next\nD="d"\nS='s'\n`;
       const envFiles: Record<string, string> = {};
-      const lines: string[] = [];
+      const cases: { service: string; value: string; exactForm: boolean }[] = [];
       for (const [i, value] of sample.entries()) {
         for (const [j, form] of candidateForms(value).entries()) {
-          lines.push(`c${i}_${j}`);
-          // Later lines quote as the renderer would: a value that runs on reaches their quotes.
-          envFiles[`c${i}_${j}`] = `K=${form}\nNEXT=next\nD="d"\nS='s'\n`;
+          if (/[\n\r]/.test(form)) continue; // a form across lines: the tool reads env files line by line
+          envFiles[`c${i}_${j}`] = file(form);
+          cases.push({ service: `c${i}_${j}`, value, exactForm: false });
         }
       }
+      // The control: the forms the renderer writes are read exactly, so a misreading above is compose's.
+      for (const [i, { value }] of written.slice(0, 20).entries()) {
+        envFiles[`ok${i}`] = file(quoteEnvValue('K', value));
+        cases.push({ service: `ok${i}`, value, exactForm: true });
+      }
       const v1 = readWithComposeV1(compose as string, { envFiles }).env;
-      for (const name of lines) {
-        const [, i] = /^c(\d+)_/.exec(name) as unknown as [string, string];
-        const value = sample[Number(i)] as string;
-        const want = { K: value, NEXT: 'next' };
+      for (const { service, value, exactForm } of cases) {
+        const want = { K: value, NEXT: 'next', D: 'd', S: 's' };
         let v2: Record<string, string> | undefined;
         try {
-          v2 = Object.fromEntries(parseComposeV2Dotenv(envFiles[name] as string));
+          v2 = Object.fromEntries(parseComposeV2Dotenv(envFiles[service] as string));
         } catch {
           v2 = undefined; // compose v2 refuses the file
         }
-        const bothExact =
-          JSON.stringify(v1[name]) === JSON.stringify(want) && JSON.stringify(v2) === JSON.stringify(want);
-        expect(bothExact, `${JSON.stringify(value)} as ${envFiles[name]}`).toBe(false);
+        const exact = (got: Record<string, string> | undefined) =>
+          got !== undefined &&
+          Object.keys(got).length === 4 &&
+          Object.entries(want).every(([k, v]) => got[k] === v);
+        expect(exact(v1[service]) && exact(v2), `${JSON.stringify(value)} as ${envFiles[service]}`).toBe(
+          exactForm,
+        );
       }
     },
   );

@@ -63,13 +63,15 @@ describe('renderBifrostEnvFiles', () => {
     expect(Object.fromEntries(parseComposeV2Dotenv(dotEnv))).toEqual(expectedDotEnv);
   });
 
-  it('single-quotes a value with `$` even without a space: bare or double-quoted, compose v2 interpolates it', () => {
-    for (const v of ['pa$$word', '$HOME', 'a$b', 'x$', '$']) {
+  it('single-quotes a `$` compose v2 would interpolate, even without a space; leaves any other `$` bare', () => {
+    const line = (v: string) => {
       const { secretsEnv: text } = renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: v });
-      const line = text.split('\n').find((l) => l.startsWith('NB_RELAY_SECRET='));
-      expect(line, v).toBe(`NB_RELAY_SECRET='${v}'`);
       expect(parseComposeV2Dotenv(text).get('NB_RELAY_SECRET'), v).toBe(v);
-    }
+      return text.split('\n').find((l) => l.startsWith('NB_RELAY_SECRET='));
+    };
+    for (const v of ['pa$$word', '$HOME', 'a$b', '${x', '$_', 'x$\u212a'])
+      expect(line(v), v).toBe(`NB_RELAY_SECRET='${v}'`);
+    for (const v of ['x$', '$', '$5', 'a$-b', '1$\\']) expect(line(v), v).toBe(`NB_RELAY_SECRET=${v}`);
   });
 
   it('refuses a value no env file can carry, naming the key and never the value', () => {
@@ -79,6 +81,18 @@ describe('renderBifrostEnvFiles', () => {
     expect(() => renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: 'a ${B}' })).toThrow(
       /^NB_RELAY_SECRET contains "\$\{…\}"/,
     );
+    const clashes: [string, RegExp][] = [
+      ['$x\\\\y', /"\$" .* together with a doubled backslash/],
+      ["$x\\'y", /"\$" .* together with a backslash before a single quote/],
+      ['$x\ny', /"\$" .* together with a line break/],
+      [' lead\\', /a trailing backslash .* together with leading white space/],
+      ["'q\\", /a trailing backslash .* together with a leading quote/],
+      ['a #b\\', /a trailing backslash .* together with white space before "#"/],
+      ['a\nb\\', /a trailing backslash .* together with a line break/],
+    ];
+    for (const [value, why] of clashes) {
+      expect(() => renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: value }), value).toThrow(why);
+    }
     try {
       renderBifrostEnvFiles({ ...values, NB_PROXY_TOKEN: "it's $x\\" });
       expect.unreachable();
@@ -129,6 +143,8 @@ const TRICKY: readonly string[] = [
   '$HOME $X',
   'a$b\\c',
   "it's $5",
+  "it's $x",
+  '1$\\',
   'a${b',
   'a}${',
   '#x',
@@ -170,7 +186,8 @@ describe('env files compose v1 and v2 read back', () => {
     expect(line('a\\\\b')).toBe('a\\\\b');
     expect(line(Buffer.alloc(33, 0xfb).toString('base64'))).toMatch(/^[A-Za-z0-9+/=]+$/);
     expect(line('pa$$word')).toBe("'pa$$word'");
-    expect(line("it's $5")).toBe("'it\\'s $5'");
+    expect(line("it's $x")).toBe("'it\\'s $x'");
+    expect(line("it's $5")).toBe("it's $5");
     expect(line('two\nlines\\ "q"')).toBe('"two\\nlines\\\\ \\"q\\""');
   });
 

@@ -12,9 +12,9 @@ import { InputError } from '../errors.ts';
  *   rules since v2.0.0): a bare value is cut at ` #` and interpolated (`$X`, `${X}`, `$$`); single quotes are
  *   raw, except that a backslash escapes the next character from ending the value (`\'` reads `'`, `\\`
  *   reads `\\`); double quotes read `\\`, `\"`, `\n`… and are interpolated.
- * So a value is written bare when it can be (any backslash is fine there), else in single quotes (`$`,
+ * So a value is written bare when it can be (any backslash is fine there), else in single quotes (`$NAME`,
  * ` #`, spaces, quotes; `'` as `\'`) unless a backslash there would read differently, else in double quotes
- * (a trailing backslash or a line break, without `$`). The rest is refused, naming what cannot go together.
+ * (a trailing backslash or a line break, without `$NAME`). The rest is refused, naming what cannot go together.
  * Read back through the real docker-compose 1.29 and a port of compose-go's parser in
  * test/unit/render-env.test.ts.
  */
@@ -26,9 +26,14 @@ const V1_VARIABLE = /\$\{[^}]*\}/;
 /** Backslashes compose v1 and v2 read differently inside single quotes: `\\`, `\'`, one before the closing quote. */
 const SINGLE_QUOTE_BACKSLASH = /\\[\\']|\\$/;
 const LINE_BREAK = /[\n\r]/;
+/**
+ * A `$` compose v2 interpolates in bare and double-quoted values (template.go: `$$`, `$NAME`, `${…}`; its
+ * `(?i)` folds U+017F and U+212A onto `s` and `k`); any other `$` is a plain character to v1 and v2 alike.
+ */
+const V2_TEMPLATE = /\$[$_a-zA-Z{\u017f\u212a]/;
 
 function isBare(value: string): boolean {
-  return !/[$\n\r]|^['"]/.test(value) && !EDGE_OR_COMMENT.test(value);
+  return !V2_TEMPLATE.test(value) && !/[\n\r]|^['"]/.test(value) && !EDGE_OR_COMMENT.test(value);
 }
 
 export function quoteEnvValue(key: string, value: string): string {
@@ -47,7 +52,7 @@ export function quoteEnvValue(key: string, value: string): string {
   if (isBare(value)) return value;
   if (!SINGLE_QUOTE_BACKSLASH.test(value) && !LINE_BREAK.test(value))
     return `'${value.replaceAll("'", "\\'")}'`;
-  if (!value.includes('$') && !value.endsWith('\\')) {
+  if (!V2_TEMPLATE.test(value) && !value.endsWith('\\')) {
     const escaped = value.replace(/[\\"]/g, '\\$&').replaceAll('\n', '\\n').replaceAll('\r', '\\r');
     return `"${escaped}"`;
   }
@@ -58,20 +63,22 @@ export function quoteEnvValue(key: string, value: string): string {
 }
 
 /**
- * Why a value that is not bare has no form: `$` needs single quotes (bare and double-quoted values are
- * interpolated by compose v2), where a backslash pair, `\'`, a trailing backslash or a line break reads
- * differently; a trailing backslash needs the bare form (a quoted one runs on in compose v1).
+ * Why a value that is not bare has no form: `$NAME` needs single quotes (bare and double-quoted values are
+ * interpolated by compose v2), where a backslash pair, `\'` or a trailing backslash reads differently and a
+ * line break would stand raw across lines (this tool reads env files line by line); a trailing backslash
+ * needs the bare form (a quoted one runs on into the next lines in compose v1).
  */
 function clash(value: string): string {
-  const backslash = /\\\\/.test(value)
-    ? 'a doubled backslash "\\\\"'
+  const inSingleQuotes = /\\\\/.test(value)
+    ? 'a doubled backslash "\\\\" (compose v1 reads one backslash there)'
     : /\\'/.test(value)
-      ? `a backslash before a single quote "\\'"`
+      ? `a backslash before a single quote "\\'" (compose v1 and v2 read it differently there)`
       : value.endsWith('\\')
-        ? 'a trailing backslash'
-        : 'a line break';
-  if (value.includes('$'))
-    return `"$" (kept only in single quotes) together with ${backslash} (read differently there)`;
+        ? 'a trailing backslash (it would escape the closing quote)'
+        : 'a line break (it would stand raw there, across lines)';
+  if (V2_TEMPLATE.test(value)) {
+    return `"$" before a name, "{" or "$" (kept only in single quotes) together with ${inSingleQuotes}`;
+  }
   const needsQuotes = LINE_BREAK.test(value)
     ? 'a line break'
     : /^['"]/.test(value)
