@@ -78,6 +78,9 @@ describe('renderBifrostEnvFiles', () => {
     expect(() => renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: 'a\0b' })).toThrow(
       /^NB_RELAY_SECRET contains a NUL/,
     );
+    expect(() => renderBifrostEnvFiles({ ...values, CLOUDFLARE_API_TOKEN: '$x\\' })).toThrow(
+      /^CF_DNS_API_TOKEN \(the SOPS file's CLOUDFLARE_API_TOKEN\) holds "\$"/,
+    );
     expect(() => renderBifrostEnvFiles({ ...values, NB_RELAY_SECRET: 'a ${B}' })).toThrow(
       /^NB_RELAY_SECRET contains "\$\{…\}"/,
     );

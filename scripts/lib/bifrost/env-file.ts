@@ -89,9 +89,13 @@ function clash(value: string): string {
   return `a trailing backslash (kept only bare) together with ${needsQuotes} (which needs quotes)`;
 }
 
-export function formatEnvFile(entries: readonly { name: string; value: string }[], header?: string): string {
+/** `label`: how a refusal names the entry (by default its name), e.g. with the SOPS key it comes from. */
+export function formatEnvFile(
+  entries: readonly { name: string; value: string; label?: string }[],
+  header?: string,
+): string {
   const lines = header ? header.split('\n').map((l) => `# ${l}`) : [];
-  for (const { name, value } of entries) lines.push(`${name}=${quoteEnvValue(name, value)}`);
+  for (const { name, value, label } of entries) lines.push(`${name}=${quoteEnvValue(label ?? name, value)}`);
   return `${lines.join('\n')}\n`;
 }
 
