@@ -6,6 +6,8 @@ import {
   upsertEnvLine,
 } from '../../scripts/lib/bifrost/env-file.ts';
 import { InputError } from '../../scripts/lib/errors.ts';
+import { generateValue } from '../../scripts/lib/secrets/generate.ts';
+import { SECRET_SCHEMA } from '../../scripts/lib/secrets/schema.ts';
 import { readWithComposeV1 } from '../helpers/compose-v1-read.ts';
 import { parseComposeV2Dotenv } from '../helpers/compose-v2-dotenv.ts';
 import { requireTool } from '../helpers/tiers.ts';
@@ -20,6 +22,16 @@ describe('env files', () => {
     expect(() => quoteEnvValue('K', 'a\\\\b $x')).toThrow(
       /^K holds "\$" .* together with a doubled backslash/,
     );
+  });
+
+  it('writes every generated value bare (hex, base64 with + / =, letters and digits)', () => {
+    for (const spec of SECRET_SCHEMA) {
+      for (let i = 0; i < 200; i++) {
+        const value = generateValue(spec.generate);
+        if (value === undefined) break;
+        expect(quoteEnvValue(spec.key, value), spec.key).toBe(value);
+      }
+    }
   });
 
   it('reads back exactly what it writes', () => {
