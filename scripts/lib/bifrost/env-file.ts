@@ -16,7 +16,7 @@ import { InputError } from '../errors.ts';
  * ` #`, spaces, quotes; `'` as `\'`) unless a backslash there would read differently, else in double quotes
  * (a trailing backslash or a line break, without `$NAME`). The rest is refused, naming what cannot go together.
  * Read back through the real docker-compose 1.29 and a port of compose-go's parser in
- * test/unit/render-env.test.ts.
+ * test/unit/render-env.test.ts (tricky values) and test/unit/env-file.test.ts (seeded hostile ones).
  */
 // White space to either reader: JavaScript's \s, Python's str.isspace (adds \x1c-\x1f, \x85), Go's unicode.IsSpace.
 const WS = '[\\s\\x1c-\\x1f\\x85]';
