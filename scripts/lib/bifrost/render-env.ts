@@ -31,9 +31,10 @@ export function renderBifrostEnvFiles(
   dotEnv: string;
 } {
   const entries = (consumer: ConsumerId, held: string | undefined) =>
-    valuesFor(consumer, values, parseEnvFile(held ?? '')).map(({ name, value }) => {
+    valuesFor(consumer, values, parseEnvFile(held ?? '')).map(({ name, key, value }) => {
       if (HASHED_NAMES.has(name)) redactor.register(value, name);
-      return { name, value };
+      // A refused value is named as the operator knows it: the SOPS file's key.
+      return { name, value, label: name === key ? name : `${name} (the SOPS file's ${key})` };
     });
   return {
     secretsEnv: formatEnvFile(entries('bifrost-secrets-env', host.secretsEnv), HEADER('.secrets.env')),
