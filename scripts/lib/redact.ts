@@ -64,7 +64,7 @@ export function encodedForms(value: string): string[] {
     const encoded = percentEncode(bytes, encoding);
     forms.add(encoded);
     // Upper-case hex is what these encoders write; a decoder accepts (and some writers use) lower case.
-    forms.add(encoded.replace(/%[0-9A-F]{2}/g, (escape) => escape.toLowerCase()));
+    forms.add(encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
   }
   for (const escaped of backslashEscapes(value)) forms.add(escaped);
   // A value that spans lines can leak one line at a time.
@@ -108,22 +108,28 @@ function percentEncode(bytes: Buffer, { safe, plus }: { safe: string; plus?: boo
 
 /**
  * The value inside a quoted string of a language that escapes with backslashes: JSON (as JSON.stringify
- * writes it), JSON inside JSON (a JSON log line carrying a JSON document: every backslash doubled again),
- * and Python's repr (CPython's unicode_repr: backslash, the quote it chose, \t \n \r and other control
- * characters as \xNN; it quotes with ' unless the value holds ' and no ").
+ * writes it, and ASCII-only), JSON inside JSON (a JSON log line carrying a JSON document: every backslash doubled again),
+ * and Python's repr (CPython's unicode_repr: backslash, the quote it chose, \t \n \r and other
+ * characters it does not print as \xNN; it quotes with ' unless the value holds ' and no ").
  */
 function backslashEscapes(value: string): string[] {
   const json = JSON.stringify(value).slice(1, -1);
   const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
-  const repr = value.replace(/[\\'"\x00-\x1f\x7f]/g, (c) => {
-    if (c === '\\') return '\\\\';
-    if (c === '\t') return '\\t';
-    if (c === '\n') return '\\n';
-    if (c === '\r') return '\\r';
-    if (c === "'" || c === '"') return c === quote ? `\\${c}` : c;
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
-  });
-  return [json, JSON.stringify(json).slice(1, -1), repr];
+  let repr = '';
+  for (const c of value) {
+    const code = c.charCodeAt(0);
+    if (c === '\\' || c === quote) repr += `\\${c}`;
+    else if (c === '\t') repr += '\\t';
+    else if (c === '\n') repr += '\\n';
+    else if (c === '\r') repr += '\\r';
+    // What Python does not count as printable below U+0100: C0, DEL, C1, no-break space, soft hyphen.
+    else if (code < 0x20 || (code >= 0x7f && code <= 0xa0) || code === 0xad)
+      repr += `\\x${code.toString(16).padStart(2, '0')}`;
+    else repr += c;
+  }
+  // Python's json.dumps (ensure_ascii: its ESCAPE_ASCII) and other ASCII-only writers: all but printable ASCII as \uXXXX.
+  const asciiJson = json.replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return [json, asciiJson, JSON.stringify(json).slice(1, -1), repr];
 }
 
 /**

@@ -56,7 +56,7 @@ describe('encodings made by real encoders', () => {
   const values: Record<string, string> = {
     ALL: "CANARY all: sp ace/sl+pl@at\\bs%pc'qu?q&a~t*",
     // Both quotes: repr escapes its own quote (') where JSON escapes the other; a control byte as \x01.
-    QUOTES: `CANARY-'single'-"double"-\\-\x01-end`,
+    QUOTES: `CANARY-'single'-"double"-\\-\x01-\x7f-\x9b-\u00a0-end`,
     ...Object.fromEntries(specials.map((c, i) => [`CH${i}`, `CANARY-${i}-x${c}y-${c}${c}-end`])),
   };
 
