@@ -51,6 +51,8 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
           `netbird-server: relay auth secret=${values.NB_RELAY_SECRET}`,
           `netbird-server: idp token ${Buffer.from(values.AUTHENTIK_TOKEN ?? '').toString('base64')}`,
           'netbird-server: ready',
+          // Terminal escapes from a container: a title change, a cleared screen, a C1 CSI.
+          'netbird-server: title \x1b]0;pwned\x07 clear \x1b[2J csi \x9b31m end',
         ],
       },
     };
@@ -137,6 +139,9 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('netbird-server: ready');
     expect(r.stdout).toContain('relay auth secret=[REDACTED:NB_RELAY_SECRET]');
+    // Shown, not obeyed.
+    expect(r.stdout).toContain('title \\x1b]0;pwned\\x07 clear \\x1b[2J csi \\u009b31m end');
+    for (const c of ['\x1b', '\x07', '\x9b']) expect(r.stdout + r.stderr).not.toContain(c);
     expect(r.stdout).toMatch(/idp token \[REDACTED:AUTHENTIK_TOKEN\]/);
     expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
     const calls = sim.calls.filter((c) => c.startedAt >= since && c.argv[1] === 'logs');

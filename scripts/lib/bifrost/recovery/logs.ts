@@ -1,6 +1,7 @@
 /** bifrost logs: `docker logs --tail N SERVICE`, redacted with the operator's and the host's secret values. */
 import { defineCommand, numberFlag } from '../../cli.ts';
 import { EXIT, InputError, WorkError } from '../../errors.ts';
+import { printable } from '../../printable.ts';
 import { redactor } from '../../redact.ts';
 import { logsArgv } from '../docker.ts';
 import { requireHost, withHost } from '../host-flags.ts';
@@ -69,7 +70,9 @@ ${READ_ONLY_HELP}`,
       if (r.stdout) out.data(r.stdout);
       // The container's stderr stays on stderr, as `docker logs` prints it.
       if (r.stderr)
-        process.stderr.write(redactor.redact(r.stderr.endsWith('\n') ? r.stderr : `${r.stderr}\n`));
+        process.stderr.write(
+          printable(redactor.redact(r.stderr.endsWith('\n') ? r.stderr : `${r.stderr}\n`)),
+        );
       out.result({ ok: true, where: executor.where, service, tail, stdout: r.stdout, stderr: r.stderr });
       return EXIT.ok;
     });
