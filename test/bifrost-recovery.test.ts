@@ -189,6 +189,15 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
       );
       expect(empty.exitCode, empty.stderr).toBe(2);
       expect(empty.stderr).toMatch(/the process environment lacks .*NB_RELAY_SECRET/);
+      // token, proxy-token and render print what the containers answer: refused the same way, before connecting.
+      const render = await runScript(
+        'bifrost.ts',
+        ['render', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
+        bare,
+      );
+      expect(render.exitCode, render.stderr).toBe(2);
+      expect(render.stderr).toContain('the secret values are needed to redact what the host prints');
+      expect(render.stdout).not.toContain('target');
 
       const status = await runScript(
         'bifrost.ts',
@@ -527,6 +536,27 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(proxyLines()).toEqual([`NB_PROXY_TOKEN=${values.NB_PROXY_TOKEN}`]);
     expect(sim.proxyTokens).toHaveLength(2);
   }, 60_000);
+
+  it("status shows a failing health check's output only when the operator's values are known", async () => {
+    // Last among the commands: traefik stays unhealthy.
+    sim.turnUnhealthy('traefik');
+    const known = await bifrost(['status']);
+    expect(known.exitCode).toBe(1);
+    expect(known.stdout).toMatch(/^traefik\s+running\s+unhealthy.*last check: connection refused/m);
+
+    const bare = env();
+    for (const key of Object.keys(values)) delete bare[key as keyof typeof bare];
+    const missing = join(host.root, 'no-such.sops.yaml');
+    const blind = await runScript(
+      'bifrost.ts',
+      ['status', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
+      bare,
+    );
+    outputs.push(blind.stdout, blind.stderr);
+    expect(blind.exitCode).toBe(1);
+    expect(blind.stdout).toMatch(/^traefik\s+running\s+unhealthy.*last check: \(not shown\)/m);
+    expect(blind.stdout + blind.stderr).not.toContain('connection refused');
+  }, 30_000);
 
   it('no secret value in any output, recorded argv or file left on this machine', () => {
     for (const text of outputs) expect(findLeaks(text, values)).toEqual([]);
