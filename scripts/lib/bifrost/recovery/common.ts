@@ -69,7 +69,8 @@ export async function registerOperatorSecrets(
     if (!(err instanceof InputError || err instanceof WorkError)) throw err;
     throw new InputError(
       `the secret values are needed to redact what the host prints, and cannot be read: ${err.message}`,
-      `${err.hint ? `${err.hint}; or ` : ''}${GIVE_VALUES_HINT}`,
+      // The loader's own hint when it says more than how to give the values (the age key to check).
+      `${GIVE_VALUES_HINT}${err.hint && !err.hint.includes('--from-env') ? `; ${err.hint}` : ''}`,
     );
   }
   const missing = required.filter((k) => !loaded.values[k]);
