@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { describeSecret, fingerprint, Redactor, setFingerprintKey } from '../../scripts/lib/redact.ts';
 import { registerSecrets, valuesToHide } from '../../scripts/lib/secrets/registry.ts';
 import { infisicalDbConnectionUri } from '../../scripts/lib/secrets/schema.ts';
+import { requireTool } from '../helpers/tiers.ts';
 
 describe('Redactor', () => {
   it('hides a value in every form it travels in', () => {
@@ -70,8 +71,14 @@ describe('encodings made by real encoders', () => {
       )
       .join('');
 
-  /** Each value through Python's own encoders, run as a child (values on stdin). */
+  const python3 = requireTool(
+    'python3',
+    "Python's own URL encoders, repr and json.dumps in the redactor test",
+  );
+
+  /** Each value through Python's own encoders, run as a child (values on stdin); none without python3. */
   function pythonForms(): Record<string, Record<string, string>> {
+    if (!python3) return {};
     const script = `
 import json, sys, urllib.parse
 values = json.load(sys.stdin)
@@ -88,7 +95,7 @@ for k, v in values.items():
     }
 json.dump(out, sys.stdout)
 `;
-    return JSON.parse(execFileSync('python3', ['-c', script], { input: JSON.stringify(values) }).toString());
+    return JSON.parse(execFileSync(python3, ['-c', script], { input: JSON.stringify(values) }).toString());
   }
 
   it('hides every variant in one text, keeping everything else', () => {
