@@ -119,23 +119,23 @@ runtime-setup *ARGS:
 
 # Recovery: each Bifrost container's state and health
 bifrost-status HOST *ARGS:
-    {{tsx}} scripts/bifrost.ts status --host "$1" "${@:2}"
+    {{tsx}} scripts/bifrost.ts status --host "$1" --secrets-file {{quote(secrets_file)}} "${@:2}"
 
-# Recovery: a service's last log lines, secrets redacted
+# Recovery: a service's last log lines, secrets redacted (the SOPS file's values and the host's)
 bifrost-logs HOST SERVICE *ARGS:
-    {{tsx}} scripts/bifrost.ts logs "$2" --host "$1" "${@:3}"
+    {{tsx}} scripts/bifrost.ts logs "$2" --host "$1" --secrets-file {{quote(secrets_file)}} "${@:3}"
 
 # Recovery: mint NB_IDP_MGMT_TOKEN again
 bifrost-token HOST *ARGS:
-    {{tsx}} scripts/bifrost.ts token --host "$1" "${@:2}"
+    {{tsx}} scripts/bifrost.ts token --host "$1" --secrets-file {{quote(secrets_file)}} "${@:2}"
 
 # Recovery: mint a new NetBird proxy token (nbx_) and recreate netbird-proxy on it
 bifrost-proxy-token HOST *ARGS:
-    {{tsx}} scripts/bifrost.ts proxy-token --host "$1" "${@:2}"
+    {{tsx}} scripts/bifrost.ts proxy-token --host "$1" --secrets-file {{quote(secrets_file)}} "${@:2}"
 
 # Recovery: render NetBird's config again, recreating netbird-server when it changed
 bifrost-render HOST *ARGS:
-    {{tsx}} scripts/bifrost.ts render --host "$1" "${@:2}"
+    {{tsx}} scripts/bifrost.ts render --host "$1" --secrets-file {{quote(secrets_file)}} "${@:2}"
 
 # Recovery: compare the host's bundle and secret fingerprints with what a provision would upload
 bifrost-verify HOST *ARGS:

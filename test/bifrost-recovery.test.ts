@@ -4,7 +4,15 @@
  * status, logs (redacted), token, render, verify and unlock, with canary leak checks on every output.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
@@ -44,6 +52,8 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
           `netbird-server: relay auth secret=${values.NB_RELAY_SECRET}`,
           `netbird-server: idp token ${Buffer.from(values.AUTHENTIK_TOKEN ?? '').toString('base64')}`,
           'netbird-server: ready',
+          // Terminal escapes from a container: a title change, a cleared screen, a C1 CSI.
+          'netbird-server: title \x1b]0;pwned\x07 clear \x1b[2J csi \x9b31m end',
         ],
       },
     };
@@ -130,7 +140,10 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('netbird-server: ready');
     expect(r.stdout).toContain('relay auth secret=[REDACTED:NB_RELAY_SECRET]');
-    expect(r.stdout).toMatch(/idp token \[REDACTED:AUTHENTIK_BOOTSTRAP_TOKEN\]/);
+    // Shown, not obeyed.
+    expect(r.stdout).toContain('title \\x1b]0;pwned\\x07 clear \\x1b[2J csi \\u009b31m end');
+    for (const c of ['\x1b', '\x07', '\x9b']) expect(r.stdout + r.stderr).not.toContain(c);
+    expect(r.stdout).toMatch(/idp token \[REDACTED:AUTHENTIK_TOKEN\]/);
     expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
     const calls = sim.calls.filter((c) => c.startedAt >= since && c.argv[1] === 'logs');
     expect(calls.map((c) => c.argv.slice(1))).toEqual([['logs', '--tail', '5', 'netbird-server']]);
@@ -141,6 +154,65 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(unknown.stderr).toContain('netbird-server');
     expect(unknown.stderr).toContain('authentik-postgres');
   }, 30_000);
+
+  it("logs and status: redacted with the operator's values when the host lost its env files; without them logs refuses and status hides the checks", async () => {
+    // The host keeps running containers that print the values, with neither env file left to say them.
+    const moved = ['.secrets.env', '.env'].map((f) => join(remoteDir, f));
+    for (const f of moved) renameSync(f, `${f}.away`);
+    try {
+      const r = await bifrost(['logs', 'netbird-server']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toContain('relay auth secret=[REDACTED:NB_RELAY_SECRET]');
+      expect(r.stdout).toContain('source  the process environment');
+      expect(findLeaks(r.stdout + r.stderr, values)).toEqual([]);
+
+      // No values on the operator's side: no SOPS file there, none in the environment.
+      const bare = env();
+      for (const key of Object.keys(values)) delete bare[key as keyof typeof bare];
+      const since = sim.now();
+      const missing = join(host.root, 'no-such.sops.yaml');
+      const blind = await runScript(
+        'bifrost.ts',
+        ['logs', 'netbird-server', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
+        bare,
+      );
+      outputs.push(blind.stdout, blind.stderr);
+      expect(blind.exitCode, blind.stderr).toBe(2);
+      expect(blind.stderr).toContain(`secrets file ${missing} not found`);
+      expect(blind.stderr).toMatch(/^hint: .*--secrets-file F with its age key.*--from-env/m);
+      expect(blind.stdout).not.toContain('netbird-server:');
+      expect(sim.calls.filter((c) => c.startedAt >= since && c.argv[1] === 'logs')).toEqual([]);
+      // --from-env with an environment that lacks the values is refused the same way.
+      const empty = await runScript(
+        'bifrost.ts',
+        ['logs', 'netbird-server', ...hostArgs(), ...dockerArgs(), '--from-env'],
+        bare,
+      );
+      expect(empty.exitCode, empty.stderr).toBe(2);
+      expect(empty.stderr).toMatch(/the process environment lacks .*NB_RELAY_SECRET/);
+      // token, proxy-token and render print what the containers answer: refused the same way, before connecting.
+      const render = await runScript(
+        'bifrost.ts',
+        ['render', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
+        bare,
+      );
+      expect(render.exitCode, render.stderr).toBe(2);
+      expect(render.stderr).toContain('the secret values are needed to redact what the host prints');
+      expect(render.stdout).not.toContain('target');
+
+      const status = await runScript(
+        'bifrost.ts',
+        ['status', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
+        bare,
+      );
+      outputs.push(status.stdout, status.stderr);
+      expect(status.exitCode, status.stderr).toBe(0);
+      expect(status.stderr).toMatch(/^warning: health-check output is not shown: .*not found/m);
+      expect(status.stdout).toMatch(/^netbird-server\s+running\s+healthy/m);
+    } finally {
+      for (const f of moved) renameSync(`${f}.away`, f);
+    }
+  }, 60_000);
 
   it('verify: all the same after a deploy; a changed local bundle file differs and exits 1', async () => {
     const same = await bifrost(['verify', '--json'], ['--bundle', bundle, '--from-env']);
@@ -498,6 +570,27 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(proxyLines()).toEqual([`NB_PROXY_TOKEN=${values.NB_PROXY_TOKEN}`]);
     expect(sim.proxyTokens).toHaveLength(2);
   }, 60_000);
+
+  it("status shows a failing health check's output only when the operator's values are known", async () => {
+    // Last among the commands: traefik stays unhealthy.
+    sim.turnUnhealthy('traefik');
+    const known = await bifrost(['status']);
+    expect(known.exitCode).toBe(1);
+    expect(known.stdout).toMatch(/^traefik\s+running\s+unhealthy.*last check: connection refused/m);
+
+    const bare = env();
+    for (const key of Object.keys(values)) delete bare[key as keyof typeof bare];
+    const missing = join(host.root, 'no-such.sops.yaml');
+    const blind = await runScript(
+      'bifrost.ts',
+      ['status', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
+      bare,
+    );
+    outputs.push(blind.stdout, blind.stderr);
+    expect(blind.exitCode).toBe(1);
+    expect(blind.stdout).toMatch(/^traefik\s+running\s+unhealthy.*last check: \(not shown\)/m);
+    expect(blind.stdout + blind.stderr).not.toContain('connection refused');
+  }, 30_000);
 
   it('no secret value in any output, recorded argv or file left on this machine', () => {
     for (const text of outputs) expect(findLeaks(text, values)).toEqual([]);

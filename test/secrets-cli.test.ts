@@ -175,6 +175,37 @@ describe('secrets check', () => {
   });
 });
 
+describe('terminal escapes in a SOPS file', () => {
+  it("a key name's ESC, BEL and CSI are shown escaped in the error, never sent raw; --json stays valid", async () => {
+    const k = await keyPair();
+    const file = join(k.dir, 'bootstrap.sops.yaml');
+    const { encryptSops } = await import('../scripts/lib/secrets/sops/index.ts');
+    const hostile = 'EVIL\x1b]0;pwned\x07\x1b[2J\x9b31mKEY';
+    const text = await encryptSops(
+      { REDIS_PASSWORD: 'kept-redis-0123456789', [hostile]: 'canary-hostile-value' },
+      { recipients: [k.recipient], format: 'yaml' },
+    );
+    // The hostile key's value tampered with (its ciphertext's first character changed): the error names its key path.
+    const line = text.split('\n').find((l) => l.startsWith('"EVIL')) ?? '';
+    const tampered = line.replace(/data:(.)/, (_m, c: string) => `data:${c === 'A' ? 'B' : 'A'}`);
+    expect(tampered).not.toBe(line);
+    writeFileSync(file, text.replace(line, tampered), { mode: 0o600 });
+    const r = await runScript('secrets.ts', ['check', '--file', file], env({ SOPS_AGE_KEY_FILE: k.keyFile }));
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toContain('key path EVIL\\x1b]0;pwned\\x07\\x1b[2J\\u009b31mKEY does not decrypt');
+    for (const c of ['\x1b', '\x07', '\x9b']) expect(r.stdout + r.stderr).not.toContain(c);
+
+    const json = await runScript(
+      'secrets.ts',
+      ['check', '--file', file, '--json'],
+      env({ SOPS_AGE_KEY_FILE: k.keyFile }),
+    );
+    for (const c of ['\x1b', '\x07', '\x9b']) expect(json.stdout + json.stderr).not.toContain(c);
+    // The JSON result names the key as it is: the escapes are JSON's own.
+    expect(JSON.parse(json.stdout).error).toContain(`key path ${hostile} does not decrypt`);
+  });
+});
+
 describe('secrets where', () => {
   it('prints the What Lives Where table from the schema', async () => {
     const r = await runScript('secrets.ts', ['where'], env());

@@ -2,6 +2,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { closest } from './closest.ts';
 import { EXIT, exitCodeOf, InputError } from './errors.ts';
 import { createOutput, type Output } from './output.ts';
+import { printable } from './printable.ts';
 import { redactor } from './redact.ts';
 import { exitCodeForSignal, runContext, type StopSignal, secondaryOf } from './run-context.ts';
 
@@ -416,7 +417,7 @@ function reportFailure(err: unknown, out: Output): void {
   out.error([message, ...secondary.map((s) => `also: ${s}`)].join('\n'), e.hint);
   const code = exitCodeOf(err);
   if (code === EXIT.failed && !(err instanceof InputError) && process.env.SECRETS_FLOW_DEBUG && e.stack) {
-    process.stderr.write(`${redactor.redact(e.stack)}\n`);
+    process.stderr.write(`${printable(redactor.redact(e.stack))}\n`);
   }
   out.result({
     ok: false,

@@ -1,8 +1,10 @@
 import { Chalk, type ChalkInstance } from 'chalk';
+import { markOwnEscapes, printable } from './printable.ts';
 import { redactor } from './redact.ts';
 
 /**
- * The only way commands print. Every line passes through the redactor first. With --json, stdout
+ * The only way commands print. Every line passes through the redactor first, then has its control
+ * characters escaped (printable.ts): only the colours `color` adds reach the terminal as escapes. With --json, stdout
  * carries exactly one JSON result and the human narration moves to stderr so scripts can parse stdout.
  */
 export interface Output {
@@ -33,9 +35,9 @@ export function createOutput(opts: OutputOptions = {}): Output {
   const env = opts.env ?? process.env;
   const narration = opts.json ? stderr : stdout;
   const isTty = Boolean((narration as NodeJS.WriteStream).isTTY);
-  const color = new Chalk({ level: colorLevel(env, isTty) });
+  const color = markOwnEscapes(new Chalk({ level: colorLevel(env, isTty) }));
   const write = (stream: NodeJS.WritableStream, text: string) => {
-    stream.write(`${redactor.redact(text)}\n`);
+    stream.write(`${printable(redactor.redact(text))}\n`);
   };
   return {
     color,

@@ -3,7 +3,8 @@ import { createHmac } from 'node:crypto';
 /**
  * Every byte a command prints passes through one Redactor. Secret values are registered before any
  * external command runs, together with the encodings they travel in (base64 in Secret manifests,
- * URL-encoding in connection strings, JSON escaping in --json output), so that none of those forms
+ * URL-encoding in connection strings, JSON escaping in --json output, a repr in a Python traceback:
+ * `encodedForms`), so that none of those forms
  * can leak through stdout, stderr, an error message or a log line. Values derived from a secret (a
  * connection string) are secrets of their own: `registerSecrets` in secrets/registry.ts registers them.
  */
@@ -51,17 +52,89 @@ export class Redactor {
 }
 
 /**
- * Every form a value travels in: raw, base64, URL-encoded, JSON-escaped, and each of its lines. The
- * leak tests search for exactly these forms, so what is hidden and what is checked cannot drift apart.
+ * Every form a value travels in: raw, each of its lines, base64 (standard and URL-safe, at every
+ * alignment), hex, every percent-encoding below, and its backslash-escaped forms. The leak tests search
+ * for exactly these forms, so what is hidden and what is checked cannot drift apart.
  */
 export function encodedForms(value: string): string[] {
   const forms = new Set<string>([value]);
-  for (const core of base64Cores(Buffer.from(value, 'utf8'))) forms.add(core);
-  forms.add(encodeURIComponent(value));
-  forms.add(JSON.stringify(value).slice(1, -1));
+  const bytes = Buffer.from(value, 'utf8');
+  for (const core of base64Cores(bytes)) {
+    forms.add(core);
+    forms.add(core.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''));
+  }
+  forms.add(bytes.toString('hex'));
+  forms.add(bytes.toString('hex').toUpperCase());
+  for (const encoding of PERCENT_ENCODINGS) {
+    const encoded = percentEncode(bytes, encoding);
+    forms.add(encoded);
+    // Upper-case hex is what these encoders write; a decoder accepts (and some writers use) lower case.
+    forms.add(encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
+  }
+  for (const escaped of backslashEscapes(value)) forms.add(escaped);
   // A value that spans lines can leak one line at a time.
   for (const line of value.split('\n')) forms.add(line);
   return [...forms];
+}
+
+/**
+ * The percent-encoders a value may pass through on its way into a URL, a form body or a connection
+ * string, each by what it leaves as it is besides ASCII letters and digits (every other byte of the
+ * UTF-8 becomes %XX), and whether a space becomes `+`.
+ */
+const PERCENT_ENCODINGS: readonly { safe: string; plus?: boolean }[] = [
+  // JavaScript's encodeURIComponent and encodeURI (ECMA-262, uriUnreserved; uriReserved and # kept by encodeURI).
+  { safe: "-_.!~*'()" },
+  { safe: "-_.!~*'();/?:@&=+$,#" },
+  // Python's urllib.parse.quote (always safe: _.-~) with its default safe='/', and with safe='' (/ encoded).
+  { safe: '-_.~/' },
+  { safe: '-_.~' },
+  // Python's quote_plus and Go's url.QueryEscape: nothing kept but the unreserved, a space as +.
+  { safe: '-_.~', plus: true },
+  // WHATWG application/x-www-form-urlencoded (URLSearchParams): * kept, ~ encoded, a space as +.
+  { safe: '-_.*', plus: true },
+  // Go's url.UserPassword, as userinfo is written (golang/go@0118299:src/net/url/url.go, shouldEscape with
+  // encodeUserPassword): the reserved $ & + , ; = stay, @ / ? : are escaped, and so is everything else.
+  { safe: '-_.~$&+,;=' },
+  // Go's url.PathEscape (encodePathSegment): : @ & = + $ stay, / ; , ? are escaped.
+  { safe: '-_.~:@&=+$' },
+];
+
+function percentEncode(bytes: Buffer, { safe, plus }: { safe: string; plus?: boolean }): string {
+  let out = '';
+  for (const byte of bytes) {
+    const char = String.fromCharCode(byte);
+    if (/[A-Za-z0-9]/.test(char) || (byte < 0x80 && safe.includes(char))) out += char;
+    else if (plus && byte === 0x20) out += '+';
+    else out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * The value inside a quoted string of a language that escapes with backslashes: JSON (as JSON.stringify
+ * writes it, and ASCII-only), JSON inside JSON (a JSON log line carrying a JSON document: every backslash doubled again),
+ * and Python's repr (CPython's unicode_repr: backslash, the quote it chose, \t \n \r and other
+ * characters it does not print as \xNN; it quotes with ' unless the value holds ' and no ").
+ */
+function backslashEscapes(value: string): string[] {
+  const json = JSON.stringify(value).slice(1, -1);
+  const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
+  let repr = '';
+  for (const c of value) {
+    const code = c.charCodeAt(0);
+    if (c === '\\' || c === quote) repr += `\\${c}`;
+    else if (c === '\t') repr += '\\t';
+    else if (c === '\n') repr += '\\n';
+    else if (c === '\r') repr += '\\r';
+    // What Python does not count as printable below U+0100: C0, DEL, C1, no-break space, soft hyphen.
+    else if (code < 0x20 || (code >= 0x7f && code <= 0xa0) || code === 0xad)
+      repr += `\\x${code.toString(16).padStart(2, '0')}`;
+    else repr += c;
+  }
+  // Python's json.dumps (ensure_ascii: its ESCAPE_ASCII) and other ASCII-only writers: all but printable ASCII as \uXXXX.
+  const asciiJson = json.replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return [json, asciiJson, JSON.stringify(json).slice(1, -1), repr];
 }
 
 /**

@@ -48,3 +48,32 @@ describe('colour', () => {
     }
   });
 });
+
+describe('control characters from files and hosts', () => {
+  const foreign = 'title \u001b]0;pwned\u0007 clear \u001b[2J csi \u009b31m cr\r bidi \u202e end';
+  const shown = 'title \\x1b]0;pwned\\x07 clear \\x1b[2J csi \\u009b31m cr\\x0d bidi \\u202e end';
+
+  it('are shown escaped in every line, inside our own colours, which stay escapes', () => {
+    const out = tty(true);
+    const err = tty(true);
+    const o = createOutput({ stdout: out.stream, stderr: err.stream, env: { FORCE_COLOR: '1' } });
+    o.info(o.color.green(`host said ${foreign} and ${o.color.bold('bold')}`));
+    o.data(`line one\n${foreign}\tkept tab`);
+    o.error(`key ${foreign}`, `hint ${foreign}`);
+    o.warn(foreign);
+    expect(out.text()).toBe(
+      `${ESC}32mhost said ${shown} and ${ESC}1mbold${ESC}22m${ESC}39m\nline one\n${shown}\tkept tab\n`,
+    );
+    expect(err.text()).toBe(
+      `${ESC}31merror: key ${shown}${ESC}39m\nhint: hint ${shown}\n${ESC}33mwarning: ${shown}${ESC}39m\n`,
+    );
+  });
+
+  it('leave a --json result valid JSON that reads back as it was', () => {
+    const out = tty(false);
+    const o = createOutput({ stdout: out.stream, stderr: tty(false).stream, json: true, env: {} });
+    o.result({ error: foreign });
+    for (const c of ['\u001b', '\u0007', '\r', '\u009b', '\u202e']) expect(out.text()).not.toContain(c);
+    expect(JSON.parse(out.text()).error).toBe(foreign);
+  });
+});

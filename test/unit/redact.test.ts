@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeSecret, fingerprint, Redactor, setFingerprintKey } from '../../scripts/lib/redact.ts';
 import { registerSecrets, valuesToHide } from '../../scripts/lib/secrets/registry.ts';
 import { infisicalDbConnectionUri } from '../../scripts/lib/secrets/schema.ts';
+import { requireTool } from '../helpers/tiers.ts';
 
 describe('Redactor', () => {
   it('hides a value in every form it travels in', () => {
@@ -46,6 +48,89 @@ describe('Redactor', () => {
     const r = new Redactor();
     r.register('ab');
     expect(r.redact('ab cd')).toBe('ab cd');
+  });
+});
+
+describe('encodings made by real encoders', () => {
+  // One canary per character an encoder treats specially, and one holding them all.
+  const specials = [' ', '/', '+', '@', ':', '\\', '%', "'", '"', '?', '&', '~', '*', '\n'];
+  const values: Record<string, string> = {
+    ALL: "CANARY all: sp ace/sl+pl@at\\bs%pc'qu?q&a~t*",
+    // Both quotes: repr escapes its own quote (') where JSON escapes the other; a control byte as \x01.
+    QUOTES: `CANARY-'single'-"double"-\\-\x01-\x7f-\x9b-\u00a0-end`,
+    ...Object.fromEntries(specials.map((c, i) => [`CH${i}`, `CANARY-${i}-x${c}y-${c}${c}-end`])),
+  };
+
+  /** Go's escaping from its documented rule: every byte but letters, digits and `kept` as %XX (upper-case hex). */
+  const goEscape = (v: string, kept: RegExp) =>
+    [...Buffer.from(v, 'utf8')]
+      .map((b) =>
+        /[A-Za-z0-9]/.test(String.fromCharCode(b)) || kept.test(String.fromCharCode(b))
+          ? String.fromCharCode(b)
+          : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+      )
+      .join('');
+
+  const python3 = requireTool(
+    'python3',
+    "Python's own URL encoders, repr and json.dumps in the redactor test",
+  );
+
+  /** Each value through Python's own encoders, run as a child (values on stdin); none without python3. */
+  function pythonForms(): Record<string, Record<string, string>> {
+    if (!python3) return {};
+    const script = `
+import json, sys, urllib.parse
+values = json.load(sys.stdin)
+out = {}
+for k, v in values.items():
+    out[k] = {
+        'quote': urllib.parse.quote(v),
+        'quote-safe-none': urllib.parse.quote(v, safe=''),
+        'quote_plus': urllib.parse.quote_plus(v),
+        'urlencode': urllib.parse.urlencode({'p': v})[2:],
+        'repr': repr(v)[1:-1],
+        'json.dumps': json.dumps(v)[1:-1],
+        'repr-in-list': repr([v])[2:-2],
+    }
+json.dump(out, sys.stdout)
+`;
+    return JSON.parse(execFileSync(python3, ['-c', script], { input: JSON.stringify(values) }).toString());
+  }
+
+  it('hides every variant in one text, keeping everything else', () => {
+    const python = pythonForms();
+    const r = new Redactor();
+    for (const [name, v] of Object.entries(values)) r.register(v, name);
+    const lines: { line: string; expected: string }[] = [];
+    for (const [name, v] of Object.entries(values)) {
+      const variants: Record<string, string> = {
+        encodeURIComponent: encodeURIComponent(v),
+        encodeURI: encodeURI(v),
+        URLSearchParams: new URLSearchParams({ p: v }).toString().slice(2),
+        'URL userinfo': new URL(`http://u:${encodeURIComponent(v)}@h/`).password,
+        // url.UserPassword: unreserved and $&+,;= kept (RFC 3986 §3.2.1, less the ':' Go escapes).
+        'Go userinfo': goEscape(v, /[-_.~$&+,;=]/),
+        // url.PathEscape: unreserved and : @ & = + $ kept.
+        'Go PathEscape': goEscape(v, /[-_.~:@&=+$]/),
+        'lower-case %xx': encodeURIComponent(v).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+        'JSON in JSON': JSON.stringify(JSON.stringify(v)).slice(3, -3),
+        base64url: Buffer.from(v).toString('base64url'),
+        hex: Buffer.from(v).toString('hex'),
+        ...python[name],
+      };
+      for (const [how, form] of Object.entries(variants)) {
+        lines.push({
+          line: `<${name} ${how}> ${form} </${how}>`,
+          expected: `<${name} ${how}> [REDACTED:${name}] </${how}>`,
+        });
+      }
+    }
+    const shown = r.redact(lines.map((l) => l.line).join('\n')).split('\n');
+    // Each form is replaced whole (every encoder here escapes a newline, so one form is one line).
+    lines.forEach(({ line, expected }, i) => {
+      expect(shown[i], line).toBe(expected);
+    });
   });
 });
 

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { childEnv } from '../child-env.ts';
+import { printable } from '../printable.ts';
 import { redactor } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import {
@@ -61,9 +62,10 @@ export const requireHere = createRequire(import.meta.url);
 const running = new Map<number, { onDeadline(): void }>();
 
 /** Where zx's log lines go once redacted; tests swap it to read them. */
-let logSink: (text: string) => void = (text) => void process.stderr.write(text);
+const toStderr = (text: string) => void process.stderr.write(printable(text));
+let logSink: (text: string) => void = toStderr;
 export function setZxLogSink(sink: ((text: string) => void) | undefined): void {
-  logSink = sink ?? ((text) => void process.stderr.write(text));
+  logSink = sink ?? toStderr;
 }
 
 function configureZx(zx: ZxCore): void {

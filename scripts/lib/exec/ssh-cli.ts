@@ -8,6 +8,7 @@
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.ts';
+import { printable } from '../printable.ts';
 import { ask } from '../prompt.ts';
 import { type IdentityKey, loadSsh2, type SshExecutor, type SshOptions } from './ssh.ts';
 import {
@@ -59,7 +60,7 @@ export async function connectFromFlags(
   io: ConnectIo = {},
 ): Promise<SshExecutor> {
   const { connectSsh } = await import('./ssh.ts');
-  const warn = io.warn ?? ((line: string) => process.stderr.write(`note: ${line}\n`));
+  const warn = io.warn ?? ((line: string) => process.stderr.write(`note: ${printable(line)}\n`));
   const env = localEnv();
   const target = await resolveTarget(flags, env);
   return connectSsh(await optionsFor(target, env.home, warn));

@@ -22,7 +22,10 @@ import {
   LOCK_WAIT_HELP,
   RECOVERY_OPTIONS,
   RECOVERY_OPTIONS_HELP,
+  registerOperatorSecrets,
   requireBundleDir,
+  SECRETS_OPTIONS,
+  SECRETS_OPTIONS_HELP,
   USAGE,
 } from './common.ts';
 
@@ -43,7 +46,7 @@ const INTERRUPTED: Record<Which, string> = {
   'proxy-token': `${NB_PROXY_TOKEN} is replaced only once a new one is minted; netbird-proxy may not be recreated yet`,
 };
 
-const OPTIONS = { ...RECOVERY_OPTIONS, 'lock-wait': { type: 'string' } } as const;
+const OPTIONS = { ...RECOVERY_OPTIONS, ...SECRETS_OPTIONS, 'lock-wait': { type: 'string' } } as const;
 
 /** The engine's steps and re-mint flags for each command, the dry run's and the real run's alike. */
 function engineOptions(which: Which) {
@@ -103,12 +106,17 @@ export function netbirdCommand(
     synopsis: '(--host H | --local) [options]',
     ...text,
     options: OPTIONS,
+    aliases: { file: 'secrets-file' },
     optionsHelp: `${LOCK_WAIT_HELP}
   --dry-run            run the steps against a recording executor: print the commands; change nothing
+${SECRETS_OPTIONS_HELP}
+                       (their values redact what the containers print; without them: exit 2)
 ${RECOVERY_OPTIONS_HELP}`,
     run: async (flags, _positionals, out) => {
       const { cli, host } = requireHost(flags, `${USAGE} ${which}`);
       const lockWait = numberFlag('lock-wait', flags['lock-wait'], 'non-negative', 0);
+      // The steps print what the containers answer: known values first, before connecting.
+      await registerOperatorSecrets(flags, out);
       return withHost({ ...flags, host }, out, cli, async (executor) => {
         runContext.setPhase(which, INTERRUPTED[which]);
         // Before the lock: taking it creates directories beside a --remote-dir that may be wrong.

@@ -1,12 +1,20 @@
 /** bifrost status: every plan service's container state and health (one `docker inspect`). */
 import { defineCommand } from '../../cli.ts';
-import { EXIT } from '../../errors.ts';
+import { EXIT, InputError } from '../../errors.ts';
 import { formatDuration, formatTable } from '../../format.ts';
 import { type ContainerState, inspectContainers, isReady } from '../docker.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { registerHostSecrets } from '../host-state.ts';
 import { planServices } from '../plan.ts';
-import { READ_ONLY_HELP, RECOVERY_OPTIONS, requireBundleDir, USAGE } from './common.ts';
+import {
+  READ_ONLY_HELP,
+  RECOVERY_OPTIONS,
+  registerOperatorSecrets,
+  requireBundleDir,
+  SECRETS_OPTIONS,
+  SECRETS_OPTIONS_HELP,
+  USAGE,
+} from './common.ts';
 
 export interface ServiceStatus {
   service: string;
@@ -26,9 +34,13 @@ export const command = defineCommand({
   synopsis: '(--host H | --local) [options]',
   description: `Shows every Bifrost service's container state and health (one \`docker inspect\` of all of them).
 Services gated by an optional secret that is not set (netbird-agent without NB_BIFROST_SETUP_KEY) are
-reported as skipped, not as failures. Changes nothing.`,
-  options: RECOVERY_OPTIONS,
-  optionsHelp: READ_ONLY_HELP,
+reported as skipped, not as failures. A failing health check's last output comes from the container: it
+is shown (redacted) only when the SOPS file's values (or, with --from-env, the environment's) can be read;
+without them the table is shown without it, with a warning. Changes nothing.`,
+  options: { ...RECOVERY_OPTIONS, ...SECRETS_OPTIONS },
+  aliases: { file: 'secrets-file' },
+  optionsHelp: `${SECRETS_OPTIONS_HELP}
+${READ_ONLY_HELP}`,
   footer: 'just: bifrost-status HOST [--json]',
   exits: {
     ok: 'every service that should run is running and healthy',
@@ -36,6 +48,15 @@ reported as skipped, not as failures. Changes nothing.`,
   },
   async run(flags, _positionals, out) {
     const { cli, host } = requireHost(flags, `${USAGE} status`);
+    // Container states are never secret, a health check's output may be: it is hidden, not the table.
+    const showChecks = await registerOperatorSecrets(flags, out).then(
+      () => true,
+      (err: unknown) => {
+        if (!(err instanceof InputError)) throw err;
+        out.warn(`health-check output is not shown: ${err.message}\n(${err.hint})`);
+        return false;
+      },
+    );
     return withHost({ ...flags, host }, out, cli, async (executor) => {
       await requireBundleDir(executor, cli.dir);
       const { secrets } = await registerHostSecrets(executor, cli.dir);
@@ -46,7 +67,7 @@ reported as skipped, not as failures. Changes nothing.`,
         services.map((s) => s.service),
       );
       const rows = services.map(({ service, gate }) =>
-        serviceStatus(service, states.get(service), gate, secrets),
+        serviceStatus(service, states.get(service), gate, secrets, showChecks),
       );
       out.data(
         formatTable(
@@ -80,6 +101,7 @@ function serviceStatus(
   s: ContainerState | undefined,
   gate: string | undefined,
   secrets: Map<string, string>,
+  showChecks: boolean,
 ): ServiceStatus {
   const gatedOut = gate !== undefined && !secrets.get(gate);
   if (!s) {
@@ -101,6 +123,6 @@ function serviceStatus(
     startedAt: s.startedAt,
     ready,
     skipped: false,
-    note: ready ? '' : lastCheck ? `last check: ${lastCheck}` : '',
+    note: ready || !lastCheck ? '' : showChecks ? `last check: ${lastCheck}` : 'last check: (not shown)',
   };
 }

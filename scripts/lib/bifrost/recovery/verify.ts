@@ -5,7 +5,6 @@ import { EXIT } from '../../errors.ts';
 import { formatTable } from '../../format.ts';
 import { FINGERPRINT_KEY } from '../../secrets/registry.ts';
 import { keysFor } from '../../secrets/schema.ts';
-import { DEFAULT_SECRETS_FILE } from '../../secrets/source.ts';
 import { formatProblems } from '../../secrets/validate.ts';
 import { compareSecrets, DEPLOYED_FILE, HostFingerprints, readDeployed } from '../deployed.ts';
 import { parseEnvFile } from '../env-file.ts';
@@ -15,7 +14,15 @@ import { NB_IDP_MGMT_TOKEN } from '../plan.ts';
 import { buildProvisionInput, DEFAULT_BUNDLE_DIR, keepHostHashes } from '../provision-input.ts';
 import { BIFROST_CONSUMERS } from '../render-env.ts';
 import { compareFiles, MANIFEST, manifestSalt, parseManifest, type Verdict } from '../upload.ts';
-import { paintVerdict, READ_ONLY_HELP, RECOVERY_OPTIONS, requireBundleDir, USAGE } from './common.ts';
+import {
+  paintVerdict,
+  READ_ONLY_HELP,
+  RECOVERY_OPTIONS,
+  requireBundleDir,
+  SECRETS_OPTIONS,
+  SECRETS_OPTIONS_HELP,
+  USAGE,
+} from './common.ts';
 
 export const summary = `compare the host's bundle and secret fingerprints with what provision-bifrost would
 upload now; exit 1 when anything differs`;
@@ -29,13 +36,11 @@ is same / differs / missing on host / only on host; each Bifrost secret is same 
 fingerprint in the host's ${DEPLOYED_FILE} (never a value). Changes nothing.`,
   options: {
     ...RECOVERY_OPTIONS,
-    'secrets-file': { type: 'string' },
-    'from-env': { type: 'boolean' },
+    ...SECRETS_OPTIONS,
     bundle: { type: 'string' },
   },
   aliases: { file: 'secrets-file' },
-  optionsHelp: `  --secrets-file F     SOPS file (default ${DEFAULT_SECRETS_FILE}); --file F is the same; --from-env
-                       takes the environment
+  optionsHelp: `${SECRETS_OPTIONS_HELP}
   --bundle DIR         the local bundle (default cloud/bifrost of this checkout)
 ${READ_ONLY_HELP}`,
   footer: 'just: bifrost-verify HOST',
