@@ -6,10 +6,9 @@
  * An encrypted key gets a passphrase prompt on a terminal; without one it is skipped with a note.
  */
 import { statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.ts';
 import { ask } from '../prompt.ts';
-import { type IdentityKey, loadSsh2, type SshExecutor, type SshOptions } from './ssh.ts';
+import { type IdentityKey, loadSsh2, readIdentityFile, type SshExecutor, type SshOptions } from './ssh.ts';
 import {
   defaultIdentityFiles,
   localEnv,
@@ -97,7 +96,10 @@ async function optionsFor(
     const file = hop.identityFiles[0] as string;
     opts.identity = file;
     const ssh2 = await loadSsh2();
-    const key = await readFile(file).catch(() => undefined);
+    const key = await readIdentityFile(file).catch((err: unknown) => {
+      if (err instanceof InputError) throw err;
+      return undefined;
+    });
     const parsed = key ? ssh2.utils.parseKey(key) : undefined;
     if (parsed instanceof Error && /passphrase|encrypted/i.test(parsed.message) && process.stdin.isTTY) {
       opts.passphrase = await ask(`Passphrase for ${file}: `, { hidden: true });
@@ -150,8 +152,10 @@ async function loadKeys(
   for (const file of files) {
     let key: Buffer;
     try {
-      key = await readFile(file);
+      key = await readIdentityFile(file);
     } catch (err) {
+      // Not a regular file, or too large: refused, never skipped (exit 2, naming it).
+      if (err instanceof InputError) throw err;
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       if (code !== 'ENOENT' || configured)
         skip(file, `cannot read it (${code})`, code === 'ENOENT' && !configured);

@@ -8,10 +8,11 @@
  * Not evaluated from the config: `Match exec` (it would run a shell command with no deadline while
  * reading a host name; DESIGN.md: every wait bounded), `ProxyCommand`, `HostKeyAlias`.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { InputError } from '../errors.ts';
+import { readBoundedText } from '../read-bounded.ts';
 
 export interface HostSpec {
   user?: string;
@@ -132,8 +133,13 @@ export async function loadSshConfig(explicit: string | undefined, home: string):
   const path = explicit ?? join(home, '.ssh', 'config');
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readBoundedText(path, {
+      what: 'the ssh config',
+      kind: 'sshConfig',
+      hint: 'point --ssh-config at an ssh_config file',
+    });
   } catch (err) {
+    if (err instanceof InputError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && explicit === undefined) return { path: undefined, compute: () => ({}) };
     throw new InputError(
@@ -144,9 +150,10 @@ export async function loadSshConfig(explicit: string | undefined, home: string):
     );
   }
   const { parse } = (await import('ssh-config')).default;
+  const expanded = await expandIncludes(text, path, home, 0);
   let config: ReturnType<typeof parse>;
   try {
-    config = parse(await expandIncludes(text, path, home, 0));
+    config = parse(expanded);
   } catch (err) {
     throw malformed(path, (err as Error).message);
   }
@@ -187,8 +194,13 @@ async function expandIncludes(text: string, file: string, home: string, depth: n
       for (const match of await globFiles(path)) {
         let included: string;
         try {
-          included = await readFile(match, 'utf8');
+          included = await readBoundedText(match, {
+            what: `the ssh config Include (in ${file})`,
+            kind: 'sshConfig',
+            hint: 'make it name ssh_config files, or remove the Include',
+          });
         } catch (err) {
+          if (err instanceof InputError) throw err;
           const code = (err as NodeJS.ErrnoException).code;
           // ssh skips an Include that matches nothing; one it cannot read is an error.
           if (code === 'ENOENT') continue;

@@ -7,21 +7,31 @@
  * `StrictHostKeyChecking=accept-new` as the most permissive mode: a changed key is always refused.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { homedir, constants as osConstants } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
+import type {
+  Client,
+  ClientChannel,
+  ConnectConfig,
+  ServerHostKeyAlgorithm,
+  SFTPWrapper,
+  Stats as SftpStats,
+} from 'ssh2';
 import { InputError, WorkError } from '../errors.ts';
+import { notRegular } from '../file-kind.ts';
+import { notRegularError, READ_LIMITS, readBounded, tooLargeError } from '../read-bounded.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import {
+  badHostFile,
   type Command,
   type CommandResult,
   type Executor,
   type FileOps,
   type FileStat,
   formatCommand,
+  HOST_FILE_READ,
   shellQuote,
 } from './executor.ts';
 import {
@@ -107,6 +117,9 @@ const SSH2_HOST_KEY_ALGS = new Set<string>([
   'ssh-dss',
 ]);
 
+/** What one SFTP read asks for (ssh2 splits it to the server's limit). */
+const SFTP_READ_CHUNK = 256 * 1024;
+
 /** SFTP status code for "no such file" (draft-ietf-secsh-filexfer-02 §7). */
 const SFTP_NO_SUCH_FILE = 2;
 
@@ -145,6 +158,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
   try {
     entries = await readKnownHosts(knownHostsFile);
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(`${base}: cannot read ${knownHostsFile}: ${(err as Error).message}`);
   }
   let jump: SshExecutor | undefined;
@@ -252,6 +266,19 @@ function connectionName(user: string, host: string, port: number): string {
   return `${user}@${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/**
+ * A private key file's bytes, through the bounded reader: a FIFO or a device given as a key is refused
+ * (exit 2) before it is opened. Other errors (ENOENT, EACCES) are the fs error, for the caller to word.
+ */
+export async function readIdentityFile(file: string): Promise<Buffer> {
+  const { data } = await readBounded(file, {
+    what: 'the identity file',
+    kind: 'identity',
+    hint: 'give the path of a private key file, e.g. ~/.ssh/id_ed25519',
+  });
+  return data;
+}
+
 interface AuthConfig {
   config: Pick<ConnectConfig, 'authHandler'>;
   /** For the authentication-failure message: what was offered, never a secret. */
@@ -274,8 +301,9 @@ async function loadAuth(opts: SshOptions, where: string): Promise<AuthConfig> {
   if (opts.identity) {
     let key: Buffer;
     try {
-      key = await readFile(opts.identity);
+      key = await readIdentityFile(opts.identity);
     } catch (err) {
+      if (err instanceof InputError) throw err;
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new InputError(
         `${where}: cannot read the identity file ${opts.identity} (${code})`,
@@ -931,15 +959,51 @@ class SftpFiles implements FileOps {
     return this.request<T>(`SFTP ${what}`, deadline, (cb) => start(sftp, cb));
   }
 
+  /**
+   * Bounded as a local read is (read-bounded.ts): the path is stat'ed and refused unless a regular file
+   * within HOST_FILE_READ's limit (opening a FIFO would hold the server's sftp-server; /dev/zero never
+   * ends), the open handle checked again, and reading stops past the limit (a file that grows meanwhile).
+   */
   async readFile(path: string): Promise<string | undefined> {
     const sftp = await this.sftp();
+    const limit = READ_LIMITS[HOST_FILE_READ.kind].bytes;
+    const check = (st: SftpStats) => {
+      const kind = notRegular(st);
+      if (kind) throw notRegularError(path, HOST_FILE_READ.what, kind, HOST_FILE_READ.hint);
+      if (st.size > limit) throw tooLargeError(path, HOST_FILE_READ, st.size);
+    };
+    let handle: Buffer | undefined;
     try {
-      const data = await this.op<Buffer>(sftp, `read of ${path}`, (s, cb) => s.readFile(path, cb));
-      return data.toString('utf8');
+      check(await this.op<SftpStats>(sftp, `stat of ${path}`, (s, cb) => s.stat(path, cb)));
+      handle = await this.op<Buffer>(sftp, `open of ${path}`, (s, cb) => s.open(path, 'r', cb));
+      const h = handle;
+      check(await this.op<SftpStats>(sftp, `fstat of ${path}`, (s, cb) => s.fstat(h, cb)));
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for (;;) {
+        const buffer = Buffer.alloc(SFTP_READ_CHUNK);
+        const read = await this.op<number>(
+          sftp,
+          `read of ${path}`,
+          (s, cb) => s.read(h, buffer, 0, buffer.length, total, (err, n) => cb(err, n)),
+          buffer.length,
+        );
+        if (read === 0) break;
+        total += read;
+        if (total > limit) throw tooLargeError(path, HOST_FILE_READ, total);
+        chunks.push(buffer.subarray(0, read));
+      }
+      return Buffer.concat(chunks).toString('utf8');
     } catch (err) {
       if (ours(err)) throw err;
+      if (err instanceof InputError) throw badHostFile(err, this.where);
       if ((err as SftpError).code === SFTP_NO_SUCH_FILE) return undefined;
       throw this.error(`cannot read ${path}`, err as Error);
+    } finally {
+      const h = handle;
+      if (h && this.connected()) {
+        await this.op(sftp, `close of ${path}`, (s, cb) => s.close(h, cb)).catch(() => {});
+      }
     }
   }
 

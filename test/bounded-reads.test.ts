@@ -1,0 +1,134 @@
+/**
+ * Every local configuration file is refused unless it is a regular file, before it is opened: a FIFO
+ * given as --identity, --known-hosts, --ssh-config, an Include, --kubeconfig or KUBECONFIG ends the
+ * command at once with exit 2 naming it (no writer ever opens the FIFO, so an open would block for
+ * good, and a blocked open is out of reach of SIGINT and SIGTERM); `Include /dev/zero` is refused
+ * rather than read forever. Each run only ends because nothing blocked: the test awaits its exit under
+ * runScript's own timeout, and nothing times it.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { kubectlEnv, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
+import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+import { tempDir } from './helpers/temp.ts';
+
+function fifo(dir: string, name: string): string {
+  const path = join(dir, name);
+  execFileSync('mkfifo', [path]);
+  return path;
+}
+
+/** A HOME with ~/.ssh, a usable key and an empty known_hosts; nothing listens on the port given. */
+function sshHome() {
+  const home = tempDir('sf-reads-');
+  const ssh = join(home, '.ssh');
+  mkdirSync(ssh, { mode: 0o700 });
+  const key = join(ssh, 'id_ed25519');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test', '-f', key], { stdio: 'pipe' });
+  const knownHosts = join(ssh, 'known_hosts');
+  writeFileSync(knownHosts, '');
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, NO_COLOR: '1' };
+  return { home, ssh, key, knownHosts, env };
+}
+
+/** bifrost-bootstrap --dry-run against a port nothing listens on: every refusal here comes before connecting. */
+function bootstrap(args: string[], env: Record<string, string>) {
+  return runScript('bifrost-bootstrap.ts', ['--dir', '/srv/bifrost', '--dry-run', ...args], env);
+}
+
+describe('a local SSH configuration file that is not a regular file is refused before it is opened', () => {
+  it.each([
+    ['--identity', 'the identity file'],
+    ['--known-hosts', 'the known_hosts file'],
+    ['--ssh-config', 'the ssh config'],
+  ])('%s naming a FIFO: exit 2 naming it', async (flag, what) => {
+    const h = sshHome();
+    const pipe = fifo(h.home, 'pipe');
+    const flags: Record<string, string> = { '--identity': h.key, '--known-hosts': h.knownHosts };
+    flags[flag] = pipe;
+    const r = await bootstrap(['--host', 'sftest@127.0.0.1:1', ...Object.entries(flags).flat()], h.env);
+    expect(r.stderr).toContain(`error: ${what} ${pipe} is a FIFO, not a regular file`);
+    expect(r.stderr).toMatch(/^hint: /m);
+    expect(r.exitCode, r.stderr).toBe(2);
+    // Refused before any connection was tried (nothing listens on port 1: that would be a refusal).
+    expect(r.stderr).not.toMatch(/connection refused/);
+  });
+
+  it('an IdentityFile of the ssh config naming a FIFO: exit 2, never skipped', async () => {
+    const h = sshHome();
+    const pipe = fifo(h.home, 'key-pipe');
+    writeFileSync(
+      join(h.ssh, 'config'),
+      `Host box\n  HostName 127.0.0.1\n  Port 1\n  IdentityFile ${pipe}\n`,
+    );
+    const r = await bootstrap(['--host', 'box'], h.env);
+    expect(r.stderr).toContain(`error: the identity file ${pipe} is a FIFO, not a regular file`);
+    expect(r.exitCode, r.stderr).toBe(2);
+  });
+
+  it.each([
+    ['a FIFO', 'FIFO', (dir: string) => fifo(dir, 'included')],
+    ['/dev/zero', 'character device', () => '/dev/zero'],
+    [
+      'a directory, through a glob',
+      'directory',
+      (dir: string) => {
+        mkdirSync(join(dir, 'conf.d', 'sub.conf'), { recursive: true });
+        return join(dir, 'conf.d', '*.conf');
+      },
+    ],
+  ])('an Include of %s: exit 2 naming it and the file that includes it', async (_name, kind, make) => {
+    const h = sshHome();
+    const pattern = make(h.home);
+    const config = join(h.ssh, 'config');
+    writeFileSync(config, `Include ${pattern}\nHost box\n  HostName 127.0.0.1\n`);
+    const r = await bootstrap(['--host', 'box', '--port', '1'], h.env);
+    const named = pattern.replace('*.conf', 'sub.conf');
+    expect(r.stderr).toContain(
+      `error: the ssh config Include (in ${config}) ${named} is a ${kind}, not a regular file`,
+    );
+    expect(r.exitCode, r.stderr).toBe(2);
+  });
+
+  it('a known_hosts file over its limit (64 MiB) is refused unread, naming the limit', async () => {
+    const h = sshHome();
+    // Sparse: no disk is used for it.
+    execFileSync('truncate', ['-s', `${64 * 1024 * 1024 + 1}`, h.knownHosts]);
+    const r = await bootstrap(
+      ['--host', 'sftest@127.0.0.1:1', '--identity', h.key, '--known-hosts', h.knownHosts],
+      h.env,
+    );
+    expect(r.stderr).toContain(
+      `error: the known_hosts file ${h.knownHosts} is 67108865 bytes, larger than a known_hosts file may be here (limit: 67108864 bytes, 64 MiB)`,
+    );
+    expect(r.exitCode, r.stderr).toBe(2);
+  });
+});
+
+describe('a kubeconfig that is not a regular file is refused before kubectl starts', () => {
+  it.each([
+    ['--kubeconfig', 'the kubeconfig (--kubeconfig)'],
+    ['KUBECONFIG', 'the kubeconfig (KUBECONFIG)'],
+  ])('%s naming a FIFO: exit 2 naming it, kubectl never run', async (how, what) => {
+    const f = await makeBootstrapFixture();
+    const dir = tempDir('sf-kube-');
+    const pipe = fifo(dir, 'kubeconfig');
+    const other = join(dir, 'other');
+    writeFileSync(other, 'current-context: lab\n');
+    const log = join(f.dir, 'kubectl-log');
+    const env = {
+      ...kubectlEnv(f, resolve(PROJECT_ROOT, 'scripts/lib/sandbox/fake-kubectl')),
+      FAKE_KUBECTL_LOG: log,
+    } as Record<string, string>;
+    const args = ['--secrets-file', f.secretsFile];
+    if (how === '--kubeconfig') args.push('--kubeconfig', pipe);
+    // A list: the FIFO after a good file is still refused.
+    else env.KUBECONFIG = `${other}:${pipe}`;
+    const r = await runScript('create-bootstrap-secrets.ts', args, env);
+    expect(r.stderr).toContain(`error: ${what} ${pipe} is a FIFO, not a regular file`);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(existsSync(log)).toBe(false);
+  });
+});
