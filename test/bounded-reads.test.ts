@@ -7,9 +7,12 @@
  * runScript's own timeout, and nothing times it.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
+import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
+import { findSshd, sshCliArgs } from './harness/sshd.ts';
 import { kubectlEnv, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { tempDir } from './helpers/temp.ts';
@@ -132,3 +135,70 @@ describe('a kubeconfig that is not a regular file is refused before kubectl star
     expect(existsSync(log)).toBe(false);
   });
 });
+
+const sshd = findSshd('bounded reads of host files over a loopback sshd');
+
+describe.skipIf(!sshd)(
+  'a host file that is not a regular file, or too large, is refused unread (exit 1)',
+  () => {
+    let host: BifrostTestHost;
+    beforeAll(async () => {
+      host = await startBifrostTestHost(sshd as string, { prefix: 'sf-host-reads-' });
+      // Enough of a bundle directory for verify to look further; never provisioned.
+      mkdirSync(host.remoteDir);
+      writeFileSync(join(host.remoteDir, 'docker-compose.yml'), 'services: {}\n');
+    }, 30_000);
+    afterAll(async () => {
+      await host?.stop();
+    });
+
+    const verify = () =>
+      runScript(
+        'bifrost.ts',
+        [
+          'verify',
+          ...sshCliArgs(host.server),
+          '--remote-dir',
+          host.remoteDir,
+          '--bundle',
+          host.bundle,
+          '--from-env',
+        ],
+        {
+          PATH: process.env.PATH ?? '',
+          HOME: host.home,
+          TMPDIR: host.tmp,
+          NO_COLOR: '1',
+          ...sampleSecrets(),
+        } as Record<string, string>,
+      );
+
+    it('.deployed.json linked to /dev/zero: bifrost verify names it and ends', async () => {
+      const record = join(host.remoteDir, '.deployed.json');
+      symlinkSync('/dev/zero', record);
+      try {
+        const r = await verify();
+        expect(r.stderr).toContain(`the host's file ${record} is a character device, not a regular file`);
+        expect(r.stderr).toMatch(/^hint: check the host/m);
+        expect(r.exitCode, r.stderr).toBe(1);
+      } finally {
+        rmSync(record);
+      }
+    }, 30_000);
+
+    it('a .secrets.env over the 16 MiB limit: named with the limit, never read', async () => {
+      const file = join(host.remoteDir, '.secrets.env');
+      // Sparse: the size is on record, no disk is used.
+      execFileSync('truncate', ['-s', `${16 * 1024 * 1024 + 1}`, file]);
+      try {
+        const r = await verify();
+        expect(r.stderr).toContain(
+          `the host's file ${file} is 16777217 bytes, larger than a file read from the host may be here (limit: 16777216 bytes, 16 MiB)`,
+        );
+        expect(r.exitCode, r.stderr).toBe(1);
+      } finally {
+        rmSync(file);
+      }
+    }, 30_000);
+  },
+);
