@@ -34,7 +34,8 @@ export type SshFlags = Partial<TargetFlags>;
 /** The --help lines for SSH_OPTIONS, for every command that takes them. */
 export const SSH_OPTIONS_HELP = `  --host DEST        where to connect, as ssh takes it: an alias from ~/.ssh/config (HostName, Port,
                      User, IdentityFile, IdentitiesOnly, UserKnownHostsFile, StrictHostKeyChecking,
-                     ProxyJump), HOST, USER@HOST, HOST:PORT, USER@HOST:PORT, [IPv6]:PORT
+                     ProxyJump, ProxyCommand run as ssh runs it), HOST, USER@HOST, HOST:PORT,
+                     USER@HOST:PORT, [IPv6]:PORT
   --port N           SSH port (default: from --host, the ssh config, else 22)
   --user NAME        login user (default: from --host, the ssh config, else $USER)
   --identity FILE    private key (default: the agent at SSH_AUTH_SOCK, then the ssh config's
@@ -89,6 +90,7 @@ async function optionsFor(
     acceptNew: hop.policy === 'accept-new',
   };
   if (hop.jump) opts.jump = await optionsFor(hop.jump, home, warn);
+  if (hop.proxyCommand !== undefined) opts.proxyCommand = hop.proxyCommand;
   const where = `ssh ${hop.user}@${hop.host.includes(':') ? `[${hop.host}]` : hop.host}:${hop.port}`;
 
   if (hop.identitySource === '--identity') {

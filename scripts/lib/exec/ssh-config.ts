@@ -6,7 +6,8 @@
  * `Include` is expanded in place (globs in the file name part; relative paths from ~/.ssh), which is
  * what ssh does except that a Host/Match block opened inside an included file stays open after it.
  * Not evaluated from the config: `Match exec` (it would run a shell command with no deadline while
- * reading a host name; DESIGN.md: every wait bounded), `ProxyCommand`, `HostKeyAlias`.
+ * reading a host name; DESIGN.md: every wait bounded), `HostKeyAlias`. `ProxyCommand` is run as ssh runs
+ * it (proxy-command.ts), under the connection's deadline.
  */
 import { readdir } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
@@ -40,6 +41,8 @@ export interface ResolvedTarget {
   /** Set when the config asks for a mode this tool does not honour as written. */
   policyNote?: string;
   jump?: ResolvedTarget;
+  /** ProxyCommand with its tokens expanded; never set together with `jump`. */
+  proxyCommand?: string;
 }
 
 export interface TargetFlags {
@@ -298,6 +301,34 @@ export function expandPath(value: string, ctx: TokenContext, directive: string, 
 }
 
 /**
+ * ProxyCommand's tokens as ssh expands them: %%, %h (the HostName), %n (the name given), %p, %r
+ * (ssh_config(5) TOKENS: "ProxyCommand and ProxyJump accept the tokens %%, %h, %n, %p, and %r"), and
+ * %k, which expand_proxy_command also expands (the HostKeyAlias, which this tool does not read, else
+ * the name given) (openssh/openssh-portable@V_9_2_P1:ssh_config.5, sshconnect.c). Any other token is
+ * refused, as ssh's percent_expand refuses it.
+ */
+export function expandProxyCommand(value: string, ctx: TokenContext, source: string): string {
+  const tokens: Record<string, string> = {
+    '%': '%',
+    h: ctx.host,
+    n: ctx.alias,
+    k: ctx.alias,
+    p: String(ctx.port),
+    r: ctx.user,
+  };
+  return value.replace(/%(.?)/g, (whole, token: string) => {
+    const replacement = tokens[token];
+    if (replacement === undefined) {
+      throw new InputError(
+        `${source}: ProxyCommand ${value}: the token "${whole}" is not one ssh expands there`,
+        'use %h %n %p %r %k or %% (ssh_config(5) TOKENS), or write the value out',
+      );
+    }
+    return replacement;
+  });
+}
+
+/**
  * StrictHostKeyChecking, for an operator who is about to send production secrets over the connection:
  * - unset, `yes`, `ask`: an unknown host key is refused (there is no prompt here; the error names the
  *   fingerprint and the --accept-new flag);
@@ -428,7 +459,20 @@ function resolveHop(
   if (identitySource) target.identitySource = identitySource;
   if (note) target.policyNote = note;
 
-  const jumpValue = jumpOverride ?? first(c.proxyjump);
+  let jumpValue = jumpOverride ?? first(c.proxyjump);
+  const proxyCommand = first(c.proxycommand);
+  // ssh -J overrides ProxyCommand (ssh.c sets it to "none"); in the config, whichever of ProxyJump and
+  // ProxyCommand comes first wins, `none` included (readconf.c oProxyCommand and parse_jump); the
+  // computed config keeps the order in which directives were first obtained.
+  if (jumpOverride === undefined && proxyCommand !== undefined) {
+    const keys = Object.keys(c);
+    if (jumpValue === undefined || keys.indexOf('proxycommand') < keys.indexOf('proxyjump')) {
+      jumpValue = undefined;
+      if (proxyCommand.toLowerCase() !== 'none') {
+        target.proxyCommand = expandProxyCommand(proxyCommand, ctx, source);
+      }
+    }
+  }
   if (jumpValue !== undefined && jumpValue.toLowerCase() !== 'none') {
     const hops = jumpValue.split(',').map((h) => h.trim());
     if (hops.some((h) => h === '')) {

@@ -46,6 +46,7 @@ import {
   readKnownHosts,
 } from './known-hosts.ts';
 import { abortedBeforeStart } from './local.ts';
+import { type ProxyProcess, startProxyCommand } from './proxy-command.ts';
 
 export interface SshOptions {
   host: string;
@@ -86,6 +87,11 @@ export interface SshOptions {
    * connection carries the target's SSH connection. Its host key is checked the same way.
    */
   jump?: SshOptions;
+  /**
+   * Reach the host through this command's stdin and stdout (ssh's ProxyCommand, tokens expanded); not
+   * with `jump`. The host key is checked against `host` all the same.
+   */
+  proxyCommand?: string;
   /** Hint for the no-credentials error (what the caller looked for). */
   noCredentialsHint?: string;
 }
@@ -127,6 +133,8 @@ const SFTP_NO_SUCH_FILE = 2;
 const KILL_CLOSE_MS = 1000;
 const KILL_GRACE_MS = 5000;
 const CHANNEL_TIMEOUT_MS = 30_000;
+/** How long a closed proxy stream waits for the ProxyCommand's exit status, for the message. */
+const PROXY_EXIT_WAIT_MS = 2000;
 const FILE_OP_TIMEOUT_MS = 60_000;
 const NEVER_CONNECTED = new Set([
   'ECONNREFUSED',
@@ -162,6 +170,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
     throw new InputError(`${base}: cannot read ${knownHostsFile}: ${(err as Error).message}`);
   }
   let jump: SshExecutor | undefined;
+  let proxy: ProxyProcess | undefined;
   let sock: Duplex | undefined;
   if (opts.jump) {
     jump = await connectSsh(opts.jump);
@@ -171,8 +180,30 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
       await jump.close();
       throw err;
     }
+  } else if (opts.proxyCommand !== undefined) {
+    proxy = startProxyCommand(opts.proxyCommand);
+    sock = proxy.stream;
   }
-  const where = jump ? `${base} via ${jump.where.replace(/^ssh /, '')}` : base;
+  const where = jump
+    ? `${base} via ${jump.where.replace(/^ssh /, '')}`
+    : proxy
+      ? `${base} via ProxyCommand`
+      : base;
+  /** Before login: a proxy that exited is the reason, whatever ssh2 makes of the closed stream. */
+  const proxyFailure = (p: ProxyProcess): Promise<WorkError | undefined> =>
+    new Promise((resolve) => {
+      // Its stdout closes before its exit status arrives: a short, bounded wait for it.
+      const timer = setTimeout(() => resolve(undefined), PROXY_EXIT_WAIT_MS);
+      void p.ended.then((why) => {
+        clearTimeout(timer);
+        resolve(
+          new WorkError(
+            `${where}: the ProxyCommand ${why}, before the SSH login (${opts.proxyCommand})`,
+            'run the ProxyCommand by hand to see why it fails, or fix it in the ssh config',
+          ),
+        );
+      });
+    });
   const verifier = new HostKeyVerifier(where, opts, port, knownHostsFile, entries);
   const knownAlgs = knownHostKeyAlgorithms(entries, opts.host, port).filter(
     (a): a is ServerHostKeyAlgorithm => SSH2_HOST_KEY_ALGS.has(a),
@@ -208,7 +239,17 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
         settled = true;
         offStop();
         client.destroy();
-        reject(err);
+        const p = proxy;
+        // Our own verdicts stand (an interrupt, a refused host key, a refused login); a deadline waits
+        // the same short while for a proxy that is still running, and stands too.
+        if (!p || err instanceof InterruptedError || err instanceof InputError) {
+          p?.stop();
+          return reject(err);
+        }
+        void proxyFailure(p).then((better) => {
+          p.stop();
+          reject(better ?? err);
+        });
       };
       offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
       client.once('ready', () => {
@@ -248,6 +289,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
     });
   } catch (err) {
     await jump?.close();
+    proxy?.stop();
     throw err;
   }
   const hostKey = verifier.accepted;
@@ -257,6 +299,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
     channelTimeoutMs: opts.channelTimeoutMs ?? CHANNEL_TIMEOUT_MS,
     fileOpTimeoutMs: opts.fileOpTimeoutMs ?? FILE_OP_TIMEOUT_MS,
     ...(jump ? { jump } : {}),
+    ...(proxy ? { proxy } : {}),
   });
 }
 
@@ -510,6 +553,8 @@ interface Limits {
   fileOpTimeoutMs: number;
   /** The jump host's connection this one runs through; closed with it. */
   jump?: SshExecutor;
+  /** The ProxyCommand this one runs through; stopped when the connection ends. */
+  proxy?: ProxyProcess;
 }
 
 /**
@@ -542,6 +587,7 @@ export class SshExecutor implements Executor {
   private readonly limits: Limits;
   /** The connection to the jump host (ProxyJump), if this one runs through it. */
   readonly jump: SshExecutor | undefined;
+  private readonly proxy: ProxyProcess | undefined;
 
   constructor(
     private readonly client: Client,
@@ -555,6 +601,7 @@ export class SshExecutor implements Executor {
       fileOpTimeoutMs: limits.fileOpTimeoutMs ?? FILE_OP_TIMEOUT_MS,
     };
     this.jump = limits.jump;
+    this.proxy = limits.proxy;
     this.files = new SftpFiles(client, where, () => !this.closed, this.request, this.limits);
     // After login, errors surface through the channels; this keeps a late one from crashing the process.
     client.on('error', (err: Error) => {
@@ -562,6 +609,7 @@ export class SshExecutor implements Executor {
     });
     client.on('close', () => {
       this.closed = true;
+      this.proxy?.stop();
       if (this.closing) return;
       const jumpLost = this.jump?.lostReason;
       const reason = jumpLost
@@ -867,6 +915,7 @@ export class SshExecutor implements Executor {
    */
   async close(): Promise<void> {
     await this.closeOwn();
+    this.proxy?.stop();
     await this.jump?.close();
   }
 
