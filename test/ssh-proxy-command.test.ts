@@ -132,11 +132,13 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
   });
 
   it('a token ssh does not expand in ProxyCommand is refused (exit 2), nothing run', async () => {
-    const h = proxyHome(`touch ${tempDir('sf-proxy-ran-')}/ran %C`);
+    const ran = join(tempDir('sf-proxy-ran-'), 'ran');
+    const h = proxyHome(`touch ${ran} %C`);
     const r = await run(['--host', 'viaproxy'], h.env);
     expect(r.stderr).toContain('ProxyCommand touch');
     expect(r.stderr).toContain('the token "%C" is not one ssh expands there');
     expect(r.exitCode).toBe(2);
+    expect(existsSync(ran)).toBe(false);
   });
 
   it('ProxyCommand before ProxyJump wins, and the reverse; --jump overrides ProxyCommand; none disables it', async () => {

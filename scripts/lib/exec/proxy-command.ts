@@ -18,7 +18,7 @@ export interface ProxyProcess {
   readonly stream: Duplex;
   /** Why the proxy is gone, once it is: "exited with status 1: <its last stderr line>". */
   readonly ended: Promise<string>;
-  /** Ends the proxy and whatever it started: SIGTERM, then SIGKILL. */
+  /** Ends the proxy and whatever it started: SIGHUP, then SIGKILL. */
   stop(): void;
 }
 
@@ -81,12 +81,16 @@ export function startProxyCommand(command: string, env: NodeJS.ProcessEnv = proc
   const stop = () => {
     if (gone || child.pid === undefined) return;
     const pid = child.pid;
-    killTree(pid, 'SIGTERM');
-    // One that ignores SIGTERM: SIGKILL after a grace (or at this process's exit, whichever comes first).
+    // SIGHUP, as ssh ends its proxy (sshconnect.c ssh_kill_proxy_command).
+    killTree(pid, 'SIGHUP');
+    // One that ignores SIGHUP: SIGKILL after a grace (or at this process's exit, whichever comes first).
     setTimeout(() => {
       if (!gone) killTree(pid, 'SIGKILL');
     }, STOP_GRACE_MS).unref();
   };
+  // Once the connection has written its last byte (its close), the proxy has nothing more to carry;
+  // its stdout may stay open (a relay that outlives its peer), so it is ended rather than waited for.
+  child.stdin.once('finish', () => stop());
   const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
   return { stream, ended, stop };
 }
