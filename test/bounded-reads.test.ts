@@ -10,7 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InputError } from '../scripts/lib/errors.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
+import { loadAgeIdentities } from '../scripts/lib/secrets/sops/age-keys.ts';
+import { creationRuleFor } from '../scripts/lib/secrets/sops-config.ts';
 import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
 import { findSshd, sshCliArgs } from './harness/sshd.ts';
 import { kubectlEnv, makeBootstrapFixture } from './helpers/bootstrap-fixture.ts';
@@ -107,6 +110,37 @@ describe('a local SSH configuration file that is not a regular file is refused b
       `error: the known_hosts file ${h.knownHosts} is 67108865 bytes, larger than a known_hosts file may be here (limit: 67108864 bytes, 64 MiB)`,
     );
     expect(r.exitCode, r.stderr).toBe(2);
+  });
+});
+
+describe('the SOPS side: an age keys file and .sops.yaml are read within their limits', () => {
+  const MiB = 1024 * 1024;
+
+  it('an age keys file over 1 MiB is a named problem, not read', async () => {
+    const dir = tempDir('sf-age-');
+    const file = join(dir, 'keys.txt');
+    execFileSync('truncate', ['-s', `${MiB + 1}`, file]);
+    const found = await loadAgeIdentities({ SOPS_AGE_KEY_FILE: file, HOME: dir, XDG_CONFIG_HOME: dir });
+    expect(found.identities).toEqual([]);
+    expect(found.problems).toContain(
+      `${file} is ${MiB + 1} bytes, larger than an age keys file may be here (limit: ${MiB} bytes, 1 MiB)`,
+    );
+  });
+
+  it('a .sops.yaml over 1 MiB is refused (exit 2), naming it', () => {
+    const dir = tempDir('sf-sops-config-');
+    const config = join(dir, '.sops.yaml');
+    execFileSync('truncate', ['-s', `${MiB + 1}`, config]);
+    let error: unknown;
+    try {
+      creationRuleFor('secrets.sops.yaml', dir);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toBe(
+      `${config} is ${MiB + 1} bytes, larger than a .sops.yaml may be here (limit: ${MiB} bytes, 1 MiB)`,
+    );
   });
 });
 

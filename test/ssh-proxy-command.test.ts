@@ -16,6 +16,7 @@ import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
 import { alive } from './helpers/process.ts';
 import { runScript } from './helpers/run-cli.ts';
 import { tempDir } from './helpers/temp.ts';
+import { killWatchedRuns, signalRun, startScript } from './helpers/watched-run.ts';
 
 /**
  * Records its arguments, pid and environment names to `record`, then relays stdin/stdout to
@@ -34,6 +35,15 @@ socket.on('error', () => {});
 setInterval(() => {}, 1 << 30);
 `;
 
+/** Records its pid, says so on stderr, then carries nothing: a proxy that never reaches a server. */
+const SILENT = `
+import { writeFileSync } from 'node:fs';
+writeFileSync(process.argv[2], JSON.stringify({ pid: process.pid }));
+process.stderr.write('proxy: waiting\\n');
+process.stdin.resume();
+setInterval(() => {}, 1 << 30);
+`;
+
 const AGE_CANARY = 'AGE-SECRET-KEY-1CANARYPROXYENV0000000000000000000000000000000000000000000';
 
 const sshd = findSshd('ProxyCommand over a loopback sshd');
@@ -42,6 +52,7 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
   let target: SshdServer;
   let bundle: string;
   let relay: string;
+  let silent: string;
   const started: number[] = [];
 
   beforeAll(async () => {
@@ -54,8 +65,11 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
     bundle = b.dir;
     relay = join(tempDir('sf-relay-'), 'relay.mjs');
     writeFileSync(relay, RELAY);
+    silent = join(dirname(relay), 'silent.mjs');
+    writeFileSync(silent, SILENT);
   });
   afterAll(async () => {
+    killWatchedRuns();
     // Nothing left behind even when an assertion failed.
     for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
     await target?.stop();
@@ -129,6 +143,24 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
     );
     expect(r.stderr).toMatch(/^hint: run the ProxyCommand by hand/m);
     expect(r.exitCode).toBe(1);
+  });
+
+  it('SIGTERM while the proxy carries nothing: exit 143, and the proxy is ended with the command', async () => {
+    const h = proxyHome((record) => `${process.execPath} ${silent} ${record}`);
+    const r = startScript(
+      'bifrost-bootstrap.ts',
+      ['--host', 'viaproxy', '--dir', bundle, '--dry-run'],
+      h.env,
+    );
+    // Its stderr is passed on: the line is the proof that the proxy runs and the login waits on it.
+    await r.line(/^proxy: waiting$/);
+    const { pid } = JSON.parse(readFileSync(h.record, 'utf8'));
+    started.push(pid);
+    signalRun(r, 'SIGTERM');
+    const done = await r.done;
+    expect(done.stderr).toMatch(/interrupted/i);
+    expect(done.exitCode).toBe(143);
+    await vi.waitFor(() => expect(alive(pid)).toBe(false), { timeout: 5000 });
   });
 
   it('a token ssh does not expand in ProxyCommand is refused (exit 2), nothing run', async () => {
