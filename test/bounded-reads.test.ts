@@ -10,7 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError } from '../scripts/lib/errors.ts';
+import { InputError, WorkError } from '../scripts/lib/errors.ts';
+import { appendKnownHostsLine } from '../scripts/lib/exec/known-hosts.ts';
+import { localFiles } from '../scripts/lib/exec/local.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { loadAgeIdentities } from '../scripts/lib/secrets/sops/age-keys.ts';
 import { creationRuleFor } from '../scripts/lib/secrets/sops-config.ts';
@@ -110,6 +112,31 @@ describe('a local SSH configuration file that is not a regular file is refused b
       `error: the known_hosts file ${h.knownHosts} is 67108865 bytes, larger than a known_hosts file may be here (limit: 67108864 bytes, 64 MiB)`,
     );
     expect(r.exitCode, r.stderr).toBe(2);
+  });
+});
+
+describe('the library paths the commands above go through', () => {
+  it('appending to a known_hosts that is a FIFO is refused, nothing written to it', async () => {
+    const dir = tempDir('sf-kh-');
+    const pipe = fifo(dir, 'known_hosts');
+    await expect(appendKnownHostsLine(pipe, '[h]:2222 ssh-ed25519 AAAA')).rejects.toThrow(
+      `the known_hosts file ${pipe} is a FIFO, not a regular file`,
+    );
+  });
+
+  it("the local executor's host files: a FIFO or /dev/zero is bad host state (WorkError), never opened", async () => {
+    const dir = tempDir('sf-local-host-');
+    const record = join(dir, '.deployed.json');
+    symlinkSync('/dev/zero', record);
+    const pipe = fifo(dir, '.secrets.env');
+    for (const [path, kind] of [
+      [record, 'a character device'],
+      [pipe, 'a FIFO'],
+    ] as const) {
+      const err = await localFiles.readFile(path).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkError);
+      expect((err as Error).message).toBe(`the host's file ${path} is ${kind}, not a regular file`);
+    }
   });
 });
 
