@@ -173,7 +173,7 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
     expect(existsSync(ran)).toBe(false);
   });
 
-  it('ProxyCommand before ProxyJump wins, and the reverse; --jump overrides ProxyCommand; none disables it', async () => {
+  it('ProxyCommand before ProxyJump wins, and the reverse; --jump overrides ProxyCommand; none disables it; ProxyUseFdpass is refused', async () => {
     const h = proxyHome('nc %h %p');
     const config = join(h.ssh, 'config');
     const resolve = (host: string, jump?: string) =>
@@ -183,7 +183,7 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
       );
     writeFileSync(
       config,
-      `Host cmdfirst\n  ProxyCommand nc %h %p\n  ProxyJump jumper\nHost jumpfirst\n  ProxyJump jumper\n  ProxyCommand nc %h %p\nHost off\n  ProxyCommand none\n  ProxyJump jumper\nHost *\n  ProxyCommand nc -x proxy %h %p\n`,
+      `Host cmdfirst\n  ProxyCommand nc %h %p\n  ProxyJump jumper\nHost jumpfirst\n  ProxyJump jumper\n  ProxyCommand nc %h %p\nHost off\n  ProxyCommand none\n  ProxyJump jumper\nHost fdpass\n  ProxyUseFdpass yes\nHost *\n  ProxyCommand nc -x proxy %h %p\n`,
     );
     const cmdFirst = await resolve('cmdfirst');
     expect(cmdFirst.proxyCommand).toBe('nc cmdfirst 22');
@@ -196,6 +196,8 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
     const off = await resolve('off');
     expect(off.proxyCommand).toBeUndefined();
     expect(off.jump).toBeUndefined();
+    // ssh would take a socket back from such a command: refused, never run as a relay.
+    await expect(resolve('fdpass')).rejects.toThrow('ProxyUseFdpass yes (for fdpass) is not supported');
     const flag = await resolve('cmdfirst', 'other');
     expect(flag.proxyCommand).toBeUndefined();
     expect(flag.jump?.host).toBe('other');

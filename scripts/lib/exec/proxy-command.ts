@@ -55,12 +55,12 @@ export function startProxyCommand(command: string, env: NodeJS.ProcessEnv = proc
     }
   };
   child.stderr.on('data', (chunk: Buffer) => passOn(decoder.write(chunk)));
+  let gone = false;
   // This process ending (an interrupt's exit included) takes the proxy with it, at once.
   const onExit = () => {
     if (!gone && child.pid !== undefined) killTree(child.pid, 'SIGKILL');
   };
   process.once('exit', onExit);
-  let gone = false;
   const ended = new Promise<string>((resolve) => {
     child.once('error', (err) => {
       gone = true;

@@ -1050,8 +1050,11 @@ class SftpFiles implements FileOps {
       throw this.error(`cannot read ${path}`, err as Error);
     } finally {
       const h = handle;
-      if (h && this.connected()) {
-        await this.op(sftp, `close of ${path}`, (s, cb) => s.close(h, cb)).catch(() => {});
+      // Briefly, and not after an interrupt: a server that stopped answering must not hold the caller twice.
+      if (h && this.connected() && !runContext.stopped()) {
+        await this.request(`SFTP close of ${path}`, Math.min(2000, this.limits.fileOpTimeoutMs), (cb) =>
+          sftp.close(h, cb),
+        ).catch(() => {});
       }
     }
   }
