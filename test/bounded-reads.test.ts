@@ -115,6 +115,17 @@ describe('a local SSH configuration file that is not a regular file is refused b
   });
 });
 
+describe('the apps table', () => {
+  it('--apps naming a FIFO: exit 2 naming it', async () => {
+    const dir = tempDir('sf-apps-');
+    const pipe = fifo(dir, 'apps.yaml');
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, NO_COLOR: '1' };
+    const r = await runScript('runtime.ts', ['setup', '--apps', pipe, '--dry-run'], env);
+    expect(r.stderr).toContain(`error: the apps table ${pipe} is a FIFO, not a regular file`);
+    expect(r.exitCode, r.stderr).toBe(2);
+  });
+});
+
 describe('the library paths the commands above go through', () => {
   it('appending to a known_hosts that is a FIFO is refused, nothing written to it', async () => {
     const dir = tempDir('sf-kh-');

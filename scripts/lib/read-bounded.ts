@@ -27,6 +27,8 @@ export const READ_LIMITS = {
   knownHosts: { bytes: 64 * MiB, noun: 'a known_hosts file' },
   /** Each file of the ssh config on its own, every Include too. */
   sshConfig: { bytes: 1 * MiB, noun: 'an ssh config file' },
+  /** cloud/runtime/apps.yaml or --apps. */
+  appsTable: { bytes: 1 * MiB, noun: 'an apps table' },
   /** Each file of a KUBECONFIG list on its own. */
   kubeconfig: { bytes: 16 * MiB, noun: 'a kubeconfig' },
   /** The deploy record, the rendered env files, the manifest, a template: read over SFTP or locally. */
