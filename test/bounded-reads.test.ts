@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, WorkError } from '../scripts/lib/errors.ts';
 import { appendKnownHostsLine } from '../scripts/lib/exec/known-hosts.ts';
 import { localFiles } from '../scripts/lib/exec/local.ts';
+import { findToken } from '../scripts/lib/runtime/openbao-setup.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { loadAgeIdentities } from '../scripts/lib/secrets/sops/age-keys.ts';
 import { creationRuleFor } from '../scripts/lib/secrets/sops-config.ts';
@@ -133,6 +134,12 @@ describe('the library paths the commands above go through', () => {
     await expect(appendKnownHostsLine(pipe, '[h]:2222 ssh-ed25519 AAAA')).rejects.toThrow(
       `the known_hosts file ${pipe} is a FIFO, not a regular file`,
     );
+  });
+
+  it('~/.vault-token that is a FIFO is refused (exit 2), not opened', () => {
+    const home = tempDir('sf-vault-');
+    const pipe = fifo(home, '.vault-token');
+    expect(() => findToken({ HOME: home })).toThrow(`the token file ${pipe} is a FIFO, not a regular file`);
   });
 
   it("the local executor's host files: a FIFO or /dev/zero is bad host state (WorkError), never opened", async () => {

@@ -29,6 +29,10 @@ export const READ_LIMITS = {
   sshConfig: { bytes: 1 * MiB, noun: 'an ssh config file' },
   /** cloud/runtime/apps.yaml or --apps. */
   appsTable: { bytes: 1 * MiB, noun: 'an apps table' },
+  /** ~/.vault-token (the bao CLI's token helper file). */
+  tokenFile: { bytes: 64 * 1024, noun: 'a token file' },
+  /** One manifest file that `check` scans. */
+  manifest: { bytes: 16 * MiB, noun: 'a manifest file' },
   /** Each file of a KUBECONFIG list on its own. */
   kubeconfig: { bytes: 16 * MiB, noun: 'a kubeconfig' },
   /** The deploy record, the rendered env files, the manifest, a template: read over SFTP or locally. */
