@@ -9,8 +9,10 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startProxyCommand } from '../scripts/lib/exec/proxy-command.ts';
 import { resolveTarget } from '../scripts/lib/exec/ssh-config.ts';
+import { redactor } from '../scripts/lib/redact.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
 import { alive } from './helpers/process.ts';
@@ -202,5 +204,42 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
     expect(flag.proxyCommand).toBeUndefined();
     expect(flag.jump?.host).toBe('other');
     expect(existsSync(join(h.home, 'record.json'))).toBe(false);
+  });
+});
+
+describe('the ProxyCommand process itself', () => {
+  afterEach(() => redactor.clear());
+
+  it('gets no registered secret and no age key in its environment; its stderr is redacted', async () => {
+    const canary = `CANARY-proxy-${Date.now().toString(36)}-value`;
+    redactor.register(canary, 'NB_RELAY_SECRET');
+    const stderr: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      stderr.push(String(chunk));
+      return true;
+    });
+    try {
+      const proxy = startProxyCommand(`sh -c 'env; echo "proxy says ${canary}" >&2'`, {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        SHELL: '/bin/sh',
+        KEPT: 'kept-value',
+        COPY_OF_A_SECRET: canary,
+        SOPS_AGE_KEY: AGE_CANARY,
+      });
+      let out = '';
+      proxy.stream.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      // Its stdin is never written: the stream may end as a premature close, which is no matter here.
+      proxy.stream.on('error', () => {});
+      await Promise.all([new Promise((resolve) => proxy.stream.on('close', resolve)), proxy.ended]);
+      expect(out).toContain('KEPT=kept-value');
+      expect(out).not.toContain(canary);
+      expect(out).not.toContain('SOPS_AGE_KEY');
+      expect(stderr.join('')).toContain('proxy says [REDACTED:NB_RELAY_SECRET]');
+      expect(stderr.join('')).not.toContain(canary);
+    } finally {
+      write.mockRestore();
+    }
   });
 });
