@@ -469,6 +469,13 @@ function resolveHop(
     if (jumpValue === undefined || keys.indexOf('proxycommand') < keys.indexOf('proxyjump')) {
       jumpValue = undefined;
       if (proxyCommand.toLowerCase() !== 'none') {
+        // Such a command hands back a connected socket (sendmsg) rather than carrying the bytes.
+        if (first(c.proxyusefdpass)?.toLowerCase() === 'yes') {
+          throw new InputError(
+            `${source}: ProxyUseFdpass yes (for ${parsed.host}) is not supported: its ProxyCommand passes a socket back`,
+            'set ProxyUseFdpass no for this host, with a ProxyCommand that carries the connection on its stdin and stdout',
+          );
+        }
         target.proxyCommand = expandProxyCommand(proxyCommand, ctx, source);
       }
     }
