@@ -3,6 +3,9 @@
  * dry run, a recording fake or a remote host costs nothing extra and tests see exactly what ran.
  * Secrets never go into argv: they travel on `input` (stdin) or in `env` of the one process.
  */
+import { type InputError, WorkError } from '../errors.ts';
+import type { BoundedRead } from '../read-bounded.ts';
+
 export interface Command {
   argv: readonly string[];
   /** Written to the process's stdin, then closed. */
@@ -54,6 +57,22 @@ export interface FileOps {
    */
   writeFileAtomic(path: string, content: string, mode: number): Promise<void>;
   stat(path: string): Promise<FileStat | undefined>;
+}
+
+/**
+ * How a host file is read, over SFTP or locally (read-bounded.ts's table): a host file that is not a
+ * regular file, or larger than any file this tool writes there, is bad host state, a work failure (exit 1)
+ * with the fix, never read (a `.deployed.json` linked to /dev/zero would never end).
+ */
+export const HOST_FILE_READ: BoundedRead = {
+  what: "the host's file",
+  kind: 'hostFile',
+  hint: 'check the host: put back a regular file there or remove it',
+};
+
+/** A refusal of read-bounded.ts (an InputError about the operator's files) as bad host state. */
+export function badHostFile(refusal: InputError, where?: string): WorkError {
+  return new WorkError(where ? `${where}: ${refusal.message}` : refusal.message, refusal.hint);
 }
 
 export interface Executor {

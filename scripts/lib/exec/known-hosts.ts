@@ -10,8 +10,14 @@
  * certificates, so a CA line can never vouch for a plain key).
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { type FileKindProbe, notRegular } from '../file-kind.ts';
+import { notRegularError, readBoundedText } from '../read-bounded.ts';
+
+/** 'a+' (read, append, create), non-blocking: a FIFO put in place after the check cannot block the open. */
+const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | (constants.O_NONBLOCK ?? 0);
 
 export interface KnownHostsEntry {
   /** 1-based line number in the file, for messages that tell the operator where to look. */
@@ -168,10 +174,16 @@ export function formatKnownHostsLine(
   return `${hash ? hashHostName(name) : name} ${keyType} ${key}`;
 }
 
+const KNOWN_HOSTS_READ = {
+  what: 'the known_hosts file',
+  kind: 'knownHosts',
+  hint: 'give --known-hosts (or UserKnownHostsFile) the path of a regular file',
+} as const;
+
 /** The file's entries; a missing file is an empty one (a first connection). */
 export async function readKnownHosts(file: string): Promise<KnownHostsEntry[]> {
   try {
-    return parseKnownHosts(await readFile(file, 'utf8'));
+    return parseKnownHosts(await readBoundedText(file, KNOWN_HOSTS_READ));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -184,9 +196,21 @@ export async function readKnownHosts(file: string): Promise<KnownHostsEntry[]> {
  */
 export async function appendKnownHostsLine(file: string, line: string): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const fh = await open(file, 'a+', 0o600);
+  // As for a read (read-bounded.ts): refused unless a regular file, before and after a non-blocking open.
+  const refuse = (st: FileKindProbe) => {
+    const kind = notRegular(st);
+    if (kind) throw notRegularError(file, KNOWN_HOSTS_READ.what, kind, KNOWN_HOSTS_READ.hint);
+  };
+  const before = await stat(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (before) refuse(before);
+  const fh = await open(file, APPEND_FLAGS, 0o600);
   try {
-    const { size } = await fh.stat();
+    const st = await fh.stat();
+    refuse(st);
+    const { size } = st;
     let needsNewline = false;
     if (size > 0) {
       const last = Buffer.alloc(1);

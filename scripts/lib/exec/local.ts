@@ -1,19 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { open, rename, stat, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { childEnv } from '../child-env.ts';
+import { InputError } from '../errors.ts';
 import { printable } from '../printable.ts';
+import { readBoundedText } from '../read-bounded.ts';
 import { redactor } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import {
+  badHostFile,
   type Command,
   type CommandResult,
   type Executor,
   type FileOps,
   type FileStat,
+  HOST_FILE_READ,
   shellQuote,
 } from './executor.ts';
 import { findOnPath } from './which.ts';
@@ -331,9 +335,10 @@ function descendantsOf(root: number): number[] {
 export const localFiles: FileOps = {
   async readFile(path: string): Promise<string | undefined> {
     try {
-      return await readFile(path, 'utf8');
+      return await readBoundedText(path, HOST_FILE_READ);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (err instanceof InputError) throw badHostFile(err);
       throw err;
     }
   },

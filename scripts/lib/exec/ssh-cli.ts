@@ -6,11 +6,10 @@
  * An encrypted key gets a passphrase prompt on a terminal; without one it is skipped with a note.
  */
 import { statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.ts';
 import { printable } from '../printable.ts';
 import { ask } from '../prompt.ts';
-import { type IdentityKey, loadSsh2, type SshExecutor, type SshOptions } from './ssh.ts';
+import { type IdentityKey, loadSsh2, readIdentityFile, type SshExecutor, type SshOptions } from './ssh.ts';
 import {
   defaultIdentityFiles,
   localEnv,
@@ -36,7 +35,8 @@ export type SshFlags = Partial<TargetFlags>;
 /** The --help lines for SSH_OPTIONS, for every command that takes them. */
 export const SSH_OPTIONS_HELP = `  --host DEST        where to connect, as ssh takes it: an alias from ~/.ssh/config (HostName, Port,
                      User, IdentityFile, IdentitiesOnly, UserKnownHostsFile, StrictHostKeyChecking,
-                     ProxyJump), HOST, USER@HOST, HOST:PORT, USER@HOST:PORT, [IPv6]:PORT
+                     ProxyJump, ProxyCommand run as ssh runs it), HOST, USER@HOST, HOST:PORT,
+                     USER@HOST:PORT, [IPv6]:PORT
   --port N           SSH port (default: from --host, the ssh config, else 22)
   --user NAME        login user (default: from --host, the ssh config, else $USER)
   --identity FILE    private key (default: the agent at SSH_AUTH_SOCK, then the ssh config's
@@ -91,6 +91,7 @@ async function optionsFor(
     acceptNew: hop.policy === 'accept-new',
   };
   if (hop.jump) opts.jump = await optionsFor(hop.jump, home, warn);
+  if (hop.proxyCommand !== undefined) opts.proxyCommand = hop.proxyCommand;
   const where = `ssh ${hop.user}@${hop.host.includes(':') ? `[${hop.host}]` : hop.host}:${hop.port}`;
 
   if (hop.identitySource === '--identity') {
@@ -98,7 +99,10 @@ async function optionsFor(
     const file = hop.identityFiles[0] as string;
     opts.identity = file;
     const ssh2 = await loadSsh2();
-    const key = await readFile(file).catch(() => undefined);
+    const key = await readIdentityFile(file).catch((err: unknown) => {
+      if (err instanceof InputError) throw err;
+      return undefined;
+    });
     const parsed = key ? ssh2.utils.parseKey(key) : undefined;
     if (parsed instanceof Error && /passphrase|encrypted/i.test(parsed.message) && process.stdin.isTTY) {
       opts.passphrase = await ask(`Passphrase for ${file}: `, { hidden: true });
@@ -151,8 +155,10 @@ async function loadKeys(
   for (const file of files) {
     let key: Buffer;
     try {
-      key = await readFile(file);
+      key = await readIdentityFile(file);
     } catch (err) {
+      // Not a regular file, or too large: refused, never skipped (exit 2, naming it).
+      if (err instanceof InputError) throw err;
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       if (code !== 'ENOENT' || configured)
         skip(file, `cannot read it (${code})`, code === 'ENOENT' && !configured);

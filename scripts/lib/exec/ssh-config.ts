@@ -6,12 +6,14 @@
  * `Include` is expanded in place (globs in the file name part; relative paths from ~/.ssh), which is
  * what ssh does except that a Host/Match block opened inside an included file stays open after it.
  * Not evaluated from the config: `Match exec` (it would run a shell command with no deadline while
- * reading a host name; DESIGN.md: every wait bounded), `ProxyCommand`, `HostKeyAlias`.
+ * reading a host name; DESIGN.md: every wait bounded), `HostKeyAlias`. `ProxyCommand` is run as ssh runs
+ * it (proxy-command.ts), under the connection's deadline.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { InputError } from '../errors.ts';
+import { readBoundedText } from '../read-bounded.ts';
 
 export interface HostSpec {
   user?: string;
@@ -39,6 +41,8 @@ export interface ResolvedTarget {
   /** Set when the config asks for a mode this tool does not honour as written. */
   policyNote?: string;
   jump?: ResolvedTarget;
+  /** ProxyCommand with its tokens expanded; never set together with `jump`. */
+  proxyCommand?: string;
 }
 
 export interface TargetFlags {
@@ -132,8 +136,13 @@ export async function loadSshConfig(explicit: string | undefined, home: string):
   const path = explicit ?? join(home, '.ssh', 'config');
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readBoundedText(path, {
+      what: 'the ssh config',
+      kind: 'sshConfig',
+      hint: 'point --ssh-config at an ssh_config file',
+    });
   } catch (err) {
+    if (err instanceof InputError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && explicit === undefined) return { path: undefined, compute: () => ({}) };
     throw new InputError(
@@ -144,9 +153,10 @@ export async function loadSshConfig(explicit: string | undefined, home: string):
     );
   }
   const { parse } = (await import('ssh-config')).default;
+  const expanded = await expandIncludes(text, path, home, 0);
   let config: ReturnType<typeof parse>;
   try {
-    config = parse(await expandIncludes(text, path, home, 0));
+    config = parse(expanded);
   } catch (err) {
     throw malformed(path, (err as Error).message);
   }
@@ -187,8 +197,13 @@ async function expandIncludes(text: string, file: string, home: string, depth: n
       for (const match of await globFiles(path)) {
         let included: string;
         try {
-          included = await readFile(match, 'utf8');
+          included = await readBoundedText(match, {
+            what: `the ssh config Include (in ${file})`,
+            kind: 'sshConfig',
+            hint: 'make it name ssh_config files, or remove the Include',
+          });
         } catch (err) {
+          if (err instanceof InputError) throw err;
           const code = (err as NodeJS.ErrnoException).code;
           // ssh skips an Include that matches nothing; one it cannot read is an error.
           if (code === 'ENOENT') continue;
@@ -283,6 +298,34 @@ export function expandPath(value: string, ctx: TokenContext, directive: string, 
     return replacement;
   });
   return isAbsolute(text) ? text : join(ctx.home, '.ssh', text);
+}
+
+/**
+ * ProxyCommand's tokens as ssh expands them: %%, %h (the HostName), %n (the name given), %p, %r
+ * (ssh_config(5) TOKENS: "ProxyCommand and ProxyJump accept the tokens %%, %h, %n, %p, and %r"), and
+ * %k, which expand_proxy_command also expands (the HostKeyAlias, which this tool does not read, else
+ * the name given) (openssh/openssh-portable@V_9_2_P1:ssh_config.5, sshconnect.c). Any other token is
+ * refused, as ssh's percent_expand refuses it.
+ */
+export function expandProxyCommand(value: string, ctx: TokenContext, source: string): string {
+  const tokens: Record<string, string> = {
+    '%': '%',
+    h: ctx.host,
+    n: ctx.alias,
+    k: ctx.alias,
+    p: String(ctx.port),
+    r: ctx.user,
+  };
+  return value.replace(/%(.?)/g, (whole, token: string) => {
+    const replacement = tokens[token];
+    if (replacement === undefined) {
+      throw new InputError(
+        `${source}: ProxyCommand ${value}: the token "${whole}" is not one ssh expands there`,
+        'use %h %n %p %r %k or %% (ssh_config(5) TOKENS), or write the value out',
+      );
+    }
+    return replacement;
+  });
 }
 
 /**
@@ -416,7 +459,27 @@ function resolveHop(
   if (identitySource) target.identitySource = identitySource;
   if (note) target.policyNote = note;
 
-  const jumpValue = jumpOverride ?? first(c.proxyjump);
+  let jumpValue = jumpOverride ?? first(c.proxyjump);
+  const proxyCommand = first(c.proxycommand);
+  // ssh -J overrides ProxyCommand (ssh.c sets it to "none"); in the config, whichever of ProxyJump and
+  // ProxyCommand comes first wins, `none` included (readconf.c oProxyCommand and parse_jump); the
+  // computed config keeps the order in which directives were first obtained.
+  if (jumpOverride === undefined && proxyCommand !== undefined) {
+    const keys = Object.keys(c);
+    if (jumpValue === undefined || keys.indexOf('proxycommand') < keys.indexOf('proxyjump')) {
+      jumpValue = undefined;
+      if (proxyCommand.toLowerCase() !== 'none') {
+        // Such a command hands back a connected socket (sendmsg) rather than carrying the bytes.
+        if (first(c.proxyusefdpass)?.toLowerCase() === 'yes') {
+          throw new InputError(
+            `${source}: ProxyUseFdpass yes (for ${parsed.host}) is not supported: its ProxyCommand passes a socket back`,
+            'set ProxyUseFdpass no for this host, with a ProxyCommand that carries the connection on its stdin and stdout',
+          );
+        }
+        target.proxyCommand = expandProxyCommand(proxyCommand, ctx, source);
+      }
+    }
+  }
   if (jumpValue !== undefined && jumpValue.toLowerCase() !== 'none') {
     const hops = jumpValue.split(',').map((h) => h.trim());
     if (hops.some((h) => h === '')) {

@@ -7,21 +7,31 @@
  * `StrictHostKeyChecking=accept-new` as the most permissive mode: a changed key is always refused.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { homedir, constants as osConstants } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
+import type {
+  Client,
+  ClientChannel,
+  ConnectConfig,
+  ServerHostKeyAlgorithm,
+  SFTPWrapper,
+  Stats as SftpStats,
+} from 'ssh2';
 import { InputError, WorkError } from '../errors.ts';
+import { notRegular } from '../file-kind.ts';
+import { notRegularError, READ_LIMITS, readBounded, tooLargeError } from '../read-bounded.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import {
+  badHostFile,
   type Command,
   type CommandResult,
   type Executor,
   type FileOps,
   type FileStat,
   formatCommand,
+  HOST_FILE_READ,
   shellQuote,
 } from './executor.ts';
 import {
@@ -36,6 +46,7 @@ import {
   readKnownHosts,
 } from './known-hosts.ts';
 import { abortedBeforeStart } from './local.ts';
+import { type ProxyProcess, startProxyCommand } from './proxy-command.ts';
 
 export interface SshOptions {
   host: string;
@@ -76,6 +87,11 @@ export interface SshOptions {
    * connection carries the target's SSH connection. Its host key is checked the same way.
    */
   jump?: SshOptions;
+  /**
+   * Reach the host through this command's stdin and stdout (ssh's ProxyCommand, tokens expanded); not
+   * with `jump`. The host key is checked against `host` all the same.
+   */
+  proxyCommand?: string;
   /** Hint for the no-credentials error (what the caller looked for). */
   noCredentialsHint?: string;
 }
@@ -107,6 +123,9 @@ const SSH2_HOST_KEY_ALGS = new Set<string>([
   'ssh-dss',
 ]);
 
+/** What one SFTP read asks for (ssh2 splits it to the server's limit). */
+const SFTP_READ_CHUNK = 256 * 1024;
+
 /** SFTP status code for "no such file" (draft-ietf-secsh-filexfer-02 §7). */
 const SFTP_NO_SUCH_FILE = 2;
 
@@ -114,6 +133,8 @@ const SFTP_NO_SUCH_FILE = 2;
 const KILL_CLOSE_MS = 1000;
 const KILL_GRACE_MS = 5000;
 const CHANNEL_TIMEOUT_MS = 30_000;
+/** How long a closed proxy stream waits for the ProxyCommand's exit status, for the message. */
+const PROXY_EXIT_WAIT_MS = 2000;
 const FILE_OP_TIMEOUT_MS = 60_000;
 const NEVER_CONNECTED = new Set([
   'ECONNREFUSED',
@@ -145,9 +166,11 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
   try {
     entries = await readKnownHosts(knownHostsFile);
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(`${base}: cannot read ${knownHostsFile}: ${(err as Error).message}`);
   }
   let jump: SshExecutor | undefined;
+  let proxy: ProxyProcess | undefined;
   let sock: Duplex | undefined;
   if (opts.jump) {
     jump = await connectSsh(opts.jump);
@@ -157,8 +180,30 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
       await jump.close();
       throw err;
     }
+  } else if (opts.proxyCommand !== undefined) {
+    proxy = startProxyCommand(opts.proxyCommand);
+    sock = proxy.stream;
   }
-  const where = jump ? `${base} via ${jump.where.replace(/^ssh /, '')}` : base;
+  const where = jump
+    ? `${base} via ${jump.where.replace(/^ssh /, '')}`
+    : proxy
+      ? `${base} via ProxyCommand`
+      : base;
+  /** Before login: a proxy that exited is the reason, whatever ssh2 makes of the closed stream. */
+  const proxyFailure = (p: ProxyProcess): Promise<WorkError | undefined> =>
+    new Promise((resolve) => {
+      // Its stdout closes before its exit status arrives: a short, bounded wait for it.
+      const timer = setTimeout(() => resolve(undefined), PROXY_EXIT_WAIT_MS);
+      void p.ended.then((why) => {
+        clearTimeout(timer);
+        resolve(
+          new WorkError(
+            `${where}: the ProxyCommand ${why}, before the SSH login (${opts.proxyCommand})`,
+            'run the ProxyCommand by hand to see why it fails, or fix it in the ssh config',
+          ),
+        );
+      });
+    });
   const verifier = new HostKeyVerifier(where, opts, port, knownHostsFile, entries);
   const knownAlgs = knownHostKeyAlgorithms(entries, opts.host, port).filter(
     (a): a is ServerHostKeyAlgorithm => SSH2_HOST_KEY_ALGS.has(a),
@@ -194,7 +239,17 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
         settled = true;
         offStop();
         client.destroy();
-        reject(err);
+        const p = proxy;
+        // Our own verdicts stand (an interrupt, a refused host key, a refused login); a deadline waits
+        // the same short while for a proxy that is still running, and stands too.
+        if (!p || err instanceof InterruptedError || err instanceof InputError) {
+          p?.stop();
+          return reject(err);
+        }
+        void proxyFailure(p).then((better) => {
+          p.stop();
+          reject(better ?? err);
+        });
       };
       offStop = runContext.onStop(() => fail(new InterruptedError(runContext.interrupted ?? 'SIGINT')));
       client.once('ready', () => {
@@ -234,6 +289,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
     });
   } catch (err) {
     await jump?.close();
+    proxy?.stop();
     throw err;
   }
   const hostKey = verifier.accepted;
@@ -243,6 +299,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
     channelTimeoutMs: opts.channelTimeoutMs ?? CHANNEL_TIMEOUT_MS,
     fileOpTimeoutMs: opts.fileOpTimeoutMs ?? FILE_OP_TIMEOUT_MS,
     ...(jump ? { jump } : {}),
+    ...(proxy ? { proxy } : {}),
   });
 }
 
@@ -250,6 +307,19 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
 function connectionName(user: string, host: string, port: number): string {
   // An IPv6 address in brackets, so the port stays readable: root@[::1]:22.
   return `${user}@${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * A private key file's bytes, through the bounded reader: a FIFO or a device given as a key is refused
+ * (exit 2) before it is opened. Other errors (ENOENT, EACCES) are the fs error, for the caller to word.
+ */
+export async function readIdentityFile(file: string): Promise<Buffer> {
+  const { data } = await readBounded(file, {
+    what: 'the identity file',
+    kind: 'identity',
+    hint: 'give the path of a private key file, e.g. ~/.ssh/id_ed25519',
+  });
+  return data;
 }
 
 interface AuthConfig {
@@ -274,8 +344,9 @@ async function loadAuth(opts: SshOptions, where: string): Promise<AuthConfig> {
   if (opts.identity) {
     let key: Buffer;
     try {
-      key = await readFile(opts.identity);
+      key = await readIdentityFile(opts.identity);
     } catch (err) {
+      if (err instanceof InputError) throw err;
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new InputError(
         `${where}: cannot read the identity file ${opts.identity} (${code})`,
@@ -482,6 +553,8 @@ interface Limits {
   fileOpTimeoutMs: number;
   /** The jump host's connection this one runs through; closed with it. */
   jump?: SshExecutor;
+  /** The ProxyCommand this one runs through; stopped when the connection ends. */
+  proxy?: ProxyProcess;
 }
 
 /**
@@ -514,6 +587,7 @@ export class SshExecutor implements Executor {
   private readonly limits: Limits;
   /** The connection to the jump host (ProxyJump), if this one runs through it. */
   readonly jump: SshExecutor | undefined;
+  private readonly proxy: ProxyProcess | undefined;
 
   constructor(
     private readonly client: Client,
@@ -527,6 +601,7 @@ export class SshExecutor implements Executor {
       fileOpTimeoutMs: limits.fileOpTimeoutMs ?? FILE_OP_TIMEOUT_MS,
     };
     this.jump = limits.jump;
+    this.proxy = limits.proxy;
     this.files = new SftpFiles(client, where, () => !this.closed, this.request, this.limits);
     // After login, errors surface through the channels; this keeps a late one from crashing the process.
     client.on('error', (err: Error) => {
@@ -534,6 +609,7 @@ export class SshExecutor implements Executor {
     });
     client.on('close', () => {
       this.closed = true;
+      this.proxy?.stop();
       if (this.closing) return;
       const jumpLost = this.jump?.lostReason;
       const reason = jumpLost
@@ -839,6 +915,7 @@ export class SshExecutor implements Executor {
    */
   async close(): Promise<void> {
     await this.closeOwn();
+    this.proxy?.stop();
     await this.jump?.close();
   }
 
@@ -931,15 +1008,54 @@ class SftpFiles implements FileOps {
     return this.request<T>(`SFTP ${what}`, deadline, (cb) => start(sftp, cb));
   }
 
+  /**
+   * Bounded as a local read is (read-bounded.ts): the path is stat'ed and refused unless a regular file
+   * within HOST_FILE_READ's limit (opening a FIFO would hold the server's sftp-server; /dev/zero never
+   * ends), the open handle checked again, and reading stops past the limit (a file that grows meanwhile).
+   */
   async readFile(path: string): Promise<string | undefined> {
     const sftp = await this.sftp();
+    const limit = READ_LIMITS[HOST_FILE_READ.kind].bytes;
+    const check = (st: SftpStats) => {
+      const kind = notRegular(st);
+      if (kind) throw notRegularError(path, HOST_FILE_READ.what, kind, HOST_FILE_READ.hint);
+      if (st.size > limit) throw tooLargeError(path, HOST_FILE_READ, st.size);
+    };
+    let handle: Buffer | undefined;
     try {
-      const data = await this.op<Buffer>(sftp, `read of ${path}`, (s, cb) => s.readFile(path, cb));
-      return data.toString('utf8');
+      check(await this.op<SftpStats>(sftp, `stat of ${path}`, (s, cb) => s.stat(path, cb)));
+      handle = await this.op<Buffer>(sftp, `open of ${path}`, (s, cb) => s.open(path, 'r', cb));
+      const h = handle;
+      check(await this.op<SftpStats>(sftp, `fstat of ${path}`, (s, cb) => s.fstat(h, cb)));
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for (;;) {
+        const buffer = Buffer.alloc(SFTP_READ_CHUNK);
+        const read = await this.op<number>(
+          sftp,
+          `read of ${path}`,
+          (s, cb) => s.read(h, buffer, 0, buffer.length, total, (err, n) => cb(err, n)),
+          buffer.length,
+        );
+        if (read === 0) break;
+        total += read;
+        if (total > limit) throw tooLargeError(path, HOST_FILE_READ, total);
+        chunks.push(buffer.subarray(0, read));
+      }
+      return Buffer.concat(chunks).toString('utf8');
     } catch (err) {
       if (ours(err)) throw err;
+      if (err instanceof InputError) throw badHostFile(err, this.where);
       if ((err as SftpError).code === SFTP_NO_SUCH_FILE) return undefined;
       throw this.error(`cannot read ${path}`, err as Error);
+    } finally {
+      const h = handle;
+      // Briefly, and not after an interrupt: a server that stopped answering must not hold the caller twice.
+      if (h && this.connected() && !runContext.stopped()) {
+        await this.request(`SFTP close of ${path}`, Math.min(2000, this.limits.fileOpTimeoutMs), (cb) =>
+          sftp.close(h, cb),
+        ).catch(() => {});
+      }
     }
   }
 

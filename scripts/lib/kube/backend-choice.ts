@@ -3,7 +3,7 @@
  * the command can name it once ("backend  openbao (from cloud/runtime/apps.yaml)"). The choice itself
  * is `resolveBackend`'s; this only says which of its sources decided.
  */
-import { readFileSync } from 'node:fs';
+import { readBoundedTextSync } from '../read-bounded.ts';
 import {
   BACKEND_IDS,
   type BackendId,
@@ -22,7 +22,8 @@ export interface BackendChoice {
 
 const readable = (file: string) => {
   try {
-    readFileSync(file);
+    // Bounded and never blocking: a FIFO here is not readable.
+    readBoundedTextSync(file, { what: '', kind: 'appsTable', hint: '' });
     return true;
   } catch {
     return false;

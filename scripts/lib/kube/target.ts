@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
+import { readBoundedTextSync } from '../read-bounded.ts';
 
 export interface KubeTarget {
   /** The context kubectl will use, or undefined when no kubeconfig names one. */
@@ -50,8 +51,14 @@ export function resolveKubeTarget(opts: {
   let unreadable = false;
   for (const file of files) {
     if (!existsSync(file)) continue;
+    // Refused before kubectl starts (exit 2): kubectl would block on a FIFO, or read a device forever.
+    const text = readKubeconfig(file, opts.kubeconfig ? '--kubeconfig' : env.KUBECONFIG ? 'KUBECONFIG' : '');
+    if (text === undefined) {
+      unreadable = true;
+      continue;
+    }
     try {
-      docs.push((parse(readFileSync(file, 'utf8')) ?? {}) as KubeconfigDoc);
+      docs.push((parse(text) ?? {}) as KubeconfigDoc);
     } catch {
       // kubectl itself reports a broken kubeconfig with a better message when it runs.
       unreadable = true;
@@ -81,4 +88,18 @@ export function describeKubeTarget(t: KubeTarget): string {
   if (!t.context)
     return `no current context (kubeconfig: ${t.files.join(', ')}); kubectl will use its default`;
   return `context "${t.context}"${t.server ? ` (${t.server})` : ''}`;
+}
+
+/** A kubeconfig's text; undefined when it cannot be read (kubectl reports that better). */
+function readKubeconfig(file: string, from: string): string | undefined {
+  try {
+    return readBoundedTextSync(file, {
+      what: from ? `the kubeconfig (${from})` : 'the kubeconfig',
+      kind: 'kubeconfig',
+      hint: 'point --kubeconfig or KUBECONFIG at a kubeconfig file',
+    });
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    return undefined;
+  }
 }

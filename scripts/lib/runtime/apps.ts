@@ -5,9 +5,9 @@
  * reported, and each one names the app and the field, so one run shows the whole fix list (the
  * original copy-pasted the CR into five Go files and found its mistakes one reconcile at a time).
  */
-import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { InputError } from '../errors.ts';
+import { readBoundedText } from '../read-bounded.ts';
 import type { Generator } from '../secrets/schema.ts';
 import {
   BACKEND_IDS,
@@ -184,8 +184,13 @@ export async function loadAppsTable(file?: string, notice?: (message: string) =>
   for (const candidate of candidates) {
     let text: string;
     try {
-      text = await readFile(candidate, 'utf8');
+      text = await readBoundedText(candidate, {
+        what: 'the apps table',
+        kind: 'appsTable',
+        hint: 'pass --apps the path of the apps table file',
+      });
     } catch (err) {
+      if (err instanceof InputError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && candidate !== candidates.at(-1)) continue;
       throw new InputError(

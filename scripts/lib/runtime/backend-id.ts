@@ -3,9 +3,9 @@
  * them; the apps table names it (`backend:`), and both tiers follow it: the runtime renderer picks the
  * resources to render, the bootstrap tier the Secrets the platform itself needs.
  */
-import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
+import { readBoundedTextSync } from '../read-bounded.ts';
 
 export const BACKENDS = {
   infisical: {
@@ -61,7 +61,8 @@ export function resolveBackend(flag: string | undefined, appsFile?: string): Bac
   for (const file of files) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      // Bounded and never blocking (a FIFO is refused unopened); whatever fails, loadAppsTable reports.
+      text = readBoundedTextSync(file, { what: 'the apps table', kind: 'appsTable', hint: '' });
     } catch {
       continue;
     }

@@ -5,10 +5,11 @@
  *   - Every InfisicalSecret carries `argocd.argoproj.io/sync-options: ServerSideApply=false`.
  * A file that cannot be parsed is an offence too: what cannot be read cannot be shown to be clean.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { InputError } from '../errors.ts';
+import { readBoundedText } from '../read-bounded.ts';
 import { KIND, SYNC_OPTIONS_ANNOTATION, SYNC_OPTIONS_VALUE } from './backends/infisical-v1alpha1.ts';
 import { isPlainObject, type Plain } from './fields.ts';
 
@@ -38,7 +39,11 @@ export async function checkManifests(dir: string): Promise<CheckReport> {
   const files = await manifestFiles(dir);
   const report: CheckReport = { dir, files: files.length, documents: 0, infisicalSecrets: 0, offences: [] };
   for (const file of files) {
-    const text = await readFile(file, 'utf8');
+    const text = await readBoundedText(file, {
+      what: 'the manifest',
+      kind: 'manifest',
+      hint: 'check only directories of manifest files',
+    });
     let documents: unknown[];
     try {
       documents = parseManifests(file, text);

@@ -10,10 +10,10 @@
  *
  * A creation rule that names the file is updated to the new list, so the next sops run agrees.
  */
-import { readFile } from 'node:fs/promises';
 import { Encrypter, identityToRecipient } from 'age-encryption';
 import { InputError } from '../errors.ts';
 import { loadAgeIdentities } from './sops/age-keys.ts';
+import { readSecretsFile } from './sops/limits.ts';
 import { parseMetadata } from './sops/metadata.ts';
 import { commitSops, openSops, rewriteSops } from './sops/rewrite.ts';
 import { formatForPath, parseStore } from './sops/stores.ts';
@@ -75,9 +75,7 @@ async function fileRecipients(file: string): Promise<string[]> {
       `${file}: recipients works on YAML SOPS files only`,
       `the sops binary changes recipients of other files (sops updatekeys ${file})`,
     );
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw new InputError(`cannot read ${file}: ${err.code ?? err.message}`, 'check --secrets-file');
-  });
+  const { text } = await readSecretsFile(file);
   return parseMetadata(parseStore(text, 'yaml', file).metadata, file).ageEntries.map((e) => e.recipient);
 }
 

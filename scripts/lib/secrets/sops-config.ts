@@ -5,11 +5,12 @@
  * follows the rule (init encrypts to it) and keeps it true (recipients add/remove update the rule that
  * names the file), editing only that rule's `age` and keeping the rest of the file, comments included.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { isMap, isSeq, parseDocument, Scalar, YAMLSeq } from 'yaml';
 import { InputError } from '../errors.ts';
 import { writeLocalFileAtomic } from '../exec/local.ts';
+import { readBoundedTextSync } from '../read-bounded.ts';
 
 export const SOPS_CONFIG = '.sops.yaml';
 // sops's FindConfigFile gives up after this many parent directories.
@@ -44,7 +45,13 @@ function recipientsOf(age: unknown): string[] {
 }
 
 function readRules(config: string): { doc: ReturnType<typeof parseDocument>; rules: unknown[] } {
-  const doc = parseDocument(readFileSync(config, 'utf8'));
+  const doc = parseDocument(
+    readBoundedTextSync(config, {
+      what: '',
+      kind: 'sopsConfig',
+      hint: 'make it a regular file, or move it aside',
+    }),
+  );
   if (doc.errors.length > 0)
     throw new InputError(
       `${config} is not valid YAML: ${doc.errors[0]?.message}`,

@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Decrypter } from 'age-encryption';
 import { childEnv } from '../../child-env.ts';
+import { InputError } from '../../errors.ts';
 import { killTree } from '../../exec/local.ts';
 import { notRegular } from '../../file-kind.ts';
+import { readBoundedText } from '../../read-bounded.ts';
 import { fileModeWarning, formatTimeout, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
 
 /**
@@ -167,6 +169,9 @@ function runKeyCommand(
   });
 }
 
+/** Capped and non-blocking (read-bounded.ts), as every local configuration read. */
+const AGE_KEYS_READ = { what: '', kind: 'ageKeys', hint: 'give the path of an age keys file' } as const;
+
 async function fromFile(
   path: string,
   label: string,
@@ -182,8 +187,13 @@ async function fromFile(
       search.problems.push(`${label} is ${kind}, not a regular file`);
       return;
     }
-    text = await readFile(path, 'utf8');
+    text = await readBoundedText(path, AGE_KEYS_READ);
   } catch (err) {
+    if (err instanceof InputError) {
+      search.searched.push(`${label}: not read`);
+      search.problems.push(err.message);
+      return;
+    }
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
     const why = whyUnreadable(code);
     search.searched.push(`${label}: ${code === 'ENOENT' ? 'not found' : `cannot read (${why})`}`);

@@ -1,8 +1,15 @@
-import { constants, type Stats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { InputError } from '../../errors.ts';
 import { shellQuote } from '../../exec/executor.ts';
 import { notRegular } from '../../file-kind.ts';
+import {
+  type BoundedRead,
+  notRegularError,
+  READ_LIMITS,
+  readBounded,
+  tooLargeError,
+} from '../../read-bounded.ts';
 
 /**
  * What a SOPS file read here may hold, so that a hostile or broken file ends in an `InputError`
@@ -11,7 +18,7 @@ import { notRegular } from '../../file-kind.ts';
  */
 export const LIMITS = {
   /** The size of the file itself. */
-  fileBytes: 16 * 1024 * 1024,
+  fileBytes: READ_LIMITS.secretsFile.bytes,
   /** How deep maps and lists may nest inside a document. */
   depth: 100,
   /** The length of one key or value as written in the file (an encrypted value included). */
@@ -99,22 +106,15 @@ export function formatTimeout(ms: number): string {
 
 // ---- The file itself -------------------------------------------------------------------------------
 
-function checkStat(path: string, st: Stats): void {
-  const kind = notRegular(st);
-  if (kind) {
-    throw new InputError(`${path} is ${kind}, not a regular file`, 'pass the path of the SOPS file itself');
-  }
-  if (st.size > LIMITS.fileBytes) throw tooLarge(path, st.size);
-}
-
-function tooLarge(path: string, size: number): InputError {
-  return new InputError(
-    `${path} is ${size} bytes, larger than a SOPS file may be here (limit: ${LIMITS.fileBytes} bytes, 16 MiB)`,
-    'check that this is the right file',
-  );
-}
+const SECRETS_READ: BoundedRead = {
+  what: '',
+  kind: 'secretsFile',
+  hint: 'pass the path of the SOPS file itself',
+  sizeHint: 'check that this is the right file',
+};
 
 function cannotRead(path: string, err: unknown): InputError {
+  if (err instanceof InputError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new InputError(`${path} does not exist`, 'check the path');
   return new InputError(
@@ -134,40 +134,19 @@ export async function checkSecretsFile(path: string): Promise<Stats> {
   } catch (err) {
     throw cannotRead(path, err);
   }
-  checkStat(path, st);
+  const kind = notRegular(st);
+  if (kind) throw notRegularError(path, SECRETS_READ.what, kind, SECRETS_READ.hint);
+  if (st.size > LIMITS.fileBytes) throw tooLargeError(path, SECRETS_READ, st.size);
   return st;
 }
 
-/**
- * Reads a SOPS file: checked first, then opened non-blocking (a FIFO swapped in after the check
- * cannot block either) and checked again on the open file, and never read past the size limit.
- */
+/** Reads a SOPS file through the bounded reader (read-bounded.ts): checked, opened non-blocking, capped. */
 export async function readSecretsFile(path: string): Promise<{ text: string; mode: number }> {
-  await checkSecretsFile(path);
-  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    const { data, stat: st } = await readBounded(path, SECRETS_READ);
+    return { text: data.toString('utf8'), mode: st.mode };
   } catch (err) {
     throw cannotRead(path, err);
-  }
-  try {
-    const st = await handle.stat();
-    checkStat(path, st);
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const { bytesRead, buffer } = await handle.read({ buffer: Buffer.alloc(64 * 1024) });
-      if (bytesRead === 0) break;
-      total += bytesRead;
-      if (total > LIMITS.fileBytes) throw tooLarge(path, total);
-      chunks.push(buffer.subarray(0, bytesRead));
-    }
-    return { text: Buffer.concat(chunks).toString('utf8'), mode: st.mode };
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    throw cannotRead(path, err);
-  } finally {
-    await handle.close();
   }
 }
 

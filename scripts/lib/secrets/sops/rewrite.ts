@@ -14,7 +14,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { armor, Encrypter } from 'age-encryption';
 import { InputError, WorkError } from '../../errors.ts';
@@ -26,6 +26,7 @@ import { recoverDataKey } from './data-key.ts';
 import { decryptToTree, readSopsFile } from './decrypt.ts';
 import { emitYaml } from './emit.ts';
 import { layoutHint } from './hints.ts';
+import { readSecretsFile } from './limits.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { type AgeEntry, parseMetadata, type SopsMetadata } from './metadata.ts';
 import { compileRules } from './rules.ts';
@@ -351,7 +352,7 @@ function pairsLines(pairs: readonly Pair[]): string[] {
  * terminal), else a 0600 temp file beside it, given the file's own mode, renamed over it.
  */
 export async function commitSops(opened: OpenedSops, text: string): Promise<void> {
-  if ((await readFile(opened.file, 'utf8')) !== opened.text)
+  if ((await readSecretsFile(opened.file)).text !== opened.text)
     throw new WorkError(
       `${opened.file} changed while this command was working; nothing was written`,
       'run it again',
