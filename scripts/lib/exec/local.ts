@@ -354,12 +354,15 @@ export const localFiles: FileOps = {
 /**
  * A temp file beside `path`, renamed over it. 'wx' with the mode: the temp file is born with `mode` (umask
  * can only remove bits), or with `tempMode` and given `mode` exactly (chmod, not umask) before the rename.
+ * `beforeRename` runs once the temp file is complete, as late as it can: when it throws, the temp file is
+ * removed and `path` left as it is.
  */
 export async function writeLocalFileAtomic(
   path: string,
   content: string,
   mode: number,
   tempMode?: number,
+  beforeRename?: () => Promise<void>,
 ): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, 'wx', tempMode ?? mode);
@@ -368,6 +371,7 @@ export async function writeLocalFileAtomic(
     if (tempMode !== undefined) await handle.chmod(mode);
     await handle.sync();
     await handle.close();
+    await beforeRename?.();
     await rename(temp, path);
   } catch (err) {
     await handle.close().catch(() => {});
