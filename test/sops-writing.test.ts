@@ -5,8 +5,8 @@
  *   of one plaintext, under one key and one key path, differ), across init, set, rotate, recipients and edit;
  * - `recipients remove` replaces the data key: with the key the file had before, nothing in the new file
  *   decrypts;
- * - a file someone else changed between the command's read and its write is not overwritten: the other
- *   writer's bytes stay, the command says so, no temp file is left.
+ * - a file someone else changed between the command's read and its write (or, for init, created after
+ *   it looked) is not overwritten: the other writer's bytes stay, the command says so, no temp file is left.
  *
  * In-process (the library each command calls), with real age keys and real files.
  */
@@ -339,6 +339,28 @@ describe('a file changed by someone else while the command works is not overwrit
       expect(readdirSync(r.dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     });
   }
+
+  it('init: a file someone else creates while it encrypts is kept (exit 1), not replaced; no temp file', async () => {
+    const f = await fixture();
+    const file = join(f.dir, 'new.sops.yaml');
+    const theirs = f.text();
+    // initSecrets looks for the file before its first await, then encrypts (age, asynchronously): the
+    // other writer's file appears in between.
+    const running = initSecrets({ file, recipient: f.k1.recipient, fill: false });
+    writeFileSync(file, theirs, { mode: 0o600 });
+    let failure: unknown;
+    try {
+      await running;
+    } catch (err) {
+      failure = err;
+    }
+    expect(failure).toBeInstanceOf(WorkError);
+    expect((failure as Error).message).toBe(
+      `${file} was created by someone else while init was working; nothing was written`,
+    );
+    expect(readFileSync(file, 'utf8')).toBe(theirs);
+    expect(readdirSync(f.dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
 
   it('the key command runs after the file is read (what the tests above rely on)', async () => {
     const r = await racing();

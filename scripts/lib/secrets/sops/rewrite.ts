@@ -353,13 +353,14 @@ function pairsLines(pairs: readonly Pair[]): string[] {
  * temp file is written and synced, just before the rename, so the window left is the compare itself.
  */
 export async function commitSops(opened: OpenedSops, text: string): Promise<void> {
-  await writeLocalFileAtomic(opened.file, text, opened.mode, 0o600, async () => {
+  const beforeRename = async () => {
     if ((await readFile(opened.file, 'utf8')) !== opened.text)
       throw new WorkError(
         `${opened.file} changed while this command was working; nothing was written`,
         'run it again',
       );
-  });
+  };
+  await writeLocalFileAtomic(opened.file, text, opened.mode, 0o600, { beforeRename });
 }
 
 /** A new document: `next`'s top-level keys replacing or added to the opened one's, in file order. */
