@@ -120,6 +120,18 @@ describe('every ENC[...] a writer makes has its own IV', () => {
     }
   });
 
+  it('encryptValue: the IV is random in every byte (not a counter, a clock or a few random bytes padded), so no later run repeats one', () => {
+    const key = new Uint8Array(32).fill(9);
+    const ivs = Array.from({ length: 2000 }, () => parseEnc(encryptValue(key, 'same plaintext', 'K:')).iv);
+    expect(new Set(ivs.map((iv) => iv.toString('base64'))).size).toBe(ivs.length);
+    // 2000 random bytes take nearly all 256 values at each position (fewer than 200: odds below 1e-40);
+    // a counter, a timestamp or a short random prefix leaves most positions fixed.
+    const length = ivs[0]?.length ?? 0;
+    expect(length).toBe(32);
+    for (let at = 0; at < length; at++)
+      expect(new Set(ivs.map((iv) => iv[at])).size, `IV byte ${at}`).toBeGreaterThan(200);
+  });
+
   it('init and encryptSops: one plaintext under many keys and in a list (one AAD), two files of one document', async () => {
     const f = await fixture();
     const same = hex();
