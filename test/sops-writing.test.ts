@@ -28,6 +28,7 @@ import { parseMetadata } from '../scripts/lib/secrets/sops/metadata.ts';
 import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
 import { aadOf, type Branch, Comment, walkBranch } from '../scripts/lib/secrets/sops/tree.ts';
 import { type AgeKey, makeAgeKey } from './fixtures/make-sops-fixtures.ts';
+import { runScript } from './helpers/run-cli.ts';
 import { tempDir } from './helpers/temp.ts';
 
 const ENC = /ENC\[AES256_GCM,[^\]]*\]/g;
@@ -351,6 +352,20 @@ describe('a file changed by someone else while the command works is not overwrit
       expect(readdirSync(r.dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     });
   }
+
+  it('set on the command line: exit 1, the error naming the file and what to do; theirs kept', async () => {
+    const r = await racing();
+    const run = await runScript('secrets.ts', ['set', 'REDIS_PASSWORD', '--secrets-file', r.file], r.env, {
+      input: hex(),
+    });
+    expect(run.exitCode, run.stderr).toBe(1);
+    expect(run.stderr).toContain(
+      `error: ${r.file} changed while this command was working; nothing was written`,
+    );
+    expect(run.stderr).toMatch(/^hint: run it again$/m);
+    expect(r.text()).toBe(r.otherText);
+    expect(readdirSync(r.dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
 
   it('init: a file someone else creates while it encrypts is kept (exit 1), not replaced; no temp file', async () => {
     const f = await fixture();
