@@ -4,6 +4,8 @@
  * the file byte-identical; a valid one changes only the edited keys' ENC[...] lines (plus lastmodified and
  * mac); no value in argv, output, or any file outside the memory directory.
  */
+
+import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -30,7 +32,7 @@ import { realSopsDecrypt, realSopsDecryptBin } from './helpers/real-sops.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { scriptArgv } from './helpers/script-bundles.ts';
 import { tempDir } from './helpers/temp.ts';
-import { requireTool } from './helpers/tiers.ts';
+import { requireTier, requireTool } from './helpers/tiers.ts';
 
 const CANARY = {
   FINGERPRINT_KEY: Buffer.alloc(32, 7).toString('base64'),
@@ -43,8 +45,9 @@ const EDITED_REDIS = `canary5redis5b${'a'.repeat(18)}`;
 const ALL_VALUES = [...Object.values(CANARY), EDITED_REDIS];
 
 /**
- * The editor: logs its argv, the file's path and modes, then does what EDIT_<n> says for its n-th run
- * (a sed script, `wait` = sleep until killed, `fail` = exit 3, empty = leave the file as it is).
+ * The editor: logs its argv, the file's path and modes, runs $EDIT_ALSO if set (what someone else does
+ * meanwhile), then does what EDIT_<n> says for its n-th run (a sed script, `wait` = sleep until killed,
+ * `fail` = exit 3, empty = leave the file as it is).
  */
 const EDITOR = `#!/bin/sh
 for a; do f="$a"; done
@@ -52,6 +55,7 @@ n=$(cat "$EDIT_LOG/count" 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > "$EDIT
 printf '%s\\n' "$@" >> "$EDIT_LOG/argv"
 printf '%s\\n' "$f" > "$EDIT_LOG/path"
 stat -c '%a' "$f" "$(dirname "$f")" >> "$EDIT_LOG/modes"
+[ -z "$EDIT_ALSO" ] || sh -c "$EDIT_ALSO"
 eval "step=\\$EDIT_$n"
 case "$step" in
   wait) echo $$ > "$EDIT_LOG/pid.tmp"; mv "$EDIT_LOG/pid.tmp" "$EDIT_LOG/pid"; exec sleep 600;;
@@ -391,11 +395,100 @@ describe('secrets edit', { timeout: 90_000 }, () => {
     expectNoTrace(f, r);
   });
 
+  it('a SOPS file someone else changed while the editor was open is not overwritten: exit 1 naming it, their bytes kept', async () => {
+    const f = await fixture();
+    // Another writer (sops in a second terminal) saves its own version while this edit's editor is open.
+    const other = join(f.dir, 'other.sops.yaml');
+    const theirs = await encryptSops(
+      { ...CANARY, REDIS_PASSWORD: `canary7other7${'c'.repeat(19)}` },
+      { recipients: [f.key.recipient], format: 'yaml' },
+    );
+    writeFileSync(other, theirs, { mode: 0o600 });
+    const r = await runScript('secrets.ts', ['edit', '--secrets-file', f.file], {
+      ...f.env(['s/canary0redis0a/canary5redis5b/']),
+      EDIT_ALSO: `cat '${other}' > '${f.file}'`,
+    });
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toContain(
+      `error: ${f.file} changed while this command was working; nothing was written`,
+    );
+    expect(readFileSync(f.file, 'utf8')).toBe(theirs);
+    expect(readdirSync(f.dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    expectPathOnly(f);
+    expectNoTrace(f, r);
+  });
+
   it('--help says where the plaintext goes and what is checked', async () => {
     const r = await runScript('secrets.ts', ['edit', '--help'], { PATH: process.env.PATH ?? '' });
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/XDG_RUNTIME_DIR/);
     expect(r.stdout).toMatch(/--allow-rotate KEY/);
+  });
+});
+
+/**
+ * /dev/shm as the edit would find it on a host without a usable one: a mount namespace of the command's
+ * own (root's, as CI runs the suite) with a read-only tmpfs there, or a writable one for the contrast.
+ * The host's /dev/shm is never touched.
+ */
+const SHM_NAMESPACE = ['--mount', '--propagation', 'private', 'sh', '-c'];
+const mountNamespace = requireTier(
+  'mount-namespace',
+  spawnSync('unshare', [...SHM_NAMESPACE, 'mount -t tmpfs -o ro none /dev/shm'], { stdio: 'ignore' })
+    .status === 0
+    ? { ok: true }
+    : { ok: false, reason: 'a mount namespace (unshare --mount, as root)' },
+  'secrets edit where no memory file system is writable',
+);
+
+describe.skipIf(!mountNamespace)('secrets edit off memory', { timeout: 90_000 }, () => {
+  /** `secrets edit` with /dev/shm a fresh tmpfs, read-only or not, in a namespace of its own. */
+  const editWithShm = (f: Fixture, shm: 'ro' | 'rw', env: Record<string, string>) =>
+    execa(
+      'unshare',
+      [
+        ...SHM_NAMESPACE,
+        `mount -t tmpfs -o ${shm},mode=1777 none /dev/shm && exec "$@"`,
+        'sh',
+        process.execPath,
+        ...scriptArgv('secrets.ts', 'tsx'),
+        'edit',
+        '--secrets-file',
+        f.file,
+      ],
+      { cwd: PROJECT_ROOT, env, extendEnv: false, reject: false, timeout: 60_000 },
+    );
+  const DISK_WARNING =
+    /warning: no memory file system \(\$XDG_RUNTIME_DIR, \/dev\/shm\): the plaintext goes to (\S+) on disk/;
+
+  it('no $XDG_RUNTIME_DIR and /dev/shm not writable: the edit warns, naming the disk directory it uses', async () => {
+    const f = await fixture();
+    const { XDG_RUNTIME_DIR: _unset, ...env } = f.env(['s/canary0redis0a/canary5redis5b/']);
+    const r = await editWithShm(f, 'ro', env);
+    const [stdout, stderr] = [String(r.stdout), String(r.stderr)];
+    expect(r.exitCode, stderr).toBe(0);
+    expect(stderr).toMatch(DISK_WARNING);
+    expect(DISK_WARNING.exec(stderr)?.[1]).toBe(f.tmp);
+    // It is where the plaintext went, and it was removed afterwards.
+    expect(dirname(dirname(f.logged('path').trim()))).toBe(f.tmp);
+    expect((await f.decrypt()).REDIS_PASSWORD).toBe(EDITED_REDIS);
+    expectNoTrace(f, { stdout, stderr });
+  });
+
+  it('a memory file system: no such warning, with $XDG_RUNTIME_DIR or with /dev/shm', async () => {
+    const f = await fixture();
+    const cases: [string, 'ro' | 'rw', Record<string, string>][] = [
+      [f.runtime, 'ro', f.env([''])],
+      ['/dev/shm', 'rw', (({ XDG_RUNTIME_DIR: _unset, ...env }) => env)(f.env(['']))],
+    ];
+    for (const [base, shm, env] of cases) {
+      const r = await editWithShm(f, shm, env);
+      const [stdout, stderr] = [String(r.stdout), String(r.stderr)];
+      expect(r.exitCode, stderr).toBe(0);
+      expect(stderr, base).not.toMatch(/warning/);
+      expect(dirname(dirname(f.logged('path').trim()))).toBe(base);
+      expectNoTrace(f, { stdout, stderr });
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, rename, stat, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -359,12 +359,16 @@ export const localFiles: FileOps = {
 /**
  * A temp file beside `path`, renamed over it. 'wx' with the mode: the temp file is born with `mode` (umask
  * can only remove bits), or with `tempMode` and given `mode` exactly (chmod, not umask) before the rename.
+ * `beforeRename` runs once the temp file is complete, as late as it can: when it throws, the temp file is
+ * removed and `path` left as it is. `create`: `path` must not exist; the complete file is linked there
+ * (link(2) fails with EEXIST instead of replacing what another writer made meanwhile).
  */
 export async function writeLocalFileAtomic(
   path: string,
   content: string,
   mode: number,
   tempMode?: number,
+  then: { beforeRename?: () => Promise<void>; create?: boolean } = {},
 ): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, 'wx', tempMode ?? mode);
@@ -373,7 +377,11 @@ export async function writeLocalFileAtomic(
     if (tempMode !== undefined) await handle.chmod(mode);
     await handle.sync();
     await handle.close();
-    await rename(temp, path);
+    await then.beforeRename?.();
+    if (then.create) {
+      await link(temp, path);
+      await unlink(temp);
+    } else await rename(temp, path);
   } catch (err) {
     await handle.close().catch(() => {});
     await unlink(temp).catch(() => {});

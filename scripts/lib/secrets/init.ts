@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { InputError } from '../errors.ts';
+import { InputError, WorkError } from '../errors.ts';
 import { writeLocalFileAtomic } from '../exec/local.ts';
 import { generateValue } from './generate.ts';
 import { checkRecipient } from './recipients.ts';
@@ -85,7 +85,14 @@ async function create(opts: InitOptions): Promise<InitResult> {
   const text = await encryptSops(added, { recipients, format: 'yaml', now: opts.now });
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   // Encrypted, yet only its owner needs to read it (the readers warn about a group/world-readable file).
-  await writeLocalFileAtomic(file, text, 0o600);
+  // Created, never replaced: a file someone else made since the check above stays theirs.
+  await writeLocalFileAtomic(file, text, 0o600, undefined, { create: true }).catch((err) => {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    throw new WorkError(
+      `${file} was created by someone else while init was working; nothing was written`,
+      'look at it; `secrets init --fill` adds only the keys it lacks',
+    );
+  });
   const rulesWritten = /^(\.\/)?secrets\//.test(file) ? await writeDefaultRules(recipients) : undefined;
   return {
     file,

@@ -348,16 +348,20 @@ function pairsLines(pairs: readonly Pair[]): string[] {
 }
 
 /**
- * Writes the new text over the file: refused when the file changed since it was opened (sops in another
- * terminal), else a 0600 temp file beside it, given the file's own mode, renamed over it.
+ * Writes the new text over the file: a 0600 temp file beside it, given the file's own mode, renamed over
+ * it; refused when the file's bytes are no longer those it was opened with (sops in another terminal).
+ * The bytes, not the size or mtime: a writer that keeps both still changed the file. Compared once the
+ * temp file is written and synced, just before the rename, so the window left is the compare itself.
  */
 export async function commitSops(opened: OpenedSops, text: string): Promise<void> {
-  if ((await readSecretsFile(opened.file)).text !== opened.text)
-    throw new WorkError(
-      `${opened.file} changed while this command was working; nothing was written`,
-      'run it again',
-    );
-  await writeLocalFileAtomic(opened.file, text, opened.mode, 0o600);
+  const beforeRename = async () => {
+    if ((await readSecretsFile(opened.file)).text !== opened.text)
+      throw new WorkError(
+        `${opened.file} changed while this command was working; nothing was written`,
+        'run it again',
+      );
+  };
+  await writeLocalFileAtomic(opened.file, text, opened.mode, 0o600, { beforeRename });
 }
 
 /** A new document: `next`'s top-level keys replacing or added to the opened one's, in file order. */
