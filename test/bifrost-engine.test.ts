@@ -5,7 +5,7 @@
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
 import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
 import { type EngineOptions, type EngineResult, runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
@@ -571,6 +571,161 @@ describe('bifrost engine on the simulator', () => {
     expect(result.failure?.step).toBe('netbird-server');
     expect(result.failure?.message).toMatch(/netbird-server exited with code 1 while it was awaited/);
   }, 30_000);
+
+  /** Waits (bounded) until `pred` holds of the simulator's host: a point in a run the test acts at. */
+  const until = (pred: () => boolean, what: string) =>
+    vi.waitFor(
+      () => {
+        if (!pred()) throw new Error(`never reached: ${what}`);
+      },
+      { timeout: 10_000, interval: 2 },
+    );
+  /** A run under way, its output read as it comes: the test acts on the host meanwhile. */
+  function started(s: ReturnType<typeof setup>, timeScale: number) {
+    const { out, text } = capturedOutput();
+    const running = runBifrostBootstrap({ executor: s.sim, cli: s.cli, out, timeScale, pollIntervalMs: 5 });
+    return { running, text };
+  }
+  const upOf = (sim: DockerSimulator, svc: string) => upCalls(sim).find((u) => u.services.includes(svc));
+  const inspectsOf = (sim: DockerSimulator, svc: string, from: number) =>
+    sim.calls.filter((c) => c.argv[1] === 'inspect' && c.argv.includes(svc) && c.startedAt >= from);
+
+  it('the events stream lost while a wait is pending: it says so, polls, and the container turning healthy afterwards finishes the wait', async () => {
+    // netbird-server turns healthy only when the test says, after the stream is gone: only a read of
+    // the present can tell. Its deadline (120 s × 0.05) ends before the 15 s quiet-container check, so a
+    // wait left on the dead stream fails at its deadline instead of being rescued by that check.
+    const timeline = { ...referenceTimeline(MS).timeline, 'netbird-server': { healthyAfterMs: 10 ** 9 } };
+    const s = setup({ sim: { timeline } });
+    const { running, text } = started(s, 0.05);
+    let settled = false;
+    running
+      .finally(() => {
+        settled = true;
+      })
+      .catch(() => {});
+    // The wait is pending: netbird-server's up returned and the wait read its present state (starting).
+    let healthyAt = Number.NaN;
+    try {
+      await until(() => {
+        const up = upOf(s.sim, 'netbird-server');
+        return up !== undefined && inspectsOf(s.sim, 'netbird-server', up.endedAt).length > 0;
+      }, 'the wait on netbird-server');
+      expect(s.sim.listening).toBe(1);
+      const lost = s.sim.now();
+      s.sim.endEventStreams();
+      // The engine has taken the loss in (it said so) and read the container since, still starting; an
+      // engine that does neither is left to the assertions below (its wait ends at its deadline).
+      await until(
+        () =>
+          settled ||
+          (/docker events is not available/.test(text()) &&
+            inspectsOf(s.sim, 'netbird-server', lost).length > 0),
+        'a read of netbird-server after the stream ended',
+      ).catch(() => {});
+      s.sim.turnHealthy('netbird-server');
+      healthyAt = s.sim.now();
+    } finally {
+      // Whatever happened above, the run ends before its bundle is removed.
+      await running.catch(() => {});
+    }
+    const r = await running;
+    const log = text();
+    expect(s.sim.listening).toBe(0);
+    expect(r.failure, log).toBeUndefined();
+    expect(r.ok).toBe(true);
+    expect(status(r, 'netbird-server')).toBe('done');
+    // Said once, naming the stream and why it ended.
+    expect(log.match(/docker events is not available/g)).toHaveLength(1);
+    expect(log).toContain(
+      'docker events is not available on docker simulator (error during connect: unexpected EOF): polling docker inspect instead',
+    );
+    // Not counted ready before it was: what follows it started only once it had turned healthy.
+    for (const svc of ['netbird-dashboard', 'netbird-agent'])
+      expect(must(upOf(s.sim, svc), `${svc} up`).startedAt).toBeGreaterThanOrEqual(healthyAt);
+  }, 30_000);
+
+  it('after a failing step nothing new is started: a sibling still running finishes, what waits on it does not start', async () => {
+    // Two branches: NetBird's server fails (it exits) while Authentik's migration, on the other branch,
+    // is still running (held open by the test until the failure is reported).
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let migrating = false;
+    const timeline = { ...referenceTimeline(MS).timeline, 'netbird-server': { healthyAfterMs: 10 ** 9 } };
+    const s = setup({
+      sim: {
+        timeline,
+        beforeCall: (argv) => {
+          if (!argv.includes('migrate')) return undefined;
+          migrating = true;
+          return held;
+        },
+      },
+    });
+    const { running, text } = started(s, 1);
+    let failedAt = Number.NaN;
+    try {
+      await until(() => migrating && s.sim.containers.has('netbird-server'), 'the migration running');
+      s.sim.kill('netbird-server', 3);
+      await until(() => /FAILED netbird-server/.test(text()), 'the failure reported');
+      failedAt = s.sim.now();
+    } finally {
+      release();
+      await running.catch(() => {});
+    }
+    const r = await running;
+    expect(s.sim.listening).toBe(0);
+    expect(r.ok).toBe(false);
+    expect(r.failure?.step, text()).toBe('netbird-server');
+    expect(r.failure?.message).toMatch(/netbird-server exited with code 3 while it was awaited/);
+    // The migration was under way and finished; nothing started after the failure: no up, run or exec.
+    expect(status(r, 'authentik-migrate')).toBe('done');
+    const after = s.sim.calls.filter((c) => c.startedAt >= failedAt);
+    expect(after.map((c) => c.argv.join(' '))).toEqual([]);
+    for (const id of ['authentik-server', 'authentik-worker', 'netbird-mgmt-token', 'netbird-dashboard'])
+      expect(status(r, id)).toBe('not run');
+    expect(upOf(s.sim, 'authentik-server')).toBeUndefined();
+  }, 30_000);
+
+  it('a container that crashed since the last run, its inputs unchanged, is started again and awaited healthy', async () => {
+    // A slow health (200 ms): a run that did not wait for it would end before it came.
+    const s = setup({
+      sim: { timeline: { ...referenceTimeline(MS).timeline, traefik: { healthyAfterMs: 200 } } },
+    });
+    expect((await run(s)).ok).toBe(true);
+    const before = must(s.sim.containers.get('traefik'), 'traefik').id;
+    s.sim.kill('traefik', 137);
+    const since = s.sim.now();
+    const r = await run(s);
+    const endedNs = BigInt(Date.now()) * 1_000_000n;
+    expect(r.failure, r.log).toBeUndefined();
+    // Started again by an up (compose starts the stopped container), then awaited: the step is done on
+    // its health, not left alone as "up to date".
+    const up = must(
+      upCalls(s.sim).find((u) => u.startedAt >= since && u.services.includes('traefik')),
+      'an up of traefik',
+    );
+    expect(up.argv).toEqual(expect.arrayContaining(['up', '-d', '--no-deps']));
+    const traefik = must(s.sim.containers.get('traefik'), 'traefik');
+    expect(traefik.exitCode).toBeUndefined();
+    expect(traefik.id).toBe(before);
+    expect(r.steps.find((x) => x.id === 'traefik')?.detail).toMatch(/^healthy after/);
+    // Its healthy event came after that start, and before the run ended.
+    const events = s.sim.events.filter((e) => e.Actor.Attributes.name === 'traefik');
+    const restart = events.map((e) => e.Action).lastIndexOf('start');
+    const healthy = must(
+      events.slice(restart + 1).find((e) => e.Action === 'health_status: healthy'),
+      'a healthy event after the restart',
+    );
+    expect(healthy.timeNano <= endedNs).toBe(true);
+    // Nothing else needed an up.
+    expect(
+      upCalls(s.sim)
+        .filter((u) => u.startedAt >= since)
+        .flatMap((u) => u.services),
+    ).toEqual(['traefik']);
+  });
 
   it('retries the token with backoff until akadmin exists', async () => {
     const s = setup({ sim: { tokenFailures: 2 } });

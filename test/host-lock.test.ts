@@ -269,6 +269,46 @@ describe('host lock takeover', () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
+  // A takeover writes the new holder's record itself (not the take of a fresh lock): under the common
+  // umask 022 a file made without its own mask would be 0644, the lock dir 0755.
+  it('a lock taken over holds its record 0600 in a 0700 dir under umask 022, whatever it was taken from', async () => {
+    const umask = process.umask(0o022);
+    try {
+      const takeovers: [string, () => void][] = [
+        ['a gone holder', () => leaveLock({ ...currentHolder('provision-bifrost'), pid: deadPid() })],
+        ['a take cut short', () => leaveCutTake({ ...currentHolder('provision-bifrost'), pid: deadPid() })],
+        ['a record never completed', () => leaveLock(undefined, 600)],
+        ['an unreadable record', () => leaveLock('{"holder": "alice@lap', 600)],
+      ];
+      for (const [what, leave] of takeovers) {
+        fresh();
+        mkdirSync(root, { recursive: true });
+        leave();
+        const { lock, notices } = await acquire();
+        expect(notices[0], what).toMatch(/^took over /);
+        const record = join(lockDir(), 'holder.json');
+        expect(JSON.parse(readFileSync(record, 'utf8')).pid, what).toBe(process.pid);
+        expect(statSync(lockDir()).mode & 0o777, what).toBe(0o700);
+        // Every file the takeover left in the lock dir, the record among them, is the owner's alone.
+        const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+        for (const name of readdirSync(lockDir()))
+          expect([what, name, mode(join(lockDir(), name))]).toEqual([what, name, '600']);
+        // Nothing of the dead lock or of a take is left beside it.
+        expect(readdirSync(root), what).toEqual(['bifrost.lock']);
+        await lock.release();
+        rmSync(root, { recursive: true, force: true });
+      }
+      // A fresh lock under the same umask, for comparison: the same modes.
+      fresh();
+      const { lock } = await acquire();
+      expect(statSync(lockDir()).mode & 0o777).toBe(0o700);
+      expect(statSync(join(lockDir(), 'holder.json')).mode & 0o777).toBe(0o600);
+      await lock.release();
+    } finally {
+      process.umask(umask);
+    }
+  });
+
   // The link drops right after the host ran the take: the run never hears back. The lock must hold its
   // record all the same, so the next run of this machine (the dropped one is gone) takes it over at once.
   it('a link that drops while the lock is taken leaves a complete lock, taken over at once by the next run', async () => {

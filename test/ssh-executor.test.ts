@@ -2,7 +2,7 @@
  * The SSH executor against a real OpenSSH sshd (test/harness/sshd.ts): commands, stdin, argv quoting,
  * env, streaming, deadlines, SFTP files, and every host-key and connection failure an operator meets.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -384,6 +384,30 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
       expect((await ssh.files.stat(`${remoteDir}/bifrost.lock/holder.json`))?.mode).toBe(0o600);
       await lock.release();
       expect(await ssh.files.stat(`${remoteDir}/bifrost.lock`)).toBeUndefined();
+    });
+
+    it("the host lock taken over from a gone holder: its record 0600, its dir 0700, under the remote shell's umask 022", async () => {
+      // The remote commands run with sshd's umask, 022 here: a record made without its own mask would be 0644.
+      expect((await ssh.run({ argv: ['sh', '-c', 'umask'] })).stdout.trim()).toBe('0022');
+      const lockDir = `${remoteDir}/taken.lock`;
+      // A lock left by a run of this machine that is gone (a child that already exited).
+      const gone = { ...currentHolder('provision-bifrost'), pid: spawnSync('true').pid as number };
+      const left = await ssh.run({
+        argv: ['sh', '-c', 'mkdir -m 700 -- "$1" && cat > "$1/holder.json"', 'sh', lockDir],
+        input: JSON.stringify(gone),
+      });
+      expect(left.exitCode).toBe(0);
+      const notices: string[] = [];
+      const lock = await acquireHostLock(ssh, `${remoteDir}/taken`, {
+        holder: currentHolder('test'),
+        onNotice: (l) => notices.push(l),
+      });
+      expect(notices[0]).toMatch(/took over .*taken\.lock: its holder .* no longer runs on this machine/);
+      expect(JSON.parse((await ssh.files.readFile(`${lockDir}/holder.json`)) ?? '{}').pid).toBe(process.pid);
+      expect((await ssh.files.stat(lockDir))?.mode).toBe(0o700);
+      expect((await ssh.files.stat(`${lockDir}/holder.json`))?.mode).toBe(0o600);
+      await lock.release();
+      expect(await ssh.files.stat(lockDir)).toBeUndefined();
     });
 
     it('removes the temporary file when the rename fails, and says which file', async () => {

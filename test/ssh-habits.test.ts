@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WorkError } from '../scripts/lib/errors.ts';
+import { fingerprint } from '../scripts/lib/exec/known-hosts.ts';
 import { connectSsh, type SshOptions } from '../scripts/lib/exec/ssh.ts';
 import { runContext } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
@@ -328,6 +329,41 @@ Host behind
       expect(r.stdout).not.toContain('on ssh');
     }
     expect(forwarded(jump.log)).toBe(before);
+  });
+
+  it('refuses an unknown jump host key without --accept-new, leaving known_hosts as it was; records it with --accept-new', async () => {
+    const { ssh, env } = jumpHome();
+    const kh = join(ssh, 'known_hosts');
+    // The target is known; the jump host is not. The target's own policy (accept-new, as its Host block
+    // says) is the target's: ssh applies a hop's config to that hop alone.
+    writeFileSync(kh, readFileSync(target.knownHosts));
+    writeFileSync(
+      join(ssh, 'config'),
+      readFileSync(join(ssh, 'config'), 'utf8').replace(
+        '  ProxyJump jumpbox\n',
+        '  ProxyJump jumpbox\n  StrictHostKeyChecking accept-new\n',
+      ),
+    );
+    const before = readFileSync(kh);
+    const forwards = forwarded(jump.log);
+    const [type, key] = jump.hostKeyPub.split(' ');
+    const jumpName = `[127.0.0.1]:${jump.port}`;
+    const refused = await run(['--host', 'behind'], env);
+    expect(refused.exitCode, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(
+      `ssh ${jump.user}@127.0.0.1:${jump.port}: unknown host: ${jumpName} offers ${type} key ${fingerprint(key ?? '')}, which is not in ${kh}`,
+    );
+    expect(refused.stderr).toMatch(/hint: .*re-run with --accept-new to record it/);
+    expect(refused.stdout).not.toContain('on ssh');
+    expect(readFileSync(kh).equals(before)).toBe(true);
+    expect(forwarded(jump.log)).toBe(forwards);
+
+    const accepted = await run(['--host', 'behind', '--accept-new'], env);
+    expect(accepted.exitCode, accepted.stderr).toBe(0);
+    expect(accepted.stdout).toContain(`${onTarget()} via ${jump.user}@127.0.0.1:${jump.port}`);
+    // Appended to what was there, as ssh records it.
+    expect(readFileSync(kh, 'utf8')).toBe(`${before.toString('utf8')}${jumpName} ${type} ${key}\n`);
+    await expectForwards(forwards + 1);
   });
 
   it('StrictHostKeyChecking no is taken as accept-new: an unknown key is recorded, a changed one refused', async () => {

@@ -2,7 +2,7 @@
  * The EventWatcher against a scripted docker: the events stream is a command that stays open until its
  * signal aborts it, lines are pushed into it, and `docker inspect` answers from a table the test sets.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ContainerState, DockerCli } from '../../scripts/lib/bifrost/docker.ts';
 import { ContainerFailedError, EventWatcher, parseEventLine } from '../../scripts/lib/bifrost/events.ts';
 import { DeadlineError, StoppedError } from '../../scripts/lib/bifrost/health.ts';
@@ -45,6 +45,9 @@ class ScriptedDocker implements Executor {
   private push: ((chunk: string) => void) | undefined;
   streamAborted = false;
 
+  /** Ends the running events call with an error, as a broken connection to the daemon does. */
+  endStream: (stderr: string) => void = () => {};
+
   emit(chunk: string): void {
     this.push?.(chunk);
   }
@@ -56,6 +59,7 @@ class ScriptedDocker implements Executor {
       if (this.eventsExit) return this.eventsExit;
       this.push = (chunk) => cmd.onOutput?.(chunk, 'stdout');
       return new Promise((resolve) => {
+        this.endStream = (stderr) => resolve({ exitCode: 1, stdout: '', stderr, timedOut: false });
         const done = () => {
           this.streamAborted = true;
           resolve({ exitCode: 0, stdout: '', stderr: '', timedOut: false });
@@ -329,6 +333,31 @@ describe('EventWatcher', () => {
     expect(await w.waitReady('traefik', 10_000)).toMatchObject({ health: 'healthy' });
     expect(warn).toHaveLength(1);
     expect(warn[0]).toMatch(/docker events is not available .*unknown command "events".*polling/);
+  });
+
+  it('a stream that ends while a wait is pending: it says so once, polls, and the container turning healthy then ends the wait', async () => {
+    const docker = new ScriptedDocker();
+    const warn: string[] = [];
+    const w = watcher(docker, { traefik: true }, warn);
+    await w.start();
+    docker.inspect.set('traefik', { id: ID(3), health: 'starting' });
+    docker.emit(line('start', 'traefik', ID(3)));
+    let settled = false;
+    // A deadline far shorter than the quiet-container check (60 s here): only a poll can end it in time.
+    const ready = w.waitReady('traefik', 5_000).finally(() => {
+      settled = true;
+    });
+    await tick();
+    docker.endStream('error during connect: unexpected EOF\n');
+    const inspected = docker.count('inspect');
+    // Read again since the stream ended, and still starting: the wait goes on.
+    await vi.waitFor(() => expect(docker.count('inspect')).toBeGreaterThan(inspected), { interval: 2 });
+    expect(settled).toBe(false);
+    docker.inspect.set('traefik', { id: ID(3), health: 'healthy' });
+    expect(await ready).toMatchObject({ id: ID(3), health: 'healthy' });
+    expect(warn).toEqual([
+      'docker events is not available on scripted docker (error during connect: unexpected EOF): polling docker inspect instead',
+    ]);
   });
 
   it('stop ends the stream (its signal) and every wait; drain leaves nothing running', async () => {

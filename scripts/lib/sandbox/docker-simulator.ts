@@ -52,6 +52,11 @@ export interface SimulatorOptions {
    * a command's own answer can then come back before the events it caused.
    */
   eventLatencyMs?: number;
+  /**
+   * Called as each CLI call (but `docker events`) begins; the call goes on once what it returns settles:
+   * a test holds a call open (a migration still running) until the moment it chooses.
+   */
+  beforeCall?: (argv: readonly string[]) => Promise<void> | undefined;
 }
 
 export interface RecordedCall {
@@ -179,6 +184,15 @@ export class DockerSimulator implements Executor {
   async close(): Promise<void> {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.endEventStreams();
+  }
+
+  /**
+   * The daemon's connection to every running `docker events` call breaks (as a restarted dockerd or a
+   * proxy's idle cut does): each call ends with the CLI's error; the containers run on, and what happens
+   * to them from now on reaches no stream.
+   */
+  endEventStreams(): void {
     for (const s of [...this.streams]) s.end();
   }
 
@@ -234,6 +248,8 @@ export class DockerSimulator implements Executor {
     if (cmd.signal?.aborted) return abortedBeforeStart();
     if (cmd.argv[1] === 'events') return this.eventsCall(cmd);
     const startedAt = this.now();
+    const hold = this.opts.beforeCall?.(cmd.argv);
+    if (hold) await hold;
     // Like a docker CLI process: most of its cost is start-up, then it reads or changes the daemon's
     // state, so what it reports (or starts) is as of the end of the call.
     if (this.opts.callLatencyMs) await sleep(this.opts.callLatencyMs);
@@ -405,6 +421,16 @@ export class DockerSimulator implements Executor {
     this.cancelHealth(c);
     c.failing = true;
     this.emit(c, 'health_status: unhealthy');
+  }
+
+  /** The container's healthcheck passes from now on: `health_status: healthy`, and inspect says so. */
+  turnHealthy(service: string): void {
+    const c = this.containers.get(service);
+    if (!c?.healthcheck || c.exitCode !== undefined) return;
+    this.cancelHealth(c);
+    c.failing = false;
+    c.timeline = { ...c.timeline, healthyAfterMs: 0 };
+    this.emit(c, 'health_status: healthy');
   }
 
   /** compose's project name: the bundle directory's name, as compose normalizes it. */
