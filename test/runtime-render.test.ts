@@ -210,20 +210,22 @@ describe('backend infisical (v1beta1): the managed Secret', () => {
         // CRD also accepts Orphan, which would leave the credentials behind), an ordinary Secret whose
         // template names exactly the app's keys, each from its source key; its own metadata given, so
         // the resource's labels and annotations (Argo CD's tracking label) are not copied onto it.
-        expect((doc?.spec as { targets: unknown }).targets, `${row.namespace}/${name}`).toEqual([
-          {
-            name: row.secret,
-            namespace: row.namespace,
-            kind: 'Secret',
-            creationPolicy: 'Owner',
-            secretType: 'Opaque',
-            template: {
-              engineVersion: 'v1',
-              data: Object.fromEntries(keys.map(([key, from]) => [key, `{{ .${from}.Value }}`])),
+        expect((doc?.spec as { targets?: unknown } | undefined)?.targets, `${row.namespace}/${name}`).toEqual(
+          [
+            {
+              name: row.secret,
+              namespace: row.namespace,
+              kind: 'Secret',
+              creationPolicy: 'Owner',
+              secretType: 'Opaque',
+              template: {
+                engineVersion: 'v1',
+                data: Object.fromEntries(keys.map(([key, from]) => [key, `{{ .${from}.Value }}`])),
+              },
+              metadata: { labels: { 'app.kubernetes.io/managed-by': 'secrets-flow' }, annotations: {} },
             },
-            metadata: { labels: { 'app.kubernetes.io/managed-by': 'secrets-flow' }, annotations: {} },
-          },
-        ]);
+          ],
+        );
       }
     }
   });
