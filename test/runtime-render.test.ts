@@ -567,6 +567,7 @@ describe('the CLI', () => {
       expect(b.stdout).toBe(a.stdout);
       // stdout is the YAML stream only: every document parses, none is a Secret.
       const docs = parseAllDocuments(a.stdout).map((d) => d.toJS() as Plain);
+      expect(docs.length, 'the documents rendered').toBeGreaterThan(0);
       expect(docs.every((d) => typeof d.kind === 'string' && d.kind !== 'Secret')).toBe(true);
     },
   );
