@@ -5,18 +5,16 @@
  * should: every collector contributed, every test that passed before the check contributed, and no
  * run's output is empty.
  */
-import type { RunnerTestCase as Test } from 'vitest';
-import { expect } from 'vitest';
+import { expect, type RunnerTestCase as Test } from 'vitest';
+import { getCurrentTest } from 'vitest/suite';
 
 interface Run {
   collector: string;
-  test: string;
+  /** The test that ran it; undefined for a beforeAll's runs. */
+  test: Test | undefined;
   stdout: string;
   stderr: string;
 }
-
-/** What a beforeAll's runs are recorded under. */
-const SET_UP = '(set-up)';
 
 export class CollectedOutputs {
   private readonly runs: Run[] = [];
@@ -26,7 +24,7 @@ export class CollectedOutputs {
   collector(name: string): (run: { stdout: string; stderr: string }) => void {
     this.collectors.add(name);
     return ({ stdout, stderr }) => {
-      this.runs.push({ collector: name, test: expect.getState().currentTestName ?? SET_UP, stdout, stderr });
+      this.runs.push({ collector: name, test: getCurrentTest(), stdout, stderr });
     };
   }
 
@@ -43,7 +41,7 @@ export class CollectedOutputs {
     ).toBeGreaterThan(0);
     const contributed = new Set(this.runs.map((r) => r.test));
     expect(
-      ran.map(testName).filter((name) => !contributed.has(name)),
+      ran.filter((t) => !contributed.has(t)).map((t) => t.name),
       'tests that passed without collecting the outputs of their runs for this check',
     ).toEqual([]);
     if (others.every((t) => t.mode !== 'skip')) {
@@ -54,7 +52,9 @@ export class CollectedOutputs {
       ).toEqual([]);
     }
     expect(
-      this.runs.filter((r) => r.stdout === '' && r.stderr === '').map((r) => `${r.collector} in ${r.test}`),
+      this.runs
+        .filter((r) => r.stdout === '' && r.stderr === '')
+        .map((r) => `${r.collector} in ${r.test?.name ?? 'the set-up'}`),
       'runs that printed nothing at all',
     ).toEqual([]);
     return this.runs.flatMap((r) => [r.stdout, r.stderr]);
@@ -65,11 +65,4 @@ function testsOf(suite: { tasks: readonly unknown[] }): Test[] {
   return (suite.tasks as { type: string; tasks?: unknown[] }[]).flatMap((t) =>
     t.type === 'test' ? [t as unknown as Test] : t.tasks ? testsOf(t as { tasks: unknown[] }) : [],
   );
-}
-
-/** As vitest names the running test (expect.getState().currentTestName): its suites' names and its own. */
-function testName(test: Test): string {
-  const names = [test.name];
-  for (let s = test.suite; s && s !== (test.file as unknown); s = s.suite) if (s.name) names.unshift(s.name);
-  return names.join(' > ');
 }
