@@ -23,6 +23,7 @@ import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-ho
 import { findSshd, type SshdServer, sshCliArgs } from './harness/sshd.ts';
 import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
+import { CollectedOutputs } from './helpers/collected-outputs.ts';
 import { type CliRun, runScript } from './helpers/run-cli.ts';
 
 const sshd = findSshd('the bifrost recovery commands over a loopback sshd');
@@ -37,8 +38,11 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
   let home: string;
   let tmp: string;
   const values = sampleSecrets();
-  /** Every output of every run, for the leak check at the end. */
-  const outputs: string[] = [];
+  /** Every output of every run, for the leak check at the end, by the way it was collected. */
+  const outputs = new CollectedOutputs();
+  const provisioned = outputs.collector('provision');
+  const commands = outputs.collector('bifrost');
+  const own = outputs.collector("a test's own run");
 
   beforeAll(async () => {
     const reference = referenceTimeline(5);
@@ -91,7 +95,10 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
       'provision-bifrost.ts',
       [...hostArgs(), ...dockerArgs(), '--bundle', bundle, '--from-env', ...extra],
       all,
-    );
+    ).then((r) => {
+      provisioned(r);
+      return r;
+    });
   }
 
   async function bifrost(command: string[], extra: string[] = [], input?: string): Promise<CliRun> {
@@ -101,7 +108,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
       env(),
       input === undefined ? {} : { input },
     );
-    outputs.push(r.stdout, r.stderr);
+    commands(r);
     return r;
   }
 
@@ -176,7 +183,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
         ['logs', 'netbird-server', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
         bare,
       );
-      outputs.push(blind.stdout, blind.stderr);
+      own(blind);
       expect(blind.exitCode, blind.stderr).toBe(2);
       expect(blind.stderr).toContain(`secrets file ${missing} not found`);
       expect(blind.stderr).toMatch(/^hint: .*--secrets-file F with its age key.*--from-env/m);
@@ -188,6 +195,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
         ['logs', 'netbird-server', ...hostArgs(), ...dockerArgs(), '--from-env'],
         bare,
       );
+      own(empty);
       expect(empty.exitCode, empty.stderr).toBe(2);
       expect(empty.stderr).toMatch(/the process environment lacks .*NB_RELAY_SECRET/);
       // token, proxy-token and render print what the containers answer: refused the same way, before connecting.
@@ -196,6 +204,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
         ['render', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
         bare,
       );
+      own(render);
       expect(render.exitCode, render.stderr).toBe(2);
       expect(render.stderr).toContain('the secret values are needed to redact what the host prints');
       expect(render.stdout).not.toContain('target');
@@ -205,7 +214,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
         ['status', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
         bare,
       );
-      outputs.push(status.stdout, status.stderr);
+      own(status);
       expect(status.exitCode, status.stderr).toBe(0);
       expect(status.stderr).toMatch(/^warning: health-check output is not shown: .*not found/m);
       expect(status.stdout).toMatch(/^netbird-server\s+running\s+healthy/m);
@@ -305,7 +314,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
         ['token', ...hostArgs(), '--docker', docker, '--compose', missingCompose],
         env(),
       );
-      outputs.push(r.stdout, r.stderr);
+      own(r);
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toContain(`docker compose is not available on ssh `);
       expect(r.stderr).toContain(`${missingCompose} version failed`);
@@ -332,7 +341,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
         [...command, ...sshCliArgs(server), '--remote-dir', dir, ...dockerArgs(), ...extra],
         env(),
       ).then((r) => {
-        outputs.push(r.stdout, r.stderr);
+        own(r);
         return r;
       });
     for (const command of [['status'], ['logs', 'traefik'], ['token'], ['render'], ['token', '--dry-run']]) {
@@ -586,14 +595,15 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
       ['status', ...hostArgs(), ...dockerArgs(), '--secrets-file', missing],
       bare,
     );
-    outputs.push(blind.stdout, blind.stderr);
+    own(blind);
     expect(blind.exitCode).toBe(1);
     expect(blind.stdout).toMatch(/^traefik\s+running\s+unhealthy.*last check: \(not shown\)/m);
     expect(blind.stdout + blind.stderr).not.toContain('connection refused');
   }, 30_000);
 
-  it('no secret value in any output, recorded argv or file left on this machine', () => {
-    for (const text of outputs) expect(findLeaks(text, values)).toEqual([]);
+  it('no secret value in any output, recorded argv or file left on this machine', ({ task }) => {
+    for (const text of outputs.read(task)) expect(findLeaks(text, values)).toEqual([]);
+    expect(sim.calls.length, 'the docker calls the runs made').toBeGreaterThan(0);
     for (const call of sim.calls) expect(findLeaks(call.argv.join(' '), values)).toEqual([]);
     expect(readdirSync(tmp).filter((n) => !n.startsWith('tsx-'))).toEqual([]);
     expect(readdirSync(home).filter((n) => n !== '.ssh')).toEqual([]);

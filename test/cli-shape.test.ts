@@ -4,6 +4,7 @@
  * exit 2, a negative number is refused by the one number parser, aliases behave like their canonical
  * flags, and bifrost-bootstrap's --dry-run is the real plan run against a recording executor.
  */
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
@@ -16,7 +17,7 @@ import { formatCommand } from '../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { bifrostSecrets, capturedOutput, makeBundle } from './helpers/bifrost-fixture.ts';
-import { runScript } from './helpers/run-cli.ts';
+import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import { tempDir } from './helpers/temp.ts';
 
 const env = () => ({
@@ -50,12 +51,25 @@ const settled = (commands: readonly string[]) => {
   return [...events, ...sorted.slice(0, 2).sort(), ...sorted.slice(2)];
 };
 
-const SUBCOMMANDS: Record<string, string[]> = {
-  'bifrost.ts': ['status', 'logs', 'token', 'proxy-token', 'render', 'verify', 'unlock', 'check-bundle'],
-  'secrets.ts': ['init', 'check', 'where'],
-  'sops.ts': ['decrypt', 'exec-env'],
-  'runtime.ts': ['setup'],
-};
+/** The command groups: each dispatches to subcommands through its own table (defineGroup). */
+const GROUPS = ['bifrost.ts', 'secrets.ts', 'sops.ts', 'runtime.ts'];
+
+/**
+ * A group's subcommands, read from its dispatch table rather than listed here: given no command, the
+ * group refuses naming every command it dispatches to.
+ */
+async function subcommandsOf(script: string): Promise<string[]> {
+  const { command } = (await import(/* @vite-ignore */ `../scripts/${script}`)) as { command: Command };
+  const err = await command.main([], capturedOutput().out).catch((e: unknown) => e);
+  const listed =
+    err instanceof InputError && /^no command given: say which to run \((.+)\)$/.exec(err.message);
+  if (!listed) throw new Error(`${script} with no command did not name its commands: ${String(err)}`);
+  return (listed[1] as string).split(', ');
+}
+
+const SUBCOMMANDS: Record<string, string[]> = Object.fromEntries(
+  await Promise.all(GROUPS.map(async (script) => [script, await subcommandsOf(script)])),
+);
 const SINGLE = [
   'bifrost-bootstrap.ts',
   'provision-bifrost.ts',
@@ -81,6 +95,21 @@ async function helpOf(
   const exitCode = await command.main(argv, captured.out);
   return { exitCode, stdout: captured.text(), stderr: '' };
 }
+
+describe('the scripts and their subcommands', () => {
+  it('every script is checked here, and each group names the subcommands its table dispatches to', async () => {
+    const scripts = readdirSync(join(PROJECT_ROOT, 'scripts')).filter((n) => n.endsWith('.ts'));
+    expect([...SINGLE, ...GROUPS].sort()).toEqual(scripts.sort());
+    for (const script of GROUPS) {
+      const subs = SUBCOMMANDS[script] ?? [];
+      expect(subs.length, `${script}'s subcommands`).toBeGreaterThan(0);
+      // The same table answers an unknown command with every name.
+      const { command } = (await import(/* @vite-ignore */ `../scripts/${script}`)) as { command: Command };
+      const err = await command.main(['no-such-command'], capturedOutput().out).catch((e: unknown) => e);
+      expect((err as InputError).hint).toContain(`one of: ${subs.join(', ')} `);
+    }
+  });
+});
 
 describe('the test bundles are the scripts operators run', () => {
   // Most tests start a script from its bundle (test/helpers/script-bundles.ts). Here each script also

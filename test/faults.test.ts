@@ -20,6 +20,7 @@ import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, sshCliArgs } from './harness/sshd.ts';
 import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
+import { CollectedOutputs } from './helpers/collected-outputs.ts';
 import { eventually } from './helpers/process.ts';
 import { type CliRun, runScript } from './helpers/run-cli.ts';
 import { killWatchedRuns, signalRun, startScript, type WatchedRun } from './helpers/watched-run.ts';
@@ -50,7 +51,11 @@ describe.skipIf(!sshd)('faults', () => {
   /** known_hosts holding the server's key for the proxy's port too. */
   let knownHosts: string;
   const values = sampleSecrets();
-  const outputs: string[] = [];
+  /** Every run's output, for the leak check at the end, by the way it was collected. */
+  const outputs = new CollectedOutputs();
+  const provisioned = outputs.collector('provision');
+  const watched = outputs.collector('a watched run');
+  const rerun = outputs.collector("a test's own re-run");
 
   beforeAll(async () => {
     // Slow health checks: the engine waits long enough for a signal sent on its first line to land in it.
@@ -115,7 +120,7 @@ describe.skipIf(!sshd)('faults', () => {
   ];
   async function provision(extra: string[] = []): Promise<CliRun> {
     const r = await runScript('provision-bifrost.ts', provisionArgs('direct', extra), env());
-    outputs.push(r.stdout, r.stderr);
+    provisioned(r);
     return r;
   }
   function startProvision(extra: string[]): WatchedRun {
@@ -127,7 +132,7 @@ describe.skipIf(!sshd)('faults', () => {
   }
   async function finished(r: WatchedRun): Promise<CliRun> {
     const result = await r.done;
-    outputs.push(result.stdout, result.stderr);
+    watched(result);
     return result;
   }
   /** Changes a bundle file, so that the next provision uploads something. */
@@ -216,7 +221,7 @@ describe.skipIf(!sshd)('faults', () => {
         /interrupted by SIGINT during bootstrap: services already started keep running/,
       );
       const again = await runScript('bifrost-bootstrap.ts', args, env());
-      outputs.push(again.stdout, again.stderr);
+      rerun(again);
       expect(again.exitCode, again.stderr).toBe(0);
     }, 90_000);
 
@@ -237,7 +242,7 @@ describe.skipIf(!sshd)('faults', () => {
         opts.tokenFailures = 0;
       }
       const again = await runScript('bifrost.ts', args, env());
-      outputs.push(again.stdout, again.stderr);
+      rerun(again);
       expect(again.exitCode, again.stderr).toBe(0);
       expect(readFileSync(join(host.remoteDir, '.secrets.env'), 'utf8')).toMatch(/^NB_IDP_MGMT_TOKEN=/m);
     }, 90_000);
@@ -338,8 +343,8 @@ describe.skipIf(!sshd)('faults', () => {
     }, 90_000);
   });
 
-  it('no secret value in any output', () => {
-    for (const text of outputs) expect(findLeaks(text, values)).toEqual([]);
+  it('no secret value in any output', ({ task }) => {
+    for (const text of outputs.read(task)) expect(findLeaks(text, values)).toEqual([]);
     expect(readdirSync(host.tmp).filter((n) => !n.startsWith('tsx-'))).toEqual([]);
   });
 

@@ -56,6 +56,7 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
 
   function expectNoLeaks(...texts: string[]) {
     for (const t of texts) expect(findLeaks(t, values)).toEqual([]);
+    expect(sim.calls.length, 'the docker calls searched').toBeGreaterThan(0);
     for (const call of sim.calls) expect(findLeaks(call.argv.join(' '), values)).toEqual([]);
     // Nothing with a secret on the operator's machine (tsx's compile cache aside).
     expect(readdirSync(tmp).filter((n) => !n.startsWith('tsx-'))).toEqual([]);

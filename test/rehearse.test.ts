@@ -37,6 +37,7 @@ describe('rehearsing the Bifrost days on this machine', () => {
   const state = () => readFileSync(join(target, 'docker-simulator.json'), 'utf8');
   const expectNoLeaks = async (...texts: string[]) => {
     const all = await values();
+    expect(Object.keys(all).length, 'the values searched for').toBeGreaterThan(0);
     for (const t of texts) expect(findLeaks(t, all)).toEqual([]);
   };
   const lockGone = () => expect(existsSync(join(target, 'bifrost.lock'))).toBe(false);

@@ -182,6 +182,55 @@ describe('the one apps table', () => {
   });
 });
 
+describe('backend infisical (v1beta1): the managed Secret', () => {
+  it("pins every app's managed Secret as the README promises: its name and namespace, Owner, Opaque, exactly its keys", () => {
+    // The shipped table, and one with a rename and a resource named apart from its Secret: the rows are
+    // read from the YAML here, not through the loader, and compared with the rendered YAML's text.
+    const variant = tableData();
+    appOf(variant, 'n8n').keys = {
+      DB_PASSWORD: 'hex 16',
+      N8N_ENCRYPTION_KEY: { from: 'ENCRYPTION_KEY', generate: 'hex 32' },
+    };
+    appOf(variant, 'grafana').name = 'grafana-sync';
+    for (const data of [tableData(), variant]) {
+      const apps = Object.values(data.apps as Record<string, Plain>);
+      expect(apps.length).toBeGreaterThan(0);
+      const rendered = renderBackend(resolveAppsTable(data, 'apps.yaml'), 'infisical', HEADER)
+        .flatMap((f) => parseAllDocuments(f.content).map((d) => d.toJS() as Document))
+        .filter((d) => d.kind === 'InfisicalStaticSecret');
+      expect(rendered).toHaveLength(apps.length);
+      for (const row of apps) {
+        const name = (row.name ?? row.secret) as string;
+        const doc = rendered.find((d) => d.metadata.name === name && d.metadata.namespace === row.namespace);
+        expect(doc, `the InfisicalStaticSecret ${row.namespace}/${name}`).toBeDefined();
+        const keys = Object.entries(row.keys as Record<string, string | { from?: string }>).map(
+          ([key, spec]) => [key, typeof spec === 'object' && spec.from ? spec.from : key] as const,
+        );
+        // One target: the table's Secret in the app's namespace, deleted with its resource (Owner; the
+        // CRD also accepts Orphan, which would leave the credentials behind), an ordinary Secret whose
+        // template names exactly the app's keys, each from its source key; its own metadata given, so
+        // the resource's labels and annotations (Argo CD's tracking label) are not copied onto it.
+        expect((doc?.spec as { targets?: unknown } | undefined)?.targets, `${row.namespace}/${name}`).toEqual(
+          [
+            {
+              name: row.secret,
+              namespace: row.namespace,
+              kind: 'Secret',
+              creationPolicy: 'Owner',
+              secretType: 'Opaque',
+              template: {
+                engineVersion: 'v1',
+                data: Object.fromEntries(keys.map(([key, from]) => [key, `{{ .${from}.Value }}`])),
+              },
+              metadata: { labels: { 'app.kubernetes.io/managed-by': 'secrets-flow' }, annotations: {} },
+            },
+          ],
+        );
+      }
+    }
+  });
+});
+
 const v1beta1Dir = requireShared(
   'reference/infisical/v1beta1',
   'validating the v1beta1 resources against the real CRDs',
@@ -518,6 +567,7 @@ describe('the CLI', () => {
       expect(b.stdout).toBe(a.stdout);
       // stdout is the YAML stream only: every document parses, none is a Secret.
       const docs = parseAllDocuments(a.stdout).map((d) => d.toJS() as Plain);
+      expect(docs.length, 'the documents rendered').toBeGreaterThan(0);
       expect(docs.every((d) => typeof d.kind === 'string' && d.kind !== 'Secret')).toBe(true);
     },
   );

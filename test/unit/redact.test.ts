@@ -44,6 +44,57 @@ describe('Redactor', () => {
     expect(r.redact('got line-two only')).toBe('got [REDACTED:PEM] only');
   });
 
+  describe('a value that appears more than once: every occurrence is replaced, the rest kept', () => {
+    const A = 'CANARY-alpha-0123';
+    const B = 'CANARY-bravo-4567';
+    const redactor = () => {
+      const r = new Redactor();
+      r.register(A, 'A');
+      r.register(B, 'B');
+      return r;
+    };
+    const cases: [string, string, string][] = [
+      ['twice on one line', `x=${A} y=${A} end`, 'x=[REDACTED:A] y=[REDACTED:A] end'],
+      ['twice across lines', `one ${A}\ntwo\nthree ${A}!\n`, 'one [REDACTED:A]\ntwo\nthree [REDACTED:A]!\n'],
+      [
+        'two values interleaved',
+        `${A},${B};${A} ${B}\n${B}${A}`,
+        '[REDACTED:A],[REDACTED:B];[REDACTED:A] [REDACTED:B]\n[REDACTED:B][REDACTED:A]',
+      ],
+      ['adjacent to itself', `[${A}${A}${A}]`, '[[REDACTED:A][REDACTED:A][REDACTED:A]]'],
+      [
+        'in two forms, each twice',
+        `${A} ${Buffer.from(A).toString('base64')} ${A} ${Buffer.from(A).toString('base64')}`,
+        '[REDACTED:A] [REDACTED:A] [REDACTED:A] [REDACTED:A]',
+      ],
+    ];
+    for (const [what, text, expected] of cases) {
+      it(what, () => {
+        const r = redactor();
+        expect(r.redact(text)).toBe(expected);
+        // Redacting what is already redacted changes nothing: no occurrence was left for a second pass.
+        expect(r.redact(r.redact(text))).toBe(expected);
+      });
+    }
+
+    it('one value a prefix of another: each occurrence of either hidden whole', () => {
+      const r = new Redactor();
+      r.register('CANARY-pre', 'SHORT');
+      r.register('CANARY-prefix-long', 'LONG');
+      expect(
+        r.redact('CANARY-prefix-long CANARY-pre CANARY-prefix-longCANARY-pre\nCANARY-preCANARY-prefix-long'),
+      ).toBe(
+        '[REDACTED:LONG] [REDACTED:SHORT] [REDACTED:LONG][REDACTED:SHORT]\n[REDACTED:SHORT][REDACTED:LONG]',
+      );
+    });
+
+    it('a value whose end repeats its start, twice in a row', () => {
+      const r = new Redactor();
+      r.register('abababab', 'AB');
+      expect(r.redact('<abababababababab>')).toBe('<[REDACTED:AB][REDACTED:AB]>');
+    });
+  });
+
   it('ignores values too short to be secrets', () => {
     const r = new Redactor();
     r.register('ab');
