@@ -1,5 +1,5 @@
 /**
- * The test suite's own speed (issue 14, part 5). Prints figures and their ratio to the goal; never asserts.
+ * The test suite's own speed. Prints figures and their ratio to the ceiling; never asserts.
  *
  *   node --import tsx bench/suite.ts            # the per-start figures, then one whole run of `vitest run`
  *   BENCH_SUITE=0 node --import tsx bench/suite.ts   # the per-start figures only
@@ -8,7 +8,8 @@
  *   operators start it (`node --import tsx`), cold tsx cache and warm.
  * - A docker call through the sandbox's bash wrapper against a bare `node -e 0` (what the node client it
  *   replaced cost at least).
- * - The whole suite: wall time against the 60 s goal, and the CPU it spent (this process's waited-for
+ * - The whole suite: wall time against its 240 s ceiling on a quiet 2-core machine (the floor with the real
+ *   components is ~180 s, so the earlier 60 s goal was withdrawn), and the CPU it spent (this process's waited-for
  *   children, from /proc/self/stat): on 2 cores, wall time cannot fall below CPU / 2.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -21,6 +22,8 @@ import { buildScriptBundles } from '../test/helpers/script-bundles.ts';
 import { median } from './median.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
+/** The whole suite must not grow slower than this on a quiet machine (the real components' floor is ~180 s). */
+const SUITE_CEILING_S = 240;
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -134,7 +137,7 @@ function wholeSuite(dir: string) {
     }
   }
   console.log(
-    `  wall ${wall.toFixed(0)} s  goal 60 s  ratio ${(wall / 60).toFixed(2)}  ${wall <= 60 ? 'meets goal' : 'MISSES goal'}`,
+    `  wall ${wall.toFixed(0)} s  ceiling ${SUITE_CEILING_S} s  ratio ${(wall / SUITE_CEILING_S).toFixed(2)}  ${wall <= SUITE_CEILING_S ? 'within it' : 'OVER it'}`,
   );
   console.log(`  CPU ${cpu.toFixed(0)} s: on 2 cores at least ${(cpu / 2).toFixed(0)} s of wall time`);
   console.log('  slowest files (s):');
