@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYamlText } from 'yaml';
+import { encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import {
   BINARY_DOC,
   FLAT_DOC,
@@ -91,6 +92,19 @@ describe('scripts/sops.ts', () => {
     const result = await sops(['decrypt', fx.files.binary]);
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toBe(BINARY_DOC.data.trimEnd());
+  });
+
+  it('decrypt of a binary file writes its data byte for byte: control characters, CR, C1 and the last newlines kept', async () => {
+    // What the terminal escaper would change, and what a trimming writer would drop.
+    const data = 'canary-bytes \x1b[2J\x07\r\n\u009b31m\ttab \u202eflip\x00nul\n\n';
+    const file = join(fx.dir, 'controls.sops.txt');
+    writeFileSync(file, await encryptSops([{ data }], { recipients: [fx.key.recipient], format: 'binary' }), {
+      mode: 0o600,
+    });
+    const env = isolatedEnv(fx.dir, { SOPS_AGE_KEY_FILE: fx.key.keysFile });
+    const result = await runSopsCli(['decrypt', file], env, { encoding: 'buffer', stripFinalNewline: false });
+    expect(result.exitCode).toBe(0);
+    expect(Buffer.from(result.stdout).equals(Buffer.from(data, 'utf8'))).toBe(true);
   });
 
   it('exec-env runs the command with the values in its environment and returns its exit code', async () => {
