@@ -94,6 +94,20 @@ describe('the never-rotate guard of provisioning', () => {
     expect(check(record, {}, ['FINGERPRINT_KEY'], otherKey).rotated).toEqual(['FINGERPRINT_KEY']);
   });
 
+  it('salts each host: one value under one key is recorded differently for two hosts, and each record keeps its salt', () => {
+    const a = HostFingerprints.forHost(KEY, undefined);
+    const b = HostFingerprints.forHost(KEY, undefined);
+    expect(a.salt).toMatch(/^[0-9a-f]{32}$/);
+    expect(a.salt).not.toBe(b.salt);
+    const recordA = a.secretsOf(values);
+    const recordB = b.secretsOf(values);
+    expect(Object.keys(recordA).length).toBeGreaterThan(0);
+    for (const [key, recorded] of Object.entries(recordA)) expect(recordB[key], key).not.toBe(recorded);
+    // Read back from the host, a record is compared under its own salt.
+    const record = firstDeploy();
+    expect(HostFingerprints.forHost(KEY, record).secretsOf(values)).toEqual(record.secrets);
+  });
+
   it('without a record, compares with the live env file that holds each (.secrets.env or .env) and names it', () => {
     const fp = HostFingerprints.forHost(KEY, undefined);
     const live = {
