@@ -66,6 +66,13 @@ interface Case {
 }
 
 const cases: Case[] = [
+  {
+    // JSON only: the count is the shared Budget's, and a 200,000-item YAML file takes seconds to parse.
+    name: 'json: more than 200,000 list items',
+    format: 'json',
+    make: () => withKeyAdded('json', 'many_unencrypted', `[${'1,'.repeat(200_000)}1]`),
+    message: /: more than 200000 keys and list items \(limit: 200000\), the last at many_unencrypted/,
+  },
   ...(['yaml', 'json'] as const).flatMap((format): Case[] => [
     {
       name: `${format}: nesting 150 levels deep`,
