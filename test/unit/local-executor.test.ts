@@ -219,6 +219,10 @@ describe("zx's log hook", () => {
         input: `${CANARY}\n`,
       });
       expect(r.stdout).toBe(`${CANARY}\n`);
+      // What the run echoed reached the sink, redacted: not zx's own log, which writes to stderr raw.
+      const echoed = printed.join('');
+      expect(echoed).toContain('[REDACTED:ZX_CANARY]');
+      expect(echoed).not.toContain(CANARY);
       // The hook on its own: the canary arrives in two chunks, and in a retry's error.
       const zx = await loadZx();
       const hook = redactingLog(zx.log);
