@@ -409,14 +409,19 @@ describe.skipIf(!sshd)(
      * Edits one bundle file, provisions, and expects exit 2 naming `named`, with the host untouched:
      * the same live tree, no staging dir left, no docker command. The file is restored afterwards.
      */
-    async function expectRefusedBeforeTheHost(file: string, edit: (text: string) => string, named: string[]) {
+    async function expectRefusedBeforeTheHost(
+      file: string,
+      edit: (text: string) => string,
+      named: string[],
+      withValues: Record<string, string> = values,
+    ) {
       const path = join(bundle, file);
       const original = readFileSync(path, 'utf8');
       writeFileSync(path, edit(original));
       const before = treeHashes(remoteDir);
       const since = sim.now();
       try {
-        const r = await provision(['--force']);
+        const r = await provisionOnTestHost(host, ['--force'], withValues);
         expect(r.exitCode, r.stderr).toBe(2);
         for (const n of named) expect(r.stderr).toContain(n);
         expect(treeHashes(remoteDir)).toEqual(before);
@@ -433,6 +438,21 @@ describe.skipIf(!sshd)(
         'netbird/config.yaml.tmpl',
         (text) => `${text}extra: "\${UNKNOWN_THING}"\n`,
         ['${UNKNOWN_THING}', 'netbird/config.yaml.tmpl'],
+      );
+    }, 90_000);
+
+    it('a variable the compose file requires and this .env leaves empty: exit 2 naming it, nothing uploaded', async () => {
+      // A name check-bundle knows (an optional key of .env), unset in these values: only the engine's
+      // own checks, on the rendered .env, see it, and they run before connecting.
+      await expectRefusedBeforeTheHost(
+        'docker-compose.yml',
+        (text) =>
+          text.replace(
+            '    container_name: traefik\n',
+            '    container_name: traefik\n    hostname: "traefik-${NB_BIFROST_SETUP_KEY:?set it in .env}"\n',
+          ),
+        ['requires ${NB_BIFROST_SETUP_KEY}, which .env does not set'],
+        Object.fromEntries(Object.entries(values).filter(([k]) => k !== 'NB_BIFROST_SETUP_KEY')),
       );
     }, 90_000);
 
