@@ -137,12 +137,13 @@ describe('rehearsing the Bifrost days on this machine', () => {
       [...scriptArgv('rehearse.ts', 'tsx'), '--target', other, 'up', '--secrets-file', secretsFile],
       { env, extendEnv: false, reject: false, cwd: PROJECT_ROOT },
     );
-    // Once the first service starts (order of events, not time), the bootstrap is under way.
+    // Once the first service is done (order of events, not time), the bootstrap is under way and its
+    // container exists: "start traefik" is printed before its up, which a signal can still beat.
     let seen = '';
     await new Promise<void>((started) => {
       const watch = (chunk: Buffer) => {
         seen += String(chunk);
-        if (/start\s+traefik/.test(seen)) started();
+        if (/done\s+traefik/.test(seen)) started();
       };
       run.stdout?.on('data', watch);
       run.stderr?.on('data', watch);
