@@ -1,5 +1,5 @@
 /**
- * The Bifrost engine on the REAL tiers (issue 12, "event-driven boot"): Debian's dockerd in a network
+ * The Bifrost engine on the REAL tiers (the event-driven boot): Debian's dockerd in a network
  * namespace with the busybox stand-in images (test/harness/docker-engine.ts), first over the local
  * executor, then over SSH to a loopback sshd (test/harness/sshd.ts). For a first boot (no containers,
  * a fresh bundle copy) and a re-run with nothing to change, it prints:

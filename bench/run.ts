@@ -119,7 +119,7 @@ async function main() {
   return recipient;
 }
 
-/** A native parse of a 40,000-key file (issue 8: linear, well under a second; quadratic took minutes). */
+/** A native parse of a 40,000-key file (linear: well under a second; a quadratic parse took minutes). */
 async function benchLargeParse(recipient: string) {
   const KEYS = 40_000;
   const doc = Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [`KEY_${i}`, `value-${i}`]));

@@ -101,7 +101,7 @@ describe('bifrost check-bundle', () => {
     expect(run.exitCode).toBe(0);
   });
 
-  // What issue 9 fixed in the shipped bundle, put back one defect at a time: each is named again.
+  // Defects the shipped bundle once had, put back one defect at a time: each is named again.
   it('names each defect the bundle had before it was fitted to its pinned images', async () => {
     await expectPlanted(
       {

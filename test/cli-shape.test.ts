@@ -1,5 +1,5 @@
 /**
- * One command shape (issue 10): every entry point parses through scripts/lib/cli.ts, so every --help
+ * One command shape: every entry point parses through scripts/lib/cli.ts, so every --help
  * (each subcommand's too) ends with the same exit-code table, a mistyped flag gets a suggestion and
  * exit 2, a negative number is refused by the one number parser, aliases behave like their canonical
  * flags, and bifrost-bootstrap's --dry-run is the real plan run against a recording executor.

@@ -102,7 +102,7 @@ describe.skipIf(!enabled)('real Docker engine with the Bifrost stand-in images',
   const env = () => ({ ...process.env, ...engine?.env }) as Record<string, string>;
   const docker = (args: string[], input?: string) =>
     execa('docker', args, { env: env(), reject: false, timeout: 60_000, input: input ?? '' });
-  // The product's argv forms (DESIGN.md, "The Docker CLI subset"), with docker-compose v1 as COMPOSE.
+  // The product's argv forms (scripts/lib/bifrost/docker.ts), with docker-compose v1 as COMPOSE.
   const compose = (...args: string[]) =>
     execa('docker-compose', ['-f', join(dir, 'docker-compose.yml'), '--project-directory', dir, ...args], {
       env: env(),

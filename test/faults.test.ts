@@ -1,5 +1,5 @@
 /**
- * Safety under faults (issue 8), end to end: the real scripts over a real loopback sshd with the docker
+ * Safety under faults, end to end: the real scripts over a real loopback sshd with the docker
  * simulator, some runs through a TCP proxy that slows or drops the connection (test/harness/drop-proxy.ts).
  *
  * - SIGINT/SIGTERM mid-upload, mid-engine, in bifrost-bootstrap and in a recovery command: exit 130/143,

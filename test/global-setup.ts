@@ -3,7 +3,7 @@
  * 0711: the loopback sshd's test users must reach the directories the harness hands them below, but cannot
  * list what else is there.
  *
- * Nothing may be left behind (issue 14): at the end of the run, before the root is removed, the teardown
+ * Nothing may be left behind: at the end of the run, before the root is removed, the teardown
  * lists what the tests left — entries under the root, processes the run started (their command line or
  * environment names the root, or they run as / in a user / network namespace of the run), network
  * namespaces and system users the harnesses created (test/helpers/leak-ledger.ts) — against a baseline
@@ -202,7 +202,7 @@ export default async function setup(): Promise<() => Promise<void>> {
     if (report) writeFileSync(report, leftovers.map((l) => `${l}\n`).join(''));
     if (leftovers.length > 0) {
       console.error(
-        `\nFAIL: the run left ${leftovers.length} thing(s) behind (issue 14; removed now, but each test and harness must clean up after itself):\n${leftovers.map((l) => `  - ${l}`).join('\n')}\n`,
+        `\nFAIL: the run left ${leftovers.length} thing(s) behind (removed now, but each test and harness must clean up after itself):\n${leftovers.map((l) => `  - ${l}`).join('\n')}\n`,
       );
       process.exitCode = 1;
     }

@@ -630,7 +630,7 @@ describe.skipIf(!sshd)('a changed host key', () => {
   });
 });
 
-// Its own server behind a proxy that can stop answering or drop: every SSH wait must end (issue 8).
+// Its own server behind a proxy that can stop answering or drop: every SSH wait must end.
 describe.skipIf(!sshd)('every SSH wait is bounded', () => {
   let server: SshdServer;
   let proxy: DropProxy;

@@ -8,7 +8,7 @@ import { exitCodeForSignal, runContext, type StopSignal, secondaryOf } from './r
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** Flags every command accepts (DESIGN.md "CLI conventions"). */
+/** Flags every command accepts. */
 export const COMMON_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   json: { type: 'boolean' },
@@ -193,7 +193,6 @@ export interface Command {
   main(argv: string[], out: Output): Promise<number>;
 }
 
-/** Builds a command from its spec: the one place that parses, answers --help and checks positionals. */
 /** Every --help: usage, what it does, its list (options or commands), a footer, the exit-code table. */
 function helpText(usage: string, description: string, list: string[], footer?: string, exits?: ExitCodes) {
   return [
@@ -208,6 +207,7 @@ function helpText(usage: string, description: string, list: string[], footer?: s
   ].join('\n');
 }
 
+/** Builds a command from its spec: the one place that parses, answers --help and checks positionals. */
 export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Command {
   const options = [
     'Options:',

@@ -1,5 +1,5 @@
 /**
- * Exit codes shared by every command (DESIGN.md "CLI conventions"):
+ * Exit codes shared by every command:
  * 0 done, 1 failed while working, 2 bad input or usage.
  */
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;

@@ -1,5 +1,5 @@
 /**
- * What a running command shares with everything below it (DESIGN.md principle 5, issue 8):
+ * What a running command shares with everything below it:
  *
  * - the interrupt: SIGINT/SIGTERM abort one AbortSignal that executors, waits and the engine observe;
  *   work started after it is refused, work in flight is killed (remote commands get SIGKILL, local

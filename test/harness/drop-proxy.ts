@@ -1,5 +1,5 @@
 /**
- * A TCP proxy on 127.0.0.1 in front of a test server, for faults (issue 8): it forwards both ways and
+ * A TCP proxy on 127.0.0.1 in front of a test server, for faults: it forwards both ways and
  * can drop both sides of every connection after N bytes or on command, hold everything (a server that
  * accepted the connection but answers nothing more), or delay every chunk (a slow link, so a phase of
  * a run lasts long enough to interrupt it on a progress line).

@@ -1,5 +1,5 @@
 /**
- * A real OpenSSH sshd for tests (DESIGN.md "Tests"): 127.0.0.1, an ephemeral port, its own host key,
+ * A real OpenSSH sshd for tests: 127.0.0.1, an ephemeral port, its own host key,
  * config and authorized_keys in a temp dir, run in the foreground (-D -e) and stopped by its process id.
  *
  * As root it logs in a dedicated user whose shell is /bin/sh (`sft-` and 8 hex digits, one per server,

@@ -1,5 +1,5 @@
 /**
- * The project's scripts, each bundled once per test run into one ES module (issue 14, part 5).
+ * The project's scripts, each bundled once per test run into one ES module.
  *
  * Operators run `node --import tsx scripts/X.ts`: tsx resolves and transforms ~100 TypeScript modules on every
  * start through loader hooks on another thread, ~0.8 s of CPU warm and ~1.3 s with a cold cache (every test

@@ -1,6 +1,6 @@
 /**
  * Temporary directories that a test file (or a helper it uses) makes and that are removed when the file
- * ends (issue 14: a run leaves nothing behind; test/global-setup.ts fails it otherwise). The removal is an
+ * ends (a run leaves nothing behind; test/global-setup.ts fails it otherwise). The removal is an
  * afterAll that test/each-file.ts registers in every test file: a worker runs many files in one module
  * instance (vitest.config.ts, isolate: false), so a hook registered here would belong to the first file only.
  */

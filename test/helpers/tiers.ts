@@ -1,5 +1,5 @@
 /**
- * One tier policy for every CI (issue 14). A test tier needs something from outside the project (a Debian
+ * One tier policy for every CI. A test tier needs something from outside the project (a Debian
  * package, root for the real Docker engine, ../shared). When it is missing:
  *   - on a developer's machine the tier is skipped, with the reason printed (never silently);
  *   - where SECRETS_FLOW_REQUIRE_TIERS is set (.ci/run sets it and installs everything), the run fails,

@@ -1,5 +1,5 @@
 /**
- * The --host spec parser and the ~/.ssh/config resolution (issue 10): what ssh accepts, flags over the
+ * The --host spec parser and the ~/.ssh/config resolution: what ssh accepts, flags over the
  * config, tokens, ProxyJump chains, StrictHostKeyChecking, and the exit-2 messages for bad input.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';

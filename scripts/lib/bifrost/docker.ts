@@ -1,5 +1,5 @@
 /**
- * The Docker CLI subset of DESIGN.md, as argv builders and output parsers. Only these forms are used,
+ * The Docker CLI subset the engine uses, as argv builders and output parsers. Only these forms are used,
  * so any Docker-compatible CLI works: Docker with the compose plugin, docker-compose v1, the simulator.
  */
 import type { Executor } from '../exec/executor.ts';

@@ -77,13 +77,6 @@ export type MintOutcome = { token: string; attempts: number } | { error: string;
 class TryAgain extends Error {}
 
 /**
- * The token step's retries: zx's `retry` runs the attempts and `expBackoff` spaces them (1 s, 2 s,
- * 4 s … capped), bounded by a wall-clock deadline as every wait here is (DESIGN.md principle 5).
- * zx's own sleep cannot be interrupted, so zx is given no delay and the wait happens at the start of
- * the next attempt, through `sleep`. Only TryAgain is retried: an interrupt or a dropped connection
- * comes back out of `retry` at once, as a value, and is rethrown here.
- */
-/**
  * zx's retry machinery, loaded once. Loading zx takes ~0.2 s: the engine starts it early, off the critical
  * path, so that the token's first attempt follows Authentik's health at once.
  */
@@ -99,6 +92,13 @@ export function loadRetry(): Promise<Pick<typeof import('zx'), 'retry' | 'expBac
   return retryKit;
 }
 
+/**
+ * The token step's retries: zx's `retry` runs the attempts and `expBackoff` spaces them (1 s, 2 s,
+ * 4 s … capped), bounded by a wall-clock deadline as every wait here is.
+ * zx's own sleep cannot be interrupted, so zx is given no delay and the wait happens at the start of
+ * the next attempt, through `sleep`. Only TryAgain is retried: an interrupt or a dropped connection
+ * comes back out of `retry` at once, as a value, and is rethrown here.
+ */
 export async function mintWithRetry(opts: MintRetryOptions): Promise<MintOutcome> {
   const now = opts.now ?? Date.now;
   const { retry, expBackoff } = await loadRetry();

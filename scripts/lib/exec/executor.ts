@@ -1,5 +1,5 @@
 /**
- * Commands are data (DESIGN.md principle 1): every external program runs through one Executor, so a
+ * Commands are data: every external program runs through one Executor, so a
  * dry run, a recording fake or a remote host costs nothing extra and tests see exactly what ran.
  * Secrets never go into argv: they travel on `input` (stdin) or in `env` of the one process.
  */

@@ -43,7 +43,7 @@ type ZxCore = typeof import('zx/core');
 type ZxLogEntry = Parameters<ZxCore['log']>[0];
 
 /**
- * zx/core is the local scripting layer (DESIGN.md principle 2), loaded on the first command rather than
+ * zx/core is the local scripting layer, loaded on the first command rather than
  * at start-up, and through `require` (its CommonJS build): `import('zx/core')` costs ~115 ms of CPU here,
  * the ESM wrapper's export analysis included, `require` ~40 ms, and `create-bootstrap-secrets --dry-run`
  * must start within 600 ms (bench/run.ts). Only zx/core: the `zx` entry point adds fs-extra, globby and

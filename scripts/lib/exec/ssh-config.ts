@@ -6,7 +6,7 @@
  * `Include` is expanded in place (globs in the file name part; relative paths from ~/.ssh), which is
  * what ssh does except that a Host/Match block opened inside an included file stays open after it.
  * Not evaluated from the config: `Match exec` (it would run a shell command with no deadline while
- * reading a host name; DESIGN.md: every wait bounded), `HostKeyAlias`. `ProxyCommand` is run as ssh runs
+ * reading a host name; every wait is bounded), `HostKeyAlias`. `ProxyCommand` is run as ssh runs
  * it (proxy-command.ts), under the connection's deadline.
  */
 import { readdir } from 'node:fs/promises';

@@ -21,7 +21,7 @@ export type BackendId = keyof typeof BACKENDS;
 
 export const BACKEND_IDS = Object.keys(BACKENDS) as BackendId[];
 
-/** The default for new setups (issue 13): Infisical's current API. */
+/** The default for new setups: Infisical's current API. */
 export const DEFAULT_BACKEND: BackendId = 'infisical';
 
 /** The apps table's home; `cloud/infisical/apps.yaml` is its old one, still read (see runtime/apps.ts). */

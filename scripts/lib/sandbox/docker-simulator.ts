@@ -1,5 +1,5 @@
 /**
- * A fast stand-in for the Docker CLI subset the Bifrost engine uses (DESIGN.md), with scripted health
+ * A fast stand-in for the Docker CLI subset the Bifrost engine uses (bifrost/docker.ts), with scripted health
  * timelines. It is an Executor: the engine runs against it exactly as against a host, and every call
  * (argv and stdin) is recorded for tests to inspect. The bundle directory is real and local.
  *

@@ -14,7 +14,7 @@ import type { Verdict } from '../upload.ts';
 
 export const USAGE = 'node --import tsx scripts/bifrost.ts';
 
-/** Every host command's flags; the read-only ones accept --dry-run and --yes as no-ops (DESIGN.md). */
+/** Every host command's flags; the read-only ones accept --dry-run and --yes as no-ops, so every command takes the same flags. */
 export const RECOVERY_OPTIONS = {
   ...COMMON_OPTIONS,
   ...HOST_OPTIONS,
