@@ -35,7 +35,7 @@ import { diffSecrets } from './lib/kube/secret-diff.ts';
 import { describeKubeTarget, resolveKubeTarget } from './lib/kube/target.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret, hasFingerprintKey } from './lib/redact.ts';
-import { FINGERPRINT_KEY, registerSecrets } from './lib/secrets/registry.ts';
+import { FINGERPRINT_KEY } from './lib/secrets/registry.ts';
 import { type ConsumerId, k8sConsumersFor, keysFor } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from './lib/secrets/source.ts';
 import { findProblems, formatProblems, splitProblems } from './lib/secrets/validate.ts';
@@ -126,8 +126,6 @@ async function createSecrets(flags: Flags<typeof OPTIONS>, out: Output): Promise
     allowKeyless: mode === 'offline',
     executor,
   });
-  // Before any command runs, every value and its encodings are known to the redactor.
-  registerSecrets(loaded.values);
   if (loaded.kind !== 'key-names-only' && !hasFingerprintKey()) {
     out.warn(
       `${FINGERPRINT_KEY} is not in ${loaded.describe}: values are shown by length only; add it with \`node --import tsx scripts/secrets.ts init --fill\``,

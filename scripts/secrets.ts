@@ -25,7 +25,6 @@ import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
 import { loadAppsTable } from './lib/runtime/apps.ts';
 import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/runtime/backend-id.ts';
-import { registerSecrets } from './lib/secrets/registry.ts';
 import {
   CONSUMERS,
   consumersFor,
@@ -502,7 +501,6 @@ async function check(
     allowKeyless: true,
     executor: new LocalExecutor(),
   });
-  registerSecrets(loaded.values);
   for (const warning of loaded.warnings) out.warn(warning);
   const keyless = loaded.kind === 'key-names-only';
   const consumers = consumersFor(backend.id);

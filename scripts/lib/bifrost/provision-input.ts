@@ -5,7 +5,6 @@
  */
 import { resolve } from 'node:path';
 import { LocalExecutor } from '../exec/local.ts';
-import { registerSecrets } from '../secrets/registry.ts';
 import { keysFor } from '../secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from '../secrets/source.ts';
 import { findProblems, type SecretProblem } from '../secrets/validate.ts';
@@ -36,7 +35,6 @@ export async function buildProvisionInput(opts: {
     required: keysFor(BIFROST_CONSUMERS).required,
     executor: new LocalExecutor(),
   });
-  registerSecrets(loaded.values);
   // The host's deploy record is keyed with FINGERPRINT_KEY, so provisioning needs it as well.
   const problems = findProblems(loaded.values, [...BIFROST_CONSUMERS, 'secrets-flow'], {
     strict: opts.strict,

@@ -28,7 +28,7 @@ import { readBoundedTextSync } from '../read-bounded.ts';
 import { describeSecret, hasFingerprintKey, redactor } from '../redact.ts';
 import { runContext } from '../run-context.ts';
 import { generateValue } from '../secrets/generate.ts';
-import { FINGERPRINT_KEY, registerSecrets } from '../secrets/registry.ts';
+import { FINGERPRINT_KEY } from '../secrets/registry.ts';
 import { loadSecrets } from '../secrets/source.ts';
 import { type AppsTable, loadAppsTable } from './apps.ts';
 import { BACKENDS } from './backend-id.ts';
@@ -480,7 +480,6 @@ async function loadFingerprintKey(
       executor,
       env,
     });
-    registerSecrets(loaded.values);
     if (!hasFingerprintKey())
       out.warn(
         loaded.kind === 'key-names-only'

@@ -3,6 +3,7 @@ import { AGE_KEY_VARIABLES } from '../child-env.ts';
 import { InputError, WorkError } from '../errors.ts';
 import type { Executor } from '../exec/executor.ts';
 import { findOnPath } from '../exec/which.ts';
+import { registerSecrets } from './registry.ts';
 import { SECRET_KEYS } from './schema.ts';
 
 export const DEFAULT_SECRETS_FILE = 'secrets/bootstrap.sops.yaml';
@@ -38,9 +39,17 @@ export interface LoadOptions {
 
 /**
  * In this order: the process environment when it already holds the required keys (or --from-env);
- * else the `sops` binary when on PATH (SOPS overrides); else the native decryptor.
+ * else the `sops` binary when on PATH (SOPS overrides); else the native decryptor. Every value (and
+ * what is derived from it) is registered with the redactor before it is returned, whichever way it was
+ * loaded: no caller can print one it forgot to register.
  */
 export async function loadSecrets(opts: LoadOptions): Promise<LoadedSecrets> {
+  const loaded = await loadFromSource(opts);
+  registerSecrets(loaded.values);
+  return loaded;
+}
+
+async function loadFromSource(opts: LoadOptions): Promise<LoadedSecrets> {
   const env = opts.env ?? process.env;
   const fromEnv = pickSchemaKeys(env);
   const envHasAll = opts.required.length > 0 && opts.required.every((k) => fromEnv[k]);

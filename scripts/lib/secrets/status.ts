@@ -27,7 +27,7 @@ import { describeKubeTarget, resolveKubeTarget } from '../kube/target.ts';
 import type { Output } from '../output.ts';
 import { fingerprint, hasFingerprintKey, redactor } from '../redact.ts';
 import type { BackendId } from '../runtime/backend-id.ts';
-import { FINGERPRINT_KEY, registerSecrets } from './registry.ts';
+import { FINGERPRINT_KEY } from './registry.ts';
 import {
   allK8sConsumers,
   CONSUMERS,
@@ -409,7 +409,6 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
     required: [],
     executor: local,
   });
-  registerSecrets(loaded.values);
   for (const warning of loaded.warnings) out.warn(warning);
   out.info(`source   ${loaded.describe}`);
   if (!hasFingerprintKey())

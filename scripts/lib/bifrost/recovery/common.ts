@@ -4,7 +4,6 @@ import { InputError, WorkError } from '../../errors.ts';
 import type { Executor } from '../../exec/executor.ts';
 import { LocalExecutor } from '../../exec/local.ts';
 import type { Output } from '../../output.ts';
-import { registerSecrets } from '../../secrets/registry.ts';
 import { keysFor } from '../../secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, loadSecrets } from '../../secrets/source.ts';
 import { DEFAULT_BUNDLE_HOST_DIR } from '../docker.ts';
@@ -80,7 +79,6 @@ export async function registerOperatorSecrets(
       GIVE_VALUES_HINT,
     );
   }
-  registerSecrets(loaded.values);
   out.info(`source  ${loaded.describe}`);
   for (const warning of loaded.warnings) out.warn(warning);
 }

@@ -1,0 +1,92 @@
+/**
+ * Whatever loads a secret registers it with the redactor before handing it back, so no caller can print
+ * a value it forgot to register. Each way loadSecrets can obtain values is called in-process from a
+ * state with nothing registered, and right after the call (no other call made) every canary and every
+ * derived value is hidden in all the forms the leak tests search for. A guard makes a new exported
+ * function of source.ts be classified here before the suite passes, so a new loader cannot slip past.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { LocalExecutor } from '../../scripts/lib/exec/local.ts';
+import { hasFingerprintKey, redactor } from '../../scripts/lib/redact.ts';
+import * as source from '../../scripts/lib/secrets/source.ts';
+import { type BootstrapFixture, leakForms, makeBootstrapFixture } from '../helpers/bootstrap-fixture.ts';
+import { freshProcessState } from '../helpers/fresh-process-state.ts';
+
+let fx: BootstrapFixture;
+beforeAll(async () => {
+  fx = await makeBootstrapFixture();
+});
+beforeEach(freshProcessState);
+
+/** What the redactor still lets through of the loaded values: names of the values whose forms survive. */
+function unhidden(values: Record<string, string>): string[] {
+  const forms = leakForms(values);
+  const text = forms.map((f) => `<${f.form}>`).join('\n');
+  const redacted = redactor.redact(text);
+  return [...new Set(forms.filter((f) => redacted.includes(f.form)).map((f) => f.key))];
+}
+
+const baseEnv = () => ({ PATH: fx.binDir, HOME: fx.home, TMPDIR: fx.tmp, SOPS_AGE_KEY_FILE: fx.keyFile });
+
+async function load(extra: { fromEnv?: boolean; env?: NodeJS.ProcessEnv } = {}) {
+  return source.loadSecrets({
+    secretsFile: fx.secretsFile,
+    fromEnv: extra.fromEnv ?? false,
+    required: [],
+    env: extra.env ?? baseEnv(),
+    executor: new LocalExecutor(),
+  });
+}
+
+describe('loadSecrets registers what it returns', () => {
+  it('from the SOPS file with the native decryptor: every value and derived value hidden in every form', async () => {
+    expect(redactor.holds(fx.values.HCLOUD_TOKEN ?? '')).toBe(false);
+    const loaded = await load();
+    expect(loaded.kind).toBe('native');
+    expect(Object.keys(loaded.values).sort()).toEqual(Object.keys(fx.values).sort());
+    expect(unhidden(loaded.values)).toEqual([]);
+    expect(hasFingerprintKey()).toBe(true);
+  });
+
+  it('from the environment (--from-env): every value and derived value hidden in every form', async () => {
+    const loaded = await load({ fromEnv: true, env: { ...baseEnv(), ...fx.values } });
+    expect(loaded.kind).toBe('environment');
+    expect(Object.keys(loaded.values).sort()).toEqual(Object.keys(fx.values).sort());
+    expect(unhidden(loaded.values)).toEqual([]);
+    expect(hasFingerprintKey()).toBe(true);
+  });
+
+  it('through the sops binary: every value and derived value hidden in every form', async () => {
+    // A stand-in sops that prints the decrypted document, as `sops --decrypt --output-type json` does.
+    const plain = join(fx.dir, 'plain.json');
+    writeFileSync(plain, JSON.stringify(fx.values), { mode: 0o600 });
+    const sops = join(fx.dir, 'sops-stand-in');
+    writeFileSync(sops, `#!/bin/sh\nexec cat '${plain}'\n`, { mode: 0o700 });
+    const loaded = await load({ env: { ...baseEnv(), SOPS: sops } });
+    expect(loaded.kind).toBe('sops-binary');
+    expect(Object.keys(loaded.values).sort()).toEqual(Object.keys(fx.values).sort());
+    expect(unhidden(loaded.values)).toEqual([]);
+  });
+});
+
+describe('a new way to load secrets cannot skip registration', () => {
+  // Every exported function of source.ts, by what it returns. A new export fails here until it is
+  // listed: as a loader (then it gets a test above) or as returning no secret value.
+  const LOADERS = ['loadSecrets'];
+  const NO_VALUES = ['findSopsBinary'];
+
+  it('every exported function of source.ts is a registering loader or returns no value', () => {
+    const functions = Object.entries(source)
+      .filter(([, v]) => typeof v === 'function')
+      .map(([name]) => name)
+      .sort();
+    expect(functions).toEqual([...LOADERS, ...NO_VALUES].sort());
+  });
+
+  it('findSopsBinary returns a path, never a value of the environment', () => {
+    const found = source.findSopsBinary({ ...baseEnv(), ...fx.values, SOPS: '/opt/sops' });
+    expect(found).toBe('/opt/sops');
+  });
+});
