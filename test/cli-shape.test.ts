@@ -6,6 +6,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
 import { dryRunBootstrap } from '../scripts/lib/bifrost/dry-run.ts';
@@ -108,6 +110,30 @@ describe('the scripts and their subcommands', () => {
       const err = await command.main(['no-such-command'], capturedOutput().out).catch((e: unknown) => e);
       expect((err as InputError).hint).toContain(`one of: ${subs.join(', ')} `);
     }
+  });
+});
+
+describe('every entry has the same guard', () => {
+  // Importing a script must define its command and nothing more: it runs only as the main module. One
+  // child imports every script with `--help` in its argv, so a script without the guard prints its help.
+  it('importing each script prints nothing and exits nothing', async () => {
+    const scripts = [...SINGLE, ...GROUPS].sort();
+    const urls = scripts.map((s) => pathToFileURL(join(PROJECT_ROOT, 'scripts', s)).href);
+    const code = `for (const u of ${JSON.stringify(urls)}) { await import(u); process.stderr.write('imported ' + u.split('/').pop() + '\\n'); }`;
+    const child = await execa(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', code, 'x', '--help'],
+      {
+        env: env(),
+        extendEnv: false,
+        reject: false,
+        cwd: PROJECT_ROOT,
+        timeout: 60_000,
+      },
+    );
+    expect(child.stdout).toBe('');
+    expect(String(child.stderr).trim().split('\n')).toEqual(scripts.map((s) => `imported ${s}`));
+    expect(child.exitCode).toBe(0);
   });
 });
 
