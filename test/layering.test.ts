@@ -23,34 +23,6 @@ const ALLOWED: Record<string, string> = {
     'backend ids move below the tiers (a later step)',
   'scripts/lib/secrets/schema.ts -> scripts/lib/runtime/backend-id.ts':
     'backend ids move below the tiers (a later step)',
-  'scripts/lib/secrets/redeploy.ts -> scripts/lib/bifrost/bundle.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/redeploy.ts -> scripts/lib/bifrost/plan.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/bifrost/env-file.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/bifrost/host-state.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/bifrost/plan.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/bifrost/upload.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/kube/backend-choice.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/kube/kubectl.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/kube/live-secrets.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/kube/target.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/status.ts -> scripts/lib/runtime/backend-id.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/where.ts -> scripts/lib/runtime/apps.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/where.ts -> scripts/lib/runtime/backend-id.ts':
-    'the view moves to scripts/lib/report/ (next step)',
-  'scripts/lib/secrets/where.ts -> scripts/lib/runtime/backends/openbao.ts':
-    'the view moves to scripts/lib/report/ (next step)',
 };
 
 const TIERS = new Set(['bifrost', 'runtime', 'kube']);
