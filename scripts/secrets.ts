@@ -32,7 +32,7 @@ import {
   whereTable,
 } from './lib/report/where.ts';
 import { loadAppsTable } from './lib/runtime/apps.ts';
-import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/runtime/backend-id.ts';
+import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/secrets/backend-id.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
 import {
   CONSUMERS,

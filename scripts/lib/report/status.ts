@@ -26,7 +26,7 @@ import { readLiveSecrets } from '../kube/live-secrets.ts';
 import { describeKubeTarget, resolveKubeTarget } from '../kube/target.ts';
 import type { Output } from '../output.ts';
 import { fingerprint, hasFingerprintKey, redactor } from '../redact.ts';
-import type { BackendId } from '../runtime/backend-id.ts';
+import type { BackendId } from '../secrets/backend-id.ts';
 import { FINGERPRINT_KEY, registerSecrets } from '../secrets/registry.ts';
 import {
   allK8sConsumers,

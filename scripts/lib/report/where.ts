@@ -5,8 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import type { AppsTable, RuntimeApp } from '../runtime/apps.ts';
-import { type BackendId, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from '../runtime/backend-id.ts';
 import { apiPath } from '../runtime/backends/openbao.ts';
+import { type BackendId, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from '../secrets/backend-id.ts';
 import {
   CONSUMERS,
   consumersFor,
