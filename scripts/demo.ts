@@ -18,7 +18,6 @@ import { findOnPath } from './lib/exec/which.ts';
 import { planBootstrapSecrets } from './lib/kube/manifests.ts';
 import type { Output } from './lib/output.ts';
 import { describeSecret } from './lib/redact.ts';
-import { BACKEND_IDS, DEFAULT_BACKEND } from './lib/runtime/backend-id.ts';
 import {
   type DockerSimServer,
   serveDockerSimulator,
@@ -28,6 +27,7 @@ import { DockerSimulator, SANDBOX_TIME_SCALE, SANDBOX_TIMELINE } from './lib/san
 import { startFakeKubeApiServer } from './lib/sandbox/kube-apiserver.ts';
 import { writeKubeconfig } from './lib/sandbox/kubeconfig.ts';
 import { sampleSecrets } from './lib/sandbox/sample-secrets.ts';
+import { BACKEND_IDS, DEFAULT_BACKEND } from './lib/secrets/backend-id.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
 import { encryptSops } from './lib/secrets/sops/index.ts';
 

@@ -4,8 +4,8 @@
  * with the backend fixed to infisical-v1alpha1.
  */
 import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
-import { DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from './lib/runtime/backend-id.ts';
 import { renderCommand } from './lib/runtime/render-command.ts';
+import { DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from './lib/secrets/backend-id.ts';
 
 const USAGE = 'node --import tsx scripts/render-infisical-secrets.ts';
 

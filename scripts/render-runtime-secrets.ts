@@ -4,8 +4,8 @@
  * Secret resources. Reads and writes files only; applying is Argo CD's job, setup is `runtime.ts setup`.
  */
 import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
-import { BACKEND_IDS, BACKENDS, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from './lib/runtime/backend-id.ts';
 import { renderCommand } from './lib/runtime/render-command.ts';
+import { BACKEND_IDS, BACKENDS, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from './lib/secrets/backend-id.ts';
 
 const USAGE = 'node --import tsx scripts/render-runtime-secrets.ts';
 

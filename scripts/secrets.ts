@@ -23,8 +23,16 @@ import {
 } from './lib/kube/backend-choice.ts';
 import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
+import {
+  appsTableExists,
+  bootstrapWhereRows,
+  type RuntimeWhereRow,
+  runtimeMarkdownRow,
+  runtimeWhereRows,
+  whereTable,
+} from './lib/report/where.ts';
 import { loadAppsTable } from './lib/runtime/apps.ts';
-import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/runtime/backend-id.ts';
+import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/secrets/backend-id.ts';
 import {
   CONSUMERS,
   consumersFor,
@@ -36,14 +44,6 @@ import {
 } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
 import { findProblems } from './lib/secrets/validate.ts';
-import {
-  appsTableExists,
-  bootstrapWhereRows,
-  type RuntimeWhereRow,
-  runtimeMarkdownRow,
-  runtimeWhereRows,
-  whereTable,
-} from './lib/secrets/where.ts';
 
 const USAGE = 'node --import tsx scripts/secrets.ts';
 const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
@@ -130,15 +130,26 @@ Secret, which host file, which Bifrost services (read from the bundle's compose 
   exits: { badInput: 'unknown, hand-set or never-rotated key, or bad input; the file is untouched' },
   run: async (flags, positionals, out) => {
     const { rotateSecrets } = await import('./lib/secrets/rotate.ts');
-    const { formatRedeploy } = await import('./lib/secrets/redeploy.ts');
+    const { formatRedeploy, redeployFor } = await import('./lib/report/redeploy.ts');
     const file = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
-    const r = await rotateSecrets({
+    const rotation = await rotateSecrets({
       file,
       keys: positionals,
       allowRotate: allowRotateKeys(flags['allow-rotate']),
       dryRun: Boolean(flags['dry-run']),
-      ...(flags.bundle ? { bundleDir: flags.bundle } : {}),
     });
+    // What the rotated keys mean to redeploy is a view over the bundle, a tier the rotation does not know.
+    const redeploy = await redeployFor(
+      rotation.rotated.map((k) => k.key),
+      flags.bundle || undefined,
+    );
+    const r = {
+      file: rotation.file,
+      written: rotation.written,
+      rotated: rotation.rotated,
+      redeploy,
+      warnings: rotation.warnings,
+    };
     for (const warning of r.warnings) out.warn(warning);
     for (const k of r.rotated) {
       const shown = `${k.key} (${k.generator}: ${k.length} chars${k.fingerprint ? `, ${k.fingerprint}` : ''})`;
@@ -384,7 +395,7 @@ ${SSH_OPTIONS_HELP}
     badInput: 'bad input: unreadable SOPS file, no age key, a cluster or host that cannot be reached',
   },
   run: async (flags, _positionals, out) => {
-    const { secretsStatus } = await import('./lib/secrets/status.ts');
+    const { secretsStatus } = await import('./lib/report/status.ts');
     // Only the cluster follows the backend; --backend itself is checked either way.
     const backend =
       flags['no-cluster'] && flags.backend === undefined ? undefined : chooseBackend(flags.backend);

@@ -16,13 +16,13 @@ import {
   loadAppsTable,
   resolveAppsTable,
 } from '../scripts/lib/runtime/apps.ts';
-import type { BackendId } from '../scripts/lib/runtime/backend-id.ts';
-import { resolveBackend } from '../scripts/lib/runtime/backend-id.ts';
 import type { Document } from '../scripts/lib/runtime/backends/backend.ts';
 import { templateOf } from '../scripts/lib/runtime/backends/infisical.ts';
 import { openBaoSetupPlan } from '../scripts/lib/runtime/openbao-plan.ts';
 import { renderBackend } from '../scripts/lib/runtime/render.ts';
 import { validateCustomResource } from '../scripts/lib/runtime/schema-validate.ts';
+import type { BackendId } from '../scripts/lib/secrets/backend-id.ts';
+import { resolveBackend } from '../scripts/lib/secrets/backend-id.ts';
 import { backendRefusals, tableProblems } from './helpers/apps-table.ts';
 import { runScriptInPty } from './helpers/pty.ts';
 import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';

@@ -12,15 +12,15 @@ import { formatEnvFile, parseEnvFile } from '../scripts/lib/bifrost/env-file.ts'
 import { CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN } from '../scripts/lib/bifrost/plan.ts';
 import { renderBifrostEnvFiles } from '../scripts/lib/bifrost/render-env.ts';
 import { renderYamlTemplate } from '../scripts/lib/bifrost/template.ts';
-import { type FakeKubeApiServer, startFakeKubeApiServer } from '../scripts/lib/sandbox/kube-apiserver.ts';
-import { writeKubeconfig } from '../scripts/lib/sandbox/kubeconfig.ts';
 import {
   compareStatus,
   configExpectations,
   NETBIRD_CONFIG,
   placementsOf,
   renderedValues,
-} from '../scripts/lib/secrets/status.ts';
+} from '../scripts/lib/report/status.ts';
+import { type FakeKubeApiServer, startFakeKubeApiServer } from '../scripts/lib/sandbox/kube-apiserver.ts';
+import { writeKubeconfig } from '../scripts/lib/sandbox/kubeconfig.ts';
 import { findSshd, type SshdServer, sshCliArgs, startSshd } from './harness/sshd.ts';
 import { BUNDLE_SOURCE } from './helpers/bifrost-fixture.ts';
 import {

@@ -1,8 +1,8 @@
 /** The apps table's refusals as `where: message` lines, for the runtime tier's tests. */
 import { expect } from 'vitest';
 import { AppsTableError, resolveAppsTable } from '../../scripts/lib/runtime/apps.ts';
-import type { BackendId } from '../../scripts/lib/runtime/backend-id.ts';
 import { renderBackend } from '../../scripts/lib/runtime/render.ts';
+import type { BackendId } from '../../scripts/lib/secrets/backend-id.ts';
 
 function problemsOf(run: () => unknown, what: string): string[] {
   try {

@@ -7,7 +7,7 @@ import {
   toYamlStream,
   unplannedSecrets,
 } from '../../scripts/lib/kube/manifests.ts';
-import { BACKEND_IDS, type BackendId } from '../../scripts/lib/runtime/backend-id.ts';
+import { BACKEND_IDS, type BackendId } from '../../scripts/lib/secrets/backend-id.ts';
 
 const values = {
   INFISICAL_DB_PASSWORD: `pw"with'quotes\\and: colons # and $dollars`,

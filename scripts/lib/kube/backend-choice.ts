@@ -11,7 +11,7 @@ import {
   DEFAULT_BACKEND,
   LEGACY_APPS_FILE,
   resolveBackend,
-} from '../runtime/backend-id.ts';
+} from '../secrets/backend-id.ts';
 import { CONSUMERS, k8sConsumersFor, namesFor, SECRET_SCHEMA, type SecretUse } from '../secrets/schema.ts';
 
 export interface BackendChoice {

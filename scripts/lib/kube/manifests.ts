@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import type { BackendId } from '../runtime/backend-id.ts';
+import type { BackendId } from '../secrets/backend-id.ts';
 import { CONSUMERS, k8sConsumersFor, namesFor, valuesFor } from '../secrets/schema.ts';
 
 /** A Kubernetes object as plain data; serialised only when handed to kubectl or shown. */

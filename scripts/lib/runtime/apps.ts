@@ -8,14 +8,14 @@
 import { parseDocument } from 'yaml';
 import { InputError } from '../errors.ts';
 import { readBoundedText } from '../read-bounded.ts';
-import type { Generator } from '../secrets/schema.ts';
 import {
   BACKEND_IDS,
   type BackendId,
   backendOfTable,
   DEFAULT_APPS_FILE,
   LEGACY_APPS_FILE,
-} from './backend-id.ts';
+} from '../secrets/backend-id.ts';
+import type { Generator } from '../secrets/schema.ts';
 import {
   describe,
   dnsLabelProblem,

@@ -27,11 +27,11 @@ import type { Output } from '../output.ts';
 import { readBoundedTextSync } from '../read-bounded.ts';
 import { describeSecret, hasFingerprintKey, redactor } from '../redact.ts';
 import { runContext } from '../run-context.ts';
+import { BACKENDS } from '../secrets/backend-id.ts';
 import { generateValue } from '../secrets/generate.ts';
 import { FINGERPRINT_KEY } from '../secrets/registry.ts';
 import { loadSecrets } from '../secrets/source.ts';
 import { type AppsTable, loadAppsTable } from './apps.ts';
-import { BACKENDS } from './backend-id.ts';
 import { kvPath, openbao } from './backends/openbao.ts';
 import { ALREADY_DONE, openBaoSetupPlan, type SetupStep, type StepKind } from './openbao-plan.ts';
 

@@ -4,8 +4,8 @@
  * backend cannot express, and two rendered objects (or files) with one name.
  */
 import { stringify } from 'yaml';
+import type { BackendId } from '../secrets/backend-id.ts';
 import { type AppsTable, AppsTableError } from './apps.ts';
-import type { BackendId } from './backend-id.ts';
 import type { BackendFile, Document } from './backends/backend.ts';
 import { RUNTIME_BACKENDS } from './backends/index.ts';
 import type { Problem } from './fields.ts';

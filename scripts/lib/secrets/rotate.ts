@@ -2,12 +2,12 @@
  * `secrets rotate KEY...`: new values for generatable keys, each by its schema generator, written with the
  * smallest diff (only those keys' `ENC[...]`, `lastmodified` and `mac` change). A manual key is refused with
  * the `set` command to use; a never-rotated key unless the operator says so; a disruptive one is rotated
- * with its effect said. Ends with what must be redeployed.
+ * with its effect said. Returns the keys it rotated; what they mean to redeploy is the caller's view
+ * (report/redeploy.ts), since it reads the Bifrost bundle, a tier this layer does not know.
  */
 import { InputError } from '../errors.ts';
 import { fingerprint } from '../redact.ts';
 import { generateValue } from './generate.ts';
-import { type Redeploy, redeployFor } from './redeploy.ts';
 import { registerSecrets } from './registry.ts';
 import { describeGenerator, specOf, unknownKeyProblem } from './schema.ts';
 import { allowRotateHint, checkAllowRotate, refusePlain } from './set.ts';
@@ -22,7 +22,6 @@ export interface RotateOptions {
   dryRun?: boolean;
   env?: NodeJS.ProcessEnv;
   now?: Date;
-  bundleDir?: string;
 }
 
 export interface RotatedKey {
@@ -38,7 +37,6 @@ export interface RotateResult {
   file: string;
   written: boolean;
   rotated: RotatedKey[];
-  redeploy: Redeploy[];
   warnings: string[];
 }
 
@@ -95,11 +93,5 @@ export async function rotateSecrets(opts: RotateOptions): Promise<RotateResult> 
   const written = await rewriteSops(opened, withValues(opened.branch, values), { now: opts.now });
   refusePlain(opts.file, written.plainKeys, keys);
   if (!opts.dryRun) await commitSops(opened, written.text);
-  return {
-    file: opts.file,
-    written: !opts.dryRun,
-    rotated,
-    redeploy: await redeployFor(keys, opts.bundleDir),
-    warnings: opened.warnings,
-  };
+  return { file: opts.file, written: !opts.dryRun, rotated, warnings: opened.warnings };
 }

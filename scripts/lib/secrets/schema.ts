@@ -7,7 +7,7 @@
 
 import { withholdFromChildren } from '../child-env.ts';
 import { closest } from '../closest.ts';
-import type { BackendId } from '../runtime/backend-id.ts';
+import type { BackendId } from './backend-id.ts';
 import { BCRYPT, BCRYPT_MAX_BYTES, type PasswordHash } from './password-hash.ts';
 
 /**

@@ -3,8 +3,9 @@
  * which rows it cannot express, and renders the rest as Kubernetes documents. Rendering is a pure
  * function of the table, so the shared writer (../render.ts) gives byte-identical files on a re-run.
  */
+
+import type { BackendId } from '../../secrets/backend-id.ts';
 import type { AppsTable, RuntimeApp } from '../apps.ts';
-import type { BackendId } from '../backend-id.ts';
 import type { Problem } from '../fields.ts';
 
 /** A Kubernetes document as plain data, built in a fixed key order. */

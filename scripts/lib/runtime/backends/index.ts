@@ -1,5 +1,5 @@
 /** The one table of runtime backends: id → module. */
-import type { BackendId } from '../backend-id.ts';
+import type { BackendId } from '../../secrets/backend-id.ts';
 import type { RuntimeBackend } from './backend.ts';
 import { infisicalV1beta1 } from './infisical.ts';
 import { infisicalV1alpha1 } from './infisical-v1alpha1.ts';

@@ -7,7 +7,7 @@
 import { Bundle, bundleMountsOf, type ComposeService } from '../bifrost/bundle.ts';
 import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, SERVICE_SECRET_FILES } from '../bifrost/plan.ts';
 import { localFiles } from '../exec/local.ts';
-import { CONSUMERS, type SecretUse, specOf } from './schema.ts';
+import { CONSUMERS, type SecretUse, specOf } from '../secrets/schema.ts';
 
 export const DEFAULT_BUNDLE = 'cloud/bifrost';
 

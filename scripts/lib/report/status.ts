@@ -26,8 +26,8 @@ import { readLiveSecrets } from '../kube/live-secrets.ts';
 import { describeKubeTarget, resolveKubeTarget } from '../kube/target.ts';
 import type { Output } from '../output.ts';
 import { fingerprint, hasFingerprintKey, redactor } from '../redact.ts';
-import type { BackendId } from '../runtime/backend-id.ts';
-import { FINGERPRINT_KEY } from './registry.ts';
+import type { BackendId } from '../secrets/backend-id.ts';
+import { FINGERPRINT_KEY } from '../secrets/registry.ts';
 import {
   allK8sConsumers,
   CONSUMERS,
@@ -36,8 +36,8 @@ import {
   k8sConsumersFor,
   SECRET_SCHEMA,
   type SecretUse,
-} from './schema.ts';
-import { loadSecrets } from './source.ts';
+} from '../secrets/schema.ts';
+import { loadSecrets } from '../secrets/source.ts';
 
 /** in sync / differs / missing (the place exists, the name does not) / not deployed (no such place);
  * `not set`: neither the SOPS file nor the place has a value (an optional key not set yet). */

@@ -5,9 +5,15 @@
  */
 import { existsSync } from 'node:fs';
 import type { AppsTable, RuntimeApp } from '../runtime/apps.ts';
-import { type BackendId, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from '../runtime/backend-id.ts';
 import { apiPath } from '../runtime/backends/openbao.ts';
-import { CONSUMERS, consumersFor, SECRET_SCHEMA, type SecretSpec, type SecretUse } from './schema.ts';
+import { type BackendId, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from '../secrets/backend-id.ts';
+import {
+  CONSUMERS,
+  consumersFor,
+  SECRET_SCHEMA,
+  type SecretSpec,
+  type SecretUse,
+} from '../secrets/schema.ts';
 
 export interface RuntimeWhereRow {
   app: string;
