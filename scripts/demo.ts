@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { parseEnvFile } from './lib/bifrost/env-file.ts';
+import { DOT_ENV, SECRETS_ENV } from './lib/bifrost/host-state.ts';
 import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './lib/bifrost/plan.ts';
 import { renderBifrostEnvFiles } from './lib/bifrost/render-env.ts';
 import { placeholdersOf } from './lib/bifrost/template.ts';
@@ -152,8 +153,8 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
     const bundle = join(dir, 'bifrost');
     cpSync(join(ROOT, 'cloud/bifrost'), bundle, { recursive: true });
     const rendered = renderBifrostEnvFiles(values);
-    writeFileSync(join(bundle, '.secrets.env'), rendered.secretsEnv, { mode: 0o600 });
-    writeFileSync(join(bundle, '.env'), rendered.dotEnv, { mode: 0o600 });
+    writeFileSync(join(bundle, SECRETS_ENV), rendered.secretsEnv, { mode: 0o600 });
+    writeFileSync(join(bundle, DOT_ENV), rendered.dotEnv, { mode: 0o600 });
     const sim = new DockerSimulator({ dir: bundle, ...SANDBOX_TIMELINE });
     simServer = await serveDockerSimulator(sim);
     const docker = await writeDockerSimWrapper(join(dir, 'docker'), simServer);
@@ -180,7 +181,7 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
       for (const e of secret.entries) out.info(`    ${describeSecret(e.name, e.value)} <- ${e.key}`);
     }
     // What bifrost-bootstrap left in the bundle: .secrets.env now holds the minted NB_IDP_MGMT_TOKEN.
-    const secretsEnv = parseEnvFile(readFileSync(join(bundle, '.secrets.env'), 'utf8'));
+    const secretsEnv = parseEnvFile(readFileSync(join(bundle, SECRETS_ENV), 'utf8'));
     for (const f of SERVICE_SECRET_FILES) {
       out.info(`  bifrost ${f.file} (${f.services.join(', ')})`);
       for (const e of f.entries) {
@@ -189,7 +190,7 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
       }
     }
     out.info('  bifrost .env (compose interpolation in docker-compose.yml)');
-    for (const [name, value] of parseEnvFile(readFileSync(join(bundle, '.env'), 'utf8'))) {
+    for (const [name, value] of parseEnvFile(readFileSync(join(bundle, DOT_ENV), 'utf8'))) {
       if (value) out.info(`    ${describeSecret(name, value)}`);
     }
     // The placeholders the shipped template really uses, not the list the engine allows.

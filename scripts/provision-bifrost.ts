@@ -6,7 +6,7 @@
 
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { checkBundleContent } from './lib/bifrost/bundle-check.ts';
+import { checkBundleContent } from './lib/bifrost/bundle-preflight.ts';
 import { bundleProblems, requireSoundBundle, uploadedText } from './lib/bifrost/check-bundle.ts';
 import {
   bundleDigest,
@@ -19,7 +19,13 @@ import {
 } from './lib/bifrost/deployed.ts';
 import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
 import { HOST_OPTIONS, HOST_OPTIONS_HELP, openHost, requireHost } from './lib/bifrost/host-flags.ts';
-import { carryToken, RENDERED_ENV_FILES, readHostEnvState, SECRETS_ENV } from './lib/bifrost/host-state.ts';
+import {
+  carryToken,
+  DOT_ENV,
+  RENDERED_ENV_FILES,
+  readHostEnvState,
+  SECRETS_ENV,
+} from './lib/bifrost/host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from './lib/bifrost/plan.ts';
 import { buildProvisionInput, keepHostHashes } from './lib/bifrost/provision-input.ts';
 import { COMMON_OPTIONS, defineCommand, type Flags, numberFlag, runMain } from './lib/cli.ts';
@@ -261,8 +267,8 @@ async function writeLocal(
     return;
   }
   const local = new LocalExecutor();
-  await local.files.writeFileAtomic(resolve(dir, '.secrets.env'), rendered.secretsEnv, 0o600);
-  await local.files.writeFileAtomic(resolve(dir, '.env'), rendered.dotEnv, 0o600);
+  await local.files.writeFileAtomic(resolve(dir, SECRETS_ENV), rendered.secretsEnv, 0o600);
+  await local.files.writeFileAtomic(resolve(dir, DOT_ENV), rendered.dotEnv, 0o600);
   out.warn(`wrote .secrets.env and .env to ${dir} (0600): plaintext secrets on this machine, as asked`);
 }
 

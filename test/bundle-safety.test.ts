@@ -21,7 +21,7 @@ import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bundle, isHostGenerated } from '../scripts/lib/bifrost/bundle.ts';
-import { checkBundleContent } from '../scripts/lib/bifrost/bundle-check.ts';
+import { checkBundleContent } from '../scripts/lib/bifrost/bundle-preflight.ts';
 import { renderBifrostEnvFiles } from '../scripts/lib/bifrost/render-env.ts';
 import { type BundleFile, MANIFEST, readLocalBundle } from '../scripts/lib/bifrost/upload.ts';
 import { InputError } from '../scripts/lib/errors.ts';

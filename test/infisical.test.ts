@@ -21,14 +21,14 @@ import {
 import { infisicalSecretManifest } from '../scripts/lib/runtime/backends/infisical-v1alpha1.ts';
 import { checkManifests } from '../scripts/lib/runtime/check.ts';
 import { renderBackend, renderStream } from '../scripts/lib/runtime/render.ts';
+import { backendRefusals, tableProblems } from './helpers/apps-table.ts';
+import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
 import {
   type Schema,
   UnsupportedSchemaError,
   validateCustomResource,
   validateSchema,
-} from '../scripts/lib/runtime/schema-validate.ts';
-import { backendRefusals, tableProblems } from './helpers/apps-table.ts';
-import { PROJECT_ROOT, runScript } from './helpers/run-cli.ts';
+} from './helpers/schema-validate.ts';
 import { requireShared } from './helpers/tiers.ts';
 
 const SCRIPT = 'render-infisical-secrets.ts';

@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
 import type { FileOps } from '../exec/executor.ts';
 import { parseEnvFile } from './env-file.ts';
+import { DOT_ENV } from './host-state.ts';
 import { bundlePathProblem } from './upload.ts';
 
 /** The engine's memory between runs: a hash of each service's inputs when it was last started. */
@@ -145,7 +146,7 @@ export class Bundle {
   async definitionHash(service: string): Promise<string> {
     const def = (await this.services())[service] ?? {};
     // Read once per bundle (over SSH each read is a round trip), like the compose file: no step writes it.
-    this.dotEnv ??= this.read('.env').catch(() => undefined);
+    this.dotEnv ??= this.read(DOT_ENV).catch(() => undefined);
     const dotEnv = parseEnvFile((await this.dotEnv) ?? '');
     const used = [...new Set(composeVariables(def).map((v) => v.name))].sort();
     const h = createHash('sha256').update(JSON.stringify(def));

@@ -16,7 +16,8 @@ import {
   envFilesOf,
   isHostGenerated,
 } from './bundle.ts';
-import { HOST_MINTED, memoryBundle, planServiceProblems, serviceInputProblems } from './bundle-check.ts';
+import { memoryBundle } from './bundle-preflight.ts';
+import { HOST_MINTED, planServiceProblems, serviceInputProblems } from './bundle-rules.ts';
 import { parseEnvFile } from './env-file.ts';
 import {
   NETBIRD_CLIENT_STATUS,

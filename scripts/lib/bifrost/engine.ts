@@ -12,6 +12,7 @@ import { describeSecret, redactor } from '../redact.ts';
 import { InterruptedError, runContext, stoppableSleep } from '../run-context.ts';
 import { namesFor } from '../secrets/schema.ts';
 import { Bundle, type BundleState } from './bundle.ts';
+import { envFileInput, renderConfigTemplate, serviceEnvEntries } from './bundle-rules.ts';
 import {
   type ContainerState,
   composeVersionArgv,
@@ -24,19 +25,17 @@ import {
   runArgv,
   upArgv,
 } from './docker.ts';
-import { formatEnvFile, parseEnvFile, quoteEnvValue, upsertEnvLine } from './env-file.ts';
+import { formatEnvFile, quoteEnvValue, upsertEnvLine } from './env-file.ts';
 import { ContainerFailedError, EventWatcher } from './events.ts';
 import { DeadlineError, StoppedError } from './health.ts';
 import { proxyTokenMinted, RENDERED_ENV_CONSUMERS, SECRETS_ENV, withMintedProxyToken } from './host-state.ts';
 import {
   BIFROST_PLAN,
-  CONFIG_PLACEHOLDERS,
   NB_IDP_MGMT_TOKEN,
   type PlanStep,
   PROXY_TOKEN_GUIDANCE,
   SERVICE_SECRET_FILES,
 } from './plan.ts';
-import { renderYamlTemplate } from './template.ts';
 import { AK_SHELL_SCRIPT, findProxyTokenLine, findTokenLine, loadRetry, mintWithRetry } from './token.ts';
 import { UpBatcher } from './up-batcher.ts';
 
@@ -223,11 +222,9 @@ class Engine {
     const missing = this.missing;
     for (const [file, consumer] of RENDERED_ENV_CONSUMERS) {
       const text = await this.bundle.read(file);
-      if (text === undefined) {
-        missing.push(`${file}: the file is missing`);
-        continue;
-      }
-      const values = parseEnvFile(text);
+      const { values, problems } = envFileInput(file, consumer, text);
+      missing.push(...problems);
+      if (text === undefined) continue;
       for (const v of values.values()) redactor.register(v);
       if (file === SECRETS_ENV) {
         this.secrets = values;
@@ -236,8 +233,7 @@ class Engine {
       for (const { name, required } of namesFor(consumer)) {
         const value = values.get(name);
         if (value) this.out.info(`pre-flight: ✓ ${file} ${describeSecret(name, value)}`);
-        else if (required) missing.push(`${file}: ${name} is missing`);
-        else this.out.info(`pre-flight: - ${file} ${name} not set (optional)`);
+        else if (!required) this.out.info(`pre-flight: - ${file} ${name} not set (optional)`);
       }
     }
     const token = this.secrets.get(NB_IDP_MGMT_TOKEN);
@@ -251,10 +247,7 @@ class Engine {
   private async renderServiceEnvFiles(): Promise<void> {
     await Promise.all(
       SERVICE_SECRET_FILES.map(async (f) => {
-        const entries = f.entries.flatMap((e) => {
-          const value = this.secrets.get(e.from);
-          return value ? [{ name: e.name, value }] : [];
-        });
+        const entries = serviceEnvEntries(f, this.secrets);
         const header = `Rendered by bifrost-bootstrap from .secrets.env for ${f.services.join(', ')}; do not edit.`;
         if (await this.bundle.writeIfChanged(f.file, formatEnvFile(entries, header))) {
           this.out.detail(`rendered ${f.file}`);
@@ -634,10 +627,9 @@ class Engine {
     const text = await this.bundle.read(template);
     if (text === undefined)
       throw new StepFailure(`${template} is missing from the bundle`, 'upload the bundle again');
-    const values = Object.fromEntries(CONFIG_PLACEHOLDERS.map((k) => [k, this.secrets.get(k)]));
     let rendered: string;
     try {
-      rendered = renderYamlTemplate(text, values, { allowed: CONFIG_PLACEHOLDERS, file: template });
+      rendered = renderConfigTemplate(text, template, (k) => this.secrets.get(k));
     } catch (err) {
       throw new StepFailure((err as Error).message, (err as InputError).hint ?? 'fix the template');
     }

@@ -7,13 +7,14 @@
  */
 import type { Executor } from '../exec/executor.ts';
 import { redactor } from '../redact.ts';
-import type { ConsumerId } from '../secrets/schema.ts';
+import { CONSUMERS, type ConsumerId } from '../secrets/schema.ts';
 import { envLineFor, parseEnvFile } from './env-file.ts';
 import { NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN } from './plan.ts';
 import { TOKEN_MINTED_FROM } from './token.ts';
 
-export const SECRETS_ENV = '.secrets.env';
-export const DOT_ENV = '.env';
+// The file names are the schema's (its env-file consumers' paths), named once there.
+export const SECRETS_ENV = CONSUMERS['bifrost-secrets-env'].path;
+export const DOT_ENV = CONSUMERS['bifrost-dot-env'].path;
 export const RENDERED_ENV_FILES: readonly string[] = [SECRETS_ENV, DOT_ENV];
 /** Each rendered env file with the schema consumer whose names it holds. */
 export const RENDERED_ENV_CONSUMERS: readonly (readonly [string, ConsumerId])[] = [

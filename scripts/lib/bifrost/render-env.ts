@@ -7,8 +7,11 @@
 import { redactor } from '../redact.ts';
 import { type ConsumerId, hashedNames, valuesFor } from '../secrets/schema.ts';
 import { formatEnvFile, parseEnvFile } from './env-file.ts';
+import { DOT_ENV, RENDERED_ENV_CONSUMERS, SECRETS_ENV } from './host-state.ts';
 
-export const BIFROST_CONSUMERS: readonly ConsumerId[] = ['bifrost-secrets-env', 'bifrost-dot-env'];
+export const BIFROST_CONSUMERS: readonly ConsumerId[] = RENDERED_ENV_CONSUMERS.map(
+  ([, consumer]) => consumer,
+);
 
 const HEADER = (file: string) =>
   `${file}: rendered by provision-bifrost from secrets/bootstrap.sops.yaml.\nDo not edit or commit; every provisioning run rewrites it.`;
@@ -37,7 +40,7 @@ export function renderBifrostEnvFiles(
       return { name, value, label: name === key ? name : `${name} (the SOPS file's ${key})` };
     });
   return {
-    secretsEnv: formatEnvFile(entries('bifrost-secrets-env', host.secretsEnv), HEADER('.secrets.env')),
-    dotEnv: formatEnvFile(entries('bifrost-dot-env', host.dotEnv), HEADER('.env')),
+    secretsEnv: formatEnvFile(entries('bifrost-secrets-env', host.secretsEnv), HEADER(SECRETS_ENV)),
+    dotEnv: formatEnvFile(entries('bifrost-dot-env', host.dotEnv), HEADER(DOT_ENV)),
   };
 }

@@ -2,22 +2,27 @@
  * The bootstrap engine's checks on the bundle's content, run locally on exactly the files a provision is
  * about to upload, before any connection: so nothing goes live (the staging directory never replaces the
  * live one, no service is started) with a template, env file or compose file the engine would refuse
- * halfway through. Every rule is the engine's own (its tables and functions, imported); only values the
- * host alone has (the token the engine mints) are stood in for.
+ * halfway through. Every rule is the engine's own (bundle-rules.ts, which the engine calls too); only
+ * values the host alone has (the token the engine mints) are stood in for.
  */
 import { parse } from 'yaml';
 import { InputError } from '../errors.ts';
 import type { FileOps } from '../exec/executor.ts';
-import { namesFor } from '../secrets/schema.ts';
-import { Bundle, composeVariables } from './bundle.ts';
-import { formatEnvFile, parseEnvFile } from './env-file.ts';
-import { RENDERED_ENV_CONSUMERS } from './host-state.ts';
-import { BIFROST_PLAN, CONFIG_PLACEHOLDERS, NB_IDP_MGMT_TOKEN, SERVICE_SECRET_FILES } from './plan.ts';
-import { renderYamlTemplate } from './template.ts';
-import { type BundleFile, bundlePathProblem, checkBundleFiles } from './upload.ts';
+import { Bundle } from './bundle.ts';
+import {
+  envFileInput,
+  HOST_MINTED,
+  interpolationProblems,
+  planServiceProblems,
+  renderConfigTemplate,
+  serviceEnvEntries,
+  serviceInputProblems,
+} from './bundle-rules.ts';
+import { formatEnvFile } from './env-file.ts';
+import { DOT_ENV, RENDERED_ENV_CONSUMERS, SECRETS_ENV } from './host-state.ts';
+import { BIFROST_PLAN, SERVICE_SECRET_FILES } from './plan.ts';
+import { type BundleFile, checkBundleFiles } from './upload.ts';
 
-/** Written into .secrets.env by the engine on the host; a template may use them before they exist. */
-export const HOST_MINTED: readonly string[] = [NB_IDP_MGMT_TOKEN];
 const STAND_IN = 'minted-on-the-host';
 
 /** A virtual directory for the engine's Bundle reader over the in-memory files. */
@@ -48,16 +53,9 @@ export async function checkBundleContent(files: readonly BundleFile[]): Promise<
 function checkSecretInputs(byPath: Map<string, string>, problems: string[]): Map<string, string> {
   let secrets = new Map<string, string>();
   for (const [file, consumer] of RENDERED_ENV_CONSUMERS) {
-    const text = byPath.get(file);
-    if (text === undefined) {
-      problems.push(`${file}: the file is missing`);
-      continue;
-    }
-    const values = parseEnvFile(text);
-    if (file === '.secrets.env') secrets = values;
-    for (const { name, required } of namesFor(consumer)) {
-      if (required && !values.get(name)) problems.push(`${file}: ${name} is missing`);
-    }
+    const input = envFileInput(file, consumer, byPath.get(file));
+    problems.push(...input.problems);
+    if (file === SECRETS_ENV) secrets = input.values;
   }
   return secrets;
 }
@@ -66,12 +64,7 @@ function checkSecretInputs(byPath: Map<string, string>, problems: string[]): Map
 function checkServiceEnvFiles(secrets: Map<string, string>, problems: string[]): void {
   for (const f of SERVICE_SECRET_FILES) {
     try {
-      formatEnvFile(
-        f.entries.flatMap((e) => {
-          const value = secrets.get(e.from);
-          return value ? [{ name: e.name, value }] : [];
-        }),
-      );
+      formatEnvFile(serviceEnvEntries(f, secrets));
     } catch (err) {
       problems.push(`${f.file}: ${(err as Error).message}`);
     }
@@ -80,9 +73,7 @@ function checkServiceEnvFiles(secrets: Map<string, string>, problems: string[]):
 
 /** Every render step of the plan, rendered in memory and thrown away. */
 function checkTemplates(byPath: Map<string, string>, secrets: Map<string, string>, problems: string[]) {
-  const values = Object.fromEntries(
-    CONFIG_PLACEHOLDERS.map((k) => [k, secrets.get(k) || (HOST_MINTED.includes(k) ? STAND_IN : undefined)]),
-  );
+  const secret = (k: string) => secrets.get(k) || (HOST_MINTED.includes(k) ? STAND_IN : undefined);
   for (const step of BIFROST_PLAN) {
     if (step.kind !== 'render') continue;
     const text = byPath.get(step.template);
@@ -97,7 +88,7 @@ function checkTemplates(byPath: Map<string, string>, secrets: Map<string, string
       continue;
     }
     try {
-      renderYamlTemplate(text, values, { allowed: CONFIG_PLACEHOLDERS, file: step.template });
+      renderConfigTemplate(text, step.template, secret);
     } catch (err) {
       // The template's own messages name placeholders only; anything else could quote rendered text.
       const hint = (err as InputError).hint;
@@ -129,86 +120,8 @@ async function checkCompose(byPath: Map<string, string>, problems: string[]): Pr
     return;
   }
   problems.push(...planServiceProblems(services).map((p) => p.message));
-  checkInterpolation(services, byPath, problems);
+  problems.push(...interpolationProblems(services, byPath.get(DOT_ENV) ?? ''));
   problems.push(...(await serviceInputProblems(bundle, byPath)).map((p) => p.message));
-}
-
-/** One finding of a shared rule: the message, and the service it concerns (for a line number). */
-export interface RuleProblem {
-  message: string;
-  service?: string;
-}
-
-/** Each plan step that starts or runs a service compose does not define. */
-export function planServiceProblems(services: Readonly<Record<string, unknown>>): RuleProblem[] {
-  return BIFROST_PLAN.flatMap((step) =>
-    (step.kind === 'service' || step.kind === 'run') && !Object.hasOwn(services, step.service)
-      ? [{ message: `docker-compose.yml has no service ${step.service} (the ${step.id} step needs it)` }]
-      : [],
-  );
-}
-
-/** The files the engine writes on the host: the per-service secret env files and the rendered configs. */
-export function engineRenderedFiles(): Set<string> {
-  return new Set([
-    ...SERVICE_SECRET_FILES.map((f) => f.file),
-    ...BIFROST_PLAN.flatMap((s) => (s.kind === 'render' ? [s.output] : [])),
-  ]);
-}
-
-/**
- * Every file a service reads (env_file, ./ bind mounts) is a path inside the bundle and either one of
- * `byPath` (what is uploaded) or rendered by the engine on the host.
- */
-export async function serviceInputProblems(
-  bundle: Bundle,
-  byPath: ReadonlyMap<string, unknown>,
-): Promise<RuleProblem[]> {
-  const generated = engineRenderedFiles();
-  const dirs = new Set([...byPath.keys()].flatMap(ancestors));
-  const problems: RuleProblem[] = [];
-  for (const service of Object.keys(await bundle.services())) {
-    for (const input of await bundle.inputsOf(service)) {
-      const rel = typeof input === 'string' ? input : '';
-      const bad = bundlePathProblem(rel);
-      if (bad) {
-        problems.push({
-          service,
-          message: `service ${service} reads ${JSON.stringify(input)}, not a path inside the bundle (${bad})`,
-        });
-      } else if (!byPath.has(rel) && !generated.has(rel) && !dirs.has(rel)) {
-        problems.push({
-          service,
-          message: `service ${service} reads ${rel}, which is neither in the bundle nor rendered on the host`,
-        });
-      }
-    }
-  }
-  return problems;
-}
-
-/**
- * compose reads `.env` (uploaded) for `${…}` in the compose file: a required variable it lacks would stop
- * `compose up` for every service after the swap. Only parsed values count (comments are not interpolated).
- */
-function checkInterpolation(services: unknown, byPath: Map<string, string>, problems: string[]): void {
-  const dotEnv = parseEnvFile(byPath.get('.env') ?? '');
-  const missing = new Set<string>();
-  for (const { name, op } of composeVariables(services)) {
-    if (!op.endsWith('?')) continue;
-    const value = dotEnv.get(name);
-    if (value === undefined || (op === ':?' && value === '')) missing.add(name);
-  }
-  for (const name of missing) {
-    problems.push(
-      `docker-compose.yml requires \${${name}}, which .env does not set (compose would start nothing)`,
-    );
-  }
-}
-
-function ancestors(path: string): string[] {
-  const parts = path.split('/').slice(0, -1);
-  return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
 }
 
 /** The engine's Bundle reader over files held in memory (the compose file parsed as the engine does). */
