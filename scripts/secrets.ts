@@ -12,17 +12,12 @@
 import { DEFAULT_BUNDLE_HOST_DIR } from './lib/bifrost/docker.ts';
 import { COMMON_OPTIONS, defineCommand, defineGroup, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
-import { LocalExecutor } from './lib/exec/local.ts';
 import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
 import { formatTable } from './lib/format.ts';
-import {
-  type BackendChoice,
-  backendOptionHelp,
-  chooseBackend,
-  describeBackendChoice,
-} from './lib/kube/backend-choice.ts';
+import { backendOptionHelp, chooseBackend } from './lib/kube/backend-choice.ts';
 import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
+import { secretsCheck } from './lib/report/check.ts';
 import {
   appsTableExists,
   bootstrapWhereRows,
@@ -33,21 +28,10 @@ import {
 } from './lib/report/where.ts';
 import { loadAppsTable } from './lib/runtime/apps.ts';
 import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/secrets/backend-id.ts';
-import {
-  CONSUMERS,
-  consumersFor,
-  describeGenerator,
-  SECRET_SCHEMA,
-  type SecretSpec,
-  type SecretUse,
-  specOf,
-} from './lib/secrets/schema.ts';
-import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
-import { findProblems } from './lib/secrets/validate.ts';
+import { describeGenerator, specOf } from './lib/secrets/schema.ts';
+import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 
 const USAGE = 'node --import tsx scripts/secrets.ts';
-const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
-const usesOf = (spec: SecretSpec) => spec.uses as readonly SecretUse[];
 
 const FILE_OPTION = { 'secrets-file': { type: 'string' } } as const;
 /** --allow-rotate KEY, repeatable or KEY,KEY: the same on set, edit and rotate. */
@@ -97,7 +81,7 @@ ${backendOptionHelp('check')}`,
   footer: ENVIRONMENT,
   exits: { badInput: 'a required key is missing or malformed, or bad input' },
   run: (flags, _positionals, out) =>
-    check(
+    secretsCheck(
       out,
       flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
       Boolean(flags['from-env']),
@@ -495,95 +479,6 @@ async function init(
     manual: r.manual,
     recipients: r.recipients,
   });
-  return EXIT.ok;
-}
-
-async function check(
-  out: Output,
-  file: string,
-  fromEnv: boolean,
-  strict: boolean,
-  backend: BackendChoice,
-): Promise<number> {
-  const loaded = await loadSecrets({
-    secretsFile: file,
-    fromEnv,
-    required: [],
-    allowKeyless: true,
-    executor: new LocalExecutor(),
-  });
-  for (const warning of loaded.warnings) out.warn(warning);
-  const keyless = loaded.kind === 'key-names-only';
-  const consumers = consumersFor(backend.id);
-  const usedHere = (spec: SecretSpec) => usesOf(spec).filter((u) => consumers.includes(u.consumer));
-  const values = keyless ? Object.fromEntries(loaded.present.map((k) => [k, 'x'])) : loaded.values;
-  const problems = findProblems(values, consumers, { presenceOnly: keyless, strict });
-  out.info(`source  ${loaded.describe}`);
-  out.info(`backend ${describeBackendChoice(backend)}\n`);
-  const rows = SPECS.filter((spec) => usedHere(spec).length > 0).map((spec) => {
-    const value = loaded.values[spec.key];
-    const present = keyless ? loaded.present.includes(spec.key) : Boolean(value);
-    const problem = problems.find((p) => p.key === spec.key);
-    const required = usedHere(spec).some((u) => u.required);
-    return {
-      key: spec.key,
-      present,
-      length: !keyless && value ? [...value].length : undefined,
-      status: problem
-        ? problem.severity === 'warning'
-          ? 'unexpected format'
-          : problem.kind
-        : present
-          ? keyless
-            ? 'present'
-            : 'ok'
-          : required
-            ? 'missing'
-            : 'optional',
-      detail: problem?.detail,
-      neededBy: [
-        ...new Set(
-          usedHere(spec)
-            .filter((u) => u.required)
-            .map((u) => CONSUMERS[u.consumer].title),
-        ),
-      ],
-    };
-  });
-  const lines = rows.map((r) => [
-    r.key,
-    r.status,
-    r.length === undefined ? '' : String(r.length),
-    r.neededBy.join('; ') || '(optional)',
-  ]);
-  out.info(formatTable(['key', 'status', 'length', 'needed by'], lines, { rule: false }));
-  for (const r of rows.filter((x) => x.detail)) out.info(out.color.red(`\n${r.key}: ${r.detail}`));
-  const bad = rows.filter((r) => r.status === 'missing' || r.status === 'malformed');
-  out.result({
-    ok: bad.length === 0,
-    source: { kind: loaded.kind, file: loaded.file },
-    backend: backend.id,
-    keys: rows,
-  });
-  if (bad.length > 0) {
-    // A missing key the suite can generate needs no editor: `init --fill` adds exactly those.
-    const generatable = bad.filter(
-      (r) => r.status === 'missing' && specOf(r.key)?.generate.kind !== 'manual',
-    );
-    const fill = generatable.length
-      ? `add ${generatable.map((r) => r.key).join(', ')} with \`node --import tsx scripts/secrets.ts init --fill --secrets-file ${file}\` (generates only the missing keys); `
-      : '';
-    out.error(
-      `${bad.length} key(s) missing or malformed`,
-      `${fill}set the others with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (the value from stdin or a prompt; just secrets-set KEY) or edit the file: \`node --import tsx scripts/secrets.ts edit --secrets-file ${file}\` (just secrets-edit)`,
-    );
-    return EXIT.badInput;
-  }
-  out.info(
-    out.color.green(
-      `\nall required keys present${keyless ? ' (names only: no age key to check values)' : ' and well-formed'}`,
-    ),
-  );
   return EXIT.ok;
 }
 
