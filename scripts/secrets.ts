@@ -15,19 +15,10 @@ import { EXIT, InputError } from './lib/errors.ts';
 import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
 import { formatTable } from './lib/format.ts';
 import { backendOptionHelp, chooseBackend } from './lib/kube/backend-choice.ts';
-import { kubectlBinary } from './lib/kube/kubectl.ts';
 import type { Output } from './lib/output.ts';
 import { secretsCheck } from './lib/report/check.ts';
-import {
-  appsTableExists,
-  bootstrapWhereRows,
-  type RuntimeWhereRow,
-  runtimeMarkdownRow,
-  runtimeWhereRows,
-  whereTable,
-} from './lib/report/where.ts';
-import { loadAppsTable } from './lib/runtime/apps.ts';
-import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/secrets/backend-id.ts';
+import { secretsWhere } from './lib/report/where.ts';
+import { DEFAULT_APPS_FILE } from './lib/secrets/backend-id.ts';
 import { describeGenerator, specOf } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 
@@ -112,43 +103,17 @@ Secret, which host file, which Bifrost services (read from the bundle's compose 
   --bundle DIR         the Bifrost bundle whose compose file names the services (default cloud/bifrost)`,
   footer: ENVIRONMENT,
   exits: { badInput: 'unknown, hand-set or never-rotated key, or bad input; the file is untouched' },
-  run: async (flags, positionals, out) => {
-    const { rotateSecrets } = await import('./lib/secrets/rotate.ts');
-    const { formatRedeploy, redeployFor } = await import('./lib/report/redeploy.ts');
-    const file = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
-    const rotation = await rotateSecrets({
-      file,
-      keys: positionals,
-      allowRotate: allowRotateKeys(flags['allow-rotate']),
-      dryRun: Boolean(flags['dry-run']),
-    });
-    // What the rotated keys mean to redeploy is a view over the bundle, a tier the rotation does not know.
-    const redeploy = await redeployFor(
-      rotation.rotated.map((k) => k.key),
-      flags.bundle || undefined,
-    );
-    const r = {
-      file: rotation.file,
-      written: rotation.written,
-      rotated: rotation.rotated,
-      redeploy,
-      warnings: rotation.warnings,
-    };
-    for (const warning of r.warnings) out.warn(warning);
-    for (const k of r.rotated) {
-      const shown = `${k.key} (${k.generator}: ${k.length} chars${k.fingerprint ? `, ${k.fingerprint}` : ''})`;
-      out.info(`${r.written ? 'rotated' : 'would rotate'}  ${shown}`);
-      if (k.effect) out.warn(`${k.key}: ${k.effect}`);
-    }
-    out.info(formatRedeploy(r.redeploy, file).join('\n'));
-    out.info(
-      r.written
-        ? out.color.green(`wrote ${file}: ${r.rotated.length} key(s) rotated`)
-        : out.color.cyan(`dry run: ${file} not written`),
-    );
-    out.result({ ok: true, ...r });
-    return EXIT.ok;
-  },
+  run: async (flags, positionals, out) =>
+    (await import('./lib/report/rotate.ts')).secretsRotate(
+      {
+        file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+        keys: positionals,
+        allowRotate: allowRotateKeys(flags['allow-rotate']),
+        dryRun: Boolean(flags['dry-run']),
+        bundle: flags.bundle || undefined,
+      },
+      out,
+    ),
 });
 
 const recipientsCommand = defineCommand({
@@ -335,7 +300,7 @@ Where" table, generated from the bootstrap schema and the runtime apps table (un
   options: { ...COMMON_OPTIONS, apps: { type: 'string' }, backend: { type: 'string' } },
   optionsHelp: `  --apps FILE          the runtime apps table (default ${DEFAULT_APPS_FILE})
   --backend B          show the runtime rows under backend B (default: the table's \`backend\`)`,
-  run: async (flags, _positionals, out) => where(flags, out),
+  run: async (flags, _positionals, out) => secretsWhere(flags, out),
 });
 
 const statusCommand = defineCommand({
@@ -378,25 +343,8 @@ ${SSH_OPTIONS_HELP}
     failed: 'a value differs, is missing, or its place is not deployed',
     badInput: 'bad input: unreadable SOPS file, no age key, a cluster or host that cannot be reached',
   },
-  run: async (flags, _positionals, out) => {
-    const { secretsStatus } = await import('./lib/report/status.ts');
-    // Only the cluster follows the backend; --backend itself is checked either way.
-    const backend =
-      flags['no-cluster'] && flags.backend === undefined ? undefined : chooseBackend(flags.backend);
-    return secretsStatus(
-      {
-        secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
-        fromEnv: Boolean(flags['from-env']),
-        ...(backend ? { backend } : {}),
-        ...(flags['no-cluster']
-          ? {}
-          : { cluster: { kubectl: kubectlBinary(), context: flags.context, kubeconfig: flags.kubeconfig } }),
-        hosts: (flags.host ?? []).map((host) => ({ ...flags, host })),
-        remoteDir: flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR,
-      },
-      out,
-    );
-  },
+  run: async (flags, _positionals, out) =>
+    (await import('./lib/report/status.ts')).secretsStatusFromFlags(flags, out),
 });
 
 export const command = defineGroup({
@@ -479,20 +427,6 @@ async function init(
     manual: r.manual,
     recipients: r.recipients,
   });
-  return EXIT.ok;
-}
-
-async function where(flags: { apps?: string; backend?: string }, out: Output): Promise<number> {
-  let backend = flags.backend !== undefined ? parseBackend(flags.backend) : DEFAULT_BACKEND;
-  let runtime: RuntimeWhereRow[] = [];
-  if (appsTableExists(flags.apps)) {
-    const table = await loadAppsTable(flags.apps, (m) => out.warn(m));
-    if (flags.backend === undefined) backend = table.backend;
-    runtime = runtimeWhereRows(table, backend);
-  } else out.warn(`no apps table (${DEFAULT_APPS_FILE}): the runtime rows are left out; pass --apps FILE`);
-  const bootstrap = bootstrapWhereRows(backend);
-  out.data(whereTable([...bootstrap, ...runtime.map(runtimeMarkdownRow)]));
-  out.result({ ok: true, backend, rows: bootstrap, runtime });
   return EXIT.ok;
 }
 
