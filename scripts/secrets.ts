@@ -11,15 +11,11 @@
  */
 import { DEFAULT_BUNDLE_HOST_DIR } from './lib/bifrost/docker.ts';
 import { COMMON_OPTIONS, defineCommand, defineGroup, runMain } from './lib/cli.ts';
-import { EXIT, InputError } from './lib/errors.ts';
 import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
-import { formatTable } from './lib/format.ts';
 import { backendOptionHelp, chooseBackend } from './lib/kube/backend-choice.ts';
-import type { Output } from './lib/output.ts';
 import { secretsCheck } from './lib/report/check.ts';
 import { secretsWhere } from './lib/report/where.ts';
 import { DEFAULT_APPS_FILE } from './lib/secrets/backend-id.ts';
-import { describeGenerator, specOf } from './lib/secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 
 const USAGE = 'node --import tsx scripts/secrets.ts';
@@ -46,8 +42,13 @@ the file). Also writes .sops.yaml creation rules when there are none.`,
 ${FILE_HELP}
   --fill               add only the missing keys to an existing file`,
   footer: ENVIRONMENT,
-  run: (flags, _positionals, out) =>
-    init(out, flags['secrets-file'] ?? DEFAULT_SECRETS_FILE, flags.recipient, Boolean(flags.fill)),
+  run: async (flags, _positionals, out) =>
+    (await import('./lib/secrets/init.ts')).secretsInit(
+      out,
+      flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      flags.recipient,
+      Boolean(flags.fill),
+    ),
 });
 
 const checkCommand = defineCommand({
@@ -132,49 +133,13 @@ A .sops.yaml creation rule that names the file is updated to the new list. add a
   optionsHelp: FILE_HELP,
   footer: ENVIRONMENT,
   exits: { badInput: 'not an age recipient, the last recipient, or bad input; the file is untouched' },
-  run: async (flags, positionals, out) => {
-    const { changeRecipients, listRecipients } = await import('./lib/secrets/recipients.ts');
-    const file = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
-    const [action, recipient] = positionals;
-    if (action === undefined) {
-      const list = await listRecipients(file);
-      const rows = list.rows.map((r) => [
-        r.recipient,
-        r.yours ? 'yours' : '',
-        r.inRule === undefined ? '' : r.inRule ? 'in rule' : 'not in rule',
-      ]);
-      out.data(formatTable(['recipient', 'key here', '.sops.yaml'], rows, { rule: false }));
-      if (list.rule) out.info(`creation rule ${list.rule.index + 1} of ${list.rule.config} names ${file}`);
-      for (const r of list.missing)
-        out.warn(`${r} is in ${list.rule?.config} but not in the file: add it with \`recipients add ${r}\``);
-      out.result({ ok: true, ...list });
-      return EXIT.ok;
-    }
-    if ((action !== 'add' && action !== 'remove') || recipient === undefined)
-      throw new InputError(
-        `recipients ${action}: expected add AGE1... or remove AGE1...`,
-        `see ${USAGE} recipients --help`,
-      );
-    const r = await changeRecipients({ file, action, recipient });
-    for (const warning of r.warnings) out.warn(warning);
-    if (r.action === 'unchanged')
-      out.info(
-        `unchanged  ${recipient} is ${action === 'add' ? 'already' : 'not'} a recipient of ${file}; nothing written`,
-      );
-    else
-      out.info(
-        out.color.green(
-          `${r.action.padEnd(10)} ${recipient}: ${file} is encrypted to ${r.recipients.length} recipient(s)${r.dataKeyRotated ? '; new data key, every value re-encrypted' : ''}`,
-        ),
-      );
-    if (r.ruleUpdated) out.info(`updated    ${r.ruleUpdated} (its creation rule for ${file})`);
-    if (r.action === 'removed')
-      out.warn(
-        `the removed identity cannot open the new file, but older copies (git history) still hold values it could read: rotate them (${USAGE} rotate KEY..., and set the hand-made ones anew)`,
-      );
-    out.result({ ok: true, ...r });
-    return EXIT.ok;
-  },
+  run: async (flags, positionals, out) =>
+    (await import('./lib/secrets/recipients.ts')).secretsRecipients(
+      flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      positionals,
+      USAGE,
+      out,
+    ),
 });
 
 const setCommand = defineCommand({
@@ -207,27 +172,17 @@ rotated (--allow-rotate KEY).`,
   exits: {
     badInput: 'unknown key, malformed value, a never-rotated key, or bad input; the file is untouched',
   },
-  run: async (flags, positionals, out) => {
-    const { readSecretValue, setSecret } = await import('./lib/secrets/set.ts');
-    const key = positionals[0] as string;
-    const result = await setSecret({
-      file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
-      key,
-      value: await readSecretValue(key),
-      allowUnknown: Boolean(flags['allow-unknown']),
-      allowRotate: allowRotateKeys(flags['allow-rotate']),
-      strict: Boolean(flags.strict),
-    });
-    for (const warning of result.warnings) out.warn(warning);
-    const shown = `${result.key} (${result.length} chars${result.fingerprint ? `, ${result.fingerprint}` : ''})`;
-    out.info(
-      result.action === 'unchanged'
-        ? `unchanged  ${shown}: the file already holds this value; nothing written`
-        : out.color.green(`${result.action.padEnd(10)} ${shown} in ${result.file}`),
-    );
-    out.result({ ok: true, ...result });
-    return EXIT.ok;
-  },
+  run: async (flags, positionals, out) =>
+    (await import('./lib/secrets/set.ts')).secretsSet(
+      {
+        file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+        key: positionals[0] as string,
+        allowUnknown: Boolean(flags['allow-unknown']),
+        allowRotate: allowRotateKeys(flags['allow-rotate']),
+        strict: Boolean(flags.strict),
+      },
+      out,
+    ),
 });
 
 const editCommand = defineCommand({
@@ -260,36 +215,16 @@ Only the changed keys' ENC[...] change, with sops.lastmodified and sops.mac. Nee
     badInput:
       'the edit was refused or abandoned, no editor (no EDITOR and no terminal), or bad input; the file is untouched',
   },
-  run: async (flags, _positionals, out) => {
-    const { editSecrets } = await import('./lib/secrets/edit.ts');
-    const { ask } = await import('./lib/prompt.ts');
-    const terminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
-    const result = await editSecrets({
-      file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
-      // The editor draws on stdout and reads stdin: both must be the terminal.
-      terminal: Boolean(process.stdin.isTTY && process.stdout.isTTY),
-      allowUnknown: Boolean(flags['allow-unknown']),
-      allowRotate: allowRotateKeys(flags['allow-rotate']),
-      strict: Boolean(flags.strict),
-      ui: out,
-      reopen: terminal
-        ? async () => !/^n(o)?$/i.test((await ask('re-open the editor? [Y/n] ')).trim())
-        : undefined,
-    });
-    for (const warning of result.warnings) out.warn(warning);
-    for (const c of result.changes) {
-      const shown =
-        c.length === undefined ? '' : ` (${c.length} chars${c.fingerprint ? `, ${c.fingerprint}` : ''})`;
-      out.info(out.color.green(`${c.action.padEnd(10)} ${c.key}${shown}`));
-    }
-    out.info(
-      result.action === 'unchanged'
-        ? `no changes; nothing written to ${result.file}`
-        : `unchanged  ${result.unchanged} key(s); wrote ${result.file}`,
-    );
-    out.result({ ok: true, ...result });
-    return EXIT.ok;
-  },
+  run: async (flags, _positionals, out) =>
+    (await import('./lib/secrets/edit.ts')).secretsEdit(
+      {
+        file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+        allowUnknown: Boolean(flags['allow-unknown']),
+        allowRotate: allowRotateKeys(flags['allow-rotate']),
+        strict: Boolean(flags.strict),
+      },
+      out,
+    ),
 });
 
 const whereCommand = defineCommand({
@@ -385,50 +320,6 @@ export const command = defineGroup({
 });
 
 export const main = command.main;
-
-async function init(
-  out: Output,
-  file: string,
-  recipient: string | undefined,
-  fill: boolean,
-): Promise<number> {
-  const { initSecrets } = await import('./lib/secrets/init.ts');
-  const r = await initSecrets({ file, recipient, fill });
-  for (const warning of r.warnings) out.warn(warning);
-  for (const key of r.added)
-    out.info(
-      `generated  ${key} (${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' })})`,
-    );
-  if (r.kept.length)
-    out.info(`kept       ${r.kept.length} existing key(s) untouched (their ENC[...] unchanged)`);
-  if (r.manual.length) {
-    out.info(
-      `\nset these by hand, each with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (it asks for the value, or reads it from stdin; just secrets-set KEY):`,
-    );
-    for (const key of r.manual)
-      out.info(
-        `  ${key.padEnd(26)} ${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' }).replace(/^set by hand: /, '')}`,
-      );
-  }
-  const to = `encrypted to ${r.recipients.length} recipient(s)${r.recipientsFrom !== 'flag' && r.recipientsFrom !== 'file' ? ` from ${r.recipientsFrom}` : ''}`;
-  out.info(
-    out.color.green(
-      r.written
-        ? `\nwrote ${file} (${to})${r.rulesWritten ? `; wrote ${r.rulesWritten}` : ''}`
-        : `\nnothing to add: ${file} has every generatable key; nothing written`,
-    ),
-  );
-  out.result({
-    ok: true,
-    file,
-    written: r.written,
-    added: r.added,
-    kept: r.kept,
-    manual: r.manual,
-    recipients: r.recipients,
-  });
-  return EXIT.ok;
-}
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   await runMain((out) => main(process.argv.slice(2), out));
