@@ -11,43 +11,14 @@
  */
 import { DEFAULT_BUNDLE_HOST_DIR } from './lib/bifrost/docker.ts';
 import { COMMON_OPTIONS, defineCommand, defineGroup, runMain } from './lib/cli.ts';
-import { EXIT, InputError } from './lib/errors.ts';
-import { LocalExecutor } from './lib/exec/local.ts';
 import { SSH_OPTIONS, SSH_OPTIONS_HELP } from './lib/exec/ssh-cli.ts';
-import { formatTable } from './lib/format.ts';
-import {
-  type BackendChoice,
-  backendOptionHelp,
-  chooseBackend,
-  describeBackendChoice,
-} from './lib/kube/backend-choice.ts';
-import { kubectlBinary } from './lib/kube/kubectl.ts';
-import type { Output } from './lib/output.ts';
-import {
-  appsTableExists,
-  bootstrapWhereRows,
-  type RuntimeWhereRow,
-  runtimeMarkdownRow,
-  runtimeWhereRows,
-  whereTable,
-} from './lib/report/where.ts';
-import { loadAppsTable } from './lib/runtime/apps.ts';
-import { DEFAULT_APPS_FILE, DEFAULT_BACKEND, parseBackend } from './lib/secrets/backend-id.ts';
-import {
-  CONSUMERS,
-  consumersFor,
-  describeGenerator,
-  SECRET_SCHEMA,
-  type SecretSpec,
-  type SecretUse,
-  specOf,
-} from './lib/secrets/schema.ts';
-import { DEFAULT_SECRETS_FILE, loadSecrets } from './lib/secrets/source.ts';
-import { findProblems } from './lib/secrets/validate.ts';
+import { backendOptionHelp, chooseBackend } from './lib/kube/backend-choice.ts';
+import { secretsCheck } from './lib/report/check.ts';
+import { secretsWhere } from './lib/report/where.ts';
+import { DEFAULT_APPS_FILE } from './lib/secrets/backend-id.ts';
+import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 
 const USAGE = 'node --import tsx scripts/secrets.ts';
-const SPECS = SECRET_SCHEMA as readonly SecretSpec[];
-const usesOf = (spec: SecretSpec) => spec.uses as readonly SecretUse[];
 
 const FILE_OPTION = { 'secrets-file': { type: 'string' } } as const;
 /** --allow-rotate KEY, repeatable or KEY,KEY: the same on set, edit and rotate. */
@@ -71,8 +42,13 @@ the file). Also writes .sops.yaml creation rules when there are none.`,
 ${FILE_HELP}
   --fill               add only the missing keys to an existing file`,
   footer: ENVIRONMENT,
-  run: (flags, _positionals, out) =>
-    init(out, flags['secrets-file'] ?? DEFAULT_SECRETS_FILE, flags.recipient, Boolean(flags.fill)),
+  run: async (flags, _positionals, out) =>
+    (await import('./lib/secrets/init.ts')).secretsInit(
+      out,
+      flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      flags.recipient,
+      Boolean(flags.fill),
+    ),
 });
 
 const checkCommand = defineCommand({
@@ -97,7 +73,7 @@ ${backendOptionHelp('check')}`,
   footer: ENVIRONMENT,
   exits: { badInput: 'a required key is missing or malformed, or bad input' },
   run: (flags, _positionals, out) =>
-    check(
+    secretsCheck(
       out,
       flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
       Boolean(flags['from-env']),
@@ -128,43 +104,17 @@ Secret, which host file, which Bifrost services (read from the bundle's compose 
   --bundle DIR         the Bifrost bundle whose compose file names the services (default cloud/bifrost)`,
   footer: ENVIRONMENT,
   exits: { badInput: 'unknown, hand-set or never-rotated key, or bad input; the file is untouched' },
-  run: async (flags, positionals, out) => {
-    const { rotateSecrets } = await import('./lib/secrets/rotate.ts');
-    const { formatRedeploy, redeployFor } = await import('./lib/report/redeploy.ts');
-    const file = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
-    const rotation = await rotateSecrets({
-      file,
-      keys: positionals,
-      allowRotate: allowRotateKeys(flags['allow-rotate']),
-      dryRun: Boolean(flags['dry-run']),
-    });
-    // What the rotated keys mean to redeploy is a view over the bundle, a tier the rotation does not know.
-    const redeploy = await redeployFor(
-      rotation.rotated.map((k) => k.key),
-      flags.bundle || undefined,
-    );
-    const r = {
-      file: rotation.file,
-      written: rotation.written,
-      rotated: rotation.rotated,
-      redeploy,
-      warnings: rotation.warnings,
-    };
-    for (const warning of r.warnings) out.warn(warning);
-    for (const k of r.rotated) {
-      const shown = `${k.key} (${k.generator}: ${k.length} chars${k.fingerprint ? `, ${k.fingerprint}` : ''})`;
-      out.info(`${r.written ? 'rotated' : 'would rotate'}  ${shown}`);
-      if (k.effect) out.warn(`${k.key}: ${k.effect}`);
-    }
-    out.info(formatRedeploy(r.redeploy, file).join('\n'));
-    out.info(
-      r.written
-        ? out.color.green(`wrote ${file}: ${r.rotated.length} key(s) rotated`)
-        : out.color.cyan(`dry run: ${file} not written`),
-    );
-    out.result({ ok: true, ...r });
-    return EXIT.ok;
-  },
+  run: async (flags, positionals, out) =>
+    (await import('./lib/report/rotate.ts')).secretsRotate(
+      {
+        file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+        keys: positionals,
+        allowRotate: allowRotateKeys(flags['allow-rotate']),
+        dryRun: Boolean(flags['dry-run']),
+        bundle: flags.bundle || undefined,
+      },
+      out,
+    ),
 });
 
 const recipientsCommand = defineCommand({
@@ -183,49 +133,13 @@ A .sops.yaml creation rule that names the file is updated to the new list. add a
   optionsHelp: FILE_HELP,
   footer: ENVIRONMENT,
   exits: { badInput: 'not an age recipient, the last recipient, or bad input; the file is untouched' },
-  run: async (flags, positionals, out) => {
-    const { changeRecipients, listRecipients } = await import('./lib/secrets/recipients.ts');
-    const file = flags['secrets-file'] ?? DEFAULT_SECRETS_FILE;
-    const [action, recipient] = positionals;
-    if (action === undefined) {
-      const list = await listRecipients(file);
-      const rows = list.rows.map((r) => [
-        r.recipient,
-        r.yours ? 'yours' : '',
-        r.inRule === undefined ? '' : r.inRule ? 'in rule' : 'not in rule',
-      ]);
-      out.data(formatTable(['recipient', 'key here', '.sops.yaml'], rows, { rule: false }));
-      if (list.rule) out.info(`creation rule ${list.rule.index + 1} of ${list.rule.config} names ${file}`);
-      for (const r of list.missing)
-        out.warn(`${r} is in ${list.rule?.config} but not in the file: add it with \`recipients add ${r}\``);
-      out.result({ ok: true, ...list });
-      return EXIT.ok;
-    }
-    if ((action !== 'add' && action !== 'remove') || recipient === undefined)
-      throw new InputError(
-        `recipients ${action}: expected add AGE1... or remove AGE1...`,
-        `see ${USAGE} recipients --help`,
-      );
-    const r = await changeRecipients({ file, action, recipient });
-    for (const warning of r.warnings) out.warn(warning);
-    if (r.action === 'unchanged')
-      out.info(
-        `unchanged  ${recipient} is ${action === 'add' ? 'already' : 'not'} a recipient of ${file}; nothing written`,
-      );
-    else
-      out.info(
-        out.color.green(
-          `${r.action.padEnd(10)} ${recipient}: ${file} is encrypted to ${r.recipients.length} recipient(s)${r.dataKeyRotated ? '; new data key, every value re-encrypted' : ''}`,
-        ),
-      );
-    if (r.ruleUpdated) out.info(`updated    ${r.ruleUpdated} (its creation rule for ${file})`);
-    if (r.action === 'removed')
-      out.warn(
-        `the removed identity cannot open the new file, but older copies (git history) still hold values it could read: rotate them (${USAGE} rotate KEY..., and set the hand-made ones anew)`,
-      );
-    out.result({ ok: true, ...r });
-    return EXIT.ok;
-  },
+  run: async (flags, positionals, out) =>
+    (await import('./lib/secrets/recipients.ts')).secretsRecipients(
+      flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      positionals,
+      USAGE,
+      out,
+    ),
 });
 
 const setCommand = defineCommand({
@@ -258,27 +172,17 @@ rotated (--allow-rotate KEY).`,
   exits: {
     badInput: 'unknown key, malformed value, a never-rotated key, or bad input; the file is untouched',
   },
-  run: async (flags, positionals, out) => {
-    const { readSecretValue, setSecret } = await import('./lib/secrets/set.ts');
-    const key = positionals[0] as string;
-    const result = await setSecret({
-      file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
-      key,
-      value: await readSecretValue(key),
-      allowUnknown: Boolean(flags['allow-unknown']),
-      allowRotate: allowRotateKeys(flags['allow-rotate']),
-      strict: Boolean(flags.strict),
-    });
-    for (const warning of result.warnings) out.warn(warning);
-    const shown = `${result.key} (${result.length} chars${result.fingerprint ? `, ${result.fingerprint}` : ''})`;
-    out.info(
-      result.action === 'unchanged'
-        ? `unchanged  ${shown}: the file already holds this value; nothing written`
-        : out.color.green(`${result.action.padEnd(10)} ${shown} in ${result.file}`),
-    );
-    out.result({ ok: true, ...result });
-    return EXIT.ok;
-  },
+  run: async (flags, positionals, out) =>
+    (await import('./lib/secrets/set.ts')).secretsSet(
+      {
+        file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+        key: positionals[0] as string,
+        allowUnknown: Boolean(flags['allow-unknown']),
+        allowRotate: allowRotateKeys(flags['allow-rotate']),
+        strict: Boolean(flags.strict),
+      },
+      out,
+    ),
 });
 
 const editCommand = defineCommand({
@@ -311,36 +215,16 @@ Only the changed keys' ENC[...] change, with sops.lastmodified and sops.mac. Nee
     badInput:
       'the edit was refused or abandoned, no editor (no EDITOR and no terminal), or bad input; the file is untouched',
   },
-  run: async (flags, _positionals, out) => {
-    const { editSecrets } = await import('./lib/secrets/edit.ts');
-    const { ask } = await import('./lib/prompt.ts');
-    const terminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
-    const result = await editSecrets({
-      file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
-      // The editor draws on stdout and reads stdin: both must be the terminal.
-      terminal: Boolean(process.stdin.isTTY && process.stdout.isTTY),
-      allowUnknown: Boolean(flags['allow-unknown']),
-      allowRotate: allowRotateKeys(flags['allow-rotate']),
-      strict: Boolean(flags.strict),
-      ui: out,
-      reopen: terminal
-        ? async () => !/^n(o)?$/i.test((await ask('re-open the editor? [Y/n] ')).trim())
-        : undefined,
-    });
-    for (const warning of result.warnings) out.warn(warning);
-    for (const c of result.changes) {
-      const shown =
-        c.length === undefined ? '' : ` (${c.length} chars${c.fingerprint ? `, ${c.fingerprint}` : ''})`;
-      out.info(out.color.green(`${c.action.padEnd(10)} ${c.key}${shown}`));
-    }
-    out.info(
-      result.action === 'unchanged'
-        ? `no changes; nothing written to ${result.file}`
-        : `unchanged  ${result.unchanged} key(s); wrote ${result.file}`,
-    );
-    out.result({ ok: true, ...result });
-    return EXIT.ok;
-  },
+  run: async (flags, _positionals, out) =>
+    (await import('./lib/secrets/edit.ts')).secretsEdit(
+      {
+        file: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+        allowUnknown: Boolean(flags['allow-unknown']),
+        allowRotate: allowRotateKeys(flags['allow-rotate']),
+        strict: Boolean(flags.strict),
+      },
+      out,
+    ),
 });
 
 const whereCommand = defineCommand({
@@ -351,7 +235,7 @@ Where" table, generated from the bootstrap schema and the runtime apps table (un
   options: { ...COMMON_OPTIONS, apps: { type: 'string' }, backend: { type: 'string' } },
   optionsHelp: `  --apps FILE          the runtime apps table (default ${DEFAULT_APPS_FILE})
   --backend B          show the runtime rows under backend B (default: the table's \`backend\`)`,
-  run: async (flags, _positionals, out) => where(flags, out),
+  run: async (flags, _positionals, out) => secretsWhere(flags, out),
 });
 
 const statusCommand = defineCommand({
@@ -394,25 +278,8 @@ ${SSH_OPTIONS_HELP}
     failed: 'a value differs, is missing, or its place is not deployed',
     badInput: 'bad input: unreadable SOPS file, no age key, a cluster or host that cannot be reached',
   },
-  run: async (flags, _positionals, out) => {
-    const { secretsStatus } = await import('./lib/report/status.ts');
-    // Only the cluster follows the backend; --backend itself is checked either way.
-    const backend =
-      flags['no-cluster'] && flags.backend === undefined ? undefined : chooseBackend(flags.backend);
-    return secretsStatus(
-      {
-        secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
-        fromEnv: Boolean(flags['from-env']),
-        ...(backend ? { backend } : {}),
-        ...(flags['no-cluster']
-          ? {}
-          : { cluster: { kubectl: kubectlBinary(), context: flags.context, kubeconfig: flags.kubeconfig } }),
-        hosts: (flags.host ?? []).map((host) => ({ ...flags, host })),
-        remoteDir: flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR,
-      },
-      out,
-    );
-  },
+  run: async (flags, _positionals, out) =>
+    (await import('./lib/report/status.ts')).secretsStatusFromFlags(flags, out),
 });
 
 export const command = defineGroup({
@@ -453,153 +320,6 @@ export const command = defineGroup({
 });
 
 export const main = command.main;
-
-async function init(
-  out: Output,
-  file: string,
-  recipient: string | undefined,
-  fill: boolean,
-): Promise<number> {
-  const { initSecrets } = await import('./lib/secrets/init.ts');
-  const r = await initSecrets({ file, recipient, fill });
-  for (const warning of r.warnings) out.warn(warning);
-  for (const key of r.added)
-    out.info(
-      `generated  ${key} (${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' })})`,
-    );
-  if (r.kept.length)
-    out.info(`kept       ${r.kept.length} existing key(s) untouched (their ENC[...] unchanged)`);
-  if (r.manual.length) {
-    out.info(
-      `\nset these by hand, each with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (it asks for the value, or reads it from stdin; just secrets-set KEY):`,
-    );
-    for (const key of r.manual)
-      out.info(
-        `  ${key.padEnd(26)} ${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' }).replace(/^set by hand: /, '')}`,
-      );
-  }
-  const to = `encrypted to ${r.recipients.length} recipient(s)${r.recipientsFrom !== 'flag' && r.recipientsFrom !== 'file' ? ` from ${r.recipientsFrom}` : ''}`;
-  out.info(
-    out.color.green(
-      r.written
-        ? `\nwrote ${file} (${to})${r.rulesWritten ? `; wrote ${r.rulesWritten}` : ''}`
-        : `\nnothing to add: ${file} has every generatable key; nothing written`,
-    ),
-  );
-  out.result({
-    ok: true,
-    file,
-    written: r.written,
-    added: r.added,
-    kept: r.kept,
-    manual: r.manual,
-    recipients: r.recipients,
-  });
-  return EXIT.ok;
-}
-
-async function check(
-  out: Output,
-  file: string,
-  fromEnv: boolean,
-  strict: boolean,
-  backend: BackendChoice,
-): Promise<number> {
-  const loaded = await loadSecrets({
-    secretsFile: file,
-    fromEnv,
-    required: [],
-    allowKeyless: true,
-    executor: new LocalExecutor(),
-  });
-  for (const warning of loaded.warnings) out.warn(warning);
-  const keyless = loaded.kind === 'key-names-only';
-  const consumers = consumersFor(backend.id);
-  const usedHere = (spec: SecretSpec) => usesOf(spec).filter((u) => consumers.includes(u.consumer));
-  const values = keyless ? Object.fromEntries(loaded.present.map((k) => [k, 'x'])) : loaded.values;
-  const problems = findProblems(values, consumers, { presenceOnly: keyless, strict });
-  out.info(`source  ${loaded.describe}`);
-  out.info(`backend ${describeBackendChoice(backend)}\n`);
-  const rows = SPECS.filter((spec) => usedHere(spec).length > 0).map((spec) => {
-    const value = loaded.values[spec.key];
-    const present = keyless ? loaded.present.includes(spec.key) : Boolean(value);
-    const problem = problems.find((p) => p.key === spec.key);
-    const required = usedHere(spec).some((u) => u.required);
-    return {
-      key: spec.key,
-      present,
-      length: !keyless && value ? [...value].length : undefined,
-      status: problem
-        ? problem.severity === 'warning'
-          ? 'unexpected format'
-          : problem.kind
-        : present
-          ? keyless
-            ? 'present'
-            : 'ok'
-          : required
-            ? 'missing'
-            : 'optional',
-      detail: problem?.detail,
-      neededBy: [
-        ...new Set(
-          usedHere(spec)
-            .filter((u) => u.required)
-            .map((u) => CONSUMERS[u.consumer].title),
-        ),
-      ],
-    };
-  });
-  const lines = rows.map((r) => [
-    r.key,
-    r.status,
-    r.length === undefined ? '' : String(r.length),
-    r.neededBy.join('; ') || '(optional)',
-  ]);
-  out.info(formatTable(['key', 'status', 'length', 'needed by'], lines, { rule: false }));
-  for (const r of rows.filter((x) => x.detail)) out.info(out.color.red(`\n${r.key}: ${r.detail}`));
-  const bad = rows.filter((r) => r.status === 'missing' || r.status === 'malformed');
-  out.result({
-    ok: bad.length === 0,
-    source: { kind: loaded.kind, file: loaded.file },
-    backend: backend.id,
-    keys: rows,
-  });
-  if (bad.length > 0) {
-    // A missing key the suite can generate needs no editor: `init --fill` adds exactly those.
-    const generatable = bad.filter(
-      (r) => r.status === 'missing' && specOf(r.key)?.generate.kind !== 'manual',
-    );
-    const fill = generatable.length
-      ? `add ${generatable.map((r) => r.key).join(', ')} with \`node --import tsx scripts/secrets.ts init --fill --secrets-file ${file}\` (generates only the missing keys); `
-      : '';
-    out.error(
-      `${bad.length} key(s) missing or malformed`,
-      `${fill}set the others with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (the value from stdin or a prompt; just secrets-set KEY) or edit the file: \`node --import tsx scripts/secrets.ts edit --secrets-file ${file}\` (just secrets-edit)`,
-    );
-    return EXIT.badInput;
-  }
-  out.info(
-    out.color.green(
-      `\nall required keys present${keyless ? ' (names only: no age key to check values)' : ' and well-formed'}`,
-    ),
-  );
-  return EXIT.ok;
-}
-
-async function where(flags: { apps?: string; backend?: string }, out: Output): Promise<number> {
-  let backend = flags.backend !== undefined ? parseBackend(flags.backend) : DEFAULT_BACKEND;
-  let runtime: RuntimeWhereRow[] = [];
-  if (appsTableExists(flags.apps)) {
-    const table = await loadAppsTable(flags.apps, (m) => out.warn(m));
-    if (flags.backend === undefined) backend = table.backend;
-    runtime = runtimeWhereRows(table, backend);
-  } else out.warn(`no apps table (${DEFAULT_APPS_FILE}): the runtime rows are left out; pass --apps FILE`);
-  const bootstrap = bootstrapWhereRows(backend);
-  out.data(whereTable([...bootstrap, ...runtime.map(runtimeMarkdownRow)]));
-  out.result({ ok: true, backend, rows: bootstrap, runtime });
-  return EXIT.ok;
-}
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   await runMain((out) => main(process.argv.slice(2), out));

@@ -11,6 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
+import { DEFAULT_BUNDLE_HOST_DIR } from '../bifrost/docker.ts';
 import { parseEnvFile } from '../bifrost/env-file.ts';
 import { DOT_ENV, proxyTokenMinted, SECRETS_ENV } from '../bifrost/host-state.ts';
 import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN } from '../bifrost/plan.ts';
@@ -21,7 +22,7 @@ import { LocalExecutor } from '../exec/local.ts';
 import { connectFromFlags, type SshFlags } from '../exec/ssh-cli.ts';
 import { formatTable } from '../format.ts';
 import { type BackendChoice, chooseBackend, describeBackendChoice } from '../kube/backend-choice.ts';
-import type { KubectlOptions } from '../kube/kubectl.ts';
+import { type KubectlOptions, kubectlBinary } from '../kube/kubectl.ts';
 import { readLiveSecrets } from '../kube/live-secrets.ts';
 import { describeKubeTarget, resolveKubeTarget } from '../kube/target.ts';
 import type { Output } from '../output.ts';
@@ -37,7 +38,7 @@ import {
   SECRET_SCHEMA,
   type SecretUse,
 } from '../secrets/schema.ts';
-import { loadSecrets } from '../secrets/source.ts';
+import { DEFAULT_SECRETS_FILE, loadSecrets } from '../secrets/source.ts';
 
 /** in sync / differs / missing (the place exists, the name does not) / not deployed (no such place);
  * `not set`: neither the SOPS file nor the place has a value (an optional key not set yet). */
@@ -568,4 +569,36 @@ async function readHostOver(flags: SshFlags & { host: string }, remoteDir: strin
   } finally {
     await executor.close();
   }
+}
+
+/** The status command's flags as parsed: the SSH options, with --host repeatable. */
+export type StatusFlags = Omit<SshFlags, 'host'> & {
+  'secrets-file'?: string;
+  'from-env'?: boolean;
+  context?: string;
+  kubeconfig?: string;
+  'no-cluster'?: boolean;
+  backend?: string;
+  'remote-dir'?: string;
+  host?: string[];
+};
+
+/** `secrets status` from its parsed flags: the cluster unless --no-cluster, each --host over its own connection. */
+export async function secretsStatusFromFlags(flags: StatusFlags, out: Output): Promise<number> {
+  // Only the cluster follows the backend; --backend itself is checked either way.
+  const backend =
+    flags['no-cluster'] && flags.backend === undefined ? undefined : chooseBackend(flags.backend);
+  return secretsStatus(
+    {
+      secretsFile: flags['secrets-file'] ?? DEFAULT_SECRETS_FILE,
+      fromEnv: Boolean(flags['from-env']),
+      ...(backend ? { backend } : {}),
+      ...(flags['no-cluster']
+        ? {}
+        : { cluster: { kubectl: kubectlBinary(), context: flags.context, kubeconfig: flags.kubeconfig } }),
+      hosts: (flags.host ?? []).map((host) => ({ ...flags, host })),
+      remoteDir: flags['remote-dir'] ?? DEFAULT_BUNDLE_HOST_DIR,
+    },
+    out,
+  );
 }

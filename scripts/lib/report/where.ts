@@ -4,9 +4,17 @@
  * under the table's backend.
  */
 import { existsSync } from 'node:fs';
-import type { AppsTable, RuntimeApp } from '../runtime/apps.ts';
+import { EXIT } from '../errors.ts';
+import type { Output } from '../output.ts';
+import { type AppsTable, loadAppsTable, type RuntimeApp } from '../runtime/apps.ts';
 import { apiPath } from '../runtime/backends/openbao.ts';
-import { type BackendId, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from '../secrets/backend-id.ts';
+import {
+  type BackendId,
+  DEFAULT_APPS_FILE,
+  DEFAULT_BACKEND,
+  LEGACY_APPS_FILE,
+  parseBackend,
+} from '../secrets/backend-id.ts';
 import {
   CONSUMERS,
   consumersFor,
@@ -121,4 +129,19 @@ export function whereTable(rows: readonly string[][]): string {
 /** Whether an apps table is where commands look for it (a user's clone may have none). */
 export function appsTableExists(file?: string): boolean {
   return file ? existsSync(file) : existsSync(DEFAULT_APPS_FILE) || existsSync(LEGACY_APPS_FILE);
+}
+
+/** `secrets where`: the table for the apps table's backend (or --backend), bootstrap rows first. */
+export async function secretsWhere(flags: { apps?: string; backend?: string }, out: Output): Promise<number> {
+  let backend = flags.backend !== undefined ? parseBackend(flags.backend) : DEFAULT_BACKEND;
+  let runtime: RuntimeWhereRow[] = [];
+  if (appsTableExists(flags.apps)) {
+    const table = await loadAppsTable(flags.apps, (m) => out.warn(m));
+    if (flags.backend === undefined) backend = table.backend;
+    runtime = runtimeWhereRows(table, backend);
+  } else out.warn(`no apps table (${DEFAULT_APPS_FILE}): the runtime rows are left out; pass --apps FILE`);
+  const bootstrap = bootstrapWhereRows(backend);
+  out.data(whereTable([...bootstrap, ...runtime.map(runtimeMarkdownRow)]));
+  out.result({ ok: true, backend, rows: bootstrap, runtime });
+  return EXIT.ok;
 }

@@ -25,7 +25,9 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
 import { childEnv } from '../child-env.ts';
-import { InputError, WorkError } from '../errors.ts';
+import { EXIT, InputError, WorkError } from '../errors.ts';
+import type { Output } from '../output.ts';
+import { ask } from '../prompt.ts';
 import { fingerprint } from '../redact.ts';
 import { InterruptedError, runContext } from '../run-context.ts';
 import { FINGERPRINT_KEY, registerSecrets } from './registry.ts';
@@ -502,4 +504,34 @@ export async function editSecrets(opts: EditOptions): Promise<EditResult> {
 
 function unchanged(file: string, opened: OpenedSops, warnings: string[]): EditResult {
   return { file, action: 'unchanged', changes: [], unchanged: opened.branch.pairs().length, warnings };
+}
+
+/** `secrets edit`: the edit on this terminal (re-opened on a refused edit when asked), then what changed. */
+export async function secretsEdit(
+  opts: Omit<EditOptions, 'ui' | 'terminal' | 'reopen'>,
+  out: Output,
+): Promise<number> {
+  const terminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  const result = await editSecrets({
+    ...opts,
+    // The editor draws on stdout and reads stdin: both must be the terminal.
+    terminal: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+    ui: out,
+    reopen: terminal
+      ? async () => !/^n(o)?$/i.test((await ask('re-open the editor? [Y/n] ')).trim())
+      : undefined,
+  });
+  for (const warning of result.warnings) out.warn(warning);
+  for (const c of result.changes) {
+    const shown =
+      c.length === undefined ? '' : ` (${c.length} chars${c.fingerprint ? `, ${c.fingerprint}` : ''})`;
+    out.info(out.color.green(`${c.action.padEnd(10)} ${c.key}${shown}`));
+  }
+  out.info(
+    result.action === 'unchanged'
+      ? `no changes; nothing written to ${result.file}`
+      : `unchanged  ${result.unchanged} key(s); wrote ${result.file}`,
+  );
+  out.result({ ok: true, ...result });
+  return EXIT.ok;
 }

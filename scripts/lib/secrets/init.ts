@@ -6,12 +6,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { InputError, WorkError } from '../errors.ts';
+import { EXIT, InputError, WorkError } from '../errors.ts';
 import { writeLocalFileAtomic } from '../exec/local.ts';
+import type { Output } from '../output.ts';
 import { generateValue } from './generate.ts';
 import { checkRecipient } from './recipients.ts';
 import { registerSecrets } from './registry.ts';
-import { SECRET_SCHEMA, type SecretSpec } from './schema.ts';
+import { describeGenerator, SECRET_SCHEMA, type SecretSpec, specOf } from './schema.ts';
 import { encryptSops } from './sops/encrypt.ts';
 import { commitSops, openSops, rewriteSops, withValues } from './sops/rewrite.ts';
 import { creationRuleFor, writeDefaultRules } from './sops-config.ts';
@@ -133,4 +134,48 @@ async function fill(opts: InitOptions): Promise<InitResult> {
     recipientsFrom: 'file',
     warnings: opened.warnings,
   };
+}
+
+/** `secrets init`: writes the file (or fills its missing keys) and lists the keys to set by hand. */
+export async function secretsInit(
+  out: Output,
+  file: string,
+  recipient: string | undefined,
+  fill: boolean,
+): Promise<number> {
+  const r = await initSecrets({ file, recipient, fill });
+  for (const warning of r.warnings) out.warn(warning);
+  for (const key of r.added)
+    out.info(
+      `generated  ${key} (${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' })})`,
+    );
+  if (r.kept.length)
+    out.info(`kept       ${r.kept.length} existing key(s) untouched (their ENC[...] unchanged)`);
+  if (r.manual.length) {
+    out.info(
+      `\nset these by hand, each with \`node --import tsx scripts/secrets.ts set KEY --secrets-file ${file}\` (it asks for the value, or reads it from stdin; just secrets-set KEY):`,
+    );
+    for (const key of r.manual)
+      out.info(
+        `  ${key.padEnd(26)} ${describeGenerator(specOf(key)?.generate ?? { kind: 'manual', howTo: '' }).replace(/^set by hand: /, '')}`,
+      );
+  }
+  const to = `encrypted to ${r.recipients.length} recipient(s)${r.recipientsFrom !== 'flag' && r.recipientsFrom !== 'file' ? ` from ${r.recipientsFrom}` : ''}`;
+  out.info(
+    out.color.green(
+      r.written
+        ? `\nwrote ${file} (${to})${r.rulesWritten ? `; wrote ${r.rulesWritten}` : ''}`
+        : `\nnothing to add: ${file} has every generatable key; nothing written`,
+    ),
+  );
+  out.result({
+    ok: true,
+    file,
+    written: r.written,
+    added: r.added,
+    kept: r.kept,
+    manual: r.manual,
+    recipients: r.recipients,
+  });
+  return EXIT.ok;
 }

@@ -11,7 +11,9 @@
  * A creation rule that names the file is updated to the new list, so the next sops run agrees.
  */
 import { Encrypter, identityToRecipient } from 'age-encryption';
-import { InputError } from '../errors.ts';
+import { EXIT, InputError } from '../errors.ts';
+import { formatTable } from '../format.ts';
+import type { Output } from '../output.ts';
 import { loadAgeIdentities } from './sops/age-keys.ts';
 import { readSecretsFile } from './sops/limits.ts';
 import { parseMetadata } from './sops/metadata.ts';
@@ -171,4 +173,55 @@ export async function changeRecipients(opts: {
     ...(ruleUpdated ? { ruleUpdated } : {}),
     warnings,
   };
+}
+
+/**
+ * `secrets recipients [add|remove AGE1...]`: without an action the file's recipients and its creation
+ * rule's; with one, the change and what it means (`usage` is how the command is started, for the hints).
+ */
+export async function secretsRecipients(
+  file: string,
+  positionals: readonly string[],
+  usage: string,
+  out: Output,
+): Promise<number> {
+  const [action, recipient] = positionals;
+  if (action === undefined) {
+    const list = await listRecipients(file);
+    const rows = list.rows.map((r) => [
+      r.recipient,
+      r.yours ? 'yours' : '',
+      r.inRule === undefined ? '' : r.inRule ? 'in rule' : 'not in rule',
+    ]);
+    out.data(formatTable(['recipient', 'key here', '.sops.yaml'], rows, { rule: false }));
+    if (list.rule) out.info(`creation rule ${list.rule.index + 1} of ${list.rule.config} names ${file}`);
+    for (const r of list.missing)
+      out.warn(`${r} is in ${list.rule?.config} but not in the file: add it with \`recipients add ${r}\``);
+    out.result({ ok: true, ...list });
+    return EXIT.ok;
+  }
+  if ((action !== 'add' && action !== 'remove') || recipient === undefined)
+    throw new InputError(
+      `recipients ${action}: expected add AGE1... or remove AGE1...`,
+      `see ${usage} recipients --help`,
+    );
+  const r = await changeRecipients({ file, action, recipient });
+  for (const warning of r.warnings) out.warn(warning);
+  if (r.action === 'unchanged')
+    out.info(
+      `unchanged  ${recipient} is ${action === 'add' ? 'already' : 'not'} a recipient of ${file}; nothing written`,
+    );
+  else
+    out.info(
+      out.color.green(
+        `${r.action.padEnd(10)} ${recipient}: ${file} is encrypted to ${r.recipients.length} recipient(s)${r.dataKeyRotated ? '; new data key, every value re-encrypted' : ''}`,
+      ),
+    );
+  if (r.ruleUpdated) out.info(`updated    ${r.ruleUpdated} (its creation rule for ${file})`);
+  if (r.action === 'removed')
+    out.warn(
+      `the removed identity cannot open the new file, but older copies (git history) still hold values it could read: rotate them (${usage} rotate KEY..., and set the hand-made ones anew)`,
+    );
+  out.result({ ok: true, ...r });
+  return EXIT.ok;
 }

@@ -5,7 +5,8 @@
  * recomputed; every other byte of the file stays as it was. The value never comes from argv.
  */
 
-import { InputError } from '../errors.ts';
+import { EXIT, InputError } from '../errors.ts';
+import type { Output } from '../output.ts';
 import { ask } from '../prompt.ts';
 import { fingerprint } from '../redact.ts';
 import { registerSecrets } from './registry.ts';
@@ -176,4 +177,18 @@ export function refusePlain(file: string, plainKeys: readonly string[], keys: re
       // binary would follow them too.
       `set ${plain.join(', ')} in a file whose rules encrypt every value: a new one from \`just secrets-init AGE1…\` (--secrets-file NEW)`,
     );
+}
+
+/** `secrets set KEY`: the value from stdin or the prompt (never argv) into the file; says what changed. */
+export async function secretsSet(opts: Omit<SetOptions, 'value'>, out: Output): Promise<number> {
+  const result = await setSecret({ ...opts, value: await readSecretValue(opts.key) });
+  for (const warning of result.warnings) out.warn(warning);
+  const shown = `${result.key} (${result.length} chars${result.fingerprint ? `, ${result.fingerprint}` : ''})`;
+  out.info(
+    result.action === 'unchanged'
+      ? `unchanged  ${shown}: the file already holds this value; nothing written`
+      : out.color.green(`${result.action.padEnd(10)} ${shown} in ${result.file}`),
+  );
+  out.result({ ok: true, ...result });
+  return EXIT.ok;
 }
