@@ -109,8 +109,10 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
     // An operator adds the hand-made keys with `sops`; the sandbox fills them with samples.
     const { decryptSopsFile } = await import('./lib/secrets/sops/decrypt.ts');
     const generated = (await decryptSopsFile(secretsFile, { env })).documents[0] as Record<string, string>;
-    const values = { ...sampleSecrets(), ...generated };
-    registerSecrets(values);
+    // The decryptor registered the generated values; the samples are the demo's own.
+    const samples = sampleSecrets();
+    registerSecrets(samples);
+    const values = { ...samples, ...generated };
     writeFileSync(secretsFile, await encryptSops(values, { recipients: [recipient], format: 'yaml' }));
     out.info(`      hand-made keys filled with sandbox samples ${t()}`);
 

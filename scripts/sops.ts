@@ -5,7 +5,6 @@
 import { defineCommand, defineGroup, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import type { Output } from './lib/output.ts';
-import { registerSecrets } from './lib/secrets/registry.ts';
 import { decryptFileToTree } from './lib/secrets/sops/decrypt.ts';
 import { emitDotenv, emitJson, emitYaml } from './lib/secrets/sops/emit.ts';
 import { runWithEnv } from './lib/secrets/sops/exec-env.ts';
@@ -126,8 +125,8 @@ async function execEnv(positionals: string[], out: Output): Promise<number> {
   const [file = '', command = ''] = positionals;
   const decrypted = await decryptSopsFile(file);
   for (const warning of decrypted.warnings) out.warn(warning);
+  // The decryptor has registered every value it decrypted.
   const vars = execEnvPairs(decrypted.documents[0] ?? {}, file);
-  registerSecrets(vars);
   return runWithEnv(command, vars);
 }
 

@@ -3,13 +3,15 @@
  * a value it forgot to register. Each way loadSecrets can obtain values is called in-process from a
  * state with nothing registered, and right after the call (no other call made) every canary and every
  * derived value is hidden in all the forms the leak tests search for. A guard makes a new exported
- * function of source.ts be classified here before the suite passes, so a new loader cannot slip past.
+ * function of source.ts or of the native decryptor be classified here before the suite passes, so a new
+ * loader cannot slip past.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../../scripts/lib/exec/local.ts';
 import { hasFingerprintKey, redactor } from '../../scripts/lib/redact.ts';
+import * as decrypt from '../../scripts/lib/secrets/sops/decrypt.ts';
 import * as source from '../../scripts/lib/secrets/source.ts';
 import { type BootstrapFixture, leakForms, makeBootstrapFixture } from '../helpers/bootstrap-fixture.ts';
 import { freshProcessState } from '../helpers/fresh-process-state.ts';
@@ -71,6 +73,29 @@ describe('loadSecrets registers what it returns', () => {
   });
 });
 
+// Each exported loader of the native decryptor, called the way its callers call it; `values` maps the
+// file's top-level keys to what it returned.
+const DECRYPT_LOADERS: Record<string, () => Promise<Record<string, unknown>>> = {
+  decryptSopsFile: async () =>
+    (await decrypt.decryptSopsFile(fx.secretsFile, { env: baseEnv() })).documents[0] as Record<
+      string,
+      unknown
+    >,
+};
+
+describe('the native decryptor registers what it decrypts', () => {
+  for (const [name, call] of Object.entries(DECRYPT_LOADERS)) {
+    it(`${name}: every value and derived value hidden right after the call`, async () => {
+      expect(redactor.holds(fx.values.HCLOUD_TOKEN ?? '')).toBe(false);
+      const doc = await call();
+      const values = Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, String(v)]));
+      expect(values).toEqual(fx.values);
+      expect(unhidden(values)).toEqual([]);
+      expect(hasFingerprintKey()).toBe(true);
+    });
+  }
+});
+
 describe('a new way to load secrets cannot skip registration', () => {
   // Every exported function of source.ts, by what it returns. A new export fails here until it is
   // listed: as a loader (then it gets a test above) or as returning no secret value.
@@ -83,6 +108,23 @@ describe('a new way to load secrets cannot skip registration', () => {
       .map(([name]) => name)
       .sort();
     expect(functions).toEqual([...LOADERS, ...NO_VALUES].sort());
+  });
+
+  // The same for the native decryptor: its loaders are tested above; the rest read key names, notices
+  // or the still-encrypted text.
+  const DECRYPT_NO_VALUES = ['macOnlyNotice', 'macOnlyNotices', 'readPlainKeyNames', 'readSopsFile'];
+  // Trees for callers that register what they keep (loadSecrets, the SOPS writer) or print the
+  // plaintext on purpose (`sops decrypt`).
+  const DECRYPT_TREES = ['decryptToTree', 'decryptFileToTree', 'decryptSopsText'];
+
+  it('every exported function of the native decryptor is a registering loader or returns no value', () => {
+    const functions = Object.entries(decrypt)
+      .filter(([, v]) => typeof v === 'function')
+      .map(([name]) => name)
+      .sort();
+    expect(functions).toEqual(
+      [...Object.keys(DECRYPT_LOADERS), ...DECRYPT_NO_VALUES, ...DECRYPT_TREES].sort(),
+    );
   });
 
   it('findSopsBinary returns a path, never a value of the environment', () => {

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { DEFAULT_BUNDLE_HOST_DIR } from '../bifrost/docker.ts';
 import { parseEnvFile } from '../bifrost/env-file.ts';
-import { DOT_ENV, proxyTokenMinted, SECRETS_ENV } from '../bifrost/host-state.ts';
+import { proxyTokenMinted, RENDERED_ENV_CONSUMERS } from '../bifrost/host-state.ts';
 import { BIFROST_PLAN, NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN } from '../bifrost/plan.ts';
 import { normalizeRemoteDir } from '../bifrost/upload.ts';
 import { EXIT, InputError, WorkError } from '../errors.ts';
@@ -131,9 +131,7 @@ export function placeTitle(place: PlaceId): string {
 export function clusterPlaces(backend: BackendId): readonly ConsumerId[] {
   return k8sConsumersFor(backend);
 }
-export const HOST_ENV_PLACES: readonly ConsumerId[] = (Object.keys(CONSUMERS) as ConsumerId[]).filter(
-  (c) => CONSUMERS[c].kind === 'env-file',
-);
+export const HOST_ENV_PLACES: readonly ConsumerId[] = RENDERED_ENV_CONSUMERS.map(([, consumer]) => consumer);
 
 const keysHeldBy = (places: readonly ConsumerId[]) =>
   SECRET_SCHEMA.filter((s) => (s.uses as readonly SecretUse[]).some((u) => places.includes(u.consumer))).map(
@@ -286,8 +284,8 @@ export const MAX_HOST_FILE_BYTES = 256 * 1024;
 export interface HostRead {
   where: string;
   dir: string;
-  secretsEnv?: Map<string, string>;
-  dotEnv?: Map<string, string>;
+  /** Each rendered env file read, by the consumer whose names it holds; absent when the file is not there. */
+  env: Map<ConsumerId, Map<string, string>>;
   /** The rendered config's values by YAML path; undefined when the file is not there. */
   config?: Record<string, string>;
   placements: Placement[];
@@ -316,16 +314,23 @@ async function readBounded(executor: Executor, path: string): Promise<string | u
  * connection `executor` holds, and registers every value read with the redactor.
  */
 export async function readHost(executor: Executor, dir: string): Promise<HostRead> {
-  const [secretsText, dotEnvText, configText] = await Promise.all(
-    [SECRETS_ENV, DOT_ENV, NETBIRD_RENDER.output].map((f) => readBounded(executor, `${dir}/${f}`)),
+  const texts = await Promise.all(
+    [...RENDERED_ENV_CONSUMERS.map(([file]) => file), NETBIRD_RENDER.output].map((f) =>
+      readBounded(executor, `${dir}/${f}`),
+    ),
   );
-  const read: HostRead = { where: executor.where, dir, placements: [], notes: [] };
-  if (secretsText !== undefined) read.secretsEnv = parseEnvFile(secretsText);
-  if (dotEnvText !== undefined) read.dotEnv = parseEnvFile(dotEnvText);
-  for (const env of [read.secretsEnv, read.dotEnv]) for (const [k, v] of env ?? []) redactor.register(v, k);
-  // A NB_PROXY_TOKEN the bootstrap minted on the host (the SOPS file has none) is the host's own, as
-  // NB_IDP_MGMT_TOKEN is (its value registered above all the same): not provisioned, so not compared.
-  if (secretsText !== undefined && proxyTokenMinted(secretsText)) read.secretsEnv?.delete(NB_PROXY_TOKEN);
+  const configText = texts[RENDERED_ENV_CONSUMERS.length];
+  const read: HostRead = { where: executor.where, dir, env: new Map(), placements: [], notes: [] };
+  for (const [i, [, consumer]] of RENDERED_ENV_CONSUMERS.entries()) {
+    const text = texts[i];
+    if (text === undefined) continue;
+    const env = parseEnvFile(text);
+    for (const [k, v] of env) redactor.register(v, k);
+    // A NB_PROXY_TOKEN the bootstrap minted on the host (the SOPS file has none) is the host's own, as
+    // NB_IDP_MGMT_TOKEN is (its value registered above all the same): not provisioned, so not compared.
+    if (consumer === 'bifrost-secrets-env' && proxyTokenMinted(text)) env.delete(NB_PROXY_TOKEN);
+    read.env.set(consumer, env);
+  }
   // Where the placeholders sit comes from the suite's own template (what provision uploads), not from
   // the host: host content only ever supplies values to compare.
   read.placements = placementsOf(await readFile(LOCAL_TEMPLATE, 'utf8'));
@@ -348,8 +353,10 @@ export async function readHost(executor: Executor, dir: string): Promise<HostRea
 export function hostPlaces(read: HostRead): [PlaceId, Record<string, string> | undefined][] {
   const obj = (m: Map<string, string> | undefined) => (m ? Object.fromEntries(m) : undefined);
   return [
-    ['bifrost-secrets-env', obj(read.secretsEnv)],
-    ['bifrost-dot-env', obj(read.dotEnv)],
+    ...RENDERED_ENV_CONSUMERS.map(([, consumer]): [PlaceId, Record<string, string> | undefined] => [
+      consumer,
+      obj(read.env.get(consumer)),
+    ]),
     [NETBIRD_CONFIG, read.config],
   ];
 }
@@ -432,7 +439,7 @@ export async function secretsStatus(opts: StatusOptions, out: Output): Promise<n
     const live = new Map(hostPlaces(host));
     const expectations = [
       ...consumerExpectations(loaded.values, HOST_ENV_PLACES, live),
-      ...configExpectations(host.placements, loaded.values, host.secretsEnv, host.config),
+      ...configExpectations(host.placements, loaded.values, host.env.get('bifrost-secrets-env'), host.config),
     ];
     for (const row of compareStatus(expectations, live))
       unsorted.push({

@@ -1,7 +1,9 @@
 import { InputError } from '../../errors.ts';
+import { registerSecrets } from '../registry.ts';
 import { keyFileWarnings } from './age-keys.ts';
 import { CipherError, decryptValue } from './cipher.ts';
 import { recoverDataKey } from './data-key.ts';
+import { scalarText } from './emit.ts';
 import { rememberBranch } from './exec-env.ts';
 import { GoTime } from './go-values.ts';
 import { notSopsHint, restoreHint } from './hints.ts';
@@ -51,6 +53,8 @@ export interface DecryptedTree {
   mac: string;
   /** What the operator should know (key file permissions, mac_only_encrypted); never a value. */
   warnings: string[];
+  /** Each value that was encrypted, as text, by key path (booleans left out: `true` is no secret). */
+  decrypted: Record<string, string>;
 }
 
 /** A SOPS file as read from disk, with what its permissions call for. */
@@ -92,6 +96,7 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
     : await recoverDataKey(metadata, file, { env: opts.env ?? process.env, identities: opts.identities });
   const key = recovered.key;
   const hasher = new MacHasher(metadata.macOnlyEncrypted);
+  const decrypted: Record<string, string> = {};
 
   const decryptLeaf = (leaf: Exclude<Scalar, null> | Comment, place: LeafPlace): Scalar | Comment => {
     // Comments are neither hashed nor part of the documents, so they are left as they are.
@@ -107,6 +112,12 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
     try {
       const plain = decryptValue(key, leaf, aadOf(place.path));
       hasher.add(plain.mac, true);
+      if (!(plain.value instanceof Comment) && typeof plain.value !== 'boolean') {
+        // Documents of one file may repeat a key path; each value keeps its own entry.
+        const name =
+          place.where in decrypted ? `${place.where} #${Object.keys(decrypted).length}` : place.where;
+        decrypted[name] = scalarText(plain.value);
+      }
       return plain.value;
     } catch (err) {
       if (!(err instanceof CipherError)) throw err;
@@ -128,7 +139,7 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
     ...(opts.identities || opts.dataKey ? [] : await keyFileWarnings(opts.env ?? process.env)),
   ];
   if (metadata.macOnlyEncrypted) warnings.push(macOnlyNotice(file));
-  return { format, metadata, branches, mac, warnings };
+  return { format, metadata, branches, mac, warnings, decrypted };
 }
 
 /** sops-format.md section 6: under mac_only_encrypted only the encrypted values are hashed. */
@@ -209,11 +220,20 @@ export async function decryptFileToTree(
   return { ...tree, warnings: [...file.warnings, ...tree.warnings] };
 }
 
+/**
+ * A SOPS file's plain documents, every decrypted value (and, for top-level keys, the schema's derived
+ * values) registered with the redactor before they are returned: no caller can forget. The tree-level
+ * loaders above leave that to their callers (loadSecrets, the writer, `sops decrypt`, which prints the
+ * plaintext on purpose): registering one value costs a scan of all those registered, too slow for a
+ * file of many thousand keys.
+ */
 export async function decryptSopsFile(
   path: string,
   opts: { env?: NodeJS.ProcessEnv; format?: SopsFormat } = {},
 ): Promise<DecryptedFile> {
-  return plainFile(await decryptFileToTree(path, opts), path);
+  const tree = await decryptFileToTree(path, opts);
+  registerSecrets(tree.decrypted);
+  return plainFile(tree, path);
 }
 
 /** Top-level key names of the first document, read without any key: SOPS keeps keys in plaintext. */
