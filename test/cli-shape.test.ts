@@ -4,7 +4,7 @@
  * exit 2, a negative number is refused by the one number parser, aliases behave like their canonical
  * flags, and bifrost-bootstrap's --dry-run is the real plan run against a recording executor.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
@@ -134,6 +134,25 @@ describe('every entry has the same guard', () => {
     expect(child.stdout).toBe('');
     expect(String(child.stderr).trim().split('\n')).toEqual(scripts.map((s) => `imported ${s}`));
     expect(child.exitCode).toBe(0);
+  });
+
+  // An entry point defines its command and hands the exported main to runMain; its work lives in
+  // scripts/lib/. The closing guard is the same, line for line, in every script.
+  it('each script is at most 150 lines and ends with the guard every other script ends with', () => {
+    const scripts = [...SINGLE, ...GROUPS].sort();
+    const tails = new Map<string, string>();
+    for (const script of scripts) {
+      const text = readFileSync(join(PROJECT_ROOT, 'scripts', script), 'utf8');
+      const lines = text.trimEnd().split('\n');
+      expect(lines.length, `${script}: move its work into scripts/lib/`).toBeLessThanOrEqual(150);
+      expect(text, `${script} exports the main its guard runs`).toMatch(/^export const main\b/m);
+      tails.set(script, lines.slice(-3).join('\n'));
+    }
+    const [guard] = tails.values();
+    expect(guard).toMatch(
+      /^if \(import\.meta\.url === `file:\/\/\$\{process\.argv\[1\]\}`\) \{\n {2}await runMain\(.*\bmain\b.*\);\n\}$/,
+    );
+    for (const [script, tail] of tails) expect(tail, `${script}'s last three lines`).toBe(guard);
   });
 });
 
