@@ -47,8 +47,8 @@ describe('Redactor', () => {
     expect(r.holds('a later-value-9f2e')).toBe(false);
     r.register('xxabcdxx', 'LONG');
     r.register('later-value-9f2e', 'LATER');
-    expect(r.redact('[xxabcdxx] later-value-9f2e')).toBe('[[REDACTED:LONG]] [REDACTED:LATER]');
     expect(r.holds('a later-value-9f2e')).toBe(true);
+    expect(r.redact('[xxabcdxx] later-value-9f2e')).toBe('[[REDACTED:LONG]] [REDACTED:LATER]');
   });
 
   it('hides each line of a multi-line value', () => {
