@@ -17,6 +17,7 @@ import { benchBifrost } from './bifrost.ts';
 import { benchBifrostReal } from './bifrost-real.ts';
 import { median } from './median.ts';
 import { benchProvision } from './provision.ts';
+import { benchRedactor } from './redactor.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
@@ -145,6 +146,7 @@ process.env.TMPDIR = benchTmp;
 try {
   const recipient = await main();
   await benchLargeParse(recipient);
+  benchRedactor();
   await benchBifrost();
   await benchBifrostReal();
   await benchProvision();

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import {
+  beginRun,
   exitCodeForSignal,
   InterruptedError,
   runContext,
@@ -17,9 +18,7 @@ import {
 } from '../scripts/lib/run-context.ts';
 import { PROJECT_ROOT } from './helpers/run-cli.ts';
 
-afterEach(() => {
-  runContext.reset();
-});
+afterEach(() => void beginRun());
 
 function alive(pid: number): boolean {
   try {

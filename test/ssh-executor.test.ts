@@ -13,7 +13,7 @@ import { acquireHostLock, currentHolder } from '../scripts/lib/bifrost/lock.ts';
 import { InputError, WorkError } from '../scripts/lib/errors.ts';
 import { fingerprint } from '../scripts/lib/exec/known-hosts.ts';
 import { connectSsh, type SshExecutor, type SshOptions } from '../scripts/lib/exec/ssh.ts';
-import { InterruptedError, runContext } from '../scripts/lib/run-context.ts';
+import { beginRun, InterruptedError, runContext } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, regenerateHostKey, type SshdServer, startSshd } from './harness/sshd.ts';
 import { eventually } from './helpers/process.ts';
@@ -273,7 +273,7 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
           });
         expect((await runContext.asCleanup(check)).exitCode).toBe(1);
       } finally {
-        runContext.reset();
+        beginRun();
       }
     });
 

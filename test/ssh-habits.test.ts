@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WorkError } from '../scripts/lib/errors.ts';
 import { fingerprint } from '../scripts/lib/exec/known-hosts.ts';
 import { connectSsh, type SshOptions } from '../scripts/lib/exec/ssh.ts';
-import { runContext } from '../scripts/lib/run-context.ts';
+import { beginRun } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
@@ -438,7 +438,7 @@ describe.skipIf(!sshd)('connectSsh through a jump host (library)', () => {
   });
 
   it('reports a dropped jump connection as such', async () => {
-    runContext.reset();
+    beginRun();
     const ssh = await connectSsh(options());
     try {
       expect((await ssh.run({ argv: ['echo', 'up'] })).stdout).toBe('up\n');
@@ -451,7 +451,7 @@ describe.skipIf(!sshd)('connectSsh through a jump host (library)', () => {
       expect(err.message).toContain(`the jump host ${jump.user}@127.0.0.1:${proxy.port} dropped`);
     } finally {
       await ssh.close();
-      runContext.reset();
+      beginRun();
     }
   });
 });

@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { startProxyCommand } from '../scripts/lib/exec/proxy-command.ts';
 import { resolveTarget } from '../scripts/lib/exec/ssh-config.ts';
 import { redactor } from '../scripts/lib/redact.ts';
+import { beginRun } from '../scripts/lib/run-context.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';
 import { bifrostSecrets, makeBundle } from './helpers/bifrost-fixture.ts';
 import { alive } from './helpers/process.ts';
@@ -208,7 +209,7 @@ describe.skipIf(!sshd)('ProxyCommand is honoured as ssh runs it', () => {
 });
 
 describe('the ProxyCommand process itself', () => {
-  afterEach(() => redactor.clear());
+  afterEach(() => void beginRun());
 
   it('gets no registered secret and no age key in its environment; its stderr is redacted', async () => {
     const canary = `CANARY-proxy-${Date.now().toString(36)}-value`;

@@ -1,4 +1,4 @@
-import { type Redactor, redactor } from './redact.ts';
+import { redactor } from './redact.ts';
 
 /**
  * What a child process (kubectl and its credential plugins, docker, the editor, the sops binary, a key
@@ -35,14 +35,12 @@ export function childEnv(
     base?: NodeJS.ProcessEnv;
     passEnv?: readonly string[];
     extra?: Readonly<Record<string, string>>;
-    secrets?: Redactor;
   } = {},
 ): NodeJS.ProcessEnv {
   const base = opts.base ?? process.env;
-  const secrets = opts.secrets ?? redactor;
   const out: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(base)) {
-    if (value === undefined || withheld.has(name) || secrets.holds(value)) continue;
+    if (value === undefined || withheld.has(name) || redactor.holds(value)) continue;
     out[name] = value;
   }
   for (const name of opts.passEnv ?? []) if (base[name] !== undefined) out[name] = base[name];

@@ -4,7 +4,7 @@ import { EXIT, exitCodeOf, InputError } from './errors.ts';
 import { createOutput, type Output } from './output.ts';
 import { printable } from './printable.ts';
 import { redactor } from './redact.ts';
-import { exitCodeForSignal, runContext, type StopSignal, secondaryOf } from './run-context.ts';
+import { beginRun, exitCodeForSignal, runContext, type StopSignal, secondaryOf } from './run-context.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -309,7 +309,7 @@ export async function runMain(
 ): Promise<void> {
   const json = argv.includes('--json');
   const out = createOutput({ json, verbose: argv.includes('--verbose') || argv.includes('-v') });
-  runContext.reset();
+  beginRun();
   // Once interrupted, the command's own output (a failure caused by the interrupt) is noise.
   const quiet =
     <A extends unknown[]>(fn: (...a: A) => void) =>

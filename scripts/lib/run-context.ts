@@ -1,5 +1,5 @@
 /**
- * What a running command shares with everything below it:
+ * What a running command shares with everything below it, in one RunContext per run:
  *
  * - the interrupt: SIGINT/SIGTERM abort one AbortSignal that executors, waits and the engine observe;
  *   work started after it is refused, work in flight is killed (remote commands get SIGKILL, local
@@ -8,12 +8,16 @@
  *   run last-in first-out by runMain after an interrupt, each inside `cleanupScope` so that the
  *   executors still serve them;
  * - the phase: what the command is doing now ("upload"), so that an interrupt or a dropped connection
- *   is reported as "during upload", with what that means for the host.
+ *   is reported as "during upload", with what that means for the host;
+ * - its secrets: the redactor that hides every value the run registered, and the fingerprint key
+ *   (redact.ts reads both from here).
  *
- * One per process: commands are processes. Tests that drive modules in-process never interrupt.
+ * runMain begins a run per command (`beginRun`); a test that drives the library in-process begins its
+ * own, so that nothing an earlier run registered, interrupted or left to clean up reaches it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { constants as osConstants } from 'node:os';
+import { Redactor } from './redactor.ts';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
 
@@ -53,77 +57,92 @@ export interface DroppedConnection {
   reason: string;
 }
 
-let controller = new AbortController();
-let interruptedBy: StopSignal | undefined;
-let phase: Phase | undefined;
-let cleanups: CleanupStep[] = [];
-let dropped: DroppedConnection | undefined;
-const stopListeners = new Set<() => void>();
-const cleanupScope = new AsyncLocalStorage<boolean>();
+export class RunContext {
+  /** Every secret this run registered, in every form it travels in. */
+  readonly redactor = new Redactor();
+  /** The key of this run's fingerprints (FINGERPRINT_KEY), once a source provided it. */
+  fingerprintKey: Buffer | undefined;
 
-export const runContext = {
+  private readonly controller = new AbortController();
+  private interruptedBy: StopSignal | undefined;
+  private currentPhase: Phase | undefined;
+  private cleanups: CleanupStep[] = [];
+  private firstDrop: DroppedConnection | undefined;
+  // A set of our own rather than the signal's listeners: dozens of requests in flight would trip
+  // Node's "possible EventTarget memory leak" warning on the AbortSignal.
+  private readonly stopListeners = new Set<() => void>();
+  private readonly cleanupScope = new AsyncLocalStorage<boolean>();
+
   get signal(): AbortSignal {
-    return controller.signal;
-  },
+    return this.controller.signal;
+  }
+
   get interrupted(): StopSignal | undefined {
-    return interruptedBy;
-  },
+    return this.interruptedBy;
+  }
+
   /** True when work must stop: interrupted, and not a clean-up step. */
   stopped(): boolean {
-    return interruptedBy !== undefined && !cleanupScope.getStore();
-  },
+    return this.interruptedBy !== undefined && !this.cleanupScope.getStore();
+  }
+
   throwIfStopped(): void {
-    if (interruptedBy && !cleanupScope.getStore()) throw new InterruptedError(interruptedBy);
-  },
+    if (this.interruptedBy && !this.cleanupScope.getStore()) throw new InterruptedError(this.interruptedBy);
+  }
+
   /** Calls `fn` once work must stop (at once when it already must); returns the unsubscribe. */
   onStop(fn: () => void): () => void {
-    if (cleanupScope.getStore()) return () => {};
-    if (interruptedBy) {
+    if (this.cleanupScope.getStore()) return () => {};
+    if (this.interruptedBy) {
       fn();
       return () => {};
     }
-    // A set of our own rather than the signal's listeners: dozens of requests in flight would trip
-    // Node's "possible EventTarget memory leak" warning on the AbortSignal.
     const listener = () => fn();
-    stopListeners.add(listener);
-    return () => stopListeners.delete(listener);
-  },
+    this.stopListeners.add(listener);
+    return () => this.stopListeners.delete(listener);
+  }
+
   /**
    * `onStop` bound to the caller's scope now: for callbacks that run outside it later (ssh2 calls back
    * from its socket, where a clean-up step's scope is not visible).
    */
   stopHook(): (fn: () => void) => () => void {
-    if (cleanupScope.getStore()) return () => () => {};
-    return (fn) => runContext.onStop(fn);
-  },
+    if (this.cleanupScope.getStore()) return () => () => {};
+    return (fn) => this.onStop(fn);
+  }
+
   interrupt(signal: StopSignal): void {
-    if (interruptedBy) return;
-    interruptedBy = signal;
-    controller.abort(new InterruptedError(signal));
-    const listeners = [...stopListeners];
-    stopListeners.clear();
+    if (this.interruptedBy) return;
+    this.interruptedBy = signal;
+    this.controller.abort(new InterruptedError(signal));
+    const listeners = [...this.stopListeners];
+    this.stopListeners.clear();
     for (const fn of listeners) fn();
-  },
+  }
+
   setPhase(name: string, consequence?: string): void {
-    phase = { name, consequence };
-  },
+    this.currentPhase = { name, consequence };
+  }
+
   get phase(): Readonly<Phase> | undefined {
-    return phase;
-  },
+    return this.currentPhase;
+  }
+
   /** Registers a clean-up step; the returned function removes it (call it once the step is done). */
   onCleanup(step: CleanupStep): () => void {
-    cleanups.push(step);
+    this.cleanups.push(step);
     return () => {
-      cleanups = cleanups.filter((s) => s !== step);
+      this.cleanups = this.cleanups.filter((s) => s !== step);
     };
-  },
+  }
+
   /**
    * Runs the registered clean-up steps, last registered first, within `boundMs` together; each step
    * that fails or is cut off by the bound is reported, never thrown.
    */
   async runCleanups(boundMs: number): Promise<{ done: string[]; failed: string[] }> {
-    const steps = cleanups.reverse();
-    cleanups = [];
+    const steps = this.cleanups.reverse();
+    this.cleanups = [];
     const report = { done: [] as string[], failed: [] as string[] };
     const end = Date.now() + boundMs;
     for (const step of steps) {
@@ -135,7 +154,7 @@ export const runContext = {
       });
       try {
         if (left <= 0) throw new Error('no time left for clean-up');
-        await Promise.race([cleanupScope.run(true, step.run), bound]);
+        await Promise.race([this.cleanupScope.run(true, step.run), bound]);
         if (step.done) report.done.push(step.done);
       } catch (err) {
         report.failed.push(`${step.what} failed: ${(err as Error).message}`);
@@ -144,39 +163,46 @@ export const runContext = {
       }
     }
     return report;
-  },
+  }
+
   /** Runs `fn` as clean-up: it is served even after an interrupt. */
   asCleanup<T>(fn: () => Promise<T>): Promise<T> {
-    return cleanupScope.run(true, fn);
-  },
+    return this.cleanupScope.run(true, fn);
+  }
+
   /** Records the first connection that dropped (the phase is the one current now). */
   noteDropped(where: string, reason: string): void {
-    dropped ??= { where, phase: phase?.name, reason };
-  },
+    this.firstDrop ??= { where, phase: this.currentPhase?.name, reason };
+  }
+
   get dropped(): DroppedConnection | undefined {
-    return dropped;
-  },
-  /** A fresh context (runMain at start; tests). */
-  reset(): void {
-    controller = new AbortController();
-    interruptedBy = undefined;
-    phase = undefined;
-    cleanups = [];
-    dropped = undefined;
-    stopListeners.clear();
-  },
-};
+    return this.firstDrop;
+  }
+}
+
+/**
+ * The run in progress. A live binding: every module that imports it sees the run `beginRun` began last.
+ * Until one begins, a process that uses the library directly (the bench) has a run of its own.
+ */
+export let runContext = new RunContext();
+
+/** Begins a run: a fresh context, installed as the one in progress (runMain, once per command; tests). */
+export function beginRun(): RunContext {
+  runContext = new RunContext();
+  return runContext;
+}
 
 /** A wait that ends early when work must stop (rejecting with InterruptedError). */
 export function stoppableSleep(ms: number): Promise<void> {
+  const run = runContext;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       off();
       resolve();
     }, ms);
-    const off = runContext.onStop(() => {
+    const off = run.onStop(() => {
       clearTimeout(timer);
-      reject(new InterruptedError(runContext.interrupted ?? 'SIGINT'));
+      reject(new InterruptedError(run.interrupted ?? 'SIGINT'));
     });
   });
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { formatCommand, shellQuote } from '../../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../../scripts/lib/exec/local.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -202,15 +202,14 @@ describe("zx's log hook", () => {
 
   it('passes everything zx prints through the redactor, even a secret split across chunks', async () => {
     const { redactor } = await import('../../scripts/lib/redact.ts');
-    const {
-      loadZx,
-      redactingLog,
-      setZxLogSink,
-      LocalExecutor: Local,
-    } = await import('../../scripts/lib/exec/local.ts');
+    const { loadZx, redactingLog, LocalExecutor: Local } = await import('../../scripts/lib/exec/local.ts');
     redactor.register(CANARY, 'ZX_CANARY');
+    // Everything written to stderr meanwhile: zx's own log, had it not been replaced, would write there raw.
     const printed: string[] = [];
-    setZxLogSink((t) => printed.push(t));
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      printed.push(String(chunk));
+      return true;
+    });
     try {
       // A verbose executor: zx echoes the command and its output, through the hook.
       const verbose = new Local({ verbose: true });
@@ -219,7 +218,7 @@ describe("zx's log hook", () => {
         input: `${CANARY}\n`,
       });
       expect(r.stdout).toBe(`${CANARY}\n`);
-      // What the run echoed reached the sink, redacted: not zx's own log, which writes to stderr raw.
+      // What the run echoed reached stderr, redacted.
       const echoed = printed.join('');
       expect(echoed).toContain('[REDACTED:ZX_CANARY]');
       expect(echoed).not.toContain(CANARY);
@@ -231,7 +230,7 @@ describe("zx's log hook", () => {
       hook({ kind: 'custom', data: `custom ${CANARY}`, verbose: true } as never);
       zx.$.log({ kind: 'cmd', cmd: `echo ${CANARY}`, verbose: true, id: 't2' } as never);
     } finally {
-      setZxLogSink(undefined);
+      write.mockRestore();
     }
     const all = printed.join('');
     expect(all).toContain('[REDACTED:ZX_CANARY]');

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeSecret, fingerprint, Redactor, setFingerprintKey } from '../../scripts/lib/redact.ts';
+import { describeSecret, fingerprint, redactor, setFingerprintKey } from '../../scripts/lib/redact.ts';
+import { Redactor } from '../../scripts/lib/redactor.ts';
+import { beginRun } from '../../scripts/lib/run-context.ts';
 import { registerSecrets, valuesToHide } from '../../scripts/lib/secrets/registry.ts';
 import { infisicalDbConnectionUri } from '../../scripts/lib/secrets/schema.ts';
 import { requireTool } from '../helpers/tiers.ts';
@@ -36,6 +38,17 @@ describe('Redactor', () => {
     r.register('abcd', 'SHORT');
     r.register('xxabcdxx', 'LONG');
     expect(r.redact('[xxabcdxx]')).toBe('[[REDACTED:LONG]]');
+  });
+
+  it('hides what is registered after a redaction too, the longest still first', () => {
+    const r = new Redactor();
+    r.register('abcd', 'SHORT');
+    expect(r.redact('[xxabcdxx]')).toBe('[xx[REDACTED:SHORT]xx]');
+    expect(r.holds('a later-value-9f2e')).toBe(false);
+    r.register('xxabcdxx', 'LONG');
+    r.register('later-value-9f2e', 'LATER');
+    expect(r.holds('a later-value-9f2e')).toBe(true);
+    expect(r.redact('[xxabcdxx] later-value-9f2e')).toBe('[[REDACTED:LONG]] [REDACTED:LATER]');
   });
 
   it('hides each line of a multi-line value', () => {
@@ -186,7 +199,7 @@ json.dump(out, sys.stdout)
 });
 
 describe('fingerprints', () => {
-  afterEach(() => setFingerprintKey(undefined));
+  afterEach(() => void beginRun());
 
   it('are keyed: stable under one key, different under another, absent without a key', () => {
     setFingerprintKey('key-one-0123456789');
@@ -198,7 +211,7 @@ describe('fingerprints', () => {
     setFingerprintKey('key-two-0123456789');
     expect(fingerprint('secret')).not.toBe(one);
     expect(describeSecret('KEY', 'héllo')).toBe(`KEY (5 chars, ${fingerprint('héllo')})`);
-    setFingerprintKey(undefined);
+    beginRun();
     expect(fingerprint('secret')).toBeUndefined();
     expect(describeSecret('KEY', 'héllo')).toBe('KEY (5 chars)');
   });
@@ -206,13 +219,13 @@ describe('fingerprints', () => {
 
 describe('derived values', () => {
   it('are registered with every encoding, so the base64 of a connection URI is hidden too', () => {
-    const r = new Redactor();
+    beginRun();
     const password = 'p@ss:w/rd-0123';
-    registerSecrets({ INFISICAL_DB_PASSWORD: password }, r);
+    registerSecrets({ INFISICAL_DB_PASSWORD: password });
     const uri = infisicalDbConnectionUri(password);
     expect(Object.values(valuesToHide({ INFISICAL_DB_PASSWORD: password }))).toContain(uri);
     const b64 = Buffer.from(uri).toString('base64');
-    expect(r.redact(`data: ${b64}`)).toBe('data: [REDACTED:DB_CONNECTION_URI]');
+    expect(redactor.redact(`data: ${b64}`)).toBe('data: [REDACTED:DB_CONNECTION_URI]');
   });
 
   it('hides a value base64-encoded inside a longer text, at every alignment', () => {

@@ -11,16 +11,16 @@ import { join } from 'node:path';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../../scripts/lib/exec/local.ts';
 import { hasFingerprintKey, redactor } from '../../scripts/lib/redact.ts';
+import { beginRun } from '../../scripts/lib/run-context.ts';
 import * as decrypt from '../../scripts/lib/secrets/sops/decrypt.ts';
 import * as source from '../../scripts/lib/secrets/source.ts';
 import { type BootstrapFixture, leakForms, makeBootstrapFixture } from '../helpers/bootstrap-fixture.ts';
-import { freshProcessState } from '../helpers/fresh-process-state.ts';
 
 let fx: BootstrapFixture;
 beforeAll(async () => {
   fx = await makeBootstrapFixture();
 });
-beforeEach(freshProcessState);
+beforeEach(() => void beginRun());
 
 /** What the redactor still lets through of the loaded values: names of the values whose forms survive. */
 function unhidden(values: Record<string, string>): string[] {

@@ -5,6 +5,7 @@ import { type LiveSecret, liveStubs, parseLiveOutput } from '../../scripts/lib/k
 import type { PlannedSecret } from '../../scripts/lib/kube/manifests.ts';
 import { describeKeyDiff, diffSecrets, secretChanges } from '../../scripts/lib/kube/secret-diff.ts';
 import { setFingerprintKey } from '../../scripts/lib/redact.ts';
+import { beginRun } from '../../scripts/lib/run-context.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -48,7 +49,7 @@ describe('parseLiveOutput', () => {
 });
 
 describe('diffSecrets', () => {
-  afterEach(() => setFingerprintKey(undefined));
+  afterEach(() => void beginRun());
   const planned: PlannedSecret[] = [
     {
       namespace: 'ns',

@@ -65,12 +65,8 @@ export const requireHere = createRequire(import.meta.url);
 /** Children by pid while they run, so that zx's kill hook (its `timeout`) can tell us about a deadline. */
 const running = new Map<number, { onDeadline(): void }>();
 
-/** Where zx's log lines go once redacted; tests swap it to read them. */
-const toStderr = (text: string) => void process.stderr.write(printable(text));
-let logSink: (text: string) => void = toStderr;
-export function setZxLogSink(sink: ((text: string) => void) | undefined): void {
-  logSink = sink ?? toStderr;
-}
+/** Where zx's log lines go: stderr, redacted. */
+const toStderr = (text: string) => void process.stderr.write(printable(redactor.redact(text)));
 
 function configureZx(zx: ZxCore): void {
   const { $ } = zx;
@@ -124,7 +120,7 @@ export function redactingLog(zxLog: ZxCore['log']): ZxCore['log'] {
       const text = (partial.get(key) ?? '') + String(entry.data);
       const cut = text.lastIndexOf('\n') + 1;
       partial.set(key, text.slice(cut));
-      if (cut > 0) logSink(redactor.redact(render({ ...entry, data: Buffer.from(text.slice(0, cut)) })));
+      if (cut > 0) toStderr(render({ ...entry, data: Buffer.from(text.slice(0, cut)) }));
       return;
     }
     if (entry.kind === 'end') {
@@ -133,15 +129,13 @@ export function redactingLog(zxLog: ZxCore['log']): ZxCore['log'] {
         const rest = partial.get(key);
         partial.delete(key);
         if (rest)
-          logSink(
-            redactor.redact(
-              render({ kind, data: Buffer.from(`${rest}\n`), verbose: true, id: entry.id } as ZxLogEntry),
-            ),
+          toStderr(
+            render({ kind, data: Buffer.from(`${rest}\n`), verbose: true, id: entry.id } as ZxLogEntry),
           );
       }
     }
     const text = render(entry);
-    if (text) logSink(redactor.redact(text));
+    if (text) toStderr(text);
   }) as ZxCore['log'];
   return Object.assign(hook, { output: zxLog.output, formatters: zxLog.formatters });
 }

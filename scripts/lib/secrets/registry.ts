@@ -3,7 +3,7 @@
  * from them (schema `derive`), and the fingerprint key. Commands call it before any external command
  * runs; the leak tests derive the forms they search for from `valuesToHide`, so both see the same set.
  */
-import { type Redactor, redactor, setFingerprintKey } from '../redact.ts';
+import { redactor, setFingerprintKey } from '../redact.ts';
 import { derivedValues } from './schema.ts';
 
 export const FINGERPRINT_KEY = 'FINGERPRINT_KEY';
@@ -17,12 +17,9 @@ export function valuesToHide(values: Readonly<Record<string, string | undefined>
 }
 
 /** Registers every secret and derived value, in every encoded form, and keys the fingerprints. */
-export function registerSecrets(
-  values: Readonly<Record<string, string | undefined>>,
-  target: Redactor = redactor,
-): void {
+export function registerSecrets(values: Readonly<Record<string, string | undefined>>): void {
   for (const [name, value] of Object.entries(valuesToHide(values))) {
-    target.register(value, name.split(' ')[0]);
+    redactor.register(value, name.split(' ')[0]);
   }
-  if (target === redactor && values[FINGERPRINT_KEY]) setFingerprintKey(values[FINGERPRINT_KEY]);
+  if (values[FINGERPRINT_KEY]) setFingerprintKey(values[FINGERPRINT_KEY]);
 }
