@@ -30,7 +30,7 @@ import { writeKubeconfig } from './lib/sandbox/kubeconfig.ts';
 import { sampleSecrets } from './lib/sandbox/sample-secrets.ts';
 import { BACKEND_IDS, DEFAULT_BACKEND } from './lib/secrets/backend-id.ts';
 import { registerSecrets } from './lib/secrets/registry.ts';
-import { encryptSops } from './lib/secrets/sops/index.ts';
+import { decryptSopsFile, encryptSops } from './lib/secrets/sops/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 /** Runs a project script as an operator would, its output indented under the current step. */
@@ -107,7 +107,6 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
       return EXIT.failed;
     }
     // An operator adds the hand-made keys with `sops`; the sandbox fills them with samples.
-    const { decryptSopsFile } = await import('./lib/secrets/sops/decrypt.ts');
     const generated = (await decryptSopsFile(secretsFile, { env })).documents[0] as Record<string, string>;
     // The decryptor registered the generated values; the samples are the demo's own.
     const samples = sampleSecrets();
