@@ -111,8 +111,8 @@ function rulesOf(raw: Raw, file: string): RuleSet {
 }
 
 /**
- * `version` plays no part in decryption (sops-format.md 5.2), and files re-serialized by other
- * tools leave it out; but a version that is there must be a 3.x one: a later major version may
+ * `version` plays no part in decryption (it says which release wrote the file), and files
+ * re-serialized by other tools leave it out; but a version that is there must be a 3.x one: a later major version may
  * change the format, and anything else is not what sops writes.
  */
 function versionOf(v: unknown, file: string): string | null {

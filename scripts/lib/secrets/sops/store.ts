@@ -4,8 +4,8 @@ import type { Branch } from './tree.ts';
 /**
  * What one SOPS file format knows: how to read its files and how to write them, encrypted and plain.
  * One module per format implements it (yaml-store, json-store, binary-store, dotenv-store) and
- * stores.ts maps format names and file extensions to them; no other module asks which format a file
- * is in. Modelled on sops's own `Store` (getsops/sops@v3.9.2:sops.go, `EncryptedFileLoader` …
+ * stores.ts maps format names and file extensions to them; no other module switches on the format
+ * (the writer only asks whether a file is YAML, the one format it rewrites). Modelled on sops's own `Store` (getsops/sops@v3.9.2:sops.go, `EncryptedFileLoader` …
  * `PlainFileEmitter`), with only the parts this product uses: the plain documents to encrypt come
  * as JS objects (encryptSops), not as a plain file's text.
  */
