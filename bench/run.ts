@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { decryptSopsText, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
-import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
+import { storeFor } from '../scripts/lib/secrets/sops/stores.ts';
 import { canaryValues } from '../test/helpers/bootstrap-fixture.ts';
 import { benchBifrost } from './bifrost.ts';
 import { benchBifrostReal } from './bifrost-real.ts';
@@ -128,7 +128,7 @@ async function benchLargeParse(recipient: string) {
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const t0 = performance.now();
-    parseStore(text, 'yaml', 'big.sops.yaml');
+    storeFor('yaml').loadEncryptedFile(text, 'big.sops.yaml');
     times.push(performance.now() - t0);
   }
   report(

@@ -5,23 +5,28 @@
 import { defineCommand, defineGroup, runMain } from './lib/cli.ts';
 import { EXIT, InputError } from './lib/errors.ts';
 import type { Output } from './lib/output.ts';
-import { decryptFileToTree } from './lib/secrets/sops/decrypt.ts';
-import { emitDotenv, emitJson, emitYaml } from './lib/secrets/sops/emit.ts';
-import { runWithEnv } from './lib/secrets/sops/exec-env.ts';
-import { decryptSopsFile, execEnvPairs, type SopsFormat } from './lib/secrets/sops/index.ts';
+import {
+  decryptFileToTree,
+  decryptSopsFile,
+  execEnvPairs,
+  formatNamed,
+  runWithEnv,
+  SOPS_FORMATS,
+  type SopsFormat,
+  storeFor,
+} from './lib/secrets/sops/index.ts';
 
 const USAGE = 'node --import tsx scripts/sops.ts';
-const FORMATS: readonly SopsFormat[] = ['yaml', 'json', 'dotenv', 'binary'];
-
 function formatOption(value: string | undefined, name: string): SopsFormat | undefined {
   if (value === undefined) return undefined;
-  if (!(FORMATS as readonly string[]).includes(value)) {
+  const format = formatNamed(value);
+  if (!format) {
     throw new InputError(
-      `--${name} must be one of ${FORMATS.join(', ')}, not "${value}"`,
+      `--${name} must be one of ${SOPS_FORMATS.join(', ')}, not "${value}"`,
       `see ${USAGE} decrypt --help`,
     );
   }
-  return value as SopsFormat;
+  return format;
 }
 
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
@@ -94,30 +99,11 @@ async function decrypt(
   const [file = ''] = positionals;
   const inputType = formatOption(values['input-type'], 'input-type');
   const outputType = formatOption(values['output-type'], 'output-type');
-  // The tree (not the plain documents) keeps integer-like keys in order and floats as floats.
   const tree = await decryptFileToTree(file, { format: inputType });
   for (const warning of tree.warnings) out.warn(warning);
-  const type = outputType ?? tree.format;
-  const [first] = tree.branches;
-  if (type !== 'yaml' && (tree.branches.length !== 1 || !first)) {
-    throw new InputError(
-      `${file} has ${tree.branches.length} YAML documents; ${type} holds one`,
-      'use --output-type yaml',
-    );
-  }
-  if (type === 'yaml') process.stdout.write(emitYaml(tree.branches));
-  else if (type === 'json' && first) process.stdout.write(emitJson(first));
-  else if (type === 'dotenv' && first) process.stdout.write(emitDotenv(first, file));
-  else {
-    const data = first?.pairs().find((p) => p.key === 'data')?.value;
-    if (typeof data !== 'string') {
-      throw new InputError(
-        `${file} has no top-level string "data" to print as binary`,
-        'use --output-type yaml or json',
-      );
-    }
-    process.stdout.write(data);
-  }
+  // The output type's store writes the plaintext (binary: the raw data); the tree, not the plain
+  // documents, keeps integer-like keys in order and floats as floats.
+  process.stdout.write(storeFor(outputType ?? tree.format).emitPlainFile(tree.branches, file));
   return EXIT.ok;
 }
 

@@ -14,7 +14,7 @@ import {
   encryptSops,
   type SopsFormat,
 } from '../scripts/lib/secrets/sops/index.ts';
-import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
+import { storeFor } from '../scripts/lib/secrets/sops/stores.ts';
 import {
   DOTENV_DOC,
   FLAT_DOC,
@@ -216,11 +216,11 @@ describe('hostile and broken files: exit 2 with the problem named, never a crash
   }
 
   it('still refuses a repeated key, in a document and in the sops metadata', () => {
-    expect(() => parseStore('a: 1\nb: 2\na: 3\n', 'yaml', 'x.yaml')).toThrow(
+    expect(() => storeFor('yaml').loadEncryptedFile('a: 1\nb: 2\na: 3\n', 'x.yaml')).toThrow(
       'x.yaml is not valid YAML: DUPLICATE_KEY at line 3, column 1',
     );
     const meta = 'a: 1\nsops:\n  mac: x\n  age: []\n  mac: y\n';
-    expect(() => parseStore(meta, 'yaml', 'x.yaml')).toThrow(
+    expect(() => storeFor('yaml').loadEncryptedFile(meta, 'x.yaml')).toThrow(
       'x.yaml is not valid YAML: DUPLICATE_KEY at line 5, column 3',
     );
   });
@@ -241,7 +241,7 @@ describe('parsing is linear', () => {
   // The signal is the default test timeout: the quadratic duplicate-key check took minutes here.
   it(`parses a YAML file of ${KEYS} keys`, () => {
     const started = performance.now();
-    const parsed = parseStore(big, 'yaml', 'big.sops.yaml');
+    const parsed = storeFor('yaml').loadEncryptedFile(big, 'big.sops.yaml');
     console.log(`parsing ${KEYS} YAML keys took ${Math.round(performance.now() - started)} ms`);
     expect(parsed.branches[0]?.items).toHaveLength(KEYS);
   });

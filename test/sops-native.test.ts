@@ -14,7 +14,6 @@ import { defaultKeysFile, shlexSplit } from '../scripts/lib/secrets/sops/age-key
 import { decryptValue } from '../scripts/lib/secrets/sops/cipher.ts';
 import { recoverDataKey } from '../scripts/lib/secrets/sops/data-key.ts';
 import { decryptToTree } from '../scripts/lib/secrets/sops/decrypt.ts';
-import { emitJson, scalarText } from '../scripts/lib/secrets/sops/emit.ts';
 import { rememberBranch } from '../scripts/lib/secrets/sops/exec-env.ts';
 import { formatFloatF, GoTime } from '../scripts/lib/secrets/sops/go-values.ts';
 import { resolvePlain } from '../scripts/lib/secrets/sops/go-yaml-resolve.ts';
@@ -28,10 +27,11 @@ import {
   isSopsFile,
   readPlainKeyNames,
 } from '../scripts/lib/secrets/sops/index.ts';
+import { emitJson } from '../scripts/lib/secrets/sops/json-store.ts';
 import type { SopsMetadata } from '../scripts/lib/secrets/sops/metadata.ts';
 import { compileRules } from '../scripts/lib/secrets/sops/rules.ts';
-import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
-import { Branch } from '../scripts/lib/secrets/sops/tree.ts';
+import { storeFor } from '../scripts/lib/secrets/sops/stores.ts';
+import { Branch, scalarText } from '../scripts/lib/secrets/sops/tree.ts';
 import {
   FLAT_DOC,
   isolatedEnv,
@@ -196,21 +196,9 @@ describe('reading without keys', () => {
     expect(isSopsFile('{"a": 1}', 'json')).toBe(false);
   });
 
-  it('picks the store by extension as sops does', () => {
-    expect(['a.yaml', 'a.yml', 'a.json', 'a.env', 'a.txt', 'a.yaml.bak'].map(formatForPath)).toEqual([
-      'yaml',
-      'yaml',
-      'json',
-      'dotenv',
-      'binary',
-      'binary',
-    ]);
-  });
-
   it('keeps JSON key order and duplicate keys (JSON.parse would not)', () => {
-    const [branch] = parseStore(
+    const [branch] = storeFor('json').loadEncryptedFile(
       '{"b": 1, "2": 2.5, "a": {"z": 1, "1": true}, "a": null}',
-      'json',
       'x.json',
     ).branches;
     expect(branch?.pairs().map((p) => p.key)).toEqual(['b', '2', 'a', 'a']);
@@ -220,12 +208,18 @@ describe('reading without keys', () => {
   });
 
   it('reads YAML as go-yaml v3 does: aliases expanded, merge keys and non-string keys refused', () => {
-    const [branch] = parseStore('a: &x {b: c}\nd: *x\n', 'yaml', 'x.yaml').branches;
+    const [branch] = storeFor('yaml').loadEncryptedFile('a: &x {b: c}\nd: *x\n', 'x.yaml').branches;
     expect(branch?.pairs().map((p) => p.key)).toEqual(['a', 'd']);
-    expect(() => parseStore('a: &x {b: c}\nd:\n  <<: *x\n', 'yaml', 'x.yaml')).toThrow(/merge key/);
-    expect(() => parseStore('123: x\n', 'yaml', 'x.yaml')).toThrow(/reads as int, not a string/);
-    expect(() => parseStore('a: !!binary aGk=\n', 'yaml', 'x.yaml')).toThrow(/YAML tag/);
-    expect(() => parseStore('a: 1\na: 2\n', 'yaml', 'x.yaml')).toThrow(/DUPLICATE_KEY at line 2/);
+    expect(() => storeFor('yaml').loadEncryptedFile('a: &x {b: c}\nd:\n  <<: *x\n', 'x.yaml')).toThrow(
+      /merge key/,
+    );
+    expect(() => storeFor('yaml').loadEncryptedFile('123: x\n', 'x.yaml')).toThrow(
+      /reads as int, not a string/,
+    );
+    expect(() => storeFor('yaml').loadEncryptedFile('a: !!binary aGk=\n', 'x.yaml')).toThrow(/YAML tag/);
+    expect(() => storeFor('yaml').loadEncryptedFile('a: 1\na: 2\n', 'x.yaml')).toThrow(
+      /DUPLICATE_KEY at line 2/,
+    );
   });
 });
 

@@ -7,7 +7,7 @@ import { decryptSopsFile, execEnvPairs } from '../scripts/lib/secrets/sops/index
 import { macBytes } from '../scripts/lib/secrets/sops/mac.ts';
 import { parseMetadata } from '../scripts/lib/secrets/sops/metadata.ts';
 import { compileRules } from '../scripts/lib/secrets/sops/rules.ts';
-import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
+import { storeFor } from '../scripts/lib/secrets/sops/stores.ts';
 import { aadOf, type Scalar, walkBranch } from '../scripts/lib/secrets/sops/tree.ts';
 import { loadVectors, type Vector, vectorsDir } from './fixtures/make-sops-fixtures.ts';
 import { tempDir } from './helpers/temp.ts';
@@ -32,7 +32,7 @@ function goKind(value: Exclude<Scalar, null>): string {
 /** The leaves as the expected files list them, from this implementation's own walk. */
 async function leavesOf(vector: Vector) {
   const text = readFileSync(vector.path, 'utf8');
-  const parsed = parseStore(text, vector.expected.format, vector.path);
+  const parsed = storeFor(vector.expected.format).loadEncryptedFile(text, vector.path);
   const meta = parseMetadata(parsed.metadata, vector.path);
   const shouldEncrypt = compileRules(meta.rules, vector.path);
   const encrypted: { aad: string; encrypted: boolean; type: string; in_mac: boolean }[] = [];

@@ -25,7 +25,7 @@ import { setSecret } from '../scripts/lib/secrets/set.ts';
 import { CipherError, decryptValue, encryptValue, parseEnc } from '../scripts/lib/secrets/sops/cipher.ts';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { parseMetadata } from '../scripts/lib/secrets/sops/metadata.ts';
-import { parseStore } from '../scripts/lib/secrets/sops/stores.ts';
+import { storeFor } from '../scripts/lib/secrets/sops/stores.ts';
 import { aadOf, type Branch, Comment, walkBranch } from '../scripts/lib/secrets/sops/tree.ts';
 import { type AgeKey, makeAgeKey } from './fixtures/make-sops-fixtures.ts';
 import { runScript } from './helpers/run-cli.ts';
@@ -234,7 +234,7 @@ describe('every ENC[...] a writer makes has its own IV', () => {
 /** The data key an identity unwraps from a file's age entries. */
 async function dataKeyOf(text: string, key: AgeKey): Promise<Uint8Array> {
   const { armor } = await import('age-encryption');
-  const meta = parseMetadata(parseStore(text, 'yaml', 'f.sops.yaml').metadata, 'f.sops.yaml');
+  const meta = parseMetadata(storeFor('yaml').loadEncryptedFile(text, 'f.sops.yaml').metadata, 'f.sops.yaml');
   const decrypter = new Decrypter();
   decrypter.addIdentity(key.identity);
   for (const entry of meta.ageEntries) {
@@ -249,7 +249,7 @@ async function dataKeyOf(text: string, key: AgeKey): Promise<Uint8Array> {
 
 /** Each encrypted leaf of the file's document with its AAD, and the MAC with its own (lastmodified). */
 function sealed(text: string): { where: string; enc: string; aad: string }[] {
-  const store = parseStore(text, 'yaml', 'f.sops.yaml');
+  const store = storeFor('yaml').loadEncryptedFile(text, 'f.sops.yaml');
   const out: { where: string; enc: string; aad: string }[] = [];
   walkBranch(store.branches[0] as Branch, (leaf, place) => {
     if (typeof leaf === 'string' && leaf.startsWith('ENC['))

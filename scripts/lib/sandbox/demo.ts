@@ -89,7 +89,7 @@ export async function demo(flags: { keep?: boolean }, out: Output): Promise<numb
       return EXIT.failed;
     }
     // An operator adds the hand-made keys with `sops`; the sandbox fills them with samples.
-    const { decryptSopsFile } = await import('../secrets/sops/decrypt.ts');
+    const { decryptSopsFile } = await import('../secrets/sops/index.ts');
     const generated = (await decryptSopsFile(secretsFile, { env })).documents[0] as Record<string, string>;
     // The decryptor registered the generated values; the samples are the demo's own.
     const samples = sampleSecrets();

@@ -33,12 +33,20 @@ import { InterruptedError, runContext } from '../run-context.ts';
 import { FINGERPRINT_KEY, registerSecrets } from './registry.ts';
 import { specOf, unknownKeyProblem } from './schema.ts';
 import { checkAllowRotate, refuseNeverRotate, refusePlain, valueProblems } from './set.ts';
-import { shlexSplit } from './sops/age-keys.ts';
-import { emitYaml } from './sops/emit.ts';
-import { GoTime } from './sops/go-values.ts';
-import { commitSops, type OpenedSops, openSops, registerLeaves, rewriteSops } from './sops/rewrite.ts';
-import { Branch, Comment, type Pair, type Value } from './sops/tree.ts';
-import { parseYamlFully } from './sops/yaml-store.ts';
+import {
+  Branch,
+  Comment,
+  commitSops,
+  GoTime,
+  type OpenedSops,
+  openSops,
+  type Pair,
+  registerLeaves,
+  rewriteSops,
+  shlexSplit,
+  type Value,
+  yamlStore,
+} from './sops/index.ts';
 
 export interface EditOptions {
   file: string;
@@ -269,7 +277,7 @@ export function reviewEdit(
   const none = { warnings: [], changes: [] };
   let branch: Branch;
   try {
-    const parsed = parseYamlFully(text, 'the edited document');
+    const parsed = yamlStore.loadPlainFile(text, 'the edited document');
     if (parsed.branches.length !== 1)
       return {
         ...none,
@@ -457,7 +465,7 @@ export async function editSecrets(opts: EditOptions): Promise<EditResult> {
   const dir = await mkdtemp(join(where.base, editDirPrefix()));
   const copy = new PlaintextCopy(dir, join(dir, basename(file).replace(/\.sops(\.ya?ml)$/, '$1')), file);
   try {
-    const original = emitYaml([opened.branch]);
+    const original = yamlStore.emitPlainFile([opened.branch], file);
     await writeFile(copy.path, original, { mode: 0o600, flag: 'wx' });
     let review: Review;
     // Said before it starts: a full-screen editor hides everything printed after.

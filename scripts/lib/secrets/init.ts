@@ -13,8 +13,7 @@ import { generateValue } from './generate.ts';
 import { checkRecipient } from './recipients.ts';
 import { registerSecrets } from './registry.ts';
 import { describeGenerator, SECRET_SCHEMA, type SecretSpec, specOf } from './schema.ts';
-import { encryptSops } from './sops/encrypt.ts';
-import { commitSops, openSops, rewriteSops, withValues } from './sops/rewrite.ts';
+import { commitSops, encryptSops, openSops, rewriteSops, withValues } from './sops/index.ts';
 import { creationRuleFor, writeDefaultRules } from './sops-config.ts';
 
 const SPECS = SECRET_SCHEMA as readonly SecretSpec[];

@@ -14,11 +14,15 @@ import { Encrypter, identityToRecipient } from 'age-encryption';
 import { EXIT, InputError } from '../errors.ts';
 import { formatTable } from '../format.ts';
 import type { Output } from '../output.ts';
-import { loadAgeIdentities } from './sops/age-keys.ts';
-import { readSecretsFile } from './sops/limits.ts';
-import { parseMetadata } from './sops/metadata.ts';
-import { commitSops, openSops, rewriteSops } from './sops/rewrite.ts';
-import { formatForPath, parseStore } from './sops/stores.ts';
+import {
+  commitSops,
+  formatForPath,
+  loadAgeIdentities,
+  openSops,
+  readAgeRecipients,
+  readSecretsFile,
+  rewriteSops,
+} from './sops/index.ts';
 import { type CreationRule, creationRuleFor, updateRuleRecipients } from './sops-config.ts';
 
 export interface RecipientRow {
@@ -78,7 +82,7 @@ async function fileRecipients(file: string): Promise<string[]> {
       `the sops binary changes recipients of other files (sops updatekeys ${file})`,
     );
   const { text } = await readSecretsFile(file);
-  return parseMetadata(parseStore(text, 'yaml', file).metadata, file).ageEntries.map((e) => e.recipient);
+  return readAgeRecipients(text, file);
 }
 
 /** The public keys of the age identities this machine has (SOPS_AGE_KEY, key files…). */

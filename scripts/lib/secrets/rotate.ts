@@ -11,7 +11,7 @@ import { generateValue } from './generate.ts';
 import { registerSecrets } from './registry.ts';
 import { describeGenerator, specOf, unknownKeyProblem } from './schema.ts';
 import { allowRotateHint, checkAllowRotate, refusePlain } from './set.ts';
-import { commitSops, openSops, rewriteSops, withValues } from './sops/rewrite.ts';
+import { commitSops, openSops, rewriteSops, withValues } from './sops/index.ts';
 
 export interface RotateOptions {
   file: string;

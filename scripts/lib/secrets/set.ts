@@ -11,8 +11,7 @@ import { ask } from '../prompt.ts';
 import { fingerprint } from '../redact.ts';
 import { registerSecrets } from './registry.ts';
 import { CONSUMERS, type ConsumerId, specOf, suggestKey, unknownKeyProblem } from './schema.ts';
-import { editByHand } from './sops/hints.ts';
-import { commitSops, openSops, rewriteSops, withValues } from './sops/rewrite.ts';
+import { commitSops, editByHand, openSops, rewriteSops, withValues } from './sops/index.ts';
 import { findProblems, shapeProblem } from './validate.ts';
 
 export interface SetOptions {

@@ -71,27 +71,26 @@ async function loadFromSource(opts: LoadOptions): Promise<LoadedSecrets> {
     );
   }
 
-  // Loaded on demand (the environment source never needs them), all at once: module loading is most
-  // of a cold start, and one batch of imports costs less than three in a row.
-  const [
-    decrypt,
-    { execEnvPairs },
-    { findAgeIdentities, keyFileWarnings, passedOverSources },
-    { sopsTimeoutMs },
-  ] = await Promise.all([
-    import('./sops/decrypt.ts'),
-    import('./sops/exec-env.ts'),
-    import('./sops/age-keys.ts'),
-    import('./sops/limits.ts'),
-  ]);
+  // Loaded on demand: the environment source never needs it, and module loading is most of a cold start.
+  const {
+    decryptSopsText,
+    execEnvPairs,
+    findAgeIdentities,
+    keyFileWarnings,
+    macOnlyNotices,
+    passedOverSources,
+    readPlainKeyNames,
+    readSopsFile,
+    sopsTimeoutMs,
+  } = await import('./sops/index.ts');
   // Never a FIFO, device or directory, never past the size limit, whoever decrypts it.
-  const { text, warnings } = await decrypt.readSopsFile(file);
+  const { text, warnings } = await readSopsFile(file);
   const sops = findSopsBinary(env);
   if (opts.allowKeyless) {
     const search = await findAgeIdentities(env);
     // An age key source that is set but unusable is said, not passed over: it is why nothing decrypts.
     if (search.identities.length === 0)
-      return keyNamesOnly(file, decrypt.readPlainKeyNames(text, { path: file }), [
+      return keyNamesOnly(file, readPlainKeyNames(text, { path: file }), [
         ...warnings,
         ...search.problems.map((p) => `${p}: no usable age key, so only key names are read`),
       ]);
@@ -101,12 +100,12 @@ async function loadFromSource(opts: LoadOptions): Promise<LoadedSecrets> {
     const more = [
       ...(await passedOverSources(env, file)),
       ...(await keyFileWarnings(env)),
-      ...decrypt.macOnlyNotices(text, file),
+      ...macOnlyNotices(text, file),
     ];
     return { ...loaded, warnings: [...warnings, ...more] };
   }
 
-  const decrypted = await decrypt.decryptSopsText(text, { path: file, env });
+  const decrypted = await decryptSopsText(text, { path: file, env });
   const values = pickSchemaKeys(execEnvPairs(decrypted.documents[0] ?? {}, file));
   return {
     kind: 'native',

@@ -3,7 +3,6 @@ import { registerSecrets } from '../registry.ts';
 import { keyFileWarnings } from './age-keys.ts';
 import { CipherError, decryptValue } from './cipher.ts';
 import { recoverDataKey } from './data-key.ts';
-import { scalarText } from './emit.ts';
 import { rememberBranch } from './exec-env.ts';
 import { GoTime } from './go-values.ts';
 import { notSopsHint, restoreHint } from './hints.ts';
@@ -11,13 +10,15 @@ import { modeWarning, readSecretsFile } from './limits.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { parseMetadata, type SopsMetadata } from './metadata.ts';
 import { compileRules } from './rules.ts';
-import { formatForPath, parseStore, type SopsFormat } from './stores.ts';
+import type { SopsFormat } from './store.ts';
+import { storeForPath } from './stores.ts';
 import {
   aadOf,
   type Branch,
   Comment,
   type LeafPlace,
   type Scalar,
+  scalarText,
   toPlain,
   topLevelKeys,
   walkBranch,
@@ -73,22 +74,11 @@ function kindOf(value: Exclude<Scalar, null>): string {
   return typeof value;
 }
 
-function formatOf(path: string, format: SopsFormat | undefined): SopsFormat {
-  if (format) return format;
-  if (path.endsWith('.ini')) {
-    throw new InputError(
-      `${path}: INI files are not supported natively`,
-      'install the sops binary for this file',
-    );
-  }
-  return formatForPath(path);
-}
-
 /** Decrypts every value and checks the MAC, failing closed on anything sops would refuse. */
 export async function decryptToTree(text: string, opts: DecryptOptions): Promise<DecryptedTree> {
   const file = opts.path;
-  const format = formatOf(file, opts.format);
-  const parsed = parseStore(text, format, file);
+  const store = storeForPath(file, opts.format);
+  const parsed = store.loadEncryptedFile(text, file);
   const metadata = parseMetadata(parsed.metadata, file);
   const shouldEncrypt = compileRules(metadata.rules, file);
   const recovered = opts.dataKey
@@ -139,10 +129,10 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
     ...(opts.identities || opts.dataKey ? [] : await keyFileWarnings(opts.env ?? process.env)),
   ];
   if (metadata.macOnlyEncrypted) warnings.push(macOnlyNotice(file));
-  return { format, metadata, branches, mac, warnings, decrypted };
+  return { format: store.format, metadata, branches, mac, warnings, decrypted };
 }
 
-/** sops-format.md section 6: under mac_only_encrypted only the encrypted values are hashed. */
+/** Under mac_only_encrypted only the encrypted values are hashed (getsops/sops@v3.9.2:sops.go, `Tree.Encrypt`). */
 export function macOnlyNotice(file: string): string {
   return `${file} sets mac_only_encrypted: its MAC covers only the encrypted values, so its unencrypted values could be changed, added, removed or reordered without any error (sops behaves the same)`;
 }
@@ -150,7 +140,7 @@ export function macOnlyNotice(file: string): string {
 /** The mac_only_encrypted notice for a file decrypted by something else (the sops binary), if it sets it. */
 export function macOnlyNotices(text: string, file: string): string[] {
   try {
-    const { metadata } = parseStore(text, formatOf(file, undefined), file);
+    const { metadata } = storeForPath(file).loadEncryptedFile(text, file);
     return parseMetadata(metadata, file).macOnlyEncrypted ? [macOnlyNotice(file)] : [];
   } catch (err) {
     if (err instanceof InputError) return [];
@@ -238,7 +228,7 @@ export async function decryptSopsFile(
 
 /** Top-level key names of the first document, read without any key: SOPS keeps keys in plaintext. */
 export function readPlainKeyNames(text: string, opts: { path: string; format?: SopsFormat }): string[] {
-  const parsed = parseStore(text, formatOf(opts.path, opts.format), opts.path);
+  const parsed = storeForPath(opts.path, opts.format).loadEncryptedFile(text, opts.path);
   const metadata = parsed.metadata;
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
     throw new InputError(`${opts.path} is not a SOPS file: it has no sops metadata`, notSopsHint(opts.path));

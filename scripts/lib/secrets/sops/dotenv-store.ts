@@ -1,7 +1,60 @@
 import { InputError } from '../../errors.ts';
 import { restoreHint } from './hints.ts';
 import { Budget } from './limits.ts';
-import { Branch, Comment, type Pair } from './tree.ts';
+import { onlyBranch, type Store } from './store.ts';
+import { Branch, Comment, isComplex, type Pair, scalarText } from './tree.ts';
+
+/**
+ * sops's dotenv store (getsops/sops@v3.9.2:stores/dotenv/store.go): `KEY=VALUE` lines, the metadata
+ * flattened into `sops_…` lines after them.
+ */
+export const dotenvStore: Store = {
+  format: 'dotenv',
+  multiDocument: false,
+  emptyKeyList: null,
+  loadEncryptedFile: (text, file) => {
+    const branch = parseDotenvLines(text, file);
+    const kept = branch.items.filter((i) => !('key' in i) || !isMetadataKey(i.key));
+    return { branches: [new Branch(kept)], metadata: unflattenMetadata(branch, file) };
+  },
+  emitEncryptedFile: (branches, metadata, file) => {
+    const [branch = new Branch()] = branches;
+    const lines = flattenMetadata(metadata).map(([k, v]) => `${k}=${v.replaceAll('\n', '\\n')}\n`);
+    return emitDotenv(branch, file) + lines.join('');
+  },
+  emitPlainFile: (branches, file) => emitDotenv(onlyBranch(branches, 'dotenv', file), file),
+  checkPlainDocument: (doc) => {
+    for (const [key, value] of Object.entries(doc)) {
+      if (
+        key === '' ||
+        key.includes('=') ||
+        key.includes('\n') ||
+        key.startsWith('#') ||
+        key.startsWith(METADATA_PREFIX)
+      ) {
+        throw new InputError(`the key "${key}" cannot be written to a dotenv file`);
+      }
+      if (typeof value !== 'string')
+        throw new InputError(`dotenv values are strings; the value of ${key} is not`);
+    }
+  },
+};
+
+/** sops's dotenv writer: `KEY=VALUE` lines, a newline in a value written as the two characters `\n`. */
+export function emitDotenv(branch: Branch, file: string): string {
+  return branch
+    .pairs()
+    .map(({ key, value }) => {
+      if (isComplex(value)) {
+        throw new InputError(
+          `${file}: cannot use complex value in dotenv file; offending key ${key}`,
+          'use --output-type yaml or json',
+        );
+      }
+      return `${key}=${scalarText(value).replaceAll('\n', '\\n')}\n`;
+    })
+    .join('');
+}
 
 /**
  * sops's dotenv grammar (`stores/dotenv/store.go`), which is not the `dotenv` package's: split on

@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { armor, Encrypter } from 'age-encryption';
 import { InputError } from '../../errors.ts';
 import { encryptValue } from './cipher.ts';
-import { flattenMetadata } from './dotenv-store.ts';
-import { emitDotenv, emitJson, emitYaml } from './emit.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { compileRules, type RuleSet, ruleField } from './rules.ts';
-import type { SopsFormat } from './stores.ts';
-import { aadOf, Branch, Comment, fromPlain, walkBranch } from './tree.ts';
+import type { SopsFormat, Store } from './store.ts';
+import { storeFor } from './stores.ts';
+import { aadOf, type Branch, Comment, fromPlain, walkBranch } from './tree.ts';
 
 /** The sops release whose file layout this writes (3.9: empty key lists present, quoted lastmodified). */
 const WRITTEN_SOPS_VERSION = '3.9.4';
@@ -23,35 +22,17 @@ export interface EncryptOptions {
   now?: Date;
 }
 
-function checkShape(docs: Record<string, unknown>[], format: SopsFormat): void {
+function checkShape(docs: Record<string, unknown>[], store: Store): void {
   if (docs.length === 0) throw new InputError('encryptSops needs at least one document');
-  if (format !== 'yaml' && docs.length > 1)
-    throw new InputError(`a ${format} file holds one document, not ${docs.length}`);
+  if (!store.multiDocument && docs.length > 1)
+    throw new InputError(`a ${store.format} file holds one document, not ${docs.length}`);
   for (const doc of docs) {
     if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
       throw new InputError('each document must be a plain object');
     if (Object.hasOwn(doc, 'sops'))
       throw new InputError('the top-level key "sops" is reserved for the metadata');
   }
-  const [doc = {}] = docs;
-  if (format === 'binary' && (Object.keys(doc).join() !== 'data' || typeof doc.data !== 'string')) {
-    throw new InputError('a binary file is written from exactly { data: string }');
-  }
-  if (format === 'dotenv') {
-    for (const [key, value] of Object.entries(doc)) {
-      if (
-        key === '' ||
-        key.includes('=') ||
-        key.includes('\n') ||
-        key.startsWith('#') ||
-        key.startsWith('sops_')
-      ) {
-        throw new InputError(`the key "${key}" cannot be written to a dotenv file`);
-      }
-      if (typeof value !== 'string')
-        throw new InputError(`dotenv values are strings; the value of ${key} is not`);
-    }
-  }
+  for (const doc of docs) store.checkPlainDocument(doc);
 }
 
 async function ageEntries(
@@ -81,7 +62,8 @@ export async function encryptSops(
   opts: EncryptOptions,
 ): Promise<string> {
   const docs = Array.isArray(documentsOrObject) ? documentsOrObject : [documentsOrObject];
-  checkShape(docs, opts.format);
+  const store = storeFor(opts.format);
+  checkShape(docs, store);
   const rules = opts.rules ?? {};
   const shouldEncrypt = compileRules(rules, 'encryptSops');
   const macOnlyEncrypted = opts.macOnlyEncrypted ?? false;
@@ -100,7 +82,7 @@ export async function encryptSops(
   const lastModified = (opts.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
   const [ruleName, ruleValue] = ruleField(rules);
   // sops 3.9 wrote every key type, empty ones as [] in YAML and null in JSON.
-  const empty = opts.format === 'yaml' ? [] : null;
+  const empty = store.emptyKeyList;
   const metadata: Record<string, unknown> = {
     kms: empty,
     gcp_kms: empty,
@@ -115,23 +97,5 @@ export async function encryptSops(
     version: WRITTEN_SOPS_VERSION,
   };
 
-  switch (opts.format) {
-    case 'yaml': {
-      const withMetadata = branches.map(
-        (b) => new Branch([...b.items, { key: 'sops', value: fromPlain(metadata, 'sops') }]),
-      );
-      return emitYaml(withMetadata);
-    }
-    case 'json':
-    case 'binary': {
-      const [branch = new Branch()] = branches;
-      const out = new Branch([...branch.items, { key: 'sops', value: fromPlain(metadata, 'sops') }]);
-      return emitJson(out, opts.format === 'binary' ? '\t' : '    ');
-    }
-    case 'dotenv': {
-      const [branch = new Branch()] = branches;
-      const lines = flattenMetadata(metadata).map(([k, v]) => `${k}=${v.replaceAll('\n', '\\n')}\n`);
-      return emitDotenv(branch, 'encryptSops') + lines.join('');
-    }
-  }
+  return store.emitEncryptedFile(branches, metadata, 'encryptSops');
 }

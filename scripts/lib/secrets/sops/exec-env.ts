@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { InputError, WorkError } from '../../errors.ts';
-import { isComplex, scalarText } from './emit.ts';
-import { Branch, fromPlain } from './tree.ts';
+import { Branch, fromPlain, isComplex, scalarText } from './tree.ts';
 
 /**
  * `sops exec-env` (≥ 3.11): the top-level scalars of the first document become environment

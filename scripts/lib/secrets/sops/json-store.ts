@@ -1,7 +1,36 @@
 import { InputError } from '../../errors.ts';
-import { fitsInt64 } from './go-values.ts';
+import { fitsInt64, GoTime } from './go-values.ts';
 import { Budget } from './limits.ts';
-import { Branch, type ListValue, type Pair, type Value } from './tree.ts';
+import { onlyBranch, type ParsedStore, type Store } from './store.ts';
+import { Branch, Comment, fromPlain, type ListValue, type Pair, toPlain, type Value } from './tree.ts';
+
+/** sops's JSON store (getsops/sops@v3.9.2:stores/json/store.go): one object, the metadata under `sops`. */
+export const jsonStore: Store = {
+  format: 'json',
+  multiDocument: false,
+  emptyKeyList: null,
+  loadEncryptedFile: (text, file) => loadJsonLayout(text, file),
+  emitEncryptedFile: (branches, metadata) => emitJsonLayout(branches, metadata, '    '),
+  emitPlainFile: (branches, file) => emitJson(onlyBranch(branches, 'json', file)),
+  checkPlainDocument: () => undefined,
+};
+
+/** The JSON layout, shared with the binary store: the document's keys and `sops` beside them. */
+export function loadJsonLayout(text: string, file: string): ParsedStore {
+  const branch = parseJsonBranch(text, file);
+  const sops = branch.pairs().find((p) => p.key === 'sops');
+  const kept = new Branch(branch.items.filter((i) => !('key' in i) || i.key !== 'sops'));
+  return { branches: [kept], metadata: sops ? toPlain(sops.value) : undefined };
+}
+
+export function emitJsonLayout(
+  branches: Branch[],
+  metadata: Record<string, unknown>,
+  indent: string,
+): string {
+  const [branch = new Branch()] = branches;
+  return emitJson(new Branch([...branch.items, { key: 'sops', value: fromPlain(metadata, 'sops') }]), indent);
+}
 
 /**
  * An order-preserving JSON reader, like sops's streaming JSON store: `JSON.parse` would move
@@ -143,4 +172,33 @@ class JsonReader {
 
 export function parseJsonBranch(text: string, file: string): Branch {
   return new JsonReader(text, file).document();
+}
+
+function jsonValue(value: Value, indent: string, depth: number): string {
+  const pad = indent.repeat(depth + 1);
+  const end = indent.repeat(depth);
+  if (value instanceof Branch) {
+    const pairs = value.pairs();
+    if (pairs.length === 0) return '{}';
+    const body = pairs.map((p) => `${pad}${JSON.stringify(p.key)}: ${jsonValue(p.value, indent, depth + 1)}`);
+    return `{\n${body.join(',\n')}\n${end}}`;
+  }
+  if (Array.isArray(value)) {
+    const items = value.filter((v) => !(v instanceof Comment)) as Value[];
+    if (items.length === 0) return '[]';
+    return `[\n${items.map((v) => `${pad}${jsonValue(v, indent, depth + 1)}`).join(',\n')}\n${end}]`;
+  }
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value))
+      throw new InputError(`JSON cannot hold the float ${value}`, 'use --output-type yaml');
+    return String(value);
+  }
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof GoTime) return JSON.stringify(value.nano);
+  return JSON.stringify(value);
+}
+
+/** JSON with the file's key order (a JS object would move integer-like keys to the front). */
+export function emitJson(branch: Branch, indent = '    '): string {
+  return `${jsonValue(branch, indent, 0)}\n`;
 }

@@ -2,6 +2,7 @@ import { InputError } from '../../errors.ts';
 import { parseRfc3339 } from './go-values.ts';
 import { notSopsHint } from './hints.ts';
 import { RULE_FIELDS, type RuleSet } from './rules.ts';
+import { storeForPath } from './stores.ts';
 
 export interface AgeEntry {
   recipient: string;
@@ -110,8 +111,8 @@ function rulesOf(raw: Raw, file: string): RuleSet {
 }
 
 /**
- * `version` plays no part in decryption (sops-format.md 5.2), and files re-serialized by other
- * tools leave it out; but a version that is there must be a 3.x one: a later major version may
+ * `version` plays no part in decryption (it says which release wrote the file), and files
+ * re-serialized by other tools leave it out; but a version that is there must be a 3.x one: a later major version may
  * change the format, and anything else is not what sops writes.
  */
 function versionOf(v: unknown, file: string): string | null {
@@ -148,4 +149,11 @@ export function parseMetadata(raw: unknown, file: string): SopsMetadata {
     rules: rulesOf(raw, file),
     ageEntries: ageEntries(keyGroup(raw, file), file),
   };
+}
+
+/** The age recipients a SOPS file is encrypted to, read without any key: the metadata is plaintext. */
+export function readAgeRecipients(text: string, file: string): string[] {
+  return parseMetadata(storeForPath(file).loadEncryptedFile(text, file).metadata, file).ageEntries.map(
+    (e) => e.recipient,
+  );
 }

@@ -24,14 +24,14 @@ import { keyFileWarnings } from './age-keys.ts';
 import { encryptValue } from './cipher.ts';
 import { recoverDataKey } from './data-key.ts';
 import { decryptToTree, readSopsFile } from './decrypt.ts';
-import { emitYaml } from './emit.ts';
 import { layoutHint } from './hints.ts';
 import { readSecretsFile } from './limits.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { type AgeEntry, parseMetadata, type SopsMetadata } from './metadata.ts';
 import { compileRules } from './rules.ts';
-import { formatForPath, parseStore } from './stores.ts';
+import { formatForPath } from './stores.ts';
 import { aadOf, Branch, Comment, type Pair, type Scalar, toPlain, type Value, walkBranch } from './tree.ts';
+import { emitYaml, yamlStore } from './yaml-store.ts';
 
 /** A YAML SOPS file opened for a change: its text, its data key and its decrypted first document. */
 export interface OpenedSops {
@@ -72,7 +72,7 @@ export async function openSops(file: string, env: NodeJS.ProcessEnv = process.en
     throw new InputError(`${file}: this command writes YAML SOPS files only`, 'use the sops binary for it');
   const read = await readSopsFile(file);
   const { mode } = await stat(file);
-  const parsed = parseStore(read.text, 'yaml', file);
+  const parsed = yamlStore.loadEncryptedFile(read.text, file);
   if (parsed.branches.length !== 1)
     throw new InputError(
       `${file} holds ${parsed.branches.length} YAML documents; this writes one`,
@@ -285,7 +285,7 @@ export async function rewriteSops(
 
   // Read back with the new data key: it must decrypt, MAC verified, to exactly the intended document.
   const check = await decryptToTree(text, { path: file, dataKey });
-  const entries = parseMetadata(parseStore(text, 'yaml', file).metadata, file).ageEntries;
+  const entries = parseMetadata(yamlStore.loadEncryptedFile(text, file).metadata, file).ageEntries;
   if (
     check.branches.length !== 1 ||
     !isDeepStrictEqual(toPlain(check.branches[0] as Branch), toPlain(next)) ||

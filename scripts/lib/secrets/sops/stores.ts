@@ -1,54 +1,66 @@
 import { InputError } from '../../errors.ts';
-import { isMetadataKey, parseDotenvLines, unflattenMetadata } from './dotenv-store.ts';
-import { parseJsonBranch } from './json-store.ts';
-import { Branch, toPlain } from './tree.ts';
-import { parseYaml } from './yaml-store.ts';
+import { binaryStore } from './binary-store.ts';
+import { dotenvStore } from './dotenv-store.ts';
+import { jsonStore } from './json-store.ts';
+import type { SopsFormat, Store } from './store.ts';
+import { yamlStore } from './yaml-store.ts';
 
-export type SopsFormat = 'yaml' | 'json' | 'dotenv' | 'binary';
+/**
+ * The one place that maps a format name (`--input-type`, `--output-type`, encryptSops's `format`) or a
+ * file's extension to the store that reads and writes it, as getsops/sops@v3.9.2:cmd/sops/common/common.go
+ * (`storeConstructors`) and cmd/sops/formats/formats.go do.
+ */
+const STORES: Readonly<Record<SopsFormat, Store>> = {
+  yaml: yamlStore,
+  json: jsonStore,
+  dotenv: dotenvStore,
+  binary: binaryStore,
+};
 
-export interface ParsedStore {
-  /** One per YAML document; exactly one for the other formats. Metadata removed. */
-  branches: Branch[];
-  /** The raw `sops` block (dotenv: unflattened `sops_*` lines); undefined if there is none. */
-  metadata: unknown;
+/** The format names, in the order help and errors list them. */
+export const SOPS_FORMATS = Object.keys(STORES) as readonly SopsFormat[];
+
+/** Extensions with their own store; any other file is binary. */
+const EXTENSIONS: readonly (readonly [string, SopsFormat])[] = [
+  ['.yaml', 'yaml'],
+  ['.yml', 'yaml'],
+  ['.json', 'json'],
+  ['.env', 'dotenv'],
+];
+
+export function storeFor(format: SopsFormat): Store {
+  return STORES[format];
 }
 
 /** sops's `FormatForPath`: by extension, anything unknown is binary. */
 export function formatForPath(path: string): SopsFormat {
-  if (path.endsWith('.yaml') || path.endsWith('.yml')) return 'yaml';
-  if (path.endsWith('.json')) return 'json';
-  if (path.endsWith('.env')) return 'dotenv';
-  return 'binary';
+  return EXTENSIONS.find(([ext]) => path.endsWith(ext))?.[1] ?? 'binary';
 }
 
-function withoutKey(branch: Branch, key: string): Branch {
-  return new Branch(branch.items.filter((i) => !('key' in i) || i.key !== key));
+/** The format a name given on the command line stands for, or undefined if it names none. */
+export function formatNamed(name: string): SopsFormat | undefined {
+  return Object.hasOwn(STORES, name) ? (name as SopsFormat) : undefined;
 }
 
-/** Reads a file the way sops's store for `format` does, without decrypting anything. */
-export function parseStore(text: string, format: SopsFormat, file: string): ParsedStore {
-  switch (format) {
-    case 'yaml':
-      return parseYaml(text, file);
-    case 'json':
-    case 'binary': {
-      // The binary store is the JSON layout with a single `data` key holding the whole file.
-      const branch = parseJsonBranch(text, file);
-      const sops = branch.pairs().find((p) => p.key === 'sops');
-      return { branches: [withoutKey(branch, 'sops')], metadata: sops ? toPlain(sops.value) : undefined };
-    }
-    case 'dotenv': {
-      const branch = parseDotenvLines(text, file);
-      const kept = branch.items.filter((i) => !('key' in i) || !isMetadataKey(i.key));
-      return { branches: [new Branch(kept)], metadata: unflattenMetadata(branch, file) };
-    }
+/**
+ * sops's `DefaultStoreForPathOrFormat`: the given format's store, else the one the extension says. sops
+ * has an INI store, this reader has none: an `.ini` file is refused rather than read as binary.
+ */
+export function storeForPath(path: string, format?: SopsFormat): Store {
+  if (format) return STORES[format];
+  if (path.endsWith('.ini')) {
+    throw new InputError(
+      `${path}: INI files are not supported natively`,
+      'install the sops binary for this file',
+    );
   }
+  return STORES[formatForPath(path)];
 }
 
 /** True when `text` parses in `format` and carries sops metadata. */
 export function isSopsFile(text: string, format: SopsFormat): boolean {
   try {
-    const { metadata } = parseStore(text, format, 'input');
+    const { metadata } = STORES[format].loadEncryptedFile(text, 'input');
     return metadata !== null && typeof metadata === 'object' && !Array.isArray(metadata);
   } catch (err) {
     if (err instanceof InputError) return false;

@@ -1,5 +1,5 @@
 import { InputError } from '../../errors.ts';
-import { fitsInt64, GoTime } from './go-values.ts';
+import { fitsInt64, formatFloatG, GoTime } from './go-values.ts';
 
 /**
  * sops's in-memory tree (`sops.go`: TreeBranch, TreeItem, Comment), kept apart from plain JS
@@ -24,6 +24,22 @@ export class Branch {
   pairs(): Pair[] {
     return this.items.filter((i): i is Pair => !(i instanceof Comment));
   }
+}
+
+/** sops's `ValToString`, used by `exec-env` and the dotenv writer. */
+export function scalarText(value: Scalar): string {
+  if (value === null) return '<nil>';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (value instanceof GoTime) return value.seconds;
+  // A float that would print like an integer gets a `.0`, so it still reads as a float.
+  const g = formatFloatG(value);
+  return /[.EIN]/.test(g) ? g : `${g}.0`;
+}
+
+export function isComplex(value: Value): value is Branch | (Value | Comment)[] {
+  return value instanceof Branch || Array.isArray(value);
 }
 
 /** Where a leaf sits: `path` gives the AAD (map keys only), `where` names it for people. */

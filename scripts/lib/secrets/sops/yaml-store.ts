@@ -1,5 +1,5 @@
 import {
-  type Document,
+  Document,
   isAlias,
   isMap,
   isScalar,
@@ -7,14 +7,42 @@ import {
   parseAllDocuments,
   Scalar,
   type YAMLError,
-  type YAMLMap,
+  YAMLMap,
+  YAMLSeq,
   type Node as YamlNode,
+  Pair as YamlPair,
 } from 'yaml';
 import { InputError } from '../../errors.ts';
+import { GoTime } from './go-values.ts';
 import { resolvePlain } from './go-yaml-resolve.ts';
 import { Budget, tooDeep } from './limits.ts';
-import type { ParsedStore } from './stores.ts';
-import { Branch, Comment, type ListValue, type Pair, type Value } from './tree.ts';
+import type { ParsedStore, Store } from './store.ts';
+import { Branch, Comment, fromPlain, type ListValue, type Pair, type Value } from './tree.ts';
+
+/**
+ * sops's YAML store (getsops/sops@v3.9.2:stores/yaml/store.go): reads a file into one branch per
+ * document and writes branches back in go-yaml's layout. Comments are read (the rules may look at
+ * them) but not written.
+ */
+export interface YamlStore extends Store {
+  /** sops's `LoadPlainFile`: a plaintext YAML file (`secrets edit`'s edited copy), always fully parsed. */
+  loadPlainFile(text: string, file: string): ParsedStore;
+}
+
+export const yamlStore: YamlStore = {
+  format: 'yaml',
+  multiDocument: true,
+  emptyKeyList: [],
+  loadEncryptedFile: (text, file) => parseYaml(text, file),
+  loadPlainFile: (text, file) => parseYamlFully(text, file),
+  // The metadata goes into every document, as sops writes it.
+  emitEncryptedFile: (branches, metadata) =>
+    emitYaml(
+      branches.map((b) => new Branch([...b.items, { key: 'sops', value: fromPlain(metadata, 'sops') }])),
+    ),
+  emitPlainFile: (branches) => emitYaml(branches),
+  checkPlainDocument: () => undefined,
+};
 
 const STR_TAGS = new Set(['tag:yaml.org,2002:str', '!']);
 // Aliases are expanded as sops does; the cap stops a "billion laughs" file from eating memory.
@@ -266,4 +294,74 @@ function commentLines(text: string | null | undefined): Comment[] {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => new Comment(l));
+}
+
+// The writer. Strings that go-yaml would read as something else (`0755`, `1_000`, `2024-01-01`, `True`)
+// are quoted, so that sops reads back exactly what was written.
+
+function yamlString(s: string): Scalar {
+  const node = new Scalar(s);
+  if (s === '<<' || resolvePlain(s).kind !== 'str') node.type = Scalar.QUOTE_DOUBLE;
+  return node;
+}
+
+function yamlNode(value: Value): unknown {
+  if (value instanceof Branch) {
+    const map = new YAMLMap();
+    for (const { key, value: v } of value.pairs()) map.items.push(new YamlPair(yamlString(key), yamlNode(v)));
+    return map;
+  }
+  if (Array.isArray(value)) {
+    const seq = new YAMLSeq();
+    seq.items = value.filter((v) => !(v instanceof Comment)).map((v) => yamlNode(v as Value));
+    return seq;
+  }
+  if (typeof value === 'string') return yamlString(value);
+  // An unquoted timestamp, so that go-yaml reads a time again.
+  if (value instanceof GoTime) return new Scalar(value.nano);
+  return new Scalar(value);
+}
+
+/** One YAML document per branch, 4-space indent as sops writes, long lines never folded. */
+export function emitYaml(branches: Branch[]): string {
+  return branches
+    .map((branch) => {
+      const doc = new Document();
+      doc.contents = yamlNode(branch) as YAMLMap;
+      return goYamlBlockIndent(doc.toString({ indent: 4, lineWidth: 0 }));
+    })
+    .join('---\n');
+}
+
+const BLOCK_SCALAR_KEY = /^( *)(- )?[^\s#].*: [|>][-+]?$/;
+const leading = (line: string) => line.length - line.trimStart().length;
+
+/**
+ * go-yaml (sops) indents a block scalar that is a value in a list item's map by two columns from its key;
+ * the yaml package by four. Same text either way; re-indented so that what is written is what sops writes:
+ *         - recipient: age1…
+ *           enc: |
+ *             -----BEGIN AGE ENCRYPTED FILE-----
+ */
+function goYamlBlockIndent(text: string): string {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = BLOCK_SCALAR_KEY.exec(lines[i] as string);
+    if (!m) continue;
+    const key = (m[1] ?? '').length + (m[2] ?? '').length;
+    let inListItem = Boolean(m[2]);
+    for (let j = i - 1; !inListItem && j >= 0; j--) {
+      const above = lines[j] as string;
+      if (above.trim() === '' || leading(above) >= key) continue;
+      inListItem = above.startsWith(`${' '.repeat(key - 2)}- `);
+      break;
+    }
+    if (!inListItem) continue;
+    for (let j = i + 1; j < lines.length; j++) {
+      const line = lines[j] as string;
+      if (line.trim() !== '' && leading(line) < key + 4) break;
+      if (line.trim() !== '') lines[j] = line.slice(2);
+    }
+  }
+  return lines.join('\n');
 }
