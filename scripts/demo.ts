@@ -237,5 +237,5 @@ async function demo(flags: { keep?: boolean }, out: Output): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => command.main(process.argv.slice(2), out));
+  await runMain(command);
 }

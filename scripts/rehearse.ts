@@ -241,5 +241,5 @@ function clean(target: string, out: Output): number {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain({ ...command, main });
 }

@@ -133,5 +133,5 @@ async function execEnv(positionals: string[], out: Output): Promise<number> {
 // The plaintext goes to stdout untouched (that is what decrypt is for); errors go through runMain's
 // redacted error path with the conventional exit codes.
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => command.main(process.argv.slice(2), out));
+  await runMain(command);
 }

@@ -278,6 +278,53 @@ describe('numeric flags', () => {
   });
 });
 
+describe('--json and --verbose are what the parser reads', () => {
+  it('a --json after -- or taken as an option value is not the flag: the usage error is said as text', async () => {
+    const runs = await Promise.all([
+      runScript('bifrost-bootstrap.ts', ['--local', '--', '--json'], env()),
+      runScript('bifrost-bootstrap.ts', ['--local', '--remote-dir', '--json'], env()),
+      runScript('secrets.ts', ['set', '--', '--json'], env(), { input: '' }),
+    ]);
+    const said = [
+      'error: unexpected argument: --json',
+      'error: --remote-dir needs a value',
+      'error: "--json" is not a key name set can write',
+    ];
+    for (const [i, r] of runs.entries()) {
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(said[i]);
+    }
+  });
+
+  it('--json itself still switches JSON mode, also for the usage error of argv the command refuses', async () => {
+    const [command, group] = await Promise.all([
+      runScript('bifrost-bootstrap.ts', ['--local', '--json', '--bogus'], env()),
+      runScript('secrets.ts', ['bogus', '--json'], env()),
+    ]);
+    expect(JSON.parse(command.stdout)).toMatchObject({
+      ok: false,
+      error: 'unknown option --bogus',
+      exitCode: 2,
+    });
+    expect(JSON.parse(group.stdout)).toMatchObject({
+      ok: false,
+      error: 'unknown command "bogus"',
+      exitCode: 2,
+    });
+  });
+
+  it('-v bundled with another short flag, -v alone and --verbose each print every command', async () => {
+    const b = makeBundle();
+    const base = ['--local', '--dry-run', '--docker', 'docker', '--remote-dir', b.dir];
+    const run = (extra: string[]) => runScript('bifrost-bootstrap.ts', [...base, ...extra], env());
+    const [quiet, ...verbose] = await Promise.all([run([]), run(['-yv']), run(['-v']), run(['--verbose'])]);
+    for (const r of [quiet, ...verbose]) expect(r.exitCode, r.stderr).toBe(0);
+    expect(quiet.stdout).not.toMatch(/^\$ docker /m);
+    for (const r of verbose) expect(r.stdout).toMatch(/^\$ docker /m);
+  });
+});
+
 describe('aliases behave like the canonical flags', () => {
   it('--file is --secrets-file (secrets check)', async () => {
     const missing = join(tempDir('sf-alias-'), 'nope.sops.yaml');

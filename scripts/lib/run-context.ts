@@ -8,7 +8,9 @@
  *   run last-in first-out by runMain after an interrupt, each inside `cleanupScope` so that the
  *   executors still serve them;
  * - the phase: what the command is doing now ("upload"), so that an interrupt or a dropped connection
- *   is reported as "during upload", with what that means for the host.
+ *   is reported as "during upload", with what that means for the host;
+ * - how a failure is said, when a layer below knows its cause better than the error that reached the top
+ *   (a dropped connection: see `frameFailure`).
  *
  * One per process: commands are processes. Tests that drive modules in-process never interrupt.
  */
@@ -37,6 +39,8 @@ export interface CleanupStep {
   done?: string;
   /** Names it when it failed ("releasing the host lock"). */
   what: string;
+  /** What the operator can do when it failed or never finished (a second signal cut it short). */
+  hint?: string;
   run: () => Promise<void>;
 }
 
@@ -53,11 +57,20 @@ export interface DroppedConnection {
   reason: string;
 }
 
+/** A command's failure as said to the operator: its message, secondary lines, hint and extra JSON fields. */
+export interface Failure {
+  message: string;
+  secondary: string[];
+  hint?: string;
+  fields?: Record<string, unknown>;
+}
+
 let controller = new AbortController();
 let interruptedBy: StopSignal | undefined;
 let phase: Phase | undefined;
 let cleanups: CleanupStep[] = [];
 let dropped: DroppedConnection | undefined;
+let framer: ((failure: Failure) => Failure) | undefined;
 const stopListeners = new Set<() => void>();
 const cleanupScope = new AsyncLocalStorage<boolean>();
 
@@ -119,12 +132,12 @@ export const runContext = {
   },
   /**
    * Runs the registered clean-up steps, last registered first, within `boundMs` together; each step
-   * that fails or is cut off by the bound is reported, never thrown.
+   * that fails or is cut off by the bound is reported with its hint, never thrown. A step stays
+   * registered until it is done, so that `cleanupHints` names what a second signal leaves unfinished.
    */
-  async runCleanups(boundMs: number): Promise<{ done: string[]; failed: string[] }> {
-    const steps = cleanups.reverse();
-    cleanups = [];
-    const report = { done: [] as string[], failed: [] as string[] };
+  async runCleanups(boundMs: number): Promise<{ done: string[]; failed: string[]; hints: string[] }> {
+    const steps = [...cleanups].reverse();
+    const report = { done: [] as string[], failed: [] as string[], hints: [] as string[] };
     const end = Date.now() + boundMs;
     for (const step of steps) {
       const left = end - Date.now();
@@ -137,8 +150,10 @@ export const runContext = {
         if (left <= 0) throw new Error('no time left for clean-up');
         await Promise.race([cleanupScope.run(true, step.run), bound]);
         if (step.done) report.done.push(step.done);
+        cleanups = cleanups.filter((s) => s !== step);
       } catch (err) {
         report.failed.push(`${step.what} failed: ${(err as Error).message}`);
+        if (step.hint && !report.hints.includes(step.hint)) report.hints.push(step.hint);
       } finally {
         clearTimeout(timer);
       }
@@ -156,6 +171,21 @@ export const runContext = {
   get dropped(): DroppedConnection | undefined {
     return dropped;
   },
+  /** The hints of the clean-up steps not done yet: what is left to the operator if they never finish. */
+  cleanupHints(): string[] {
+    return [...new Set(cleanups.flatMap((s) => (s.hint ? [s.hint] : [])))];
+  },
+  /**
+   * Says the command's failure the way `frame` recasts it: set by the layer that knows the cause underneath
+   * whatever error reaches the top (a dropped connection). The first cause set is the one said.
+   */
+  frameFailure(frame: (failure: Failure) => Failure): void {
+    framer ??= frame;
+  },
+  /** The failure as it is said: recast by the frame set, if any. */
+  framed(failure: Failure): Failure {
+    return framer ? framer(failure) : failure;
+  },
   /** A fresh context (runMain at start; tests). */
   reset(): void {
     controller = new AbortController();
@@ -163,6 +193,7 @@ export const runContext = {
     phase = undefined;
     cleanups = [];
     dropped = undefined;
+    framer = undefined;
     stopListeners.clear();
   },
 };

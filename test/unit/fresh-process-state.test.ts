@@ -26,6 +26,6 @@ describe('freshProcessState', () => {
     expect(runContext.interrupted).toBeUndefined();
     expect(runContext.phase).toBeUndefined();
     expect(runContext.signal.aborted).toBe(false);
-    expect(await runContext.runCleanups(1000)).toEqual({ done: [], failed: [] });
+    expect(await runContext.runCleanups(1000)).toEqual({ done: [], failed: [], hints: [] });
   });
 });
