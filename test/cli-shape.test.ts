@@ -244,6 +244,14 @@ describe('a mistyped flag', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('unknown command "stauts"; did you mean status?');
   });
+
+  it('a word every object has (constructor, toString) is an unknown command too, not a crash', async () => {
+    for (const word of ['constructor', 'toString']) {
+      const r = await runScript('secrets.ts', [word, '--json'], env());
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: `unknown command "${word}"` });
+    }
+  });
 });
 
 describe('numeric flags', () => {
