@@ -94,5 +94,5 @@ command is recorded and answered as a host where everything comes up; it prints 
 export const main = command.main;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain(command);
 }

@@ -71,5 +71,5 @@ for sops and SOPS_AGE_KEY_CMD), NO_COLOR.`,
 export const main = command.main;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain(command);
 }

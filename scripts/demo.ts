@@ -22,5 +22,5 @@ check. Nothing outside a temporary directory is touched; --keep leaves it in pla
 export const main = command.main;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain(command);
 }

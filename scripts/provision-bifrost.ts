@@ -67,5 +67,5 @@ Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was i
 export const main = command.main;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain(command);
 }

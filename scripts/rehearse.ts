@@ -9,7 +9,7 @@ import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
 import type { Output } from './lib/output.ts';
 import { HOST_COMMANDS, rehearse, splitRehearsal, USAGE } from './lib/sandbox/rehearse.ts';
 
-export const command = defineCommand({
+const defined = defineCommand({
   name: USAGE,
   synopsis: '[--target DIR] (up | bootstrap | bifrost COMMAND | clean) [ITS OPTIONS...]',
   description: `Rehearses the Bifrost days of the operator guide on this machine, without a VPS or Docker. The
@@ -43,11 +43,16 @@ with clean when done. One command at a time per target.`,
 });
 
 /** The words after `--` are positionals to this parser: it leaves the rehearsed command's alone. */
-export const main = (argv: string[], out: Output) => {
-  const { own, words } = splitRehearsal(argv);
-  return command.main([...own, '--', ...words], out);
+export const command = {
+  ...defined,
+  main: (argv: string[], out: Output) => {
+    const { own, words } = splitRehearsal(argv);
+    return defined.main([...own, '--', ...words], out);
+  },
 };
 
+export const main = command.main;
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain(command);
 }

@@ -51,5 +51,5 @@ backends (Infisical's current v1beta1 API, OpenBao).`,
 export const main = command.main;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain(command);
 }

@@ -56,5 +56,5 @@ Without --out or --check the resources are printed on stdout as one multi-docume
 export const main = command.main;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain(command);
 }

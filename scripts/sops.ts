@@ -121,5 +121,5 @@ export const main = command.main;
 // The plaintext goes to stdout untouched (that is what decrypt is for); errors go through runMain's
 // redacted error path with the conventional exit codes.
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runMain((out) => main(process.argv.slice(2), out));
+  await runMain(command);
 }

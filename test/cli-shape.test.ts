@@ -136,7 +136,7 @@ describe('every entry has the same guard', () => {
     expect(child.exitCode).toBe(0);
   });
 
-  // An entry point defines its command and hands the exported main to runMain; its work lives in
+  // An entry point defines its command and hands it to runMain (which runs its main); its work lives in
   // scripts/lib/. The closing guard is the same, line for line, in every script.
   it('each script is at most 150 lines and ends with the guard every other script ends with', () => {
     const scripts = [...SINGLE, ...GROUPS].sort();
@@ -150,7 +150,7 @@ describe('every entry has the same guard', () => {
     }
     const [guard] = tails.values();
     expect(guard).toMatch(
-      /^if \(import\.meta\.url === `file:\/\/\$\{process\.argv\[1\]\}`\) \{\n {2}await runMain\(.*\bmain\b.*\);\n\}$/,
+      /^if \(import\.meta\.url === `file:\/\/\$\{process\.argv\[1\]\}`\) \{\n {2}await runMain\(command\);\n\}$/,
     );
     for (const [script, tail] of tails) expect(tail, `${script}'s last three lines`).toBe(guard);
   });
@@ -263,6 +263,14 @@ describe('a mistyped flag', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('unknown command "stauts"; did you mean status?');
   });
+
+  it('a word every object has (constructor, toString) is an unknown command too, not a crash', async () => {
+    for (const word of ['constructor', 'toString']) {
+      const r = await runScript('secrets.ts', [word, '--json'], env());
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: `unknown command "${word}"` });
+    }
+  });
 });
 
 describe('numeric flags', () => {
@@ -294,6 +302,53 @@ describe('numeric flags', () => {
     const r = await runScript('provision-bifrost.ts', ['--host'], env());
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('--host needs a value');
+  });
+});
+
+describe('--json and --verbose are what the parser reads', () => {
+  it('a --json after -- or taken as an option value is not the flag: the usage error is said as text', async () => {
+    const runs = await Promise.all([
+      runScript('bifrost-bootstrap.ts', ['--local', '--', '--json'], env()),
+      runScript('bifrost-bootstrap.ts', ['--local', '--remote-dir', '--json'], env()),
+      runScript('secrets.ts', ['set', '--', '--json'], env(), { input: '' }),
+    ]);
+    const said = [
+      'error: unexpected argument: --json',
+      'error: --remote-dir needs a value',
+      'error: "--json" is not a key name set can write',
+    ];
+    for (const [i, r] of runs.entries()) {
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(said[i]);
+    }
+  });
+
+  it('--json itself still switches JSON mode, also for the usage error of argv the command refuses', async () => {
+    const [command, group] = await Promise.all([
+      runScript('bifrost-bootstrap.ts', ['--local', '--json', '--bogus'], env()),
+      runScript('secrets.ts', ['bogus', '--json'], env()),
+    ]);
+    expect(JSON.parse(command.stdout)).toMatchObject({
+      ok: false,
+      error: 'unknown option --bogus',
+      exitCode: 2,
+    });
+    expect(JSON.parse(group.stdout)).toMatchObject({
+      ok: false,
+      error: 'unknown command "bogus"',
+      exitCode: 2,
+    });
+  });
+
+  it('-v bundled with another short flag, -v alone and --verbose each print every command', async () => {
+    const b = makeBundle();
+    const base = ['--local', '--dry-run', '--docker', 'docker', '--remote-dir', b.dir];
+    const run = (extra: string[]) => runScript('bifrost-bootstrap.ts', [...base, ...extra], env());
+    const [quiet, ...verbose] = await Promise.all([run([]), run(['-yv']), run(['-v']), run(['--verbose'])]);
+    for (const r of [quiet, ...verbose]) expect(r.exitCode, r.stderr).toBe(0);
+    expect(quiet.stdout).not.toMatch(/^\$ docker /m);
+    for (const r of verbose) expect(r.stdout).toMatch(/^\$ docker /m);
   });
 });
 

@@ -22,6 +22,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { acquireHostLock, currentHolder, type LockHolder } from '../scripts/lib/bifrost/lock.ts';
 import type { Executor } from '../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
+import { beginRun, runContext } from '../scripts/lib/run-context.ts';
 import { tempDir } from './helpers/temp.ts';
 import { requireTier } from './helpers/tiers.ts';
 
@@ -153,6 +154,37 @@ describe('host lock takeover', () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/is held by alice@laptop/);
     expect((err as { hint?: string }).hint).toMatch(/bifrost-unlock/);
+  });
+
+  it("an interrupted run whose release fails says what becomes of the lock: the hint is its clean-up step's own", async () => {
+    fresh();
+    try {
+      const { lock } = await acquire();
+      const LEFT =
+        /^if a host lock is left, the next run from this machine takes it over \(its holder is gone\); else bifrost unlock$/;
+      // Held: the step that releases it carries the hint, so a second signal can say it.
+      expect(runContext.cleanupHints()).toEqual([expect.stringMatching(LEFT)]);
+      // Broken by the operator and taken by another machine meanwhile: the release refuses to remove it.
+      rmSync(lockDir(), { recursive: true });
+      leaveLock(otherMachine());
+      runContext.interrupt('SIGINT');
+      const report = await runContext.runCleanups(5000);
+      expect(report.failed).toEqual([
+        expect.stringMatching(/^releasing the host lock failed: .*no longer ours/),
+      ]);
+      expect(report.hints).toEqual([expect.stringMatching(LEFT)]);
+      rmSync(lockDir(), { recursive: true });
+      await lock.release().catch(() => {});
+    } finally {
+      beginRun();
+    }
+  });
+
+  it('a lock released leaves no hint behind', async () => {
+    fresh();
+    const { lock } = await acquire();
+    await lock.release();
+    expect(runContext.cleanupHints()).toEqual([]);
   });
 
   // The race behind a rare double win: between a run's judgement "dead" and its takeover, the dead dir

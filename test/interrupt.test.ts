@@ -105,22 +105,61 @@ describe('withCleanup', () => {
   });
 });
 
+/** Runs `body` (an ES module with `runMain` and `runContext` in scope) as its own process under tsx. */
+function runInline(body: string) {
+  const cli = resolve(PROJECT_ROOT, 'scripts/lib/cli.ts');
+  const context = resolve(PROJECT_ROOT, 'scripts/lib/run-context.ts');
+  const script = `import { runMain } from ${JSON.stringify(cli)};
+import { runContext } from ${JSON.stringify(context)};
+${body}`;
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+    const child = execFile(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } },
+      (_err, stdout, stderr) => done({ code: child.exitCode, stdout, stderr }),
+    );
+  });
+}
+
+const hintLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('hint: '));
+
 describe('runMain', () => {
   it('fails loudly, with a JSON result, when the command waits on something that can never answer', async () => {
     // Before: Node's "unsettled top-level await", exit 13, no message and no JSON.
-    const cli = resolve(PROJECT_ROOT, 'scripts/lib/cli.ts');
-    const script = `import { runMain } from ${JSON.stringify(cli)};
-await runMain(() => new Promise(() => {}), ['node', 'x', '--json']);`;
-    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-      const child = execFile(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
-        { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } },
-        (_err, stdout, stderr) => done({ code: child.exitCode, stdout, stderr }),
-      );
-    });
+    const r = await runInline(
+      'await runMain({ common: () => ({ json: true }), main: () => new Promise(() => {}) }, []);',
+    );
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/^error: the command stopped with work outstanding/m);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 1 });
+  });
+
+  it('after an interrupt, says the hints its failed clean-up steps carry, and only theirs', async () => {
+    const r = await runInline(`await runMain({ common: () => ({}), main: () => {
+  runContext.onCleanup({ what: 'closing A', run: async () => { throw new Error('gone'); } });
+  runContext.onCleanup({ what: 'undoing B', hint: 'undo B by hand', run: async () => { throw new Error('refused'); } });
+  runContext.onCleanup({ what: 'undoing C', hint: 'undo C by hand', run: async () => {} });
+  process.kill(process.pid, 'SIGINT');
+  return new Promise((r) => setTimeout(r, 60_000));
+} }, []);`);
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(
+      /^error: interrupted by SIGINT: undoing B failed: refused; closing A failed: gone/m,
+    );
+    expect(hintLines(r.stderr)).toEqual(['hint: undo B by hand']);
+  });
+
+  it('a second signal during the clean-up says the hints of the steps left unfinished, not of those done', async () => {
+    const r = await runInline(`await runMain({ common: () => ({}), main: () => {
+  runContext.onCleanup({ what: 'undoing D', hint: 'undo D by hand', run: async () => {} });
+  runContext.onCleanup({ what: 'undoing E', run: () => { process.kill(process.pid, 'SIGINT'); return new Promise(() => {}); } });
+  runContext.onCleanup({ what: 'undoing F', hint: 'undo F by hand', run: async () => {} });
+  process.kill(process.pid, 'SIGINT');
+  return new Promise((r) => setTimeout(r, 60_000));
+} }, []);`);
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/^error: SIGINT again: exiting without finishing the clean-up$/m);
+    expect(hintLines(r.stderr)).toEqual(['hint: undo D by hand']);
   });
 });

@@ -154,3 +154,18 @@ describe('import layering', () => {
     );
   });
 });
+
+describe('the CLI core knows no domain', () => {
+  /** Words of the product's domain: a hint or message using them belongs to the module that knows it. */
+  const DOMAIN =
+    /\b(lock|unlock|ssh|bifrost|kubectl|kube|kubernetes|sops|age|docker|compose|host|infisical|openbao)\b/gi;
+
+  it('scripts/lib/cli.ts names none of it, in code or comments: errors and clean-up steps carry their own words', () => {
+    const text = readFileSync(join(SCRIPTS, 'lib', 'cli.ts'), 'utf8');
+    expect(text).toContain('export async function runMain'); // the file read is the CLI core
+    const found = text
+      .split('\n')
+      .flatMap((line, i) => (line.match(DOMAIN) ? [`${i + 1}: ${line.trim()}`] : []));
+    expect(found).toEqual([]);
+  });
+});

@@ -84,7 +84,7 @@ describe('a signal during start-up', () => {
   it("steps aside once runMain listens: the command's own interrupt report, once", async () => {
     const cli = resolve(PROJECT_ROOT, 'scripts/lib/cli.ts');
     const script = `import { runMain } from ${JSON.stringify(cli)};
-await runMain(async () => { process.stderr.write('running\\n'); await new Promise((r) => setTimeout(r, 120_000)); return 0; }, ['node', 'x']);`;
+await runMain({ common: () => ({}), main: async () => { process.stderr.write('running\\n'); await new Promise((r) => setTimeout(r, 120_000)); return 0; } }, []);`;
     const r = await interruptWhenReady(
       ['--import', STARTUP, '--import', 'tsx', '--input-type=module', '-e', script],
       'running',

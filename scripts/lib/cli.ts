@@ -25,7 +25,7 @@ export interface ExitCodes {
   ok?: string;
   failed?: string;
   badInput?: string;
-  /** Codes of its own (sops exec-env passes its command's on). */
+  /** Codes of its own (a command that runs another passes that one's on). */
   extra?: string;
 }
 
@@ -50,7 +50,7 @@ export function suggestFlag(typed: string, known: readonly string[]): string | u
 
 /**
  * Before node:util sees argv: `--alias` becomes its canonical flag, and a value that looks like a
- * negative number (`--lock-wait -5`) is bound to its string option as `--lock-wait=-5`, so that it is
+ * negative number (`--wait -5`) is bound to its string option as `--wait=-5`, so that it is
  * refused by the number parser with its own message instead of "argument is ambiguous".
  */
 function preprocess(
@@ -152,14 +152,46 @@ export function numberFlag(
   return n;
 }
 
+/** What runMain must know before the command runs: how it prints. */
+export interface CommonFlags {
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/**
+ * --json and --verbose as the command's own parser reads argv, so that a word after `--` or an option's
+ * value (`--file --json`) is not taken for them. Argv the command will refuse is read leniently (unknown
+ * options ignored), so that its usage error is still said the way the operator asked: as JSON with --json.
+ */
+function commonFlags(
+  argv: readonly string[],
+  options: Options,
+  aliases: Readonly<Record<string, string>> = {},
+  bare: Readonly<Record<string, string>> = {},
+): CommonFlags {
+  const read = (strict: boolean) =>
+    parseArgs({ args: preprocess(argv, options, aliases, bare), options, allowPositionals: true, strict })
+      .values as Record<string, unknown>;
+  let values: Record<string, unknown>;
+  try {
+    values = read(true);
+  } catch {
+    values = read(false);
+  }
+  return {
+    json: options.json !== undefined && values.json === true,
+    verbose: options.verbose !== undefined && values.verbose === true,
+  };
+}
+
 /** The parsed flags of a command with options `O`. */
 export type Flags<O extends Options> = ReturnType<typeof parseCli<O>>['values'];
 
 /** One command: what --help prints, which flags it takes, and what it runs. */
 export interface CommandSpec<O extends Options> {
-  /** How it is invoked, e.g. `node --import tsx scripts/bifrost.ts status`. */
+  /** How it is invoked, e.g. `node --import tsx scripts/tool.ts show`. */
   name: string;
-  /** What follows the name on the usage line, e.g. `--host H [options]`. */
+  /** What follows the name on the usage line, e.g. `--name N [options]`. */
   synopsis: string;
   /** What it does (paragraphs); shown after the usage line. */
   description: string;
@@ -167,7 +199,7 @@ export interface CommandSpec<O extends Options> {
   /** The option lines of --help (COMMON_OPTIONS_HELP is appended unless `commonHelp: false`). */
   optionsHelp?: string;
   commonHelp?: boolean;
-  /** Other spellings of a flag: `{ file: 'secrets-file' }` makes `--file F` mean `--secrets-file F`. */
+  /** Other spellings of a flag: `{ file: 'input-file' }` makes `--file F` mean `--input-file F`. */
   aliases?: Readonly<Record<string, string>>;
   /**
    * String options whose value is optional (node:util has none): `{ 'dry-run': 'client' }` makes a bare
@@ -190,6 +222,8 @@ export interface CommandSpec<O extends Options> {
 export interface Command {
   name: string;
   help: string;
+  /** --json and --verbose in argv as `main` will parse them; never throws (see commonFlags). */
+  common(argv: readonly string[]): CommonFlags;
   main(argv: string[], out: Output): Promise<number>;
 }
 
@@ -218,6 +252,7 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
   return {
     name: spec.name,
     help,
+    common: (argv) => commonFlags(argv, spec.options, spec.aliases, spec.bareValues),
     async main(argv, out) {
       const { values, positionals } = parseCli(argv, spec.options, spec.name, spec.aliases, spec.bareValues);
       if ((values as { help?: boolean }).help) {
@@ -235,7 +270,7 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
   };
 }
 
-/** A command with subcommands (`bifrost status`, `secrets init`): each answers its own --help. */
+/** A command with subcommands (`tool show`, `tool init`): each answers its own --help. */
 export function defineGroup(spec: {
   name: string;
   description: string;
@@ -261,9 +296,15 @@ export function defineGroup(spec: {
     spec.footer,
     spec.exits,
   );
+  const subcommand = (name: string | undefined) =>
+    name !== undefined && Object.hasOwn(spec.commands, name) ? spec.commands[name] : undefined;
   return {
     name: spec.name,
     help,
+    common(argv) {
+      const [first, ...rest] = argv;
+      return subcommand(first)?.command.common(rest) ?? commonFlags(argv, COMMON_OPTIONS);
+    },
     async main(argv, out) {
       const [first, ...rest] = argv;
       if (first === '-h' || first === '--help') {
@@ -275,7 +316,7 @@ export function defineGroup(spec: {
           `no command given: say which to run (${names.join(', ')})`,
           `see ${spec.name} --help`,
         );
-      const sub = spec.commands[first];
+      const sub = subcommand(first);
       if (!sub) {
         const guess = suggestFlag(first, names)?.slice(2);
         throw new InputError(
@@ -288,7 +329,7 @@ export function defineGroup(spec: {
   };
 }
 
-/** How long the clean-up after an interrupt may take at the most (release the lock, close the connection). */
+/** How long the clean-up after an interrupt may take at the most (every registered step together). */
 const CLEANUP_BOUND_MS = 5000;
 /** How long an interrupted command's own unwinding is waited for before the clean-up starts. */
 const UNWIND_MS = 1000;
@@ -297,18 +338,19 @@ const UNWIND_MS = 1000;
  * Runs a command's main function and turns any failure into a redacted `error:`/`hint:` pair and the
  * conventional exit code. Nothing thrown here reaches the terminal unredacted.
  *
- * SIGINT and SIGTERM abort the run context (run-context.ts): work in flight stops, the registered
- * clean-up runs (bounded), and the command says what was interrupted and exits 130 / 143, with one JSON
- * result under --json. A second signal while cleaning up exits at once. A dropped SSH connection is
- * named with the phase it cut ("the SSH connection to HOST dropped during upload: ..."), and a command
- * left waiting on nothing (the event loop ran dry) fails loudly instead of Node's silent exit 13.
+ * How it prints (--json, --verbose) is the command's own parse of argv. SIGINT and SIGTERM abort the run
+ * context (run-context.ts): work in flight stops, the registered clean-up runs (bounded), and the command
+ * says what was interrupted and exits 130 / 143, with one JSON result under --json, and the hints of the
+ * clean-up steps that failed. A second signal while cleaning up exits at once, with the hints of the
+ * steps left unfinished. A failure is said as the layer that knows its cause framed it (run-context.ts
+ * `frameFailure`), and a command left waiting on nothing (the event loop ran dry) fails loudly instead
+ * of Node's silent exit 13.
  */
 export async function runMain(
-  main: (out: Output) => Promise<number | undefined>,
-  argv = process.argv,
+  command: Pick<Command, 'common' | 'main'>,
+  argv = process.argv.slice(2),
 ): Promise<void> {
-  const json = argv.includes('--json');
-  const out = createOutput({ json, verbose: argv.includes('--verbose') || argv.includes('-v') });
+  const out = createOutput(command.common(argv));
   beginRun();
   // Once interrupted, the command's own output (a failure caused by the interrupt) is noise.
   const quiet =
@@ -316,7 +358,7 @@ export async function runMain(
     (...a: A) => {
       if (!runContext.interrupted) fn(...a);
     };
-  // The result is held until main returns: a failure after it (releasing the lock) replaces it, so that
+  // The result is held until main returns: a failure after it (a clean-up step) replaces it, so that
   // stdout carries exactly one JSON result whatever happens.
   let result: { value: unknown } | undefined;
   const guarded: Output = {
@@ -338,7 +380,7 @@ export async function runMain(
   const onSignal = (signal: StopSignal) => {
     if (runContext.interrupted) {
       const code = exitCodeForSignal(signal);
-      out.error(`${signal} again: exiting without finishing the clean-up`, LOCK_LEFT_HINT);
+      out.error(`${signal} again: exiting without finishing the clean-up`, hints(runContext.cleanupHints()));
       out.result({
         ok: false,
         interrupted: signal,
@@ -370,7 +412,7 @@ export async function runMain(
   // From here on these handlers say what was interrupted: the start-up ones (startup-signals.mjs) step aside.
   (globalThis as Record<symbol, (() => void) | undefined>)[STARTUP_SIGNALS_DISPOSE]?.();
   process.on('beforeExit', onBeforeExit);
-  const work = main(guarded).then(
+  const work = command.main(argv, guarded).then(
     (code) => ({ code }),
     (err: unknown) => ({ err }),
   );
@@ -398,23 +440,19 @@ export async function runMain(
 /** Left on globalThis by scripts/lib/startup-signals.mjs when the command was started through it. */
 const STARTUP_SIGNALS_DISPOSE = Symbol.for('secrets-flow.startup-signals.dispose');
 
-const LOCK_LEFT_HINT =
-  'if a host lock is left, the next run from this machine takes it over (its holder is gone); else bifrost unlock';
+/** The hints of clean-up steps as one hint line, or none. */
+function hints(list: readonly string[]): string | undefined {
+  return list.length ? list.join('; ') : undefined;
+}
 
 function reportFailure(err: unknown, out: Output): void {
   const e = err as Error & { hint?: string };
-  let message = e.message ?? String(err);
-  let secondary = secondaryOf(err);
-  const dropped = runContext.dropped;
-  if (dropped) {
-    // "the SSH connection to HOST dropped during upload: <what it cut>", said once, not per layer.
-    const prefix = `the SSH connection to ${dropped.where} dropped`;
-    const tidy = (m: string) => m.split(`${prefix} `).join('');
-    const rest = message.startsWith(prefix) ? message.slice(prefix.length).trimStart() : message;
-    message = `${prefix}${dropped.phase ? ` during ${dropped.phase}` : ''}: ${tidy(rest)}`;
-    secondary = secondary.map(tidy);
-  }
-  out.error([message, ...secondary.map((s) => `also: ${s}`)].join('\n'), e.hint);
+  const { message, secondary, hint, fields } = runContext.framed({
+    message: e.message ?? String(err),
+    secondary: secondaryOf(err),
+    hint: e.hint,
+  });
+  out.error([message, ...secondary.map((s) => `also: ${s}`)].join('\n'), hint);
   const code = exitCodeOf(err);
   if (code === EXIT.failed && !(err instanceof InputError) && process.env.SECRETS_FLOW_DEBUG && e.stack) {
     process.stderr.write(`${printable(redactor.redact(e.stack))}\n`);
@@ -423,8 +461,8 @@ function reportFailure(err: unknown, out: Output): void {
     ok: false,
     error: redactor.redact(message),
     ...(secondary.length ? { secondary: secondary.map((s) => redactor.redact(s)) } : {}),
-    ...(dropped ? { dropped: { where: dropped.where, phase: dropped.phase } } : {}),
-    hint: e.hint,
+    ...fields,
+    hint,
     exitCode: code,
   });
   process.exitCode = code;
@@ -439,11 +477,11 @@ async function reportInterrupt(signal: StopSignal, work: Promise<unknown>, out: 
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([work, new Promise((r) => (timer = setTimeout(r, UNWIND_MS)))]);
   clearTimeout(timer);
-  const { done, failed } = await runContext.runCleanups(CLEANUP_BOUND_MS);
+  const { done, failed, hints: left } = await runContext.runCleanups(CLEANUP_BOUND_MS);
   const code = exitCodeForSignal(signal);
   const parts = [phase?.consequence, ...done, ...failed].filter((p): p is string => Boolean(p));
   const message = `interrupted by ${signal}${phase ? ` during ${phase.name}` : ''}${parts.length ? `: ${parts.join('; ')}` : ''}; re-run to converge`;
-  out.error(message, failed.length ? LOCK_LEFT_HINT : undefined);
+  out.error(message, hints(left));
   out.result({ ok: false, interrupted: signal, phase: phase?.name, error: message, exitCode: code });
   process.exitCode = code;
   // Whatever the interrupted work still holds open (a timer, a socket) must not keep the process alive.

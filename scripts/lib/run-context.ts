@@ -10,7 +10,9 @@
  * - the phase: what the command is doing now ("upload"), so that an interrupt or a dropped connection
  *   is reported as "during upload", with what that means for the host;
  * - its secrets: the redactor that hides every value the run registered, and the fingerprint key
- *   (redact.ts reads both from here).
+ *   (redact.ts reads both from here);
+ * - how a failure is said, when a layer below knows its cause better than the error that reached the top
+ *   (a dropped connection: see `frameFailure`).
  *
  * runMain begins a run per command (`beginRun`); a test that drives the library in-process begins its
  * own, so that nothing an earlier run registered, interrupted or left to clean up reaches it.
@@ -41,6 +43,8 @@ export interface CleanupStep {
   done?: string;
   /** Names it when it failed ("releasing the host lock"). */
   what: string;
+  /** What the operator can do when it failed or never finished (a second signal cut it short). */
+  hint?: string;
   run: () => Promise<void>;
 }
 
@@ -57,6 +61,14 @@ export interface DroppedConnection {
   reason: string;
 }
 
+/** A command's failure as said to the operator: its message, secondary lines, hint and extra JSON fields. */
+export interface Failure {
+  message: string;
+  secondary: string[];
+  hint?: string;
+  fields?: Record<string, unknown>;
+}
+
 export class RunContext {
   /** Every secret this run registered, in every form it travels in. */
   readonly redactor = new Redactor();
@@ -68,6 +80,7 @@ export class RunContext {
   private currentPhase: Phase | undefined;
   private cleanups: CleanupStep[] = [];
   private firstDrop: DroppedConnection | undefined;
+  private framer: ((failure: Failure) => Failure) | undefined;
   // A set of our own rather than the signal's listeners: dozens of requests in flight would trip
   // Node's "possible EventTarget memory leak" warning on the AbortSignal.
   private readonly stopListeners = new Set<() => void>();
@@ -138,12 +151,12 @@ export class RunContext {
 
   /**
    * Runs the registered clean-up steps, last registered first, within `boundMs` together; each step
-   * that fails or is cut off by the bound is reported, never thrown.
+   * that fails or is cut off by the bound is reported with its hint, never thrown. A step stays
+   * registered until it is done, so that `cleanupHints` names what a second signal leaves unfinished.
    */
-  async runCleanups(boundMs: number): Promise<{ done: string[]; failed: string[] }> {
-    const steps = this.cleanups.reverse();
-    this.cleanups = [];
-    const report = { done: [] as string[], failed: [] as string[] };
+  async runCleanups(boundMs: number): Promise<{ done: string[]; failed: string[]; hints: string[] }> {
+    const steps = [...this.cleanups].reverse();
+    const report = { done: [] as string[], failed: [] as string[], hints: [] as string[] };
     const end = Date.now() + boundMs;
     for (const step of steps) {
       const left = end - Date.now();
@@ -156,8 +169,10 @@ export class RunContext {
         if (left <= 0) throw new Error('no time left for clean-up');
         await Promise.race([this.cleanupScope.run(true, step.run), bound]);
         if (step.done) report.done.push(step.done);
+        this.cleanups = this.cleanups.filter((s) => s !== step);
       } catch (err) {
         report.failed.push(`${step.what} failed: ${(err as Error).message}`);
+        if (step.hint && !report.hints.includes(step.hint)) report.hints.push(step.hint);
       } finally {
         clearTimeout(timer);
       }
@@ -177,6 +192,24 @@ export class RunContext {
 
   get dropped(): DroppedConnection | undefined {
     return this.firstDrop;
+  }
+
+  /** The hints of the clean-up steps not done yet: what is left to the operator if they never finish. */
+  cleanupHints(): string[] {
+    return [...new Set(this.cleanups.flatMap((s) => (s.hint ? [s.hint] : [])))];
+  }
+
+  /**
+   * Says the command's failure the way `frame` recasts it: set by the layer that knows the cause underneath
+   * whatever error reaches the top (a dropped connection). The first cause set is the one said.
+   */
+  frameFailure(frame: (failure: Failure) => Failure): void {
+    this.framer ??= frame;
+  }
+
+  /** The failure as it is said: recast by the frame set, if any. */
+  framed(failure: Failure): Failure {
+    return this.framer ? this.framer(failure) : failure;
   }
 }
 

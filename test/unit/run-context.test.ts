@@ -39,13 +39,13 @@ describe('two runs in one process', () => {
     expect(redactor.holds(CANARY)).toBe(false);
     expect(describeSecret('K', 'value')).toBe('K (5 chars)');
     expect(b.phase).toBeUndefined();
-    expect(await b.runCleanups(1000)).toEqual({ done: [], failed: [] });
+    expect(await b.runCleanups(1000)).toEqual({ done: [], failed: [], hints: [] });
 
     // A kept all of it.
     expect(a.redactor.redact(`x ${CANARY} x`)).toBe('x [REDACTED:CANARY] x');
     expect(a.fingerprintKey).toBeDefined();
     expect(a.phase?.name).toBe('upload');
     expect(a.signal.aborted).toBe(true);
-    expect(await a.runCleanups(1000)).toEqual({ done: ['staging removed'], failed: [] });
+    expect(await a.runCleanups(1000)).toEqual({ done: ['staging removed'], failed: [], hints: [] });
   });
 });

@@ -92,6 +92,12 @@ const BUSY_RETRIES = 30;
 const UNLOCK_HINT =
   'if that run is no longer running (a stale lock), clear it with `just bifrost-unlock HOST`, then run again';
 const HELD_HINT = `wait for that run to finish and run again, or pass --lock-wait S to wait up to S seconds for it; ${UNLOCK_HINT}`;
+/**
+ * Said when this run's release never finished (interrupted twice, or the host stopped answering): the lock
+ * records this machine and a process that is gone, so the next run from here takes it over.
+ */
+const LEFT_BEHIND_HINT =
+  'if a host lock is left, the next run from this machine takes it over (its holder is gone); else bifrost unlock';
 
 /**
  * $1 the parent, $2 the lock dir, $3 the take file; stdin: the holder record. The record is read whole
@@ -497,6 +503,7 @@ function handle(executor: Executor, remoteDir: string, mine: LockHolder): HostLo
   const unregister = runContext.onCleanup({
     what: 'releasing the host lock',
     done: 'the host lock was released',
+    hint: LEFT_BEHIND_HINT,
     run: () => lock.release(),
   });
   return lock;

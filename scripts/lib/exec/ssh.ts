@@ -47,6 +47,7 @@ import {
 } from './known-hosts.ts';
 import { abortedBeforeStart } from './local.ts';
 import { type ProxyProcess, startProxyCommand } from './proxy-command.ts';
+import { droppedPrefix, noteDropped } from './ssh-dropped.ts';
 
 export interface SshOptions {
   host: string;
@@ -266,7 +267,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
           err.level !== 'client-authentication' &&
           err.level !== 'client-timeout'
         ) {
-          runContext.noteDropped(connectionName(user, opts.host, port), err.message);
+          noteDropped(connectionName(user, opts.host, port), err.message);
         }
         fail(verifier.failure ?? connectError(err, where, timeoutMs, auth.tried));
       });
@@ -274,7 +275,7 @@ export async function connectSsh(opts: SshOptions): Promise<SshExecutor> {
         if (settled) return;
         const jumpLost = jump?.lostReason;
         const reason = jumpLost ? `the jump host dropped: ${jumpLost}` : 'closed during login';
-        runContext.noteDropped(connectionName(user, opts.host, port), reason);
+        noteDropped(connectionName(user, opts.host, port), reason);
         fail(
           new WorkError(
             jumpLost
@@ -618,7 +619,7 @@ export class SshExecutor implements Executor {
       this.lost ??= new Error(reason);
       // The jump connection is of no use without this one.
       if (this.jump) void this.jump.close();
-      runContext.noteDropped(this.limits.name, reason);
+      noteDropped(this.limits.name, reason);
       for (const fn of [...this.down]) fn(reason);
     });
     // After an interrupt, the clean-up closes the connection, after the host lock is released.
@@ -659,7 +660,7 @@ export class SshExecutor implements Executor {
 
   private droppedError(reason: string, during?: string): WorkError {
     return new WorkError(
-      `the SSH connection to ${this.limits.name} dropped${during ? ` while ${during}` : ''}: ${reason}`,
+      `${droppedPrefix(this.limits.name)}${during ? ` while ${during}` : ''}: ${reason}`,
       RERUN_HINT,
     );
   }
