@@ -3,7 +3,7 @@
  * When a build of the scripts may be run: the one rule shared by the launcher (bin/run.mjs), the build
  * (bin/build-bundles.mjs) and the tests' bundles. A build records how new its inputs were when it started;
  * it is current while nothing it was made from is newer. Plain JavaScript with no package imports: the
- * launcher reads it on every start, before anything heavy loads (a walk of ~150 entries, ~2 ms).
+ * launcher reads it on every start, before anything heavy loads (a walk of ~150 entries, ~1.5 ms of CPU).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -30,12 +30,29 @@ function mtime(path) {
   return statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? 0;
 }
 
-/** The newest modification time among the build's inputs (ms since the epoch). */
-export function newestInput() {
-  let newest = 0;
-  for (const name of readdirSync(SCRIPTS_DIR, { recursive: true, encoding: 'utf8' })) {
-    newest = Math.max(newest, mtime(join(SCRIPTS_DIR, name)));
+/**
+ * The newest modification time of `dir` and everything under it (ms since the epoch).
+ * @param {string} dir
+ * @returns {number}
+ */
+function newestUnder(dir) {
+  let newest = mtime(dir);
+  // By hand: readdirSync's `recursive` option costs ~9 ms of CPU here against ~1.5 ms.
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (stat === undefined) continue;
+    newest = Math.max(newest, stat.isDirectory() ? newestUnder(path) : stat.mtimeMs);
   }
+  return newest;
+}
+
+/**
+ * The newest modification time among the build's inputs (ms since the epoch). A directory's own counts:
+ * a file added, removed or renamed under scripts/ changes it.
+ */
+export function newestInput() {
+  let newest = newestUnder(SCRIPTS_DIR);
   for (const path of OTHER_INPUTS) newest = Math.max(newest, mtime(path));
   return newest;
 }
