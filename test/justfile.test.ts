@@ -112,7 +112,7 @@ describe.skipIf(!hasJust)('the justfile', () => {
     const path = await readmePath();
     const dir = tempDir('sf-just-argv-');
     const log = join(dir, 'argv');
-    // The recorder stands in for the recipe's command: `tsx` is a justfile variable (overridden on the
+    // The recorder stands in for the recipe's command: `run` is a justfile variable (overridden on the
     // command line), and the test recipe's vitest is found relative to the working directory.
     const recorder = join(dir, 'record-argv');
     writeFileSync(recorder, '#!/bin/bash\nprintf \'%s\\0\' "$@" > "$ARGV_LOG"\n', { mode: 0o755 });
@@ -125,12 +125,12 @@ describe.skipIf(!hasJust)('the justfile', () => {
       writeFileSync(log, '');
       const r = await run(
         'just',
-        ['--justfile', JUSTFILE, '--working-directory', work, `tsx=${recorder}`, recipe, ...args],
+        ['--justfile', JUSTFILE, '--working-directory', work, `run=${recorder}`, recipe, ...args],
         { env: { PATH: path, ARGV_LOG: log, SECRETS_FILE: secretsFile } },
       );
       expect(r.code, `${recipe}: ${r.stderr}`).toBe(0);
       const text = readFileSync(log, 'utf8');
-      expect(text, `${recipe} ran neither {{tsx}} nor vitest`).not.toBe('');
+      expect(text, `${recipe} ran neither {{run}} nor vitest`).not.toBe('');
       return text.split('\0').slice(0, -1);
     };
     // Words a shell would split, expand or drop, and ones an argument parser on the way might rewrite.

@@ -1,6 +1,6 @@
 /**
  * The README and the commands agree: every command the README shows (`just RECIPE …` and
- * `node --import tsx scripts/X.ts …`, in code blocks and in inline code) names a recipe the justfile has
+ * `node --import tsx scripts/X.ts …` or `node bin/run.mjs scripts/X.ts …`, in code blocks and in inline code) names a recipe the justfile has
  * and a script that exists, and every option shown with it, and every option the recipe itself passes,
  * is one that command's own parser takes and its --help lists (for `just rehearse…`, also the product
  * command it runs with --local). Each command is reached in-process through
@@ -65,7 +65,9 @@ const END = /\s(?:&&|\|\||;|\||>|<|#)(?:\s|$).*$|[;)]$/;
 function invocationsIn(text: string, line: number): Shown[] {
   const shown: Shown[] = [];
   // scripts/NAME.ts (upper case) is a placeholder, not a script.
-  for (const m of text.matchAll(/(?:^|[\s|;&(])(just|node --import tsx scripts\/[a-z][\w-]*\.ts)(?=\s|$)/g)) {
+  for (const m of text.matchAll(
+    /(?:^|[\s|;&(])(just|node (?:--import tsx|bin\/run\.mjs) scripts\/[a-z][\w-]*\.ts)(?=\s|$)/g,
+  )) {
     const start = (m.index ?? 0) + m[0].length - (m[1] as string).length;
     const rest = text.slice(start + (m[1] as string).length).replace(END, '');
     const words = rest.split(/\s+/).filter(Boolean);
@@ -75,14 +77,14 @@ function invocationsIn(text: string, line: number): Shown[] {
       if (!words[0] || !/^[a-z][\w-]*$/.test(words[0])) continue;
       shown.push({ ...part, recipe: words[0], words: words.slice(1) });
     } else {
-      shown.push({ ...part, words: [(m[1] as string).slice('node --import tsx scripts/'.length), ...words] });
+      shown.push({ ...part, words: [(m[1] as string).replace(/^.* scripts\//, ''), ...words] });
     }
   }
   return shown;
 }
 
 /**
- * Every `just …` and `node --import tsx scripts/….ts …` in the README's code blocks and inline code. An
+ * Every `just …`, `node --import tsx scripts/….ts …` and `node bin/run.mjs scripts/….ts …` in the README's code blocks and inline code. An
  * option in prose (inline code such as `--setup-plan`) is documented for the command its paragraph is
  * about: the one the paragraph's first inline code shows (`just runtime-setup --context homelab`
  * configures …). A paragraph that starts otherwise may name other tools' flags (compose's

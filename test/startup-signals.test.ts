@@ -1,7 +1,8 @@
 /**
  * A signal while a command is still loading its modules (before runMain listens) is reported and exits
  * as runMain would (130/143), instead of node's silent default; once runMain listens, its own handlers
- * alone answer. The justfile and package.json start every command through the start-up module.
+ * alone answer. The justfile and package.json start every command through the launcher, which loads the
+ * start-up module first.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,8 @@ import { PROJECT_ROOT } from './helpers/run-cli.ts';
 import { tempDir } from './helpers/temp.ts';
 
 const STARTUP = './scripts/lib/startup-signals.mjs';
+/** The launcher every recipe and npm script starts a command with (it imports STARTUP first). */
+const LAUNCHER = 'bin/run.mjs';
 
 interface Exit {
   code: number | null;
@@ -97,21 +100,37 @@ await runMain({ common: () => ({}), main: async () => { process.stderr.write('ru
 });
 
 describe('every command starts through the start-up module', () => {
-  it('the justfile runs its scripts with it ahead of tsx', async () => {
+  it('the launcher listens before the command loads: a Ctrl-C while it loads is reported', async () => {
+    // The launcher runs a file that is not one of the bundled commands under tsx; this one holds its load.
+    const file = join(tempDir('sf-startup-cmd-'), 'slow-command.mts');
+    writeFileSync(
+      file,
+      "process.stderr.write('loading\\n');\nawait new Promise((r) => setTimeout(r, 120_000));\n",
+    );
+    const r = await interruptWhenReady([LAUNCHER, file, '--json'], 'loading', 'SIGINT');
+    expect(r.signal, 'killed by the default action: nothing was said').toBeNull();
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain('error: interrupted by SIGINT during start-up, before the command began');
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, interrupted: 'SIGINT', exitCode: 130 });
+  });
+
+  it('the justfile runs its scripts through the launcher', async () => {
     const just = join(PROJECT_ROOT, 'bin', 'just');
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
       const child = execFile(
         just,
-        ['--justfile', join(PROJECT_ROOT, 'justfile'), '--evaluate', 'tsx'],
+        ['--justfile', join(PROJECT_ROOT, 'justfile'), '--evaluate', 'run'],
         (_e, o, e) => done({ code: child.exitCode, stdout: o, stderr: e }),
       );
     });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.split(' ')).toEqual(['node', '--import', STARTUP, '--import', 'tsx']);
+    expect(r.stdout.split(' ')).toEqual(['node', LAUNCHER]);
     const recipes = readFileSync(join(PROJECT_ROOT, 'justfile'), 'utf8');
+    const starting = recipes.match(/^\s+\S.*\bscripts\/\S+\.ts\b.*$/gm) ?? [];
+    expect(starting.length).toBeGreaterThan(20);
     expect(
-      recipes.match(/^\s+(?:node|npx tsx) .*scripts\//gm) ?? [],
-      'a recipe starting a script without {{tsx}}',
+      starting.filter((line) => !line.trim().startsWith('{{run}} scripts/')),
+      'a recipe starting a script without {{run}}',
     ).toEqual([]);
   });
 
@@ -124,6 +143,6 @@ describe('every command starts through the start-up module', () => {
     const starting = Object.values(scripts).filter((c) => /scripts\/\S+\.ts/.test(c));
     expect(starting.length).toBeGreaterThan(0);
     for (const command of starting)
-      expect(command).toContain(`node --import ${STARTUP} --import tsx scripts/`);
+      expect(command).toMatch(new RegExp(`^node ${LAUNCHER} scripts/\\S+\\.ts`));
   });
 });

@@ -1,8 +1,8 @@
 /**
- * Loaded with `--import` before tsx (justfile, package.json): a command spends its first few hundred
- * milliseconds loading its modules through tsx, and until `runMain` listens for SIGINT/SIGTERM their
- * default action would end node without a word. Here they say what was interrupted and exit as runMain
- * does (128 + the signal number). Nothing has been read or changed yet, so there is nothing to clean up.
+ * The first import of bin/run.mjs, the launcher of every recipe and npm script (or `--import`ed ahead of
+ * tsx): a command spends its first tens of milliseconds (a bundle) or hundreds (tsx) loading its modules,
+ * and until `runMain` listens for SIGINT/SIGTERM their default action would end node without a word. Here
+ * they say what was interrupted and exit as runMain does (128 + the signal number). Nothing has been read or changed yet, so there is nothing to clean up.
  * `runMain` calls the disposer it leaves on `globalThis` as it installs its own handlers.
  * Plain JavaScript with no imports, so that it is running before anything else loads.
  */
