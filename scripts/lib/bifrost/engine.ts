@@ -44,12 +44,17 @@ export interface EngineOptions {
   cli: DockerCli;
   out: Output;
   plan?: readonly PlanStep[];
+  /**
+   * The rendered env files (.secrets.env and .env) by name, as provisioning has just uploaded them: the
+   * engine takes their values from here, not back over the connection, and writes a minted token into
+   * them on the host as before. Without them (the recovery commands, bifrost-bootstrap on the host) it
+   * reads the host's.
+   */
+  envFiles?: Readonly<Record<string, string>>;
   /** When docker events cannot be streamed: a health poll (one `docker inspect`) starts this often. */
   pollIntervalMs?: number;
   /** A waited-on container whose events have been quiet this long is inspected once (default 15 s). */
   reconcileMs?: number;
-  /** Poll `docker inspect` instead of listening to docker events (the benchmark's "before"). */
-  poll?: boolean;
   /** Multiplies every deadline and backoff (default: SECRETS_FLOW_TIME_SCALE, else 1). */
   timeScale?: number;
   cloudInitTimeoutSec?: number;
@@ -114,7 +119,7 @@ class Engine {
 
   constructor(private readonly opts: EngineOptions) {
     this.plan = opts.plan ?? BIFROST_PLAN;
-    this.bundle = new Bundle(opts.executor.files, opts.cli.dir);
+    this.bundle = new Bundle(opts.executor.files, opts.cli.dir, opts.envFiles);
     this.scale = opts.timeScale ?? timeScaleFromEnv();
     this.ups = new UpBatcher((services, forceRecreate) =>
       this.run$(upArgv(opts.cli, services, { forceRecreate }), { timeoutMs: 300_000 }),
@@ -217,7 +222,10 @@ class Engine {
 
   private missing: string[] = [];
 
-  /** Reads .secrets.env and .env, reporting each key by length; missing ones are collected. */
+  /**
+   * .secrets.env and .env (as provisioning gave them, else read from the host), each key reported by
+   * length; missing ones are collected.
+   */
   private async readSecrets(): Promise<void> {
     const missing = this.missing;
     for (const [file, consumer] of RENDERED_ENV_CONSUMERS) {
@@ -276,7 +284,6 @@ class Engine {
       warn: (line) => this.out.warn(line),
       reconcileMs: this.opts.reconcileMs,
       pollIntervalMs: this.opts.pollIntervalMs,
-      poll: this.opts.poll,
     });
     // Progress on long waits: one line per container every 15 s while it is not ready.
     const lastShown = new Map<string, number>();
@@ -301,10 +308,6 @@ class Engine {
 
   /** One docker events stream for the run, opened before the first up, then one inspect. */
   private async listen(): Promise<void> {
-    if (this.opts.poll) {
-      await this.watcher.start();
-      return;
-    }
     const argv = eventsArgv(this.opts.cli, this.watchedNames(), { untilSeconds: this.streamBound() });
     this.out.detail(`$ ${formatCommand(argv)} (until the run ends)`);
     await this.watcher.start();

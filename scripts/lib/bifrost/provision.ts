@@ -167,7 +167,11 @@ export async function provisionBifrost(flags: ProvisionFlags, out: Output, usage
 
       // 4. The bootstrap, over the same connection, its output streamed as it happens.
       runContext.setPhase('bootstrap', 'the new bundle is live; services already started keep running');
-      const result = await runBifrostBootstrap({ executor, cli, out });
+      // The env files as just uploaded, in memory: the engine need not read back what it was given.
+      const envFiles = Object.fromEntries(
+        toSend.filter((f) => RENDERED_ENV_FILES.includes(f.path)).map((f) => [f.path, String(f.content)]),
+      );
+      const result = await runBifrostBootstrap({ executor, cli, out, envFiles });
       out.info(`\n${formatStatusTable(result)}`);
       if (result.failure) {
         out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, result.failure.hint);
