@@ -54,7 +54,6 @@ async function run(
     cli: s.cli,
     out,
     timeScale,
-    pollIntervalMs: 5,
     ...extra,
   });
   // Every run, whatever its end, leaves no docker events call running.
@@ -583,7 +582,7 @@ describe('bifrost engine on the simulator', () => {
   /** A run under way, its output read as it comes: the test acts on the host meanwhile. */
   function started(s: ReturnType<typeof setup>, timeScale: number) {
     const { out, text } = capturedOutput();
-    const running = runBifrostBootstrap({ executor: s.sim, cli: s.cli, out, timeScale, pollIntervalMs: 5 });
+    const running = runBifrostBootstrap({ executor: s.sim, cli: s.cli, out, timeScale });
     return { running, text };
   }
   const upOf = (sim: DockerSimulator, svc: string) => upCalls(sim).find((u) => u.services.includes(svc));

@@ -51,10 +51,6 @@ export interface EngineOptions {
    * reads the host's.
    */
   envFiles?: Readonly<Record<string, string>>;
-  /** When docker events cannot be streamed: a health poll (one `docker inspect`) starts this often. */
-  pollIntervalMs?: number;
-  /** A waited-on container whose events have been quiet this long is inspected once (default 15 s). */
-  reconcileMs?: number;
   /** Multiplies every deadline and backoff (default: SECRETS_FLOW_TIME_SCALE, else 1). */
   timeScale?: number;
   cloudInitTimeoutSec?: number;
@@ -282,8 +278,6 @@ class Engine {
       healthcheck: (n) => healthchecks.get(n),
       maxSeconds: this.streamBound(),
       warn: (line) => this.out.warn(line),
-      reconcileMs: this.opts.reconcileMs,
-      pollIntervalMs: this.opts.pollIntervalMs,
     });
     // Progress on long waits: one line per container every 15 s while it is not ready.
     const lastShown = new Map<string, number>();
