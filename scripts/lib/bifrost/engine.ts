@@ -45,10 +45,10 @@ export interface EngineOptions {
   out: Output;
   plan?: readonly PlanStep[];
   /**
-   * The rendered env files (.secrets.env and .env) by name, as provisioning has just uploaded them: the
-   * engine takes their values from here, not back over the connection, and writes a minted token into
-   * them on the host as before. Without them (the recovery commands, bifrost-bootstrap on the host) it
-   * reads the host's.
+   * Rendered env files (.secrets.env, .env) by name, as provisioning has just uploaded them: the engine
+   * takes their values from here, not back over the connection, and writes a minted token into them on
+   * the host as before. One not given (not sent this run; every one for the recovery commands and
+   * bifrost-bootstrap on the host) it reads from the host.
    */
   envFiles?: Readonly<Record<string, string>>;
   /** Multiplies every deadline and backoff (default: SECRETS_FLOW_TIME_SCALE, else 1). */
@@ -219,8 +219,8 @@ class Engine {
   private missing: string[] = [];
 
   /**
-   * .secrets.env and .env (as provisioning gave them, else read from the host), each key reported by
-   * length; missing ones are collected.
+   * .secrets.env and .env (as provisioning handed them over, else read from the host), each key reported
+   * by length; missing ones are collected.
    */
   private async readSecrets(): Promise<void> {
     const missing = this.missing;
