@@ -3,7 +3,7 @@
  * §5), scaled by 0.2, each simulated docker call costing CALL_MS like a local docker CLI process. Side by
  * side in one run (issue "event-driven boot"):
  *   - the engine listening to one docker events stream (today's),
- *   - the same engine polling `docker inspect` (before),
+ *   - the same engine polling `docker inspect` (before), over a docker whose events stream fails,
  *   - the original bootstrap.sh's method: strictly sequential, `docker inspect` every 5 s (scaled).
  * For each: the time from the first docker call to the end of the boot, its ratio to the plan's critical
  * path, and the docker CLI processes it started (the events stream counts as one). Beside them the floor:
@@ -21,6 +21,7 @@ import {
   makeBundle,
   referenceTimeline,
 } from '../test/helpers/bifrost-fixture.ts';
+import { withoutDockerEvents } from '../test/helpers/no-docker-events.ts';
 
 const SCALE = 0.2;
 const SECOND = 1000 * SCALE;
@@ -59,16 +60,20 @@ function figure(sim: DockerSimulator, ended: number, from = 0): Figure {
   return { seconds: (ended - first) / 1000, processes: sim.calls.length - from };
 }
 
-/** A first boot, then a re-run with nothing to change, on one simulator. */
+/**
+ * A first boot, then a re-run with nothing to change, on one simulator; `poll`: its docker cannot stream
+ * events, so the engine polls `docker inspect` (the failed stream is no docker process of the simulator's).
+ */
 async function engineBoot(poll: boolean, mintProxyToken = false): Promise<{ first: Figure; rerun: Figure }> {
   const { sim, cli, bundle } = simulator(mintProxyToken);
+  const executor = poll ? withoutDockerEvents(sim) : sim;
   try {
     const { out } = capturedOutput();
-    const result = await runBifrostBootstrap({ executor: sim, cli, out, poll });
+    const result = await runBifrostBootstrap({ executor, cli, out });
     if (!result.ok) throw new Error(`engine failed: ${result.failure?.message}`);
     const first = figure(sim, sim.now());
     const before = sim.calls.length;
-    const again = await runBifrostBootstrap({ executor: sim, cli, out, poll });
+    const again = await runBifrostBootstrap({ executor, cli, out });
     if (!again.ok) throw new Error(`engine re-run failed: ${again.failure?.message}`);
     return { first, rerun: figure(sim, sim.now(), before) };
   } finally {

@@ -12,6 +12,7 @@ import { type EngineOptions, type EngineResult, runBifrostBootstrap } from '../s
 import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
 import { carryToken } from '../scripts/lib/bifrost/host-state.ts';
 import { BIFROST_PLAN } from '../scripts/lib/bifrost/plan.ts';
+import type { Executor, FileOps } from '../scripts/lib/exec/executor.ts';
 import {
   DockerSimulator,
   type ServiceTimeline,
@@ -54,7 +55,6 @@ async function run(
     cli: s.cli,
     out,
     timeScale,
-    pollIntervalMs: 5,
     ...extra,
   });
   // Every run, whatever its end, leaves no docker events call running.
@@ -583,7 +583,7 @@ describe('bifrost engine on the simulator', () => {
   /** A run under way, its output read as it comes: the test acts on the host meanwhile. */
   function started(s: ReturnType<typeof setup>, timeScale: number) {
     const { out, text } = capturedOutput();
-    const running = runBifrostBootstrap({ executor: s.sim, cli: s.cli, out, timeScale, pollIntervalMs: 5 });
+    const running = runBifrostBootstrap({ executor: s.sim, cli: s.cli, out, timeScale });
     return { running, text };
   }
   const upOf = (sim: DockerSimulator, svc: string) => upCalls(sim).find((u) => u.services.includes(svc));
@@ -849,6 +849,68 @@ describe('bifrost engine on the simulator', () => {
     }
     for (const secret of secrets) expect(r.log).not.toContain(secret);
     expect(r.log).toMatch(/AUTHENTIK_BOOTSTRAP_TOKEN \(\d+ chars\)/);
+  });
+});
+
+describe('the env files handed to the engine', () => {
+  /** The simulator as the engine's executor, every file read through it recorded by path. */
+  function recordingReads(sim: DockerSimulator): { executor: Executor; reads: string[] } {
+    const reads: string[] = [];
+    const files: FileOps = {
+      readFile: (path) => {
+        reads.push(path);
+        return sim.files.readFile(path);
+      },
+      writeFileAtomic: (path, content, mode) => sim.files.writeFileAtomic(path, content, mode),
+      stat: (path) => sim.files.stat(path),
+    };
+    return {
+      executor: { where: sim.where, files, run: (cmd) => sim.run(cmd), close: () => sim.close() },
+      reads,
+    };
+  }
+
+  it('are its source: the host copies are never read, and the minted token goes into .secrets.env beside their values', async () => {
+    const s = setup();
+    // What provisioning hands over differs from what the host holds in one value: the engine must use it.
+    const handed = {
+      ...s.bundle.secretsEnv,
+      CF_DNS_API_TOKEN: `${s.bundle.secretsEnv.CF_DNS_API_TOKEN}-handed`,
+    };
+    const { executor, reads } = recordingReads(s.sim);
+    const { out } = capturedOutput();
+    const r = await runBifrostBootstrap({
+      executor,
+      cli: s.cli,
+      out,
+      timeScale: 0.05,
+      envFiles: { '.secrets.env': envText(handed), '.env': envText(s.bundle.dotEnv) },
+    });
+    expect(r.failure).toBeUndefined();
+    expect(reads.length, 'the reads recorded').toBeGreaterThan(0);
+    expect(reads).not.toContain(join(s.bundle.dir, '.secrets.env'));
+    expect(reads).not.toContain(join(s.bundle.dir, '.env'));
+    expect(
+      parseEnvFile(readFileSync(join(s.bundle.dir, 'env/traefik.env'), 'utf8')).get('CF_DNS_API_TOKEN'),
+    ).toBe(handed.CF_DNS_API_TOKEN);
+    expect(s.sim.containers.get('traefik')?.env.CF_DNS_API_TOKEN).toBe(handed.CF_DNS_API_TOKEN);
+    // The token is written into the host's .secrets.env: the handed text with the token line added.
+    const onHost = readFileSync(join(s.bundle.dir, '.secrets.env'), 'utf8');
+    expect(onHost.startsWith(envText(handed))).toBe(true);
+    expect(parseEnvFile(onHost).get('NB_IDP_MGMT_TOKEN')).toBe(s.bundle.secretsEnv.AUTHENTIK_BOOTSTRAP_TOKEN);
+  });
+
+  it('without them (a recovery command, bifrost-bootstrap on the host) the engine reads the host copies', async () => {
+    const s = setup();
+    const { executor, reads } = recordingReads(s.sim);
+    const { out } = capturedOutput();
+    const r = await runBifrostBootstrap({ executor, cli: s.cli, out, timeScale: 0.05 });
+    expect(r.failure).toBeUndefined();
+    expect(reads).toContain(join(s.bundle.dir, '.secrets.env'));
+    expect(reads).toContain(join(s.bundle.dir, '.env'));
+    expect(
+      parseEnvFile(readFileSync(join(s.bundle.dir, 'env/traefik.env'), 'utf8')).get('CF_DNS_API_TOKEN'),
+    ).toBe(s.bundle.secretsEnv.CF_DNS_API_TOKEN);
   });
 });
 

@@ -691,3 +691,73 @@ describe.skipIf(!sshd)("provision-bifrost seeds NetBird's owner", () => {
     expectNoPlaintext(changed, r.stdout, r.stderr);
   }, 60_000);
 });
+
+describe.skipIf(!sshd)('provision-bifrost hands the engine the env files it uploaded', () => {
+  let host: BifrostTestHost;
+  // Without NB_PROXY_TOKEN: the engine mints both tokens and writes them into .secrets.env on the host.
+  const { NB_PROXY_TOKEN: _proxy, ...values } = sampleSecrets();
+
+  beforeAll(async () => {
+    host = await startBifrostTestHost(sshd as string, { prefix: 'sf-provision-inmem-', sftpLog: true });
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.stop();
+  });
+
+  const secretsEnv = () => parseEnvFile(readFileSync(join(host.remoteDir, '.secrets.env'), 'utf8'));
+  /** The SFTP server's log of this run: one line per event, in order. */
+  const sftpLines = (from: number) => host.server.sftpLog().split(/\r?\n/).slice(from);
+  const liveRead = (line: string) =>
+    ['.secrets.env', '.env'].some((f) => line.startsWith(`open "${join(host.remoteDir, f)}" flags READ`));
+  const stagingWrite = (line: string) => /^open ".*\/bifrost\.staging-[^"]*" flags WRITE/.test(line);
+
+  it('the first deploy never reads back the env files it uploaded; the minted tokens still reach the host file', async () => {
+    const r = await provisionOnTestHost(host, [], values);
+    expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+    expect(r.exitCode).toBe(0);
+    const log = sftpLines(0);
+    // The upload wrote both files (into the staging tree swapped in), and nothing opened them for reading.
+    for (const f of ['.secrets.env', '.env'])
+      expect(
+        log.some((l) => l.startsWith('posix-rename') && l.endsWith(`/${f}"`)),
+        f,
+      ).toBe(true);
+    expect(log.filter(liveRead)).toEqual([]);
+    // Both tokens the engine minted were written into .secrets.env on the host, beside the uploaded values.
+    const held = secretsEnv();
+    expect(held.get('NB_IDP_MGMT_TOKEN')).toBeTruthy();
+    expect(held.get('NB_PROXY_TOKEN')).toBe(host.sim.proxyTokens[0]);
+    expect(held.get('CF_DNS_API_TOKEN')).toBe(values.CLOUDFLARE_API_TOKEN);
+  }, 60_000);
+
+  it('a changed secret: the file sent is never read after the upload, the one not sent is read on the host; the engine runs on the new values', async () => {
+    const before = secretsEnv();
+    const from = sftpLines(0).length - 1;
+    const changed = { ...values, CLOUDFLARE_API_TOKEN: `${values.CLOUDFLARE_API_TOKEN}x` };
+    const r = await provisionOnTestHost(host, [], changed);
+    expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+    expect(JSON.parse(r.stdout).upload.changed).toEqual(['.secrets.env']);
+    expect(JSON.parse(r.stdout).bootstrap.ok).toBe(true);
+    const log = sftpLines(from);
+    const readsOf = (f: string) =>
+      log.flatMap((l, i) => (l.startsWith(`open "${join(host.remoteDir, f)}" flags READ`) ? [i] : []));
+    const firstWrite = log.findIndex(stagingWrite);
+    expect(firstWrite).toBeGreaterThan(-1);
+    // provision's own look at the host (the token to carry, hand edits) reads each file once before the
+    // upload; .secrets.env, sent, is not read again...
+    expect(readsOf('.secrets.env')).toHaveLength(1);
+    expect(readsOf('.secrets.env')[0]).toBeLessThan(firstWrite);
+    // ...while .env, not sent, is the host's own copy: the engine reads it there.
+    expect(readsOf('.env')[0]).toBeLessThan(firstWrite);
+    expect(readsOf('.env').filter((i) => i > firstWrite).length).toBeGreaterThan(0);
+    // The engine rendered traefik's env file from the value it was handed; the tokens were kept.
+    expect(
+      parseEnvFile(readFileSync(join(host.remoteDir, 'env/traefik.env'), 'utf8')).get('CF_DNS_API_TOKEN'),
+    ).toBe(changed.CLOUDFLARE_API_TOKEN);
+    const after = secretsEnv();
+    expect(after.get('NB_IDP_MGMT_TOKEN')).toBe(before.get('NB_IDP_MGMT_TOKEN'));
+    expect(after.get('NB_PROXY_TOKEN')).toBe(before.get('NB_PROXY_TOKEN'));
+    expect(host.sim.proxyTokens).toHaveLength(1);
+  }, 60_000);
+});

@@ -36,9 +36,9 @@ export interface BifrostTestHost {
 
 export async function startBifrostTestHost(
   sshdPath: string,
-  opts: { prefix: string; timeline?: Record<string, ServiceTimeline> },
+  opts: { prefix: string; timeline?: Record<string, ServiceTimeline>; sftpLog?: boolean },
 ): Promise<BifrostTestHost> {
-  const server = await startSshd(sshdPath);
+  const server = await startSshd(sshdPath, { sftpLog: opts.sftpLog });
   const root = mkdtempSync(join(tmpdir(), opts.prefix));
   const remoteDir = join(root, 'remote', 'bifrost');
   mkdirSync(join(root, 'remote'));

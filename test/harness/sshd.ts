@@ -42,6 +42,8 @@ export interface SshdServer {
   readonly pid: number;
   /** What sshd logged so far (its stderr, at the LogLevel given to startSshd; capped at 4 MiB). */
   readonly log: string;
+  /** What the SFTP server logged so far (with `sftpLog`; else empty): one line per file opened. */
+  sftpLog(): string;
   stop(): Promise<void>;
 }
 
@@ -53,7 +55,19 @@ export interface SshdStartOptions {
    * accounts do. OpenSSH then refuses the client's signal requests (session.c `session_signal_req`).
    */
   forceCommand?: boolean;
+  /**
+   * The SFTP server (OpenSSH's sftp-server rather than internal-sftp, which logs to syslog only) writes
+   * each file it opens into `sftpLog` (`open "PATH" flags READ …`): a test sees what a client read.
+   */
+  sftpLog?: boolean;
 }
+
+/** OpenSSH's sftp-server program, where the distributions put it. */
+const SFTP_SERVERS = [
+  '/usr/lib/openssh/sftp-server',
+  '/usr/libexec/openssh/sftp-server',
+  '/usr/libexec/sftp-server',
+];
 
 /** The sshd binary, or undefined after a printed skip (a failure under CI). */
 export function findSshd(purpose: string): string | undefined {
@@ -147,7 +161,14 @@ function freePort(): Promise<number> {
   });
 }
 
-function config(dir: string, port: number, user: string, logLevel: string, forceCommand: boolean): string {
+function config(
+  dir: string,
+  port: number,
+  user: string,
+  logLevel: string,
+  forceCommand: boolean,
+  sftp: string,
+): string {
   return `${forceCommand ? 'ForceCommand /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n' : ''}Port ${port}
 ListenAddress 127.0.0.1
 HostKey ${join(dir, 'host_ed25519')}
@@ -159,7 +180,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PermitRootLogin ${user === 'root' ? 'prohibit-password' : 'no'}
-Subsystem sftp internal-sftp -u 000
+Subsystem sftp ${sftp}
 MaxStartups 100:30:200
 MaxSessions 50
 LogLevel ${logLevel}
@@ -181,6 +202,8 @@ class Sshd implements SshdServer {
     /** The user was made for this server: stop() removes it. */
     private readonly ownsUser = false,
     private readonly forceCommand = false,
+    /** The SFTP server logs the files it opens into sftpLogFile. */
+    private readonly logSftp = false,
   ) {
     liveServers.add(this);
   }
@@ -197,13 +220,41 @@ class Sshd implements SshdServer {
   get pid(): number {
     return this.child?.pid ?? 0;
   }
+  private get sftpLogFile(): string {
+    return join(this.dir, 'sftp.log');
+  }
+
+  sftpLog(): string {
+    return this.logSftp ? readFileSync(this.sftpLogFile, 'utf8') : '';
+  }
+
+  /** The Subsystem command: internal-sftp, or sftp-server logging every open through a wrapper. */
+  private async sftpSubsystem(): Promise<string> {
+    if (!this.logSftp) return 'internal-sftp -u 000';
+    const server = SFTP_SERVERS.find((p) => existsSync(p));
+    if (!server)
+      throw new Error(`sftpLog needs OpenSSH's sftp-server (looked in ${SFTP_SERVERS.join(', ')})`);
+    // The logged-in user appends to the log: it is born writable by all (a test's own temp dir).
+    await writeFile(this.sftpLogFile, '', { mode: 0o666 });
+    await chmod(this.sftpLogFile, 0o666);
+    const wrapper = join(this.dir, 'sftp-logged');
+    await writeFile(wrapper, `#!/bin/sh\nexec ${server} -u 000 -e -l INFO 2>>${this.sftpLogFile}\n`, {
+      mode: 0o755,
+    });
+    await chmod(wrapper, 0o755);
+    return wrapper;
+  }
 
   /** Starts on `port`, or on a fresh ephemeral port (retrying when another process takes it first). */
   async start(port?: number): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       this.port = port ?? (await freePort());
       const configFile = join(this.dir, 'sshd_config');
-      await writeFile(configFile, config(this.dir, this.port, this.user, this.logLevel, this.forceCommand));
+      const sftp = await this.sftpSubsystem();
+      await writeFile(
+        configFile,
+        config(this.dir, this.port, this.user, this.logLevel, this.forceCommand, sftp),
+      );
       const result = await this.launch(configFile);
       if (result === 'ok') break;
       if (!/Address already in use/.test(result) || attempt >= 5) {
@@ -296,7 +347,15 @@ export async function startSshd(sshdPath: string, options: SshdStartOptions = {}
   // sshd reads authorized_keys as the logging-in user: the dir must be traversable and the file readable.
   await chmod(dir, 0o711);
   // From here on the server owns dir and user: stop() (or the exit hook) removes both.
-  const server = new Sshd(sshdPath, dir, user.name, options.logLevel, user.created, options.forceCommand);
+  const server = new Sshd(
+    sshdPath,
+    dir,
+    user.name,
+    options.logLevel,
+    user.created,
+    options.forceCommand,
+    options.sftpLog,
+  );
   try {
     keygen(join(dir, 'host_ed25519'), 'test-host');
     keygen(join(dir, 'client_ed25519'), 'test-client');

@@ -64,11 +64,20 @@ export function bundleMountsOf(def: ComposeService): { source: string; target?: 
 export class Bundle {
   private compose?: Promise<Record<string, ComposeService>>;
   private dotEnv?: Promise<string | undefined>;
+  /** Files whose content the caller holds (it just wrote them there), by relative path. */
+  private readonly held: Map<string, string>;
 
+  /**
+   * `held`: files the caller has just written to the bundle, with their content: read from here rather
+   * than back from the host, and kept current as they are written again.
+   */
   constructor(
     readonly files: FileOps,
     readonly dir: string,
-  ) {}
+    held: Readonly<Record<string, string>> = {},
+  ) {
+    this.held = new Map(Object.entries(held));
+  }
 
   /**
    * `rel` comes from files on the host (the compose file's env files and mounts): only a plain relative
@@ -86,13 +95,15 @@ export class Bundle {
   }
 
   async read(rel: string): Promise<string | undefined> {
-    return this.files.readFile(this.path(rel));
+    const path = this.path(rel);
+    return this.held.get(rel) ?? this.files.readFile(path);
   }
 
   /** Writes (0600, atomically) only when the content differs; says whether it wrote. */
   async writeIfChanged(rel: string, content: string): Promise<boolean> {
     if ((await this.read(rel)) === content) return false;
     await this.files.writeFileAtomic(this.path(rel), content, 0o600);
+    if (this.held.has(rel)) this.held.set(rel, content);
     return true;
   }
 

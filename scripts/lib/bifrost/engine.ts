@@ -44,12 +44,13 @@ export interface EngineOptions {
   cli: DockerCli;
   out: Output;
   plan?: readonly PlanStep[];
-  /** When docker events cannot be streamed: a health poll (one `docker inspect`) starts this often. */
-  pollIntervalMs?: number;
-  /** A waited-on container whose events have been quiet this long is inspected once (default 15 s). */
-  reconcileMs?: number;
-  /** Poll `docker inspect` instead of listening to docker events (the benchmark's "before"). */
-  poll?: boolean;
+  /**
+   * Rendered env files (.secrets.env, .env) by name, as provisioning has just uploaded them: the engine
+   * takes their values from here, not back over the connection, and writes a minted token into them on
+   * the host as before. One not given (not sent this run; every one for the recovery commands and
+   * bifrost-bootstrap on the host) it reads from the host.
+   */
+  envFiles?: Readonly<Record<string, string>>;
   /** Multiplies every deadline and backoff (default: SECRETS_FLOW_TIME_SCALE, else 1). */
   timeScale?: number;
   cloudInitTimeoutSec?: number;
@@ -114,7 +115,7 @@ class Engine {
 
   constructor(private readonly opts: EngineOptions) {
     this.plan = opts.plan ?? BIFROST_PLAN;
-    this.bundle = new Bundle(opts.executor.files, opts.cli.dir);
+    this.bundle = new Bundle(opts.executor.files, opts.cli.dir, opts.envFiles);
     this.scale = opts.timeScale ?? timeScaleFromEnv();
     this.ups = new UpBatcher((services, forceRecreate) =>
       this.run$(upArgv(opts.cli, services, { forceRecreate }), { timeoutMs: 300_000 }),
@@ -217,7 +218,10 @@ class Engine {
 
   private missing: string[] = [];
 
-  /** Reads .secrets.env and .env, reporting each key by length; missing ones are collected. */
+  /**
+   * .secrets.env and .env (as provisioning handed them over, else read from the host), each key reported
+   * by length; missing ones are collected.
+   */
   private async readSecrets(): Promise<void> {
     const missing = this.missing;
     for (const [file, consumer] of RENDERED_ENV_CONSUMERS) {
@@ -274,9 +278,6 @@ class Engine {
       healthcheck: (n) => healthchecks.get(n),
       maxSeconds: this.streamBound(),
       warn: (line) => this.out.warn(line),
-      reconcileMs: this.opts.reconcileMs,
-      pollIntervalMs: this.opts.pollIntervalMs,
-      poll: this.opts.poll,
     });
     // Progress on long waits: one line per container every 15 s while it is not ready.
     const lastShown = new Map<string, number>();
@@ -301,10 +302,6 @@ class Engine {
 
   /** One docker events stream for the run, opened before the first up, then one inspect. */
   private async listen(): Promise<void> {
-    if (this.opts.poll) {
-      await this.watcher.start();
-      return;
-    }
     const argv = eventsArgv(this.opts.cli, this.watchedNames(), { untilSeconds: this.streamBound() });
     this.out.detail(`$ ${formatCommand(argv)} (until the run ends)`);
     await this.watcher.start();

@@ -113,8 +113,6 @@ export interface EventWatcherOptions {
   /** Inspect a waited-on container whose events have been quiet this long (a missed event's cost). */
   reconcileMs?: number;
   pollIntervalMs?: number;
-  /** Poll from the start, no stream (the benchmark's "before" figure). */
-  poll?: boolean;
 }
 
 export class EventWatcher {
@@ -143,10 +141,6 @@ export class EventWatcher {
   /** Opens the stream, then inspects every container once: what was running before the stream began. */
   async start(): Promise<ReadonlyMap<string, ContainerState>> {
     this.offStop = runContext.onStop(() => this.stop());
-    if (this.opts.poll) {
-      this.polling = this.pollingWatcher();
-      return this.firstLook();
-    }
     this.stream = this.executor
       .run({
         argv: eventsArgv(this.cli, this.names, { untilSeconds: this.opts.maxSeconds }),

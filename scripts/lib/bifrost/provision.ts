@@ -29,6 +29,7 @@ import { type HostFlags, openHost, requireHost } from './host-flags.ts';
 import { carryToken, DOT_ENV, RENDERED_ENV_FILES, readHostEnvState, SECRETS_ENV } from './host-state.ts';
 import { NB_IDP_MGMT_TOKEN } from './plan.ts';
 import { buildProvisionInput, keepHostHashes } from './provision-input.ts';
+import type { BundleFile } from './upload.ts';
 
 /** The flags provision-bifrost takes (its entry script defines them). */
 export interface ProvisionFlags extends HostFlags {
@@ -167,7 +168,12 @@ export async function provisionBifrost(flags: ProvisionFlags, out: Output, usage
 
       // 4. The bootstrap, over the same connection, its output streamed as it happens.
       runContext.setPhase('bootstrap', 'the new bundle is live; services already started keep running');
-      const result = await runBifrostBootstrap({ executor, cli, out });
+      const result = await runBifrostBootstrap({
+        executor,
+        cli,
+        out,
+        envFiles: sentEnvFiles(toSend, upload.changed),
+      });
       out.info(`\n${formatStatusTable(result)}`);
       if (result.failure) {
         out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, result.failure.hint);
@@ -203,6 +209,19 @@ export async function provisionBifrost(flags: ProvisionFlags, out: Output, usage
 }
 
 const NOTHING_CHANGED = 'nothing was changed on the host';
+
+/**
+ * The env files the upload sent, as sent: on the host now exactly, so the engine takes them from memory
+ * instead of reading them back. One it did not send (unchanged) is the host's own copy, which the engine
+ * reads there as it stands, token lines and all.
+ */
+function sentEnvFiles(files: readonly BundleFile[], sent: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    files
+      .filter((f) => RENDERED_ENV_FILES.includes(f.path) && sent.includes(f.path))
+      .map((f) => [f.path, String(f.content)]),
+  );
+}
 
 async function writeLocal(
   dir: string,
