@@ -27,6 +27,8 @@ import { writeKubeconfig } from './kubeconfig.ts';
 import { sampleSecrets } from './sample-secrets.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
+/** How every recipe starts a command (its bundle while current, else tsx), by path: any working directory. */
+const LAUNCHER = join(ROOT, 'bin', 'run.mjs');
 /** Runs a project script as an operator would, its output indented under the current step. */
 function runStep(
   out: Output,
@@ -36,7 +38,7 @@ function runStep(
   opts: { quiet?: boolean } = {},
 ): Promise<number> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
+    const child = spawn(process.execPath, [LAUNCHER, join(ROOT, 'scripts', script), ...args], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

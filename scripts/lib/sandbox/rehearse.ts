@@ -5,10 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { EXIT, InputError } from '../errors.ts';
 import { localFiles } from '../exec/local.ts';
 import type { Output } from '../output.ts';
@@ -30,8 +28,8 @@ const BUNDLE_DIR = 'bifrost';
 const STATE_FILE = 'docker-simulator.json';
 const MARK = '.secrets-flow-rehearsal';
 
-/** `node --import tsx` from any working directory: tsx by its path, not resolved from the cwd. */
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+/** How every recipe starts a command (its bundle while current, else tsx), by path: any working directory. */
+const LAUNCHER = join(ROOT, 'bin', 'run.mjs');
 
 /** The recovery commands that act on a host (check-bundle reads a local bundle: nothing to rehearse). */
 export const HOST_COMMANDS = ['status', 'logs', 'token', 'render', 'verify', 'unlock'];
@@ -147,7 +145,7 @@ export async function rehearse(
 
 /** Starts a project script as its own process, its stdio this one's; `exited`: its exit code (128 + N for signal N). */
 function run(script: string, args: string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'scripts', script), ...args], {
+  const child = spawn(process.execPath, [LAUNCHER, join(ROOT, 'scripts', script), ...args], {
     stdio: 'inherit',
     env,
   });
