@@ -5,14 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../scripts/lib/errors.ts';
-import {
-  Branch,
-  formatForPath,
-  formatNamed,
-  SOPS_FORMATS,
-  storeFor,
-} from '../../scripts/lib/secrets/sops/index.ts';
-import { storeForPath } from '../../scripts/lib/secrets/sops/stores.ts';
+import { Branch, formatNamed, SOPS_FORMATS, storeFor } from '../../scripts/lib/secrets/sops/index.ts';
+import { formatForPath, storeForPath } from '../../scripts/lib/secrets/sops/stores.ts';
 import { toPlain } from '../../scripts/lib/secrets/sops/tree.ts';
 
 const ENC = 'ENC[AES256_GCM,data:AAAA,iv:BBBB,tag:CCCC,type:str]';

@@ -1,15 +1,7 @@
-import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { InputError } from '../../errors.ts';
 import { shellQuote } from '../../exec/executor.ts';
-import { notRegular } from '../../file-kind.ts';
-import {
-  type BoundedRead,
-  notRegularError,
-  READ_LIMITS,
-  readBounded,
-  tooLargeError,
-} from '../../read-bounded.ts';
+import { type BoundedRead, READ_LIMITS, readBounded } from '../../read-bounded.ts';
 
 /**
  * What a SOPS file read here may hold, so that a hostile or broken file ends in an `InputError`
@@ -121,23 +113,6 @@ function cannotRead(path: string, err: unknown): InputError {
     `cannot read ${path} (${code ?? 'unknown error'})`,
     'check the path and its permissions',
   );
-}
-
-/**
- * Checks, without opening it (opening a FIFO blocks), that `path` is a regular file within the size
- * limit; for callers that hand the path to another program (the sops binary).
- */
-export async function checkSecretsFile(path: string): Promise<Stats> {
-  let st: Stats;
-  try {
-    st = await stat(path);
-  } catch (err) {
-    throw cannotRead(path, err);
-  }
-  const kind = notRegular(st);
-  if (kind) throw notRegularError(path, SECRETS_READ.what, kind, SECRETS_READ.hint);
-  if (st.size > LIMITS.fileBytes) throw tooLargeError(path, SECRETS_READ, st.size);
-  return st;
 }
 
 /** Reads a SOPS file through the bounded reader (read-bounded.ts): checked, opened non-blocking, capped. */
