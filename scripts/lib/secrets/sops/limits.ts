@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { InputError } from '../../errors.ts';
 import { shellQuote } from '../../exec/executor.ts';
-import { type BoundedRead, READ_LIMITS, readBounded } from '../../read-bounded.ts';
+import { type BoundedRead, readBounded } from '../../read-bounded.ts';
 
 /**
  * What a SOPS file read here may hold, so that a hostile or broken file ends in an `InputError`
@@ -9,8 +9,6 @@ import { type BoundedRead, READ_LIMITS, readBounded } from '../../read-bounded.t
  * secrets file is a few KiB with a few dozen keys; every limit is far above that.
  */
 export const LIMITS = {
-  /** The size of the file itself. */
-  fileBytes: READ_LIMITS.secretsFile.bytes,
   /** How deep maps and lists may nest inside a document. */
   depth: 100,
   /** The length of one key or value as written in the file (an encrypted value included). */
