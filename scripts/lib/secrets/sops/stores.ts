@@ -33,7 +33,7 @@ export function storeFor(format: SopsFormat): Store {
 }
 
 /** sops's `FormatForPath`: by extension, anything unknown is binary. */
-export function formatForPath(path: string): SopsFormat {
+function formatForPath(path: string): SopsFormat {
   return EXTENSIONS.find(([ext]) => path.endsWith(ext))?.[1] ?? 'binary';
 }
 
