@@ -25,7 +25,6 @@ import {
   findAgeIdentities,
   readPlainKeyNames,
 } from '../scripts/lib/secrets/sops/index.ts';
-import { emitJson } from '../scripts/lib/secrets/sops/json-store.ts';
 import type { SopsMetadata } from '../scripts/lib/secrets/sops/metadata.ts';
 import { compileRules } from '../scripts/lib/secrets/sops/rules.ts';
 import { storeFor, storeForPath } from '../scripts/lib/secrets/sops/stores.ts';
@@ -192,8 +191,8 @@ describe('reading without keys', () => {
       'x.json',
     ).branches;
     expect(branch?.pairs().map((p) => p.key)).toEqual(['b', '2', 'a', 'a']);
-    expect(emitJson(branch as Branch, '')).toBe(
-      '{\n"b": 1,\n"2": 2.5,\n"a": {\n"z": 1,\n"1": true\n},\n"a": null\n}\n',
+    expect(storeFor('json').emitPlainFile([branch as Branch], 'x.json')).toBe(
+      '{\n    "b": 1,\n    "2": 2.5,\n    "a": {\n        "z": 1,\n        "1": true\n    },\n    "a": null\n}\n',
     );
   });
 
