@@ -16,6 +16,7 @@ import {
   stoppableSleep,
   withCleanup,
 } from '../scripts/lib/run-context.ts';
+import { runAsCleanupStep } from './helpers/cleanup-step.ts';
 import { PROJECT_ROOT } from './helpers/run-cli.ts';
 
 afterEach(() => void beginRun());
@@ -46,7 +47,7 @@ describe('interrupts', () => {
     expect(pid).toBeGreaterThan(0);
     expect(alive(pid)).toBe(false);
     await expect(local.run({ argv: ['true'] })).rejects.toBeInstanceOf(InterruptedError);
-    const inCleanup = await runContext.asCleanup(() => local.run({ argv: ['echo', 'ok'] }));
+    const inCleanup = await runAsCleanupStep(() => local.run({ argv: ['echo', 'ok'] }));
     expect(inCleanup.stdout).toBe('ok\n');
   });
 

@@ -226,6 +226,27 @@ describe('secrets recipients', () => {
     expect(absent.stdout).toMatch(/unchanged/);
     expect(readFileSync(f.file, 'utf8')).toBe(before);
   });
+
+  it('refuses a SOPS file in another format before reading it, naming the sops command that does the job', async () => {
+    const f = await fixture();
+    const json = join(f.dir, 'secrets', 'other.sops.json');
+    const text = await encryptSops(f.values, { recipients: [f.k1.recipient], format: 'json' });
+    writeFileSync(json, text, { mode: 0o600 });
+    const cases: [string[], string][] = [
+      [['recipients'], `sops updatekeys ${json}`],
+      [['recipients', 'add', f.k2.recipient], `sops updatekeys ${json}`],
+      [['init', '--fill'], `sops ${json})`],
+    ];
+    for (const [args, sops] of cases) {
+      const r = await runScript('secrets.ts', [...args, '--secrets-file', json], f.env());
+      expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`${json}: `);
+      expect(r.stderr).toMatch(/YAML SOPS files only/);
+      expect(r.stderr).toContain(`the sops binary does it for other formats (${sops}`);
+      noValues(r, f.values);
+    }
+    expect(readFileSync(json, 'utf8')).toBe(text);
+  });
 });
 
 describe('secrets init --fill', () => {

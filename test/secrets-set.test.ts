@@ -5,7 +5,7 @@
  */
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';
 import { copyVector, makeAgeKey, YAML_VECTORS } from './fixtures/make-sops-fixtures.ts';
 import { runScriptInPty } from './helpers/pty.ts';
@@ -309,14 +309,12 @@ describe('setSecret (library): what it leaves to sops', () => {
     await expect(
       setSecret({ file: flat, key: 'REDIS_PASSWORD', value: NEW_REDIS, env: { HOME: dir } }),
     ).rejects.toThrow(/no age identity decrypts the data key/);
-    // The library pins lastmodified for a test; the file then reads back with the new value.
-    const done = await setSecret({
-      file: flat,
-      key: 'REDIS_PASSWORD',
-      value: NEW_REDIS,
-      env,
-      now: new Date('2030-01-02T03:04:05.678Z'),
-    });
+    // lastmodified is the clock's time (pinned here), to the second; the file reads back with the new value.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2030-01-02T03:04:05.678Z'));
+    const done = await setSecret({ file: flat, key: 'REDIS_PASSWORD', value: NEW_REDIS, env }).finally(() =>
+      vi.useRealTimers(),
+    );
     expect(done).toMatchObject({ action: 'changed', length: NEW_REDIS.length });
     expect(readFileSync(flat, 'utf8')).toMatch(/^ {4}lastmodified: "2030-01-02T03:04:05Z"$/m);
     expect(

@@ -16,6 +16,7 @@ import { connectSsh, type SshExecutor, type SshOptions } from '../scripts/lib/ex
 import { beginRun, InterruptedError, runContext } from '../scripts/lib/run-context.ts';
 import { type DropProxy, startDropProxy } from './harness/drop-proxy.ts';
 import { findSshd, regenerateHostKey, type SshdServer, startSshd } from './harness/sshd.ts';
+import { runAsCleanupStep } from './helpers/cleanup-step.ts';
 import { eventually } from './helpers/process.ts';
 import { tempDir } from './helpers/temp.ts';
 
@@ -244,6 +245,8 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
     });
 
     it('an interrupt kills the remote command and refuses new ones; clean-up is still served', async () => {
+      // A run of its own: the shared connection's close step stays with the run that opened it.
+      beginRun();
       let pid = '';
       const err = await failure(
         ssh.run({
@@ -271,7 +274,7 @@ describe.skipIf(!sshd)('SshExecutor against OpenSSH sshd', () => {
               pid,
             ],
           });
-        expect((await runContext.asCleanup(check)).exitCode).toBe(1);
+        expect((await runAsCleanupStep(check)).exitCode).toBe(1);
       } finally {
         beginRun();
       }

@@ -180,11 +180,6 @@ export class RunContext {
     return report;
   }
 
-  /** Runs `fn` as clean-up: it is served even after an interrupt. */
-  asCleanup<T>(fn: () => Promise<T>): Promise<T> {
-    return this.cleanupScope.run(true, fn);
-  }
-
   /** Records the first connection that dropped (the phase is the one current now). */
   noteDropped(where: string, reason: string): void {
     this.firstDrop ??= { where, phase: this.currentPhase?.name, reason };

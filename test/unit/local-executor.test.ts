@@ -202,7 +202,7 @@ describe("zx's log hook", () => {
 
   it('passes everything zx prints through the redactor, even a secret split across chunks', async () => {
     const { redactor } = await import('../../scripts/lib/redact.ts');
-    const { loadZx, redactingLog, LocalExecutor: Local } = await import('../../scripts/lib/exec/local.ts');
+    const { loadZx, LocalExecutor: Local } = await import('../../scripts/lib/exec/local.ts');
     redactor.register(CANARY, 'ZX_CANARY');
     // Everything written to stderr meanwhile: zx's own log, had it not been replaced, would write there raw.
     const printed: string[] = [];
@@ -222,9 +222,9 @@ describe("zx's log hook", () => {
       const echoed = printed.join('');
       expect(echoed).toContain('[REDACTED:ZX_CANARY]');
       expect(echoed).not.toContain(CANARY);
-      // The hook on its own: the canary arrives in two chunks, and in a retry's error.
+      // The hook zx was given, on its own: the canary arrives in two chunks, and in a retry's error.
       const zx = await loadZx();
-      const hook = redactingLog(zx.log);
+      const hook = zx.$.log;
       hook({ kind: 'stdout', data: Buffer.from(`x ${CANARY.slice(0, 9)}`), verbose: true, id: 't1' });
       hook({ kind: 'stdout', data: Buffer.from(`${CANARY.slice(9)} y\n`), verbose: true, id: 't1' });
       hook({ kind: 'custom', data: `custom ${CANARY}`, verbose: true } as never);

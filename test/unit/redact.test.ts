@@ -5,7 +5,7 @@ import { describeSecret, fingerprint, redactor, setFingerprintKey } from '../../
 import { Redactor } from '../../scripts/lib/redactor.ts';
 import { beginRun } from '../../scripts/lib/run-context.ts';
 import { registerSecrets, valuesToHide } from '../../scripts/lib/secrets/registry.ts';
-import { infisicalDbConnectionUri } from '../../scripts/lib/secrets/schema.ts';
+import { valuesFor } from '../../scripts/lib/secrets/schema.ts';
 import { requireTool } from '../helpers/tiers.ts';
 
 describe('Redactor', () => {
@@ -222,7 +222,10 @@ describe('derived values', () => {
     beginRun();
     const password = 'p@ss:w/rd-0123';
     registerSecrets({ INFISICAL_DB_PASSWORD: password });
-    const uri = infisicalDbConnectionUri(password);
+    const uri = valuesFor('infisical-secrets', { INFISICAL_DB_PASSWORD: password }).find(
+      (e) => e.name === 'DB_CONNECTION_URI',
+    )?.value as string;
+    expect(uri).toContain('@postgresql:5432/infisical');
     expect(Object.values(valuesToHide({ INFISICAL_DB_PASSWORD: password }))).toContain(uri);
     const b64 = Buffer.from(uri).toString('base64');
     expect(redactor.redact(`data: ${b64}`)).toBe('data: [REDACTED:DB_CONNECTION_URI]');

@@ -3,7 +3,6 @@ import {
   CONSUMERS,
   describeGenerator,
   type Generator,
-  infisicalDbConnectionUri,
   k8sConsumersFor,
   keysFor,
   namesFor,
@@ -148,7 +147,8 @@ describe('secret schema', () => {
     expect(entries[1]?.value).toBe(
       'postgresql://infisical:p%40ss%2Fw%3Ard%3F%23%26@postgresql:5432/infisical',
     );
-    expect(new URL(infisicalDbConnectionUri('a b%c')).password).toBe('a%20b%25c');
+    const [, uri] = valuesFor('infisical-secrets', { INFISICAL_DB_PASSWORD: 'a b%c' });
+    expect(new URL(uri?.value ?? '').password).toBe('a%20b%25c');
   });
 
   it('marks NB_DATA_STORE_KEY as never rotated and NB_RELAY_SECRET as disruptive', () => {

@@ -95,7 +95,7 @@ function configureZx(zx: ZxCore): void {
  * through the redactor before it reaches stderr. Output chunks are held until a line ends (or the
  * command ends), so a secret split across two chunks is still whole when it is redacted.
  */
-export function redactingLog(zxLog: ZxCore['log']): ZxCore['log'] {
+function redactingLog(zxLog: ZxCore['log']): ZxCore['log'] {
   const partial = new Map<string, string>();
   const render = (entry: ZxLogEntry): string => {
     let text = '';

@@ -57,8 +57,6 @@ export interface EditOptions {
   /** Refuse a hand-made token whose format is not its vendor's (otherwise a warning). */
   strict?: boolean;
   env?: NodeJS.ProcessEnv;
-  /** The new `lastmodified` (tests pin it). */
-  now?: Date;
   /** Where the operator is told what happens (never a value). */
   ui: { info(line: string): void; warn(line: string): void };
   /** Whether stdin and stdout are a terminal: without one, no fallback editor is opened. */
@@ -491,7 +489,7 @@ export async function editSecrets(opts: EditOptions): Promise<EditResult> {
     const next = review.next as Branch;
     if (!review.changes.length) return unchanged(file, opened, warnings);
     runContext.setPhase('write', `${file} is unchanged or fully written, never half`);
-    const written = await rewriteSops(opened, next, { now: opts.now });
+    const written = await rewriteSops(opened, next);
     refusePlain(
       file,
       written.plainKeys,

@@ -23,7 +23,6 @@ export interface InitOptions {
   recipient?: string;
   fill: boolean;
   env?: NodeJS.ProcessEnv;
-  now?: Date;
 }
 
 export interface InitResult {
@@ -82,7 +81,7 @@ async function create(opts: InitOptions): Promise<InitResult> {
     );
   for (const r of recipients) checkRecipient(r);
   const added = generateMissing({});
-  const text = await encryptSops(added, { recipients, format: 'yaml', now: opts.now });
+  const text = await encryptSops(added, { recipients, format: 'yaml' });
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   // Encrypted, yet only its owner needs to read it (the readers warn about a group/world-readable file).
   // Created, never replaced: a file someone else made since the check above stays theirs.
@@ -119,7 +118,7 @@ async function fill(opts: InitOptions): Promise<InitResult> {
   const changed = Object.keys(added).length > 0 || recipients.length !== existing.length;
   if (changed) {
     const next = withValues(opened.branch, added);
-    const written = await rewriteSops(opened, next, { recipients, now: opts.now });
+    const written = await rewriteSops(opened, next, { recipients });
     await commitSops(opened, written.text);
   }
   return {

@@ -18,7 +18,7 @@ export interface PasswordHash {
  * it hashes itself (netbirdio/netbird@v0.66.0:idp/dex/provider.go); Dex takes any valid bcrypt hash as a
  * static password (@v0.66.0:idp/dex/config.go).
  */
-export const BCRYPT_COST = 10;
+const BCRYPT_COST = 10;
 
 /** bcrypt reads at most 72 bytes of a password: the rest would be ignored without a word. */
 export const BCRYPT_MAX_BYTES = 72;

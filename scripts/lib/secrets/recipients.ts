@@ -16,11 +16,11 @@ import { formatTable } from '../format.ts';
 import type { Output } from '../output.ts';
 import {
   commitSops,
-  formatForPath,
   loadAgeIdentities,
   openSops,
   readAgeRecipients,
   readSecretsFile,
+  requireYaml,
   rewriteSops,
 } from './sops/index.ts';
 import { type CreationRule, creationRuleFor, updateRuleRecipients } from './sops-config.ts';
@@ -76,11 +76,7 @@ export function checkRecipient(recipient: string): void {
 }
 
 async function fileRecipients(file: string): Promise<string[]> {
-  if (formatForPath(file) !== 'yaml')
-    throw new InputError(
-      `${file}: recipients works on YAML SOPS files only`,
-      `the sops binary changes recipients of other files (sops updatekeys ${file})`,
-    );
+  requireYaml(file, 'recipients works on', `sops updatekeys ${file}`);
   const { text } = await readSecretsFile(file);
   return readAgeRecipients(text, file);
 }
@@ -128,7 +124,6 @@ export async function changeRecipients(opts: {
   action: 'add' | 'remove';
   recipient: string;
   env?: NodeJS.ProcessEnv;
-  now?: Date;
 }): Promise<RecipientsChange> {
   const { file, recipient } = opts;
   checkRecipient(recipient);
@@ -159,7 +154,6 @@ export async function changeRecipients(opts: {
   const written = await rewriteSops(opened, opened.branch, {
     recipients: next,
     rotateDataKey: rotate,
-    now: opts.now,
   });
   await commitSops(opened, written.text);
   const ruleUpdated = await syncRule(file, next);

@@ -21,7 +21,6 @@ export interface RotateOptions {
   /** Work it all out, write nothing. */
   dryRun?: boolean;
   env?: NodeJS.ProcessEnv;
-  now?: Date;
 }
 
 export interface RotatedKey {
@@ -90,7 +89,7 @@ export async function rotateSecrets(opts: RotateOptions): Promise<RotateResult> 
       ...(effect ? { effect } : {}),
     };
   });
-  const written = await rewriteSops(opened, withValues(opened.branch, values), { now: opts.now });
+  const written = await rewriteSops(opened, withValues(opened.branch, values));
   refusePlain(opts.file, written.plainKeys, keys);
   if (!opts.dryRun) await commitSops(opened, written.text);
   return { file: opts.file, written: !opts.dryRun, rotated, warnings: opened.warnings };

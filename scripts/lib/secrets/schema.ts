@@ -147,7 +147,7 @@ const atLeast = (n: number, what = 'characters'): FormatCheck => ({
 });
 
 /** The URL a derived Infisical DB connection uses; the password is URL-encoded (the original was not). */
-export function infisicalDbConnectionUri(password: string): string {
+function infisicalDbConnectionUri(password: string): string {
   return `postgresql://infisical:${encodeURIComponent(password)}@postgresql:5432/infisical`;
 }
 

@@ -25,8 +25,6 @@ export interface SetOptions {
   /** Refuse a hand-made token whose format is not its vendor's (otherwise a warning). */
   strict?: boolean;
   env?: NodeJS.ProcessEnv;
-  /** The new `lastmodified` (tests pin it). */
-  now?: Date;
 }
 
 export interface SetResult {
@@ -131,7 +129,7 @@ export async function setSecret(opts: SetOptions): Promise<SetResult> {
   };
   if (current === value) return result('unchanged');
   refuseNeverRotate(key, current, opts.allowRotate);
-  const written = await rewriteSops(opened, withValues(opened.branch, { [key]: value }), { now: opts.now });
+  const written = await rewriteSops(opened, withValues(opened.branch, { [key]: value }));
   refusePlain(file, written.plainKeys, [key]);
   await commitSops(opened, written.text);
   return result(existing ? 'changed' : 'added');

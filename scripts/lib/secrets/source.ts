@@ -127,7 +127,7 @@ function pickSchemaKeys(source: Readonly<Record<string, string | undefined>>): R
 }
 
 /** `SOPS` if set, else the first executable `sops` on PATH. */
-export function findSopsBinary(env: NodeJS.ProcessEnv): string | undefined {
+function findSopsBinary(env: NodeJS.ProcessEnv): string | undefined {
   return env.SOPS || findOnPath('sops', env);
 }
 

@@ -158,7 +158,7 @@ function staticSecret(app: RuntimeApp, authNamespace: string): Document {
  * internal/services/infisicalstaticsecret). `.KEY.Value` works for Go identifiers only; a key with "-"
  * or "." needs `index`.
  */
-export function templateOf(sourceKey: string): string {
+function templateOf(sourceKey: string): string {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(sourceKey)
     ? `{{ .${sourceKey}.Value }}`
     : `{{ (index . ${JSON.stringify(sourceKey)}).Value }}`;

@@ -133,7 +133,7 @@ export async function decryptToTree(text: string, opts: DecryptOptions): Promise
 }
 
 /** Under mac_only_encrypted only the encrypted values are hashed (getsops/sops@v3.9.2:sops.go, `Tree.Encrypt`). */
-export function macOnlyNotice(file: string): string {
+function macOnlyNotice(file: string): string {
   return `${file} sets mac_only_encrypted: its MAC covers only the encrypted values, so its unencrypted values could be changed, added, removed or reordered without any error (sops behaves the same)`;
 }
 

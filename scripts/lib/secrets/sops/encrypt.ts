@@ -18,8 +18,6 @@ export interface EncryptOptions {
   /** At most one rule; `unencrypted_suffix: _unencrypted` when none is given, as sops does. */
   rules?: RuleSet;
   macOnlyEncrypted?: boolean;
-  /** The `lastmodified` time (tests pin it). */
-  now?: Date;
 }
 
 function checkShape(docs: Record<string, unknown>[], store: Store): void {
@@ -79,7 +77,7 @@ export async function encryptSops(
     }),
   );
 
-  const lastModified = (opts.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+  const lastModified = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const [ruleName, ruleValue] = ruleField(rules);
   // sops 3.9 wrote every key type, empty ones as [] in YAML and null in JSON.
   const empty = store.emptyKeyList;

@@ -38,6 +38,6 @@ export {
 } from './rewrite.ts';
 export type { RuleSet } from './rules.ts';
 export type { SopsFormat, Store } from './store.ts';
-export { formatForPath, formatNamed, isSopsFile, SOPS_FORMATS, storeFor } from './stores.ts';
+export { formatNamed, requireYaml, SOPS_FORMATS, storeFor } from './stores.ts';
 export { Branch, Comment, type Pair, type Value } from './tree.ts';
 export { yamlStore } from './yaml-store.ts';

@@ -199,6 +199,6 @@ function jsonValue(value: Value, indent: string, depth: number): string {
 }
 
 /** JSON with the file's key order (a JS object would move integer-like keys to the front). */
-export function emitJson(branch: Branch, indent = '    '): string {
+function emitJson(branch: Branch, indent = '    '): string {
   return `${jsonValue(branch, indent, 0)}\n`;
 }

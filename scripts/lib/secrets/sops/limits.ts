@@ -1,15 +1,7 @@
-import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { InputError } from '../../errors.ts';
 import { shellQuote } from '../../exec/executor.ts';
-import { notRegular } from '../../file-kind.ts';
-import {
-  type BoundedRead,
-  notRegularError,
-  READ_LIMITS,
-  readBounded,
-  tooLargeError,
-} from '../../read-bounded.ts';
+import { type BoundedRead, readBounded } from '../../read-bounded.ts';
 
 /**
  * What a SOPS file read here may hold, so that a hostile or broken file ends in an `InputError`
@@ -17,8 +9,6 @@ import {
  * secrets file is a few KiB with a few dozen keys; every limit is far above that.
  */
 export const LIMITS = {
-  /** The size of the file itself. */
-  fileBytes: READ_LIMITS.secretsFile.bytes,
   /** How deep maps and lists may nest inside a document. */
   depth: 100,
   /** The length of one key or value as written in the file (an encrypted value included). */
@@ -121,23 +111,6 @@ function cannotRead(path: string, err: unknown): InputError {
     `cannot read ${path} (${code ?? 'unknown error'})`,
     'check the path and its permissions',
   );
-}
-
-/**
- * Checks, without opening it (opening a FIFO blocks), that `path` is a regular file within the size
- * limit; for callers that hand the path to another program (the sops binary).
- */
-export async function checkSecretsFile(path: string): Promise<Stats> {
-  let st: Stats;
-  try {
-    st = await stat(path);
-  } catch (err) {
-    throw cannotRead(path, err);
-  }
-  const kind = notRegular(st);
-  if (kind) throw notRegularError(path, SECRETS_READ.what, kind, SECRETS_READ.hint);
-  if (st.size > LIMITS.fileBytes) throw tooLargeError(path, SECRETS_READ, st.size);
-  return st;
 }
 
 /** Reads a SOPS file through the bounded reader (read-bounded.ts): checked, opened non-blocking, capped. */

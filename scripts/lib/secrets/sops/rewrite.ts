@@ -29,7 +29,7 @@ import { readSecretsFile } from './limits.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { type AgeEntry, parseMetadata, type SopsMetadata } from './metadata.ts';
 import { compileRules } from './rules.ts';
-import { formatForPath } from './stores.ts';
+import { requireYaml } from './stores.ts';
 import { aadOf, Branch, Comment, type Pair, type Scalar, toPlain, type Value, walkBranch } from './tree.ts';
 import { emitYaml, yamlStore } from './yaml-store.ts';
 
@@ -50,8 +50,6 @@ export interface OpenedSops {
 }
 
 export interface RewriteOptions {
-  /** The new `lastmodified` (tests pin it). */
-  now?: Date;
   /** New age recipients: existing ones keep their `enc`, new ones get the data key wrapped for them. */
   recipients?: readonly string[];
   /** A new data key: every value re-encrypted, every recipient's `enc` new. */
@@ -68,8 +66,7 @@ export interface Rewritten {
 
 /** Reads, decrypts (MAC verified) and registers every value with the redactor before anything is printed. */
 export async function openSops(file: string, env: NodeJS.ProcessEnv = process.env): Promise<OpenedSops> {
-  if (formatForPath(file) !== 'yaml')
-    throw new InputError(`${file}: this command writes YAML SOPS files only`, 'use the sops binary for it');
+  requireYaml(file, 'this command writes');
   const read = await readSopsFile(file);
   const { mode } = await stat(file);
   const parsed = yamlStore.loadEncryptedFile(read.text, file);
@@ -275,7 +272,7 @@ export async function rewriteSops(
     });
     meta.splice(at, end - at, ...age.map((l) => `${indent}${l}`));
   }
-  const lastModified = (opts.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+  const lastModified = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const lm = metadataLine(meta, 1, indent, 'lastmodified', file);
   const quote = /: (["']?)/.exec(meta[lm] as string)?.[1] ?? '';
   meta[lm] = `${indent}lastmodified: ${quote}${lastModified}${quote}`;

@@ -33,7 +33,7 @@ export function storeFor(format: SopsFormat): Store {
 }
 
 /** sops's `FormatForPath`: by extension, anything unknown is binary. */
-export function formatForPath(path: string): SopsFormat {
+function formatForPath(path: string): SopsFormat {
   return EXTENSIONS.find(([ext]) => path.endsWith(ext))?.[1] ?? 'binary';
 }
 
@@ -57,13 +57,15 @@ export function storeForPath(path: string, format?: SopsFormat): Store {
   return STORES[formatForPath(path)];
 }
 
-/** True when `text` parses in `format` and carries sops metadata. */
-export function isSopsFile(text: string, format: SopsFormat): boolean {
-  try {
-    const { metadata } = STORES[format].loadEncryptedFile(text, 'input');
-    return metadata !== null && typeof metadata === 'object' && !Array.isArray(metadata);
-  } catch (err) {
-    if (err instanceof InputError) return false;
-    throw err;
-  }
+/**
+ * The suite's writer and its recipients list keep to YAML SOPS files (the bootstrap file's format); any
+ * other format is refused before it is read, and the operator is sent to the sops binary command that does
+ * the same job (`sopsCommand`, e.g. \`sops updatekeys FILE\`; by default sops's editor on the file).
+ */
+export function requireYaml(file: string, what: string, sopsCommand = `sops ${file}`): void {
+  if (formatForPath(file) === 'yaml') return;
+  throw new InputError(
+    `${file}: ${what} YAML SOPS files only`,
+    `the sops binary does it for other formats (${sopsCommand})`,
+  );
 }
