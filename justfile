@@ -1,6 +1,6 @@
 # secrets-flow operator recipes. Each runs `node bin/run.mjs scripts/...` (npx would add ~0.5 s): the
 # script's bundle that `npm ci` built into dist/ while no source is newer, else the source through tsx,
-# with scripts/lib/startup-signals.mjs first (a Ctrl-C while the modules load is reported, not a silent exit).
+# with scripts/lib/core/startup-signals.mjs first (a Ctrl-C while the modules load is reported, not a silent exit).
 # `just` itself comes from the rust-just npm package; after `npm ci`, in the checkout (README, Quick start):
 #   export PATH="$PWD/bin:$PATH"
 # (bin/just starts the package's native binary, which hands arguments over as typed.)

@@ -6,7 +6,7 @@
  * minutes for 10,000. Goal: a ratio ≤ 15. Prints figures; never asserts.
  */
 import { randomBytes } from 'node:crypto';
-import { Redactor } from '../scripts/lib/redactor.ts';
+import { Redactor } from '../scripts/lib/core/redactor.ts';
 import { median } from './median.ts';
 
 function registerThenRedact(values: readonly string[]): number {

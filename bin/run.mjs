@@ -11,7 +11,7 @@
  * The start-up signal handlers load first (a static import with no imports of its own is evaluated before
  * this module's body): a Ctrl-C while the command's modules load is reported, not a silent exit.
  */
-import '../scripts/lib/startup-signals.mjs';
+import '../scripts/lib/core/startup-signals.mjs';
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';

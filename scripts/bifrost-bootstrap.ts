@@ -13,9 +13,9 @@ import {
   openHost,
   requireHost,
 } from './lib/bifrost/host-flags.ts';
-import { COMMON_OPTIONS, defineCommand, numberFlag, runMain } from './lib/cli.ts';
-import { EXIT } from './lib/errors.ts';
-import { runContext, withCleanup } from './lib/run-context.ts';
+import { COMMON_OPTIONS, defineCommand, numberFlag, runMain } from './lib/core/cli.ts';
+import { EXIT } from './lib/core/errors.ts';
+import { runContext, withCleanup } from './lib/core/run-context.ts';
 
 const USAGE = 'node --import tsx scripts/bifrost-bootstrap.ts';
 

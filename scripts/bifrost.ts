@@ -12,7 +12,7 @@ import * as status from './lib/bifrost/recovery/status.ts';
 import * as token from './lib/bifrost/recovery/token.ts';
 import * as unlock from './lib/bifrost/recovery/unlock.ts';
 import * as verify from './lib/bifrost/recovery/verify.ts';
-import { defineGroup, runMain } from './lib/cli.ts';
+import { defineGroup, runMain } from './lib/core/cli.ts';
 
 export const command = defineGroup({
   name: USAGE,

@@ -3,7 +3,7 @@
  * from secrets/bootstrap.sops.yaml, in one server-side `kubectl apply` with the manifests on stdin.
  */
 
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
 import { backendOptionHelp, describeBackendSecrets } from './lib/kube/backend-choice.ts';
 import { createBootstrapSecrets } from './lib/kube/bootstrap-command.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';

@@ -3,7 +3,7 @@
  * temporary directory removed afterwards. A new age key, a SOPS file encrypted to it, the built-in fake
  * Kubernetes API server, and create-bootstrap-secrets run against it twice (the second run changes nothing).
  */
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
 import { demo } from './lib/sandbox/demo.ts';
 
 export const command = defineCommand({

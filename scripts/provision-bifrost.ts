@@ -6,7 +6,7 @@
 
 import { HOST_OPTIONS, HOST_OPTIONS_HELP } from './lib/bifrost/host-flags.ts';
 import { provisionBifrost } from './lib/bifrost/provision.ts';
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
+import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 
 const USAGE = 'node --import tsx scripts/provision-bifrost.ts';

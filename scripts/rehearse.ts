@@ -5,8 +5,8 @@
  * (scripts/lib/sandbox/), whose containers and event log are kept in TARGET between commands, so that
  * consecutive commands see one host: day 1, a secret added, day 2, `bifrost status`, ...
  */
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/cli.ts';
-import type { Output } from './lib/output.ts';
+import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
+import type { Output } from './lib/core/output.ts';
 import { HOST_COMMANDS, rehearse, splitRehearsal, USAGE } from './lib/sandbox/rehearse.ts';
 
 const defined = defineCommand({

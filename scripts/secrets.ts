@@ -11,7 +11,7 @@
  * Each subcommand is defined beside its work: the SOPS file's own in lib/secrets/commands.ts, those that
  * read the cluster, the hosts or the bundle in lib/report/commands.ts.
  */
-import { defineGroup, runMain } from './lib/cli.ts';
+import { defineGroup, runMain } from './lib/core/cli.ts';
 import { check, rotate, status, where } from './lib/report/commands.ts';
 import { ENVIRONMENT, edit, init, recipients, set, USAGE } from './lib/secrets/commands.ts';
 

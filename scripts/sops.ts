@@ -3,7 +3,7 @@
  * Each subcommand is defined beside its work in lib/secrets/sops-commands.ts.
  * Run: node --import tsx scripts/sops.ts --help
  */
-import { defineGroup, runMain } from './lib/cli.ts';
+import { defineGroup, runMain } from './lib/core/cli.ts';
 import { decrypt, EXITS, execEnv, USAGE } from './lib/secrets/sops-commands.ts';
 
 export const command = defineGroup({

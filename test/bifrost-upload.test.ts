@@ -30,7 +30,7 @@ import {
   readLocalBundle,
   uploadBundle,
 } from '../scripts/lib/bifrost/upload.ts';
-import { WorkError } from '../scripts/lib/errors.ts';
+import { WorkError } from '../scripts/lib/core/errors.ts';
 import type { Command, Executor } from '../scripts/lib/exec/executor.ts';
 import { connectSsh, type SshExecutor } from '../scripts/lib/exec/ssh.ts';
 import { findSshd, type SshdServer, startSshd } from './harness/sshd.ts';

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError, WorkError } from '../scripts/lib/errors.ts';
+import { InputError, WorkError } from '../scripts/lib/core/errors.ts';
 import { appendKnownHostsLine } from '../scripts/lib/exec/known-hosts.ts';
 import { localFiles } from '../scripts/lib/exec/local.ts';
 import { findToken } from '../scripts/lib/runtime/openbao-setup.ts';

@@ -24,7 +24,7 @@ import { Bundle, isHostGenerated } from '../scripts/lib/bifrost/bundle.ts';
 import { checkBundleContent } from '../scripts/lib/bifrost/bundle-preflight.ts';
 import { renderBifrostEnvFiles } from '../scripts/lib/bifrost/render-env.ts';
 import { type BundleFile, MANIFEST, readLocalBundle } from '../scripts/lib/bifrost/upload.ts';
-import { InputError } from '../scripts/lib/errors.ts';
+import { InputError } from '../scripts/lib/core/errors.ts';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import { type BifrostTestHost, provisionOnTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';

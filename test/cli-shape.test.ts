@@ -1,5 +1,5 @@
 /**
- * One command shape: every entry point parses through scripts/lib/cli.ts, so every --help
+ * One command shape: every entry point parses through scripts/lib/core/cli.ts, so every --help
  * (each subcommand's too) ends with the same exit-code table, a mistyped flag gets a suggestion and
  * exit 2, a negative number is refused by the one number parser, aliases behave like their canonical
  * flags, and bifrost-bootstrap's --dry-run is the real plan run against a recording executor.
@@ -13,8 +13,8 @@ import type { DockerCli } from '../scripts/lib/bifrost/docker.ts';
 import { dryRunBootstrap } from '../scripts/lib/bifrost/dry-run.ts';
 import { runBifrostBootstrap } from '../scripts/lib/bifrost/engine.ts';
 import { BIFROST_PLAN, type PlanStep } from '../scripts/lib/bifrost/plan.ts';
-import { type Command, numberFlag, parseCli, suggestFlag } from '../scripts/lib/cli.ts';
-import { InputError } from '../scripts/lib/errors.ts';
+import { type Command, numberFlag, parseCli, suggestFlag } from '../scripts/lib/core/cli.ts';
+import { InputError } from '../scripts/lib/core/errors.ts';
 import { formatCommand } from '../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';

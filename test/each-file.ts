@@ -5,7 +5,7 @@
  * sent, is not what another file's code sees.
  */
 import { afterAll, beforeAll } from 'vitest';
-import { beginRun } from '../scripts/lib/run-context.ts';
+import { beginRun } from '../scripts/lib/core/run-context.ts';
 import { removeTempDirs } from './helpers/temp.ts';
 
 beforeAll(() => void beginRun());

@@ -20,9 +20,9 @@ import {
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireHostLock, currentHolder, type LockHolder } from '../scripts/lib/bifrost/lock.ts';
+import { beginRun, runContext } from '../scripts/lib/core/run-context.ts';
 import type { Executor } from '../scripts/lib/exec/executor.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
-import { beginRun, runContext } from '../scripts/lib/run-context.ts';
 import { tempDir } from './helpers/temp.ts';
 import { requireTier } from './helpers/tiers.ts';
 

@@ -6,7 +6,6 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import {
   beginRun,
   exitCodeForSignal,
@@ -15,7 +14,8 @@ import {
   secondaryOf,
   stoppableSleep,
   withCleanup,
-} from '../scripts/lib/run-context.ts';
+} from '../scripts/lib/core/run-context.ts';
+import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { runAsCleanupStep } from './helpers/cleanup-step.ts';
 import { PROJECT_ROOT } from './helpers/run-cli.ts';
 
@@ -108,8 +108,8 @@ describe('withCleanup', () => {
 
 /** Runs `body` (an ES module with `runMain` and `runContext` in scope) as its own process under tsx. */
 function runInline(body: string) {
-  const cli = resolve(PROJECT_ROOT, 'scripts/lib/cli.ts');
-  const context = resolve(PROJECT_ROOT, 'scripts/lib/run-context.ts');
+  const cli = resolve(PROJECT_ROOT, 'scripts/lib/core/cli.ts');
+  const context = resolve(PROJECT_ROOT, 'scripts/lib/core/run-context.ts');
   const script = `import { runMain } from ${JSON.stringify(cli)};
 import { runContext } from ${JSON.stringify(context)};
 ${body}`;

@@ -130,7 +130,11 @@ describe('the launcher', () => {
     expect(r.stdout).toBe(help);
   });
 
-  for (const input of ['scripts/lib/errors.ts', 'bin/build-bundles.mjs', 'node_modules/.package-lock.json']) {
+  for (const input of [
+    'scripts/lib/core/errors.ts',
+    'bin/build-bundles.mjs',
+    'node_modules/.package-lock.json',
+  ]) {
     it(`runs the source under tsx once ${input} is newer than the build, the bundle again once it is not`, async () => {
       stampRelative(root, input, 5_000);
       const stale = await launch(root, ['scripts/secrets.ts', 'where', '--help']);

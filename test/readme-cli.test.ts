@@ -10,7 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Command } from '../scripts/lib/cli.ts';
+import type { Command } from '../scripts/lib/core/cli.ts';
 import { rehearsedCommand, splitRehearsal } from '../scripts/lib/sandbox/rehearse.ts';
 import { capturedOutput } from './helpers/bifrost-fixture.ts';
 import { PROJECT_ROOT } from './helpers/run-cli.ts';

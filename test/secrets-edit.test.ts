@@ -20,8 +20,8 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AGE_KEY_VARIABLES } from '../scripts/lib/child-env.ts';
-import { encodedForms } from '../scripts/lib/redactor.ts';
+import { AGE_KEY_VARIABLES } from '../scripts/lib/core/child-env.ts';
+import { encodedForms } from '../scripts/lib/core/redactor.ts';
 import { chooseEditor, editBase, editorCommand } from '../scripts/lib/secrets/edit.ts';
 import { SECRET_KEYS } from '../scripts/lib/secrets/schema.ts';
 import { decryptSopsFile, encryptSops } from '../scripts/lib/secrets/sops/index.ts';

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError, WorkError } from '../scripts/lib/errors.ts';
+import { InputError, WorkError } from '../scripts/lib/core/errors.ts';
 import { LocalExecutor } from '../scripts/lib/exec/local.ts';
 import { findOnPath } from '../scripts/lib/exec/which.ts';
 import { encryptSops, findAgeIdentities } from '../scripts/lib/secrets/sops/index.ts';

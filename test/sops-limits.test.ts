@@ -7,7 +7,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError } from '../scripts/lib/errors.ts';
+import { InputError } from '../scripts/lib/core/errors.ts';
 import {
   decryptSopsFile,
   decryptSopsText,

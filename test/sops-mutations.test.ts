@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { InputError } from '../scripts/lib/errors.ts';
+import { InputError } from '../scripts/lib/core/errors.ts';
 import { decryptSopsText, type SopsFormat } from '../scripts/lib/secrets/sops/index.ts';
 import {
   loadVectors,

@@ -9,7 +9,7 @@ import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYamlText } from 'yaml';
-import { InputError } from '../scripts/lib/errors.ts';
+import { InputError } from '../scripts/lib/core/errors.ts';
 import { defaultKeysFile, shlexSplit } from '../scripts/lib/secrets/sops/age-keys.ts';
 import { decryptValue } from '../scripts/lib/secrets/sops/cipher.ts';
 import { recoverDataKey } from '../scripts/lib/secrets/sops/data-key.ts';

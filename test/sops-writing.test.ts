@@ -14,7 +14,7 @@ import { copyFileSync, readdirSync, readFileSync, statSync, writeFileSync } from
 import { join } from 'node:path';
 import { Decrypter } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
-import { WorkError } from '../scripts/lib/errors.ts';
+import { WorkError } from '../scripts/lib/core/errors.ts';
 import { editSecrets } from '../scripts/lib/secrets/edit.ts';
 import { generateValue } from '../scripts/lib/secrets/generate.ts';
 import { initSecrets } from '../scripts/lib/secrets/init.ts';

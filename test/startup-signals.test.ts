@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from './helpers/run-cli.ts';
 import { tempDir } from './helpers/temp.ts';
 
-const STARTUP = './scripts/lib/startup-signals.mjs';
+const STARTUP = './scripts/lib/core/startup-signals.mjs';
 /** The launcher every recipe and npm script starts a command with (it imports STARTUP first). */
 const LAUNCHER = 'bin/run.mjs';
 
@@ -85,7 +85,7 @@ describe('a signal during start-up', () => {
   }
 
   it("steps aside once runMain listens: the command's own interrupt report, once", async () => {
-    const cli = resolve(PROJECT_ROOT, 'scripts/lib/cli.ts');
+    const cli = resolve(PROJECT_ROOT, 'scripts/lib/core/cli.ts');
     const script = `import { runMain } from ${JSON.stringify(cli)};
 await runMain({ common: () => ({}), main: async () => { process.stderr.write('running\\n'); await new Promise((r) => setTimeout(r, 120_000)); return 0; } }, []);`;
     const r = await interruptWhenReady(

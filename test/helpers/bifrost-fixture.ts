@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
-import { createOutput, type Output } from '../../scripts/lib/output.ts';
+import { createOutput, type Output } from '../../scripts/lib/core/output.ts';
 import { BCRYPT } from '../../scripts/lib/secrets/password-hash.ts';
 import { PROJECT_ROOT } from './run-cli.ts';
 import { tempDir } from './temp.ts';

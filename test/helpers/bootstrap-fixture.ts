@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
-import { encodedForms, Redactor } from '../../scripts/lib/redactor.ts';
+import { encodedForms, Redactor } from '../../scripts/lib/core/redactor.ts';
 import { valuesToHide } from '../../scripts/lib/secrets/registry.ts';
 import { SECRET_KEYS } from '../../scripts/lib/secrets/schema.ts';
 import { encryptSops } from '../../scripts/lib/secrets/sops/index.ts';

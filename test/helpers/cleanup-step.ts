@@ -3,7 +3,7 @@
  * progress, then run by `runCleanups`, the product's one way into the clean-up scope. The run must hold
  * no other step (begin a run of its own first), or that step runs too.
  */
-import { runContext } from '../../scripts/lib/run-context.ts';
+import { runContext } from '../../scripts/lib/core/run-context.ts';
 
 /** What `fn` returned when run as the run's clean-up; a failure of `fn` is rethrown. */
 export async function runAsCleanupStep<T>(fn: () => Promise<T>): Promise<T> {

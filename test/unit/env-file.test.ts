@@ -5,7 +5,7 @@ import {
   quoteEnvValue,
   upsertEnvLine,
 } from '../../scripts/lib/bifrost/env-file.ts';
-import { InputError } from '../../scripts/lib/errors.ts';
+import { InputError } from '../../scripts/lib/core/errors.ts';
 import { generateValue } from '../../scripts/lib/secrets/generate.ts';
 import { SECRET_SCHEMA } from '../../scripts/lib/secrets/schema.ts';
 import { readWithComposeV1 } from '../helpers/compose-v1-read.ts';

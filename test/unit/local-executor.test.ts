@@ -201,7 +201,7 @@ describe("zx's log hook", () => {
   const CANARY = 'zx-canary-7f3a9c1e5b2d';
 
   it('passes everything zx prints through the redactor, even a secret split across chunks', async () => {
-    const { redactor } = await import('../../scripts/lib/redact.ts');
+    const { redactor } = await import('../../scripts/lib/core/redact.ts');
     const { loadZx, LocalExecutor: Local } = await import('../../scripts/lib/exec/local.ts');
     redactor.register(CANARY, 'ZX_CANARY');
     // Everything written to stderr meanwhile: zx's own log, had it not been replaced, would write there raw.

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { colorLevel, createOutput } from '../../scripts/lib/output.ts';
+import { colorLevel, createOutput } from '../../scripts/lib/core/output.ts';
 
 /** A stream that says it is a terminal, and what was written to it. */
 function tty(isTTY: boolean) {

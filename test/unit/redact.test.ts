@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeSecret, fingerprint, redactor, setFingerprintKey } from '../../scripts/lib/redact.ts';
-import { Redactor } from '../../scripts/lib/redactor.ts';
-import { beginRun } from '../../scripts/lib/run-context.ts';
+import { describeSecret, fingerprint, redactor, setFingerprintKey } from '../../scripts/lib/core/redact.ts';
+import { Redactor } from '../../scripts/lib/core/redactor.ts';
+import { beginRun } from '../../scripts/lib/core/run-context.ts';
 import { registerSecrets, valuesToHide } from '../../scripts/lib/secrets/registry.ts';
 import { valuesFor } from '../../scripts/lib/secrets/schema.ts';
 import { requireTool } from '../helpers/tiers.ts';

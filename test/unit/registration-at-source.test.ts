@@ -9,9 +9,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { hasFingerprintKey, redactor } from '../../scripts/lib/core/redact.ts';
+import { beginRun } from '../../scripts/lib/core/run-context.ts';
 import { LocalExecutor } from '../../scripts/lib/exec/local.ts';
-import { hasFingerprintKey, redactor } from '../../scripts/lib/redact.ts';
-import { beginRun } from '../../scripts/lib/run-context.ts';
 import * as decrypt from '../../scripts/lib/secrets/sops/decrypt.ts';
 import * as source from '../../scripts/lib/secrets/source.ts';
 import { type BootstrapFixture, leakForms, makeBootstrapFixture } from '../helpers/bootstrap-fixture.ts';

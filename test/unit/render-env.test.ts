@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatEnvFile, parseEnvFile } from '../../scripts/lib/bifrost/env-file.ts';
 import { renderBifrostEnvFiles } from '../../scripts/lib/bifrost/render-env.ts';
-import { InputError } from '../../scripts/lib/errors.ts';
+import { InputError } from '../../scripts/lib/core/errors.ts';
 import { readWithComposeV1 } from '../helpers/compose-v1-read.ts';
 import { parseComposeV2Dotenv } from '../helpers/compose-v2-dotenv.ts';
 import { requireTool } from '../helpers/tiers.ts';

@@ -4,9 +4,9 @@
  * and no clean-up, while the earlier run keeps its own.
  */
 import { describe, expect, it } from 'vitest';
+import { describeSecret, redactor, setFingerprintKey } from '../../scripts/lib/core/redact.ts';
+import { beginRun, runContext } from '../../scripts/lib/core/run-context.ts';
 import { LocalExecutor } from '../../scripts/lib/exec/local.ts';
-import { describeSecret, redactor, setFingerprintKey } from '../../scripts/lib/redact.ts';
-import { beginRun, runContext } from '../../scripts/lib/run-context.ts';
 
 describe('two runs in one process', () => {
   const CANARY = 'canary-registered-by-run-a-5c1f';

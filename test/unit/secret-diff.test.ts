@@ -1,11 +1,11 @@
 /** The pure parts of the live comparison: parsing the go-template output, the per-key statuses, the modes. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { setFingerprintKey } from '../../scripts/lib/core/redact.ts';
+import { beginRun } from '../../scripts/lib/core/run-context.ts';
 import { runMode } from '../../scripts/lib/kube/bootstrap-report.ts';
 import { type LiveSecret, liveStubs, parseLiveOutput } from '../../scripts/lib/kube/live-secrets.ts';
 import type { PlannedSecret } from '../../scripts/lib/kube/manifests.ts';
 import { describeKeyDiff, diffSecrets, secretChanges } from '../../scripts/lib/kube/secret-diff.ts';
-import { setFingerprintKey } from '../../scripts/lib/redact.ts';
-import { beginRun } from '../../scripts/lib/run-context.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

@@ -4,7 +4,7 @@
  * the binary store's one rule (the file is the string under `data`) is the same for writing and printing.
  */
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../scripts/lib/errors.ts';
+import { InputError } from '../../scripts/lib/core/errors.ts';
 import { Branch, formatNamed, SOPS_FORMATS, storeFor } from '../../scripts/lib/secrets/sops/index.ts';
 import { storeForPath } from '../../scripts/lib/secrets/sops/stores.ts';
 import { toPlain } from '../../scripts/lib/secrets/sops/tree.ts';

@@ -5,7 +5,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../scripts/lib/errors.ts';
+import { InputError } from '../../scripts/lib/core/errors.ts';
 import { SSH_OPTIONS, SSH_OPTIONS_HELP } from '../../scripts/lib/exec/ssh-cli.ts';
 import {
   defaultIdentityFiles,

@@ -4,8 +4,8 @@
  * with the phase current when it dropped, each layer's own mention of the drop folded into that one.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { beginRun, runContext } from '../../scripts/lib/core/run-context.ts';
 import { droppedPrefix, noteDropped } from '../../scripts/lib/exec/ssh-dropped.ts';
-import { beginRun, runContext } from '../../scripts/lib/run-context.ts';
 
 afterEach(() => {
   beginRun();

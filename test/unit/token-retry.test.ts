@@ -4,9 +4,9 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { type MintAttempt, mintWithRetry } from '../../scripts/lib/bifrost/token.ts';
+import { redactor } from '../../scripts/lib/core/redact.ts';
+import { InterruptedError } from '../../scripts/lib/core/run-context.ts';
 import { loadZx } from '../../scripts/lib/exec/local.ts';
-import { redactor } from '../../scripts/lib/redact.ts';
-import { InterruptedError } from '../../scripts/lib/run-context.ts';
 
 function harness(results: (MintAttempt | Error)[], deadlineMs = 60_000) {
   let clock = 0;

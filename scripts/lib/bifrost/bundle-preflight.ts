@@ -6,7 +6,7 @@
  * values the host alone has (the token the engine mints) are stood in for.
  */
 import { parse } from 'yaml';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import type { FileOps } from '../exec/executor.ts';
 import { Bundle } from './bundle.ts';
 import {

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parse } from 'yaml';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import type { FileOps } from '../exec/executor.ts';
 import { parseEnvFile } from './env-file.ts';
 import { DOT_ENV } from './host-state.ts';

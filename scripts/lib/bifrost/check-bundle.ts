@@ -6,7 +6,7 @@
  * returned at once, with its file, line where it helps, and the fix.
  */
 import { parse } from 'yaml';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import type { Executor } from '../exec/executor.ts';
 import { hashedNames, namesFor } from '../secrets/schema.ts';
 import {

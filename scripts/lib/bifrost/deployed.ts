@@ -11,7 +11,7 @@
  * and replaced by version 2 on the next successful provision.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import type { FileOps } from '../exec/executor.ts';
 import { FINGERPRINT_KEY } from '../secrets/registry.ts';
 import { keysFor, SECRET_SCHEMA, type SecretSpec, type SecretUse } from '../secrets/schema.ts';

@@ -4,10 +4,11 @@
  * answered as a host where everything comes up would answer it. What it prints is what the engine
  * issued, so a change to the plan or the engine shows up here with no second description to keep.
  */
+
+import type { Output } from '../core/output.ts';
 import type { Command, CommandResult, Executor, FileOps, FileStat } from '../exec/executor.ts';
 import { formatCommand } from '../exec/executor.ts';
 import { abortedBeforeStart } from '../exec/local.ts';
-import type { Output } from '../output.ts';
 import type { DockerCli } from './docker.ts';
 import { type EngineOptions, type EngineResult, runBifrostBootstrap } from './engine.ts';
 import { BIFROST_PLAN } from './plan.ts';

@@ -3,13 +3,13 @@
  * waits for is done (independent steps run in parallel), health watched with wall-clock deadlines.
  * Every command goes through one Executor (local, SSH, or the simulator).
  */
-import { InputError, WorkError } from '../errors.ts';
+import { InputError, WorkError } from '../core/errors.ts';
+import { formatTable } from '../core/format.ts';
+import type { Output } from '../core/output.ts';
+import { describeSecret, redactor } from '../core/redact.ts';
+import { InterruptedError, runContext, stoppableSleep } from '../core/run-context.ts';
 import type { Executor } from '../exec/executor.ts';
 import { formatCommand } from '../exec/executor.ts';
-import { formatTable } from '../format.ts';
-import type { Output } from '../output.ts';
-import { describeSecret, redactor } from '../redact.ts';
-import { InterruptedError, runContext, stoppableSleep } from '../run-context.ts';
 import { namesFor } from '../secrets/schema.ts';
 import { Bundle, type BundleState } from './bundle.ts';
 import { envFileInput, renderConfigTemplate, serviceEnvEntries } from './bundle-rules.ts';

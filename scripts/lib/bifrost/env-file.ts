@@ -1,4 +1,4 @@
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 
 /**
  * Env files as docker compose reads them (`env_file:` and the project `.env`), written in the one form that

@@ -23,8 +23,9 @@
  * once (a missed event costs at most that); when the stream cannot be opened or ends early, the watcher
  * says so once and polls instead (health.ts). The stream is stopped when the run ends, on every path.
  */
+
+import { runContext } from '../core/run-context.ts';
 import type { Executor } from '../exec/executor.ts';
-import { runContext } from '../run-context.ts';
 import { type ContainerState, type DockerCli, eventsArgv, inspectContainers, isReady } from './docker.ts';
 import { DeadlineError, HealthWatcher, StoppedError } from './health.ts';
 

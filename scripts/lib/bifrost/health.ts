@@ -1,5 +1,5 @@
+import { runContext } from '../core/run-context.ts';
 import type { Executor } from '../exec/executor.ts';
-import { runContext } from '../run-context.ts';
 import { type ContainerState, type DockerCli, inspectContainers, isReady } from './docker.ts';
 
 export class DeadlineError extends Error {

@@ -5,12 +5,12 @@
  * same flag means the same thing everywhere.
  */
 import { resolve } from 'node:path';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
+import { runContext, withCleanup } from '../core/run-context.ts';
 import type { Executor } from '../exec/executor.ts';
 import { LocalExecutor } from '../exec/local.ts';
 import { connectFromFlags, SSH_OPTIONS, SSH_OPTIONS_HELP, type SshFlags } from '../exec/ssh-cli.ts';
-import type { Output } from '../output.ts';
-import { runContext, withCleanup } from '../run-context.ts';
 import { DEFAULT_BUNDLE_HOST_DIR, type DockerCli, dockerCliFromFlags } from './docker.ts';
 import { normalizeRemoteDir } from './upload.ts';
 

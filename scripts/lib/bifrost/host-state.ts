@@ -5,8 +5,9 @@
  * engine's NB_IDP_MGMT_TOKEN and, while the SOPS file has none, the NB_PROXY_TOKEN it minted: the rules
  * for those lines live here. Values stay in memory: only key names and verdicts come out.
  */
+
+import { redactor } from '../core/redact.ts';
 import type { Executor } from '../exec/executor.ts';
-import { redactor } from '../redact.ts';
 import { CONSUMERS, type ConsumerId } from '../secrets/schema.ts';
 import { envLineFor, parseEnvFile } from './env-file.ts';
 import { NB_IDP_MGMT_TOKEN, NB_PROXY_TOKEN } from './plan.ts';

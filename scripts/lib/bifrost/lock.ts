@@ -33,11 +33,11 @@
 
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { WorkError } from '../errors.ts';
+import { WorkError } from '../core/errors.ts';
+import { formatDuration } from '../core/format.ts';
+import type { Output } from '../core/output.ts';
+import { runContext, stoppableSleep } from '../core/run-context.ts';
 import { type Executor, shellQuote } from '../exec/executor.ts';
-import { formatDuration } from '../format.ts';
-import type { Output } from '../output.ts';
-import { runContext, stoppableSleep } from '../run-context.ts';
 import { normalizeRemoteDir } from './upload.ts';
 
 export interface LockHolder {

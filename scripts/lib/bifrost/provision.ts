@@ -6,11 +6,11 @@
 
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { numberFlag } from '../cli.ts';
-import { EXIT, InputError } from '../errors.ts';
+import { numberFlag } from '../core/cli.ts';
+import { EXIT, InputError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
+import { runContext, withCleanup } from '../core/run-context.ts';
 import { LocalExecutor } from '../exec/local.ts';
-import type { Output } from '../output.ts';
-import { runContext, withCleanup } from '../run-context.ts';
 import { FINGERPRINT_KEY } from '../secrets/registry.ts';
 import { formatProblems, splitProblems } from '../secrets/validate.ts';
 import { checkBundleContent } from './bundle-preflight.ts';

@@ -4,7 +4,7 @@
  * and, where the host takes a hash (NB_OWNER_PASSWORD → NB_OWNER_PASSWORD_HASH), the hash, computed here.
  * Nothing here touches a disk: provisioning uploads the text over SFTP.
  */
-import { redactor } from '../redact.ts';
+import { redactor } from '../core/redact.ts';
 import { type ConsumerId, hashedNames, valuesFor } from '../secrets/schema.ts';
 import { formatEnvFile, parseEnvFile } from './env-file.ts';
 import { DOT_ENV, RENDERED_ENV_CONSUMERS, SECRETS_ENV } from './host-state.ts';

@@ -22,9 +22,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readdir, realpath } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, sep } from 'node:path';
-import { InputError, WorkError } from '../errors.ts';
+import { InputError, WorkError } from '../core/errors.ts';
+import { notRegular } from '../core/file-kind.ts';
 import { type Command, type Executor, shellQuote } from '../exec/executor.ts';
-import { notRegular } from '../file-kind.ts';
 import { provisionedText, RENDERED_ENV_FILES } from './host-state.ts';
 
 export interface BundleFile {

@@ -3,8 +3,8 @@
  * dry run, a recording fake or a remote host costs nothing extra and tests see exactly what ran.
  * Secrets never go into argv: they travel on `input` (stdin) or in `env` of the one process.
  */
-import { type InputError, WorkError } from '../errors.ts';
-import type { BoundedRead } from '../read-bounded.ts';
+import { type InputError, WorkError } from '../core/errors.ts';
+import type { BoundedRead } from '../core/read-bounded.ts';
 
 export interface Command {
   argv: readonly string[];

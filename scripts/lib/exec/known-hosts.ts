@@ -13,8 +13,8 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { type FileKindProbe, notRegular } from '../file-kind.ts';
-import { notRegularError, readBoundedText } from '../read-bounded.ts';
+import { type FileKindProbe, notRegular } from '../core/file-kind.ts';
+import { notRegularError, readBoundedText } from '../core/read-bounded.ts';
 
 /** 'a+' (read, append, create), non-blocking: a FIFO put in place after the check cannot block the open. */
 const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | (constants.O_NONBLOCK ?? 0);

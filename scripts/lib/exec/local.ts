@@ -4,12 +4,12 @@ import { link, open, rename, stat, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { childEnv } from '../child-env.ts';
-import { InputError } from '../errors.ts';
-import { printable } from '../printable.ts';
-import { readBoundedText } from '../read-bounded.ts';
-import { redactor } from '../redact.ts';
-import { InterruptedError, runContext } from '../run-context.ts';
+import { childEnv } from '../core/child-env.ts';
+import { InputError } from '../core/errors.ts';
+import { printable } from '../core/printable.ts';
+import { readBoundedText } from '../core/read-bounded.ts';
+import { redactor } from '../core/redact.ts';
+import { InterruptedError, runContext } from '../core/run-context.ts';
 import {
   badHostFile,
   type Command,

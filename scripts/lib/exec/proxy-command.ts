@@ -8,9 +8,9 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { Duplex, type Readable, type Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { childEnv } from '../child-env.ts';
-import { printable } from '../printable.ts';
-import { redactor } from '../redact.ts';
+import { childEnv } from '../core/child-env.ts';
+import { printable } from '../core/printable.ts';
+import { redactor } from '../core/redact.ts';
 import { killTree } from './local.ts';
 
 const STOP_GRACE_MS = 1000;

@@ -6,9 +6,9 @@
  * An encrypted key gets a passphrase prompt on a terminal; without one it is skipped with a note.
  */
 import { statSync } from 'node:fs';
-import { InputError } from '../errors.ts';
-import { printable } from '../printable.ts';
-import { ask } from '../prompt.ts';
+import { InputError } from '../core/errors.ts';
+import { printable } from '../core/printable.ts';
+import { ask } from '../core/prompt.ts';
 import { type IdentityKey, loadSsh2, readIdentityFile, type SshExecutor, type SshOptions } from './ssh.ts';
 import {
   defaultIdentityFiles,

@@ -12,8 +12,8 @@
 import { readdir } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { InputError } from '../errors.ts';
-import { readBoundedText } from '../read-bounded.ts';
+import { InputError } from '../core/errors.ts';
+import { readBoundedText } from '../core/read-bounded.ts';
 
 export interface HostSpec {
   user?: string;

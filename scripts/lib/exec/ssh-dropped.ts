@@ -4,7 +4,7 @@
  * HOST dropped during PHASE: <what it cut>", with the phase that was current when it dropped, instead of
  * repeating the connection in each layer's words; the JSON result names it as `dropped: { where, phase }`.
  */
-import { type Failure, runContext } from '../run-context.ts';
+import { type Failure, runContext } from '../core/run-context.ts';
 
 /** "the SSH connection to user@host:port dropped": how every message about a drop begins. */
 export function droppedPrefix(where: string): string {

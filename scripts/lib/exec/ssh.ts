@@ -19,10 +19,10 @@ import type {
   SFTPWrapper,
   Stats as SftpStats,
 } from 'ssh2';
-import { InputError, WorkError } from '../errors.ts';
-import { notRegular } from '../file-kind.ts';
-import { notRegularError, READ_LIMITS, readBounded, tooLargeError } from '../read-bounded.ts';
-import { InterruptedError, runContext } from '../run-context.ts';
+import { InputError, WorkError } from '../core/errors.ts';
+import { notRegular } from '../core/file-kind.ts';
+import { notRegularError, READ_LIMITS, readBounded, tooLargeError } from '../core/read-bounded.ts';
+import { InterruptedError, runContext } from '../core/run-context.ts';
 import {
   badHostFile,
   type Command,

@@ -3,7 +3,7 @@
  * the command can name it once ("backend  openbao (from cloud/runtime/apps.yaml)"). The choice itself
  * is `resolveBackend`'s; this only says which of its sources decided.
  */
-import { readBoundedTextSync } from '../read-bounded.ts';
+import { readBoundedTextSync } from '../core/read-bounded.ts';
 import {
   BACKEND_IDS,
   type BackendId,

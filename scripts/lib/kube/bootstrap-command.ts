@@ -3,11 +3,11 @@
  * file, in one server-side `kubectl apply` with the manifests on stdin.
  */
 
-import { EXIT, InputError, WorkError } from '../errors.ts';
+import { EXIT, InputError, WorkError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
+import { describeSecret, hasFingerprintKey } from '../core/redact.ts';
 import { formatCommand } from '../exec/executor.ts';
 import { LocalExecutor } from '../exec/local.ts';
-import type { Output } from '../output.ts';
-import { describeSecret, hasFingerprintKey } from '../redact.ts';
 import { FINGERPRINT_KEY } from '../secrets/registry.ts';
 import { type ConsumerId, k8sConsumersFor, keysFor } from '../secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, type LoadedSecrets, loadSecrets } from '../secrets/source.ts';

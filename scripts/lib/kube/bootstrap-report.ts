@@ -2,8 +2,8 @@
  * create-bootstrap-secrets' modes and what it prints: the offline preview, the per-key report from the
  * live Secrets, the final line and the --json objects. Values never appear: lengths and keyed fingerprints.
  */
-import { InputError } from '../errors.ts';
-import type { Output } from '../output.ts';
+import { InputError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
 import type { PlannedSecret } from './manifests.ts';
 import {
   countStatuses,

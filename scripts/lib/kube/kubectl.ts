@@ -1,6 +1,6 @@
-import { WorkError } from '../errors.ts';
+import { WorkError } from '../core/errors.ts';
+import { redactor } from '../core/redact.ts';
 import type { CommandResult, Executor } from '../exec/executor.ts';
-import { redactor } from '../redact.ts';
 import { FIELD_MANAGER } from './manifests.ts';
 
 export interface KubectlOptions {

@@ -6,7 +6,7 @@
  * (a `last-applied-configuration` annotation from an old client-side apply holds every value in
  * plaintext) never leaves kubectl. Every value read is registered with the redactor before anything else.
  */
-import { InputError, WorkError } from '../errors.ts';
+import { InputError, WorkError } from '../core/errors.ts';
 import { type Executor, formatCommand } from '../exec/executor.ts';
 import { registerSecrets } from '../secrets/registry.ts';
 import { globalArgs, type KubectlOptions, kubectlSaid, runKubectl } from './kubectl.ts';

@@ -6,7 +6,7 @@
  * when this project's field manager owns it and no other manager does. A key that another manager set
  * (`kubectl edit`, the original script's client-side apply) and we never applied stays: "kept".
  */
-import { fingerprint } from '../redact.ts';
+import { fingerprint } from '../core/redact.ts';
 import type { LiveSecret } from './live-secrets.ts';
 import { FIELD_MANAGER, type PlannedSecret } from './manifests.ts';
 

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { parse } from 'yaml';
-import { InputError } from '../errors.ts';
-import { readBoundedTextSync } from '../read-bounded.ts';
+import { InputError } from '../core/errors.ts';
+import { readBoundedTextSync } from '../core/read-bounded.ts';
 
 export interface KubeTarget {
   /** The context kubectl will use, or undefined when no kubeconfig names one. */

@@ -2,11 +2,11 @@
  * `secrets check`: a table of every key the chosen runtime backend's consumers read: present, length,
  * format, who needs it; never a value. Without an age key only the key names are checked.
  */
-import { EXIT } from '../errors.ts';
+import { EXIT } from '../core/errors.ts';
+import { formatTable } from '../core/format.ts';
+import type { Output } from '../core/output.ts';
 import { LocalExecutor } from '../exec/local.ts';
-import { formatTable } from '../format.ts';
 import { type BackendChoice, describeBackendChoice } from '../kube/backend-choice.ts';
-import type { Output } from '../output.ts';
 import {
   CONSUMERS,
   consumersFor,

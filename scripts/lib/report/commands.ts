@@ -3,7 +3,7 @@
  * consumers and backend), rotate (and what must be redeployed), where, and status (the cluster and hosts).
  */
 import { DEFAULT_BUNDLE_HOST_DIR } from '../bifrost/docker.ts';
-import { COMMON_OPTIONS, defineCommand } from '../cli.ts';
+import { COMMON_OPTIONS, defineCommand } from '../core/cli.ts';
 import { SSH_OPTIONS, SSH_OPTIONS_HELP } from '../exec/ssh-cli.ts';
 import { backendOptionHelp, chooseBackend } from '../kube/backend-choice.ts';
 import { DEFAULT_APPS_FILE } from '../secrets/backend-id.ts';

@@ -3,8 +3,8 @@
  * redeployed. What the rotated keys mean to redeploy is a view over the bundle, a tier the rotation does
  * not know; so the rotation returns what changed and this view says where it goes.
  */
-import { EXIT } from '../errors.ts';
-import type { Output } from '../output.ts';
+import { EXIT } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
 import { type RotateOptions, rotateSecrets } from '../secrets/rotate.ts';
 import { formatRedeploy, redeployFor } from './redeploy.ts';
 

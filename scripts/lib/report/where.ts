@@ -4,8 +4,8 @@
  * under the table's backend.
  */
 import { existsSync } from 'node:fs';
-import { EXIT } from '../errors.ts';
-import type { Output } from '../output.ts';
+import { EXIT } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
 import { type AppsTable, loadAppsTable, type RuntimeApp } from '../runtime/apps.ts';
 import { apiPath } from '../runtime/backends/openbao.ts';
 import {

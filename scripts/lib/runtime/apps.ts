@@ -6,8 +6,8 @@
  * original copy-pasted the CR into five Go files and found its mistakes one reconcile at a time).
  */
 import { parseDocument } from 'yaml';
-import { InputError } from '../errors.ts';
-import { readBoundedText } from '../read-bounded.ts';
+import { InputError } from '../core/errors.ts';
+import { readBoundedText } from '../core/read-bounded.ts';
 import {
   BACKEND_IDS,
   type BackendId,

@@ -8,8 +8,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { InputError } from '../errors.ts';
-import { readBoundedText } from '../read-bounded.ts';
+import { InputError } from '../core/errors.ts';
+import { readBoundedText } from '../core/read-bounded.ts';
 import { KIND, SYNC_OPTIONS_ANNOTATION, SYNC_OPTIONS_VALUE } from './backends/infisical-v1alpha1.ts';
 import { isPlainObject, type Plain } from './fields.ts';
 

@@ -5,9 +5,9 @@
  */
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { EXIT, InputError } from '../errors.ts';
+import { EXIT, InputError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
 import { LocalExecutor } from '../exec/local.ts';
-import type { Output } from '../output.ts';
 import { BACKENDS, type BackendId, parseBackend } from '../secrets/backend-id.ts';
 import { generateValue } from '../secrets/generate.ts';
 import { type AppsTable, DEFAULT_APPS_FILE, loadAppsTable, type RuntimeApp } from './apps.ts';

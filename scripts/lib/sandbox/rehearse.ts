@@ -7,10 +7,10 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { EXIT, InputError } from '../errors.ts';
+import { EXIT, InputError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
+import { runContext } from '../core/run-context.ts';
 import { localFiles } from '../exec/local.ts';
-import type { Output } from '../output.ts';
-import { runContext } from '../run-context.ts';
 import { serveDockerSimulator, writeDockerSimWrapper } from './docker-sim-server.ts';
 import {
   DockerSimulator,

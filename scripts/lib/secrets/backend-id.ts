@@ -4,8 +4,8 @@
  * resources to render, the bootstrap tier the Secrets the platform itself needs.
  */
 import { parse } from 'yaml';
-import { InputError } from '../errors.ts';
-import { readBoundedTextSync } from '../read-bounded.ts';
+import { InputError } from '../core/errors.ts';
+import { readBoundedTextSync } from '../core/read-bounded.ts';
 
 export const BACKENDS = {
   infisical: {

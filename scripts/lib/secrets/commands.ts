@@ -2,7 +2,7 @@
  * The subcommands of scripts/secrets.ts that work on the SOPS file alone (init, recipients, set, edit), and
  * the options and help lines all of its subcommands share. Each body is loaded only when its command runs.
  */
-import { COMMON_OPTIONS, defineCommand, type Flags } from '../cli.ts';
+import { COMMON_OPTIONS, defineCommand, type Flags } from '../core/cli.ts';
 import { DEFAULT_SECRETS_FILE } from './source.ts';
 
 export const USAGE = 'node --import tsx scripts/secrets.ts';

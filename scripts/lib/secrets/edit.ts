@@ -24,12 +24,12 @@ import {
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
-import { childEnv } from '../child-env.ts';
-import { EXIT, InputError, WorkError } from '../errors.ts';
-import type { Output } from '../output.ts';
-import { ask } from '../prompt.ts';
-import { fingerprint } from '../redact.ts';
-import { InterruptedError, runContext } from '../run-context.ts';
+import { childEnv } from '../core/child-env.ts';
+import { EXIT, InputError, WorkError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
+import { ask } from '../core/prompt.ts';
+import { fingerprint } from '../core/redact.ts';
+import { InterruptedError, runContext } from '../core/run-context.ts';
 import { FINGERPRINT_KEY, registerSecrets } from './registry.ts';
 import { specOf, unknownKeyProblem } from './schema.ts';
 import { checkAllowRotate, refuseNeverRotate, refusePlain, valueProblems } from './set.ts';

@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { EXIT, InputError, WorkError } from '../errors.ts';
+import { EXIT, InputError, WorkError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
 import { writeLocalFileAtomic } from '../exec/local.ts';
-import type { Output } from '../output.ts';
 import { generateValue } from './generate.ts';
 import { checkRecipient } from './recipients.ts';
 import { registerSecrets } from './registry.ts';

@@ -11,9 +11,9 @@
  * A creation rule that names the file is updated to the new list, so the next sops run agrees.
  */
 import { Encrypter, identityToRecipient } from 'age-encryption';
-import { EXIT, InputError } from '../errors.ts';
-import { formatTable } from '../format.ts';
-import type { Output } from '../output.ts';
+import { EXIT, InputError } from '../core/errors.ts';
+import { formatTable } from '../core/format.ts';
+import type { Output } from '../core/output.ts';
 import {
   commitSops,
   loadAgeIdentities,

@@ -3,7 +3,7 @@
  * from them (schema `derive`), and the fingerprint key. Commands call it before any external command
  * runs; the leak tests derive the forms they search for from `valuesToHide`, so both see the same set.
  */
-import { redactor, setFingerprintKey } from '../redact.ts';
+import { redactor, setFingerprintKey } from '../core/redact.ts';
 import { derivedValues } from './schema.ts';
 
 export const FINGERPRINT_KEY = 'FINGERPRINT_KEY';

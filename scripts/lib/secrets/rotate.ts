@@ -5,8 +5,8 @@
  * with its effect said. Returns the keys it rotated; what they mean to redeploy is the caller's view
  * (report/redeploy.ts), since it reads the Bifrost bundle, a tier this layer does not know.
  */
-import { InputError } from '../errors.ts';
-import { fingerprint } from '../redact.ts';
+import { InputError } from '../core/errors.ts';
+import { fingerprint } from '../core/redact.ts';
 import { generateValue } from './generate.ts';
 import { registerSecrets } from './registry.ts';
 import { describeGenerator, specOf, unknownKeyProblem } from './schema.ts';

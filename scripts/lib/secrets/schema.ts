@@ -5,8 +5,8 @@
  * "What Lives Where" docs all derive from SECRET_SCHEMA and CONSUMERS below; nothing else lists keys.
  */
 
-import { withholdFromChildren } from '../child-env.ts';
-import { closest } from '../closest.ts';
+import { withholdFromChildren } from '../core/child-env.ts';
+import { closest } from '../core/closest.ts';
 import type { BackendId } from './backend-id.ts';
 import { BCRYPT, BCRYPT_MAX_BYTES, type PasswordHash } from './password-hash.ts';
 

@@ -5,10 +5,10 @@
  * recomputed; every other byte of the file stays as it was. The value never comes from argv.
  */
 
-import { EXIT, InputError } from '../errors.ts';
-import type { Output } from '../output.ts';
-import { ask } from '../prompt.ts';
-import { fingerprint } from '../redact.ts';
+import { EXIT, InputError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
+import { ask } from '../core/prompt.ts';
+import { fingerprint } from '../core/redact.ts';
 import { registerSecrets } from './registry.ts';
 import { CONSUMERS, type ConsumerId, specOf, suggestKey, unknownKeyProblem } from './schema.ts';
 import { commitSops, editByHand, openSops, rewriteSops, withValues } from './sops/index.ts';

@@ -2,9 +2,9 @@
  * The subcommands of scripts/sops.ts: `decrypt` and `exec-env`, read through the native SOPS reader (the
  * front door, sops/index.ts), with the options and exit lines they share.
  */
-import { defineCommand } from '../cli.ts';
-import { EXIT, InputError } from '../errors.ts';
-import type { Output } from '../output.ts';
+import { defineCommand } from '../core/cli.ts';
+import { EXIT, InputError } from '../core/errors.ts';
+import type { Output } from '../core/output.ts';
 import {
   decryptFileToTree,
   decryptSopsFile,

@@ -8,9 +8,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { isMap, isSeq, parseDocument, Scalar, YAMLSeq } from 'yaml';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
+import { readBoundedTextSync } from '../core/read-bounded.ts';
 import { writeLocalFileAtomic } from '../exec/local.ts';
-import { readBoundedTextSync } from '../read-bounded.ts';
 
 export const SOPS_CONFIG = '.sops.yaml';
 // sops's FindConfigFile gives up after this many parent directories.

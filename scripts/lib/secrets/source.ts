@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { AGE_KEY_VARIABLES } from '../child-env.ts';
-import { InputError, WorkError } from '../errors.ts';
+import { AGE_KEY_VARIABLES } from '../core/child-env.ts';
+import { InputError, WorkError } from '../core/errors.ts';
 import type { Executor } from '../exec/executor.ts';
 import { findOnPath } from '../exec/which.ts';
 import { registerSecrets } from './registry.ts';

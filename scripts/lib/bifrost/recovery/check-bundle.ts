@@ -1,7 +1,7 @@
 /** bifrost check-bundle: read a local bundle against the plan and the pinned images' facts (no host, no secret). */
 import { resolve } from 'node:path';
-import { COMMON_OPTIONS, defineCommand } from '../../cli.ts';
-import { EXIT } from '../../errors.ts';
+import { COMMON_OPTIONS, defineCommand } from '../../core/cli.ts';
+import { EXIT } from '../../core/errors.ts';
 import { DEFAULT_BUNDLE_DIR } from '../provision-input.ts';
 import { USAGE } from './common.ts';
 

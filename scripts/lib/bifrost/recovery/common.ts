@@ -1,9 +1,9 @@
 /** What the recovery commands of scripts/bifrost.ts share: their name, host flags and help lines. */
-import { COMMON_OPTIONS } from '../../cli.ts';
-import { InputError, WorkError } from '../../errors.ts';
+import { COMMON_OPTIONS } from '../../core/cli.ts';
+import { InputError, WorkError } from '../../core/errors.ts';
+import type { Output } from '../../core/output.ts';
 import type { Executor } from '../../exec/executor.ts';
 import { LocalExecutor } from '../../exec/local.ts';
-import type { Output } from '../../output.ts';
 import { keysFor } from '../../secrets/schema.ts';
 import { DEFAULT_SECRETS_FILE, loadSecrets } from '../../secrets/source.ts';
 import { DEFAULT_BUNDLE_HOST_DIR } from '../docker.ts';

@@ -1,8 +1,8 @@
 /** bifrost logs: `docker logs --tail N SERVICE`, redacted with the operator's and the host's secret values. */
-import { defineCommand, numberFlag } from '../../cli.ts';
-import { EXIT, InputError, WorkError } from '../../errors.ts';
-import { printable } from '../../printable.ts';
-import { redactor } from '../../redact.ts';
+import { defineCommand, numberFlag } from '../../core/cli.ts';
+import { EXIT, InputError, WorkError } from '../../core/errors.ts';
+import { printable } from '../../core/printable.ts';
+import { redactor } from '../../core/redact.ts';
 import { logsArgv } from '../docker.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { registerHostSecrets } from '../host-state.ts';

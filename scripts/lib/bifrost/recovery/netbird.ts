@@ -3,12 +3,12 @@
  * they follow its convergence rules (a service is recreated only when its inputs changed) instead of
  * re-implementing them, under the host lock; --dry-run is the same run against a recording executor.
  */
-import { type CommandSpec, defineCommand, numberFlag } from '../../cli.ts';
-import { EXIT, InputError, WorkError } from '../../errors.ts';
+import { type CommandSpec, defineCommand, numberFlag } from '../../core/cli.ts';
+import { EXIT, InputError, WorkError } from '../../core/errors.ts';
+import type { Output } from '../../core/output.ts';
+import { fingerprint } from '../../core/redact.ts';
+import { runContext, withCleanup } from '../../core/run-context.ts';
 import type { Executor } from '../../exec/executor.ts';
-import type { Output } from '../../output.ts';
-import { fingerprint } from '../../redact.ts';
-import { runContext, withCleanup } from '../../run-context.ts';
 import { type DockerCli, inspectContainers } from '../docker.ts';
 import { dryRunBootstrap, reportDryRun } from '../dry-run.ts';
 import { type EngineResult, formatStatusTable, runBifrostBootstrap } from '../engine.ts';

@@ -1,7 +1,7 @@
 /** bifrost status: every plan service's container state and health (one `docker inspect`). */
-import { defineCommand } from '../../cli.ts';
-import { EXIT, InputError } from '../../errors.ts';
-import { formatDuration, formatTable } from '../../format.ts';
+import { defineCommand } from '../../core/cli.ts';
+import { EXIT, InputError } from '../../core/errors.ts';
+import { formatDuration, formatTable } from '../../core/format.ts';
 import { type ContainerState, inspectContainers, isReady } from '../docker.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { registerHostSecrets } from '../host-state.ts';

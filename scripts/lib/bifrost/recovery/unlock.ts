@@ -1,8 +1,8 @@
 /** bifrost unlock: show and clear the host lock a crashed run left behind. */
 
-import { defineCommand } from '../../cli.ts';
-import { EXIT, InputError } from '../../errors.ts';
-import { confirm } from '../../prompt.ts';
+import { defineCommand } from '../../core/cli.ts';
+import { EXIT, InputError } from '../../core/errors.ts';
+import { confirm } from '../../core/prompt.ts';
 import { requireHost, withHost } from '../host-flags.ts';
 import { RECOVERY_OPTIONS, RECOVERY_OPTIONS_HELP, USAGE } from './common.ts';
 

@@ -1,8 +1,8 @@
 /** bifrost verify: compare the host's bundle and secret fingerprints with what a provision would upload now. */
 import { resolve } from 'node:path';
-import { defineCommand } from '../../cli.ts';
-import { EXIT } from '../../errors.ts';
-import { formatTable } from '../../format.ts';
+import { defineCommand } from '../../core/cli.ts';
+import { EXIT } from '../../core/errors.ts';
+import { formatTable } from '../../core/format.ts';
 import { FINGERPRINT_KEY } from '../../secrets/registry.ts';
 import { keysFor } from '../../secrets/schema.ts';
 import { formatProblems } from '../../secrets/validate.ts';

@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Decrypter } from 'age-encryption';
-import { childEnv } from '../../child-env.ts';
-import { InputError } from '../../errors.ts';
+import { childEnv } from '../../core/child-env.ts';
+import { InputError } from '../../core/errors.ts';
+import { notRegular } from '../../core/file-kind.ts';
+import { readBoundedText } from '../../core/read-bounded.ts';
 import { killTree } from '../../exec/local.ts';
-import { notRegular } from '../../file-kind.ts';
-import { readBoundedText } from '../../read-bounded.ts';
 import { fileModeWarning, formatTimeout, sopsTimeoutMs, TIMEOUT_VARIABLE } from './limits.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { emitJsonLayout, loadJsonLayout } from './json-store.ts';
 import { onlyBranch, type Store } from './store.ts';
 

@@ -1,5 +1,5 @@
 import { armor, Decrypter } from 'age-encryption';
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { defaultKeysFile, type IdentitySearch, ignoredSource, loadAgeIdentities } from './age-keys.ts';
 import type { AgeEntry, SopsMetadata } from './metadata.ts';
 

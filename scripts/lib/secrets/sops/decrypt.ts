@@ -1,4 +1,4 @@
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { registerSecrets } from '../registry.ts';
 import { keyFileWarnings } from './age-keys.ts';
 import { CipherError, decryptValue } from './cipher.ts';

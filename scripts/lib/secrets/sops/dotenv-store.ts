@@ -1,4 +1,4 @@
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { restoreHint } from './hints.ts';
 import { Budget } from './limits.ts';
 import { onlyBranch, type Store } from './store.ts';

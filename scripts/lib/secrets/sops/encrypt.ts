@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { armor, Encrypter } from 'age-encryption';
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { encryptValue } from './cipher.ts';
 import { MacHasher, macBytes } from './mac.ts';
 import { compileRules, type RuleSet, ruleField } from './rules.ts';

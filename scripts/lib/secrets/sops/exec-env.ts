@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { InputError, WorkError } from '../../errors.ts';
+import { InputError, WorkError } from '../../core/errors.ts';
 import { Branch, fromPlain, isComplex, scalarText } from './tree.ts';
 
 /**

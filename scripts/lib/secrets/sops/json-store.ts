@@ -1,4 +1,4 @@
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { fitsInt64, GoTime } from './go-values.ts';
 import { Budget } from './limits.ts';
 import { onlyBranch, type ParsedStore, type Store } from './store.ts';

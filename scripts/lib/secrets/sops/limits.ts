@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
+import { type BoundedRead, readBounded } from '../../core/read-bounded.ts';
 import { shellQuote } from '../../exec/executor.ts';
-import { type BoundedRead, readBounded } from '../../read-bounded.ts';
 
 /**
  * What a SOPS file read here may hold, so that a hostile or broken file ends in an `InputError`

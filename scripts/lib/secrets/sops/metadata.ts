@@ -1,4 +1,4 @@
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { parseRfc3339 } from './go-values.ts';
 import { notSopsHint } from './hints.ts';
 import { RULE_FIELDS, type RuleSet } from './rules.ts';

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { armor, Encrypter } from 'age-encryption';
-import { InputError, WorkError } from '../../errors.ts';
+import { InputError, WorkError } from '../../core/errors.ts';
 import { writeLocalFileAtomic } from '../../exec/local.ts';
 import { registerSecrets } from '../registry.ts';
 import { keyFileWarnings } from './age-keys.ts';

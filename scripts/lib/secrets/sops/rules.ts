@@ -1,4 +1,4 @@
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import type { LeafPlace } from './tree.ts';
 
 /** sops's encryption rules; a file may carry at most one of them. */

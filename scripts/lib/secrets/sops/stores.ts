@@ -1,4 +1,4 @@
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { binaryStore } from './binary-store.ts';
 import { dotenvStore } from './dotenv-store.ts';
 import { jsonStore } from './json-store.ts';

@@ -1,4 +1,4 @@
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { fitsInt64, formatFloatG, GoTime } from './go-values.ts';
 
 /**

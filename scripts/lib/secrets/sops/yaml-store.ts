@@ -12,7 +12,7 @@ import {
   type Node as YamlNode,
   Pair as YamlPair,
 } from 'yaml';
-import { InputError } from '../../errors.ts';
+import { InputError } from '../../core/errors.ts';
 import { GoTime } from './go-values.ts';
 import { resolvePlain } from './go-yaml-resolve.ts';
 import { Budget, tooDeep } from './limits.ts';
