@@ -116,7 +116,6 @@ function watcher(
     healthcheck: (n) => healthchecks[n],
     maxSeconds: 60,
     warn: (l) => warn.push(l),
-    reconcileMs: 60_000,
   });
   watchers.push(w);
   return w;
@@ -395,22 +394,37 @@ describe('EventWatcher', () => {
     await ready;
   });
 
-  it('a quiet container is inspected once its events have been silent for reconcileMs', async () => {
-    const docker = new ScriptedDocker();
-    const w = new EventWatcher(docker, CLI, ['traefik'], {
-      healthcheck: () => true,
-      maxSeconds: 60,
-      warn: () => {},
-      reconcileMs: 40,
-    });
-    watchers.push(w);
-    await w.start();
-    docker.inspect.set('traefik', { id: ID(8), health: 'starting' });
-    const ready = w.waitReady('traefik', 10_000);
-    // The healthy event was missed (it happened before the stream was open): an inspect finds it.
-    docker.inspect.set('traefik', { id: ID(8), health: 'healthy' });
-    const state: ContainerState = await ready;
-    expect(state.health).toBe('healthy');
-    expect(docker.count('inspect')).toBeGreaterThanOrEqual(2);
+  it('a quiet container is inspected once its events have been silent for 15 s', async () => {
+    // Only the watcher's interval runs on a fake clock: the scripted docker's own timers stay real.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    try {
+      const docker = new ScriptedDocker();
+      const w = new EventWatcher(docker, CLI, ['traefik'], {
+        healthcheck: () => true,
+        maxSeconds: 60,
+        warn: () => {},
+      });
+      watchers.push(w);
+      await w.start();
+      docker.inspect.set('traefik', { id: ID(8), health: 'starting' });
+      const inspectsBefore = docker.count('inspect');
+      let settled: ContainerState | undefined;
+      const ready = w.waitReady('traefik', 60_000).then((s) => (settled = s));
+      // The wait reads the present first (starting), on the real clock.
+      while (docker.count('inspect') === inspectsBefore) await new Promise((r) => setTimeout(r, 5));
+      // The healthy event is missed (no event comes): an inspect finds it once the container has been
+      // quiet for the reconcile interval, not before.
+      docker.inspect.set('traefik', { id: ID(8), health: 'healthy' });
+      const inspectsAtStart = docker.count('inspect');
+      await vi.advanceTimersByTimeAsync(14_000);
+      expect(settled).toBeUndefined();
+      expect(docker.count('inspect')).toBe(inspectsAtStart);
+      await vi.advanceTimersByTimeAsync(16_000);
+      await ready;
+      expect(settled?.health).toBe('healthy');
+      expect(docker.count('inspect')).toBeGreaterThan(inspectsAtStart);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

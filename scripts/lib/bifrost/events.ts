@@ -19,7 +19,7 @@
  * once, unhealthy or exited fails at once. Events that arrive while that read is in flight are applied
  * on top of it, since they may be newer than what it saw.
  *
- * Each wait keeps its own deadline. A container whose events stop coming for `reconcileMs` is inspected
+ * Each wait keeps its own deadline. A container whose events stop coming for `RECONCILE_MS` is inspected
  * once (a missed event costs at most that); when the stream cannot be opened or ends early, the watcher
  * says so once and polls instead (health.ts). The stream is stopped when the run ends, on every path.
  */
@@ -111,10 +111,12 @@ export interface EventWatcherOptions {
   maxSeconds: number;
   /** Said once when falling back to polling. */
   warn: (line: string) => void;
-  /** Inspect a waited-on container whose events have been quiet this long (a missed event's cost). */
-  reconcileMs?: number;
-  pollIntervalMs?: number;
 }
+
+/** Inspect a waited-on container whose events have been quiet this long (a missed event's cost). */
+const RECONCILE_MS = 15_000;
+/** Without the event stream: a health poll (one `docker inspect`) this often. */
+const POLL_INTERVAL_MS = 50;
 
 export class EventWatcher {
   private readonly tracked = new Map<string, Tracked>();
@@ -173,7 +175,7 @@ export class EventWatcher {
   }
 
   private pollingWatcher(): HealthWatcher {
-    const polling = new HealthWatcher(this.executor, this.cli, this.opts.pollIntervalMs ?? 50);
+    const polling = new HealthWatcher(this.executor, this.cli, POLL_INTERVAL_MS);
     if (this.onState) polling.onState = this.onState;
     return polling;
   }
@@ -422,7 +424,7 @@ export class EventWatcher {
   }
 
   private ensureReconcile(): void {
-    const every = this.opts.reconcileMs ?? 15_000;
+    const every = RECONCILE_MS;
     this.reconcileTimer ??= setInterval(
       () => {
         const now = Date.now();
