@@ -3,6 +3,7 @@ import { armor, Encrypter } from 'age-encryption';
 import { InputError } from '../../core/errors.ts';
 import { encryptValue } from './cipher.ts';
 import { MacHasher, macBytes } from './mac.ts';
+import { lastModifiedNow } from './metadata.ts';
 import { compileRules, type RuleSet, ruleField } from './rules.ts';
 import type { SopsFormat, Store } from './store.ts';
 import { storeFor } from './stores.ts';
@@ -77,7 +78,7 @@ export async function encryptSops(
     }),
   );
 
-  const lastModified = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const lastModified = lastModifiedNow();
   const [ruleName, ruleValue] = ruleField(rules);
   // sops 3.9 wrote every key type, empty ones as [] in YAML and null in JSON.
   const empty = store.emptyKeyList;

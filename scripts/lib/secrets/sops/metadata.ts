@@ -157,3 +157,11 @@ export function readAgeRecipients(text: string, file: string): string[] {
     (e) => e.recipient,
   );
 }
+
+/**
+ * `sops.lastmodified` for a file written now: RFC 3339 in UTC to the second, as sops writes it (Go's
+ * `time.Now().UTC().Format(time.RFC3339)`); it is also the MAC's additional data, so both writers use this.
+ */
+export function lastModifiedNow(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+}

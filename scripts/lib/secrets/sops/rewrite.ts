@@ -27,7 +27,7 @@ import { decryptToTree, readSopsFile } from './decrypt.ts';
 import { layoutHint } from './hints.ts';
 import { readSecretsFile } from './limits.ts';
 import { MacHasher, macBytes } from './mac.ts';
-import { type AgeEntry, parseMetadata, type SopsMetadata } from './metadata.ts';
+import { type AgeEntry, lastModifiedNow, parseMetadata, type SopsMetadata } from './metadata.ts';
 import { compileRules } from './rules.ts';
 import { requireYaml } from './stores.ts';
 import { aadOf, Branch, Comment, type Pair, type Scalar, toPlain, type Value, walkBranch } from './tree.ts';
@@ -272,7 +272,7 @@ export async function rewriteSops(
     });
     meta.splice(at, end - at, ...age.map((l) => `${indent}${l}`));
   }
-  const lastModified = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const lastModified = lastModifiedNow();
   const lm = metadataLine(meta, 1, indent, 'lastmodified', file);
   const quote = /: (["']?)/.exec(meta[lm] as string)?.[1] ?? '';
   meta[lm] = `${indent}lastmodified: ${quote}${lastModified}${quote}`;
