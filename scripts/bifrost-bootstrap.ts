@@ -3,19 +3,9 @@
  * SSH), mints the Authentik token for NetBird, renders NetBird's config, and reports a status table.
  */
 
-import { bundleProblems, readHostBundle, requireSoundBundle } from './lib/bifrost/check-bundle.ts';
-import { dryRunBootstrap, reportDryRun } from './lib/bifrost/dry-run.ts';
-import { formatStatusTable, runBifrostBootstrap } from './lib/bifrost/engine.ts';
-import {
-  HOST_ALIASES,
-  HOST_OPTIONS,
-  HOST_OPTIONS_HELP,
-  openHost,
-  requireHost,
-} from './lib/bifrost/host-flags.ts';
-import { COMMON_OPTIONS, defineCommand, numberFlag, runMain } from './lib/core/cli.ts';
-import { EXIT } from './lib/core/errors.ts';
-import { runContext, withCleanup } from './lib/core/run-context.ts';
+import { bifrostBootstrap } from './lib/bifrost/bootstrap-command.ts';
+import { HOST_ALIASES, HOST_OPTIONS, HOST_OPTIONS_HELP } from './lib/bifrost/host-flags.ts';
+import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
 
 const USAGE = 'node --import tsx scripts/bifrost-bootstrap.ts';
 
@@ -49,46 +39,7 @@ command is recorded and answered as a host where everything comes up; it prints 
   --dry-run            print what would run (a recording run), run nothing
   -y, --yes            no prompts (it asks none)`,
   exits: { ok: 'done (skipped optional services included)', failed: 'a step failed' },
-  async run(flags, _positionals, out) {
-    const { cli } = requireHost(flags, USAGE);
-    const cloudInitTimeoutSec = numberFlag(
-      'cloud-init-timeout',
-      flags['cloud-init-timeout'],
-      'positive',
-      600,
-    );
-    const executor = await openHost(flags);
-    return withCleanup(
-      async () => {
-        // check-bundle on the bundle as it sits on the host, before anything starts.
-        runContext.setPhase('checking the bundle', 'nothing was changed on the host');
-        requireSoundBundle(
-          await bundleProblems(await readHostBundle(executor, cli.dir)),
-          `${executor.where}:${cli.dir}`,
-        );
-        runContext.setPhase('bootstrap', 'services already started keep running');
-        out.info(
-          out.color.bold(
-            `bifrost-bootstrap on ${executor.where}, bundle ${cli.dir}${flags['dry-run'] ? ' [dry run]' : ''}`,
-          ),
-        );
-        if (flags['dry-run']) {
-          const dry = await dryRunBootstrap({ executor, cli, out, cloudInitTimeoutSec });
-          return reportDryRun(dry, out, { where: executor.where, dir: cli.dir });
-        }
-        const result = await runBifrostBootstrap({ executor, cli, out, cloudInitTimeoutSec });
-        out.info(`\n${formatStatusTable(result)}`);
-        if (result.failure) {
-          out.error(`step ${result.failure.step} failed:\n${result.failure.message}`, result.failure.hint);
-        } else {
-          out.info(out.color.green(`bifrost is up in ${result.seconds.toFixed(1)} s`));
-        }
-        out.result({ ...result, where: executor.where, dir: cli.dir });
-        return result.failure ? EXIT.failed : EXIT.ok;
-      },
-      () => executor.close(),
-    );
-  },
+  run: (flags, _positionals, out) => bifrostBootstrap(flags, out, USAGE),
 });
 
 export const main = command.main;
