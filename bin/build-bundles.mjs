@@ -34,7 +34,7 @@ import { build } from 'esbuild';
 import { DIST_DIR, newestInput, ROOT, SCRIPTS_DIR, STAMP } from './bundle-stamp.mjs';
 
 /** The guard every entry point ends with (scripts/*.ts); under a bundle argv[1] is not the source. */
-const MAIN_GUARD = 'import.meta.url === `file://${process.argv[1]}`';
+const MAIN_GUARD = 'isMainModule(import.meta.url)';
 
 /** Packages loaded from node_modules at run time, as under tsx. */
 const EXTERNAL = ['ssh2', 'zx'];
@@ -56,7 +56,7 @@ function sourceLocations(entries) {
       b.onLoad({ filter: /\.[cm]?ts$/ }, (args) => {
         let text = readFileSync(args.path, 'utf8');
         if (!args.path.startsWith(`${ROOT}/`)) return { contents: text, loader: 'ts' };
-        if (entries.has(args.path) && text.includes('process.argv[1]')) {
+        if (entries.has(args.path) && text.includes('isMainModule(')) {
           if (!text.includes(MAIN_GUARD)) {
             throw new Error(`${args.path}: its main-module guard is not \`if (${MAIN_GUARD})\``);
           }

@@ -5,7 +5,7 @@
 
 import { bifrostBootstrap } from './lib/bifrost/bootstrap-command.ts';
 import { HOST_ALIASES, HOST_OPTIONS, HOST_OPTIONS_HELP } from './lib/bifrost/host-flags.ts';
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
+import { COMMON_OPTIONS, defineCommand, isMainModule, runMain } from './lib/core/cli.ts';
 
 const USAGE = 'node --import tsx scripts/bifrost-bootstrap.ts';
 
@@ -42,8 +42,6 @@ command is recorded and answered as a host where everything comes up; it prints 
   run: (flags, _positionals, out) => bifrostBootstrap(flags, out, USAGE),
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

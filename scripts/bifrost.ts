@@ -12,7 +12,7 @@ import * as status from './lib/bifrost/recovery/status.ts';
 import * as token from './lib/bifrost/recovery/token.ts';
 import * as unlock from './lib/bifrost/recovery/unlock.ts';
 import * as verify from './lib/bifrost/recovery/verify.ts';
-import { defineGroup, runMain } from './lib/core/cli.ts';
+import { defineGroup, isMainModule, runMain } from './lib/core/cli.ts';
 
 export const command = defineGroup({
   name: USAGE,
@@ -38,8 +38,6 @@ bifrost-check-bundle.`,
   },
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

@@ -3,7 +3,7 @@
  * from secrets/bootstrap.sops.yaml, in one server-side `kubectl apply` with the manifests on stdin.
  */
 
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
+import { COMMON_OPTIONS, defineCommand, isMainModule, runMain } from './lib/core/cli.ts';
 import { backendOptionHelp, describeBackendSecrets } from './lib/kube/backend-choice.ts';
 import { createBootstrapSecrets } from './lib/kube/bootstrap-command.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
@@ -68,8 +68,6 @@ for sops and SOPS_AGE_KEY_CMD), NO_COLOR.`,
   run: (flags, _positionals, out) => createBootstrapSecrets(flags, out),
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

@@ -3,7 +3,7 @@
  * temporary directory removed afterwards. A new age key, a SOPS file encrypted to it, the built-in fake
  * Kubernetes API server, and create-bootstrap-secrets run against it twice (the second run changes nothing).
  */
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
+import { COMMON_OPTIONS, defineCommand, isMainModule, runMain } from './lib/core/cli.ts';
 import { demo } from './lib/sandbox/demo.ts';
 
 export const command = defineCommand({
@@ -19,8 +19,6 @@ check. Nothing outside a temporary directory is touched; --keep leaves it in pla
   run: (flags, _positionals, out) => demo(flags, out),
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

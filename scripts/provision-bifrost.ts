@@ -6,7 +6,7 @@
 
 import { HOST_OPTIONS, HOST_OPTIONS_HELP } from './lib/bifrost/host-flags.ts';
 import { provisionBifrost } from './lib/bifrost/provision.ts';
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
+import { COMMON_OPTIONS, defineCommand, isMainModule, runMain } from './lib/core/cli.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
 
 const USAGE = 'node --import tsx scripts/provision-bifrost.ts';
@@ -64,8 +64,6 @@ Ctrl-C (SIGINT) or SIGTERM stops the work, releases the lock and says what was i
   run: (flags, _positionals, out) => provisionBifrost(flags, out, USAGE),
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

@@ -5,7 +5,7 @@
  * (scripts/lib/sandbox/), whose containers and event log are kept in TARGET between commands, so that
  * consecutive commands see one host: day 1, a secret added, day 2, `bifrost status`, ...
  */
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
+import { COMMON_OPTIONS, defineCommand, isMainModule, runMain } from './lib/core/cli.ts';
 import type { Output } from './lib/core/output.ts';
 import { HOST_COMMANDS, rehearse, splitRehearsal, USAGE } from './lib/sandbox/rehearse.ts';
 
@@ -51,8 +51,6 @@ export const command = {
   },
 };
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

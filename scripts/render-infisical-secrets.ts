@@ -3,7 +3,7 @@
  * per app of the apps table. Kept for the recipes and habits built on it: it is render-runtime-secrets
  * with the backend fixed to infisical-v1alpha1.
  */
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
+import { COMMON_OPTIONS, defineCommand, isMainModule, runMain } from './lib/core/cli.ts';
 import { renderCommand } from './lib/runtime/render-command.ts';
 import { DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from './lib/secrets/backend-id.ts';
 
@@ -48,8 +48,6 @@ backends (Infisical's current v1beta1 API, OpenBao).`,
     }),
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

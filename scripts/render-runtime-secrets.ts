@@ -3,7 +3,7 @@
  * (cloud/runtime/apps.yaml); OpenBao's one-time setup plan; a check that rendered output holds no
  * Secret resources. Reads and writes files only; applying is Argo CD's job, setup is `runtime.ts setup`.
  */
-import { COMMON_OPTIONS, defineCommand, runMain } from './lib/core/cli.ts';
+import { COMMON_OPTIONS, defineCommand, isMainModule, runMain } from './lib/core/cli.ts';
 import { renderCommand } from './lib/runtime/render-command.ts';
 import { BACKEND_IDS, BACKENDS, DEFAULT_APPS_FILE, LEGACY_APPS_FILE } from './lib/secrets/backend-id.ts';
 
@@ -53,8 +53,6 @@ Without --out or --check the resources are printed on stdout as one multi-docume
     }),
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

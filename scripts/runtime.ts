@@ -3,7 +3,14 @@
  *   setup  the one-time OpenBao setup (auth method, KV mount, per-app policy and role, initial values)
  *          run in the OpenBao pod through `kubectl exec -i`, the token and values on stdin only
  */
-import { COMMON_OPTIONS, defineCommand, defineGroup, numberFlag, runMain } from './lib/core/cli.ts';
+import {
+  COMMON_OPTIONS,
+  defineCommand,
+  defineGroup,
+  isMainModule,
+  numberFlag,
+  runMain,
+} from './lib/core/cli.ts';
 import { DEFAULT_APPS_FILE } from './lib/runtime/apps.ts';
 import { DEFAULT_STEP_TIMEOUT_S, openBaoSetup } from './lib/runtime/openbao-setup.ts';
 import { DEFAULT_SECRETS_FILE } from './lib/secrets/source.ts';
@@ -79,8 +86,6 @@ export const command = defineGroup({
   },
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

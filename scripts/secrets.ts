@@ -11,7 +11,7 @@
  * Each subcommand is defined beside its work: the SOPS file's own in lib/secrets/commands.ts, those that
  * read the cluster, the hosts or the bundle in lib/report/commands.ts.
  */
-import { defineGroup, runMain } from './lib/core/cli.ts';
+import { defineGroup, isMainModule, runMain } from './lib/core/cli.ts';
 import { check, rotate, status, where } from './lib/report/commands.ts';
 import { ENVIRONMENT, edit, init, recipients, set, USAGE } from './lib/secrets/commands.ts';
 
@@ -23,8 +23,6 @@ export const command = defineGroup({
   footer: ENVIRONMENT,
 });
 
-export const main = command.main;
-
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

@@ -3,7 +3,7 @@
  * Each subcommand is defined beside its work in lib/secrets/sops-commands.ts.
  * Run: node --import tsx scripts/sops.ts --help
  */
-import { defineGroup, runMain } from './lib/core/cli.ts';
+import { defineGroup, isMainModule, runMain } from './lib/core/cli.ts';
 import { decrypt, EXITS, execEnv, USAGE } from './lib/secrets/sops-commands.ts';
 
 export const command = defineGroup({
@@ -26,10 +26,8 @@ at most 200000 keys and list items in all.`,
   exits: EXITS,
 });
 
-export const main = command.main;
-
 // The plaintext goes to stdout untouched (that is what decrypt is for); errors go through runMain's
 // redacted error path with the conventional exit codes.
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   await runMain(command);
 }

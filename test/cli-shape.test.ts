@@ -145,13 +145,11 @@ describe('every entry has the same guard', () => {
       const text = readFileSync(join(PROJECT_ROOT, 'scripts', script), 'utf8');
       const lines = text.trimEnd().split('\n');
       expect(lines.length, `${script}: move its work into scripts/lib/`).toBeLessThanOrEqual(150);
-      expect(text, `${script} exports the main its guard runs`).toMatch(/^export const main\b/m);
+      expect(text, `${script} exports the command its guard runs`).toMatch(/^export const command\b/m);
       tails.set(script, lines.slice(-3).join('\n'));
     }
     const [guard] = tails.values();
-    expect(guard).toMatch(
-      /^if \(import\.meta\.url === `file:\/\/\$\{process\.argv\[1\]\}`\) \{\n {2}await runMain\(command\);\n\}$/,
-    );
+    expect(guard).toMatch(/^if \(isMainModule\(import\.meta\.url\)\) \{\n {2}await runMain\(command\);\n\}$/);
     for (const [script, tail] of tails) expect(tail, `${script}'s last three lines`).toBe(guard);
   });
 });

@@ -181,4 +181,34 @@ describe('the launcher', () => {
       expect(r.stderr).toMatch(/^error: .*\nhint: node bin\/run\.mjs scripts\/NAME\.ts/);
     }
   });
+
+  // An entry point runs only as the main module (isMainModule): that holds for a checkout whose path has a
+  // space (a module's URL is percent-encoded, argv[1] is not) and one reached through a symlink (argv[1] is
+  // the path as typed, the URL the real path), under tsx as through the launcher.
+  it('runs a command from a checkout whose path has a space, reached through a symlink', async () => {
+    const spaced = join(tempDir('sf-launcher-spaced-'), 'my checkout');
+    cpSync(root, spaced, { recursive: true, verbatimSymlinks: true });
+    const built = await node(['bin/build-bundles.mjs'], spaced);
+    expect(built.code, built.stderr).toBe(0);
+    const linked = join(tempDir('sf-launcher-link-'), 'link to checkout');
+    symlinkSync(spaced, linked);
+    for (const base of [spaced, linked]) {
+      const direct = await node(
+        ['--import', 'tsx', join(base, 'scripts/secrets.ts'), 'where', '--help'],
+        base,
+      );
+      expect(direct.code, direct.stderr).toBe(0);
+      expect(direct.stdout).toBe(help);
+      const log = join(tempDir('sf-launcher-log-'), 'loaded');
+      writeFileSync(log, '');
+      const launched = await node(
+        ['--import', loadLogger(log), 'bin/run.mjs', 'scripts/secrets.ts', 'where', '--help'],
+        base,
+      );
+      expect(launched.code, launched.stderr).toBe(0);
+      expect(launched.stdout).toBe(help);
+      const loaded = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+      expect(ran(spaced, { ...launched, loaded }, 'secrets.ts')).toBe('bundle');
+    }
+  });
 });

@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { closest } from './closest.ts';
 import { EXIT, exitCodeOf, InputError } from './errors.ts';
@@ -327,6 +329,22 @@ export function defineGroup(spec: {
       return sub.command.main(rest, out);
     },
   };
+}
+
+/**
+ * Whether the module at `url` (its `import.meta.url`) is the one node was started with: the guard every
+ * entry point ends with, so that importing a script runs nothing. argv[1] is the path as typed (a symlinked
+ * checkout, a space in a directory name) while a module's URL is its real path, percent-encoded; both are
+ * compared in that form.
+ */
+export function isMainModule(url: string): boolean {
+  const main = process.argv[1];
+  if (main === undefined) return false;
+  try {
+    return url === pathToFileURL(realpathSync(main)).href;
+  } catch {
+    return false;
+  }
 }
 
 /** How long the clean-up after an interrupt may take at the most (every registered step together). */
