@@ -1,7 +1,7 @@
 /**
- * The Bifrost engine against the docker simulator on the reference timeline (issue "bifrost-bootstrap"
- * §5), scaled by 0.2, each simulated docker call costing CALL_MS like a local docker CLI process. Side by
- * side in one run (issue "event-driven boot"):
+ * The Bifrost engine against the docker simulator on the reference health timeline (referenceTimeline
+ * in test/helpers/bifrost-fixture.ts), scaled by 0.2, each simulated docker call costing CALL_MS like a
+ * local docker CLI process. Side by side in one run:
  *   - the engine listening to one docker events stream (today's),
  *   - the same engine polling `docker inspect` (before), over a docker whose events stream fails,
  *   - the original bootstrap.sh's method: strictly sequential, `docker inspect` every 5 s (scaled).

@@ -1,5 +1,5 @@
 /**
- * provision-bifrost's SSH side against a loopback sshd (issue "provision-bifrost" §6): the first upload
+ * provision-bifrost's SSH side against a loopback sshd: the first upload
  * of the bundle, compared in the same run with `scp -r` and `rsync -a` of the same tree; a re-run with
  * nothing changed, SSH handshake included; the exec round trip on the open connection.
  * Goals: first upload ≤ scp -r (ratio ≤ 1.0); no-op re-run < 1.5 s; exec round trip < 15 ms median.

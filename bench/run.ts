@@ -1,5 +1,5 @@
 /**
- * Benchmarks for the bootstrap tier (issue "create-bootstrap-secrets"). Prints figures and their ratio
+ * Benchmarks for the bootstrap tier (create-bootstrap-secrets and the commands' start). Prints figures and their ratio
  * to the goal; never asserts. Goals on these 2-core machines:
  *   - an operator command's start (`just secrets-where --help`, `just create-secrets-dry-run`): median
  *     <= 2.5x `node -e 0`'s on the same machine, measured in turns so both see the same load

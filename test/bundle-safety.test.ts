@@ -1,5 +1,5 @@
 /**
- * Issue 8, the bundle's part: the local bundle cannot carry files from outside it (symlinks, FIFOs,
+ * The bundle's safety: the local bundle cannot carry files from outside it (symlinks, FIFOs,
  * sockets, devices), paths read back from the host are never trusted (a poisoned upload manifest), and
  * nothing goes live half-checked (the engine's bundle checks run before anything is uploaded).
  * Through the real CLI: first against a closed port (refused before connecting), then against a

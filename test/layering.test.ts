@@ -83,9 +83,9 @@ function sourceFiles(dir: string): string[] {
 /** Comments are dropped first: a doc comment that quotes an import is not one. */
 const stripComments = (text: string) => text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
 
-/** Static `import … from`, `export … from`, bare `import '…'` and dynamic `import('…')`. */
+/** Static `import … from`, `export … from`, bare `import '…'`, dynamic `import('…')` and `require('…')`. */
 const IMPORT =
-  /(?:\b(?:import|export)\b[^'";]*?\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])(\.{1,2}\/[^'"]+)\1/g;
+  /(?:\b(?:import|export)\b[^'";]*?\bfrom\s*|\b(?:import|require)\s*\(\s*|\bimport\s+)(['"`])(\.{1,2}\/[^'"`$]+)\1/g;
 
 function importEdges(): Array<{ from: string; to: string }> {
   const edges: Array<{ from: string; to: string }> = [];

@@ -1,5 +1,5 @@
 /**
- * Issue 10, "OpenSSH habits", through a real entry point (bifrost-bootstrap --dry-run reads the bundle
+ * OpenSSH habits, through a real entry point (bifrost-bootstrap --dry-run reads the bundle
  * over SFTP) against loopback sshds: ~/.ssh/config aliases, flags over the config, user@host:port,
  * ssh's default identities, an encrypted one without a terminal, ProxyJump/--jump through a second
  * sshd, a changed jump host key, StrictHostKeyChecking no, and the exit-2 message for a bad host spec.

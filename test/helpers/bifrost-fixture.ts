@@ -70,7 +70,7 @@ export function capturedOutput(): { out: Output; text: () => string } {
   };
 }
 
-/** The reference health timeline of the bench issue, in seconds, scaled. */
+/** The reference health timeline the bench measures against (bench/bifrost.ts), in seconds, scaled. */
 export function referenceTimeline(scaleMs: number) {
   const s = (sec: number) => ({ healthyAfterMs: sec * scaleMs });
   return {

@@ -12,7 +12,7 @@ import {
   valuesFor,
 } from '../../scripts/lib/secrets/schema.ts';
 
-// Every key the design page names (secrets-flow-page.md "Bootstrap Secrets"), plus the optional service token.
+// Every key the design page names (its "Bootstrap Secrets" section), plus the optional service token.
 const DESIGN_PAGE_KEYS = [
   'HCLOUD_TOKEN',
   'PROXMOX_PASSWORD',
