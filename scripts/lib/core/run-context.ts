@@ -1,8 +1,8 @@
 /**
  * What a running command shares with everything below it, in one RunContext per run:
  *
- * - the interrupt: SIGINT/SIGTERM abort one AbortSignal that executors, waits and the engine observe;
- *   work started after it is refused, work in flight is killed (remote commands get SIGKILL, local
+ * - the interrupt: SIGINT/SIGTERM reach every stop listener (`onStop`) that executors, waits and the
+ *   engine registered: work started after it is refused, work in flight is killed (remote commands get SIGKILL, local
  *   children SIGTERM then SIGKILL);
  * - clean-up: steps registered while they are needed (release the host lock, close the connection),
  *   run last-in first-out by runMain after an interrupt, each inside `cleanupScope` so that the
@@ -75,20 +75,15 @@ export class RunContext {
   /** The key of this run's fingerprints (FINGERPRINT_KEY), once a source provided it. */
   fingerprintKey: Buffer | undefined;
 
-  private readonly controller = new AbortController();
   private interruptedBy: StopSignal | undefined;
   private currentPhase: Phase | undefined;
   private cleanups: CleanupStep[] = [];
   private firstDrop: DroppedConnection | undefined;
   private framer: ((failure: Failure) => Failure) | undefined;
-  // A set of our own rather than the signal's listeners: dozens of requests in flight would trip
-  // Node's "possible EventTarget memory leak" warning on the AbortSignal.
+  // A set of our own rather than an AbortSignal's listeners: dozens of requests in flight would trip
+  // Node's "possible EventTarget memory leak" warning.
   private readonly stopListeners = new Set<() => void>();
   private readonly cleanupScope = new AsyncLocalStorage<boolean>();
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
 
   get interrupted(): StopSignal | undefined {
     return this.interruptedBy;
@@ -127,7 +122,6 @@ export class RunContext {
   interrupt(signal: StopSignal): void {
     if (this.interruptedBy) return;
     this.interruptedBy = signal;
-    this.controller.abort(new InterruptedError(signal));
     const listeners = [...this.stopListeners];
     this.stopListeners.clear();
     for (const fn of listeners) fn();
