@@ -8,6 +8,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -80,19 +81,20 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** Comments are dropped first: a doc comment that quotes an import is not one. */
-const stripComments = (text: string) => text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-
-/** Static `import … from`, `export … from`, bare `import '…'`, dynamic `import('…')` and `require('…')`. */
-const IMPORT =
-  /(?:\b(?:import|export)\b[^'";]*?\bfrom\s*|\b(?:import|require)\s*\(\s*|\bimport\s+)(['"`])(\.{1,2}\/[^'"`$]+)\1/g;
-
+/**
+ * Every relative module a file names: static `import … from`, `import type`, `export … from`, bare
+ * `import '…'`, dynamic `import('…')` (template strings included) and `require('…')`, read by TypeScript's
+ * own pre-processor, so a comment or a string that merely looks like an import is not one.
+ */
 function importEdges(): Array<{ from: string; to: string }> {
   const edges: Array<{ from: string; to: string }> = [];
   for (const path of sourceFiles(SCRIPTS)) {
     const from = relative(ROOT, path);
-    for (const match of stripComments(readFileSync(path, 'utf8')).matchAll(IMPORT)) {
-      edges.push({ from, to: relative(ROOT, resolve(dirname(path), match[2] as string)) });
+    const { importedFiles } = ts.preProcessFile(readFileSync(path, 'utf8'), true, true);
+    for (const { fileName } of importedFiles) {
+      if (fileName.startsWith('./') || fileName.startsWith('../')) {
+        edges.push({ from, to: relative(ROOT, resolve(dirname(path), fileName)) });
+      }
     }
   }
   return edges;
