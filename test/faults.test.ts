@@ -288,22 +288,23 @@ describe.skipIf(!sshd)('faults', () => {
       await dropDuring({ bytes: 1000 }, /^connecting$/);
     }, 90_000);
 
-    it('while reading the deploy record', async () => {
-      await dropDuring({ line: /^target /, slowFrom: /^source / }, /^reading the deploy record$/);
+    it('while taking the host lock', async () => {
+      await dropDuring({ line: /^target /, slowFrom: /^source / }, /^taking the host lock$/);
     }, 90_000);
 
-    it('while taking the host lock (after taking over a dead one)', async () => {
-      // A lock left by a run of this machine that is gone: the takeover notice is the cue.
+    it('while reading the deploy record (after taking over a dead lock)', async () => {
+      // A lock left by a run of this machine that is gone: the takeover notice is the cue. The lock is taken
+      // first and the host read after it, so the drop lands in the read (or at the lock's very end).
       const { execFileSync } = await import('node:child_process');
       execFileSync('mkdir', ['-m', '700', lockDir()]);
       writeFileSync(join(lockDir(), 'holder.json'), '{"holder":');
       execFileSync('touch', ['-d', '@1000000000', lockDir()]);
       if (process.getuid?.() === 0) execFileSync('chown', ['-R', host.server.user, lockDir()]);
       // The takeover writes the new record in the same host command, so the lock is complete when the
-      // notice prints: the drop lands there or in the next phase, and the re-run takes over this run's lock.
+      // notice prints, and the re-run takes over this run's lock.
       const { r } = await dropDuring(
         { line: /took over/, slowFrom: /^target / },
-        /^(taking the host lock|upload)$/,
+        /^(taking the host lock|reading the deploy record)$/,
         ['--force'],
       );
       expect(r.stderr).toMatch(/never completed its record/);

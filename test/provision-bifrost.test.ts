@@ -16,12 +16,18 @@ import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
 import { currentHolder } from '../scripts/lib/bifrost/lock.ts';
 import type { DockerSimulator, ServiceTimeline } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
-import { type BifrostTestHost, provisionOnTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
+import {
+  type BifrostTestHost,
+  provisionOnTestHost,
+  startBifrostTestHost,
+  startProvisionOnTestHost,
+} from './harness/bifrost-host.ts';
 import { findSshd, type SshdServer, sshCliArgs } from './harness/sshd.ts';
 import { bcryptCost, libcryptVerifies } from './helpers/bcrypt-check.ts';
 import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
 import { runScript } from './helpers/run-cli.ts';
+import { killWatchedRuns } from './helpers/watched-run.ts';
 
 const sshd = findSshd('provision-bifrost over a loopback sshd');
 
@@ -151,6 +157,55 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     expect(JSON.parse(r.stdout).bootstrap.steps).toContainEqual(
       expect.objectContaining({ id: 'netbird-mgmt-token', detail: expect.stringMatching(/already set/) }),
     );
+    // Back to the original value for the next tests.
+    expect((await provision()).exitCode).toBe(0);
+    expect(tokenLines()).toEqual(minted);
+  }, 90_000);
+
+  // Two runs of one host: the second waits for the lock (--lock-wait) while the first mints the token. What
+  // the second sends must start from the host as the first left it, so the host is read once the lock is
+  // held: a .secrets.env rendered from a read taken before the wait would drop the token and mint another.
+  it('a run that waited for the lock reads the host after it: the token the holder wrote is kept, not minted again', async () => {
+    const minted = tokenLines();
+    expect(minted).toHaveLength(1);
+    const secretsEnv = join(remoteDir, '.secrets.env');
+    const withToken = readFileSync(secretsEnv, 'utf8');
+    // The host as the holder found it: no token yet.
+    writeFileSync(secretsEnv, withToken.replace(/^NB_IDP_MGMT_TOKEN=.*\n/m, ''));
+    const lockDir = `${remoteDir}.lock`;
+    mkdirSync(lockDir);
+    writeFileSync(
+      join(lockDir, 'holder.json'),
+      JSON.stringify({
+        holder: 'alice@laptop',
+        pid: 4242,
+        since: new Date().toISOString(),
+        command: 'provision-bifrost',
+      }),
+    );
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
+    const since = sim.now();
+    const cf = `${(values.CLOUDFLARE_API_TOKEN ?? '').slice(0, -4)}WXYZ`;
+    const run = startProvisionOnTestHost(host, ['--lock-wait', '60'], {
+      ...values,
+      CLOUDFLARE_API_TOKEN: cf,
+    });
+    try {
+      await run.line(/lock {4}waiting up to \d+ s for .*held by alice@laptop/);
+      // The holder mints the token and releases the lock.
+      writeFileSync(secretsEnv, withToken);
+      rmSync(lockDir, { recursive: true });
+      const r = await run.done;
+      expect(r.stderr, r.stderr).not.toMatch(/^error:/m);
+      expect(r.exitCode).toBe(0);
+      expect(JSON.parse(r.stdout).upload.changed).toEqual(['.secrets.env']);
+      expect(sim.containers.get('traefik')?.env.CF_DNS_API_TOKEN).toBe(cf);
+      expect(akShellCalls(since)).toBe(0);
+      expect(tokenLines()).toEqual(minted);
+    } finally {
+      killWatchedRuns();
+      rmSync(lockDir, { recursive: true, force: true });
+    }
     // Back to the original value for the next tests.
     expect((await provision()).exitCode).toBe(0);
     expect(tokenLines()).toEqual(minted);

@@ -15,6 +15,7 @@ import {
 import { DockerSimulator, type ServiceTimeline } from '../../scripts/lib/sandbox/docker-simulator.ts';
 import { BUNDLE_SOURCE, referenceTimeline } from '../helpers/bifrost-fixture.ts';
 import { type CliRun, runScript } from '../helpers/run-cli.ts';
+import { startScript, type WatchedRun } from '../helpers/watched-run.ts';
 import { type SshdServer, sshCliArgs, startSshd } from './sshd.ts';
 
 export interface BifrostTestHost {
@@ -80,17 +81,13 @@ export async function startBifrostTestHost(
   };
 }
 
-/**
- * Runs provision-bifrost against `host` as the tests do: its sshd, remote dir, bundle copy and simulated
- * docker, secrets from the environment (`env`), JSON on stdout, the bootstrap's deadlines shortened.
- */
-export function provisionOnTestHost(
+/** provision-bifrost's argv and environment against `host` (see provisionOnTestHost). */
+function provisionCommand(
   host: BifrostTestHost,
   extra: readonly string[],
   env: Record<string, string>,
-): Promise<CliRun> {
-  return runScript(
-    'provision-bifrost.ts',
+): [string[], Record<string, string>] {
+  return [
     [
       ...sshCliArgs(host.server),
       '--remote-dir',
@@ -113,5 +110,26 @@ export function provisionOnTestHost(
       SECRETS_FLOW_TIME_SCALE: '0.05',
       ...env,
     },
-  );
+  ];
+}
+
+/**
+ * Runs provision-bifrost against `host` as the tests do: its sshd, remote dir, bundle copy and simulated
+ * docker, secrets from the environment (`env`), JSON on stdout, the bootstrap's deadlines shortened.
+ */
+export function provisionOnTestHost(
+  host: BifrostTestHost,
+  extra: readonly string[],
+  env: Record<string, string>,
+): Promise<CliRun> {
+  return runScript('provision-bifrost.ts', ...provisionCommand(host, extra, env));
+}
+
+/** The same, started in the background and watched line by line (watched-run.ts). */
+export function startProvisionOnTestHost(
+  host: BifrostTestHost,
+  extra: readonly string[],
+  env: Record<string, string>,
+): WatchedRun {
+  return startScript('provision-bifrost.ts', ...provisionCommand(host, extra, env));
 }

@@ -77,70 +77,93 @@ export async function provisionBifrost(flags: ProvisionFlags, out: Output, usage
   // 2. One SSH connection for everything.
   const executor = await openHost(flags);
   const work = async () => {
-    runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
     out.info(`target  ${executor.where}:${remoteDir}`);
     const { lockHost } = await import('./lock.ts');
     const { editedOnHost, MANIFEST, manifestSalt, parseManifest, planUpload, uploadBundle } = await import(
       './upload.ts'
     );
-    const [deployed, manifestText, hostEnv] = await Promise.all([
-      readDeployed(executor.files, remoteDir),
-      executor.files.readFile(`${remoteDir}/${MANIFEST}`),
-      readHostEnvState(executor, remoteDir),
-    ]);
-    // What goes up keeps the host's password hashes while they verify: an unchanged password sends nothing.
-    const { files } = keepHostHashes(input, hostEnv.texts);
-    const fp = HostFingerprints.forHost(loaded.values[FINGERPRINT_KEY], deployed, manifestSalt(manifestText));
-    const secretDigest = (data: Buffer) => fp.digest(data);
-    const { guarded, rotated } = checkGuardedSecrets(loaded.values, deployed, allowRotate, fp, hostEnv.texts);
-    for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
-    // The host's own state, not only our inputs: an env file unchanged here since it was sent but not as
-    // sent on the host is sent again (the manifest alone cannot show it; the upload names a bad manifest
-    // itself), and a missing NB_IDP_MGMT_TOKEN (a hand edit) makes the bootstrap run to mint it.
-    const resend = editedOnHost(
-      RENDERED_ENV_FILES,
-      files,
-      parseManifest(manifestText) ?? {},
-      hostEnv.texts,
-      secretDigest,
-    );
-    for (const file of resend) out.info(`host    ${file} was edited on the host; sending it again`);
-    const tokenMissing = hostEnv.tokenMissing;
-    if (tokenMissing && deployed)
-      out.info(`host    ${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}; the bootstrap mints it`);
-    // What goes up: .secrets.env keeps the host's token whenever it is sent (carryToken). Everything that
-    // compares (the manifest's digests, the deploy record's bundle digest) leaves that line out.
-    const toSend = files.map((f) =>
-      f.path === SECRETS_ENV
-        ? { ...f, content: carryToken(String(f.content), hostEnv.texts[SECRETS_ENV]) }
-        : f,
-    );
-    const uploadOptions = {
-      resend,
-      secretDigest,
-      salt: fp.salt,
-      onWarning: (line: string) => out.warn(line),
-    };
-
-    if (flags['dry-run']) {
-      const plan = await planUpload(executor, remoteDir, toSend, uploadOptions);
-      out.info(
-        `upload  ${plan.changed.length} changed: ${plan.changed.join(', ') || 'none'}; ${plan.unchanged.length} unchanged; ${plan.removed.length} removed`,
-      );
-      const wouldRun =
-        flags.force ||
-        plan.changed.length > 0 ||
-        plan.removed.length > 0 ||
-        tokenMissing ||
-        !sameBundle(fp, deployed, files);
-      out.info(`bootstrap  ${wouldRun ? 'would run' : 'would be skipped: nothing changed'}`);
-      out.result({ ok: true, dryRun: true, where: executor.where, remoteDir, ...plan, bootstrap: wouldRun });
-      return EXIT.ok;
+    // The lock first, then the host's state: a run that waited for another reads what that run left (its
+    // minted token, its deploy record), never a state from before the wait. A dry run changes nothing and
+    // takes no lock.
+    let lock: Awaited<ReturnType<typeof lockHost>> | undefined;
+    if (!flags['dry-run']) {
+      runContext.setPhase('taking the host lock', NOTHING_CHANGED);
+      lock = await lockHost(executor, remoteDir, 'provision-bifrost', lockWait, out);
     }
-
-    runContext.setPhase('taking the host lock', NOTHING_CHANGED);
-    const lock = await lockHost(executor, remoteDir, 'provision-bifrost', lockWait, out);
     const locked = async () => {
+      runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
+      const [deployed, manifestText, hostEnv] = await Promise.all([
+        readDeployed(executor.files, remoteDir),
+        executor.files.readFile(`${remoteDir}/${MANIFEST}`),
+        readHostEnvState(executor, remoteDir),
+      ]);
+      // What goes up keeps the host's password hashes while they verify: an unchanged password sends nothing.
+      const { files } = keepHostHashes(input, hostEnv.texts);
+      const fp = HostFingerprints.forHost(
+        loaded.values[FINGERPRINT_KEY],
+        deployed,
+        manifestSalt(manifestText),
+      );
+      const secretDigest = (data: Buffer) => fp.digest(data);
+      const { guarded, rotated } = checkGuardedSecrets(
+        loaded.values,
+        deployed,
+        allowRotate,
+        fp,
+        hostEnv.texts,
+      );
+      for (const key of rotated) out.warn(`${key} rotates (allowed by --allow-rotate)`);
+      // The host's own state, not only our inputs: an env file unchanged here since it was sent but not as
+      // sent on the host is sent again (the manifest alone cannot show it; the upload names a bad manifest
+      // itself), and a missing NB_IDP_MGMT_TOKEN (a hand edit) makes the bootstrap run to mint it.
+      const resend = editedOnHost(
+        RENDERED_ENV_FILES,
+        files,
+        parseManifest(manifestText) ?? {},
+        hostEnv.texts,
+        secretDigest,
+      );
+      for (const file of resend) out.info(`host    ${file} was edited on the host; sending it again`);
+      const tokenMissing = hostEnv.tokenMissing;
+      if (tokenMissing && deployed)
+        out.info(`host    ${SECRETS_ENV} holds no ${NB_IDP_MGMT_TOKEN}; the bootstrap mints it`);
+      // What goes up: .secrets.env keeps the host's token whenever it is sent (carryToken). Everything that
+      // compares (the manifest's digests, the deploy record's bundle digest) leaves that line out.
+      const toSend = files.map((f) =>
+        f.path === SECRETS_ENV
+          ? { ...f, content: carryToken(String(f.content), hostEnv.texts[SECRETS_ENV]) }
+          : f,
+      );
+      const uploadOptions = {
+        resend,
+        secretDigest,
+        salt: fp.salt,
+        onWarning: (line: string) => out.warn(line),
+      };
+
+      if (flags['dry-run']) {
+        const plan = await planUpload(executor, remoteDir, toSend, uploadOptions);
+        out.info(
+          `upload  ${plan.changed.length} changed: ${plan.changed.join(', ') || 'none'}; ${plan.unchanged.length} unchanged; ${plan.removed.length} removed`,
+        );
+        const wouldRun =
+          flags.force ||
+          plan.changed.length > 0 ||
+          plan.removed.length > 0 ||
+          tokenMissing ||
+          !sameBundle(fp, deployed, files);
+        out.info(`bootstrap  ${wouldRun ? 'would run' : 'would be skipped: nothing changed'}`);
+        out.result({
+          ok: true,
+          dryRun: true,
+          where: executor.where,
+          remoteDir,
+          ...plan,
+          bootstrap: wouldRun,
+        });
+        return EXIT.ok;
+      }
+
       // 3. Upload.
       runContext.setPhase(
         'upload',
@@ -199,10 +222,12 @@ export async function provisionBifrost(flags: ProvisionFlags, out: Output, usage
       out.result({ ok: true, where: executor.where, remoteDir, upload, bootstrap: result });
       return EXIT.ok;
     };
+    if (!lock) return locked();
+    const held = lock;
     // A failed release never hides the failure that came before it (withCleanup attaches it).
     return withCleanup(locked, async () => {
       runContext.setPhase('releasing the host lock');
-      await lock.release();
+      await held.release();
     });
   };
   return withCleanup(work, () => executor.close());
