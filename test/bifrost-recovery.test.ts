@@ -19,7 +19,7 @@ import { parseEnvFile } from '../scripts/lib/bifrost/env-file.ts';
 import { currentHolder } from '../scripts/lib/bifrost/lock.ts';
 import type { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
-import { type BifrostTestHost, startBifrostTestHost } from './harness/bifrost-host.ts';
+import { type BifrostTestHost, holdHostLock, startBifrostTestHost } from './harness/bifrost-host.ts';
 import { findSshd, type SshdServer, sshCliArgs } from './harness/sshd.ts';
 import { referenceTimeline } from './helpers/bifrost-fixture.ts';
 import { findLeaks } from './helpers/bootstrap-fixture.ts';
@@ -429,18 +429,7 @@ describe.skipIf(!sshd)('bifrost recovery commands', () => {
     expect(none.exitCode).toBe(0);
     expect(none.stdout).toContain('no lock');
 
-    const lockDir = `${remoteDir}.lock`;
-    mkdirSync(lockDir);
-    writeFileSync(
-      join(lockDir, 'holder.json'),
-      JSON.stringify({
-        holder: 'alice@laptop',
-        pid: 4242,
-        since: new Date(Date.now() - 3_600_000).toISOString(),
-        command: 'provision-bifrost',
-      }),
-    );
-    if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
+    const lockDir = holdHostLock(host, 3_600_000);
     try {
       // A mutating command stops at the lock, naming its holder and what the operator can do.
       const blocked = await bifrost(['render']);

@@ -18,6 +18,7 @@ import type { DockerSimulator, ServiceTimeline } from '../scripts/lib/sandbox/do
 import { sampleSecrets } from '../scripts/lib/sandbox/sample-secrets.ts';
 import {
   type BifrostTestHost,
+  holdHostLock,
   provisionOnTestHost,
   startBifrostTestHost,
   startProvisionOnTestHost,
@@ -172,18 +173,7 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
     const withToken = readFileSync(secretsEnv, 'utf8');
     // The host as the holder found it: no token yet.
     writeFileSync(secretsEnv, withToken.replace(/^NB_IDP_MGMT_TOKEN=.*\n/m, ''));
-    const lockDir = `${remoteDir}.lock`;
-    mkdirSync(lockDir);
-    writeFileSync(
-      join(lockDir, 'holder.json'),
-      JSON.stringify({
-        holder: 'alice@laptop',
-        pid: 4242,
-        since: new Date().toISOString(),
-        command: 'provision-bifrost',
-      }),
-    );
-    if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
+    const lockDir = holdHostLock(host);
     const since = sim.now();
     const cf = `${(values.CLOUDFLARE_API_TOKEN ?? '').slice(0, -4)}WXYZ`;
     const run = startProvisionOnTestHost(host, ['--lock-wait', '60'], {
@@ -323,18 +313,7 @@ describe.skipIf(!sshd)('provision-bifrost', () => {
   }, 60_000);
 
   it('stops when another run holds the host lock, naming the holder', async () => {
-    const lockDir = `${remoteDir}.lock`;
-    mkdirSync(lockDir);
-    writeFileSync(
-      join(lockDir, 'holder.json'),
-      JSON.stringify({
-        holder: 'alice@laptop',
-        pid: 4242,
-        since: new Date().toISOString(),
-        command: 'provision-bifrost',
-      }),
-    );
-    if (process.getuid?.() === 0) execFileSync('chown', ['-R', server.user, lockDir]);
+    const lockDir = holdHostLock(host);
     try {
       const r = await provision(['--force']);
       expect(r.stderr).toContain('alice@laptop');

@@ -4,7 +4,7 @@
  * for the operator side (leak checks look there).
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -132,4 +132,24 @@ export function startProvisionOnTestHost(
   env: Record<string, string>,
 ): WatchedRun {
   return startScript('provision-bifrost.ts', ...provisionCommand(host, extra, env));
+}
+
+/**
+ * Leaves the host's lock held by another machine's run (alice@laptop), as its take leaves it: the lock dir
+ * with its holder record, owned by the SSH user. `ageMs` back-dates the record. Returns the lock dir.
+ */
+export function holdHostLock(host: BifrostTestHost, ageMs = 0): string {
+  const lockDir = `${host.remoteDir}.lock`;
+  mkdirSync(lockDir);
+  writeFileSync(
+    join(lockDir, 'holder.json'),
+    JSON.stringify({
+      holder: 'alice@laptop',
+      pid: 4242,
+      since: new Date(Date.now() - ageMs).toISOString(),
+      command: 'provision-bifrost',
+    }),
+  );
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', host.server.user, lockDir]);
+  return lockDir;
 }
