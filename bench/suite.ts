@@ -16,9 +16,9 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { buildBundles } from '../bin/build-bundles.mjs';
 import { serveDockerSimulator, writeDockerSimWrapper } from '../scripts/lib/sandbox/docker-sim-server.ts';
 import { DockerSimulator } from '../scripts/lib/sandbox/docker-simulator.ts';
-import { buildScriptBundles } from '../test/helpers/script-bundles.ts';
 import { median } from './median.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -62,7 +62,7 @@ function line(name: string, figure: { wall: number; cpu: number }, against?: { w
 
 async function perStart(dir: string) {
   const bundles = join(dir, 'bundles');
-  await buildScriptBundles(bundles);
+  await buildBundles(bundles);
   const script = join(ROOT, 'scripts', 'secrets.ts');
   const env = { PATH: process.env.PATH ?? '', HOME: dir, NO_COLOR: '1' };
   const start =

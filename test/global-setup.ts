@@ -16,8 +16,9 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildBundles } from '../bin/build-bundles.mjs';
 import { LEDGER_ENV, readLedger } from './helpers/leak-ledger.ts';
-import { BUNDLES_ENV, buildScriptBundles } from './helpers/script-bundles.ts';
+import { BUNDLES_ENV } from './helpers/script-bundles.ts';
 
 const LEDGER_NAME = '.leak-ledger';
 /** The scripts' bundles for the run (test/helpers/script-bundles.ts), removed with the root. */
@@ -136,7 +137,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   const ledgerFile = join(root, LEDGER_NAME);
   writeFileSync(ledgerFile, '');
   const bundles = join(root, BUNDLES_NAME);
-  await buildScriptBundles(bundles);
+  await buildBundles(bundles);
   const previous = {
     TMPDIR: process.env.TMPDIR,
     [LEDGER_ENV]: process.env[LEDGER_ENV],

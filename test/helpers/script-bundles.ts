@@ -7,14 +7,10 @@
  * ways and requires the same output.
  */
 import { join } from 'node:path';
-import { buildBundles } from '../../bin/build-bundles.mjs';
 import { bundlesCurrent, SCRIPTS_DIR } from '../../bin/bundle-stamp.mjs';
 
 /** Where the run's bundles are, set by test/global-setup.ts for the workers. */
 export const BUNDLES_ENV = 'SECRETS_FLOW_TEST_BUNDLES';
-
-/** Bundles every `scripts/*.ts` into `outDir/<name>.mjs`. */
-export const buildScriptBundles: (outDir: string) => Promise<void> = buildBundles;
 
 /**
  * How to start `scripts/<script>`: its bundle when the run built them and no source changed since (a

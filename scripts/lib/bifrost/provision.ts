@@ -85,11 +85,11 @@ export async function provisionBifrost(flags: ProvisionFlags, out: Output, usage
     // The lock first, then the host's state: a run that waited for another reads what that run left (its
     // minted token, its deploy record), never a state from before the wait. A dry run changes nothing and
     // takes no lock.
-    let lock: Awaited<ReturnType<typeof lockHost>> | undefined;
-    if (!flags['dry-run']) {
+    const takeLock = () => {
       runContext.setPhase('taking the host lock', NOTHING_CHANGED);
-      lock = await lockHost(executor, remoteDir, 'provision-bifrost', lockWait, out);
-    }
+      return lockHost(executor, remoteDir, 'provision-bifrost', lockWait, out);
+    };
+    const lock = flags['dry-run'] ? undefined : await takeLock();
     const locked = async () => {
       runContext.setPhase('reading the deploy record', NOTHING_CHANGED);
       const [deployed, manifestText, hostEnv] = await Promise.all([
@@ -223,11 +223,10 @@ export async function provisionBifrost(flags: ProvisionFlags, out: Output, usage
       return EXIT.ok;
     };
     if (!lock) return locked();
-    const held = lock;
     // A failed release never hides the failure that came before it (withCleanup attaches it).
     return withCleanup(locked, async () => {
       runContext.setPhase('releasing the host lock');
-      await held.release();
+      await lock.release();
     });
   };
   return withCleanup(work, () => executor.close());
