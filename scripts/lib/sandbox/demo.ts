@@ -19,7 +19,7 @@ import { findOnPath } from '../exec/which.ts';
 import { planBootstrapSecrets } from '../kube/manifests.ts';
 import { BACKEND_IDS, DEFAULT_BACKEND } from '../secrets/backend-id.ts';
 import { registerSecrets } from '../secrets/registry.ts';
-import { encryptSops } from '../secrets/sops/index.ts';
+import { decryptSopsFile, encryptSops } from '../secrets/sops/index.ts';
 import { type DockerSimServer, serveDockerSimulator, writeDockerSimWrapper } from './docker-sim-server.ts';
 import { DockerSimulator, SANDBOX_TIME_SCALE, SANDBOX_TIMELINE } from './docker-simulator.ts';
 import { startFakeKubeApiServer } from './kube-apiserver.ts';
@@ -91,7 +91,6 @@ export async function demo(flags: { keep?: boolean }, out: Output): Promise<numb
       return EXIT.failed;
     }
     // An operator adds the hand-made keys with `sops`; the sandbox fills them with samples.
-    const { decryptSopsFile } = await import('../secrets/sops/index.ts');
     const generated = (await decryptSopsFile(secretsFile, { env })).documents[0] as Record<string, string>;
     // The decryptor registered the generated values; the samples are the demo's own.
     const samples = sampleSecrets();
